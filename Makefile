@@ -1,0 +1,163 @@
+# kcard — one GNU make build. `make` builds everything, `make check` builds
+# and runs every test, `make demo` shows the main job end to end.
+# Sources are found by wildcard: adding a file to a folder adds it to the build.
+
+BUILD    ?= build
+CC       ?= cc
+FUZZ_CC  ?= clang
+PKGS     := libcbor libcrypto hidapi-hidraw jansson
+TEST_PKGS := cmocka
+
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ifeq ($(SANITIZE),1)
+  BUILD   := build/san
+  OPT     := -O1 -g $(SAN_FLAGS)
+  LDSAN   := $(SAN_FLAGS)
+else
+  OPT     := -O2 -g
+  LDSAN   :=
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+TEST_CFLAGS := $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
+TEST_LIBS   := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
+
+CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 -I. $(OPT) $(PKG_CFLAGS)
+LDLIBS  := $(PKG_LIBS) -lpthread
+
+# libctaphid: every .c in ctaphid/
+LIB_SRCS := $(wildcard ctaphid/*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIB      := $(BUILD)/libctaphid.a
+
+# the virtual card's core: every .c in harness/vcard/ but the two mains
+VCARD_MAINS := harness/vcard/vcard_main.c harness/vcard/vcard_ctl.c
+VCARD_SRCS  := $(filter-out $(VCARD_MAINS),$(wildcard harness/vcard/*.c))
+VCARD_OBJS  := $(VCARD_SRCS:%.c=$(BUILD)/%.o)
+VCARD_LIB   := $(BUILD)/libvcard.a
+
+# programs: name -> sources
+RAWCTAP_SRCS := $(wildcard probe/rawctap*.c)
+PROBE_SRCS   := $(wildcard probe/fido2_probe*.c)
+PROGRAMS := $(BUILD)/bin/vcard $(BUILD)/bin/vcard-ctl
+ifneq ($(RAWCTAP_SRCS),)
+  PROGRAMS += $(BUILD)/bin/rawctap
+endif
+ifneq ($(PROBE_SRCS),)
+  PROGRAMS += $(BUILD)/bin/fido2-probe
+endif
+
+UNIT_SRCS  := $(wildcard tests/unit/*/test_*.c tests/unit/test_*.c)
+UNIT_BINS  := $(UNIT_SRCS:%.c=$(BUILD)/%)
+FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+BENCH_SRCS := $(wildcard bench/bench_*.c)
+BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+INTEROP_SRCS := $(wildcard tests/interop/*.c)
+INTEROP_BINS := $(INTEROP_SRCS:tests/interop/%.c=$(BUILD)/interop/%)
+
+.PHONY: all deps lib programs unit unit-san e2e check demo fuzz fuzz-build bench clean format \
+        format-check interop
+
+all: lib programs
+
+deps:
+	@sh ci/install-deps.sh
+
+lib: $(LIB)
+programs: $(PROGRAMS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(VCARD_LIB): $(VCARD_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/bin/vcard: $(BUILD)/harness/vcard/vcard_main.o $(VCARD_LIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bin/vcard-ctl: $(BUILD)/harness/vcard/vcard_ctl.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bin/rawctap: $(RAWCTAP_SRCS:%.c=$(BUILD)/%.o) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bin/fido2-probe: $(PROBE_SRCS:%.c=$(BUILD)/%.o) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+
+# unit tests: one cmocka program per test_*.c, linked with both libraries
+$(BUILD)/tests/unit/%: tests/unit/%.c $(VCARD_LIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) -o $@ $< $(VCARD_LIB) $(LIB) $(LDSAN) $(TEST_LIBS) $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(VCARD_LIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(VCARD_LIB) $(LIB) $(LDSAN) $(LDLIBS)
+
+$(BUILD)/interop/%: tests/interop/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(shell pkg-config --cflags libfido2) -o $@ $< $(LIB) $(LDSAN) \
+	    $(shell pkg-config --libs libfido2) $(LDLIBS)
+
+# libFuzzer targets: clang, both libraries rebuilt with coverage + ASan/UBSan
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer-no-link,address,undefined $(PKG_CFLAGS)
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=build/fuzz/obj/%.o) $(VCARD_SRCS:%.c=build/fuzz/obj/%.o)
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJS) $(LDLIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+# Each fuzzer for a bounded time (FUZZ_SECONDS, default 30), seeded from its corpus.
+FUZZ_SECONDS ?= 30
+fuzz: fuzz-build
+	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+
+unit: $(UNIT_BINS)
+	@sh tests/run-unit.sh $(UNIT_BINS)
+
+unit-san:
+	@$(MAKE) --no-print-directory SANITIZE=1 unit
+
+interop: $(INTEROP_BINS)
+
+e2e: all interop
+	@sh tests/e2e/run.sh $(BUILD)
+
+# The README's test command: install what is missing, build, run every test.
+check: deps
+	@$(MAKE) --no-print-directory all
+	@sh ci/check.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@sh ci/demo.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all $(BENCH_BINS)
+	@sh bench/run.sh $(BUILD)
+
+format:
+	clang-format -i $(shell git ls-files '*.c' '*.h')
+
+format-check:
+	clang-format --dry-run --Werror $(shell git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

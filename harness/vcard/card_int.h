@@ -1,0 +1,190 @@
+/* Internals of the virtual card's authenticator core, shared by card*.c only.
+ * Nothing outside harness/vcard/card*.c includes this. */
+#ifndef KCARD_VCARD_CARD_INT_H
+#define KCARD_VCARD_CARD_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <cbor.h>
+#include <openssl/evp.h>
+
+#include "harness/vcard/card.h"
+
+#define VC_MAX_MSG_SIZE 1200
+#define VC_MAX_CRED_IN_LIST 16
+#define VC_MAX_RK 50
+#define VC_MAX_COUNTERS 4096
+#define VC_RP_ID_MAX 255
+#define VC_USER_ID_MAX 64
+#define VC_NAME_MAX 64
+#define VC_PIN_RETRIES_MAX 8
+#define VC_PIN_MIN_LEN 4
+#define VC_PIN_BLOCK_LEN 64
+#define VC_PIN_BOOT_FAILS 3
+#define VC_TOKEN_LEN 32
+#define VC_FIRMWARE_VERSION 0x00010000
+#define VC_NEXT_ASSERTION_MS 30000
+
+/* Credential id: format(1) nonce(12) AES-256-GCM(plain) tag(16), with the
+ * rpIdHash as additional data, so an id only opens for the rp it was made
+ * for and any change to it is detected. */
+#define VC_CRED_FORMAT 0x01
+#define VC_CRED_NONCE_LEN 12
+#define VC_CRED_TAG_LEN 16
+#define VC_CRED_PLAIN_LEN 35 /* alg(1) credProtect(1) flags(1) private key(32) */
+#define VC_CRED_ID_LEN (1 + VC_CRED_NONCE_LEN + VC_CRED_PLAIN_LEN + VC_CRED_TAG_LEN) /* 64 */
+#define VC_CRED_FLAG_HMAC_SECRET 0x01
+#define VC_CRED_FLAG_RK 0x02
+
+#define VC_AUTH_FLAG_UP 0x01
+#define VC_AUTH_FLAG_UV 0x04
+#define VC_AUTH_FLAG_AT 0x40
+#define VC_AUTH_FLAG_ED 0x80
+
+/* A credential opened from its id. */
+struct vc_cred {
+    int alg; /* KC_COSE_ES256 or KC_COSE_EDDSA */
+    int cred_protect;
+    uint8_t flags;
+    uint8_t priv[32];
+    uint8_t id[VC_CRED_ID_LEN];
+};
+
+/* A resident (discoverable) credential: metadata plus its id; the private
+ * key lives wrapped inside the id, like every other credential. */
+struct vc_rk {
+    uint8_t id[VC_CRED_ID_LEN];
+    uint8_t rp_id_hash[32];
+    char rp_id[VC_RP_ID_MAX + 1];
+    uint8_t user_id[VC_USER_ID_MAX];
+    size_t user_id_len;
+    char user_name[VC_NAME_MAX + 1];
+    char display_name[VC_NAME_MAX + 1];
+    int cred_protect;
+    uint64_t seq; /* creation order: larger is newer */
+};
+
+/* signCount of one credential, keyed by a hash of its id. */
+struct vc_counter {
+    uint8_t key[16];
+    uint32_t count;
+};
+
+struct vc_pending {
+    bool active;
+    size_t idx[VC_MAX_RK]; /* indexes into rks, newest first */
+    size_t n, next;
+    uint8_t cdh[32];
+    uint8_t flags;
+    struct timespec deadline;
+};
+
+struct vc_card {
+    pthread_mutex_t mu;
+    struct vc_config cfg;
+    char *state_path;
+    struct vc_faults faults;
+
+    /* persistent */
+    uint8_t master_key[32];
+    EVP_PKEY *att_key;
+    uint8_t *att_cert;
+    size_t att_cert_len;
+    bool pin_set;
+    uint8_t pin_hash[16];
+    int pin_retries;
+    struct vc_rk rks[VC_MAX_RK];
+    size_t n_rk;
+    uint64_t next_seq;
+    struct vc_counter *ctrs;
+    size_t n_ctr;
+
+    /* per boot */
+    struct timespec boot;
+    int pin_boot_fails;
+    EVP_PKEY *ka_key;
+    uint8_t token[VC_TOKEN_LEN];
+    bool token_in_use;
+    uint8_t token_perms;
+    bool token_has_rp;
+    char token_rp[VC_RP_ID_MAX + 1];
+    struct vc_pending pending;
+};
+
+/* card.c */
+enum vc_up_result vc_ask_presence(struct vc_card *c, vc_presence_fn up, void *ctx);
+uint8_t vc_up_status(enum vc_up_result r); /* a CTAP2 status for a non-approval */
+void vc_now(struct timespec *ts);
+long long vc_ms_since(const struct timespec *t0);
+int vc_persist(struct vc_card *c); /* save state if a path is configured */
+/* Serialise item into resp after a zero status byte. */
+int vc_reply_item(cbor_item_t *item, uint8_t *resp, size_t cap, size_t *resp_len);
+void vc_reply_status(uint8_t status, uint8_t *resp, size_t *resp_len);
+
+/* card_cbor.c: building (ownership of k and v always taken) */
+bool vc_map_put(cbor_item_t *map, cbor_item_t *k, cbor_item_t *v);
+cbor_item_t *vc_cbor_int(int64_t v);
+cbor_item_t *vc_cbor_bytes(const uint8_t *p, size_t len);
+cbor_item_t *vc_cbor_text(const char *s);
+bool vc_array_push(cbor_item_t *arr, cbor_item_t *v);
+int vc_cbor_to_buf(const cbor_item_t *item, uint8_t **buf, size_t *len); /* free() */
+
+/* card_cbor.c: parsing. Each returns KC_CTAP2_OK or a CTAP2 status. */
+uint8_t vc_parse_request(const uint8_t *p, size_t len, cbor_item_t **out);
+cbor_item_t *vc_map_get_uint(const cbor_item_t *map, uint64_t key);
+cbor_item_t *vc_map_get_text(const cbor_item_t *map, const char *key);
+bool vc_item_int(const cbor_item_t *it, int64_t *v);
+bool vc_item_is_text(const cbor_item_t *it);
+bool vc_item_is_bytes(const cbor_item_t *it);
+/* Copies a text string into a NUL-terminated buffer, truncated at cap-1 bytes. */
+void vc_item_text_copy(const cbor_item_t *it, char *dst, size_t cap);
+bool vc_item_text_eq(const cbor_item_t *it, const char *s);
+/* Checks that every key of a top-level request map is an unsigned int. */
+uint8_t vc_check_uint_keys(const cbor_item_t *map);
+
+/* card_crypto.c */
+int vc_random(uint8_t *p, size_t len);
+int vc_sha256(const uint8_t *p, size_t len, uint8_t out[32]);
+int vc_cred_new(struct vc_card *c, int alg, int cred_protect, uint8_t flags,
+                const uint8_t rp_id_hash[32], struct vc_cred *out, EVP_PKEY **pkey);
+/* 0 if id is a credential of this card for this rp; -1 otherwise. */
+int vc_cred_open(const struct vc_card *c, const uint8_t *id, size_t id_len,
+                 const uint8_t rp_id_hash[32], struct vc_cred *out);
+EVP_PKEY *vc_cred_pkey(const struct vc_cred *cr);
+int vc_sign(struct vc_card *c, EVP_PKEY *key, int alg, const uint8_t *m1, size_t l1,
+            const uint8_t *m2, size_t l2, uint8_t *sig, size_t *sig_len);
+int vc_attest_generate(struct vc_card *c);
+int vc_p256_raw_pub(EVP_PKEY *k, uint8_t out[65]);
+/* Counters (by credential id) */
+uint32_t vc_counter_next(struct vc_card *c, const uint8_t *id, size_t id_len);
+void vc_counter_set(struct vc_card *c, const uint8_t *id, size_t id_len, uint32_t v);
+
+/* card_ctap2.c */
+uint8_t vc_make_credential(struct vc_card *c, const uint8_t *p, size_t len, uint8_t *resp,
+                           size_t cap, size_t *resp_len, vc_presence_fn up, void *ctx);
+uint8_t vc_get_assertion(struct vc_card *c, const uint8_t *p, size_t len, uint8_t *resp,
+                         size_t cap, size_t *resp_len, vc_presence_fn up, void *ctx);
+uint8_t vc_get_next_assertion(struct vc_card *c, uint8_t *resp, size_t cap, size_t *resp_len);
+
+/* card_pin.c */
+uint8_t vc_client_pin(struct vc_card *c, const uint8_t *p, size_t len, uint8_t *resp, size_t cap,
+                      size_t *resp_len);
+/* Checks pinUvAuthParam over cdh for permission perm and rp_id. */
+uint8_t vc_pin_check_param(struct vc_card *c, const cbor_item_t *param, const cbor_item_t *proto,
+                           const uint8_t cdh[32], uint8_t perm, const char *rp_id);
+int vc_pin_new_boot(struct vc_card *c);
+uint8_t vc_pin_proto_check(const cbor_item_t *proto, int *out);
+
+/* card_u2f.c */
+void vc_u2f(struct vc_card *c, const uint8_t *apdu, size_t len, uint8_t *resp, size_t cap,
+            size_t *resp_len, vc_presence_fn up, void *ctx);
+
+/* card_state.c */
+int vc_state_load(struct vc_card *c, char *err, size_t errlen); /* 1 loaded, 0 absent, -1 */
+int vc_state_save(struct vc_card *c);
+
+#endif

@@ -1,0 +1,669 @@
+/* rawctap: raw CTAP commands against one card, for hardware triage.
+ * Global options, the command table, device opening and the diagnosis of
+ * failures live here; each group of commands has its own rawctap_*.c. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctaphid/status.h"
+#include "ctaphid/transport.h"
+#include "probe/rawctap.h"
+
+static const struct rc_cmd rc_cmds[] = {
+    {"list", rc_cmd_list, "", "List FIDO devices (hidraw nodes with usage page 0xF1D0 and\n"
+                              "announced virtual cards)."},
+    {"init", rc_cmd_init, "",
+     "Run CTAPHID_INIT and print the channel, versions and capabilities."},
+    {"ping", rc_cmd_ping, "[--size N]",
+     "Send CTAPHID_PING with N random bytes (default 64, at most 7609) and check the echo.\n"
+     "  --size N        payload size in bytes"},
+    {"wink", rc_cmd_wink, "", "Ask the card to wink (CTAPHID_WINK)."},
+    {"info", rc_cmd_info, "", "authenticatorGetInfo: versions, AAGUID, options, PIN/UV protocols."},
+    {"make-credential", rc_cmd_make_credential,
+     "--rp-id ID [--user NAME] [--rk] [--uv] [--pin PIN | --pin-file F] [--cred-file F]",
+     "authenticatorMakeCredential; prints the credential id (base64url) and public key\n"
+     "and verifies the attestation statement.\n"
+     "  --rp-id ID      relying party id (required)\n"
+     "  --user NAME     user name (default \"rawctap\")\n"
+     "  --rk            ask for a discoverable (resident) credential\n"
+     "  --uv            ask for user verification\n"
+     "  --pin PIN       PIN for a pinUvAuthToken (also --pin-file F or $RAWCTAP_PIN)\n"
+     "  --cred-file F   save rp_id, cred_id, alg, public key and sign_count as JSON\n"
+     "  --pem           print the public key as PEM (default COSE hex)"},
+    {"get-assertion", rc_cmd_get_assertion,
+     "--rp-id ID [--cred-id B64 ... | --cred-file F] [--no-up] [--uv] [--pin PIN]",
+     "authenticatorGetAssertion; verifies the signature with the key saved by\n"
+     "make-credential --cred-file and checks that signCount increased (the file is\n"
+     "updated atomically).\n"
+     "  --rp-id ID      relying party id (default: the one in --cred-file)\n"
+     "  --cred-id B64   allow-list entry (base64url), repeatable\n"
+     "  --cred-file F   credential file written by make-credential\n"
+     "  --no-up         do not ask for user presence (up=false)\n"
+     "  --uv            ask for user verification\n"
+     "  --pin PIN       PIN for a pinUvAuthToken (also --pin-file F or $RAWCTAP_PIN)"},
+    {"selection", rc_cmd_selection, "", "authenticatorSelection: the card asks for presence."},
+    {"reset", rc_cmd_reset, "",
+     "authenticatorReset: erases every credential and the PIN (only allowed shortly\n"
+     "after power-up; needs presence)."},
+    {"pin", rc_cmd_pin, "status | set | change [--pin PIN] [--new-pin PIN]",
+     "ClientPIN. status: PIN set?, retries, protocols. set: set the first PIN\n"
+     "(--new-pin or $RAWCTAP_NEW_PIN). change: --pin old, --new-pin new.\n"
+     "  --pin PIN       current PIN (also --pin-file F or $RAWCTAP_PIN)\n"
+     "  --new-pin PIN   new PIN (also --new-pin-file F or $RAWCTAP_NEW_PIN)\n"
+     "  --protocol N    PIN/UV auth protocol 1 or 2 (default: the card's first)"},
+    {"u2f-register", rc_cmd_u2f_register, "[--app-id ID] [--key-file F]",
+     "CTAP1/U2F register over CTAPHID_MSG; verifies the fido-u2f attestation.\n"
+     "  --app-id ID     application id (hashed with SHA-256; default \"localhost\")\n"
+     "  --key-file F    save the key handle and public key as JSON"},
+    {"u2f-authenticate", rc_cmd_u2f_authenticate,
+     "[--app-id ID] (--key-file F | --key-handle B64) [--check-only]",
+     "CTAP1/U2F authenticate; verifies the signature with the key saved by u2f-register.\n"
+     "  --app-id ID       application id (default: the one in --key-file)\n"
+     "  --key-file F      file written by u2f-register\n"
+     "  --key-handle B64  key handle (base64url), without verification\n"
+     "  --check-only      only ask whether the key handle is the card's"},
+    {"cancel", rc_cmd_cancel, "[--after-ms N]",
+     "Start a makeCredential that needs presence and cancel it after N ms (default 500);\n"
+     "reports the card's answer (CTAP2_ERR_KEEPALIVE_CANCEL expected) and how long it took.\n"
+     "  --after-ms N    delay before CTAPHID_CANCEL\n"
+     "  --rp-id ID      relying party id (default \"rawctap.cancel\")"},
+};
+
+static const char rc_global_help[] =
+    "Usage: rawctap [OPTIONS] COMMAND [ARGS]\n"
+    "\n"
+    "Raw CTAP2/CTAP1 commands over CTAPHID for triage of FIDO security cards.\n"
+    "\n"
+    "Options (accepted before or after COMMAND):\n"
+    "  --device URI            hidraw:/dev/hidrawN, /dev/hidrawN, hidapi:PATH, hidapi:VID:PID,\n"
+    "                          udp:HOST:PORT[?local=PORT], replay:FILE or auto\n"
+    "                          (default $KCARD_DEVICE, else auto)\n"
+    "  --device-path PATH      a hidraw node, same as --device PATH\n"
+    "  --timeout-ms N          command phase: request sent until reply or presence prompt\n"
+    "                          (default 5000)\n"
+    "  --init-timeout-ms N     CTAPHID_INIT handshake (default 3000)\n"
+    "  --presence-timeout-ms N waiting for the person after the prompt (default 30000)\n"
+    "  --json                  results as one JSON object on stdout\n"
+    "  --trace[=FILE]          every report in and out (default stderr)\n"
+    "  --trace-format hex|json trace lines as hex (default) or JSON\n"
+    "  --alg es256|eddsa       credential algorithm (default es256)\n"
+    "  --ctap1-fallback        if CTAP2 is not offered or fails, try CTAP1/U2F (timed)\n"
+    "  -v, --verbose           explain decisions; repeat for more\n"
+    "  -h, --help              this help, or COMMAND --help\n"
+    "  --version               print the version\n"
+    "\n"
+    "Commands:\n";
+
+static const char rc_exit_help[] =
+    "\n"
+    "Exit status:\n"
+    "  0  success\n"
+    "  1  local failure (a file could not be read or written, out of memory)\n"
+    "  2  usage error\n"
+    "  3  transport: no device, permission denied, timeout (with phase and last packet),\n"
+    "     unplugged, or framing the card got wrong\n"
+    "  4  the card answered with a CTAP/CTAPHID/U2F error (its name printed) or lacks\n"
+    "     what the command needs\n"
+    "  5  verification failed: attestation, signature, rpIdHash, flags or signCount\n"
+    "\n"
+    "Keepalives are printed to stderr as they arrive. PINs are never printed.\n";
+
+const struct rc_cmd *rc_cmd_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(rc_cmds) / sizeof(rc_cmds[0]); i++)
+        if (strcmp(rc_cmds[i].name, name) == 0)
+            return &rc_cmds[i];
+    return NULL;
+}
+
+static void rc_print_global_help(FILE *fp)
+{
+    fputs(rc_global_help, fp);
+    for (size_t i = 0; i < sizeof(rc_cmds) / sizeof(rc_cmds[0]); i++)
+        fprintf(fp, "  %-17s %s\n", rc_cmds[i].name, rc_cmds[i].synopsis);
+    fputs(rc_exit_help, fp);
+}
+
+void rc_cmd_help(const struct rc_cmd *cmd)
+{
+    printf("Usage: rawctap [OPTIONS] %s %s\n\n%s\n", cmd->name, cmd->synopsis, cmd->help);
+    printf("\nGlobal options: see rawctap --help.\n");
+    fputs(rc_exit_help, stdout);
+}
+
+int rc_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "rawctap%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    const struct rc_cmd *c = cmd ? rc_cmd_find(cmd) : NULL;
+    if (c)
+        fprintf(stderr, "usage: rawctap [OPTIONS] %s %s\n", c->name, c->synopsis);
+    else
+        fprintf(stderr, "usage: rawctap [OPTIONS] COMMAND [ARGS]; see rawctap --help\n");
+    return RC_EXIT_USAGE;
+}
+
+static int rc_parse_ms(const char *opt, const char *arg, int *out)
+{
+    long v;
+    if (rc_parse_int(arg, 1, 3600000, &v) != 0)
+        return rc_usage_error(NULL, "%s wants milliseconds between 1 and 3600000, not '%s'", opt,
+                              arg ? arg : "");
+    *out = (int)v;
+    return 0;
+}
+
+int rc_global_opt(struct rc_ctx *ctx, int c, const char *arg, bool *want_help)
+{
+    switch (c) {
+    case RC_OPT_DEVICE:
+    case RC_OPT_DEVICE_PATH:
+        if (arg == NULL || *arg == '\0')
+            return rc_usage_error(NULL, "empty device");
+        ctx->uri = arg;
+        return 0;
+    case RC_OPT_TIMEOUT:
+        return rc_parse_ms("--timeout-ms", arg, &ctx->to.command_ms);
+    case RC_OPT_INIT_TIMEOUT:
+        return rc_parse_ms("--init-timeout-ms", arg, &ctx->to.init_ms);
+    case RC_OPT_PRESENCE_TIMEOUT:
+        return rc_parse_ms("--presence-timeout-ms", arg, &ctx->to.presence_ms);
+    case RC_OPT_JSON:
+        ctx->json = true;
+        return 0;
+    case RC_OPT_TRACE:
+        ctx->trace_on = true;
+        ctx->trace_file = (arg && *arg && strcmp(arg, "-") != 0) ? arg : NULL;
+        return 0;
+    case RC_OPT_TRACE_FORMAT:
+        if (strcmp(arg, "hex") == 0)
+            ctx->trace_format = KC_TRACE_HEX;
+        else if (strcmp(arg, "json") == 0)
+            ctx->trace_format = KC_TRACE_JSON;
+        else
+            return rc_usage_error(NULL, "--trace-format wants hex or json, not '%s'", arg);
+        return 0;
+    case RC_OPT_ALG:
+        if (strcasecmp(arg, "es256") == 0)
+            ctx->alg = KC_COSE_ES256;
+        else if (strcasecmp(arg, "eddsa") == 0 || strcasecmp(arg, "ed25519") == 0)
+            ctx->alg = KC_COSE_EDDSA;
+        else
+            return rc_usage_error(NULL, "--alg wants es256 or eddsa, not '%s'", arg);
+        return 0;
+    case RC_OPT_CTAP1_FALLBACK:
+        ctx->ctap1_fallback = true;
+        return 0;
+    case 'v':
+    case RC_OPT_VERBOSE:
+        ctx->verbose++;
+        return 0;
+    case 'h':
+    case RC_OPT_HELP:
+        *want_help = true;
+        return 0;
+    case RC_OPT_VERSION:
+        printf("rawctap %s\n", RAWCTAP_VERSION);
+        exit(RC_EXIT_OK);
+    default:
+        return -1;
+    }
+}
+
+int rc_parse_cmd(struct rc_ctx *ctx, int argc, char **argv, const char *shortopts,
+                 const struct option *longopts, rc_opt_fn on_opt, void *st, int *first_arg)
+{
+    static const struct option globals[] = {RC_GLOBAL_LONGOPTS};
+    const size_t nglobal = sizeof(globals) / sizeof(globals[0]);
+    size_t ncmd = 0;
+    while (longopts && longopts[ncmd].name)
+        ncmd++;
+    struct option *all = calloc(nglobal + ncmd + 1, sizeof(*all));
+    if (all == NULL)
+        return RC_EXIT_LOCAL;
+    memcpy(all, globals, sizeof(globals));
+    if (ncmd)
+        memcpy(all + nglobal, longopts, ncmd * sizeof(*all));
+
+    char shorts[64];
+    snprintf(shorts, sizeof(shorts), ":%s%s", RC_GLOBAL_SHORTOPTS, shortopts ? shortopts : "");
+
+    bool want_help = false;
+    int rv = 0;
+    int c;
+    optind = 0; /* full re-initialisation for glibc */
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, shorts, all, NULL)) != -1) {
+        int g;
+        if (c == '?') {
+            rv = rc_usage_error(argv[0], "unknown option '%s'", argv[optind - 1]);
+            break;
+        }
+        if (c == ':') {
+            rv = rc_usage_error(argv[0], "option '%s' needs a value", argv[optind - 1]);
+            break;
+        }
+        g = rc_global_opt(ctx, c, optarg, &want_help);
+        if (g > 0) {
+            rv = g;
+            break;
+        }
+        if (g == 0)
+            continue;
+        if (on_opt == NULL || (rv = on_opt(ctx, st, c, optarg)) != 0)
+            break;
+    }
+    free(all);
+    if (rv != 0)
+        return rv;
+    if (want_help) {
+        const struct rc_cmd *cmd = rc_cmd_find(argv[0]);
+        if (cmd)
+            rc_cmd_help(cmd);
+        return -1; /* help printed: caller exits 0 */
+    }
+    *first_arg = optind;
+    return 0;
+}
+
+/* ---- output ---- */
+
+double rc_secs_since(uint64_t t0_us)
+{
+    return (double)(kc_now_us() - t0_us) / 1e6;
+}
+
+void rc_info(struct rc_ctx *ctx, const char *fmt, ...)
+{
+    va_list ap;
+    (void)ctx;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+void rc_verbose(struct rc_ctx *ctx, int level, const char *fmt, ...)
+{
+    va_list ap;
+    if (ctx->verbose < level)
+        return;
+    fputs("rawctap: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+void rc_err(struct rc_ctx *ctx, const char *fmt, ...)
+{
+    va_list ap;
+    char msg[1024];
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "rawctap: %s\n", msg);
+    if (ctx->json && ctx->result && json_object_get(ctx->result, "error") == NULL)
+        json_object_set_new(ctx->result, "error", json_string(msg));
+}
+
+void rc_out_json(struct rc_ctx *ctx, const char *key, json_t *val, const char *text_val)
+{
+    if (ctx->json) {
+        if (val)
+            json_object_set_new(ctx->result, key, val);
+        return;
+    }
+    json_decref(val);
+    if (text_val)
+        printf("%s: %s\n", key, text_val);
+}
+
+void rc_out_str(struct rc_ctx *ctx, const char *key, const char *val)
+{
+    if (ctx->json)
+        json_object_set_new(ctx->result, key, val ? json_string(val) : json_null());
+    else
+        printf("%s: %s\n", key, val ? val : "(none)");
+}
+
+void rc_out_int(struct rc_ctx *ctx, const char *key, long long val)
+{
+    if (ctx->json)
+        json_object_set_new(ctx->result, key, json_integer(val));
+    else
+        printf("%s: %lld\n", key, val);
+}
+
+void rc_out_bool(struct rc_ctx *ctx, const char *key, bool val)
+{
+    if (ctx->json)
+        json_object_set_new(ctx->result, key, json_boolean(val));
+    else
+        printf("%s: %s\n", key, val ? "yes" : "no");
+}
+
+void rc_out_real(struct rc_ctx *ctx, const char *key, double val)
+{
+    if (ctx->json)
+        json_object_set_new(ctx->result, key, json_real(val));
+    else
+        printf("%s: %.3f\n", key, val);
+}
+
+void rc_out_hex(struct rc_ctx *ctx, const char *key, const uint8_t *buf, size_t len)
+{
+    char *hex = rc_hex_encode(buf, len);
+    rc_out_str(ctx, key, hex ? hex : "");
+    free(hex);
+}
+
+/* ---- device ---- */
+
+static void rc_on_keepalive(void *arg, uint8_t status, uint64_t elapsed_us)
+{
+    struct rc_ctx *ctx = arg;
+    double s = (double)elapsed_us / 1e6;
+    if (status == KC_KEEPALIVE_UPNEEDED) {
+        fprintf(stderr, "keepalive UPNEEDED +%.2fs: confirm on the card\n", s);
+        ctx->upneeded_said = true;
+    } else {
+        fprintf(stderr, "keepalive %s +%.2fs\n", kc_keepalive_name(status), s);
+    }
+    fflush(stderr);
+}
+
+static int rc_on_abort(void *arg)
+{
+    struct rc_ctx *ctx = arg;
+    return ctx->abort_fn ? ctx->abort_fn(ctx->abort_ctx) : 0;
+}
+
+int rc_exit_for(int err)
+{
+    if (err == KC_OK)
+        return RC_EXIT_OK;
+    if (err > 0)
+        return RC_EXIT_CTAP;
+    switch (err) {
+    case KC_ERR_NO_DEVICE:
+    case KC_ERR_PERMISSION:
+    case KC_ERR_IO:
+    case KC_ERR_TIMEOUT:
+    case KC_ERR_UNPLUGGED:
+    case KC_ERR_PROTOCOL:
+    case KC_ERR_CBOR:
+    case KC_ERR_TOO_LARGE:
+    case KC_ERR_ABORTED:
+        return RC_EXIT_TRANSPORT;
+    case KC_ERR_HID:
+    case KC_ERR_UNSUPPORTED:
+    case KC_ERR_NO_PIN_PROTOCOL:
+    case KC_ERR_U2F:
+        return RC_EXIT_CTAP;
+    case KC_ERR_VERIFY:
+        return RC_EXIT_VERIFY;
+    default:
+        return RC_EXIT_LOCAL;
+    }
+}
+
+static void rc_describe_last_packet(struct rc_ctx *ctx, char *buf, size_t len)
+{
+    const struct kc_last_packet *lp = ctx->dev ? kc_dev_last_packet(ctx->dev) : NULL;
+    if (lp == NULL || !lp->valid) {
+        snprintf(buf, len, "no packet from the card");
+        return;
+    }
+    if (lp->cmd == KC_HID_KEEPALIVE)
+        snprintf(buf, len, "last packet KEEPALIVE %s at +%.2fs", kc_keepalive_name(lp->status),
+                 (double)lp->at_us / 1e6);
+    else if (lp->cmd == KC_HID_ERROR)
+        snprintf(buf, len, "last packet ERROR %s at +%.2fs", kc_hid_err_name(lp->status),
+                 (double)lp->at_us / 1e6);
+    else
+        snprintf(buf, len, "last packet %s at +%.2fs", kc_hid_cmd_name(lp->cmd),
+                 (double)lp->at_us / 1e6);
+}
+
+static int rc_phase_timeout_ms(const struct rc_ctx *ctx, enum kc_phase ph)
+{
+    switch (ph) {
+    case KC_PHASE_INIT:
+        return ctx->to.init_ms;
+    case KC_PHASE_PRESENCE:
+        return ctx->to.presence_ms;
+    case KC_PHASE_CANCEL:
+        return ctx->to.cancel_ms;
+    default:
+        return ctx->to.command_ms;
+    }
+}
+
+static void rc_json_error(struct rc_ctx *ctx, const char *name, int code)
+{
+    if (!ctx->json)
+        return;
+    json_object_set_new(ctx->result, "ok", json_false());
+    json_object_set_new(ctx->result, "exit", json_integer(code));
+    if (name)
+        json_object_set_new(ctx->result, "error_name", json_string(name));
+}
+
+static int rc_fail_timeout(struct rc_ctx *ctx, const char *what)
+{
+    enum kc_phase ph = ctx->dev ? kc_dev_last_phase(ctx->dev) : KC_PHASE_NONE;
+    const struct kc_last_packet *lp = ctx->dev ? kc_dev_last_packet(ctx->dev) : NULL;
+    char pkt[128];
+    const char *why = "";
+    rc_describe_last_packet(ctx, pkt, sizeof(pkt));
+    double secs = (double)(kc_now_us() - ctx->t_op_us) / 1e6;
+    if (ph != KC_PHASE_NONE && ph != KC_PHASE_INIT)
+        secs = (double)rc_phase_timeout_ms(ctx, ph) / 1000.0;
+    if (ph == KC_PHASE_NONE)
+        ph = KC_PHASE_COMMAND;
+
+    switch (ph) {
+    case KC_PHASE_INIT:
+        why = " \xe2\x80\x94 the card does not answer CTAPHID_INIT (firmware or USB/VM "
+              "passthrough stuck: power-cycle and reattach the card)";
+        snprintf(pkt, sizeof(pkt), "no reply to INIT on the broadcast channel");
+        break;
+    case KC_PHASE_COMMAND:
+        if (lp && lp->valid && !kc_dev_saw_upneeded(ctx->dev))
+            why = " \xe2\x80\x94 the card never asked for presence (hang before the presence "
+                  "prompt)";
+        else if (lp == NULL || !lp->valid)
+            why = " \xe2\x80\x94 the card sent nothing after the request (hang before the "
+                  "presence prompt)";
+        break;
+    case KC_PHASE_PRESENCE:
+        why = " \xe2\x80\x94 the card asked for presence but nobody confirmed";
+        break;
+    case KC_PHASE_CANCEL:
+        why = " \xe2\x80\x94 the card did not acknowledge CTAPHID_CANCEL";
+        break;
+    default:
+        break;
+    }
+    const char *phname = ph == KC_PHASE_INIT ? "INIT" : kc_phase_name(ph);
+    rc_err(ctx, "%s: timeout in %s phase after %.2fs: %s%s", what, phname, secs, pkt, why);
+    if (ctx->json) {
+        json_object_set_new(ctx->result, "phase", json_string(phname));
+        json_object_set_new(ctx->result, "last_packet", json_string(pkt));
+    }
+    rc_json_error(ctx, "KC_ERR_TIMEOUT", RC_EXIT_TRANSPORT);
+    return RC_EXIT_TRANSPORT;
+}
+
+int rc_fail(struct rc_ctx *ctx, const char *what, int err)
+{
+    int code = rc_exit_for(err);
+    if (err == KC_ERR_TIMEOUT)
+        return rc_fail_timeout(ctx, what);
+    if (err > 0) {
+        rc_err(ctx, "%s: the card answered %s (0x%02x)", what, kc_ctap2_status_name((uint8_t)err),
+               err);
+        rc_json_error(ctx, kc_ctap2_status_name((uint8_t)err), code);
+        return code;
+    }
+    if (err == KC_ERR_HID && ctx->dev) {
+        uint8_t h = kc_dev_last_hid_error(ctx->dev);
+        rc_err(ctx, "%s: the card answered CTAPHID_ERROR %s (0x%02x)", what, kc_hid_err_name(h),
+               h);
+        rc_json_error(ctx, kc_hid_err_name(h), code);
+        return code;
+    }
+    struct kc_transport *t = ctx->dev ? kc_dev_transport(ctx->dev) : NULL;
+    if (t && t->last_error[0] && code == RC_EXIT_TRANSPORT)
+        rc_err(ctx, "%s: %s (%s)", what, kc_strerror(err), t->last_error);
+    else
+        rc_err(ctx, "%s: %s", what, kc_strerror(err));
+    rc_json_error(ctx, kc_err_name(err), code);
+    return code;
+}
+
+int rc_open(struct rc_ctx *ctx)
+{
+    char errbuf[512] = "";
+    struct kc_transport *t = NULL;
+    int r;
+
+    if (ctx->trace_on && ctx->trace_fp == NULL) {
+        ctx->trace_fp = ctx->trace_file ? fopen(ctx->trace_file, "w") : stderr;
+        if (ctx->trace_fp == NULL) {
+            rc_err(ctx, "cannot write trace file %s: %s", ctx->trace_file, strerror(errno));
+            return RC_EXIT_LOCAL;
+        }
+        kc_trace_init(&ctx->trace, ctx->trace_fp, ctx->trace_format);
+    }
+    rc_verbose(ctx, 1, "opening %s (init %d ms, command %d ms, presence %d ms)", ctx->uri,
+               ctx->to.init_ms, ctx->to.command_ms, ctx->to.presence_ms);
+    ctx->t_op_us = kc_now_us();
+    r = kc_transport_open(ctx->uri, &t, errbuf, sizeof(errbuf));
+    if (r != KC_OK) {
+        int code = rc_exit_for(r);
+        if (code != RC_EXIT_TRANSPORT)
+            code = RC_EXIT_TRANSPORT; /* any failure to open is the transport's */
+        rc_err(ctx, "cannot open %s: %s", ctx->uri, errbuf[0] ? errbuf : kc_strerror(r));
+        rc_json_error(ctx, kc_err_name(r), code);
+        return code;
+    }
+    if (strcmp(t->uri, ctx->uri) != 0)
+        rc_verbose(ctx, 1, "%s resolved to %s", ctx->uri, t->uri);
+    if (ctx->json)
+        json_object_set_new(ctx->result, "device", json_string(t->uri));
+    r = kc_dev_wrap(&ctx->dev, t, &ctx->to);
+    if (r != KC_OK) {
+        kc_transport_close(t);
+        return rc_fail(ctx, "open", r);
+    }
+    if (ctx->trace_on)
+        kc_dev_set_trace(ctx->dev, &ctx->trace);
+    kc_dev_set_keepalive_cb(ctx->dev, rc_on_keepalive, ctx);
+    kc_dev_set_abort_cb(ctx->dev, rc_on_abort, ctx);
+
+    struct kc_init_info info;
+    ctx->t_op_us = kc_now_us();
+    r = kc_dev_init(ctx->dev, &info);
+    if (r != KC_OK)
+        return rc_fail(ctx, "INIT", r);
+    rc_verbose(ctx, 1, "INIT ok in %.3fs: channel %08x, CTAPHID protocol %u, caps 0x%02x",
+               rc_secs_since(ctx->t_op_us), info.cid, info.protocol_version, info.capabilities);
+    return RC_EXIT_OK;
+}
+
+void rc_close(struct rc_ctx *ctx)
+{
+    if (ctx->dev) {
+        const struct kc_dev_stats *st = kc_dev_stats(ctx->dev);
+        if (st)
+            rc_verbose(ctx, 2,
+                       "reports out %llu in %llu, skipped other-cid %llu stale %llu, keepalives "
+                       "%llu, cancels %llu",
+                       (unsigned long long)st->reports_out, (unsigned long long)st->reports_in,
+                       (unsigned long long)st->skipped_other_cid,
+                       (unsigned long long)st->skipped_stale, (unsigned long long)st->keepalives,
+                       (unsigned long long)st->cancels_sent);
+        kc_dev_close(ctx->dev);
+        ctx->dev = NULL;
+    }
+}
+
+/* ---- main ---- */
+
+int main(int argc, char **argv)
+{
+    struct rc_ctx ctx;
+    bool want_help = false;
+    int c, rv;
+    static const struct option longopts[] = {RC_GLOBAL_LONGOPTS, {NULL, 0, NULL, 0}};
+
+    memset(&ctx, 0, sizeof(ctx));
+    kc_timeouts_default(&ctx.to);
+    ctx.alg = KC_COSE_ES256;
+    ctx.trace_format = KC_TRACE_HEX;
+    ctx.uri = getenv("KCARD_DEVICE");
+    if (ctx.uri == NULL || *ctx.uri == '\0')
+        ctx.uri = "auto";
+
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+:" RC_GLOBAL_SHORTOPTS, longopts, NULL)) != -1) {
+        if (c == '?')
+            return rc_usage_error(NULL, "unknown option '%s'", argv[optind - 1]);
+        if (c == ':')
+            return rc_usage_error(NULL, "option '%s' needs a value", argv[optind - 1]);
+        rv = rc_global_opt(&ctx, c, optarg, &want_help);
+        if (rv != 0)
+            return rv > 0 ? rv : RC_EXIT_USAGE;
+    }
+    if (optind >= argc) {
+        if (want_help) {
+            rc_print_global_help(stdout);
+            return RC_EXIT_OK;
+        }
+        rc_print_global_help(stderr);
+        return RC_EXIT_USAGE;
+    }
+    const struct rc_cmd *cmd = rc_cmd_find(argv[optind]);
+    if (cmd == NULL)
+        return rc_usage_error(NULL, "unknown command '%s'", argv[optind]);
+    if (want_help) {
+        rc_cmd_help(cmd);
+        return RC_EXIT_OK;
+    }
+
+    ctx.result = json_object();
+    if (ctx.result == NULL)
+        return RC_EXIT_LOCAL;
+    json_object_set_new(ctx.result, "command", json_string(cmd->name));
+
+    rv = cmd->run(&ctx, argc - optind, argv + optind);
+    bool print_json = ctx.json && rv != RC_EXIT_USAGE;
+    if (rv < 0) { /* --help after the command */
+        rv = RC_EXIT_OK;
+        print_json = false;
+    }
+
+    rc_close(&ctx);
+    if (ctx.trace_fp && ctx.trace_fp != stderr)
+        fclose(ctx.trace_fp);
+    if (print_json) {
+        if (json_object_get(ctx.result, "ok") == NULL)
+            json_object_set_new(ctx.result, "ok", json_boolean(rv == RC_EXIT_OK));
+        if (json_object_get(ctx.result, "exit") == NULL)
+            json_object_set_new(ctx.result, "exit", json_integer(rv));
+        char *s = json_dumps(ctx.result, JSON_COMPACT | JSON_SORT_KEYS);
+        if (s) {
+            puts(s);
+            free(s);
+        }
+    }
+    json_decref(ctx.result);
+    return rv;
+}

@@ -1,0 +1,173 @@
+/* rawctap internals: the shared run context, exit codes, output helpers and
+ * the command table. Only the rawctap*.c files include this. */
+#ifndef KCARD_PROBE_RAWCTAP_H
+#define KCARD_PROBE_RAWCTAP_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "ctaphid/io.h"
+#include "ctaphid/trace.h"
+
+#define RAWCTAP_VERSION "0.1.0"
+
+/* Exit codes: each means exactly one thing (documented in --help and rawctap.1). */
+enum rc_exit {
+    RC_EXIT_OK = 0,
+    RC_EXIT_LOCAL = 1,     /* local failure: a file, memory, the crypto library */
+    RC_EXIT_USAGE = 2,     /* bad command line */
+    RC_EXIT_TRANSPORT = 3, /* no device, permission, timeout, unplug, garbled framing */
+    RC_EXIT_CTAP = 4,      /* the card answered with an error status or lacks a feature */
+    RC_EXIT_VERIFY = 5,    /* a signature, counter or attestation check failed */
+};
+
+struct rc_ctx {
+    /* global options */
+    const char *uri;
+    struct kc_timeouts to;
+    bool json;
+    int verbose;
+    bool trace_on;
+    const char *trace_file; /* NULL: stderr */
+    enum kc_trace_format trace_format;
+    int alg; /* KC_COSE_ES256 or KC_COSE_EDDSA */
+    bool ctap1_fallback;
+
+    /* run state */
+    FILE *trace_fp;
+    struct kc_trace trace;
+    struct kc_dev *dev;
+    uint64_t t_op_us;  /* when the current operation started */
+    json_t *result;    /* the one JSON object printed with --json */
+    bool upneeded_said;
+    int (*abort_fn)(void *); /* optional abort poll (cancel command) */
+    void *abort_ctx;
+};
+
+/* Global options are accepted before and after the command name. */
+enum rc_global_opt {
+    RC_OPT_DEVICE = 1000,
+    RC_OPT_DEVICE_PATH,
+    RC_OPT_TIMEOUT,
+    RC_OPT_INIT_TIMEOUT,
+    RC_OPT_PRESENCE_TIMEOUT,
+    RC_OPT_JSON,
+    RC_OPT_TRACE,
+    RC_OPT_TRACE_FORMAT,
+    RC_OPT_ALG,
+    RC_OPT_CTAP1_FALLBACK,
+    RC_OPT_VERBOSE,
+    RC_OPT_HELP,
+    RC_OPT_VERSION,
+    RC_OPT_CMD_BASE = 2000, /* command-specific options start here */
+};
+
+#define RC_GLOBAL_LONGOPTS                                                                         \
+    {"device", required_argument, NULL, RC_OPT_DEVICE},                                            \
+        {"device-path", required_argument, NULL, RC_OPT_DEVICE_PATH},                              \
+        {"timeout-ms", required_argument, NULL, RC_OPT_TIMEOUT},                                   \
+        {"init-timeout-ms", required_argument, NULL, RC_OPT_INIT_TIMEOUT},                         \
+        {"presence-timeout-ms", required_argument, NULL, RC_OPT_PRESENCE_TIMEOUT},                 \
+        {"json", no_argument, NULL, RC_OPT_JSON},                                                  \
+        {"trace", optional_argument, NULL, RC_OPT_TRACE},                                          \
+        {"trace-format", required_argument, NULL, RC_OPT_TRACE_FORMAT},                            \
+        {"alg", required_argument, NULL, RC_OPT_ALG},                                              \
+        {"ctap1-fallback", no_argument, NULL, RC_OPT_CTAP1_FALLBACK},                              \
+        {"verbose", no_argument, NULL, RC_OPT_VERBOSE},                                            \
+        {"help", no_argument, NULL, RC_OPT_HELP},                                                  \
+        {"version", no_argument, NULL, RC_OPT_VERSION}
+
+/* Short options shared by every parser: -v (verbose), -h (help). */
+#define RC_GLOBAL_SHORTOPTS "vh"
+
+/* Handles a global option code inside any parser. Returns 0 when handled,
+ * RC_EXIT_USAGE on a bad value, -1 when c is not a global option. Sets
+ * *want_help for -h/--help. --version prints and exits. */
+int rc_global_opt(struct rc_ctx *ctx, int c, const char *arg, bool *want_help);
+
+struct rc_cmd {
+    const char *name;
+    int (*run)(struct rc_ctx *ctx, int argc, char **argv);
+    const char *synopsis; /* after the command name */
+    const char *help;     /* one paragraph, options one a line */
+};
+
+/* Command entry points (argv[0] is the command name). */
+int rc_cmd_list(struct rc_ctx *ctx, int argc, char **argv);
+int rc_cmd_init(struct rc_ctx *ctx, int argc, char **argv);
+int rc_cmd_ping(struct rc_ctx *ctx, int argc, char **argv);
+int rc_cmd_wink(struct rc_ctx *ctx, int argc, char **argv);
+int rc_cmd_cancel(struct rc_ctx *ctx, int argc, char **argv);
+int rc_cmd_info(struct rc_ctx *ctx, int argc, char **argv);
+int rc_cmd_make_credential(struct rc_ctx *ctx, int argc, char **argv);
+int rc_cmd_get_assertion(struct rc_ctx *ctx, int argc, char **argv);
+int rc_cmd_selection(struct rc_ctx *ctx, int argc, char **argv);
+int rc_cmd_reset(struct rc_ctx *ctx, int argc, char **argv);
+int rc_cmd_pin(struct rc_ctx *ctx, int argc, char **argv);
+int rc_cmd_u2f_register(struct rc_ctx *ctx, int argc, char **argv);
+int rc_cmd_u2f_authenticate(struct rc_ctx *ctx, int argc, char **argv);
+
+const struct rc_cmd *rc_cmd_find(const char *name);
+/* Prints the help of one command to stdout. */
+void rc_cmd_help(const struct rc_cmd *cmd);
+/* Prints "rawctap CMD: msg" and the synopsis to stderr; returns RC_EXIT_USAGE. */
+int rc_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Parse one command's options: merges the global options with the command's
+ * own (longopts ends with a zero entry). Calls on_opt for command options;
+ * returns 0 and sets *first_arg to the index of the first operand, or an
+ * exit code (RC_EXIT_USAGE; RC_EXIT_OK after printing --help). */
+typedef int (*rc_opt_fn)(struct rc_ctx *ctx, void *st, int c, const char *arg);
+int rc_parse_cmd(struct rc_ctx *ctx, int argc, char **argv, const char *shortopts,
+                 const struct option *longopts, rc_opt_fn on_opt, void *st, int *first_arg);
+
+/* Device: open the URI, attach trace and keepalive printing, run INIT.
+ * On failure prints the diagnosis and returns the exit code. */
+int rc_open(struct rc_ctx *ctx);
+void rc_close(struct rc_ctx *ctx);
+
+/* Turn a libctaphid result into an exit code, printing what went wrong
+ * (timeouts with their phase and the last packet seen). what names the step. */
+int rc_fail(struct rc_ctx *ctx, const char *what, int err);
+/* Exit code for a KC_* result without printing. */
+int rc_exit_for(int err);
+
+/* Output. Messages for people go to stderr; results to stdout as text, or
+ * collected into ctx->result and printed once as JSON. */
+void rc_info(struct rc_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void rc_verbose(struct rc_ctx *ctx, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void rc_err(struct rc_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A result field: printed "key: value" in text mode, stored in JSON mode. */
+void rc_out_str(struct rc_ctx *ctx, const char *key, const char *val);
+void rc_out_int(struct rc_ctx *ctx, const char *key, long long val);
+void rc_out_bool(struct rc_ctx *ctx, const char *key, bool val);
+void rc_out_real(struct rc_ctx *ctx, const char *key, double val);
+void rc_out_hex(struct rc_ctx *ctx, const char *key, const uint8_t *buf, size_t len);
+/* Store a JSON value (stolen) in JSON mode; in text mode print text_val. */
+void rc_out_json(struct rc_ctx *ctx, const char *key, json_t *val, const char *text_val);
+
+double rc_secs_since(uint64_t t0_us);
+
+/* Helpers (rawctap_util.c). */
+char *rc_b64url_encode(const uint8_t *buf, size_t len); /* malloc'd */
+int rc_b64url_decode(const char *s, uint8_t **out, size_t *out_len);
+char *rc_hex_encode(const uint8_t *buf, size_t len); /* malloc'd */
+int rc_hex_decode(const char *s, uint8_t **out, size_t *out_len);
+int rc_parse_int(const char *s, long min, long max, long *out);
+/* PIN from --pin, --pin-file or $RAWCTAP_PIN (in that order). Writes into
+ * buf (zero it with OPENSSL_cleanse after use). Returns 1 when a PIN was
+ * found, 0 when none, RC_EXIT_USAGE on a bad file. */
+int rc_pin_get(const char *pin_arg, const char *pin_file, char *buf, size_t cap);
+/* Write a file atomically (temp file in the same folder, fsync, rename). */
+int rc_write_atomic(const char *path, const char *data, size_t len);
+/* SHA-256 via EVP. */
+int rc_sha256(const void *buf, size_t len, uint8_t out[32]);
+int rc_random(uint8_t *buf, size_t len);
+
+#endif

@@ -1,0 +1,260 @@
+/* rawctap CTAPHID-level commands: init, ping, wink, cancel. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "ctaphid/ctap2.h"
+#include "ctaphid/status.h"
+#include "probe/rawctap.h"
+
+static int rc_no_operands(struct rc_ctx *ctx, int argc, char **argv)
+{
+    int first = 0;
+    int r = rc_parse_cmd(ctx, argc, argv, "", NULL, NULL, NULL, &first);
+    if (r != 0)
+        return r;
+    if (first < argc)
+        return rc_usage_error(argv[0], "unexpected argument '%s'", argv[first]);
+    return 0;
+}
+
+int rc_cmd_init(struct rc_ctx *ctx, int argc, char **argv)
+{
+    int r = rc_no_operands(ctx, argc, argv);
+    if (r != 0)
+        return r;
+    uint64_t t0 = kc_now_us();
+    if ((r = rc_open(ctx)) != 0)
+        return r;
+    double secs = rc_secs_since(t0);
+    const struct kc_init_info *ii = kc_dev_init_info(ctx->dev);
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%08x", ii->cid);
+    rc_out_str(ctx, "channel", buf);
+    rc_out_int(ctx, "protocol_version", ii->protocol_version);
+    snprintf(buf, sizeof(buf), "%u.%u.%u", ii->major, ii->minor, ii->build);
+    rc_out_str(ctx, "device_version", buf);
+    snprintf(buf, sizeof(buf), "0x%02x", ii->capabilities);
+    rc_out_str(ctx, "capabilities", buf);
+    rc_out_bool(ctx, "wink", (ii->capabilities & KC_HID_CAP_WINK) != 0);
+    rc_out_bool(ctx, "cbor", (ii->capabilities & KC_HID_CAP_CBOR) != 0);
+    rc_out_bool(ctx, "msg", (ii->capabilities & KC_HID_CAP_NMSG) == 0);
+    rc_out_real(ctx, "seconds", secs);
+    return RC_EXIT_OK;
+}
+
+struct rc_ping_opts {
+    long size;
+};
+
+static int rc_ping_opt(struct rc_ctx *ctx, void *st, int c, const char *arg)
+{
+    struct rc_ping_opts *o = st;
+    (void)ctx;
+    if (c == 's') {
+        if (rc_parse_int(arg, 0, KC_HID_MAX_MSG, &o->size) != 0)
+            return rc_usage_error("ping", "--size wants 0..%d, not '%s'", KC_HID_MAX_MSG, arg);
+        return 0;
+    }
+    return rc_usage_error("ping", "unexpected option");
+}
+
+int rc_cmd_ping(struct rc_ctx *ctx, int argc, char **argv)
+{
+    static const struct option lo[] = {{"size", required_argument, NULL, 's'},
+                                       {NULL, 0, NULL, 0}};
+    struct rc_ping_opts o = {.size = 64};
+    int first = 0;
+    int r = rc_parse_cmd(ctx, argc, argv, "s:", lo, rc_ping_opt, &o, &first);
+    if (r != 0)
+        return r;
+    if (first < argc)
+        return rc_usage_error(argv[0], "unexpected argument '%s'", argv[first]);
+
+    size_t n = (size_t)o.size;
+    uint8_t *data = malloc(n ? n : 1), *echo = malloc(n ? n : 1);
+    if (data == NULL || echo == NULL) {
+        free(data);
+        free(echo);
+        return RC_EXIT_LOCAL;
+    }
+    if (rc_random(data, n) != 0) {
+        free(data);
+        free(echo);
+        return RC_EXIT_LOCAL;
+    }
+    if ((r = rc_open(ctx)) != 0)
+        goto out;
+    size_t got = 0;
+    ctx->t_op_us = kc_now_us();
+    int e = kc_dev_ping(ctx->dev, data, n, echo, n ? n : 1, &got);
+    double secs = rc_secs_since(ctx->t_op_us);
+    if (e != KC_OK) {
+        r = rc_fail(ctx, "PING", e);
+        goto out;
+    }
+    if (got != n || (n && CRYPTO_memcmp(data, echo, n) != 0)) {
+        rc_err(ctx, "PING: echo differs (%zu bytes sent, %zu received)", n, got);
+        r = RC_EXIT_TRANSPORT;
+        goto out;
+    }
+    rc_out_int(ctx, "size", (long long)n);
+    rc_out_real(ctx, "seconds", secs);
+    if (secs > 0)
+        rc_out_real(ctx, "bytes_per_second", (double)(2 * n) / secs);
+    r = RC_EXIT_OK;
+out:
+    free(data);
+    free(echo);
+    return r;
+}
+
+int rc_cmd_wink(struct rc_ctx *ctx, int argc, char **argv)
+{
+    int r = rc_no_operands(ctx, argc, argv);
+    if (r != 0)
+        return r;
+    if ((r = rc_open(ctx)) != 0)
+        return r;
+    const struct kc_init_info *ii = kc_dev_init_info(ctx->dev);
+    if (!(ii->capabilities & KC_HID_CAP_WINK))
+        rc_verbose(ctx, 1, "card does not advertise CAPABILITY_WINK; sending WINK anyway");
+    ctx->t_op_us = kc_now_us();
+    int e = kc_dev_wink(ctx->dev);
+    if (e != KC_OK)
+        return rc_fail(ctx, "WINK", e);
+    rc_out_bool(ctx, "winked", true);
+    rc_out_real(ctx, "seconds", rc_secs_since(ctx->t_op_us));
+    return RC_EXIT_OK;
+}
+
+/* ---- cancel ---- */
+
+struct rc_cancel_state {
+    uint64_t start_us;
+    uint64_t after_us;
+    uint64_t fired_us; /* 0 until the abort fired */
+};
+
+static int rc_cancel_poll(void *arg)
+{
+    struct rc_cancel_state *s = arg;
+    uint64_t now = kc_now_us();
+    if (s->fired_us)
+        return 1;
+    if (now - s->start_us >= s->after_us) {
+        s->fired_us = now;
+        return 1;
+    }
+    return 0;
+}
+
+struct rc_cancel_opts {
+    long after_ms;
+    const char *rp_id;
+};
+
+static int rc_cancel_opt(struct rc_ctx *ctx, void *st, int c, const char *arg)
+{
+    struct rc_cancel_opts *o = st;
+    (void)ctx;
+    if (c == 'a') {
+        if (rc_parse_int(arg, 0, 600000, &o->after_ms) != 0)
+            return rc_usage_error("cancel", "--after-ms wants 0..600000, not '%s'", arg);
+        return 0;
+    }
+    if (c == 'r') {
+        o->rp_id = arg;
+        return 0;
+    }
+    return rc_usage_error("cancel", "unexpected option");
+}
+
+int rc_cmd_cancel(struct rc_ctx *ctx, int argc, char **argv)
+{
+    static const struct option lo[] = {{"after-ms", required_argument, NULL, 'a'},
+                                       {"rp-id", required_argument, NULL, 'r'},
+                                       {NULL, 0, NULL, 0}};
+    struct rc_cancel_opts o = {.after_ms = 500, .rp_id = "rawctap.cancel"};
+    int first = 0;
+    int r = rc_parse_cmd(ctx, argc, argv, "", lo, rc_cancel_opt, &o, &first);
+    if (r != 0)
+        return r;
+    if (first < argc)
+        return rc_usage_error(argv[0], "unexpected argument '%s'", argv[first]);
+    if ((r = rc_open(ctx)) != 0)
+        return r;
+
+    struct kc_cred_request req;
+    struct kc_attestation att;
+    uint8_t user_id[16];
+    kc_cred_request_init(&req);
+    memset(&att, 0, sizeof(att));
+    if (rc_random(req.client_data_hash, sizeof(req.client_data_hash)) != 0 ||
+        rc_random(user_id, sizeof(user_id)) != 0)
+        return RC_EXIT_LOCAL;
+    req.rp_id = o.rp_id;
+    req.user_id = user_id;
+    req.user_id_len = sizeof(user_id);
+    req.user_name = "rawctap-cancel";
+    req.algs[0] = ctx->alg;
+    req.n_algs = 1;
+
+    struct rc_cancel_state cs = {0};
+    cs.after_us = (uint64_t)o.after_ms * 1000;
+    /* the presence wait must outlast the cancel delay */
+    if (ctx->to.presence_ms < o.after_ms + 1000) {
+        ctx->to.presence_ms = (int)o.after_ms + 1000;
+        kc_dev_set_timeouts(ctx->dev, &ctx->to);
+    }
+    if (ctx->to.command_ms < o.after_ms + 1000) {
+        ctx->to.command_ms = (int)o.after_ms + 1000;
+        kc_dev_set_timeouts(ctx->dev, &ctx->to);
+    }
+    ctx->abort_fn = rc_cancel_poll;
+    ctx->abort_ctx = &cs;
+    rc_verbose(ctx, 1, "makeCredential for %s; CTAPHID_CANCEL after %ld ms", o.rp_id, o.after_ms);
+    cs.start_us = ctx->t_op_us = kc_now_us();
+    int e = kc_ctap2_make_credential(ctx->dev, &req, &att);
+    uint64_t end = kc_now_us();
+    ctx->abort_fn = NULL;
+    kc_attestation_free(&att);
+
+    double total = (double)(end - cs.start_us) / 1e6;
+    rc_out_int(ctx, "after_ms", o.after_ms);
+    rc_out_real(ctx, "seconds", total);
+    if (cs.fired_us) {
+        double answer = (double)(end - cs.fired_us) / 1e6;
+        rc_out_real(ctx, "cancel_answer_seconds", answer);
+    }
+    rc_out_bool(ctx, "cancel_sent", cs.fired_us != 0);
+    if (e == KC_CTAP2_ERR_KEEPALIVE_CANCEL) {
+        rc_out_str(ctx, "answer", kc_ctap2_status_name((uint8_t)e));
+        rc_info(ctx, "cancelled: the card answered %s %.3fs after CANCEL (%.3fs in all)",
+                kc_ctap2_status_name((uint8_t)e),
+                cs.fired_us ? (double)(end - cs.fired_us) / 1e6 : 0.0, total);
+        return RC_EXIT_OK;
+    }
+    if (e == KC_ERR_ABORTED) {
+        rc_out_str(ctx, "answer", "none");
+        rc_err(ctx, "cancel: CANCEL sent after %ld ms but the card did not answer "
+                    "CTAP2_ERR_KEEPALIVE_CANCEL within %d ms",
+               o.after_ms, ctx->to.cancel_ms);
+        if (ctx->json) {
+            json_object_set_new(ctx->result, "ok", json_false());
+            json_object_set_new(ctx->result, "error_name", json_string("KC_ERR_ABORTED"));
+        }
+        return RC_EXIT_TRANSPORT;
+    }
+    if (e == KC_OK) {
+        rc_out_str(ctx, "answer", "CTAP2_OK");
+        rc_err(ctx, "cancel: the operation completed (presence given) before CANCEL was sent");
+        if (ctx->json)
+            json_object_set_new(ctx->result, "ok", json_false());
+        return RC_EXIT_CTAP;
+    }
+    if (e > 0)
+        rc_out_str(ctx, "answer", kc_ctap2_status_name((uint8_t)e));
+    return rc_fail(ctx, "cancel", e);
+}

@@ -28,8 +28,8 @@ struct kc_authdata {
     /* attested credential data, when flags & KC_AD_AT */
     bool has_attested;
     uint8_t aaguid[KC_AAGUID_LEN];
-    const uint8_t *cred_id; /* points into the parsed buffer */
-    size_t cred_id_len;     /* 1..KC_CRED_ID_MAX */
+    const uint8_t *cred_id;  /* points into the parsed buffer */
+    size_t cred_id_len;      /* 1..KC_CRED_ID_MAX */
     const uint8_t *cose_key; /* the credentialPublicKey COSE_Key map, raw CBOR */
     size_t cose_key_len;
     /* extensions map, raw CBOR, when flags & KC_AD_ED */

@@ -26,8 +26,7 @@ int kc_cbor_bool(const cbor_item_t *item, bool *out);
 /* Definite byte string of min..max bytes; copied into out (cap >= max). */
 int kc_cbor_bytes(const cbor_item_t *item, size_t min, size_t max, uint8_t *out, size_t *len);
 /* Same, malloc'd (a zero-length string gives a 1-byte allocation). */
-int kc_cbor_bytes_dup(const cbor_item_t *item, size_t min, size_t max, uint8_t **out,
-                      size_t *len);
+int kc_cbor_bytes_dup(const cbor_item_t *item, size_t min, size_t max, uint8_t **out, size_t *len);
 /* Definite text string of at most cap - 1 bytes without NUL, NUL-terminated. */
 int kc_cbor_text(const cbor_item_t *item, char *out, size_t cap);
 int kc_cbor_text_dup(const cbor_item_t *item, size_t max, char **out);

@@ -360,6 +360,13 @@ static int decode_rsa(const struct cose_fields *f, struct kc_cose_key *out, char
                 RSA_MIN_BITS);
         goto done;
     }
+    /* OpenSSL's public check runs a randomised primality test on n, so the
+     * same bytes could pass once and fail the next time; these checks are
+     * deterministic and enough for verification (a bad n fails signatures). */
+    if (!BN_is_odd(n) || !BN_is_odd(e) || BN_is_one(e) || BN_cmp(e, n) >= 0) {
+        set_why(why, whylen, "RSA public key has an even modulus or an unusable exponent");
+        goto done;
+    }
     if ((bld = OSSL_PARAM_BLD_new()) == NULL ||
         OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) != 1 ||
         OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) != 1 ||
@@ -367,7 +374,7 @@ static int decode_rsa(const struct cose_fields *f, struct kc_cose_key *out, char
         r = KC_ERR_CRYPTO;
         goto done;
     }
-    if (!pkey_from_params("RSA", params, &pkey) || !public_check(pkey)) {
+    if (!pkey_from_params("RSA", params, &pkey)) {
         set_why(why, whylen, "RSA public key rejected by OpenSSL");
         goto done;
     }
@@ -416,8 +423,114 @@ int kc_cose_decode_item(const cbor_item_t *item, struct kc_cose_key *out)
     return kc_cose_decode_item_reason(item, out, NULL, 0);
 }
 
-int kc_cose_decode_reason(const uint8_t *buf, size_t len, struct kc_cose_key *out,
-                          size_t *consumed, char *why, size_t whylen)
+#define SCAN_MAX_DEPTH 24
+
+/* The argument of an initial byte: *val, or -1 for indefinite, or fail. */
+static int scan_arg(const uint8_t *buf, size_t len, size_t *off, uint8_t ai, uint64_t *val,
+                    int *indefinite)
+{
+    size_t n;
+
+    *indefinite = 0;
+    if (ai < 24) {
+        *val = ai;
+        return 0;
+    }
+    if (ai == 31) {
+        *indefinite = 1;
+        return 0;
+    }
+    if (ai > 27)
+        return -1;
+    n = (size_t)1 << (ai - 24); /* 1, 2, 4, 8 bytes */
+    if (len - *off < n)
+        return -1;
+    *val = 0;
+    for (size_t i = 0; i < n; i++)
+        *val = *val << 8 | buf[*off + i];
+    *off += n;
+    return 0;
+}
+
+static int scan_item(const uint8_t *buf, size_t len, size_t *off, int depth)
+{
+    uint8_t ib, major, ai;
+    uint64_t val = 0, items;
+    int indef;
+
+    if (depth > SCAN_MAX_DEPTH || *off >= len)
+        return -1;
+    ib = buf[(*off)++];
+    major = ib >> 5;
+    ai = ib & 0x1f;
+    if (scan_arg(buf, len, off, ai, &val, &indef) != 0)
+        return -1;
+    switch (major) {
+    case 0: /* unsigned */
+    case 1: /* negative */
+        return indef ? -1 : 0;
+    case 2: /* byte string */
+    case 3: /* text string */
+        if (!indef) {
+            if (val > len - *off)
+                return -1;
+            *off += (size_t)val;
+            return 0;
+        }
+        while (*off < len && buf[*off] != 0xff) {
+            /* chunks: definite strings of the same major type */
+            if ((buf[*off] >> 5) != major || (buf[*off] & 0x1f) == 31 ||
+                scan_item(buf, len, off, depth + 1) != 0)
+                return -1;
+        }
+        if (*off >= len)
+            return -1;
+        (*off)++;
+        return 0;
+    case 4: /* array */
+    case 5: /* map */
+        if (indef) {
+            size_t n = 0;
+            while (*off < len && buf[*off] != 0xff) {
+                if (scan_item(buf, len, off, depth + 1) != 0)
+                    return -1;
+                n++;
+            }
+            if (*off >= len || (major == 5 && n % 2 != 0))
+                return -1;
+            (*off)++;
+            return 0;
+        }
+        /* every element takes at least one byte */
+        if (val > len - *off || (major == 5 && val > (len - *off) / 2))
+            return -1;
+        items = major == 5 ? val * 2 : val;
+        for (uint64_t i = 0; i < items; i++)
+            if (scan_item(buf, len, off, depth + 1) != 0)
+                return -1;
+        return 0;
+    case 6: /* tag */
+        return indef ? -1 : scan_item(buf, len, off, depth + 1);
+    default:                   /* 7: simple values and floats; the argument was already skipped */
+        return indef ? -1 : 0; /* a lone "break" is not an item */
+    }
+}
+
+int kc_cbor_size_check(const uint8_t *buf, size_t len, size_t *item_len)
+{
+    size_t off = 0;
+
+    if (item_len != NULL)
+        *item_len = 0;
+    if (buf == NULL || scan_item(buf, len, &off, 0) != 0)
+        return KC_ERR_CBOR;
+    if (item_len != NULL)
+        *item_len = off;
+    return KC_OK;
+}
+
+int kc_cose_decode_reason(const uint8_t *buf, size_t len, struct kc_cose_key *out, size_t *consumed,
+                          char *why, size_t whylen)
 {
     struct cbor_load_result res;
     cbor_item_t *item;
@@ -430,6 +543,10 @@ int kc_cose_decode_reason(const uint8_t *buf, size_t len, struct kc_cose_key *ou
     if (buf == NULL || out == NULL) {
         set_why(why, whylen, "no input");
         return KC_ERR_INVALID_ARG;
+    }
+    if (kc_cbor_size_check(buf, len, NULL) != KC_OK) {
+        set_why(why, whylen, "COSE_Key is not well-formed CBOR");
+        return KC_ERR_CBOR;
     }
     item = cbor_load(buf, len, &res);
     if (item == NULL || res.error.code != CBOR_ERR_NONE) {
@@ -521,11 +638,23 @@ int kc_cose_key_from_pkey(EVP_PKEY *pkey, int alg, struct kc_cose_key *out)
     return KC_OK;
 }
 
+/* An integer item of the smallest width, as canonical CBOR requires. */
 static cbor_item_t *build_int(int64_t v)
 {
-    if (v >= 0)
-        return cbor_build_uint64((uint64_t)v);
-    return cbor_build_negint64((uint64_t)(-1 - v));
+    uint64_t u = v >= 0 ? (uint64_t)v : (uint64_t)(-1 - v);
+    cbor_item_t *item;
+
+    if (u <= UINT8_MAX)
+        item = cbor_build_uint8((uint8_t)u);
+    else if (u <= UINT16_MAX)
+        item = cbor_build_uint16((uint16_t)u);
+    else if (u <= UINT32_MAX)
+        item = cbor_build_uint32((uint32_t)u);
+    else
+        item = cbor_build_uint64(u);
+    if (item != NULL && v < 0)
+        cbor_mark_negint(item);
+    return item;
 }
 
 /* Append label -> value to the map; takes the value reference. */

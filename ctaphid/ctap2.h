@@ -150,7 +150,7 @@ struct kc_cred_request {
     const char *rp_id;   /* required */
     const char *rp_name; /* optional */
     const uint8_t *user_id;
-    size_t user_id_len; /* 1..64, required */
+    size_t user_id_len;            /* 1..64, required */
     const char *user_name;         /* optional */
     const char *user_display_name; /* optional */
     int algs[KC_MAX_ALGS];         /* pubKeyCredParams, preferred first */
@@ -217,13 +217,13 @@ struct kc_assertion {
     uint8_t *auth_data; /* malloc'd */
     size_t auth_data_len;
     struct kc_authdata ad; /* parsed view, points into auth_data */
-    uint8_t *signature; /* malloc'd */
+    uint8_t *signature;    /* malloc'd */
     size_t signature_len;
     bool has_user;
     uint8_t *user_id; /* malloc'd */
     size_t user_id_len;
-    char *user_name;         /* malloc'd, NULL when absent */
-    char *user_display_name; /* malloc'd, NULL when absent */
+    char *user_name;                /* malloc'd, NULL when absent */
+    char *user_display_name;        /* malloc'd, NULL when absent */
     uint64_t number_of_credentials; /* 0 when absent */
     bool user_selected;
     uint8_t *large_blob_key;

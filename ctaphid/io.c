@@ -15,6 +15,7 @@
 
 #define ABORT_POLL_MS 50
 #define MAX_REPORT_LEN 1024
+#define LATE_GRACE_US 20000u
 
 struct kc_dev {
     struct kc_transport *t;
@@ -83,8 +84,7 @@ int kc_frag_report(uint32_t cid, uint8_t cmd, const uint8_t *msg, size_t len, si
     size_t off, chunk;
 
     if (report == NULL || report_len < KC_HID_REPORT_LEN || len > KC_HID_MAX_MSG ||
-        (msg == NULL && len > 0) || index >= kc_frag_count(len) ||
-        (cmd & KC_HID_TYPE_INIT) == 0)
+        (msg == NULL && len > 0) || index >= kc_frag_count(len) || (cmd & KC_HID_TYPE_INIT) == 0)
         return KC_ERR_INVALID_ARG;
     memset(report, 0, report_len);
     put_be32(report, cid);
@@ -323,9 +323,11 @@ static int read_report(struct kc_dev *d, uint8_t *buf, uint64_t deadline_us, boo
             *aborted = true;
             return 0;
         }
-        if (now >= deadline_us)
+        /* A passed deadline still takes reports that are already there,
+         * but a device that never stops sending cannot hold the wait open. */
+        if (now >= deadline_us + LATE_GRACE_US)
             return 0;
-        left_ms = (deadline_us - now + 999) / 1000;
+        left_ms = now >= deadline_us ? 0 : (deadline_us - now + 999) / 1000;
         if (check_abort && d->abort_fn != NULL && left_ms > ABORT_POLL_MS)
             left_ms = ABORT_POLL_MS;
         rc = d->t->ops->read(d->t, buf, d->in_len, (int)left_ms);
@@ -340,6 +342,8 @@ static int read_report(struct kc_dev *d, uint8_t *buf, uint64_t deadline_us, boo
             kc_trace_report(d->trace, KC_TRACE_IN, buf, (size_t)rc);
             return rc;
         }
+        if (now >= deadline_us)
+            return 0;
     }
 }
 
@@ -347,7 +351,8 @@ static void note_packet(struct kc_dev *d, const uint8_t *report, size_t len)
 {
     d->last_packet.valid = true;
     d->last_packet.cmd = report[4];
-    d->last_packet.status = len > KC_HID_INIT_HDR && report[6] > 0 ? report[KC_HID_INIT_HDR] : 0;
+    d->last_packet.status =
+        len > KC_HID_INIT_HDR && (report[5] | report[6]) != 0 ? report[KC_HID_INIT_HDR] : 0;
     d->last_packet.at_us = elapsed_us(d);
 }
 
@@ -360,8 +365,7 @@ static void trace_skip(struct kc_dev *d, const char *why, const uint8_t *report,
     kc_trace_event(d->trace, "skip", 0, detail);
 }
 
-static int send_message(struct kc_dev *d, uint32_t cid, uint8_t cmd, const uint8_t *msg,
-                        size_t len)
+static int send_message(struct kc_dev *d, uint32_t cid, uint8_t cmd, const uint8_t *msg, size_t len)
 {
     uint8_t report[MAX_REPORT_LEN];
     size_t n = kc_frag_count(len);
@@ -545,7 +549,8 @@ static void cancel_and_drain(struct kc_dev *d, uint8_t cmd)
 static void on_keepalive(struct kc_dev *d, const uint8_t *report, size_t len, enum kc_phase *phase,
                          uint64_t *deadline)
 {
-    uint8_t status = len > KC_HID_INIT_HDR && report[6] > 0 ? report[KC_HID_INIT_HDR] : 0;
+    uint8_t status =
+        len > KC_HID_INIT_HDR && (report[5] | report[6]) != 0 ? report[KC_HID_INIT_HDR] : 0;
     uint64_t at = elapsed_us(d);
 
     d->stats.keepalives++;

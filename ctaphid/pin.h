@@ -40,8 +40,8 @@ enum kc_pin_key {
 /* A clientPIN request, encoded by kc_client_pin_encode. Zero/NULL fields are
  * omitted. */
 struct kc_client_pin_req {
-    int protocol; /* 0: omitted */
-    int subcmd;   /* KC_PIN_* */
+    int protocol;            /* 0: omitted */
+    int subcmd;              /* KC_PIN_* */
     EVP_PKEY *key_agreement; /* platform's public key, sent as COSE -25 */
     const uint8_t *pin_uv_auth_param;
     size_t pin_uv_auth_param_len;
@@ -75,8 +75,7 @@ struct kc_pin_retries {
 };
 /* getRetries (0x01); works with no PIN/UV protocol advertised (sent without) */
 int kc_pin_get_retries(struct kc_dev *d, const struct kc_info *info, struct kc_pin_retries *out);
-int kc_pin_get_uv_retries(struct kc_dev *d, const struct kc_info *info,
-                          struct kc_pin_retries *out);
+int kc_pin_get_uv_retries(struct kc_dev *d, const struct kc_info *info, struct kc_pin_retries *out);
 /* getKeyAgreement (0x02) for a given protocol; *peer is an owned P-256 key */
 int kc_pin_get_key_agreement(struct kc_dev *d, int protocol, EVP_PKEY **peer);
 /* setPIN (0x03) and changePIN (0x04); pins are UTF-8, 4..63 bytes */
@@ -87,8 +86,8 @@ int kc_pin_change(struct kc_dev *d, const struct kc_info *info, const char *old_
 int kc_pin_get_token(struct kc_dev *d, const struct kc_info *info, const char *pin,
                      struct kc_pin_token *tok);
 /* getPinUvAuthTokenUsingPinWithPermissions (0x09); rp_id may be NULL */
-int kc_pin_get_token_with_permissions(struct kc_dev *d, const struct kc_info *info,
-                                      const char *pin, uint8_t permissions, const char *rp_id,
+int kc_pin_get_token_with_permissions(struct kc_dev *d, const struct kc_info *info, const char *pin,
+                                      uint8_t permissions, const char *rp_id,
                                       struct kc_pin_token *tok);
 /* The token a command needs: subcommand 9 with permissions when the card has
  * the pinUvAuthToken option, getPinToken otherwise. */
@@ -99,7 +98,7 @@ int kc_pin_token_for(struct kc_dev *d, const struct kc_info *info, const char *p
 int kc_pinp2_encrypt_iv(const uint8_t *shared, size_t shared_len, const uint8_t iv[16],
                         const uint8_t *pt, size_t len, uint8_t *out, size_t cap, size_t *out_len);
 /* pinUvAuthParam = authenticate(token, msg): 16 bytes (p1) or 32 (p2) */
-int kc_pin_auth_param(const struct kc_pin_token *tok, const uint8_t *msg, size_t len,
-                      uint8_t *out, size_t *out_len);
+int kc_pin_auth_param(const struct kc_pin_token *tok, const uint8_t *msg, size_t len, uint8_t *out,
+                      size_t *out_len);
 
 #endif

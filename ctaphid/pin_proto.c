@@ -252,8 +252,7 @@ int kc_pinp_verify(int protocol, const uint8_t *key, size_t key_len, const uint8
 
     if (sig == NULL)
         return KC_ERR_INVALID_ARG;
-    if ((r = kc_pinp_authenticate(protocol, key, key_len, msg, len, expect, &expect_len)) !=
-        KC_OK)
+    if ((r = kc_pinp_authenticate(protocol, key, key_len, msg, len, expect, &expect_len)) != KC_OK)
         return r;
     r = (sig_len == expect_len && CRYPTO_memcmp(expect, sig, expect_len) == 0) ? KC_OK
                                                                                : KC_ERR_VERIFY;

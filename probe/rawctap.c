@@ -11,10 +11,10 @@
 #include "probe/rawctap.h"
 
 static const struct rc_cmd rc_cmds[] = {
-    {"list", rc_cmd_list, "", "List FIDO devices (hidraw nodes with usage page 0xF1D0 and\n"
-                              "announced virtual cards)."},
-    {"init", rc_cmd_init, "",
-     "Run CTAPHID_INIT and print the channel, versions and capabilities."},
+    {"list", rc_cmd_list, "",
+     "List FIDO devices (hidraw nodes with usage page 0xF1D0 and\n"
+     "announced virtual cards)."},
+    {"init", rc_cmd_init, "", "Run CTAPHID_INIT and print the channel, versions and capabilities."},
     {"ping", rc_cmd_ping, "[--size N]",
      "Send CTAPHID_PING with N random bytes (default 64, at most 7609) and check the echo.\n"
      "  --size N        payload size in bytes"},
@@ -99,8 +99,8 @@ static const char rc_exit_help[] =
     "\n"
     "Exit status:\n"
     "  0  success\n"
-    "  1  local failure (a file could not be read or written, out of memory)\n"
-    "  2  usage error\n"
+    "  1  local failure (a file could not be written, out of memory, crypto library)\n"
+    "  2  usage error (bad command line, unreadable credential or PIN file)\n"
     "  3  transport: no device, permission denied, timeout (with phase and last packet),\n"
     "     unplugged, or framing the card got wrong\n"
     "  4  the card answered with a CTAP/CTAPHID/U2F error (its name printed) or lacks\n"
@@ -120,8 +120,14 @@ const struct rc_cmd *rc_cmd_find(const char *name)
 static void rc_print_global_help(FILE *fp)
 {
     fputs(rc_global_help, fp);
-    for (size_t i = 0; i < sizeof(rc_cmds) / sizeof(rc_cmds[0]); i++)
-        fprintf(fp, "  %-17s %s\n", rc_cmds[i].name, rc_cmds[i].synopsis);
+    for (size_t i = 0; i < sizeof(rc_cmds) / sizeof(rc_cmds[0]); i++) {
+        const char *help = rc_cmds[i].help;
+        int first_line = (int)strcspn(help, "\n");
+        if (rc_cmds[i].synopsis[0])
+            fprintf(fp, "  %-17s %s\n", rc_cmds[i].name, rc_cmds[i].synopsis);
+        else
+            fprintf(fp, "  %-17s %.*s\n", rc_cmds[i].name, first_line, help);
+    }
     fputs(rc_exit_help, fp);
 }
 
@@ -369,6 +375,9 @@ static void rc_on_keepalive(void *arg, uint8_t status, uint64_t elapsed_us)
 {
     struct rc_ctx *ctx = arg;
     double s = (double)elapsed_us / 1e6;
+    ctx->ka_valid = true;
+    ctx->ka_status = status;
+    ctx->ka_at_us = elapsed_us;
     if (status == KC_KEEPALIVE_UPNEEDED) {
         fprintf(stderr, "keepalive UPNEEDED +%.2fs: confirm on the card\n", s);
         ctx->upneeded_said = true;
@@ -417,18 +426,31 @@ static void rc_describe_last_packet(struct rc_ctx *ctx, char *buf, size_t len)
 {
     const struct kc_last_packet *lp = ctx->dev ? kc_dev_last_packet(ctx->dev) : NULL;
     if (lp == NULL || !lp->valid) {
-        snprintf(buf, len, "no packet from the card");
+        if (ctx->ka_valid)
+            snprintf(buf, len, "last packet KEEPALIVE %s at +%.2fs",
+                     kc_keepalive_name(ctx->ka_status), (double)ctx->ka_at_us / 1e6);
+        else
+            snprintf(buf, len, "no packet from the card");
         return;
     }
-    if (lp->cmd == KC_HID_KEEPALIVE)
+    if (lp->cmd == KC_HID_KEEPALIVE) {
         snprintf(buf, len, "last packet KEEPALIVE %s at +%.2fs", kc_keepalive_name(lp->status),
                  (double)lp->at_us / 1e6);
-    else if (lp->cmd == KC_HID_ERROR)
+    } else if (ctx->ka_valid && ctx->ka_at_us <= lp->at_us &&
+               (lp->cmd == KC_HID_CBOR || lp->cmd == KC_HID_MSG)) {
+        /* the library noted the card's answer to our CANCEL: report the
+         * keepalive that came before the deadline, and the answer after */
+        snprintf(buf, len, "last packet KEEPALIVE %s at +%.2fs (after CANCEL the card answered %s)",
+                 kc_keepalive_name(ctx->ka_status), (double)ctx->ka_at_us / 1e6,
+                 lp->cmd == KC_HID_CBOR ? kc_ctap2_status_name(lp->status)
+                                        : kc_hid_cmd_name(lp->cmd));
+    } else if (lp->cmd == KC_HID_ERROR) {
         snprintf(buf, len, "last packet ERROR %s at +%.2fs", kc_hid_err_name(lp->status),
                  (double)lp->at_us / 1e6);
-    else
+    } else {
         snprintf(buf, len, "last packet %s at +%.2fs", kc_hid_cmd_name(lp->cmd),
                  (double)lp->at_us / 1e6);
+    }
 }
 
 static int rc_phase_timeout_ms(const struct rc_ctx *ctx, enum kc_phase ph)
@@ -475,7 +497,12 @@ static int rc_fail_timeout(struct rc_ctx *ctx, const char *what)
         snprintf(pkt, sizeof(pkt), "no reply to INIT on the broadcast channel");
         break;
     case KC_PHASE_COMMAND:
-        if (lp && lp->valid && !kc_dev_saw_upneeded(ctx->dev))
+        if (ctx->in_ctap1)
+            why = " \xe2\x80\x94 the card was still working on the CTAP1 request (slow CTAP1: "
+                  "raise --timeout-ms)";
+        else if (!ctx->presence_cmd)
+            why = (lp && lp->valid) ? "" : " \xe2\x80\x94 the card sent nothing after the request";
+        else if (lp && lp->valid && !kc_dev_saw_upneeded(ctx->dev))
             why = " \xe2\x80\x94 the card never asked for presence (hang before the presence "
                   "prompt)";
         else if (lp == NULL || !lp->valid)
@@ -492,7 +519,14 @@ static int rc_fail_timeout(struct rc_ctx *ctx, const char *what)
         break;
     }
     const char *phname = ph == KC_PHASE_INIT ? "INIT" : kc_phase_name(ph);
-    rc_err(ctx, "%s: timeout in %s phase after %.2fs: %s%s", what, phname, secs, pkt, why);
+    char extra[160] = "";
+    const struct kc_dev_stats *st = ctx->dev ? kc_dev_stats(ctx->dev) : NULL;
+    if (st && st->skipped_other_cid > 0)
+        snprintf(extra, sizeof(extra),
+                 "; %llu report(s) arrived on other channels (does the card answer on the "
+                 "wrong channel?)",
+                 (unsigned long long)st->skipped_other_cid);
+    rc_err(ctx, "%s: timeout in %s phase after %.2fs: %s%s%s", what, phname, secs, pkt, why, extra);
     if (ctx->json) {
         json_object_set_new(ctx->result, "phase", json_string(phname));
         json_object_set_new(ctx->result, "last_packet", json_string(pkt));
@@ -514,8 +548,7 @@ int rc_fail(struct rc_ctx *ctx, const char *what, int err)
     }
     if (err == KC_ERR_HID && ctx->dev) {
         uint8_t h = kc_dev_last_hid_error(ctx->dev);
-        rc_err(ctx, "%s: the card answered CTAPHID_ERROR %s (0x%02x)", what, kc_hid_err_name(h),
-               h);
+        rc_err(ctx, "%s: the card answered CTAPHID_ERROR %s (0x%02x)", what, kc_hid_err_name(h), h);
         rc_json_error(ctx, kc_hid_err_name(h), code);
         return code;
     }
@@ -658,7 +691,7 @@ int main(int argc, char **argv)
             json_object_set_new(ctx.result, "ok", json_boolean(rv == RC_EXIT_OK));
         if (json_object_get(ctx.result, "exit") == NULL)
             json_object_set_new(ctx.result, "exit", json_integer(rv));
-        char *s = json_dumps(ctx.result, JSON_COMPACT | JSON_SORT_KEYS);
+        char *s = json_dumps(ctx.result, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(6));
         if (s) {
             puts(s);
             free(s);

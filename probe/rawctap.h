@@ -42,9 +42,14 @@ struct rc_ctx {
     FILE *trace_fp;
     struct kc_trace trace;
     struct kc_dev *dev;
-    uint64_t t_op_us;  /* when the current operation started */
-    json_t *result;    /* the one JSON object printed with --json */
+    uint64_t t_op_us; /* when the current operation started */
+    json_t *result;   /* the one JSON object printed with --json */
     bool upneeded_said;
+    bool presence_cmd; /* the command under way may ask for presence */
+    bool in_ctap1;     /* a CTAP1/U2F exchange is under way (for the diagnosis) */
+    bool ka_valid;     /* the last keepalive seen, as the callback got it */
+    uint8_t ka_status;
+    uint64_t ka_at_us;
     int (*abort_fn)(void *); /* optional abort poll (cancel command) */
     void *abort_ctx;
 };
@@ -78,9 +83,10 @@ enum rc_global_opt {
         {"trace-format", required_argument, NULL, RC_OPT_TRACE_FORMAT},                            \
         {"alg", required_argument, NULL, RC_OPT_ALG},                                              \
         {"ctap1-fallback", no_argument, NULL, RC_OPT_CTAP1_FALLBACK},                              \
-        {"verbose", no_argument, NULL, RC_OPT_VERBOSE},                                            \
-        {"help", no_argument, NULL, RC_OPT_HELP},                                                  \
-        {"version", no_argument, NULL, RC_OPT_VERSION}
+        {"verbose", no_argument, NULL, RC_OPT_VERBOSE}, {"help", no_argument, NULL, RC_OPT_HELP},  \
+    {                                                                                              \
+        "version", no_argument, NULL, RC_OPT_VERSION                                               \
+    }
 
 /* Short options shared by every parser: -v (verbose), -h (help). */
 #define RC_GLOBAL_SHORTOPTS "vh"
@@ -161,7 +167,8 @@ char *rc_hex_encode(const uint8_t *buf, size_t len); /* malloc'd */
 int rc_hex_decode(const char *s, uint8_t **out, size_t *out_len);
 int rc_parse_int(const char *s, long min, long max, long *out);
 /* PIN from --pin, --pin-file or $RAWCTAP_PIN (in that order). Writes into
- * buf (zero it with OPENSSL_cleanse after use). Returns 1 when a PIN was
+ * buf (zero it with OPENSSL_cleanse after use); a pin_arg (from argv) is wiped
+ * in place once copied. Returns 1 when a PIN was
  * found, 0 when none, RC_EXIT_USAGE on a bad file. */
 int rc_pin_get(const char *pin_arg, const char *pin_file, char *buf, size_t cap);
 /* Write a file atomically (temp file in the same folder, fsync, rename). */
@@ -169,5 +176,49 @@ int rc_write_atomic(const char *path, const char *data, size_t len);
 /* SHA-256 via EVP. */
 int rc_sha256(const void *buf, size_t len, uint8_t out[32]);
 int rc_random(uint8_t *buf, size_t len);
+
+/* A credential saved by make-credential --cred-file (or u2f-register --key-file). */
+struct rc_cred_file {
+    char *rp_id;
+    uint8_t *cred_id;
+    size_t cred_id_len;
+    int alg;
+    uint8_t *cose; /* public key, COSE_Key CBOR */
+    size_t cose_len;
+    uint32_t sign_count;
+    bool u2f; /* "protocol": "ctap1" */
+};
+int rc_cred_file_load(struct rc_ctx *ctx, const char *path, struct rc_cred_file *cf);
+/* The same from a buffer (name only for messages); used by the fuzzer. */
+int rc_cred_file_parse(struct rc_ctx *ctx, const char *name, const char *buf, size_t len,
+                       struct rc_cred_file *cf);
+void rc_cred_file_free(struct rc_cred_file *cf);
+int rc_save_cred_file(struct rc_ctx *ctx, const char *path, const char *rp_id,
+                      const uint8_t *cred_id, size_t cred_id_len, int alg, const uint8_t *cose,
+                      size_t cose_len, const char *pem, uint32_t sign_count, const char *protocol);
+
+/* CTAP2 availability (INIT capabilities) and the message when it is missing. */
+bool rc_has_ctap2(struct rc_ctx *ctx);
+int rc_no_ctap2(struct rc_ctx *ctx, const char *what);
+
+struct kc_attestation;
+struct kc_assertion;
+struct kc_cred_id;
+
+/* Verification (rawctap_verify.c): print the outcome, return 0 or RC_EXIT_VERIFY. */
+int rc_verify_attestation(struct rc_ctx *ctx, const char *rp_id, const uint8_t cdh[32],
+                          const struct kc_attestation *att);
+/* Checks the signature with the file's key, UP as requested and that signCount
+ * increased; on success writes the new count to path atomically. */
+int rc_verify_assertion(struct rc_ctx *ctx, const char *rp_id, const uint8_t cdh[32],
+                        const struct kc_assertion *a, const struct rc_cred_file *cf, bool up,
+                        const char *path);
+
+/* CTAP1/U2F (rawctap_u2f.c). */
+int rc_u2f_version(struct rc_ctx *ctx, char *buf, size_t len);
+int rc_u2f_register_run(struct rc_ctx *ctx, const char *app_id, const char *key_file, bool pem);
+int rc_u2f_authenticate_run(struct rc_ctx *ctx, const char *app_id, const struct rc_cred_file *cf,
+                            const char *key_file, const struct kc_cred_id *allow, size_t n_allow,
+                            bool up);
 
 #endif

@@ -62,8 +62,7 @@ static int rc_ping_opt(struct rc_ctx *ctx, void *st, int c, const char *arg)
 
 int rc_cmd_ping(struct rc_ctx *ctx, int argc, char **argv)
 {
-    static const struct option lo[] = {{"size", required_argument, NULL, 's'},
-                                       {NULL, 0, NULL, 0}};
+    static const struct option lo[] = {{"size", required_argument, NULL, 's'}, {NULL, 0, NULL, 0}};
     struct rc_ping_opts o = {.size = 64};
     int first = 0;
     int r = rc_parse_cmd(ctx, argc, argv, "s:", lo, rc_ping_opt, &o, &first);
@@ -215,6 +214,7 @@ int rc_cmd_cancel(struct rc_ctx *ctx, int argc, char **argv)
     ctx->abort_fn = rc_cancel_poll;
     ctx->abort_ctx = &cs;
     rc_verbose(ctx, 1, "makeCredential for %s; CTAPHID_CANCEL after %ld ms", o.rp_id, o.after_ms);
+    ctx->presence_cmd = true;
     cs.start_us = ctx->t_op_us = kc_now_us();
     int e = kc_ctap2_make_credential(ctx->dev, &req, &att);
     uint64_t end = kc_now_us();
@@ -224,23 +224,41 @@ int rc_cmd_cancel(struct rc_ctx *ctx, int argc, char **argv)
     double total = (double)(end - cs.start_us) / 1e6;
     rc_out_int(ctx, "after_ms", o.after_ms);
     rc_out_real(ctx, "seconds", total);
-    if (cs.fired_us) {
-        double answer = (double)(end - cs.fired_us) / 1e6;
-        rc_out_real(ctx, "cancel_answer_seconds", answer);
-    }
     rc_out_bool(ctx, "cancel_sent", cs.fired_us != 0);
-    if (e == KC_CTAP2_ERR_KEEPALIVE_CANCEL) {
-        rc_out_str(ctx, "answer", kc_ctap2_status_name((uint8_t)e));
-        rc_info(ctx, "cancelled: the card answered %s %.3fs after CANCEL (%.3fs in all)",
-                kc_ctap2_status_name((uint8_t)e),
-                cs.fired_us ? (double)(end - cs.fired_us) / 1e6 : 0.0, total);
+    /* The library answers an abort with KC_ERR_ABORTED and keeps the card's
+     * reply to the CANCEL as the last packet. */
+    const struct kc_last_packet *lp = kc_dev_last_packet(ctx->dev);
+    bool card_cancelled = e == KC_CTAP2_ERR_KEEPALIVE_CANCEL;
+    double answer_s = -1;
+    if (e == KC_ERR_ABORTED && cs.fired_us && lp && lp->valid && lp->cmd == KC_HID_CBOR &&
+        lp->status == KC_CTAP2_ERR_KEEPALIVE_CANCEL) {
+        card_cancelled = true;
+        uint64_t fired_rel = cs.fired_us - cs.start_us;
+        answer_s = lp->at_us > fired_rel ? (double)(lp->at_us - fired_rel) / 1e6 : 0.0;
+    } else if (card_cancelled && cs.fired_us) {
+        answer_s = (double)(end - cs.fired_us) / 1e6;
+    }
+    if (card_cancelled) {
+        rc_out_str(ctx, "answer", kc_ctap2_status_name(KC_CTAP2_ERR_KEEPALIVE_CANCEL));
+        if (answer_s >= 0)
+            rc_out_real(ctx, "cancel_answer_seconds", answer_s);
+        rc_info(ctx,
+                "cancelled: the card answered CTAP2_ERR_KEEPALIVE_CANCEL %.3fs after "
+                "CANCEL (%.3fs in all)",
+                answer_s >= 0 ? answer_s : 0.0, total);
         return RC_EXIT_OK;
     }
     if (e == KC_ERR_ABORTED) {
-        rc_out_str(ctx, "answer", "none");
-        rc_err(ctx, "cancel: CANCEL sent after %ld ms but the card did not answer "
-                    "CTAP2_ERR_KEEPALIVE_CANCEL within %d ms",
-               o.after_ms, ctx->to.cancel_ms);
+        char what[96] = "nothing";
+        if (lp && lp->valid && lp->cmd == KC_HID_CBOR)
+            snprintf(what, sizeof(what), "%s", kc_ctap2_status_name(lp->status));
+        else if (lp && lp->valid)
+            snprintf(what, sizeof(what), "%s", kc_hid_cmd_name(lp->cmd));
+        rc_out_str(ctx, "answer", what);
+        rc_err(ctx,
+               "cancel: CANCEL sent after %ld ms but the card did not answer "
+               "CTAP2_ERR_KEEPALIVE_CANCEL within %d ms (last answer: %s)",
+               o.after_ms, ctx->to.cancel_ms, what);
         if (ctx->json) {
             json_object_set_new(ctx->result, "ok", json_false());
             json_object_set_new(ctx->result, "error_name", json_string("KC_ERR_ABORTED"));

@@ -172,7 +172,13 @@ int rc_pin_get(const char *pin_arg, const char *pin_file, char *buf, size_t cap)
             return RC_EXIT_USAGE;
         }
         buf[n] = '\0';
-        buf[strcspn(buf, "\r\n")] = '\0'; /* first line only */
+        size_t line = strcspn(buf, "\r\n");
+        if (line == cap - 1) {
+            OPENSSL_cleanse(buf, cap);
+            fprintf(stderr, "rawctap: PIN in %s longer than %zu bytes\n", pin_file, cap - 2);
+            return RC_EXIT_USAGE;
+        }
+        buf[line] = '\0'; /* first line only */
         if (buf[0] == '\0') {
             fprintf(stderr, "rawctap: PIN file %s is empty\n", pin_file);
             return RC_EXIT_USAGE;
@@ -189,6 +195,10 @@ int rc_pin_get(const char *pin_arg, const char *pin_file, char *buf, size_t cap)
         return RC_EXIT_USAGE;
     }
     memcpy(buf, src, n + 1);
+    /* a PIN from the command line is wiped from argv so that ps and
+     * /proc/PID/cmdline stop showing it (argv is writable) */
+    if (pin_arg)
+        OPENSSL_cleanse((char *)pin_arg, n);
     return 1;
 }
 

@@ -59,24 +59,76 @@ int vc_cbor_to_buf(const cbor_item_t *item, uint8_t **buf, size_t *len)
     return 0;
 }
 
-uint8_t vc_parse_request(const uint8_t *p, size_t len, cbor_item_t **out)
+struct sane_ctx {
+    size_t left; /* bytes after the current head */
+    bool bad;
+};
+
+static void sane_array(void *ctx, size_t n)
+{
+    struct sane_ctx *s = ctx;
+
+    if (n > s->left) /* every element takes at least one byte */
+        s->bad = true;
+}
+
+static void sane_map(void *ctx, size_t n)
+{
+    struct sane_ctx *s = ctx;
+
+    if (n > s->left / 2)
+        s->bad = true;
+}
+
+/* libcbor allocates a definite array or map for its declared size before
+ * reading it; a few bytes can claim 2^60 entries. Walk the heads first and
+ * refuse sizes the input cannot hold. */
+static bool cbor_sizes_sane(const uint8_t *p, size_t len)
+{
+    struct cbor_callbacks cb = cbor_empty_callbacks;
+    struct sane_ctx s = {0, false};
+    struct cbor_decoder_result r;
+    size_t off = 0;
+
+    cb.array_start = sane_array;
+    cb.map_start = sane_map;
+    while (off < len && !s.bad) {
+        s.left = len - off; /* an upper bound is all the check needs */
+        r = cbor_stream_decode(p + off, len - off, &cb, &s);
+        if (r.status != CBOR_DECODER_FINISHED || r.read == 0)
+            return false;
+        off += r.read;
+    }
+    return !s.bad;
+}
+
+cbor_item_t *vc_cbor_load(const uint8_t *p, size_t len)
 {
     struct cbor_load_result res;
+    cbor_item_t *item;
+
+    if (len == 0 || len > VC_CBOR_MAX || !cbor_sizes_sane(p, len))
+        return NULL;
+    item = cbor_load(p, len, &res);
+    if (item == NULL || res.error.code != CBOR_ERR_NONE || res.read != len) {
+        if (item != NULL)
+            cbor_decref(&item); /* trailing bytes after the item count as corrupt */
+        return NULL;
+    }
+    return item;
+}
+
+uint8_t vc_parse_request(const uint8_t *p, size_t len, cbor_item_t **out)
+{
     cbor_item_t *item;
 
     *out = NULL;
     if (len == 0)
         return KC_CTAP2_ERR_MISSING_PARAMETER;
-    item = cbor_load(p, len, &res);
-    if (item == NULL || res.error.code != CBOR_ERR_NONE) {
-        if (item != NULL)
-            cbor_decref(&item);
+    if (len > KC_HID_MAX_MSG)
+        return KC_CTAP1_ERR_INVALID_LENGTH;
+    if ((item = vc_cbor_load(p, len)) == NULL)
         return KC_CTAP2_ERR_INVALID_CBOR;
-    }
-    if (res.read != len) { /* trailing bytes after the request map */
-        cbor_decref(&item);
-        return KC_CTAP2_ERR_INVALID_CBOR;
-    }
     if (!cbor_isa_map(item)) {
         cbor_decref(&item);
         return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;

@@ -83,8 +83,17 @@ struct vc_pending {
     struct timespec deadline;
 };
 
+#define VC_KEY_CACHE 8
+
+struct vc_key_cache {
+    uint8_t id[VC_CRED_ID_LEN];
+    EVP_PKEY *key;
+};
+
 struct vc_card {
     pthread_mutex_t mu;
+    struct vc_key_cache kcache[VC_KEY_CACHE];
+    size_t kcache_next;
     struct vc_config cfg;
     char *state_path;
     struct vc_faults faults;
@@ -121,8 +130,10 @@ uint8_t vc_up_status(enum vc_up_result r); /* a CTAP2 status for a non-approval 
 void vc_now(struct timespec *ts);
 long long vc_ms_since(const struct timespec *t0);
 int vc_persist(struct vc_card *c); /* save state if a path is configured */
-/* Serialise item into resp after a zero status byte. */
-int vc_reply_item(cbor_item_t *item, uint8_t *resp, size_t cap, size_t *resp_len);
+/* Serialise item into resp after a zero status byte: KC_CTAP2_OK,
+ * KC_CTAP1_ERR_OTHER, or VC_ST_TOO_SMALL when cap cannot hold it. */
+#define VC_ST_TOO_SMALL 0xff
+uint8_t vc_reply_item(cbor_item_t *item, uint8_t *resp, size_t cap, size_t *resp_len);
 void vc_reply_status(uint8_t status, uint8_t *resp, size_t *resp_len);
 
 /* card_cbor.c: building (ownership of k and v always taken) */
@@ -133,7 +144,11 @@ cbor_item_t *vc_cbor_text(const char *s);
 bool vc_array_push(cbor_item_t *arr, cbor_item_t *v);
 int vc_cbor_to_buf(const cbor_item_t *item, uint8_t **buf, size_t *len); /* free() */
 
-/* card_cbor.c: parsing. Each returns KC_CTAP2_OK or a CTAP2 status. */
+/* card_cbor.c: parsing. One whole CBOR item (no trailing bytes) with its
+ * declared sizes checked before libcbor allocates for them; NULL if bad. */
+#define VC_CBOR_MAX (8u << 20)
+cbor_item_t *vc_cbor_load(const uint8_t *p, size_t len);
+/* Each returns KC_CTAP2_OK or a CTAP2 status. */
 uint8_t vc_parse_request(const uint8_t *p, size_t len, cbor_item_t **out);
 cbor_item_t *vc_map_get_uint(const cbor_item_t *map, uint64_t key);
 cbor_item_t *vc_map_get_text(const cbor_item_t *map, const char *key);
@@ -154,7 +169,10 @@ int vc_cred_new(struct vc_card *c, int alg, int cred_protect, uint8_t flags,
 /* 0 if id is a credential of this card for this rp; -1 otherwise. */
 int vc_cred_open(const struct vc_card *c, const uint8_t *id, size_t id_len,
                  const uint8_t rp_id_hash[32], struct vc_cred *out);
-EVP_PKEY *vc_cred_pkey(const struct vc_cred *cr);
+/* The credential's key pair (a new reference: EVP_PKEY_free it). Recently
+ * used keys are cached so repeated assertions skip rebuilding them. */
+EVP_PKEY *vc_cred_pkey(struct vc_card *c, const struct vc_cred *cr);
+void vc_key_cache_clear(struct vc_card *c);
 int vc_sign(struct vc_card *c, EVP_PKEY *key, int alg, const uint8_t *m1, size_t l1,
             const uint8_t *m2, size_t l2, uint8_t *sig, size_t *sig_len);
 int vc_attest_generate(struct vc_card *c);
@@ -166,8 +184,8 @@ void vc_counter_set(struct vc_card *c, const uint8_t *id, size_t id_len, uint32_
 /* card_ctap2.c */
 uint8_t vc_make_credential(struct vc_card *c, const uint8_t *p, size_t len, uint8_t *resp,
                            size_t cap, size_t *resp_len, vc_presence_fn up, void *ctx);
-uint8_t vc_get_assertion(struct vc_card *c, const uint8_t *p, size_t len, uint8_t *resp,
-                         size_t cap, size_t *resp_len, vc_presence_fn up, void *ctx);
+uint8_t vc_get_assertion(struct vc_card *c, const uint8_t *p, size_t len, uint8_t *resp, size_t cap,
+                         size_t *resp_len, vc_presence_fn up, void *ctx);
 uint8_t vc_get_next_assertion(struct vc_card *c, uint8_t *resp, size_t cap, size_t *resp_len);
 
 /* card_pin.c */
@@ -178,6 +196,20 @@ uint8_t vc_pin_check_param(struct vc_card *c, const cbor_item_t *param, const cb
                            const uint8_t cdh[32], uint8_t perm, const char *rp_id);
 int vc_pin_new_boot(struct vc_card *c);
 uint8_t vc_pin_proto_check(const cbor_item_t *proto, int *out);
+
+/* hmac-secret extension input of getAssertion, checked and decrypted. */
+struct vc_hmac_in {
+    bool present;
+    int proto;
+    uint8_t shared[64];
+    size_t shared_len;
+    uint8_t salt[64];
+    size_t salt_len; /* 32 or 64 */
+};
+/* NULL in: not requested (KC_CTAP2_OK, present false). */
+uint8_t vc_hmac_secret_input(struct vc_card *c, const cbor_item_t *in, struct vc_hmac_in *out);
+int vc_hmac_secret_output(struct vc_card *c, const struct vc_hmac_in *in, const struct vc_cred *cr,
+                          bool uv, uint8_t *out, size_t cap, size_t *out_len);
 
 /* card_u2f.c */
 void vc_u2f(struct vc_card *c, const uint8_t *apdu, size_t len, uint8_t *resp, size_t cap,

@@ -13,7 +13,7 @@
 
 #include "harness/vcard/card.h"
 
-#define VC_HID_PEER_MAX 28     /* fits a sockaddr_in6 */
+#define VC_HID_PEER_MAX 28       /* fits a sockaddr_in6 */
 #define VC_HID_MAX_CHANNELS 1024 /* allocated channels kept; oldest forgotten first */
 #define VC_HID_MSG_TIMEOUT_MS 500
 #define VC_HID_KEEPALIVE_MS 100
@@ -30,9 +30,9 @@ typedef void (*vc_hid_send_fn)(void *ctx, const struct vc_hid_peer *to, const ui
 
 /* One finished request, for the -v log. */
 struct vc_hid_log_entry {
-    uint8_t cmd;     /* CTAPHID command of the request */
-    uint32_t cid;    /* channel it came on */
-    uint8_t ctap_cmd; /* first payload byte of CBOR, INS of MSG, else 0 */
+    uint8_t cmd;         /* CTAPHID command of the request */
+    uint32_t cid;        /* channel it came on */
+    uint8_t ctap_cmd;    /* first payload byte of CBOR, INS of MSG, else 0 */
     const char *outcome; /* "ok", "error", "abandoned" */
     int status;          /* CTAP2 status, U2F status word, or CTAPHID error code */
     uint64_t duration_ms;

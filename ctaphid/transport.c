@@ -1,0 +1,63 @@
+/* Device URIs to transports (design.md, "Transports"). */
+#include "ctaphid/transport.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "ctaphid/discover.h"
+#include "ctaphid/status.h"
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static int open_concrete(const char *uri, struct kc_transport **out, char *errbuf, size_t errlen)
+{
+    if (has_prefix(uri, "hidraw:"))
+        return kc_hidraw_open(uri + 7, out, errbuf, errlen);
+    if (has_prefix(uri, "hidapi:"))
+        return kc_hidapi_open(uri + 7, out, errbuf, errlen);
+    if (has_prefix(uri, "udp:"))
+        return kc_udp_open(uri + 4, out, errbuf, errlen);
+    if (has_prefix(uri, "replay:"))
+        return kc_replay_open(uri + 7, out, errbuf, errlen);
+    /* A bare path means hidraw. */
+    if (uri[0] == '/' || uri[0] == '.' || strchr(uri, ':') == NULL)
+        return kc_hidraw_open(uri, out, errbuf, errlen);
+    if (errbuf != NULL && errlen > 0)
+        snprintf(errbuf, errlen,
+                 "%s: unknown device URI (use a hidraw path, hidraw:PATH, hidapi:PATH, "
+                 "hidapi:VID:PID, udp:HOST:PORT[?local=PORT], replay:FILE or auto)",
+                 uri);
+    return KC_ERR_INVALID_ARG;
+}
+
+int kc_transport_open(const char *uri, struct kc_transport **out, char *errbuf, size_t errlen)
+{
+    char resolved[KC_URI_MAX];
+    int rc;
+
+    if (errbuf != NULL && errlen > 0)
+        errbuf[0] = '\0';
+    if (out == NULL || uri == NULL || uri[0] == '\0') {
+        if (errbuf != NULL && errlen > 0)
+            snprintf(errbuf, errlen, "no device URI given");
+        return KC_ERR_INVALID_ARG;
+    }
+    *out = NULL;
+    if (strcmp(uri, "auto") != 0)
+        return open_concrete(uri, out, errbuf, errlen);
+    /* Resolved on every open, so a card that re-enumerates is found again. */
+    if ((rc = kc_discover_auto(resolved, sizeof(resolved), errbuf, errlen)) != KC_OK)
+        return rc;
+    if (strcmp(resolved, "auto") == 0)
+        return KC_ERR_NO_DEVICE;
+    return open_concrete(resolved, out, errbuf, errlen);
+}
+
+void kc_transport_close(struct kc_transport *t)
+{
+    if (t != NULL && t->ops != NULL && t->ops->close != NULL)
+        t->ops->close(t);
+}

@@ -1,0 +1,742 @@
+/* authenticatorMakeCredential, authenticatorGetAssertion and
+ * authenticatorGetNextAssertion of the virtual card (CTAP 2.1, 6.1-6.3).
+ *
+ * User verification policy (6.1.2, kept simple): the card advertises
+ * makeCredUvNotRqd. With a PIN set and no pinUvAuthParam, a non-resident
+ * makeCredential is allowed without UV, a resident one gets PUAT_REQUIRED;
+ * getAssertion without pinUvAuthParam proceeds with UV clear (credProtect then
+ * hides what needs UV). With config uv, options.uv=true counts as built-in UV
+ * performed together with the presence check. hmac-secret: makeCredential
+ * reports it in authData; getAssertion computes the outputs for the first
+ * credential; getNextAssertion returns none. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctaphid/cose.h"
+#include "ctaphid/status.h"
+#include "harness/vcard/card_int.h"
+
+#define AUTHDATA_MAX 1024
+#define SIG_MAX 128
+
+struct opts {
+    bool rk, up, uv;
+    bool has_up;
+};
+
+static uint8_t parse_opts(const cbor_item_t *m, struct opts *o)
+{
+    static const char *const names[] = {"rk", "up", "uv"};
+    bool *dst[] = {&o->rk, &o->up, &o->uv};
+    cbor_item_t *v;
+
+    o->rk = false;
+    o->up = true;
+    o->uv = false;
+    o->has_up = false;
+    if (m == NULL)
+        return KC_CTAP2_OK;
+    if (!cbor_isa_map(m))
+        return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
+    for (size_t i = 0; i < 3; i++) {
+        if ((v = vc_map_get_text(m, names[i])) == NULL)
+            continue;
+        if (!cbor_isa_float_ctrl(v) || !cbor_is_bool(v))
+            return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
+        *dst[i] = cbor_get_bool(v);
+        if (i == 1)
+            o->has_up = true;
+    }
+    return KC_CTAP2_OK;
+}
+
+/* A PublicKeyCredentialDescriptor: {type: text, id: bytes}. *usable is false
+ * for types other than "public-key", which are skipped. */
+static uint8_t check_descriptor(const cbor_item_t *d, bool *usable)
+{
+    cbor_item_t *type, *id;
+
+    *usable = false;
+    if (!cbor_isa_map(d))
+        return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
+    type = vc_map_get_text(d, "type");
+    id = vc_map_get_text(d, "id");
+    if (type == NULL || id == NULL)
+        return KC_CTAP2_ERR_MISSING_PARAMETER;
+    if (!vc_item_is_text(type) || !vc_item_is_bytes(id))
+        return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
+    *usable = vc_item_text_eq(type, "public-key");
+    return KC_CTAP2_OK;
+}
+
+static uint8_t check_descriptor_list(const cbor_item_t *list)
+{
+    cbor_item_t **v;
+    bool usable;
+    uint8_t st;
+
+    if (list == NULL)
+        return KC_CTAP2_OK;
+    if (!cbor_isa_array(list) || !cbor_array_is_definite(list))
+        return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
+    v = cbor_array_handle(list);
+    for (size_t i = 0; i < cbor_array_size(list); i++)
+        if ((st = check_descriptor(v[i], &usable)) != KC_CTAP2_OK)
+            return st;
+    return KC_CTAP2_OK;
+}
+
+static uint8_t opt_text(const cbor_item_t *map, const char *key)
+{
+    cbor_item_t *v = vc_map_get_text(map, key);
+
+    if (v != NULL && !vc_item_is_text(v))
+        return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
+    return KC_CTAP2_OK;
+}
+
+static uint8_t pick_alg(const cbor_item_t *params, int *alg)
+{
+    cbor_item_t **v;
+    cbor_item_t *type, *a;
+    int64_t n;
+
+    *alg = 0;
+    if (!cbor_isa_array(params) || !cbor_array_is_definite(params))
+        return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
+    v = cbor_array_handle(params);
+    for (size_t i = 0; i < cbor_array_size(params); i++) {
+        if (!cbor_isa_map(v[i]))
+            return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
+        type = vc_map_get_text(v[i], "type");
+        a = vc_map_get_text(v[i], "alg");
+        if (type == NULL || a == NULL)
+            return KC_CTAP2_ERR_MISSING_PARAMETER;
+        if (!vc_item_is_text(type) || !vc_item_int(a, &n))
+            return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
+        if (*alg == 0 && vc_item_text_eq(type, "public-key") &&
+            (n == KC_COSE_ES256 || n == KC_COSE_EDDSA))
+            *alg = (int)n;
+    }
+    return *alg != 0 ? KC_CTAP2_OK : KC_CTAP2_ERR_UNSUPPORTED_ALGORITHM;
+}
+
+/* pinUvAuthParam of zero length: the platform asks which card to use. */
+static uint8_t empty_pin_auth(struct vc_card *c, vc_presence_fn up, void *ctx)
+{
+    uint8_t st = vc_up_status(vc_ask_presence(c, up, ctx));
+
+    if (st != KC_CTAP2_OK)
+        return st;
+    return c->pin_set ? KC_CTAP2_ERR_PIN_INVALID : KC_CTAP2_ERR_PIN_NOT_SET;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static cbor_item_t *ext_map(int cred_protect, bool hmac_secret)
+{
+    cbor_item_t *m = cbor_new_definite_map((cred_protect ? 1 : 0) + (hmac_secret ? 1 : 0));
+
+    if (m == NULL)
+        return NULL;
+    if ((cred_protect && !vc_map_put(m, vc_cbor_text("credProtect"), vc_cbor_int(cred_protect))) ||
+        (hmac_secret && !vc_map_put(m, vc_cbor_text("hmac-secret"), cbor_build_bool(true)))) {
+        cbor_decref(&m);
+        return NULL;
+    }
+    return m;
+}
+
+static cbor_item_t *cred_descriptor(const uint8_t *id, size_t len)
+{
+    cbor_item_t *m = cbor_new_definite_map(2);
+
+    if (m == NULL)
+        return NULL;
+    if (!vc_map_put(m, vc_cbor_text("id"), vc_cbor_bytes(id, len)) ||
+        !vc_map_put(m, vc_cbor_text("type"), vc_cbor_text("public-key"))) {
+        cbor_decref(&m);
+        return NULL;
+    }
+    return m;
+}
+
+/* authData = rpIdHash || flags || signCount || [attestedCredData] || [ext] */
+static int make_auth_data(struct vc_card *c, const uint8_t rp_id_hash[32], uint8_t flags,
+                          uint32_t count, const struct vc_cred *cr, EVP_PKEY *pub,
+                          const cbor_item_t *ext_item, uint8_t *ad, size_t *ad_len)
+{
+    uint8_t *cose = NULL, *ext = NULL;
+    size_t cose_len = 0, ext_len = 0, n = 37;
+    int rc = -1;
+
+    memcpy(ad, rp_id_hash, 32);
+    put_be32(ad + 33, count);
+    if (cr != NULL) {
+        flags |= VC_AUTH_FLAG_AT;
+        if (kc_cose_encode(pub, cr->alg, &cose, &cose_len) != 0)
+            goto out;
+        if (n + 16 + 2 + VC_CRED_ID_LEN + cose_len > AUTHDATA_MAX)
+            goto out;
+        memcpy(ad + n, c->cfg.aaguid, 16);
+        n += 16;
+        ad[n++] = 0;
+        ad[n++] = VC_CRED_ID_LEN;
+        memcpy(ad + n, cr->id, VC_CRED_ID_LEN);
+        n += VC_CRED_ID_LEN;
+        memcpy(ad + n, cose, cose_len);
+        n += cose_len;
+    }
+    if (ext_item != NULL) {
+        flags |= VC_AUTH_FLAG_ED;
+        if (vc_cbor_to_buf(ext_item, &ext, &ext_len) != 0 || n + ext_len > AUTHDATA_MAX)
+            goto out;
+        memcpy(ad + n, ext, ext_len);
+        n += ext_len;
+    }
+    ad[32] = flags;
+    *ad_len = n;
+    rc = 0;
+out:
+    free(ext);
+    free(cose);
+    return rc;
+}
+
+static cbor_item_t *att_stmt(struct vc_card *c, EVP_PKEY *cred_key, int alg, const uint8_t *ad,
+                             size_t ad_len, const uint8_t cdh[32], const char **fmt)
+{
+    uint8_t sig[SIG_MAX];
+    size_t sig_len = sizeof(sig);
+    cbor_item_t *m, *x5c;
+    bool batch = c->cfg.attestation == VC_ATT_PACKED_BATCH;
+
+    if (c->cfg.attestation == VC_ATT_NONE) {
+        *fmt = "none";
+        return cbor_new_definite_map(0);
+    }
+    *fmt = "packed";
+    if (vc_sign(c, batch ? c->att_key : cred_key, batch ? KC_COSE_ES256 : alg, ad, ad_len, cdh, 32,
+                sig, &sig_len) != 0)
+        return NULL;
+    if ((m = cbor_new_definite_map(batch ? 3 : 2)) == NULL)
+        return NULL;
+    if (!vc_map_put(m, vc_cbor_text("alg"), vc_cbor_int(batch ? KC_COSE_ES256 : alg)) ||
+        !vc_map_put(m, vc_cbor_text("sig"), vc_cbor_bytes(sig, sig_len)))
+        goto fail;
+    if (batch) {
+        if ((x5c = cbor_new_definite_array(1)) == NULL)
+            goto fail;
+        if (!vc_array_push(x5c, vc_cbor_bytes(c->att_cert, c->att_cert_len)) ||
+            !vc_map_put(m, vc_cbor_text("x5c"), x5c)) {
+            goto fail;
+        }
+    }
+    return m;
+fail:
+    cbor_decref(&m);
+    return NULL;
+}
+
+static uint8_t parse_user(const cbor_item_t *user, struct vc_rk *rk)
+{
+    cbor_item_t *id, *v;
+    uint8_t st;
+
+    if (!cbor_isa_map(user))
+        return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
+    if ((id = vc_map_get_text(user, "id")) == NULL)
+        return KC_CTAP2_ERR_MISSING_PARAMETER;
+    if (!vc_item_is_bytes(id))
+        return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
+    if (cbor_bytestring_length(id) > VC_USER_ID_MAX)
+        return KC_CTAP1_ERR_INVALID_LENGTH;
+    if ((st = opt_text(user, "name")) != KC_CTAP2_OK ||
+        (st = opt_text(user, "displayName")) != KC_CTAP2_OK ||
+        (st = opt_text(user, "icon")) != KC_CTAP2_OK)
+        return st;
+    rk->user_id_len = cbor_bytestring_length(id);
+    if (rk->user_id_len)
+        memcpy(rk->user_id, cbor_bytestring_handle(id), rk->user_id_len);
+    if ((v = vc_map_get_text(user, "name")) != NULL)
+        vc_item_text_copy(v, rk->user_name, sizeof(rk->user_name));
+    if ((v = vc_map_get_text(user, "displayName")) != NULL)
+        vc_item_text_copy(v, rk->display_name, sizeof(rk->display_name));
+    return KC_CTAP2_OK;
+}
+
+static uint8_t store_rk(struct vc_card *c, const struct vc_rk *rk)
+{
+    size_t slot = c->n_rk;
+
+    /* same rp and user id: the new credential replaces the old one */
+    for (size_t i = 0; i < c->n_rk; i++)
+        if (memcmp(c->rks[i].rp_id_hash, rk->rp_id_hash, 32) == 0 &&
+            c->rks[i].user_id_len == rk->user_id_len &&
+            memcmp(c->rks[i].user_id, rk->user_id, rk->user_id_len) == 0)
+            slot = i;
+    if (slot == VC_MAX_RK)
+        return KC_CTAP2_ERR_KEY_STORE_FULL;
+    c->rks[slot] = *rk;
+    c->rks[slot].seq = ++c->next_seq;
+    if (slot == c->n_rk)
+        c->n_rk++;
+    return KC_CTAP2_OK;
+}
+
+static uint8_t check_exclude(struct vc_card *c, const cbor_item_t *list,
+                             const uint8_t rp_id_hash[32], vc_presence_fn up, void *ctx)
+{
+    cbor_item_t **v;
+    cbor_item_t *id;
+    struct vc_cred cr;
+    enum vc_up_result r;
+    bool usable;
+
+    if (list == NULL)
+        return KC_CTAP2_OK;
+    v = cbor_array_handle(list);
+    for (size_t i = 0; i < cbor_array_size(list); i++) {
+        if (check_descriptor(v[i], &usable) != KC_CTAP2_OK || !usable)
+            continue;
+        id = vc_map_get_text(v[i], "id");
+        if (vc_cred_open(c, cbor_bytestring_handle(id), cbor_bytestring_length(id), rp_id_hash,
+                         &cr) != 0)
+            continue;
+        OPENSSL_cleanse(&cr, sizeof(cr));
+        r = vc_ask_presence(c, up, ctx);
+        if (r == VC_UP_TIMEOUT || r == VC_UP_CANCELLED)
+            return vc_up_status(r);
+        return KC_CTAP2_ERR_CREDENTIAL_EXCLUDED;
+    }
+    return KC_CTAP2_OK;
+}
+
+struct mc_req {
+    cbor_item_t *cdh, *rp, *user, *params, *exclude, *ext, *options, *pin_auth, *pin_proto;
+};
+
+static uint8_t mc_fields(const cbor_item_t *m, struct mc_req *r)
+{
+    uint8_t st;
+
+    r->cdh = vc_map_get_uint(m, 1);
+    r->rp = vc_map_get_uint(m, 2);
+    r->user = vc_map_get_uint(m, 3);
+    r->params = vc_map_get_uint(m, 4);
+    r->exclude = vc_map_get_uint(m, 5);
+    r->ext = vc_map_get_uint(m, 6);
+    r->options = vc_map_get_uint(m, 7);
+    r->pin_auth = vc_map_get_uint(m, 8);
+    r->pin_proto = vc_map_get_uint(m, 9);
+    if (r->cdh == NULL || r->rp == NULL || r->user == NULL || r->params == NULL)
+        return KC_CTAP2_ERR_MISSING_PARAMETER;
+    if (!vc_item_is_bytes(r->cdh) || !cbor_isa_map(r->rp) ||
+        (r->ext != NULL && !cbor_isa_map(r->ext)) ||
+        (r->pin_auth != NULL && !vc_item_is_bytes(r->pin_auth)) ||
+        (r->pin_proto != NULL && !cbor_isa_uint(r->pin_proto)))
+        return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
+    if (cbor_bytestring_length(r->cdh) != 32)
+        return KC_CTAP1_ERR_INVALID_LENGTH;
+    if ((st = check_descriptor_list(r->exclude)) != KC_CTAP2_OK)
+        return st;
+    return KC_CTAP2_OK;
+}
+
+uint8_t vc_make_credential(struct vc_card *c, const uint8_t *p, size_t len, uint8_t *resp,
+                           size_t cap, size_t *resp_len, vc_presence_fn up, void *ctx)
+{
+    cbor_item_t *req = NULL, *id, *v, *stmt = NULL, *out = NULL, *ext = NULL;
+    struct mc_req r;
+    struct opts o;
+    struct vc_rk rk;
+    struct vc_cred cr;
+    EVP_PKEY *key = NULL;
+    uint8_t rp_id_hash[32], ad[AUTHDATA_MAX], flags = 0, st;
+    size_t ad_len = 0;
+    int alg, proto = 0, cred_protect = 0;
+    bool hmac = false;
+    const char *fmt = NULL;
+    int64_t n;
+
+    memset(&rk, 0, sizeof(rk));
+    memset(&cr, 0, sizeof(cr));
+    if ((st = vc_parse_request(p, len, &req)) != KC_CTAP2_OK ||
+        (st = vc_check_uint_keys(req)) != KC_CTAP2_OK || (st = mc_fields(req, &r)) != KC_CTAP2_OK)
+        goto out;
+    /* rp */
+    if ((id = vc_map_get_text(r.rp, "id")) == NULL) {
+        st = KC_CTAP2_ERR_MISSING_PARAMETER;
+        goto out;
+    }
+    if (!vc_item_is_text(id) || (st = opt_text(r.rp, "name")) != KC_CTAP2_OK ||
+        (st = opt_text(r.rp, "icon")) != KC_CTAP2_OK) {
+        st = KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
+        goto out;
+    }
+    if (cbor_string_length(id) > VC_RP_ID_MAX) {
+        st = KC_CTAP1_ERR_INVALID_LENGTH;
+        goto out;
+    }
+    vc_item_text_copy(id, rk.rp_id, sizeof(rk.rp_id));
+    if (vc_sha256(cbor_string_handle(id), cbor_string_length(id), rp_id_hash) != 0) {
+        st = KC_CTAP1_ERR_OTHER;
+        goto out;
+    }
+    memcpy(rk.rp_id_hash, rp_id_hash, 32);
+    if ((st = parse_user(r.user, &rk)) != KC_CTAP2_OK ||
+        (st = pick_alg(r.params, &alg)) != KC_CTAP2_OK ||
+        (st = parse_opts(r.options, &o)) != KC_CTAP2_OK)
+        goto out;
+    /* extensions: unknown ones are ignored, known ones type-checked */
+    if ((v = vc_map_get_text(r.ext, "credProtect")) != NULL) {
+        if (!vc_item_int(v, &n)) {
+            st = KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
+            goto out;
+        }
+        if (n >= 1 && n <= 3)
+            cred_protect = (int)n;
+    }
+    if ((v = vc_map_get_text(r.ext, "hmac-secret")) != NULL) {
+        if (!cbor_isa_float_ctrl(v) || !cbor_is_bool(v)) {
+            st = KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
+            goto out;
+        }
+        hmac = cbor_get_bool(v);
+    }
+    if (r.pin_auth != NULL && cbor_bytestring_length(r.pin_auth) == 0) {
+        st = empty_pin_auth(c, up, ctx);
+        goto out;
+    }
+    if (r.pin_auth != NULL && (st = vc_pin_proto_check(r.pin_proto, &proto)) != KC_CTAP2_OK)
+        goto out;
+    if (o.has_up && !o.up) {
+        st = KC_CTAP2_ERR_INVALID_OPTION;
+        goto out;
+    }
+    if (r.pin_auth == NULL && o.uv && !c->cfg.uv) {
+        st = KC_CTAP2_ERR_INVALID_OPTION;
+        goto out;
+    }
+    if (r.pin_auth != NULL) {
+        if ((st = vc_pin_check_param(c, r.pin_auth, r.pin_proto, cbor_bytestring_handle(r.cdh),
+                                     KC_PERM_MC, rk.rp_id)) != KC_CTAP2_OK)
+            goto out;
+        flags |= VC_AUTH_FLAG_UV;
+    } else if (o.uv && c->cfg.uv) {
+        flags |= VC_AUTH_FLAG_UV;
+    } else if (c->pin_set && o.rk) {
+        st = KC_CTAP2_ERR_PUAT_REQUIRED;
+        goto out;
+    }
+    if ((st = check_exclude(c, r.exclude, rp_id_hash, up, ctx)) != KC_CTAP2_OK)
+        goto out;
+    if ((st = vc_up_status(vc_ask_presence(c, up, ctx))) != KC_CTAP2_OK)
+        goto out;
+    flags |= VC_AUTH_FLAG_UP;
+    if (o.rk && c->n_rk == VC_MAX_RK) {
+        bool replaces = false;
+        for (size_t i = 0; i < c->n_rk; i++)
+            replaces = replaces || (memcmp(c->rks[i].rp_id_hash, rp_id_hash, 32) == 0 &&
+                                    c->rks[i].user_id_len == rk.user_id_len &&
+                                    memcmp(c->rks[i].user_id, rk.user_id, rk.user_id_len) == 0);
+        if (!replaces) {
+            st = KC_CTAP2_ERR_KEY_STORE_FULL;
+            goto out;
+        }
+    }
+    if ((cred_protect || hmac) && (ext = ext_map(cred_protect, hmac)) == NULL) {
+        st = KC_CTAP1_ERR_OTHER;
+        goto out;
+    }
+    if (vc_cred_new(c, alg, cred_protect,
+                    (uint8_t)((hmac ? VC_CRED_FLAG_HMAC_SECRET : 0) | (o.rk ? VC_CRED_FLAG_RK : 0)),
+                    rp_id_hash, &cr, &key) != 0 ||
+        make_auth_data(c, rp_id_hash, flags, 0, &cr, key, ext, ad, &ad_len) != 0 ||
+        (stmt = att_stmt(c, key, alg, ad, ad_len, cbor_bytestring_handle(r.cdh), &fmt)) == NULL ||
+        (out = cbor_new_definite_map(3)) == NULL ||
+        !vc_map_put(out, vc_cbor_int(1), vc_cbor_text(fmt)) ||
+        !vc_map_put(out, vc_cbor_int(2), vc_cbor_bytes(ad, ad_len)) ||
+        !vc_map_put(out, vc_cbor_int(3), cbor_incref(stmt))) {
+        st = KC_CTAP1_ERR_OTHER;
+        goto out;
+    }
+    if (o.rk) {
+        memcpy(rk.id, cr.id, VC_CRED_ID_LEN);
+        rk.cred_protect = cred_protect;
+        if ((st = store_rk(c, &rk)) != KC_CTAP2_OK)
+            goto out;
+    }
+    vc_counter_set(c, cr.id, VC_CRED_ID_LEN, 0);
+    if (vc_persist(c) != 0) {
+        st = KC_CTAP1_ERR_OTHER;
+        goto out;
+    }
+    st = vc_reply_item(out, resp, cap, resp_len);
+out:
+    OPENSSL_cleanse(&cr, sizeof(cr));
+    EVP_PKEY_free(key);
+    if (ext != NULL)
+        cbor_decref(&ext);
+    if (stmt != NULL)
+        cbor_decref(&stmt);
+    if (out != NULL)
+        cbor_decref(&out);
+    if (req != NULL)
+        cbor_decref(&req);
+    return st;
+}
+
+static cbor_item_t *user_entity(const struct vc_rk *rk)
+{
+    size_t n = 1 + (rk->user_name[0] ? 1 : 0) + (rk->display_name[0] ? 1 : 0);
+    cbor_item_t *m = cbor_new_definite_map(n);
+
+    if (m == NULL)
+        return NULL;
+    if (!vc_map_put(m, vc_cbor_text("id"), vc_cbor_bytes(rk->user_id, rk->user_id_len)) ||
+        (rk->user_name[0] && !vc_map_put(m, vc_cbor_text("name"), vc_cbor_text(rk->user_name))) ||
+        (rk->display_name[0] &&
+         !vc_map_put(m, vc_cbor_text("displayName"), vc_cbor_text(rk->display_name)))) {
+        cbor_decref(&m);
+        return NULL;
+    }
+    return m;
+}
+
+/* One assertion with credential cr; rk (may be NULL) gives the user entity;
+ * number > 0 adds numberOfCredentials. */
+static uint8_t assertion(struct vc_card *c, const struct vc_cred *cr, const uint8_t rp_id_hash[32],
+                         const struct vc_rk *rk, uint8_t flags, const uint8_t cdh[32],
+                         size_t number, const struct vc_hmac_in *hs, uint8_t *resp, size_t cap,
+                         size_t *resp_len)
+{
+    uint8_t ad[AUTHDATA_MAX], sig[SIG_MAX], st = KC_CTAP1_ERR_OTHER, hout[80];
+    size_t ad_len = 0, sig_len = sizeof(sig), hlen = 0;
+    EVP_PKEY *key = vc_cred_pkey(c, cr);
+    cbor_item_t *m = NULL, *ext = NULL;
+    uint32_t count;
+
+    if (key == NULL)
+        return KC_CTAP1_ERR_OTHER;
+    /* hmac-secret answers only for credentials made with it */
+    if (hs != NULL && hs->present && (cr->flags & VC_CRED_FLAG_HMAC_SECRET)) {
+        if (vc_hmac_secret_output(c, hs, cr, (flags & VC_AUTH_FLAG_UV) != 0, hout, sizeof(hout),
+                                  &hlen) != 0 ||
+            (ext = cbor_new_definite_map(1)) == NULL ||
+            !vc_map_put(ext, vc_cbor_text("hmac-secret"), vc_cbor_bytes(hout, hlen)))
+            goto out;
+    }
+    count = vc_counter_next(c, cr->id, VC_CRED_ID_LEN);
+    if (make_auth_data(c, rp_id_hash, flags, count, NULL, NULL, ext, ad, &ad_len) != 0 ||
+        vc_sign(c, key, cr->alg, ad, ad_len, cdh, 32, sig, &sig_len) != 0)
+        goto out;
+    if ((m = cbor_new_definite_map(3 + (rk ? 1 : 0) + (number ? 1 : 0))) == NULL ||
+        !vc_map_put(m, vc_cbor_int(1), cred_descriptor(cr->id, VC_CRED_ID_LEN)) ||
+        !vc_map_put(m, vc_cbor_int(2), vc_cbor_bytes(ad, ad_len)) ||
+        !vc_map_put(m, vc_cbor_int(3), vc_cbor_bytes(sig, sig_len)) ||
+        (rk && !vc_map_put(m, vc_cbor_int(4), user_entity(rk))) ||
+        (number && !vc_map_put(m, vc_cbor_int(5), vc_cbor_int((int64_t)number))))
+        goto out;
+    if (vc_persist(c) != 0)
+        goto out;
+    st = vc_reply_item(m, resp, cap, resp_len);
+out:
+    OPENSSL_cleanse(hout, sizeof(hout));
+    if (ext != NULL)
+        cbor_decref(&ext);
+    if (m != NULL)
+        cbor_decref(&m);
+    EVP_PKEY_free(key);
+    return st;
+}
+
+static const struct vc_rk *find_rk(const struct vc_card *c, const uint8_t *id)
+{
+    for (size_t i = 0; i < c->n_rk; i++)
+        if (memcmp(c->rks[i].id, id, VC_CRED_ID_LEN) == 0)
+            return &c->rks[i];
+    return NULL;
+}
+
+static bool cred_visible(int cred_protect, bool uv, bool by_allow_list)
+{
+    if (cred_protect == 3)
+        return uv;
+    if (cred_protect == 2)
+        return uv || by_allow_list;
+    return true;
+}
+
+struct ga_req {
+    cbor_item_t *rp_id, *cdh, *allow, *ext, *options, *pin_auth, *pin_proto;
+};
+
+static uint8_t ga_fields(const cbor_item_t *m, struct ga_req *r)
+{
+    r->rp_id = vc_map_get_uint(m, 1);
+    r->cdh = vc_map_get_uint(m, 2);
+    r->allow = vc_map_get_uint(m, 3);
+    r->ext = vc_map_get_uint(m, 4);
+    r->options = vc_map_get_uint(m, 5);
+    r->pin_auth = vc_map_get_uint(m, 6);
+    r->pin_proto = vc_map_get_uint(m, 7);
+    if (r->rp_id == NULL || r->cdh == NULL)
+        return KC_CTAP2_ERR_MISSING_PARAMETER;
+    if (!vc_item_is_text(r->rp_id) || !vc_item_is_bytes(r->cdh) ||
+        (r->ext != NULL && !cbor_isa_map(r->ext)) ||
+        (r->pin_auth != NULL && !vc_item_is_bytes(r->pin_auth)) ||
+        (r->pin_proto != NULL && !cbor_isa_uint(r->pin_proto)))
+        return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
+    if (cbor_bytestring_length(r->cdh) != 32 || cbor_string_length(r->rp_id) > VC_RP_ID_MAX)
+        return KC_CTAP1_ERR_INVALID_LENGTH;
+    return check_descriptor_list(r->allow);
+}
+
+uint8_t vc_get_assertion(struct vc_card *c, const uint8_t *p, size_t len, uint8_t *resp, size_t cap,
+                         size_t *resp_len, vc_presence_fn up, void *ctx)
+{
+    cbor_item_t *req = NULL, **v, *id;
+    struct ga_req r;
+    struct opts o;
+    struct vc_cred cr;
+    const struct vc_rk *rk = NULL;
+    char rp_id[VC_RP_ID_MAX + 1];
+    uint8_t rp_id_hash[32], flags = 0, st;
+    bool found = false, usable, uv = false;
+    size_t nfound = 0, idx[VC_MAX_RK];
+    int proto = 0;
+    struct vc_hmac_in hs;
+
+    memset(&cr, 0, sizeof(cr));
+    memset(&hs, 0, sizeof(hs));
+    if ((st = vc_parse_request(p, len, &req)) != KC_CTAP2_OK ||
+        (st = vc_check_uint_keys(req)) != KC_CTAP2_OK || (st = ga_fields(req, &r)) != KC_CTAP2_OK ||
+        (st = parse_opts(r.options, &o)) != KC_CTAP2_OK)
+        goto out;
+    vc_item_text_copy(r.rp_id, rp_id, sizeof(rp_id));
+    if (vc_sha256(cbor_string_handle(r.rp_id), cbor_string_length(r.rp_id), rp_id_hash) != 0) {
+        st = KC_CTAP1_ERR_OTHER;
+        goto out;
+    }
+    if (r.pin_auth != NULL && cbor_bytestring_length(r.pin_auth) == 0) {
+        st = empty_pin_auth(c, up, ctx);
+        goto out;
+    }
+    if (r.pin_auth != NULL && (st = vc_pin_proto_check(r.pin_proto, &proto)) != KC_CTAP2_OK)
+        goto out;
+    if ((st = vc_hmac_secret_input(c, vc_map_get_text(r.ext, "hmac-secret"), &hs)) != KC_CTAP2_OK)
+        goto out;
+    if (vc_map_get_text(r.options, "rk") != NULL) {
+        st = KC_CTAP2_ERR_UNSUPPORTED_OPTION;
+        goto out;
+    }
+    if (r.pin_auth == NULL && o.uv && !c->cfg.uv) {
+        st = KC_CTAP2_ERR_INVALID_OPTION;
+        goto out;
+    }
+    if (r.pin_auth != NULL) {
+        if ((st = vc_pin_check_param(c, r.pin_auth, r.pin_proto, cbor_bytestring_handle(r.cdh),
+                                     KC_PERM_GA, rp_id)) != KC_CTAP2_OK)
+            goto out;
+        uv = true;
+    } else if (o.uv && c->cfg.uv) {
+        uv = true;
+    }
+    if (r.allow != NULL && cbor_array_size(r.allow) > 0) {
+        v = cbor_array_handle(r.allow);
+        for (size_t i = 0; i < cbor_array_size(r.allow) && !found; i++) {
+            if (check_descriptor(v[i], &usable) != KC_CTAP2_OK || !usable)
+                continue;
+            id = vc_map_get_text(v[i], "id");
+            if (vc_cred_open(c, cbor_bytestring_handle(id), cbor_bytestring_length(id), rp_id_hash,
+                             &cr) != 0)
+                continue;
+            if (cred_visible(cr.cred_protect, uv, true))
+                found = true;
+            else
+                OPENSSL_cleanse(&cr, sizeof(cr));
+        }
+        if (found)
+            rk = find_rk(c, cr.id);
+    } else {
+        for (size_t i = 0; i < c->n_rk; i++)
+            if (memcmp(c->rks[i].rp_id_hash, rp_id_hash, 32) == 0 &&
+                cred_visible(c->rks[i].cred_protect, uv, false))
+                idx[nfound++] = i;
+        /* newest first */
+        for (size_t i = 1; i < nfound; i++)
+            for (size_t j = i; j > 0 && c->rks[idx[j]].seq > c->rks[idx[j - 1]].seq; j--) {
+                size_t t = idx[j];
+                idx[j] = idx[j - 1];
+                idx[j - 1] = t;
+            }
+    }
+    if (!found && nfound == 0) {
+        st = KC_CTAP2_ERR_NO_CREDENTIALS;
+        goto out;
+    }
+    if (o.up) {
+        if ((st = vc_up_status(vc_ask_presence(c, up, ctx))) != KC_CTAP2_OK)
+            goto out;
+        flags |= VC_AUTH_FLAG_UP;
+    }
+    if (uv)
+        flags |= VC_AUTH_FLAG_UV;
+    if (!found) {
+        rk = &c->rks[idx[0]];
+        if (vc_cred_open(c, rk->id, VC_CRED_ID_LEN, rp_id_hash, &cr) != 0) {
+            st = KC_CTAP2_ERR_INVALID_CREDENTIAL;
+            goto out;
+        }
+    }
+    st = assertion(c, &cr, rp_id_hash, rk, flags, cbor_bytestring_handle(r.cdh),
+                   nfound > 1 ? nfound : 0, &hs, resp, cap, resp_len);
+    if (st == KC_CTAP2_OK && nfound > 1) {
+        c->pending.active = true;
+        memcpy(c->pending.idx, idx, nfound * sizeof(idx[0]));
+        c->pending.n = nfound;
+        c->pending.next = 1;
+        memcpy(c->pending.cdh, cbor_bytestring_handle(r.cdh), 32);
+        c->pending.flags = flags;
+        vc_now(&c->pending.deadline);
+    }
+out:
+    OPENSSL_cleanse(&cr, sizeof(cr));
+    OPENSSL_cleanse(&hs, sizeof(hs));
+    if (req != NULL)
+        cbor_decref(&req);
+    return st;
+}
+
+uint8_t vc_get_next_assertion(struct vc_card *c, uint8_t *resp, size_t cap, size_t *resp_len)
+{
+    struct vc_pending *pd = &c->pending;
+    const struct vc_rk *rk;
+    struct vc_cred cr;
+    uint8_t st;
+
+    if (!pd->active || pd->next >= pd->n || vc_ms_since(&pd->deadline) > VC_NEXT_ASSERTION_MS) {
+        pd->active = false;
+        return KC_CTAP2_ERR_NOT_ALLOWED;
+    }
+    if (pd->idx[pd->next] >= c->n_rk) {
+        pd->active = false;
+        return KC_CTAP2_ERR_NOT_ALLOWED;
+    }
+    rk = &c->rks[pd->idx[pd->next++]];
+    if (vc_cred_open(c, rk->id, VC_CRED_ID_LEN, rk->rp_id_hash, &cr) != 0)
+        return KC_CTAP2_ERR_INVALID_CREDENTIAL;
+    st = assertion(c, &cr, rk->rp_id_hash, rk, pd->flags, pd->cdh, 0, NULL, resp, cap, resp_len);
+    OPENSSL_cleanse(&cr, sizeof(cr));
+    vc_now(&pd->deadline); /* the timer restarts with each response */
+    if (pd->next >= pd->n)
+        pd->active = false;
+    return st;
+}

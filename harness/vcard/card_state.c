@@ -1,0 +1,377 @@
+/* The virtual card's flash: one CBOR map in a file (--state FILE), written
+ * atomically after every change (temporary file in the same folder, fsync,
+ * rename, fsync of the folder) with mode 0600, and loaded strictly: a file
+ * that is unreadable or not exactly what we write is an error, never
+ * silently replaced. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/x509.h>
+
+#include "ctaphid/status.h"
+#include "harness/vcard/card_int.h"
+
+#define STATE_VERSION 1
+#define STATE_MAX VC_CBOR_MAX
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static bool put_rk(cbor_item_t *arr, const struct vc_rk *rk)
+{
+    cbor_item_t *m = cbor_new_definite_map(8);
+    bool ok;
+
+    if (m == NULL)
+        return false;
+    ok = vc_map_put(m, vc_cbor_text("id"), vc_cbor_bytes(rk->id, VC_CRED_ID_LEN)) &&
+         vc_map_put(m, vc_cbor_text("rp_id_hash"), vc_cbor_bytes(rk->rp_id_hash, 32)) &&
+         vc_map_put(m, vc_cbor_text("rp_id"), vc_cbor_text(rk->rp_id)) &&
+         vc_map_put(m, vc_cbor_text("user_id"), vc_cbor_bytes(rk->user_id, rk->user_id_len)) &&
+         vc_map_put(m, vc_cbor_text("user_name"), vc_cbor_text(rk->user_name)) &&
+         vc_map_put(m, vc_cbor_text("display_name"), vc_cbor_text(rk->display_name)) &&
+         vc_map_put(m, vc_cbor_text("cred_protect"), vc_cbor_int(rk->cred_protect)) &&
+         vc_map_put(m, vc_cbor_text("seq"), vc_cbor_int((int64_t)rk->seq));
+    ok = ok && cbor_array_push(arr, m);
+    cbor_decref(&m);
+    return ok;
+}
+
+static bool put_counter(cbor_item_t *arr, const struct vc_counter *k)
+{
+    cbor_item_t *pair = cbor_new_definite_array(2);
+    bool ok;
+
+    if (pair == NULL)
+        return false;
+    ok = vc_array_push(pair, vc_cbor_bytes(k->key, sizeof(k->key))) &&
+         vc_array_push(pair, vc_cbor_int(k->count)) && cbor_array_push(arr, pair);
+    cbor_decref(&pair);
+    return ok;
+}
+
+static cbor_item_t *state_item(const struct vc_card *c)
+{
+    cbor_item_t *m = cbor_new_definite_map(10);
+    cbor_item_t *rks = cbor_new_definite_array(c->n_rk);
+    cbor_item_t *ctrs = cbor_new_definite_array(c->n_ctr);
+    unsigned char *der = NULL;
+    int der_len = c->att_key != NULL ? i2d_PrivateKey(c->att_key, &der) : -1;
+    bool ok = m != NULL && rks != NULL && ctrs != NULL && der_len > 0;
+
+    for (size_t i = 0; ok && i < c->n_rk; i++)
+        ok = put_rk(rks, &c->rks[i]);
+    for (size_t i = 0; ok && i < c->n_ctr; i++)
+        ok = put_counter(ctrs, &c->ctrs[i]);
+    ok = ok && vc_map_put(m, vc_cbor_text("version"), vc_cbor_int(STATE_VERSION)) &&
+         vc_map_put(m, vc_cbor_text("master_key"), vc_cbor_bytes(c->master_key, 32)) &&
+         vc_map_put(m, vc_cbor_text("att_key"), vc_cbor_bytes(der, (size_t)der_len)) &&
+         vc_map_put(m, vc_cbor_text("att_cert"), vc_cbor_bytes(c->att_cert, c->att_cert_len)) &&
+         vc_map_put(m, vc_cbor_text("pin_set"), cbor_build_bool(c->pin_set)) &&
+         vc_map_put(m, vc_cbor_text("pin_hash"), vc_cbor_bytes(c->pin_hash, 16)) &&
+         vc_map_put(m, vc_cbor_text("pin_retries"), vc_cbor_int(c->pin_retries)) &&
+         vc_map_put(m, vc_cbor_text("next_seq"), vc_cbor_int((int64_t)c->next_seq)) &&
+         vc_map_put(m, vc_cbor_text("rks"), cbor_incref(rks)) &&
+         vc_map_put(m, vc_cbor_text("counters"), cbor_incref(ctrs));
+    if (der != NULL) {
+        OPENSSL_cleanse(der, (size_t)der_len);
+        OPENSSL_free(der);
+    }
+    if (rks != NULL)
+        cbor_decref(&rks);
+    if (ctrs != NULL)
+        cbor_decref(&ctrs);
+    if (!ok && m != NULL)
+        cbor_decref(&m);
+    return ok ? m : NULL;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int fsync_dir_of(const char *path)
+{
+    char *copy = strdup(path);
+    int fd, rc = -1;
+
+    if (copy == NULL)
+        return -1;
+    if ((fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+        rc = fsync(fd);
+        close(fd);
+    }
+    free(copy);
+    return rc;
+}
+
+int vc_state_save(struct vc_card *c)
+{
+    cbor_item_t *m = state_item(c);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    char *tmp = NULL;
+    int fd = -1, rc = -1;
+
+    if (m == NULL || vc_cbor_to_buf(m, &buf, &len) != 0)
+        goto out;
+    if (asprintf(&tmp, "%s.tmpXXXXXX", c->state_path) < 0) {
+        tmp = NULL;
+        goto out;
+    }
+    if ((fd = mkstemp(tmp)) < 0) /* mkstemp creates the file with mode 0600 */
+        goto out;
+    if (fchmod(fd, 0600) != 0 || write_all(fd, buf, len) != 0 || fsync(fd) != 0)
+        goto out;
+    if (close(fd) != 0) {
+        fd = -1;
+        goto out;
+    }
+    fd = -1;
+    if (rename(tmp, c->state_path) != 0)
+        goto out;
+    free(tmp);
+    tmp = NULL;
+    rc = fsync_dir_of(c->state_path);
+out:
+    if (fd >= 0)
+        close(fd);
+    if (tmp != NULL) {
+        unlink(tmp);
+        free(tmp);
+    }
+    if (buf != NULL) {
+        OPENSSL_cleanse(buf, len);
+        free(buf);
+    }
+    if (m != NULL)
+        cbor_decref(&m);
+    return rc;
+}
+
+/* Reads a byte string field of exactly want bytes (want 0: any length up to
+ * max) into dst. */
+static bool get_bytes(const cbor_item_t *m, const char *key, uint8_t *dst, size_t want, size_t max,
+                      size_t *got)
+{
+    cbor_item_t *v = vc_map_get_text(m, key);
+    size_t n;
+
+    if (!vc_item_is_bytes(v))
+        return false;
+    n = cbor_bytestring_length(v);
+    if ((want && n != want) || n > max)
+        return false;
+    if (n)
+        memcpy(dst, cbor_bytestring_handle(v), n);
+    if (got != NULL)
+        *got = n;
+    return true;
+}
+
+static bool get_uint(const cbor_item_t *m, const char *key, uint64_t max, uint64_t *out)
+{
+    cbor_item_t *v = vc_map_get_text(m, key);
+
+    if (v == NULL || !cbor_isa_uint(v) || cbor_get_int(v) > max)
+        return false;
+    *out = cbor_get_int(v);
+    return true;
+}
+
+static bool get_text(const cbor_item_t *m, const char *key, char *dst, size_t cap)
+{
+    cbor_item_t *v = vc_map_get_text(m, key);
+
+    if (!vc_item_is_text(v) || cbor_string_length(v) >= cap)
+        return false;
+    vc_item_text_copy(v, dst, cap);
+    return true;
+}
+
+static const char *load_rks(struct vc_card *c, const cbor_item_t *arr)
+{
+    cbor_item_t **v;
+    uint64_t u;
+
+    if (arr == NULL || !cbor_isa_array(arr) || !cbor_array_is_definite(arr))
+        return "\"rks\" is not an array";
+    if (cbor_array_size(arr) > VC_MAX_RK)
+        return "more resident credentials than the card holds";
+    v = cbor_array_handle(arr);
+    for (size_t i = 0; i < cbor_array_size(arr); i++) {
+        struct vc_rk *rk = &c->rks[i];
+
+        if (!cbor_isa_map(v[i]) ||
+            !get_bytes(v[i], "id", rk->id, VC_CRED_ID_LEN, VC_CRED_ID_LEN, NULL) ||
+            !get_bytes(v[i], "rp_id_hash", rk->rp_id_hash, 32, 32, NULL) ||
+            !get_text(v[i], "rp_id", rk->rp_id, sizeof(rk->rp_id)) ||
+            !get_bytes(v[i], "user_id", rk->user_id, 0, VC_USER_ID_MAX, &rk->user_id_len) ||
+            !get_text(v[i], "user_name", rk->user_name, sizeof(rk->user_name)) ||
+            !get_text(v[i], "display_name", rk->display_name, sizeof(rk->display_name)))
+            return "a resident credential entry is malformed";
+        if (!get_uint(v[i], "cred_protect", 3, &u))
+            return "a resident credential has a bad cred_protect";
+        rk->cred_protect = (int)u;
+        if (!get_uint(v[i], "seq", UINT64_MAX, &rk->seq))
+            return "a resident credential has no seq";
+        c->n_rk++;
+    }
+    return NULL;
+}
+
+static const char *load_counters(struct vc_card *c, const cbor_item_t *arr)
+{
+    cbor_item_t **v, **pair;
+    size_t n;
+
+    if (arr == NULL || !cbor_isa_array(arr) || !cbor_array_is_definite(arr))
+        return "\"counters\" is not an array";
+    n = cbor_array_size(arr);
+    if (n > VC_MAX_COUNTERS)
+        return "too many counters";
+    if (n > 0 && (c->ctrs = calloc(n, sizeof(*c->ctrs))) == NULL)
+        return "out of memory";
+    v = cbor_array_handle(arr);
+    for (size_t i = 0; i < n; i++) {
+        if (!cbor_isa_array(v[i]) || !cbor_array_is_definite(v[i]) || cbor_array_size(v[i]) != 2)
+            return "a counter entry is not a pair";
+        pair = cbor_array_handle(v[i]);
+        if (!vc_item_is_bytes(pair[0]) || cbor_bytestring_length(pair[0]) != 16 ||
+            !cbor_isa_uint(pair[1]) || cbor_get_int(pair[1]) > UINT32_MAX)
+            return "a counter entry is malformed";
+        memcpy(c->ctrs[i].key, cbor_bytestring_handle(pair[0]), 16);
+        c->ctrs[i].count = (uint32_t)cbor_get_int(pair[1]);
+        c->n_ctr++;
+    }
+    return NULL;
+}
+
+static const char *load_item(struct vc_card *c, const cbor_item_t *m)
+{
+    uint8_t der[4096];
+    const unsigned char *dp = der;
+    size_t der_len = 0, cert_len = 0;
+    uint64_t u;
+    cbor_item_t *v;
+    const char *why;
+
+    if (!cbor_isa_map(m))
+        return "not a CBOR map";
+    if (!get_uint(m, "version", UINT64_MAX, &u) || u != STATE_VERSION)
+        return "missing or unknown \"version\"";
+    if (!get_bytes(m, "master_key", c->master_key, 32, 32, NULL))
+        return "\"master_key\" missing or not 32 bytes";
+    if (!get_bytes(m, "att_key", der, 0, sizeof(der), &der_len) || der_len == 0)
+        return "\"att_key\" missing";
+    c->att_key = d2i_AutoPrivateKey(NULL, &dp, (long)der_len);
+    OPENSSL_cleanse(der, sizeof(der));
+    if (c->att_key == NULL || !EVP_PKEY_is_a(c->att_key, "EC"))
+        return "\"att_key\" is not an EC private key";
+    v = vc_map_get_text(m, "att_cert");
+    if (!vc_item_is_bytes(v) || (cert_len = cbor_bytestring_length(v)) == 0 || cert_len > 8192)
+        return "\"att_cert\" missing";
+    if ((c->att_cert = malloc(cert_len)) == NULL)
+        return "out of memory";
+    memcpy(c->att_cert, cbor_bytestring_handle(v), cert_len);
+    c->att_cert_len = cert_len;
+    v = vc_map_get_text(m, "pin_set");
+    if (v == NULL || !cbor_isa_float_ctrl(v) || !cbor_is_bool(v))
+        return "\"pin_set\" missing";
+    c->pin_set = cbor_get_bool(v);
+    if (!get_bytes(m, "pin_hash", c->pin_hash, 16, 16, NULL))
+        return "\"pin_hash\" missing or not 16 bytes";
+    if (!get_uint(m, "pin_retries", VC_PIN_RETRIES_MAX, &u))
+        return "\"pin_retries\" missing or above 8";
+    c->pin_retries = (int)u;
+    if (!get_uint(m, "next_seq", UINT64_MAX, &c->next_seq))
+        return "\"next_seq\" missing";
+    if ((why = load_rks(c, vc_map_get_text(m, "rks"))) != NULL)
+        return why;
+    return load_counters(c, vc_map_get_text(m, "counters"));
+}
+
+int vc_state_load(struct vc_card *c, char *err, size_t errlen)
+{
+    cbor_item_t *item = NULL;
+    uint8_t *buf = NULL;
+    struct stat st;
+    const char *why;
+    ssize_t r;
+    size_t n = 0;
+    int fd, rc = -1;
+
+    if ((fd = open(c->state_path, O_RDONLY | O_CLOEXEC)) < 0) {
+        if (errno == ENOENT)
+            return 0;
+        seterr(err, errlen, "vcard: cannot open state file %s: %s", c->state_path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        seterr(err, errlen, "vcard: state file %s is not a regular file", c->state_path);
+        goto out;
+    }
+    if (st.st_size == 0 || (size_t)st.st_size > STATE_MAX) {
+        seterr(err, errlen, "vcard: state file %s has a bad size (%lld bytes)", c->state_path,
+               (long long)st.st_size);
+        goto out;
+    }
+    if ((buf = malloc((size_t)st.st_size)) == NULL) {
+        seterr(err, errlen, "vcard: out of memory reading %s", c->state_path);
+        goto out;
+    }
+    while (n < (size_t)st.st_size) {
+        r = read(fd, buf + n, (size_t)st.st_size - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            seterr(err, errlen, "vcard: cannot read state file %s: %s", c->state_path,
+                   r < 0 ? strerror(errno) : "short read");
+            goto out;
+        }
+        n += (size_t)r;
+    }
+    if ((item = vc_cbor_load(buf, n)) == NULL) {
+        seterr(err, errlen, "vcard: state file %s is corrupt: not valid CBOR", c->state_path);
+        goto out;
+    }
+    if ((why = load_item(c, item)) != NULL) {
+        seterr(err, errlen, "vcard: state file %s is corrupt: %s", c->state_path, why);
+        goto out;
+    }
+    rc = 1;
+out:
+    if (item != NULL)
+        cbor_decref(&item);
+    if (buf != NULL) {
+        OPENSSL_cleanse(buf, n);
+        free(buf);
+    }
+    close(fd);
+    return rc;
+}

@@ -1,0 +1,201 @@
+/* vcard: the virtual CTAP2.1 card over UDP. See vcard(1). */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness/vcard/card.h"
+#include "harness/vcard/server.h"
+
+#define VCARD_VERSION "0.1.0"
+
+enum exit_code {
+    EXIT_OK = 0,
+    EXIT_FAILURE_RUN = 1, /* a socket failed while serving */
+    EXIT_USAGE = 2,
+    EXIT_SETUP = 3, /* cannot bind, open the state file or the control socket */
+};
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: vcard [options]\n"
+               "A software CTAP2.1/U2F authenticator speaking CTAPHID over UDP\n"
+               "(one 64-byte report per datagram, replies to the sender).\n"
+               "\n"
+               "  --listen ADDR:PORT     UDP address (default 127.0.0.1:8111; port 0: any free)\n"
+               "  --state FILE           keep credentials, counters, PIN and keys in FILE\n"
+               "                         (default: in memory only)\n"
+               "  --presence MODE        yes | no | timeout[:MS] | delay:MS | ask (default yes)\n"
+               "  --control PATH         Unix control socket (see vcard-ctl(1))\n"
+               "  --announce DIR         keep DIR/vcard-PID.uri naming the current URI\n"
+               "  --fault PROFILE        inject a fault (repeatable, or comma separated):\n"
+               "                         no-init-reply hang-before-up no-pin-protocols ctap1-only\n"
+               "                         slow-ctap1[:MS] no-keepalive drop-every:N\n"
+               "                         duplicate-every:N corrupt-seq wrong-cid busy\n"
+               "                         bogus-signature counter-rollback unplug replug\n"
+               "  --attestation KIND     packed (batch certificate, default) | self | none\n"
+               "  --no-ctap1             no U2F over MSG (INIT then reports NMSG)\n"
+               "  --uv                   advertise built-in user verification\n"
+               "  -v, --verbose          one JSON log line per request on stderr\n"
+               "  -h, --help             this text\n"
+               "      --version          print the version\n"
+               "\n"
+               "Exit status: 0 stopped cleanly (SIGINT/SIGTERM), 1 socket error while serving,\n"
+               "2 usage error, 3 cannot bind, open the state file or create the control socket.\n");
+}
+
+int main(int argc, char **argv)
+{
+    enum {
+        OPT_LISTEN = 256,
+        OPT_STATE,
+        OPT_PRESENCE,
+        OPT_CONTROL,
+        OPT_ANNOUNCE,
+        OPT_FAULT,
+        OPT_ATTESTATION,
+        OPT_NO_CTAP1,
+        OPT_UV,
+        OPT_VERSION
+    };
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"state", required_argument, NULL, OPT_STATE},
+        {"presence", required_argument, NULL, OPT_PRESENCE},
+        {"control", required_argument, NULL, OPT_CONTROL},
+        {"announce", required_argument, NULL, OPT_ANNOUNCE},
+        {"fault", required_argument, NULL, OPT_FAULT},
+        {"attestation", required_argument, NULL, OPT_ATTESTATION},
+        {"no-ctap1", no_argument, NULL, OPT_NO_CTAP1},
+        {"uv", no_argument, NULL, OPT_UV},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {NULL, 0, NULL, 0},
+    };
+    struct vc_config cfg;
+    struct vc_server_config scfg;
+    struct vc_card *card;
+    struct vc_server *srv;
+    struct sigaction sa;
+    char err[256];
+    int opt;
+    int rc;
+
+    memset(&cfg, 0, sizeof(cfg));
+    memset(&scfg, 0, sizeof(scfg));
+    cfg.attestation = VC_ATT_PACKED_BATCH;
+    cfg.ctap1 = true;
+    cfg.reset_window_ms = 10000;
+    scfg.listen = "127.0.0.1:8111";
+    scfg.presence.mode = VC_PRESENCE_YES;
+
+    while ((opt = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+        switch (opt) {
+        case OPT_LISTEN:
+            scfg.listen = optarg;
+            break;
+        case OPT_STATE:
+            cfg.state_path = optarg;
+            break;
+        case OPT_PRESENCE:
+            if (vc_presence_parse(optarg, &scfg.presence, err, sizeof(err)) < 0) {
+                fprintf(stderr, "vcard: %s\n", err);
+                return EXIT_USAGE;
+            }
+            break;
+        case OPT_CONTROL:
+            scfg.control_path = optarg;
+            break;
+        case OPT_ANNOUNCE:
+            scfg.announce_dir = optarg;
+            break;
+        case OPT_FAULT:
+            if (vc_fault_parse(optarg, &scfg.faults, err, sizeof(err)) < 0) {
+                fprintf(stderr, "vcard: %s\n", err);
+                return EXIT_USAGE;
+            }
+            break;
+        case OPT_ATTESTATION:
+            if (strcmp(optarg, "packed") == 0) {
+                cfg.attestation = VC_ATT_PACKED_BATCH;
+            } else if (strcmp(optarg, "self") == 0) {
+                cfg.attestation = VC_ATT_SELF;
+            } else if (strcmp(optarg, "none") == 0) {
+                cfg.attestation = VC_ATT_NONE;
+            } else {
+                fprintf(stderr, "vcard: bad attestation '%s' (want packed, self or none)\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case OPT_NO_CTAP1:
+            cfg.ctap1 = false;
+            break;
+        case OPT_UV:
+            cfg.uv = true;
+            break;
+        case 'v':
+            scfg.verbose = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return EXIT_OK;
+        case OPT_VERSION:
+            printf("vcard %s\n", VCARD_VERSION);
+            return EXIT_OK;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "vcard: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+
+    card = vc_card_new(&cfg, err, sizeof(err));
+    if (card == NULL) {
+        fprintf(stderr, "vcard: %s\n", err);
+        return EXIT_SETUP;
+    }
+    /* the worker thread inherits this mask: signals reach the poll loop */
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    {
+        sigset_t block;
+        sigset_t old;
+
+        sigemptyset(&block);
+        sigaddset(&block, SIGINT);
+        sigaddset(&block, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &block, &old);
+        srv = vc_server_new(card, &scfg, err, sizeof(err));
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    if (srv == NULL) {
+        fprintf(stderr, "vcard: %s\n", err);
+        vc_card_free(card);
+        return EXIT_SETUP;
+    }
+    fprintf(stderr, "vcard: listening on %s\n", vc_server_uri(srv));
+    fflush(stderr);
+    rc = vc_server_run(srv, &stop_flag) == 0 ? EXIT_OK : EXIT_FAILURE_RUN;
+    vc_server_free(srv);
+    vc_card_free(card);
+    return rc;
+}

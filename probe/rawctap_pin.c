@@ -1,0 +1,214 @@
+/* rawctap pin: status, set, change (authenticatorClientPIN). PINs come from
+ * options, files or the environment, are never printed and are zeroed after
+ * use. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "ctaphid/ctap2.h"
+#include "ctaphid/pin.h"
+#include "probe/rawctap.h"
+
+#define RC_PIN_MAX 128
+
+struct rc_pin_opts {
+    const char *pin, *pin_file;
+    const char *new_pin, *new_pin_file;
+    long protocol;
+};
+
+static int rc_pin_opt(struct rc_ctx *ctx, void *st, int c, const char *arg)
+{
+    struct rc_pin_opts *o = st;
+    (void)ctx;
+    switch (c) {
+    case 'p':
+        o->pin = arg;
+        return 0;
+    case 'P':
+        o->pin_file = arg;
+        return 0;
+    case 'n':
+        o->new_pin = arg;
+        return 0;
+    case 'N':
+        o->new_pin_file = arg;
+        return 0;
+    case 'x':
+        if (rc_parse_int(arg, 1, 2, &o->protocol) != 0)
+            return rc_usage_error("pin", "--protocol wants 1 or 2, not '%s'", arg);
+        return 0;
+    default:
+        return rc_usage_error("pin", "unexpected option");
+    }
+}
+
+/* New PIN: --new-pin, --new-pin-file, else $RAWCTAP_NEW_PIN. */
+static int rc_new_pin_get(const struct rc_pin_opts *o, char *buf, size_t cap)
+{
+    if (o->new_pin || o->new_pin_file)
+        return rc_pin_get(o->new_pin, o->new_pin_file, buf, cap);
+    const char *env = getenv("RAWCTAP_NEW_PIN");
+    if (env == NULL || *env == '\0')
+        return 0;
+    return rc_pin_get(env, NULL, buf, cap);
+}
+
+static int rc_pin_status(struct rc_ctx *ctx, const struct kc_info *info)
+{
+    char list[128];
+    int cp = kc_info_option(info, "clientPin");
+    kc_info_pin_protocols_str(info, list, sizeof(list));
+    json_t *pp = json_array();
+    for (size_t i = 0; i < info->n_pin_protocols; i++)
+        json_array_append_new(pp, json_integer((json_int_t)info->pin_protocols[i]));
+    rc_out_json(ctx, "pin_protocols", pp, list);
+    rc_out_str(ctx, "client_pin", cp < 0 ? "absent" : cp ? "set" : "not set");
+    if (ctx->json)
+        json_object_set_new(ctx->result, "pin_set", json_boolean(cp == 1));
+    if (cp < 0 && info->n_pin_protocols == 0) {
+        rc_verbose(ctx, 1,
+                   "card advertises no clientPin option and no PIN/UV auth protocol: "
+                   "it has no PIN support; commands proceed without PIN");
+        return RC_EXIT_OK;
+    }
+    struct kc_pin_retries rt;
+    memset(&rt, 0, sizeof(rt));
+    ctx->t_op_us = kc_now_us();
+    int e = kc_pin_get_retries(ctx->dev, info, &rt);
+    if (e != KC_OK)
+        return rc_fail(ctx, "pin status: getRetries", e);
+    rc_out_int(ctx, "retries", (long long)rt.retries);
+    if (rt.power_cycle_state)
+        rc_out_bool(ctx, "power_cycle_required", true);
+    return RC_EXIT_OK;
+}
+
+int rc_cmd_pin(struct rc_ctx *ctx, int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"pin", required_argument, NULL, 'p'},      {"pin-file", required_argument, NULL, 'P'},
+        {"new-pin", required_argument, NULL, 'n'},  {"new-pin-file", required_argument, NULL, 'N'},
+        {"protocol", required_argument, NULL, 'x'}, {NULL, 0, NULL, 0}};
+    struct rc_pin_opts o;
+    char pin[RC_PIN_MAX], newpin[RC_PIN_MAX];
+    int first = 0;
+    memset(&o, 0, sizeof(o));
+    memset(pin, 0, sizeof(pin));
+    memset(newpin, 0, sizeof(newpin));
+    int r = rc_parse_cmd(ctx, argc, argv, "", lo, rc_pin_opt, &o, &first);
+    if (r != 0)
+        return r;
+    if (first >= argc)
+        return rc_usage_error(argv[0], "which one: status, set or change?");
+    const char *sub = argv[first];
+    if (first + 1 < argc)
+        return rc_usage_error(argv[0], "unexpected argument '%s'", argv[first + 1]);
+    bool is_status = strcmp(sub, "status") == 0;
+    bool is_set = strcmp(sub, "set") == 0;
+    bool is_change = strcmp(sub, "change") == 0;
+    if (!is_status && !is_set && !is_change)
+        return rc_usage_error(argv[0], "unknown subcommand '%s' (status, set, change)", sub);
+    if (ctx->json)
+        json_object_set_new(ctx->result, "subcommand", json_string(sub));
+
+    int have_new = 0, have_old = 0;
+    if (is_set || is_change) {
+        have_new = rc_new_pin_get(&o, newpin, sizeof(newpin));
+        if (have_new != 0 && have_new != 1) {
+            r = have_new;
+            goto out;
+        }
+        if (have_new == 0) {
+            r = rc_usage_error(argv[0],
+                               "pin %s needs --new-pin, --new-pin-file or "
+                               "$RAWCTAP_NEW_PIN",
+                               sub);
+            goto out;
+        }
+    }
+    if (is_change) {
+        have_old = rc_pin_get(o.pin, o.pin_file, pin, sizeof(pin));
+        if (have_old != 0 && have_old != 1) {
+            r = have_old;
+            goto out;
+        }
+        if (have_old == 0) {
+            r = rc_usage_error(argv[0], "pin change needs the current PIN: --pin, --pin-file or "
+                                        "$RAWCTAP_PIN");
+            goto out;
+        }
+    }
+
+    if ((r = rc_open(ctx)) != 0)
+        goto out;
+    if (!rc_has_ctap2(ctx)) {
+        r = rc_no_ctap2(ctx, "pin");
+        goto out;
+    }
+    struct kc_info info;
+    memset(&info, 0, sizeof(info));
+    ctx->t_op_us = kc_now_us();
+    int e = kc_ctap2_get_info(ctx->dev, &info);
+    if (e != KC_OK) {
+        r = rc_fail(ctx, "getInfo", e);
+        goto out;
+    }
+    if (o.protocol) {
+        if (!kc_info_supports_pin_protocol(&info, (int)o.protocol))
+            rc_verbose(ctx, 1, "card does not list protocol %ld; trying it as asked", o.protocol);
+        info.pin_protocols[0] = (uint64_t)o.protocol;
+        info.n_pin_protocols = 1;
+    }
+    if (is_status) {
+        r = rc_pin_status(ctx, &info);
+        goto out;
+    }
+    char list[128];
+    kc_info_pin_protocols_str(&info, list, sizeof(list));
+    int dummy = 0;
+    struct kc_pin_outcome oc;
+    if (kc_pin_choose_protocol(&info, true, &dummy, &oc) == KC_ERR_NO_PIN_PROTOCOL) {
+        int cp = kc_info_option(&info, "clientPin");
+        rc_err(ctx,
+               "pin %s: no PIN/UV auth protocol fits: the card advertised pinUvAuthProtocols "
+               "[%s] and clientPin option %s; this tool speaks protocols 1 and 2",
+               sub, list,
+               cp < 0 ? "absent"
+               : cp   ? "true"
+                      : "false");
+        if (ctx->json) {
+            json_object_set_new(ctx->result, "ok", json_false());
+            json_object_set_new(ctx->result, "error_name", json_string("KC_ERR_NO_PIN_PROTOCOL"));
+            json_object_set_new(ctx->result, "pin_protocols_advertised", json_string(list));
+        }
+        r = RC_EXIT_CTAP;
+        goto out;
+    }
+    rc_verbose(ctx, 1, "pin %s with protocol %d (card advertised [%s])", sub, dummy, list);
+    ctx->t_op_us = kc_now_us();
+    if (is_set)
+        e = kc_pin_set(ctx->dev, &info, newpin);
+    else
+        e = kc_pin_change(ctx->dev, &info, pin, newpin);
+    OPENSSL_cleanse(pin, sizeof(pin));
+    OPENSSL_cleanse(newpin, sizeof(newpin));
+    if (e == KC_ERR_NO_PIN_PROTOCOL) {
+        rc_err(ctx, "pin %s: no PIN/UV auth protocol fits; the card advertised [%s]", sub, list);
+        r = RC_EXIT_CTAP;
+        goto out;
+    }
+    if (e != KC_OK) {
+        r = rc_fail(ctx, is_set ? "pin set" : "pin change", e);
+        goto out;
+    }
+    rc_out_str(ctx, "status", is_set ? "PIN set" : "PIN changed");
+    rc_out_int(ctx, "protocol", dummy);
+    rc_out_real(ctx, "seconds", rc_secs_since(ctx->t_op_us));
+    r = RC_EXIT_OK;
+out:
+    OPENSSL_cleanse(pin, sizeof(pin));
+    OPENSSL_cleanse(newpin, sizeof(newpin));
+    return r;
+}

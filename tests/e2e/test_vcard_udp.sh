@@ -1,0 +1,67 @@
+#!/bin/sh
+# vcard's CTAPHID server over real UDP on loopback: starts build/bin/vcard on
+# a free port with a control socket, an announce directory and -v, runs the
+# socket-level checks of test_vcard_udp.py (bounded), then checks a clean
+# exit on SIGTERM (announce file and control socket removed).
+HERE=$(dirname "$0")
+. "$HERE/lib.sh"
+trap cleanup EXIT
+
+ANNOUNCE="$E2E_TMP/announce"
+mkdir -p "$ANNOUNCE"
+
+check_exit "vcard --help exits 0" 0 "$BIN/vcard" --help
+check_exit "vcard with a bad fault profile exits 2" 2 "$BIN/vcard" --fault nope
+check_exit "vcard with a bad presence mode exits 2" 2 "$BIN/vcard" --presence maybe
+check_exit "vcard on an unbindable address exits 3" 3 "$BIN/vcard" --listen 192.0.2.1:1
+
+if ! start_vcard --announce "$ANNOUNCE" -v; then
+    not_ok "vcard starts and prints its ready line"
+    finish
+    exit 1
+fi
+ok "vcard starts and prints its ready line"
+
+timeout -k 5 180 python3 "$HERE/test_vcard_udp.py" "$VCARD_PORT" "$VCARD_CTL" "$ANNOUNCE" \
+    "$VCARD_DIR/stderr" >"$E2E_TMP/py.out" 2>&1
+py_rc=$?
+cat "$E2E_TMP/py.out" | grep -v '^[0-9]* passed, [0-9]* failed$'
+summary=$(tail -n 1 "$E2E_TMP/py.out")
+py_pass=$(echo "$summary" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
+py_fail=$(echo "$summary" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
+if [ -z "$py_pass" ]; then
+    not_ok "python checks ended with a summary" "exit $py_rc"
+else
+    PASSED=$((PASSED + py_pass))
+    FAILED=$((FAILED + py_fail))
+fi
+
+# vcard-ctl against the same card
+check "vcard-ctl status" "$BIN/vcard-ctl" --control "$VCARD_CTL" status
+check "vcard-ctl --json status is JSON with ok:true" sh -c \
+    "'$BIN/vcard-ctl' --control '$VCARD_CTL' --json status | python3 -c 'import json,sys; assert json.load(sys.stdin)[\"ok\"] is True'"
+check "vcard-ctl presence ask" "$BIN/vcard-ctl" --control "$VCARD_CTL" presence ask
+check "VCARD_CONTROL from the environment" env VCARD_CONTROL="$VCARD_CTL" "$BIN/vcard-ctl" presence yes
+check_exit "vcard-ctl refused command exits 1" 1 "$BIN/vcard-ctl" --control "$VCARD_CTL" fault bogus
+check_exit "vcard-ctl without a command exits 2" 2 "$BIN/vcard-ctl" --control "$VCARD_CTL"
+check_exit "vcard-ctl to a missing socket exits 3" 3 "$BIN/vcard-ctl" --control "$E2E_TMP/nope.sock" status
+
+kill -TERM "$VCARD_PID" 2>/dev/null
+_tries=60
+while kill -0 "$VCARD_PID" 2>/dev/null && [ "$_tries" -gt 0 ]; do
+    sleep 0.05
+    _tries=$((_tries - 1))
+done
+if kill -0 "$VCARD_PID" 2>/dev/null; then
+    not_ok "vcard exits on SIGTERM within 3 s"
+    stop_vcard
+else
+    wait "$VCARD_PID"
+    rc=$?
+    VCARD_PID=""
+    if [ "$rc" -eq 0 ]; then ok "vcard exits 0 on SIGTERM"; else not_ok "vcard exits 0 on SIGTERM" "exit $rc"; fi
+fi
+if [ -z "$(ls "$ANNOUNCE")" ]; then ok "announce file removed on exit"; else not_ok "announce file removed on exit"; fi
+if [ ! -e "$VCARD_CTL" ]; then ok "control socket removed on exit"; else not_ok "control socket removed on exit"; fi
+
+finish

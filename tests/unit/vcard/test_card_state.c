@@ -1,0 +1,202 @@
+/* The virtual card's state file: credentials, counters, PIN and keys survive
+ * a restart; the file is 0600 and replaced atomically; a corrupt or
+ * unreadable file stops vc_card_new with a message naming it. */
+#include <dirent.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tests/unit/vcard/test_card_util.h"
+
+struct dir {
+    char path[256];
+    char file[300];
+};
+
+static void dir_new(struct dir *d)
+{
+    snprintf(d->path, sizeof(d->path), "/tmp/vcard-state-XXXXXX");
+    assert_non_null(mkdtemp(d->path));
+    snprintf(d->file, sizeof(d->file), "%s/card.state", d->path);
+}
+
+static int dir_entries(const struct dir *d)
+{
+    DIR *dp = opendir(d->path);
+    struct dirent *e;
+    int n = 0;
+
+    assert_non_null(dp);
+    while ((e = readdir(dp)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(dp);
+    return n;
+}
+
+static void dir_free(struct dir *d)
+{
+    DIR *dp = opendir(d->path);
+    struct dirent *e;
+    char p[600];
+
+    if (dp != NULL) {
+        while ((e = readdir(dp)) != NULL) {
+            if (e->d_name[0] == '.')
+                continue;
+            snprintf(p, sizeof(p), "%s/%s", d->path, e->d_name);
+            unlink(p);
+        }
+        closedir(dp);
+    }
+    rmdir(d->path);
+}
+
+static void write_file(const char *path, const void *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+
+    assert_non_null(f);
+    assert_int_equal(fwrite(p, 1, n, f), n);
+    fclose(f);
+}
+
+static struct vc_card *try_open(const char *path, char *err, size_t errlen)
+{
+    struct vc_config cfg;
+
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.ctap1 = true;
+    cfg.state_path = path;
+    return vc_card_new(&cfg, err, errlen);
+}
+
+static void test_round_trip(void **state)
+{
+    struct dir d;
+    struct vc_card *c;
+    struct mc_opts o = {0};
+    struct ga_opts go = {.cdh_seed = 1};
+    struct made nonres, res;
+    struct got g;
+    struct stat st;
+    cbor_item_t *r = NULL;
+    char *js;
+
+    (void)state;
+    dir_new(&d);
+    c = card_with(VC_ATT_PACKED_BATCH, true, d.file);
+    assert_int_equal(stat(d.file, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(make_cred(c, &o, NULL, &nonres), 0);
+    o.rk = true;
+    o.user_name = "bob";
+    assert_int_equal(make_cred(c, &o, NULL, &res), 0);
+    go.allow_id = nonres.cred_id;
+    go.allow_len = nonres.cred_id_len;
+    assert_int_equal(get_assert(c, &go, NULL, &g), 0);
+    assert_int_equal(get_assert(c, &go, NULL, &g), 0);
+    assert_int_equal(g.count, 2);
+    vc_card_free(c);
+    assert_int_equal(dir_entries(&d), 1); /* no temporary file left behind */
+
+    c = card_with(VC_ATT_PACKED_BATCH, true, d.file);
+    assert_int_equal(get_assert(c, &go, NULL, &g), 0);
+    assert_int_equal(g.count, 3); /* the counter continued */
+    assert_true(check_assertion_sig(&nonres.key, &g, 1));
+    go.allow_id = NULL;
+    assert_int_equal(get_assert(c, &go, NULL, &g), 0);
+    assert_string_equal(g.user_name, "bob");
+    assert_int_equal(g.count, 1);
+    assert_true(check_assertion_sig(&res.key, &g, 1));
+    js = vc_card_status_json(c);
+    assert_non_null(js);
+    assert_non_null(strstr(js, "\"credentials\":1"));
+    free(js);
+    /* the batch certificate is the same after a restart */
+    assert_int_equal(send_cbor(c, KC_CTAP2_GET_INFO, NULL, &r, NULL), 0);
+    cbor_decref(&r);
+    {
+        struct made again;
+        const cbor_item_t *x1, *x2;
+        o.rk = false;
+        assert_int_equal(make_cred(c, &o, NULL, &again), 0);
+        x1 = cbor_array_handle(map_get_text(again.att_stmt, "x5c"))[0];
+        x2 = cbor_array_handle(map_get_text(nonres.att_stmt, "x5c"))[0];
+        assert_int_equal(cbor_bytestring_length(x1), cbor_bytestring_length(x2));
+        assert_memory_equal(cbor_bytestring_handle(x1), cbor_bytestring_handle(x2),
+                            cbor_bytestring_length(x1));
+        made_free(&again);
+    }
+    vc_card_free(c);
+    made_free(&nonres);
+    made_free(&res);
+    dir_free(&d);
+}
+
+static void test_corrupt(void **state)
+{
+    struct dir d;
+    struct vc_card *c;
+    char err[512];
+    uint8_t good[8192];
+    size_t good_len;
+    FILE *f;
+    struct stat st;
+
+    (void)state;
+    dir_new(&d);
+    /* garbage */
+    write_file(d.file, "not cbor at all", 15);
+    c = try_open(d.file, err, sizeof(err));
+    assert_null(c);
+    assert_non_null(strstr(err, d.file));
+    assert_non_null(strstr(err, "corrupt"));
+    assert_int_equal(stat(d.file, &st), 0);
+    assert_int_equal(st.st_size, 15); /* left alone */
+    /* empty */
+    write_file(d.file, "", 0);
+    assert_null(try_open(d.file, err, sizeof(err)));
+    assert_non_null(strstr(err, d.file));
+    /* valid CBOR, wrong shape */
+    write_file(d.file, "\xa1\x61\x61\x01", 4);
+    assert_null(try_open(d.file, err, sizeof(err)));
+    assert_non_null(strstr(err, "version"));
+    /* a real state file, truncated */
+    unlink(d.file);
+    c = try_open(d.file, err, sizeof(err));
+    assert_non_null(c);
+    vc_card_free(c);
+    f = fopen(d.file, "rb");
+    assert_non_null(f);
+    good_len = fread(good, 1, sizeof(good), f);
+    fclose(f);
+    assert_true(good_len > 100 && good_len < sizeof(good));
+    write_file(d.file, good, good_len - 10);
+    assert_null(try_open(d.file, err, sizeof(err)));
+    assert_non_null(strstr(err, "corrupt"));
+    /* a directory where the file should be */
+    assert_null(try_open(d.path, err, sizeof(err)));
+    assert_non_null(strstr(err, d.path));
+    /* unreadable */
+    write_file(d.file, good, good_len);
+    c = try_open(d.file, err, sizeof(err));
+    assert_non_null(c);
+    vc_card_free(c);
+    if (geteuid() != 0) {
+        chmod(d.file, 0);
+        assert_null(try_open(d.file, err, sizeof(err)));
+        assert_non_null(strstr(err, d.file));
+    }
+    dir_free(&d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_corrupt),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

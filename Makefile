@@ -58,7 +58,7 @@ INTEROP_SRCS := $(wildcard tests/interop/*.c)
 INTEROP_BINS := $(INTEROP_SRCS:tests/interop/%.c=$(BUILD)/interop/%)
 
 .PHONY: all deps lib programs unit unit-san e2e check demo fuzz fuzz-build bench clean format \
-        format-check interop
+        format-check interop vm-test
 
 all: lib programs
 
@@ -137,6 +137,10 @@ interop: $(INTEROP_BINS)
 
 e2e: all interop
 	@sh tests/e2e/run.sh $(BUILD)
+
+# The real kernel hidraw path, in a small qemu VM (harness/vm/README.md).
+vm-test: all
+	@sh harness/vm/run.sh
 
 # The README's test command: install what is missing, build, run every test.
 check: deps

@@ -1,7 +1,8 @@
 #!/bin/sh
 # The body of `make check` (after deps and the build): unit tests, the same
 # unit tests under AddressSanitizer + UndefinedBehaviorSanitizer, end-to-end
-# tests against the virtual card, and a short run of every fuzzer.
+# tests against the virtual card, the real-kernel hidraw test in a qemu VM,
+# and a short run of every fuzzer.
 # Prints each stage's totals and, last, the overall "N passed, M failed".
 set -u
 MAKE=${MAKE:-make}
@@ -23,16 +24,17 @@ run() {
 }
 count() {
     # sum "X: N passed, M failed" lines of a stage
-    sed -n 's/^[a-z-]*: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$log/$1.log" | tail -n 1
+    sed -n 's/^\([a-z-]*: \)\{0,1\}\([0-9]*\) passed, \([0-9]*\) failed$/\2 \3/p' "$log/$1.log" | tail -n 1
 }
 
 total_pass=0
 total_fail=0
-for s in unit unit-san e2e fuzz; do
+for s in unit unit-san e2e vm-test fuzz; do
     case $s in
         unit) stage unit run $MAKE --no-print-directory unit ;;
         unit-san) stage unit-san run $MAKE --no-print-directory unit-san ;;
         e2e) stage e2e run $MAKE --no-print-directory e2e ;;
+        vm-test) stage vm-test run $MAKE --no-print-directory vm-test ;;
         fuzz) stage fuzz run $MAKE --no-print-directory fuzz FUZZ_SECONDS="$FUZZ_SECONDS" ;;
     esac
     rc=$(cat "$log/rc")

@@ -339,11 +339,24 @@ int kc_cbor_map_add_str(cbor_item_t *map, const char *key, cbor_item_t *value)
     return kc_cbor_map_add(map, kc_cbor_new_text(key), value);
 }
 
+/* An integer of the smallest width: CTAP requires canonical CBOR (RFC 8949
+ * 4.2.1), and strict parsers (python-fido2, many cards) reject anything else. */
 cbor_item_t *kc_cbor_new_int(int64_t v)
 {
-    if (v >= 0)
-        return cbor_build_uint64((uint64_t)v);
-    return cbor_build_negint64((uint64_t)(-(v + 1)));
+    uint64_t u = v >= 0 ? (uint64_t)v : (uint64_t)(-1 - v);
+    cbor_item_t *item;
+
+    if (u <= UINT8_MAX)
+        item = cbor_build_uint8((uint8_t)u);
+    else if (u <= UINT16_MAX)
+        item = cbor_build_uint16((uint16_t)u);
+    else if (u <= UINT32_MAX)
+        item = cbor_build_uint32((uint32_t)u);
+    else
+        item = cbor_build_uint64(u);
+    if (item != NULL && v < 0)
+        cbor_mark_negint(item);
+    return item;
 }
 
 cbor_item_t *kc_cbor_new_bytes(const uint8_t *p, size_t len)

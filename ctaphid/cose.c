@@ -3,6 +3,8 @@
  * so a card that leaks one is noticed rather than silently accepted. */
 #include "ctaphid/cose.h"
 
+#include "ctaphid/cbor_util.h"
+
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -638,29 +640,10 @@ int kc_cose_key_from_pkey(EVP_PKEY *pkey, int alg, struct kc_cose_key *out)
     return KC_OK;
 }
 
-/* An integer item of the smallest width, as canonical CBOR requires. */
-static cbor_item_t *build_int(int64_t v)
-{
-    uint64_t u = v >= 0 ? (uint64_t)v : (uint64_t)(-1 - v);
-    cbor_item_t *item;
-
-    if (u <= UINT8_MAX)
-        item = cbor_build_uint8((uint8_t)u);
-    else if (u <= UINT16_MAX)
-        item = cbor_build_uint16((uint16_t)u);
-    else if (u <= UINT32_MAX)
-        item = cbor_build_uint32((uint32_t)u);
-    else
-        item = cbor_build_uint64(u);
-    if (item != NULL && v < 0)
-        cbor_mark_negint(item);
-    return item;
-}
-
 /* Append label -> value to the map; takes the value reference. */
 static int map_put(cbor_item_t *map, int64_t label, cbor_item_t *value)
 {
-    cbor_item_t *key = build_int(label);
+    cbor_item_t *key = kc_cbor_new_int(label);
     bool ok;
 
     if (key == NULL || value == NULL) {
@@ -743,14 +726,15 @@ int kc_cose_encode_item(EVP_PKEY *pkey, int alg, cbor_item_t **out)
     r = KC_ERR_NOMEM;
     if ((map = cbor_new_definite_map(kty == KC_COSE_KTY_EC2 ? 5 : 4)) == NULL)
         goto done;
-    if (map_put(map, LBL_KTY, build_int(kty)) != 0 || map_put(map, LBL_ALG, build_int(alg)) != 0)
+    if (map_put(map, LBL_KTY, kc_cbor_new_int(kty)) != 0 ||
+        map_put(map, LBL_ALG, kc_cbor_new_int(alg)) != 0)
         goto done;
     if (kty == KC_COSE_KTY_RSA) {
         if (map_put(map, LBL_CRV_OR_N, cbor_build_bytestring(a, alen)) != 0 ||
             map_put(map, LBL_X_OR_E, cbor_build_bytestring(b, blen)) != 0)
             goto done;
     } else {
-        if (map_put(map, LBL_CRV_OR_N, build_int(crv)) != 0 ||
+        if (map_put(map, LBL_CRV_OR_N, kc_cbor_new_int(crv)) != 0 ||
             map_put(map, LBL_X_OR_E, cbor_build_bytestring(a, alen)) != 0)
             goto done;
         if (kty == KC_COSE_KTY_EC2 && map_put(map, LBL_Y, cbor_build_bytestring(b, blen)) != 0)

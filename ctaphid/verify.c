@@ -409,6 +409,34 @@ static int check_packed_cert(X509 *x, const struct kc_authdata *ad, struct kc_ve
     return KC_OK;
 }
 
+/* Each certificate in x5c must be signed by the next one. Whether the last
+ * one is trusted is the caller's policy; this only refuses a chain that
+ * does not hang together. */
+static int check_chain_links(const cbor_item_t *x5c, X509 *leaf, struct kc_verify_result *r)
+{
+    size_t n = cbor_array_size(x5c);
+    X509 *child = leaf, *parent = NULL;
+    int e = KC_OK;
+
+    for (size_t i = 1; i < n && e == KC_OK; i++) {
+        if ((parent = load_cert(cbor_array_handle(x5c)[i], r)) == NULL) {
+            e = KC_ERR_VERIFY;
+            break;
+        }
+        if (X509_get0_pubkey(parent) == NULL || X509_verify(child, X509_get0_pubkey(parent)) != 1) {
+            ERR_clear_error();
+            why(r, "x5c[%zu] is not signed by x5c[%zu]", i - 1, i);
+            e = KC_ERR_VERIFY;
+        }
+        if (child != leaf)
+            X509_free(child);
+        child = parent;
+    }
+    if (child != leaf)
+        X509_free(child);
+    return e;
+}
+
 /* ------------------------------------------------------- formats */
 
 static int verify_packed(const struct att_stmt *st, const struct kc_authdata *ad,
@@ -445,7 +473,8 @@ static int verify_packed(const struct att_stmt *st, const struct kc_authdata *ad
     if ((leaf = load_cert(cbor_array_handle(st->x5c)[0], r)) == NULL)
         return KC_ERR_VERIFY;
     cert_subject(leaf, r);
-    if ((e = check_packed_cert(leaf, ad, r)) != KC_OK)
+    if ((e = check_packed_cert(leaf, ad, r)) != KC_OK ||
+        (e = check_chain_links(st->x5c, leaf, r)) != KC_OK)
         goto done;
     pub = X509_get0_pubkey(leaf);
     if (!kc_cose_alg_is_signature((int)st->alg) || pub == NULL ||

@@ -142,6 +142,11 @@ void rc_close(struct rc_ctx *ctx);
 int rc_fail(struct rc_ctx *ctx, const char *what, int err);
 /* Exit code for a KC_* result without printing. */
 int rc_exit_for(int err);
+/* Marks the JSON result failed with an error name and exit code. */
+void rc_json_error(struct rc_ctx *ctx, const char *name, int code);
+/* The keepalive callback: prints each keepalive to stderr as it arrives and
+ * remembers the last one for the timeout diagnosis. ctx is the rc_ctx. */
+void rc_on_keepalive(void *ctx, uint8_t status, uint64_t elapsed_us);
 
 /* Output. Messages for people go to stderr; results to stdout as text, or
  * collected into ctx->result and printed once as JSON. */

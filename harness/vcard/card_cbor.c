@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "ctaphid/status.h"
+#include "ctaphid/cbor_util.h"
 #include "harness/vcard/card_int.h"
 
 bool vc_map_put(cbor_item_t *map, cbor_item_t *k, cbor_item_t *v)
@@ -28,9 +29,7 @@ bool vc_array_push(cbor_item_t *arr, cbor_item_t *v)
 
 cbor_item_t *vc_cbor_int(int64_t v)
 {
-    if (v >= 0)
-        return cbor_build_uint64((uint64_t)v);
-    return cbor_build_negint64((uint64_t)(-(v + 1)));
+    return kc_cbor_new_int(v);
 }
 
 cbor_item_t *vc_cbor_bytes(const uint8_t *p, size_t len)

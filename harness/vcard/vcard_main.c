@@ -166,7 +166,8 @@ int main(int argc, char **argv)
 
     card = vc_card_new(&cfg, err, sizeof(err));
     if (card == NULL) {
-        fprintf(stderr, "vcard: %s\n", err);
+        /* the core may already name itself */
+        fprintf(stderr, "%s%s\n", strncmp(err, "vcard: ", 7) == 0 ? "" : "vcard: ", err);
         return EXIT_SETUP;
     }
     /* the worker thread inherits this mask: signals reach the poll loop */

@@ -87,6 +87,7 @@ run "make-credential without --rp-id is a usage error" 2 make-credential
 run "ping --size above 7609 is a usage error" 2 ping --size 7610
 run "bad --alg is a usage error" 2 --alg rsa make-credential --rp-id x
 run "pin without subcommand is a usage error" 2 pin
+run "malformed device URI is a usage error" 2 --device bogus:x init
 run "missing hidraw path is a transport error" 3 --device-path /nonexistent/hidraw9 init
 grep_err "missing path is named" "/nonexistent/hidraw9"
 run "version" 0 --version
@@ -239,6 +240,14 @@ jcheck "list names the card's URI" 'any(d["uri"] == "'"$VCARD_URI"'" for d in j[
 KCARD_ANNOUNCE_DIR="$T/announce" KCARD_SYSFS_HIDRAW="$T/nosysfs" "$RAWCTAP" --device auto init \
     >"$T/out" 2>"$T/err" && ok "auto resolves to the announced card" ||
     not_ok "auto resolves to the announced card" "$(cat "$T/err")"
+# re-plugged under a new address: auto follows the announcement
+OLD_URI=$VCARD_URI
+ctl replug
+KCARD_ANNOUNCE_DIR="$T/announce" KCARD_SYSFS_HIDRAW="$T/nosysfs" "$RAWCTAP" --json --device auto init \
+    >"$T/out" 2>"$T/err"
+[ $? -eq 0 ] && ok "auto finds the re-plugged card" || not_ok "auto finds the re-plugged card" "$(cat "$T/err")"
+jcheck "re-plugged card has a new address" 'j["device"].startswith("udp:") and j["device"] != "'"$OLD_URI"'"'
+run "the old address is gone" 3 --device "$OLD_URI" --init-timeout-ms 300 init
 stop_vcard
 KCARD_ANNOUNCE_DIR="$T/empty" KCARD_SYSFS_HIDRAW="$T/nosysfs" "$RAWCTAP" list >"$T/out" 2>"$T/err"
 [ $? -eq 3 ] && ok "list with no card exits 3" || not_ok "list with no card exits 3"

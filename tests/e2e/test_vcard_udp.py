@@ -571,7 +571,40 @@ def t_status(port, ctl, log):
           "%d lines" % len(good))
 
 
+def replug_once(port, announce_dir):
+    """vcard started with --fault replug: re-enumerates after its first request."""
+    c = Client(port)
+    c.init()
+    m = c.transact(CBOR, GET_INFO)
+    check("--fault replug: the first request is answered", m is not None and m[0] == CBOR, repr(m))
+    new_uri, end = None, time.monotonic() + 3
+    while time.monotonic() < end:
+        for f in os.listdir(announce_dir):
+            if f.endswith(".uri"):
+                with open(os.path.join(announce_dir, f)) as fh:
+                    uri = fh.read().strip()
+                if uri and uri != "udp:127.0.0.1:%d" % port:
+                    new_uri = uri
+        if new_uri:
+            break
+        time.sleep(0.05)
+    check("--fault replug: announce file names a new port after it", new_uri is not None, repr(new_uri))
+    if new_uri:
+        n = Client(int(new_uri.rsplit(":", 1)[1]))
+        check("--fault replug: the card answers INIT on the new port", n.init() is not None)
+        m = n.transact(CBOR, GET_INFO)
+        time.sleep(0.3)  # a second replug would have happened by now
+        check("--fault replug: only once (still on the new port after another request)",
+              m is not None and m[0] == CBOR and n.init() is not None)
+        n.close()
+    c.close()
+    print("%d passed, %d failed" % (passed, failed))
+    return 0 if failed == 0 else 1
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "replug-once":
+        return replug_once(int(sys.argv[2]), sys.argv[3])
     if len(sys.argv) != 5:
         print(__doc__)
         return 2

@@ -14,6 +14,15 @@ check_exit "vcard --help exits 0" 0 "$BIN/vcard" --help
 check_exit "vcard with a bad fault profile exits 2" 2 "$BIN/vcard" --fault nope
 check_exit "vcard with a bad presence mode exits 2" 2 "$BIN/vcard" --presence maybe
 check_exit "vcard on an unbindable address exits 3" 3 "$BIN/vcard" --listen 192.0.2.1:1
+check_exit "vcard with an unwritable state file exits 3" 3 "$BIN/vcard" --listen 127.0.0.1:0 \
+    --state "$E2E_TMP/no/such/dir/state"
+printf 'not cbor' >"$E2E_TMP/corrupt.state"
+chmod 600 "$E2E_TMP/corrupt.state"
+check_exit "vcard with a corrupt state file exits 3" 3 "$BIN/vcard" --listen 127.0.0.1:0 \
+    --state "$E2E_TMP/corrupt.state"
+check_exit "vcard with a control path that is not a socket exits 3" 3 "$BIN/vcard" \
+    --listen 127.0.0.1:0 --control "$E2E_TMP/corrupt.state"
+check_exit "vcard with an unexpected argument exits 2" 2 "$BIN/vcard" extra
 
 if ! start_vcard --announce "$ANNOUNCE" -v; then
     not_ok "vcard starts and prints its ready line"
@@ -61,6 +70,29 @@ else
     VCARD_PID=""
     if [ "$rc" -eq 0 ]; then ok "vcard exits 0 on SIGTERM"; else not_ok "vcard exits 0 on SIGTERM" "exit $rc"; fi
 fi
+# --fault replug given at start: the card re-enumerates after its first request
+ANNOUNCE2="$E2E_TMP/announce2"
+mkdir -p "$ANNOUNCE2"
+_main_ctl=$VCARD_CTL
+if start_vcard --announce "$ANNOUNCE2" --fault replug; then
+    timeout -k 5 60 python3 "$HERE/test_vcard_udp.py" replug-once "$VCARD_PORT" "$ANNOUNCE2" \
+        >"$E2E_TMP/py2.out" 2>&1
+    grep -v '^[0-9]* passed, [0-9]* failed$' "$E2E_TMP/py2.out"
+    summary=$(tail -n 1 "$E2E_TMP/py2.out")
+    py_pass=$(echo "$summary" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
+    py_fail=$(echo "$summary" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
+    if [ -z "$py_pass" ]; then
+        not_ok "replug-once checks ended with a summary"
+    else
+        PASSED=$((PASSED + py_pass))
+        FAILED=$((FAILED + py_fail))
+    fi
+    stop_vcard
+else
+    not_ok "vcard --fault replug starts"
+fi
+VCARD_CTL=$_main_ctl
+
 if [ -z "$(ls "$ANNOUNCE")" ]; then ok "announce file removed on exit"; else not_ok "announce file removed on exit"; fi
 if [ ! -e "$VCARD_CTL" ]; then ok "control socket removed on exit"; else not_ok "control socket removed on exit"; fi
 

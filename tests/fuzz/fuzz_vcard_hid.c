@@ -15,15 +15,6 @@
 
 #define RECORD (1 + KC_HID_REPORT_LEN)
 
-/* libcbor allocates a declared array/map size before reading it; an absurd
- * size must make malloc fail (and the core answer INVALID_CBOR), as it does
- * outside ASan, instead of aborting the run. */
-const char *__asan_default_options(void);
-const char *__asan_default_options(void)
-{
-    return "allocator_may_return_null=1";
-}
-
 static struct vc_card *card;
 static uint8_t resp[KC_HID_MAX_MSG];
 

@@ -116,7 +116,11 @@ def main():
             retries = cp.get_pin_retries()[0]
             if not ctap2.get_info().options.get("clientPin"):
                 cp.set_pin("1234")
-            token = cp.get_pin_token("1234")
+            # CTAP 2.1 requires permissions with subcommand 9 (the card
+            # advertises pinUvAuthToken); python-fido2 0.9 omits them unless asked
+            token = cp.get_pin_token(
+                "1234", ClientPin.PERMISSION.MAKE_CREDENTIAL, "example.org"
+            )
             cdh = hashlib.sha256(b"pin").digest()
             param = cp.protocol.authenticate(token, cdh)
             att = ctap2.make_credential(

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "harness/vcard/card.h"
+#include "harness/vcard/server.h"
 
 static void test_every_name_round_trips(void **state)
 {
@@ -130,6 +131,40 @@ static void test_null_args(void **state)
     assert_int_equal(vc_fault_parse("busy", NULL, err, sizeof(err)), -1);
 }
 
+static void test_presence_modes(void **state)
+{
+    static const char *const good[] = {"yes",         "no",      "ask",        "timeout",
+                                       "timeout:300", "delay:0", "delay:30000"};
+    static const char *const bad[] = {"",         "maybe",       "delay",       "delay:", "delay:x",
+                                      "delay:-1", "delay:30001", "timeout:1e3", "YES",    "ask:1"};
+    struct vc_presence p;
+    char err[160];
+    char back[32];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        struct vc_presence again;
+
+        assert_int_equal(vc_presence_parse(good[i], &p, err, sizeof(err)), 0);
+        vc_presence_format(&p, back, sizeof(back));
+        assert_int_equal(vc_presence_parse(back, &again, err, sizeof(err)), 0);
+        assert_int_equal(again.mode, p.mode);
+        assert_int_equal(again.ms, p.ms);
+    }
+    assert_int_equal(vc_presence_parse("timeout", &p, err, sizeof(err)), 0);
+    assert_int_equal(p.mode, VC_PRESENCE_TIMEOUT);
+    assert_int_equal(p.ms, VC_PRESENCE_MAX_MS);
+    assert_int_equal(vc_presence_parse("delay:250", &p, err, sizeof(err)), 0);
+    assert_int_equal(p.mode, VC_PRESENCE_DELAY);
+    assert_int_equal(p.ms, 250);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        assert_int_equal(vc_presence_parse(bad[i], &p, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "presence"));
+    }
+    assert_int_equal(vc_presence_parse(NULL, &p, err, sizeof(err)), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -139,6 +174,7 @@ int main(void)
         cmocka_unit_test(test_lists_add),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_null_args),
+        cmocka_unit_test(test_presence_modes),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

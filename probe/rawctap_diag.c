@@ -1,0 +1,194 @@
+/* rawctap diagnosis: libctaphid results to exit codes, and the sentence a
+ * person needs: which phase timed out, the last packet the card sent, what
+ * that suggests (a hang before the presence prompt, a slow CTAP1 path, a
+ * card answering on the wrong channel). */
+#include <stdio.h>
+#include <string.h>
+
+#include "ctaphid/status.h"
+#include "ctaphid/transport.h"
+#include "probe/rawctap.h"
+
+void rc_on_keepalive(void *arg, uint8_t status, uint64_t elapsed_us)
+{
+    struct rc_ctx *ctx = arg;
+    double s = (double)elapsed_us / 1e6;
+    ctx->ka_valid = true;
+    ctx->ka_status = status;
+    ctx->ka_at_us = elapsed_us;
+    if (status == KC_KEEPALIVE_UPNEEDED) {
+        fprintf(stderr, "keepalive UPNEEDED +%.2fs: confirm on the card\n", s);
+        ctx->upneeded_said = true;
+    } else {
+        fprintf(stderr, "keepalive %s +%.2fs\n", kc_keepalive_name(status), s);
+    }
+    fflush(stderr);
+}
+
+int rc_exit_for(int err)
+{
+    if (err == KC_OK)
+        return RC_EXIT_OK;
+    if (err > 0)
+        return RC_EXIT_CTAP;
+    switch (err) {
+    case KC_ERR_NO_DEVICE:
+    case KC_ERR_PERMISSION:
+    case KC_ERR_IO:
+    case KC_ERR_TIMEOUT:
+    case KC_ERR_UNPLUGGED:
+    case KC_ERR_PROTOCOL:
+    case KC_ERR_CBOR:
+    case KC_ERR_TOO_LARGE:
+    case KC_ERR_ABORTED:
+        return RC_EXIT_TRANSPORT;
+    case KC_ERR_HID:
+    case KC_ERR_UNSUPPORTED:
+    case KC_ERR_NO_PIN_PROTOCOL:
+    case KC_ERR_U2F:
+        return RC_EXIT_CTAP;
+    case KC_ERR_VERIFY:
+        return RC_EXIT_VERIFY;
+    default:
+        return RC_EXIT_LOCAL;
+    }
+}
+
+static void rc_describe_last_packet(struct rc_ctx *ctx, char *buf, size_t len)
+{
+    const struct kc_last_packet *lp = ctx->dev ? kc_dev_last_packet(ctx->dev) : NULL;
+    if (lp == NULL || !lp->valid) {
+        if (ctx->ka_valid)
+            snprintf(buf, len, "last packet KEEPALIVE %s at +%.2fs",
+                     kc_keepalive_name(ctx->ka_status), (double)ctx->ka_at_us / 1e6);
+        else
+            snprintf(buf, len, "no packet from the card");
+        return;
+    }
+    if (lp->cmd == KC_HID_KEEPALIVE) {
+        snprintf(buf, len, "last packet KEEPALIVE %s at +%.2fs", kc_keepalive_name(lp->status),
+                 (double)lp->at_us / 1e6);
+    } else if (ctx->ka_valid && ctx->ka_at_us <= lp->at_us &&
+               (lp->cmd == KC_HID_CBOR || lp->cmd == KC_HID_MSG)) {
+        /* the library noted the card's answer to our CANCEL: report the
+         * keepalive that came before the deadline, and the answer after */
+        snprintf(buf, len, "last packet KEEPALIVE %s at +%.2fs (after CANCEL the card answered %s)",
+                 kc_keepalive_name(ctx->ka_status), (double)ctx->ka_at_us / 1e6,
+                 lp->cmd == KC_HID_CBOR ? kc_ctap2_status_name(lp->status)
+                                        : kc_hid_cmd_name(lp->cmd));
+    } else if (lp->cmd == KC_HID_ERROR) {
+        snprintf(buf, len, "last packet ERROR %s at +%.2fs", kc_hid_err_name(lp->status),
+                 (double)lp->at_us / 1e6);
+    } else {
+        snprintf(buf, len, "last packet %s at +%.2fs", kc_hid_cmd_name(lp->cmd),
+                 (double)lp->at_us / 1e6);
+    }
+}
+
+static int rc_phase_timeout_ms(const struct rc_ctx *ctx, enum kc_phase ph)
+{
+    switch (ph) {
+    case KC_PHASE_INIT:
+        return ctx->to.init_ms;
+    case KC_PHASE_PRESENCE:
+        return ctx->to.presence_ms;
+    case KC_PHASE_CANCEL:
+        return ctx->to.cancel_ms;
+    default:
+        return ctx->to.command_ms;
+    }
+}
+
+void rc_json_error(struct rc_ctx *ctx, const char *name, int code)
+{
+    if (!ctx->json)
+        return;
+    json_object_set_new(ctx->result, "ok", json_false());
+    json_object_set_new(ctx->result, "exit", json_integer(code));
+    if (name)
+        json_object_set_new(ctx->result, "error_name", json_string(name));
+}
+
+static int rc_fail_timeout(struct rc_ctx *ctx, const char *what)
+{
+    enum kc_phase ph = ctx->dev ? kc_dev_last_phase(ctx->dev) : KC_PHASE_NONE;
+    const struct kc_last_packet *lp = ctx->dev ? kc_dev_last_packet(ctx->dev) : NULL;
+    char pkt[192];
+    const char *why = "";
+    rc_describe_last_packet(ctx, pkt, sizeof(pkt));
+    double secs = (double)(kc_now_us() - ctx->t_op_us) / 1e6;
+    if (ph != KC_PHASE_NONE && ph != KC_PHASE_INIT)
+        secs = (double)rc_phase_timeout_ms(ctx, ph) / 1000.0;
+    if (ph == KC_PHASE_NONE)
+        ph = KC_PHASE_COMMAND;
+
+    switch (ph) {
+    case KC_PHASE_INIT:
+        why = " \xe2\x80\x94 the card does not answer CTAPHID_INIT (firmware or USB/VM "
+              "passthrough stuck: power-cycle and reattach the card)";
+        snprintf(pkt, sizeof(pkt), "no reply to INIT on the broadcast channel");
+        break;
+    case KC_PHASE_COMMAND:
+        if (ctx->in_ctap1)
+            why = " \xe2\x80\x94 the card was still working on the CTAP1 request (slow CTAP1: "
+                  "raise --timeout-ms)";
+        else if (!ctx->presence_cmd)
+            why = (lp && lp->valid) ? "" : " \xe2\x80\x94 the card sent nothing after the request";
+        else if (lp && lp->valid && !kc_dev_saw_upneeded(ctx->dev))
+            why = " \xe2\x80\x94 the card never asked for presence (hang before the presence "
+                  "prompt)";
+        else if (lp == NULL || !lp->valid)
+            why = " \xe2\x80\x94 the card sent nothing after the request (hang before the "
+                  "presence prompt)";
+        break;
+    case KC_PHASE_PRESENCE:
+        why = " \xe2\x80\x94 the card asked for presence but nobody confirmed";
+        break;
+    case KC_PHASE_CANCEL:
+        why = " \xe2\x80\x94 the card did not acknowledge CTAPHID_CANCEL";
+        break;
+    default:
+        break;
+    }
+    const char *phname = ph == KC_PHASE_INIT ? "INIT" : kc_phase_name(ph);
+    char extra[160] = "";
+    const struct kc_dev_stats *st = ctx->dev ? kc_dev_stats(ctx->dev) : NULL;
+    if (st && st->skipped_other_cid > 0)
+        snprintf(extra, sizeof(extra),
+                 "; %llu report(s) arrived on other channels (does the card answer on the "
+                 "wrong channel?)",
+                 (unsigned long long)st->skipped_other_cid);
+    rc_err(ctx, "%s: timeout in %s phase after %.2fs: %s%s%s", what, phname, secs, pkt, why, extra);
+    if (ctx->json) {
+        json_object_set_new(ctx->result, "phase", json_string(phname));
+        json_object_set_new(ctx->result, "last_packet", json_string(pkt));
+    }
+    rc_json_error(ctx, "KC_ERR_TIMEOUT", RC_EXIT_TRANSPORT);
+    return RC_EXIT_TRANSPORT;
+}
+
+int rc_fail(struct rc_ctx *ctx, const char *what, int err)
+{
+    int code = rc_exit_for(err);
+    if (err == KC_ERR_TIMEOUT)
+        return rc_fail_timeout(ctx, what);
+    if (err > 0) {
+        rc_err(ctx, "%s: the card answered %s (0x%02x)", what, kc_ctap2_status_name((uint8_t)err),
+               err);
+        rc_json_error(ctx, kc_ctap2_status_name((uint8_t)err), code);
+        return code;
+    }
+    if (err == KC_ERR_HID && ctx->dev) {
+        uint8_t h = kc_dev_last_hid_error(ctx->dev);
+        rc_err(ctx, "%s: the card answered CTAPHID_ERROR %s (0x%02x)", what, kc_hid_err_name(h), h);
+        rc_json_error(ctx, kc_hid_err_name(h), code);
+        return code;
+    }
+    struct kc_transport *t = ctx->dev ? kc_dev_transport(ctx->dev) : NULL;
+    if (t && t->last_error[0] && code == RC_EXIT_TRANSPORT)
+        rc_err(ctx, "%s: %s (%s)", what, kc_strerror(err), t->last_error);
+    else
+        rc_err(ctx, "%s: %s", what, kc_strerror(err));
+    rc_json_error(ctx, kc_err_name(err), code);
+    return code;
+}

@@ -10,6 +10,20 @@ trap cleanup EXIT
 ANNOUNCE="$E2E_TMP/announce"
 mkdir -p "$ANNOUNCE"
 
+# Adds the "N passed, M failed" of a python run (file $1) to the totals.
+merge_py() {
+    grep -v '^[0-9]* passed, [0-9]* failed$' "$1"
+    _summary=$(tail -n 1 "$1")
+    _p=$(echo "$_summary" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
+    _f=$(echo "$_summary" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
+    if [ -z "$_p" ]; then
+        not_ok "$2 ended with a summary line"
+    else
+        PASSED=$((PASSED + _p))
+        FAILED=$((FAILED + _f))
+    fi
+}
+
 check_exit "vcard --help exits 0" 0 "$BIN/vcard" --help
 check_exit "vcard with a bad fault profile exits 2" 2 "$BIN/vcard" --fault nope
 check_exit "vcard with a bad presence mode exits 2" 2 "$BIN/vcard" --presence maybe
@@ -33,17 +47,7 @@ ok "vcard starts and prints its ready line"
 
 timeout -k 5 180 python3 "$HERE/test_vcard_udp.py" "$VCARD_PORT" "$VCARD_CTL" "$ANNOUNCE" \
     "$VCARD_DIR/stderr" >"$E2E_TMP/py.out" 2>&1
-py_rc=$?
-cat "$E2E_TMP/py.out" | grep -v '^[0-9]* passed, [0-9]* failed$'
-summary=$(tail -n 1 "$E2E_TMP/py.out")
-py_pass=$(echo "$summary" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
-py_fail=$(echo "$summary" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
-if [ -z "$py_pass" ]; then
-    not_ok "python checks ended with a summary" "exit $py_rc"
-else
-    PASSED=$((PASSED + py_pass))
-    FAILED=$((FAILED + py_fail))
-fi
+merge_py "$E2E_TMP/py.out" "python checks"
 
 # vcard-ctl against the same card
 check "vcard-ctl status" "$BIN/vcard-ctl" --control "$VCARD_CTL" status
@@ -70,30 +74,19 @@ else
     VCARD_PID=""
     if [ "$rc" -eq 0 ]; then ok "vcard exits 0 on SIGTERM"; else not_ok "vcard exits 0 on SIGTERM" "exit $rc"; fi
 fi
+if [ -z "$(ls "$ANNOUNCE")" ]; then ok "announce file removed on exit"; else not_ok "announce file removed on exit"; fi
+if [ ! -e "$VCARD_CTL" ]; then ok "control socket removed on exit"; else not_ok "control socket removed on exit"; fi
+
 # --fault replug given at start: the card re-enumerates after its first request
 ANNOUNCE2="$E2E_TMP/announce2"
 mkdir -p "$ANNOUNCE2"
-_main_ctl=$VCARD_CTL
 if start_vcard --announce "$ANNOUNCE2" --fault replug; then
     timeout -k 5 60 python3 "$HERE/test_vcard_udp.py" replug-once "$VCARD_PORT" "$ANNOUNCE2" \
         >"$E2E_TMP/py2.out" 2>&1
-    grep -v '^[0-9]* passed, [0-9]* failed$' "$E2E_TMP/py2.out"
-    summary=$(tail -n 1 "$E2E_TMP/py2.out")
-    py_pass=$(echo "$summary" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
-    py_fail=$(echo "$summary" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
-    if [ -z "$py_pass" ]; then
-        not_ok "replug-once checks ended with a summary"
-    else
-        PASSED=$((PASSED + py_pass))
-        FAILED=$((FAILED + py_fail))
-    fi
+    merge_py "$E2E_TMP/py2.out" "replug-once checks"
     stop_vcard
 else
     not_ok "vcard --fault replug starts"
 fi
-VCARD_CTL=$_main_ctl
-
-if [ -z "$(ls "$ANNOUNCE")" ]; then ok "announce file removed on exit"; else not_ok "announce file removed on exit"; fi
-if [ ! -e "$VCARD_CTL" ]; then ok "control socket removed on exit"; else not_ok "control socket removed on exit"; fi
 
 finish

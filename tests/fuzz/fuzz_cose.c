@@ -15,6 +15,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t *enc = NULL;
     size_t enc_len = 0;
 
+    size_t scanned = 0;
+
+    /* the allocation-free size check and libcbor agree on where an item ends */
+    if (kc_cbor_size_check(data, size, &scanned) == KC_OK) {
+        struct cbor_load_result res;
+        cbor_item_t *item = cbor_load(data, size, &res);
+        if (item != NULL) {
+            if (res.error.code == CBOR_ERR_NONE && res.read != scanned)
+                abort();
+            cbor_decref(&item);
+        }
+    }
     if (kc_cose_decode_reason(data, size, &key, &consumed, why, sizeof(why)) != KC_OK)
         return 0;
     if (consumed == 0 || consumed > size || key.pkey == NULL)

@@ -204,6 +204,61 @@ static void test_cose_alg_names(void **state)
     assert_false(kc_cose_alg_is_signature(KC_COSE_ECDH_ES_HKDF_256));
 }
 
+static void test_cbor_size_check(void **state)
+{
+    static const struct {
+        const char *hex;
+        int ok;
+        size_t len;
+    } cases[] = {
+        {"01", 1, 1},
+        {"1bffffffffffffffff", 1, 9},
+        {"3bffffffffffffffff", 1, 9},
+        {"4401020304ff", 1, 5},     /* trailing byte not part of the item */
+        {"5f4201024103ff00", 1, 7}, /* indefinite byte string, two chunks, then a 00 */
+        {"5f42010261", 0, 0},       /* chunk of the wrong major type */
+        {"7f6161ff", 1, 4},         /* indefinite text */
+        {"9f0102ff", 1, 4},         /* indefinite array */
+        {"bf0102ff", 1, 4},         /* indefinite map */
+        {"bf01ff", 0, 0},           /* indefinite map with an odd count */
+        {"a201020304", 1, 5},
+        {"a2010203", 0, 0},             /* map short of a value */
+        {"9b7fffffffffffffff00", 0, 0}, /* array claiming 2^63 elements */
+        {"bb7fffffffffffffff01", 0, 0}, /* map claiming 2^63 pairs */
+        {"5a7fffffff00", 0, 0},         /* byte string longer than the input */
+        {"c24101", 1, 3},               /* tag 2 over a byte string */
+        {"f93c00", 1, 3},               /* half float */
+        {"fb3ff0000000000000", 1, 9},   /* double */
+        {"fb3ff0", 0, 0},               /* truncated double */
+        {"ff", 0, 0},                   /* a lone break */
+        {"1c", 0, 0},                   /* reserved additional info */
+        {"", 0, 0},
+    };
+    uint8_t buf[64];
+    uint8_t deep[40];
+    size_t n;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t hl = strlen(cases[i].hex) / 2, got = 99;
+        for (size_t j = 0; j < hl; j++)
+            buf[j] = (uint8_t)(hexval(cases[i].hex[2 * j]) << 4 | hexval(cases[i].hex[2 * j + 1]));
+        n = hl;
+        if (kc_cbor_size_check(buf, n, &got) != (cases[i].ok ? KC_OK : KC_ERR_CBOR))
+            fail_msg("case %s: wrong verdict", cases[i].hex);
+        assert_int_equal(got, cases[i].ok ? cases[i].len : 0);
+    }
+    /* nesting: 24 arrays deep is fine, 30 is refused */
+    memset(deep, 0x81, sizeof(deep));
+    deep[24] = 0x00;
+    assert_int_equal(kc_cbor_size_check(deep, 25, &n), KC_OK);
+    assert_int_equal(n, 25);
+    deep[24] = 0x81;
+    deep[30] = 0x00;
+    assert_int_equal(kc_cbor_size_check(deep, 31, &n), KC_ERR_CBOR);
+    assert_int_equal(kc_cbor_size_check(NULL, 0, NULL), KC_ERR_CBOR);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -214,6 +269,7 @@ int main(void)
         cmocka_unit_test(test_cose_key_from_pkey),
         cmocka_unit_test(test_cose_decode_bad_args),
         cmocka_unit_test(test_cose_alg_names),
+        cmocka_unit_test(test_cbor_size_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -55,25 +55,8 @@ int kc_get_assertion_encode(const struct kc_assert_request *req, const uint8_t *
     if (req->n_allow > 0 &&
         kc_cbor_map_add_int(map, 3, kc_ctap2_cred_list(req->allow, req->n_allow)) != KC_OK)
         goto out;
-    if (ext != NULL) {
-        r = kc_cbor_map_add_int(map, 4, ext);
-        ext = NULL;
-        if (r != KC_OK)
-            goto out;
-    }
-    if (opts != NULL) {
-        r = kc_cbor_map_add_int(map, 5, opts);
-        opts = NULL;
-        if (r != KC_OK)
-            goto out;
-    }
-    if (pin_uv_auth_param != NULL &&
-        (kc_cbor_map_add_int(map, 6, kc_cbor_new_bytes(pin_uv_auth_param, param_len)) != KC_OK ||
-         kc_cbor_map_add_int(map, 7, kc_cbor_new_int(pin_protocol)) != KC_OK)) {
-        r = KC_ERR_NOMEM;
-        goto out;
-    }
-    r = kc_cbor_serialize(map, buf, len);
+    r = kc_ctap2_request_tail(map, 4, &ext, &opts, pin_uv_auth_param, param_len, pin_protocol, buf,
+                              len);
 out:
     if (map != NULL)
         cbor_decref(&map);

@@ -7,6 +7,7 @@
 #include "ctaphid/status.h"
 
 #define KC_CBOR_SCAN_MAX ((uint64_t)1 << 32)
+#define KC_CBOR_MAX_DEPTH 24 /* CTAP structures nest 4 or 5 deep */
 
 /* Pre-scan state: what the item just decoded adds to the items still owed. */
 struct scan {
@@ -45,12 +46,14 @@ static void scan_indefinite(void *ctx)
 /* Walk one item with libcbor's streaming decoder without building it, and
  * refuse anything that owes more items than bytes remain. cbor_load would
  * otherwise allocate what a 5-byte header claims (an array of 2^32 items)
- * before noticing the data is missing. Indefinite lengths are refused too:
- * CTAP2 canonical CBOR has none. */
+ * before noticing the data is missing, and it recurses once per nesting
+ * level, so nesting is bounded too. Indefinite lengths are refused: CTAP2
+ * canonical CBOR has none. */
 static int scan_item(const uint8_t *buf, size_t len, size_t *used)
 {
     struct cbor_callbacks cb = cbor_empty_callbacks;
-    uint64_t pending = 1;
+    uint64_t owed[KC_CBOR_MAX_DEPTH + 1]; /* items still owed at each open level */
+    int depth = 0;
     size_t off = 0;
 
     cb.array_start = scan_array;
@@ -61,20 +64,42 @@ static int scan_item(const uint8_t *buf, size_t len, size_t *used)
     cb.byte_string_start = scan_indefinite;
     cb.string_start = scan_indefinite;
     cb.indef_break = scan_indefinite;
-    while (pending > 0) {
+    owed[0] = 1;
+    while (depth >= 0) {
         struct scan s = {0, false};
         struct cbor_decoder_result r;
+        if (owed[depth] == 0) {
+            depth--;
+            continue;
+        }
         if (off >= len)
             return KC_ERR_CBOR;
         r = cbor_stream_decode(buf + off, len - off, &cb, &s);
         if (r.status != CBOR_DECODER_FINISHED || r.read == 0 || r.read > len - off || s.bad)
             return KC_ERR_CBOR;
         off += r.read;
-        pending = pending - 1 + s.add;
-        if (pending > len - off) /* every owed item needs at least a byte */
-            return KC_ERR_CBOR;
+        owed[depth]--;
+        if (s.add > 0) {
+            /* every owed item needs at least a byte */
+            if (depth == KC_CBOR_MAX_DEPTH || s.add > len - off)
+                return KC_ERR_CBOR;
+            owed[++depth] = s.add;
+        }
     }
     *used = off;
+    return KC_OK;
+}
+
+int kc_cbor_size_check(const uint8_t *buf, size_t len, size_t *item_len)
+{
+    size_t used = 0;
+
+    if (item_len != NULL)
+        *item_len = 0;
+    if (buf == NULL || len == 0 || scan_item(buf, len, &used) != KC_OK)
+        return KC_ERR_CBOR;
+    if (item_len != NULL)
+        *item_len = used;
     return KC_OK;
 }
 

@@ -13,6 +13,15 @@
 
 /* Parse exactly one CBOR item filling the whole buffer (no trailing bytes).
  * *out is a new reference; KC_ERR_CBOR when malformed. */
+/* Walk one CBOR item at the front of buf without building it (libcbor's streaming
+ * decoder) and check that
+ * every declared length and element count fits in the bytes that remain
+ * (nesting at most 24 deep, no
+ * indefinite lengths: CTAP2 canonical CBOR has none). libcbor 0.8's cbor_load preallocates a
+ * container of whatever size the header claims, so a few hostile bytes can
+ * ask for gigabytes; call this before cbor_load on untrusted input.
+ * KC_OK with *item_len (may be NULL) set, or KC_ERR_CBOR. */
+int kc_cbor_size_check(const uint8_t *buf, size_t len, size_t *item_len);
 int kc_cbor_load(const uint8_t *buf, size_t len, cbor_item_t **out);
 /* Parse one item from the front of buf; *consumed gets its length. */
 int kc_cbor_load_prefix(const uint8_t *buf, size_t len, cbor_item_t **out, size_t *consumed);

@@ -13,7 +13,9 @@
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/param_build.h>
+#include <openssl/x509.h>
 
 #include "ctaphid/status.h"
 
@@ -425,112 +427,6 @@ int kc_cose_decode_item(const cbor_item_t *item, struct kc_cose_key *out)
     return kc_cose_decode_item_reason(item, out, NULL, 0);
 }
 
-#define SCAN_MAX_DEPTH 24
-
-/* The argument of an initial byte: *val, or -1 for indefinite, or fail. */
-static int scan_arg(const uint8_t *buf, size_t len, size_t *off, uint8_t ai, uint64_t *val,
-                    int *indefinite)
-{
-    size_t n;
-
-    *indefinite = 0;
-    if (ai < 24) {
-        *val = ai;
-        return 0;
-    }
-    if (ai == 31) {
-        *indefinite = 1;
-        return 0;
-    }
-    if (ai > 27)
-        return -1;
-    n = (size_t)1 << (ai - 24); /* 1, 2, 4, 8 bytes */
-    if (len - *off < n)
-        return -1;
-    *val = 0;
-    for (size_t i = 0; i < n; i++)
-        *val = *val << 8 | buf[*off + i];
-    *off += n;
-    return 0;
-}
-
-static int scan_item(const uint8_t *buf, size_t len, size_t *off, int depth)
-{
-    uint8_t ib, major, ai;
-    uint64_t val = 0, items;
-    int indef;
-
-    if (depth > SCAN_MAX_DEPTH || *off >= len)
-        return -1;
-    ib = buf[(*off)++];
-    major = ib >> 5;
-    ai = ib & 0x1f;
-    if (scan_arg(buf, len, off, ai, &val, &indef) != 0)
-        return -1;
-    switch (major) {
-    case 0: /* unsigned */
-    case 1: /* negative */
-        return indef ? -1 : 0;
-    case 2: /* byte string */
-    case 3: /* text string */
-        if (!indef) {
-            if (val > len - *off)
-                return -1;
-            *off += (size_t)val;
-            return 0;
-        }
-        while (*off < len && buf[*off] != 0xff) {
-            /* chunks: definite strings of the same major type */
-            if ((buf[*off] >> 5) != major || (buf[*off] & 0x1f) == 31 ||
-                scan_item(buf, len, off, depth + 1) != 0)
-                return -1;
-        }
-        if (*off >= len)
-            return -1;
-        (*off)++;
-        return 0;
-    case 4: /* array */
-    case 5: /* map */
-        if (indef) {
-            size_t n = 0;
-            while (*off < len && buf[*off] != 0xff) {
-                if (scan_item(buf, len, off, depth + 1) != 0)
-                    return -1;
-                n++;
-            }
-            if (*off >= len || (major == 5 && n % 2 != 0))
-                return -1;
-            (*off)++;
-            return 0;
-        }
-        /* every element takes at least one byte */
-        if (val > len - *off || (major == 5 && val > (len - *off) / 2))
-            return -1;
-        items = major == 5 ? val * 2 : val;
-        for (uint64_t i = 0; i < items; i++)
-            if (scan_item(buf, len, off, depth + 1) != 0)
-                return -1;
-        return 0;
-    case 6: /* tag */
-        return indef ? -1 : scan_item(buf, len, off, depth + 1);
-    default:                   /* 7: simple values and floats; the argument was already skipped */
-        return indef ? -1 : 0; /* a lone "break" is not an item */
-    }
-}
-
-int kc_cbor_size_check(const uint8_t *buf, size_t len, size_t *item_len)
-{
-    size_t off = 0;
-
-    if (item_len != NULL)
-        *item_len = 0;
-    if (buf == NULL || scan_item(buf, len, &off, 0) != 0)
-        return KC_ERR_CBOR;
-    if (item_len != NULL)
-        *item_len = off;
-    return KC_OK;
-}
-
 int kc_cose_decode_reason(const uint8_t *buf, size_t len, struct kc_cose_key *out, size_t *consumed,
                           char *why, size_t whylen)
 {
@@ -577,8 +473,42 @@ void kc_cose_key_free(struct kc_cose_key *k)
     memset(k, 0, sizeof(*k));
 }
 
+/* A provider-side copy of a public key (through its SubjectPublicKeyInfo):
+ * keys built with the legacy EC_KEY/RSA API do not answer parameter
+ * queries such as OSSL_PKEY_PARAM_EC_PUB_X. */
+static EVP_PKEY *provider_copy(EVP_PKEY *pkey)
+{
+    unsigned char *der = NULL;
+    const unsigned char *p;
+    EVP_PKEY *copy;
+    int len = i2d_PUBKEY(pkey, &der);
+
+    if (len <= 0)
+        return NULL;
+    p = der;
+    copy = d2i_PUBKEY_ex(NULL, &p, len, NULL, NULL);
+    OPENSSL_free(der);
+    return copy;
+}
+
+static int pkey_kind_direct(EVP_PKEY *pkey, int *kty, int *crv);
+
 /* Which COSE key type and curve an EVP key is, or -1. */
 static int pkey_kind(EVP_PKEY *pkey, int *kty, int *crv)
+{
+    EVP_PKEY *copy;
+    int r;
+
+    if (pkey_kind_direct(pkey, kty, crv) == 0)
+        return 0;
+    if (!EVP_PKEY_is_a(pkey, "EC") || (copy = provider_copy(pkey)) == NULL)
+        return -1;
+    r = pkey_kind_direct(copy, kty, crv);
+    EVP_PKEY_free(copy);
+    return r;
+}
+
+static int pkey_kind_direct(EVP_PKEY *pkey, int *kty, int *crv)
 {
     char group[64];
     size_t glen = 0;
@@ -685,7 +615,28 @@ static int bn_param_bytes(EVP_PKEY *pkey, const char *name, uint8_t **buf, size_
     return 0;
 }
 
+static int encode_item(EVP_PKEY *pkey, int alg, cbor_item_t **out);
+
 int kc_cose_encode_item(EVP_PKEY *pkey, int alg, cbor_item_t **out)
+{
+    EVP_PKEY *copy;
+    int r;
+
+    if (out == NULL || pkey == NULL)
+        return KC_ERR_INVALID_ARG;
+    *out = NULL;
+    if ((r = encode_item(pkey, alg, out)) != KC_ERR_CRYPTO)
+        return r;
+    /* a legacy key: retry on a provider-side copy */
+    ERR_clear_error();
+    if ((copy = provider_copy(pkey)) == NULL)
+        return KC_ERR_CRYPTO;
+    r = encode_item(copy, alg, out);
+    EVP_PKEY_free(copy);
+    return r;
+}
+
+static int encode_item(EVP_PKEY *pkey, int alg, cbor_item_t **out)
 {
     cbor_item_t *map = NULL;
     uint8_t *a = NULL, *b = NULL;

@@ -51,12 +51,4 @@ int kc_cose_key_from_pkey(EVP_PKEY *pkey, int alg, struct kc_cose_key *out);
 /* Is alg one this library can verify signatures with (ES256, EdDSA, RS256)? */
 int kc_cose_alg_is_signature(int alg);
 
-/* Walk one CBOR item at the front of buf without allocating and check that
- * every declared length and element count fits in the bytes that remain
- * (nesting at most 24 deep). libcbor 0.8's cbor_load preallocates a
- * container of whatever size the header claims, so a few hostile bytes can
- * ask for gigabytes; call this before cbor_load on untrusted input.
- * KC_OK with *item_len (may be NULL) set, or KC_ERR_CBOR. */
-int kc_cbor_size_check(const uint8_t *buf, size_t len, size_t *item_len);
-
 #endif

@@ -226,25 +226,8 @@ int kc_make_credential_encode(const struct kc_cred_request *req, const uint8_t *
     if (req->n_exclude > 0 &&
         kc_cbor_map_add_int(map, 5, kc_ctap2_cred_list(req->exclude, req->n_exclude)) != KC_OK)
         goto out;
-    if (ext != NULL) {
-        r = kc_cbor_map_add_int(map, 6, ext);
-        ext = NULL;
-        if (r != KC_OK)
-            goto out;
-    }
-    if (opts != NULL) {
-        r = kc_cbor_map_add_int(map, 7, opts);
-        opts = NULL;
-        if (r != KC_OK)
-            goto out;
-    }
-    if (pin_uv_auth_param != NULL &&
-        (kc_cbor_map_add_int(map, 8, kc_cbor_new_bytes(pin_uv_auth_param, param_len)) != KC_OK ||
-         kc_cbor_map_add_int(map, 9, kc_cbor_new_int(pin_protocol)) != KC_OK)) {
-        r = KC_ERR_NOMEM;
-        goto out;
-    }
-    r = kc_cbor_serialize(map, buf, len);
+    r = kc_ctap2_request_tail(map, 6, &ext, &opts, pin_uv_auth_param, param_len, pin_protocol, buf,
+                              len);
 out:
     if (map != NULL)
         cbor_decref(&map);
@@ -253,6 +236,34 @@ out:
     if (opts != NULL)
         cbor_decref(&opts);
     return r;
+}
+
+int kc_ctap2_request_tail(cbor_item_t *map, int first_key, cbor_item_t **ext, cbor_item_t **opts,
+                          const uint8_t *pin_uv_auth_param, size_t param_len, int pin_protocol,
+                          uint8_t **buf, size_t *len)
+{
+    int key = first_key;
+    int r;
+
+    if (*ext != NULL) {
+        r = kc_cbor_map_add_int(map, key, *ext);
+        *ext = NULL;
+        if (r != KC_OK)
+            return r;
+    }
+    key++;
+    if (*opts != NULL) {
+        r = kc_cbor_map_add_int(map, key, *opts);
+        *opts = NULL;
+        if (r != KC_OK)
+            return r;
+    }
+    key++;
+    if (pin_uv_auth_param != NULL &&
+        (kc_cbor_map_add_int(map, key, kc_cbor_new_bytes(pin_uv_auth_param, param_len)) != KC_OK ||
+         kc_cbor_map_add_int(map, key + 1, kc_cbor_new_int(pin_protocol)) != KC_OK))
+        return KC_ERR_NOMEM;
+    return kc_cbor_serialize(map, buf, len);
 }
 
 void kc_attestation_free(struct kc_attestation *att)

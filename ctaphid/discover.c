@@ -2,6 +2,10 @@
 #include "ctaphid/discover.h"
 
 #include <ctype.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -9,9 +13,11 @@
 #include <string.h>
 
 #include "ctaphid/hid_desc.h"
+#include "ctaphid/hid_enum.h"
 #include "ctaphid/status.h"
+#include "ctaphid/trace.h"
 
-#define MAX_NAMES 256
+#define MAX_FIND 256
 
 static const char *env_or(const char *name, const char *def)
 {
@@ -20,94 +26,21 @@ static const char *env_or(const char *name, const char *def)
     return v != NULL && v[0] != '\0' ? v : def;
 }
 
-static int cmp_natural(const void *a, const void *b)
-{
-    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
-
-    /* hidraw2 before hidraw10 */
-    while (*x != '\0' && *y != '\0') {
-        if (isdigit((unsigned char)*x) && isdigit((unsigned char)*y)) {
-            unsigned long nx = strtoul(x, (char **)&x, 10);
-            unsigned long ny = strtoul(y, (char **)&y, 10);
-            if (nx != ny)
-                return nx < ny ? -1 : 1;
-            continue;
-        }
-        if (*x != *y)
-            return (unsigned char)*x < (unsigned char)*y ? -1 : 1;
-        x++;
-        y++;
-    }
-    return (unsigned char)*x - (unsigned char)*y;
-}
-
-/* Directory entries not starting with '.', sorted; NULL-free array of n. */
-static char **list_dir(const char *dir, size_t *n)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char **names;
-
-    *n = 0;
-    if (d == NULL)
-        return NULL;
-    if ((names = calloc(MAX_NAMES, sizeof(*names))) == NULL) {
-        closedir(d);
-        return NULL;
-    }
-    while ((e = readdir(d)) != NULL && *n < MAX_NAMES) {
-        if (e->d_name[0] == '.')
-            continue;
-        if ((names[*n] = strdup(e->d_name)) == NULL)
-            break;
-        (*n)++;
-    }
-    closedir(d);
-    qsort(names, *n, sizeof(*names), cmp_natural);
-    return names;
-}
-
-static void free_names(char **names, size_t n)
-{
-    if (names == NULL)
-        return;
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-}
-
-static size_t read_file(const char *path, uint8_t *buf, size_t cap)
-{
-    FILE *f = fopen(path, "rb");
-    size_t n;
-
-    if (f == NULL)
-        return 0;
-    n = fread(buf, 1, cap, f);
-    fclose(f);
-    return n;
-}
-
 static void parse_uevent(const char *path, struct kc_dev_entry *e)
 {
-    char line[256];
-    FILE *f = fopen(path, "r");
+    char text[4096];
+    size_t len = kc_enum_read_file(path, text, sizeof(text));
+    struct kc_hid_uevent ue;
 
-    if (f == NULL)
+    if (len == 0 || kc_hid_uevent_parse(text, len, &ue) != KC_OK)
         return;
-    while (fgets(line, sizeof(line), f) != NULL) {
-        unsigned bus, vid, pid;
-        line[strcspn(line, "\r\n")] = '\0';
-        if (sscanf(line, "HID_ID=%x:%x:%x", &bus, &vid, &pid) == 3) {
-            e->vid = (uint16_t)vid;
-            e->pid = (uint16_t)pid;
-        } else if (strncmp(line, "HID_NAME=", 9) == 0) {
-            snprintf(e->name, sizeof(e->name), "%.127s", line + 9);
-        } else if (strncmp(line, "HID_UNIQ=", 9) == 0) {
-            snprintf(e->serial, sizeof(e->serial), "%.63s", line + 9);
-        }
+    if (ue.have_id) {
+        e->bus = ue.bus;
+        e->vid = ue.vid;
+        e->pid = ue.pid;
     }
-    fclose(f);
+    snprintf(e->name, sizeof(e->name), "%s", ue.name);
+    snprintf(e->serial, sizeof(e->serial), "%s", ue.uniq);
 }
 
 static void add_entry(struct kc_dev_entry *out, size_t cap, size_t *n, const struct kc_dev_entry *e)
@@ -122,11 +55,11 @@ static void scan_hidraw(struct kc_dev_entry *out, size_t cap, size_t *n, bool fi
     const char *root = env_or("KCARD_SYSFS_HIDRAW", KC_SYSFS_HIDRAW_DEFAULT);
     const char *devdir = env_or("KCARD_DEV_DIR", "/dev");
     size_t count;
-    char **names = list_dir(root, &count);
+    char **names = kc_enum_list_dir(root, &count);
     uint8_t *desc = malloc(KC_HID_DESC_MAX);
 
     if (desc == NULL) {
-        free_names(names, count);
+        kc_enum_free_names(names, count);
         return;
     }
     for (size_t i = 0; i < count; i++) {
@@ -139,7 +72,7 @@ static void scan_hidraw(struct kc_dev_entry *out, size_t cap, size_t *n, bool fi
             continue;
         memset(&e, 0, sizeof(e));
         snprintf(path, sizeof(path), "%s/%s/device/report_descriptor", root, names[i]);
-        dlen = read_file(path, desc, KC_HID_DESC_MAX);
+        dlen = kc_enum_read_file(path, desc, KC_HID_DESC_MAX);
         e.fido = dlen > 0 && kc_hid_desc_parse(desc, dlen, &d) == KC_OK && kc_hid_desc_is_fido(&d);
         if (fido_only && !e.fido)
             continue;
@@ -150,7 +83,7 @@ static void scan_hidraw(struct kc_dev_entry *out, size_t cap, size_t *n, bool fi
         add_entry(out, cap, n, &e);
     }
     free(desc);
-    free_names(names, count);
+    kc_enum_free_names(names, count);
 }
 
 static bool known_scheme(const char *uri, char *kind, size_t kindlen)
@@ -175,7 +108,7 @@ static void scan_announced(struct kc_dev_entry *out, size_t cap, size_t *n)
 {
     const char *dir = env_or("KCARD_ANNOUNCE_DIR", KC_ANNOUNCE_DIR_DEFAULT);
     size_t count;
-    char **names = list_dir(dir, &count);
+    char **names = kc_enum_list_dir(dir, &count);
 
     for (size_t i = 0; i < count; i++) {
         struct kc_dev_entry e;
@@ -201,9 +134,51 @@ static void scan_announced(struct kc_dev_entry *out, size_t cap, size_t *n)
         memcpy(e.uri, line, strlen(line) + 1);
         snprintf(e.name, sizeof(e.name), "%.127s", names[i]);
         e.fido = true;
+        e.announced = true;
         add_entry(out, cap, n, &e);
     }
-    free_names(names, count);
+    kc_enum_free_names(names, count);
+}
+
+/* URIs that "auto" resolved from an announce file, so that
+ * kc_transport_reopen can follow the card to its next address: the udp
+ * transport itself does not know where its URI came from. */
+#define REMEMBER_MAX 16
+static struct {
+    char uri[KC_URI_MAX];
+    char name[256];
+} remembered[REMEMBER_MAX];
+static size_t remembered_next;
+static pthread_mutex_t remembered_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void remember_announced(const char *uri, const char *name)
+{
+    size_t i;
+
+    pthread_mutex_lock(&remembered_lock);
+    for (i = 0; i < REMEMBER_MAX; i++)
+        if (strcmp(remembered[i].uri, uri) == 0)
+            break;
+    if (i == REMEMBER_MAX)
+        i = remembered_next++ % REMEMBER_MAX;
+    snprintf(remembered[i].uri, sizeof(remembered[i].uri), "%s", uri);
+    snprintf(remembered[i].name, sizeof(remembered[i].name), "%s", name);
+    pthread_mutex_unlock(&remembered_lock);
+}
+
+static bool lookup_announced(const char *uri, char *name, size_t len)
+{
+    bool found = false;
+
+    pthread_mutex_lock(&remembered_lock);
+    for (size_t i = 0; i < REMEMBER_MAX && !found; i++) {
+        if (remembered[i].uri[0] != '\0' && strcmp(remembered[i].uri, uri) == 0) {
+            snprintf(name, len, "%s", remembered[i].name);
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&remembered_lock);
+    return found;
 }
 
 int kc_discover_list(struct kc_dev_entry *out, size_t cap, size_t *n)
@@ -249,5 +224,176 @@ int kc_discover_auto(char *uri, size_t len, char *err, size_t errlen)
     if (strlen(e.uri) >= len)
         return KC_ERR_INVALID_ARG;
     snprintf(uri, len, "%s", e.uri);
+    if (e.announced)
+        remember_announced(e.uri, e.name);
     return KC_OK;
+}
+
+/* ---- identity, find, reopen ------------------------------------------ */
+
+void kc_card_id_str(const struct kc_card_id *id, char *buf, size_t len)
+{
+    if (buf == NULL || len == 0)
+        return;
+    if (id == NULL)
+        snprintf(buf, len, "(none)");
+    else if (strcmp(id->kind, "announce") == 0)
+        snprintf(buf, len, "announced %s", id->announce);
+    else
+        snprintf(buf, len, "%04x:%04x:%04x serial %s", id->bus, id->vid, id->pid,
+                 id->serial[0] != '\0' ? id->serial : "(none)");
+}
+
+int kc_card_id_of_hidraw(const char *path, int fd, struct kc_card_id *id)
+{
+    const char *root = env_or("KCARD_SYSFS_HIDRAW", KC_SYSFS_HIDRAW_DEFAULT);
+    const char *sysname;
+    char file[1024], text[4096];
+    struct kc_hid_uevent ue;
+    size_t len;
+
+    if (path == NULL || id == NULL)
+        return KC_ERR_INVALID_ARG;
+    memset(id, 0, sizeof(*id));
+    sysname = strrchr(path, '/');
+    sysname = sysname != NULL ? sysname + 1 : path;
+    if (sysname[0] == '\0' || strcmp(sysname, "..") == 0 || strcmp(sysname, ".") == 0)
+        return KC_ERR_NO_DEVICE;
+    snprintf(file, sizeof(file), "%s/%s/device/uevent", root, sysname);
+    len = kc_enum_read_file(file, text, sizeof(text));
+    if (len == 0 || kc_hid_uevent_parse(text, len, &ue) != KC_OK || !ue.have_id)
+        return KC_ERR_NO_DEVICE;
+    if (fd >= 0) {
+        /* the name could belong to another node than the one opened (a
+         * path outside /dev): trust sysfs only when the numbers agree */
+        struct stat st;
+        unsigned maj, min;
+        snprintf(file, sizeof(file), "%s/%s/dev", root, sysname);
+        len = kc_enum_read_file(file, text, sizeof(text) - 1);
+        if (len > 0 && fstat(fd, &st) == 0 && S_ISCHR(st.st_mode)) {
+            text[len] = '\0';
+            if (sscanf(text, "%u:%u", &maj, &min) != 2 || major(st.st_rdev) != maj ||
+                minor(st.st_rdev) != min)
+                return KC_ERR_NO_DEVICE;
+        }
+    }
+    snprintf(id->kind, sizeof(id->kind), "hidraw");
+    id->bus = ue.bus;
+    id->vid = ue.vid;
+    id->pid = ue.pid;
+    snprintf(id->serial, sizeof(id->serial), "%s", ue.uniq);
+    return KC_OK;
+}
+
+static bool same_card(const struct kc_dev_entry *e, const struct kc_card_id *id)
+{
+    return !e->announced && e->bus == id->bus && e->vid == id->vid && e->pid == id->pid &&
+           strcmp(e->serial, id->serial) == 0;
+}
+
+int kc_discover_find(const struct kc_card_id *id, char *uri, size_t len, char *err, size_t errlen)
+{
+    struct kc_dev_entry *e;
+    size_t n = 0;
+    bool announce;
+    int rc = KC_ERR_NO_DEVICE;
+    char who[400];
+
+    if (id == NULL || uri == NULL || len == 0)
+        return KC_ERR_INVALID_ARG;
+    uri[0] = '\0';
+    announce = strcmp(id->kind, "announce") == 0;
+    if (!announce && strcmp(id->kind, "hidraw") != 0)
+        return KC_ERR_INVALID_ARG;
+    if ((e = calloc(MAX_FIND, sizeof(*e))) == NULL)
+        return KC_ERR_NOMEM;
+    if (announce)
+        scan_announced(e, MAX_FIND, &n);
+    else
+        scan_hidraw(e, MAX_FIND, &n, true);
+    if (n > MAX_FIND)
+        n = MAX_FIND;
+    for (size_t i = 0; i < n; i++) {
+        bool match = announce ? strcmp(e[i].name, id->announce) == 0 : same_card(&e[i], id);
+        if (!match)
+            continue;
+        if (strlen(e[i].uri) >= len) {
+            rc = KC_ERR_INVALID_ARG;
+            break;
+        }
+        snprintf(uri, len, "%s", e[i].uri);
+        if (announce)
+            remember_announced(e[i].uri, e[i].name);
+        rc = KC_OK;
+        break;
+    }
+    free(e);
+    if (rc == KC_ERR_NO_DEVICE && err != NULL && errlen > 0) {
+        kc_card_id_str(id, who, sizeof(who));
+        if (announce)
+            snprintf(err, errlen, "card %s is not announced (any more) in %s", who,
+                     env_or("KCARD_ANNOUNCE_DIR", KC_ANNOUNCE_DIR_DEFAULT));
+        else
+            snprintf(err, errlen,
+                     "card %s is not back: no FIDO hidraw node with that HID id and serial "
+                     "under %s",
+                     who, env_or("KCARD_SYSFS_HIDRAW", KC_SYSFS_HIDRAW_DEFAULT));
+    }
+    return rc;
+}
+
+int kc_transport_reopen(struct kc_transport *t)
+{
+    struct kc_card_id id;
+    struct kc_transport *n = NULL, tmp;
+    char uri[KC_URI_MAX], err[sizeof(t->last_error)], who[400];
+    int rc;
+
+    if (t == NULL || t->kind == NULL)
+        return KC_ERR_INVALID_ARG;
+    memset(&id, 0, sizeof(id));
+    if (strcmp(t->kind, "hidraw") == 0) {
+        if (kc_hidraw_identity(t, &id) != KC_OK) {
+            t->last_errno = 0;
+            snprintf(t->last_error, sizeof(t->last_error),
+                     "%.120s: sysfs told nothing of this node when it was opened; cannot follow "
+                     "the card",
+                     t->uri);
+            return KC_ERR_UNSUPPORTED;
+        }
+    } else if (lookup_announced(t->uri, id.announce, sizeof(id.announce))) {
+        snprintf(id.kind, sizeof(id.kind), "announce");
+    } else {
+        t->last_errno = 0;
+        snprintf(t->last_error, sizeof(t->last_error),
+                 "%.120s was not found through \"auto\": no identity to follow it by", t->uri);
+        return KC_ERR_UNSUPPORTED;
+    }
+    err[0] = '\0';
+    if ((rc = kc_discover_find(&id, uri, sizeof(uri), err, sizeof(err))) != KC_OK ||
+        (rc = kc_transport_open(uri, &n, err, sizeof(err))) != KC_OK) {
+        t->last_errno = 0;
+        snprintf(t->last_error, sizeof(t->last_error), "%s", err);
+        return rc;
+    }
+    /* swap the backends; n now holds the stale one and is closed */
+    tmp = *t;
+    *t = *n;
+    *n = tmp;
+    kc_transport_close(n);
+    kc_card_id_str(&id, who, sizeof(who));
+    t->last_errno = 0;
+    snprintf(t->last_error, sizeof(t->last_error), "re-opened card %.100s at %.120s", who,
+             t->uri);
+    return KC_OK;
+}
+
+int kc_transport_reopen_wait(struct kc_transport *t, int timeout_ms)
+{
+    uint64_t deadline = kc_now_us() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000u;
+    int rc;
+
+    while ((rc = kc_transport_reopen(t)) == KC_ERR_NO_DEVICE && kc_now_us() < deadline)
+        usleep(100000);
+    return rc;
 }

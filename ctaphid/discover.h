@@ -19,9 +19,11 @@ struct kc_dev_entry {
     char uri[KC_URI_MAX]; /* e.g. "hidraw:/dev/hidraw3" or "udp:127.0.0.1:8111" */
     char kind[16];        /* "hidraw" or the announced URI's scheme */
     uint16_t vid, pid;    /* 0 when unknown (announced cards) */
+    uint16_t bus;         /* BUS_* from HID_ID (3 USB), 0 when unknown */
     char name[128];       /* HID_NAME, or the announcement's file name */
     char serial[64];      /* HID_UNIQ, may be empty */
     bool fido;            /* usage page 0xF1D0 (always true for announced cards) */
+    bool announced;       /* from $KCARD_ANNOUNCE_DIR; name is the file's name */
 };
 
 /* Resolve "auto": the first FIDO hidraw node, else the first announced card.
@@ -34,5 +36,55 @@ int kc_discover_auto(char *uri, size_t len, char *err, size_t errlen);
 int kc_discover_list(struct kc_dev_entry *out, size_t cap, size_t *n);
 /* As kc_discover_list, but every hidraw node, FIDO or not (fido tells). */
 int kc_discover_list_all(struct kc_dev_entry *out, size_t cap, size_t *n);
+
+/* ---- a card's identity, and finding it again after re-enumeration ----- */
+
+/* A card is its HID id and serial (HID_UNIQ), never its hidrawN number:
+ * after a replug the kernel may give it another node. An announced virtual
+ * card is its announce file (vcard rewrites it when it re-plugs under a
+ * new address). */
+struct kc_card_id {
+    char kind[16]; /* "hidraw" or "announce" */
+    uint16_t bus, vid, pid;
+    char serial[64];    /* HID_UNIQ, may be empty (then the first node with the ids) */
+    char announce[256]; /* kind "announce": the file's name in the announce dir */
+};
+
+/* "0003:1209:000a serial KC-1" or "announced vcard-12.uri". */
+void kc_card_id_str(const struct kc_card_id *id, char *buf, size_t len);
+
+/* The identity of the hidraw node at path (any directory; its last
+ * component names the sysfs entry). With fd >= 0 the node's device number
+ * must match sysfs's "dev" where sysfs has one. KC_OK or KC_ERR_NO_DEVICE. */
+int kc_card_id_of_hidraw(const char *path, int fd, struct kc_card_id *id);
+
+/* The URI of the card with this identity now: the FIDO hidraw node with
+ * the same bus, ids and serial, or the announced card's current URI.
+ * KC_ERR_NO_DEVICE with a sentence in err when it is not (yet) there. */
+int kc_discover_find(const struct kc_card_id *id, char *uri, size_t len, char *err,
+                     size_t errlen);
+
+/* The identity a hidraw transport remembered when it opened (read from
+ * sysfs). KC_OK, KC_ERR_INVALID_ARG for another kind, KC_ERR_NO_DEVICE
+ * when sysfs knew nothing of the node. Defined in hid_linux.c. */
+int kc_hidraw_identity(const struct kc_transport *t, struct kc_card_id *id);
+
+/* Re-resolves a transport whose card re-enumerated or was unplugged and
+ * plugged in again (the read or write said KC_ERR_UNPLUGGED): finds the
+ * card by its remembered identity (hidraw: HID id and serial from open
+ * time; udp: the announce file "auto" resolved it from), opens the new
+ * node and swaps it into *t in place, so pointers to t (a kc_dev) stay
+ * valid. The old descriptor is closed. The caller must run CTAPHID INIT
+ * again (channels do not survive a replug); io.c / rawctap use it as:
+ *     if (rc == KC_ERR_UNPLUGGED && kc_transport_reopen(t) == KC_OK)
+ *         rc = kc_dev_init(d, &info);   then retry the command once
+ * Returns KC_OK; KC_ERR_NO_DEVICE when the card is not back (t unchanged,
+ * retry later or use kc_transport_reopen_wait); KC_ERR_UNSUPPORTED when t
+ * has no remembered identity (e.g. udp given explicitly, not via auto);
+ * or the open error. t->last_error gets the sentence either way. */
+int kc_transport_reopen(struct kc_transport *t);
+/* The same, retried every 100 ms for up to timeout_ms while the card is
+ * not back (KC_ERR_NO_DEVICE). */
+int kc_transport_reopen_wait(struct kc_transport *t, int timeout_ms);
 
 #endif

@@ -31,7 +31,7 @@ struct kc_hid_uevent {
 /* Parses uevent text (KEY=VALUE lines; need not be NUL-terminated). Unknown
  * keys are ignored, over-long values truncated. KC_OK, or KC_ERR_INVALID_ARG. */
 int kc_hid_uevent_parse(const char *text, size_t len, struct kc_hid_uevent *out);
-/* "usb", "bluetooth", "virtual", "i2c", ... or "bus-0xNN". */
+/* "usb", "bluetooth", "virtual", "i2c", ... or "other". */
 const char *kc_hid_bus_name(uint16_t bus);
 
 enum kc_access {

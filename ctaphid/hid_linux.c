@@ -19,6 +19,7 @@
 
 #include <linux/hidraw.h>
 
+#include "ctaphid/discover.h"
 #include "ctaphid/hid_desc.h"
 #include "ctaphid/status.h"
 #include "ctaphid/trace.h"
@@ -28,6 +29,8 @@
 struct hidraw_priv {
     int fd;
     char path[256];
+    bool have_id; /* the card's HID id and serial, for kc_transport_reopen */
+    struct kc_card_id id;
 };
 
 static struct hidraw_priv *hidraw_of(const struct kc_transport *t)
@@ -213,17 +216,17 @@ int kc_hidraw_open(const char *path, struct kc_transport **out, char *errbuf, si
             snprintf(errbuf, errlen, "hidraw path too long");
         return KC_ERR_INVALID_ARG;
     }
-    fd = open(path, O_RDWR | O_CLOEXEC);
+    fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
         err = errno;
         if (errbuf != NULL && errlen > 0) {
             if (err == EACCES || err == EPERM) {
                 describe_node(path, who, sizeof(who));
                 snprintf(errbuf, errlen,
-                         "%s: permission denied (%s). Fix: install a udev rule that grants "
-                         "uaccess to FIDO devices (TAG+=\"uaccess\", see "
-                         "docs/runbook/udev-rules.md) or add your user to the group that "
-                         "owns the node, then re-plug the card or log in again",
+                         "%s: permission denied (%s). Fix: install the udev rule "
+                         "fixtures/udev/70-kcard-fido.rules, which grants uaccess to FIDO "
+                         "devices (TAG+=\"uaccess\") and group plugdev, or add your user to the "
+                         "group that owns the node, then re-plug the card or log in again",
                          path, who);
             } else if (err == ENOENT || err == ENODEV || err == ENXIO) {
                 snprintf(errbuf, errlen, "%s: no such device (%s); `rawctap list` shows the cards",
@@ -270,6 +273,19 @@ int kc_hidraw_open(const char *path, struct kc_transport **out, char *errbuf, si
     t->kind = "hidraw";
     snprintf(t->uri, sizeof(t->uri), "hidraw:%s", path);
     read_report_sizes(t, fd);
+    p->have_id = kc_card_id_of_hidraw(path, fd, &p->id) == KC_OK;
     *out = t;
+    return KC_OK;
+}
+
+int kc_hidraw_identity(const struct kc_transport *t, struct kc_card_id *id)
+{
+    const struct hidraw_priv *p = hidraw_of(t);
+
+    if (p == NULL || id == NULL)
+        return KC_ERR_INVALID_ARG;
+    if (!p->have_id)
+        return KC_ERR_NO_DEVICE;
+    *id = p->id;
     return KC_OK;
 }

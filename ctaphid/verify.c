@@ -13,6 +13,8 @@
 #include <openssl/err.h>
 #include <openssl/objects.h>
 #include <openssl/x509.h>
+
+#include "ctaphid/cbor_util.h"
 #include <openssl/x509v3.h>
 
 #include "ctaphid/status.h"

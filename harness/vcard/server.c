@@ -21,6 +21,7 @@
 #include "ctaphid/status.h"
 #include "harness/vcard/hid.h"
 #include "harness/vcard/server.h"
+#include "harness/vcard/uhid.h"
 
 #define CTL_MAX_CLIENTS 16
 #define CTL_LINE_MAX 512
@@ -28,6 +29,9 @@
 #define UDP_BURST 256           /* datagrams read per poll round */
 #define ARMED_DECISION_MS 10000 /* an approve/deny sent early waits this long */
 #define POLL_MAX_MS 1000
+#define UHID_PEER_MARK 0xfe /* the hidraw side is one client, len 1 */
+#define UHID_VID 0x1209     /* pid.codes test VID */
+#define UHID_PID 0x000c
 
 struct ctl_conn {
     int fd;
@@ -59,6 +63,7 @@ struct vc_server {
     char *announce_dir;
     char *announce_path;
     int wake[2]; /* the worker wakes the poll loop (replug requests) */
+    struct vc_uhid *uhid;
 
     bool verbose;
     struct vc_presence presence;
@@ -388,6 +393,11 @@ static void send_cb(void *ctx, const struct vc_hid_peer *to, const uint8_t *repo
     struct vc_server *s = ctx;
     struct sockaddr_in sa;
 
+    if (to->len == 1 && to->addr[0] == UHID_PEER_MARK) {
+        if (s->uhid != NULL)
+            (void)vc_uhid_send_input(s->uhid, report); /* a lost report, as on a bus */
+        return;
+    }
     if (to->len != sizeof(sa))
         return;
     memcpy(&sa, to->addr, sizeof(sa));
@@ -401,6 +411,10 @@ static void peer_string(const struct vc_hid_peer *p, char *buf, size_t len)
     struct sockaddr_in sa;
     char host[INET_ADDRSTRLEN];
 
+    if (p->len == 1 && p->addr[0] == UHID_PEER_MARK) {
+        snprintf(buf, len, "uhid");
+        return;
+    }
     if (p->len != sizeof(sa)) {
         snprintf(buf, len, "?");
         return;
@@ -519,6 +533,43 @@ static int read_udp(struct vc_server *s)
         /* a CANCEL or a resync may concern the worker: let it look */
         pthread_cond_broadcast(&s->cv);
         pthread_mutex_unlock(&s->mu);
+    }
+    return 0;
+}
+
+static int read_uhid(struct vc_server *s)
+{
+    uint8_t rep[VC_UHID_REPORT_LEN];
+    struct vc_hid_peer peer;
+    int r;
+
+    memset(&peer, 0, sizeof(peer));
+    peer.len = 1;
+    peer.addr[0] = UHID_PEER_MARK;
+    for (int i = 0; i < UDP_BURST; i++) {
+        if ((r = vc_uhid_read_output(s->uhid, rep, 0)) <= 0)
+            return r;
+        pthread_mutex_lock(&s->mu);
+        vc_hid_input(s->hid, &peer, rep, sizeof(rep), now_ms());
+        start_job(s);
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+    }
+    return 0;
+}
+
+static int open_uhid(struct vc_server *s, bool vendor, char *err, size_t errlen)
+{
+    struct vc_uhid_config ucfg;
+
+    memset(&ucfg, 0, sizeof(ucfg));
+    ucfg.vendor_id = UHID_VID;
+    ucfg.product_id = UHID_PID;
+    ucfg.vendor_interface = vendor ? 1 : 0;
+    ucfg.start_timeout_ms = 5000;
+    if (vc_uhid_open(&ucfg, &s->uhid, err, errlen) != 0) {
+        s->uhid = NULL;
+        return -1;
     }
     return 0;
 }
@@ -656,6 +707,7 @@ static json_t *status_json(struct vc_server *s)
         return NULL;
     if (s->announce_path != NULL)
         json_object_set_new(o, "announce", json_string(s->announce_path));
+    json_object_set_new(o, "uhid", json_boolean(s->uhid != NULL));
     card = vc_card_status_json(s->card);
     if (card != NULL) {
         json_t *c = json_loads(card, 0, NULL);
@@ -985,6 +1037,8 @@ struct vc_server *vc_server_new(struct vc_card *card, const struct vc_server_con
     }
     vc_hid_set_log(s->hid, log_cb, s);
     apply_faults(s);
+    if (cfg->uhid && open_uhid(s, cfg->uhid_vendor, err, errlen) < 0)
+        goto fail;
     if (cfg->control_path != NULL && ctl_listen(s, cfg->control_path, err, errlen) < 0)
         goto fail;
     if (cfg->announce_dir != NULL) {
@@ -1027,7 +1081,7 @@ uint16_t vc_server_port(const struct vc_server *s)
 
 int vc_server_run(struct vc_server *s, volatile sig_atomic_t *stop)
 {
-    struct pollfd pfd[3 + CTL_MAX_CLIENTS];
+    struct pollfd pfd[5 + CTL_MAX_CLIENTS];
     int rc = 0;
 
     while (!*stop) {
@@ -1036,6 +1090,9 @@ int vc_server_run(struct vc_server *s, volatile sig_atomic_t *stop)
         int timeout;
         int nfds = 0;
         int conn_at[CTL_MAX_CLIENTS];
+        int ctl_at = -1;
+        int uhid_at = -1;
+        int vendor_at = -1;
 
         pthread_mutex_lock(&s->mu);
         vc_hid_tick(s->hid, now);
@@ -1059,8 +1116,19 @@ int vc_server_run(struct vc_server *s, volatile sig_atomic_t *stop)
         pfd[nfds].fd = s->wake[0];
         pfd[nfds++].events = POLLIN;
         if (s->ctl >= 0) {
+            ctl_at = nfds;
             pfd[nfds].fd = s->ctl;
             pfd[nfds++].events = POLLIN;
+        }
+        if (s->uhid != NULL) {
+            uhid_at = nfds;
+            pfd[nfds].fd = vc_uhid_fd(s->uhid);
+            pfd[nfds++].events = POLLIN;
+            if (vc_uhid_vendor_fd(s->uhid) >= 0) {
+                vendor_at = nfds;
+                pfd[nfds].fd = vc_uhid_vendor_fd(s->uhid);
+                pfd[nfds++].events = POLLIN;
+            }
         }
         for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
             conn_at[i] = -1;
@@ -1087,7 +1155,15 @@ int vc_server_run(struct vc_server *s, volatile sig_atomic_t *stop)
             while (read(s->wake[0], drain, sizeof(drain)) > 0)
                 ;
         }
-        if (s->ctl >= 0 && pfd[2].revents & POLLIN)
+        if (uhid_at >= 0 && pfd[uhid_at].revents & (POLLIN | POLLHUP | POLLERR) &&
+            read_uhid(s) < 0) {
+            fprintf(stderr, "vcard: uhid read failed: %s\n", strerror(errno));
+            rc = -1;
+            break;
+        }
+        if (vendor_at >= 0 && pfd[vendor_at].revents & POLLIN)
+            (void)vc_uhid_service_vendor(s->uhid);
+        if (ctl_at >= 0 && pfd[ctl_at].revents & POLLIN)
             ctl_accept(s);
         for (int i = 0; i < CTL_MAX_CLIENTS; i++)
             if (conn_at[i] >= 0 && pfd[conn_at[i]].revents & (POLLIN | POLLHUP | POLLERR))
@@ -1117,6 +1193,7 @@ void vc_server_free(struct vc_server *s)
     announce_remove(s);
     if (s->udp >= 0)
         close(s->udp);
+    vc_uhid_close(s->uhid);
     if (s->wake[0] >= 0)
         close(s->wake[0]);
     if (s->wake[1] >= 0)

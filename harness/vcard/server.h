@@ -40,7 +40,9 @@ struct vc_server_config {
     const char *announce_dir; /* NULL: no announce file */
     struct vc_presence presence;
     struct vc_faults faults;
-    bool verbose; /* one JSON line per request on stderr */
+    bool verbose;     /* one JSON line per request on stderr */
+    bool uhid;        /* also appear as a hidraw node through /dev/uhid */
+    bool uhid_vendor; /* with a vendor-defined interface beside it */
 };
 
 struct vc_server;

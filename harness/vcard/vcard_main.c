@@ -45,12 +45,15 @@ static void usage(FILE *f)
                "  --attestation KIND     packed (batch certificate, default) | self | none\n"
                "  --no-ctap1             no U2F over MSG (INIT then reports NMSG)\n"
                "  --uv                   advertise built-in user verification\n"
+               "  --uhid[=vendor]        also appear as a hidraw node through /dev/uhid\n"
+               "                         (=vendor: with a vendor-defined interface beside it)\n"
                "  -v, --verbose          one JSON log line per request on stderr\n"
                "  -h, --help             this text\n"
                "      --version          print the version\n"
                "\n"
                "Exit status: 0 stopped cleanly (SIGINT/SIGTERM), 1 socket error while serving,\n"
-               "2 usage error, 3 cannot bind, open the state file or create the control socket.\n");
+               "2 usage error, 3 cannot bind, open the state file, create the control socket\n"
+               "or the uhid device.\n");
 }
 
 int main(int argc, char **argv)
@@ -65,7 +68,8 @@ int main(int argc, char **argv)
         OPT_ATTESTATION,
         OPT_NO_CTAP1,
         OPT_UV,
-        OPT_VERSION
+        OPT_VERSION,
+        OPT_UHID
     };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
@@ -77,6 +81,7 @@ int main(int argc, char **argv)
         {"attestation", required_argument, NULL, OPT_ATTESTATION},
         {"no-ctap1", no_argument, NULL, OPT_NO_CTAP1},
         {"uv", no_argument, NULL, OPT_UV},
+        {"uhid", optional_argument, NULL, OPT_UHID},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -144,6 +149,16 @@ int main(int argc, char **argv)
         case OPT_UV:
             cfg.uv = true;
             break;
+        case OPT_UHID:
+            scfg.uhid = true;
+            if (optarg != NULL && strcmp(optarg, "vendor") == 0) {
+                scfg.uhid_vendor = true;
+            } else if (optarg != NULL) {
+                fprintf(stderr, "vcard: bad --uhid value '%s' (want --uhid or --uhid=vendor)\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            break;
         case 'v':
             scfg.verbose = true;
             break;
@@ -193,6 +208,8 @@ int main(int argc, char **argv)
         vc_card_free(card);
         return EXIT_SETUP;
     }
+    if (scfg.uhid)
+        fprintf(stderr, "vcard: uhid device created\n");
     fprintf(stderr, "vcard: listening on %s\n", vc_server_uri(srv));
     fflush(stderr);
     rc = vc_server_run(srv, &stop_flag) == 0 ? EXIT_OK : EXIT_FAILURE_RUN;

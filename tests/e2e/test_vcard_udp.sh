@@ -37,6 +37,10 @@ check_exit "vcard with a corrupt state file exits 3" 3 "$BIN/vcard" --listen 127
 check_exit "vcard with a control path that is not a socket exits 3" 3 "$BIN/vcard" \
     --listen 127.0.0.1:0 --control "$E2E_TMP/corrupt.state"
 check_exit "vcard with an unexpected argument exits 2" 2 "$BIN/vcard" extra
+check_exit "vcard --uhid=bogus exits 2" 2 "$BIN/vcard" --uhid=bogus
+if [ ! -e /dev/uhid ]; then
+    check_exit "vcard --uhid without /dev/uhid exits 3" 3 "$BIN/vcard" --listen 127.0.0.1:0 --uhid
+fi
 
 if ! start_vcard --announce "$ANNOUNCE" -v; then
     not_ok "vcard starts and prints its ready line"

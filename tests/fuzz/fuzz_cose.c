@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "ctaphid/cbor_util.h"
 #include "ctaphid/cose.h"
 #include "ctaphid/status.h"
 

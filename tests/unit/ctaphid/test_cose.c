@@ -8,6 +8,7 @@
 
 #include <openssl/evp.h>
 
+#include "ctaphid/cbor_util.h"
 #include "ctaphid/cose.h"
 #include "ctaphid/status.h"
 #include "tests/unit/ctaphid/ctap_vectors.h"
@@ -215,11 +216,11 @@ static void test_cbor_size_check(void **state)
         {"1bffffffffffffffff", 1, 9},
         {"3bffffffffffffffff", 1, 9},
         {"4401020304ff", 1, 5},     /* trailing byte not part of the item */
-        {"5f4201024103ff00", 1, 7}, /* indefinite byte string, two chunks, then a 00 */
+        {"5f4201024103ff00", 0, 0}, /* indefinite byte string: not canonical CTAP2 CBOR */
         {"5f42010261", 0, 0},       /* chunk of the wrong major type */
-        {"7f6161ff", 1, 4},         /* indefinite text */
-        {"9f0102ff", 1, 4},         /* indefinite array */
-        {"bf0102ff", 1, 4},         /* indefinite map */
+        {"7f6161ff", 0, 0},         /* indefinite text: refused */
+        {"9f0102ff", 0, 0},         /* indefinite array: refused */
+        {"bf0102ff", 0, 0},         /* indefinite map: refused */
         {"bf01ff", 0, 0},           /* indefinite map with an odd count */
         {"a201020304", 1, 5},
         {"a2010203", 0, 0},             /* map short of a value */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -33,6 +34,7 @@ struct kc_dev {
     enum kc_phase last_phase;
     struct kc_last_packet last_packet;
     bool saw_upneeded;
+    bool no_busy_retry;  /* report CHANNEL_BUSY at once instead of retrying */
     uint64_t t_start_us; /* when the current request was sent */
     size_t in_len, out_len;
 };
@@ -565,13 +567,43 @@ static void on_keepalive(struct kc_dev *d, const uint8_t *report, size_t len, en
     }
 }
 
+/* A card serves one channel at a time and answers others CHANNEL_BUSY (CTAP
+ * 2.1, 11.2.9.1.6); clients sharing a card wait and send again. Backs off
+ * from 5 ms doubling to 100 ms, only before any reply or keepalive came, and
+ * never past the command deadline: then the BUSY error is returned as is. */
+#define BUSY_BACKOFF_MIN_US 5000u
+#define BUSY_BACKOFF_MAX_US 100000u
+
+static bool busy_retry(struct kc_dev *d, uint64_t *backoff_us, uint64_t deadline, bool heard)
+{
+    uint64_t now = kc_now_us();
+    struct timespec ts;
+
+    if (d->no_busy_retry || d->last_hid_error != KC_HID_ERR_CHANNEL_BUSY || heard ||
+        now + *backoff_us >= deadline)
+        return false;
+    ts.tv_sec = (time_t)(*backoff_us / 1000000u);
+    ts.tv_nsec = (long)(*backoff_us % 1000000u) * 1000;
+    nanosleep(&ts, NULL);
+    *backoff_us = *backoff_us * 2 > BUSY_BACKOFF_MAX_US ? BUSY_BACKOFF_MAX_US : *backoff_us * 2;
+    d->stats.busy_retries++;
+    kc_trace_event(d->trace, "busy-retry", 0, "CHANNEL_BUSY: sending again");
+    return true;
+}
+
+void kc_dev_set_busy_retry(struct kc_dev *d, bool on)
+{
+    if (d != NULL)
+        d->no_busy_retry = !on;
+}
+
 int kc_dev_transact(struct kc_dev *d, uint8_t cmd, const uint8_t *in, size_t in_len, uint8_t *out,
                     size_t out_cap, size_t *out_len)
 {
     uint8_t buf[MAX_REPORT_LEN];
     struct kc_reassembly r;
     enum kc_phase phase;
-    uint64_t deadline;
+    uint64_t deadline, backoff_us, keepalives_before;
     bool aborted;
     int rc;
 
@@ -598,6 +630,8 @@ int kc_dev_transact(struct kc_dev *d, uint8_t cmd, const uint8_t *in, size_t in_
 
     phase = KC_PHASE_COMMAND;
     deadline = kc_now_us() + (uint64_t)d->to.command_ms * 1000u;
+    backoff_us = BUSY_BACKOFF_MIN_US;
+    keepalives_before = d->stats.keepalives;
     kc_reassembly_init(&r, d->cid, out, out_cap);
     for (;;) {
         rc = read_report(d, buf, deadline, true, &aborted);
@@ -629,6 +663,14 @@ int kc_dev_transact(struct kc_dev *d, uint8_t cmd, const uint8_t *in, size_t in_
             }
             if (buf[4] == KC_HID_ERROR) {
                 d->last_hid_error = d->last_packet.status;
+                if (busy_retry(d, &backoff_us, deadline,
+                               d->stats.keepalives != keepalives_before)) {
+                    if ((rc = send_message(d, d->cid, cmd, in, in_len)) != KC_OK) {
+                        d->last_phase = KC_PHASE_SEND;
+                        return rc;
+                    }
+                    continue;
+                }
                 d->last_phase = phase;
                 return KC_ERR_HID;
             }

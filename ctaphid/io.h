@@ -45,6 +45,7 @@ struct kc_dev_stats {
     uint64_t skipped_stale;     /* reports on our channel not belonging to this reply */
     uint64_t keepalives;
     uint64_t cancels_sent;
+    uint64_t busy_retries; /* requests sent again after CHANNEL_BUSY */
 };
 
 /* Where the last failed wait stood: lets a tool say "timeout in the command
@@ -78,6 +79,10 @@ void kc_dev_set_timeouts(struct kc_dev *d, const struct kc_timeouts *to);
 void kc_dev_set_keepalive_cb(struct kc_dev *d, kc_keepalive_fn fn, void *ctx);
 void kc_dev_set_abort_cb(struct kc_dev *d, kc_abort_fn fn, void *ctx);
 void kc_dev_set_trace(struct kc_dev *d, struct kc_trace *tr); /* not owned */
+/* On (the default): a CHANNEL_BUSY answer before any reply is waited out
+ * with backoff (5 ms doubling to 100 ms) and the request sent again, within
+ * the command deadline. Off: CHANNEL_BUSY returns KC_ERR_HID at once. */
+void kc_dev_set_busy_retry(struct kc_dev *d, bool on);
 
 /* INIT on the broadcast channel with a fresh random 8-byte nonce; a reply is
  * accepted only with that nonce and exactly 17 bytes. Allocates the channel. */

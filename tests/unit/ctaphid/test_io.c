@@ -635,12 +635,77 @@ static void test_ctaphid_error(void **state)
     uint8_t out[16];
     size_t n;
 
+    /* with busy retry off, CHANNEL_BUSY is reported at once */
+    kc_dev_set_busy_retry(f->d, false);
     push_message(f->t, TEST_CID, KC_HID_ERROR, (const uint8_t *)"\x06", 1, 0);
     assert_int_equal(
         kc_dev_transact(f->d, KC_HID_CBOR, (const uint8_t *)"\x04", 1, out, sizeof(out), &n),
         KC_ERR_HID);
     assert_int_equal(kc_dev_last_hid_error(f->d), KC_HID_ERR_CHANNEL_BUSY);
     assert_int_equal(kc_dev_stats(f->d)->cancels_sent, 0);
+    assert_int_equal(kc_dev_stats(f->d)->busy_retries, 0);
+    /* any other CTAPHID error is never retried */
+    kc_dev_set_busy_retry(f->d, true);
+    push_message(f->t, TEST_CID, KC_HID_ERROR, (const uint8_t *)"\x01", 1, 0);
+    assert_int_equal(
+        kc_dev_transact(f->d, KC_HID_CBOR, (const uint8_t *)"\x04", 1, out, sizeof(out), &n),
+        KC_ERR_HID);
+    assert_int_equal(kc_dev_last_hid_error(f->d), KC_HID_ERR_INVALID_CMD);
+    assert_int_equal(kc_dev_stats(f->d)->busy_retries, 0);
+    fixture_free(f);
+}
+
+/* Another client holds the card: the first try gets CHANNEL_BUSY, the
+ * request is sent again after a backoff and then answered. */
+static void test_channel_busy_is_retried(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_ready(NULL);
+    uint8_t out[16], buf[64];
+    size_t n = 0, writes = 0;
+
+    push_message(f->t, TEST_CID, KC_HID_ERROR, (const uint8_t *)"\x06", 1, 0);
+    push_message(f->t, TEST_CID, KC_HID_CBOR, (const uint8_t *)"\x00\xa0", 2, 30);
+    assert_int_equal(
+        kc_dev_transact(f->d, KC_HID_CBOR, (const uint8_t *)"\x04", 1, out, sizeof(out), &n),
+        KC_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(kc_dev_stats(f->d)->busy_retries, 1);
+    while (kc_mem_pop_written(f->t, buf, sizeof(buf)) > 0) {
+        assert_int_equal(buf[4], KC_HID_CBOR);
+        writes++;
+    }
+    assert_int_equal(writes, 2); /* the request, and the same request again */
+    fixture_free(f);
+}
+
+/* A card busy for good: retries stop at the command deadline and the BUSY
+ * error is returned, well inside a bounded time. */
+static void busy_responder(struct kc_transport *t, const uint8_t *report, size_t len, void *ctx)
+{
+    (void)ctx;
+    if (len >= 5 && report[4] == KC_HID_CBOR)
+        push_message(t, TEST_CID, KC_HID_ERROR, (const uint8_t *)"\x06", 1, 0);
+}
+
+static void test_channel_busy_gives_up_at_deadline(void **state)
+{
+    (void)state;
+    struct kc_timeouts to = short_timeouts(500, 200, 1000, 50);
+    struct fixture *f = fixture_ready(&to);
+    uint8_t out[16];
+    size_t n;
+
+    kc_mem_set_responder(f->t, busy_responder, NULL);
+    uint64_t t0 = kc_now_us();
+    assert_int_equal(
+        kc_dev_transact(f->d, KC_HID_CBOR, (const uint8_t *)"\x04", 1, out, sizeof(out), &n),
+        KC_ERR_HID);
+    uint64_t took_ms = (kc_now_us() - t0) / 1000u;
+    assert_int_equal(kc_dev_last_hid_error(f->d), KC_HID_ERR_CHANNEL_BUSY);
+    assert_true(kc_dev_stats(f->d)->busy_retries >= 3); /* 5, 10, 20, 40 ms ... */
+    assert_true(took_ms <= 400);
+    kc_mem_set_responder(f->t, NULL, NULL);
     fixture_free(f);
 }
 
@@ -765,6 +830,8 @@ int main(void)
         cmocka_unit_test(test_presence_timeout),
         cmocka_unit_test(test_abort_sends_cancel),
         cmocka_unit_test(test_ctaphid_error),
+        cmocka_unit_test(test_channel_busy_is_retried),
+        cmocka_unit_test(test_channel_busy_gives_up_at_deadline),
         cmocka_unit_test(test_transport_error_propagates),
         cmocka_unit_test(test_wrappers_and_defaults),
     };

@@ -180,9 +180,17 @@ int kc_cbor_int(const cbor_item_t *item, int64_t *out)
     return KC_OK;
 }
 
+/* libcbor 0.8's cbor_is_bool asserts (aborts) when given a float, because it
+ * reads the item as a simple value without checking the width: check first. */
+bool kc_cbor_is_bool(const cbor_item_t *item)
+{
+    return item != NULL && cbor_isa_float_ctrl(item) &&
+           cbor_float_get_width(item) == CBOR_FLOAT_0 && cbor_is_bool(item);
+}
+
 int kc_cbor_bool(const cbor_item_t *item, bool *out)
 {
-    if (item == NULL || !cbor_is_bool(item))
+    if (!kc_cbor_is_bool(item))
         return KC_ERR_CBOR;
     *out = cbor_get_bool(item);
     return KC_OK;
@@ -192,7 +200,7 @@ int kc_cbor_bytes(const cbor_item_t *item, size_t min, size_t max, uint8_t *out,
 {
     size_t n;
 
-    if (item == NULL || !cbor_isa_bytestring(item) || !cbor_bytestring_is_definite(item))
+    if (!kc_cbor_is_bytes(item))
         return KC_ERR_CBOR;
     n = cbor_bytestring_length(item);
     if (n < min || n > max)
@@ -209,7 +217,7 @@ int kc_cbor_bytes_dup(const cbor_item_t *item, size_t min, size_t max, uint8_t *
     size_t n;
     uint8_t *p;
 
-    if (item == NULL || !cbor_isa_bytestring(item) || !cbor_bytestring_is_definite(item))
+    if (!kc_cbor_is_bytes(item))
         return KC_ERR_CBOR;
     n = cbor_bytestring_length(item);
     if (n < min || n > max)
@@ -227,7 +235,7 @@ int kc_cbor_text(const cbor_item_t *item, char *out, size_t cap)
 {
     size_t n;
 
-    if (item == NULL || !cbor_isa_string(item) || !cbor_string_is_definite(item) || cap == 0)
+    if (!kc_cbor_is_text(item) || cap == 0)
         return KC_ERR_CBOR;
     n = cbor_string_length(item);
     if (n >= cap)
@@ -247,7 +255,7 @@ int kc_cbor_text_dup(const cbor_item_t *item, size_t max, char **out)
     size_t n;
     int r;
 
-    if (item == NULL || !cbor_isa_string(item) || !cbor_string_is_definite(item))
+    if (!kc_cbor_is_text(item))
         return KC_ERR_CBOR;
     n = cbor_string_length(item);
     if (n > max)
@@ -262,12 +270,23 @@ int kc_cbor_text_dup(const cbor_item_t *item, size_t max, char **out)
     return KC_OK;
 }
 
+bool kc_cbor_is_bytes(const cbor_item_t *item)
+{
+    return item != NULL && cbor_isa_bytestring(item) && cbor_bytestring_is_definite(item);
+}
+
+bool kc_cbor_is_text(const cbor_item_t *item)
+{
+    return item != NULL && cbor_isa_string(item) && cbor_string_is_definite(item);
+}
+
 bool kc_cbor_text_eq(const cbor_item_t *item, const char *s)
 {
     size_t n = strlen(s);
 
-    return item != NULL && cbor_isa_string(item) && cbor_string_is_definite(item) &&
-           cbor_string_length(item) == n && memcmp(cbor_string_handle(item), s, n) == 0;
+    /* an empty string may have no buffer: memcmp must not see NULL */
+    return kc_cbor_is_text(item) && cbor_string_length(item) == n &&
+           (n == 0 || memcmp(cbor_string_handle(item), s, n) == 0);
 }
 
 cbor_item_t *kc_cbor_map_get_int(const cbor_item_t *map, int64_t k)
@@ -328,7 +347,7 @@ int kc_cbor_map_check(const cbor_item_t *map, bool text_keys)
         const cbor_item_t *k = pairs[i].key;
         if (k == NULL || pairs[i].value == NULL)
             return KC_ERR_CBOR;
-        if (text_keys ? !(cbor_isa_string(k) && cbor_string_is_definite(k)) : !cbor_is_int(k))
+        if (text_keys ? !kc_cbor_is_text(k) : !cbor_is_int(k))
             return KC_ERR_CBOR;
         for (size_t j = 0; j < i; j++)
             if (key_equal(pairs[j].key, k))
@@ -350,6 +369,17 @@ int kc_cbor_map_add(cbor_item_t *map, cbor_item_t *key, cbor_item_t *value)
     }
     ok = cbor_map_add(map, (struct cbor_pair){.key = key, .value = value});
     cbor_decref(&key);
+    cbor_decref(&value);
+    return ok ? KC_OK : KC_ERR_NOMEM;
+}
+
+int kc_cbor_array_push(cbor_item_t *array, cbor_item_t *value)
+{
+    bool ok;
+
+    if (value == NULL)
+        return KC_ERR_NOMEM;
+    ok = array != NULL && cbor_array_push(array, value);
     cbor_decref(&value);
     return ok ? KC_OK : KC_ERR_NOMEM;
 }

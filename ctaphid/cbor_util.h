@@ -31,6 +31,8 @@ int kc_cbor_serialize(const cbor_item_t *item, uint8_t **buf, size_t *len);
 /* Integer value of a map key (unsigned or negative int that fits int64). */
 int kc_cbor_int(const cbor_item_t *item, int64_t *out);
 int kc_cbor_uint(const cbor_item_t *item, uint64_t *out);
+/* true/false only; safe on floats (where libcbor's cbor_is_bool aborts) */
+bool kc_cbor_is_bool(const cbor_item_t *item);
 int kc_cbor_bool(const cbor_item_t *item, bool *out);
 /* Definite byte string of min..max bytes; copied into out (cap >= max). */
 int kc_cbor_bytes(const cbor_item_t *item, size_t min, size_t max, uint8_t *out, size_t *len);
@@ -41,6 +43,10 @@ int kc_cbor_text(const cbor_item_t *item, char *out, size_t cap);
 int kc_cbor_text_dup(const cbor_item_t *item, size_t max, char **out);
 /* Compare a text string item with a C string. */
 bool kc_cbor_text_eq(const cbor_item_t *item, const char *s);
+/* A definite byte string / text string (the only kinds canonical CBOR has);
+ * false for NULL. */
+bool kc_cbor_is_bytes(const cbor_item_t *item);
+bool kc_cbor_is_text(const cbor_item_t *item);
 
 /* Map lookup: the value for integer key k or text key s, NULL if absent.
  * Duplicate keys make kc_cbor_map_check fail. */
@@ -55,6 +61,9 @@ int kc_cbor_map_check(const cbor_item_t *map, bool text_keys);
 int kc_cbor_map_add(cbor_item_t *map, cbor_item_t *key, cbor_item_t *value);
 int kc_cbor_map_add_int(cbor_item_t *map, int64_t key, cbor_item_t *value);
 int kc_cbor_map_add_str(cbor_item_t *map, const char *key, cbor_item_t *value);
+/* Append value to a definite array, releasing value in every case (NULL
+ * value: allocation failed upstream). KC_OK or KC_ERR_NOMEM. */
+int kc_cbor_array_push(cbor_item_t *array, cbor_item_t *value);
 /* New items; NULL on allocation failure. */
 cbor_item_t *kc_cbor_new_int(int64_t v);
 cbor_item_t *kc_cbor_new_bytes(const uint8_t *p, size_t len);

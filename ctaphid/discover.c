@@ -383,8 +383,7 @@ int kc_transport_reopen(struct kc_transport *t)
     kc_transport_close(n);
     kc_card_id_str(&id, who, sizeof(who));
     t->last_errno = 0;
-    snprintf(t->last_error, sizeof(t->last_error), "re-opened card %.100s at %.120s", who,
-             t->uri);
+    snprintf(t->last_error, sizeof(t->last_error), "re-opened card %.100s at %.120s", who, t->uri);
     return KC_OK;
 }
 

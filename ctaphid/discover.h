@@ -61,8 +61,7 @@ int kc_card_id_of_hidraw(const char *path, int fd, struct kc_card_id *id);
 /* The URI of the card with this identity now: the FIDO hidraw node with
  * the same bus, ids and serial, or the announced card's current URI.
  * KC_ERR_NO_DEVICE with a sentence in err when it is not (yet) there. */
-int kc_discover_find(const struct kc_card_id *id, char *uri, size_t len, char *err,
-                     size_t errlen);
+int kc_discover_find(const struct kc_card_id *id, char *uri, size_t len, char *err, size_t errlen);
 
 /* The identity a hidraw transport remembered when it opened (read from
  * sysfs). KC_OK, KC_ERR_INVALID_ARG for another kind, KC_ERR_NO_DEVICE

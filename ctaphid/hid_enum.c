@@ -378,8 +378,8 @@ static void device_key(const struct kc_hid_node *nd, char *key, size_t len)
     }
     const char *slash = strrchr(nd->phys, '/');
     int plen = slash != NULL ? (int)(slash - nd->phys) : (int)strlen(nd->phys);
-    snprintf(key, len, "%s|%04x:%04x:%04x|%s|%.*s", nd->device, nd->bus, nd->vid, nd->pid,
-             nd->uniq, plen, nd->phys);
+    snprintf(key, len, "%s|%04x:%04x:%04x|%s|%.*s", nd->device, nd->bus, nd->vid, nd->pid, nd->uniq,
+             plen, nd->phys);
 }
 
 static void sysfs_node(const char *root, const char *devdir, const char *sysname,

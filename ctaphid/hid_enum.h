@@ -19,13 +19,13 @@
 
 /* The fields of a HID device's sysfs uevent file that matter here. */
 struct kc_hid_uevent {
-    bool have_id;       /* HID_ID=BUS:VID:PID was present and well formed */
-    uint16_t bus;       /* BUS_* of linux/input.h (3 USB, 5 Bluetooth, 6 virtual) */
-    uint16_t vid, pid;  /* HID_ID carries 32-bit fields; ids above 0xffff are rejected */
-    char name[128];     /* HID_NAME */
-    char uniq[64];      /* HID_UNIQ: the serial, often empty */
-    char phys[128];     /* HID_PHYS: "usb-0000:00:14.0-1/input0" */
-    char driver[32];    /* DRIVER */
+    bool have_id;      /* HID_ID=BUS:VID:PID was present and well formed */
+    uint16_t bus;      /* BUS_* of linux/input.h (3 USB, 5 Bluetooth, 6 virtual) */
+    uint16_t vid, pid; /* HID_ID carries 32-bit fields; ids above 0xffff are rejected */
+    char name[128];    /* HID_NAME */
+    char uniq[64];     /* HID_UNIQ: the serial, often empty */
+    char phys[128];    /* HID_PHYS: "usb-0000:00:14.0-1/input0" */
+    char driver[32];   /* DRIVER */
 };
 
 /* Parses uevent text (KEY=VALUE lines; need not be NUL-terminated). Unknown
@@ -44,28 +44,28 @@ enum kc_access {
 const char *kc_access_name(enum kc_access a); /* "ok", "denied", ... */
 
 struct kc_hid_node {
-    char uri[KC_URI_MAX];       /* "hidraw:/dev/hidraw0", "hidapi:PATH", "udp:..." */
-    char kind[16];              /* "hidraw", "hidapi", or an announced URI's scheme */
+    char uri[KC_URI_MAX];        /* "hidraw:/dev/hidraw0", "hidapi:PATH", "udp:..." */
+    char kind[16];               /* "hidraw", "hidapi", or an announced URI's scheme */
     char path[KC_ENUM_PATH_MAX]; /* the node; for announced cards the announce file */
-    char sysname[32];           /* "hidraw0" (sysfs backend), else "" */
+    char sysname[32];            /* "hidraw0" (sysfs backend), else "" */
     bool have_id;
     uint16_t bus, vid, pid;
-    char name[128];             /* HID_NAME / product string / announce file name */
-    char uniq[64];              /* HID_UNIQ / serial number */
-    char phys[128];             /* HID_PHYS where known */
-    bool have_desc;             /* report descriptor read and parsed */
+    char name[128]; /* HID_NAME / product string / announce file name */
+    char uniq[64];  /* HID_UNIQ / serial number */
+    char phys[128]; /* HID_PHYS where known */
+    bool have_desc; /* report descriptor read and parsed */
     uint16_t usage_page, usage;
     size_t in_report_len, out_report_len; /* 0 when unknown */
-    bool fido;                  /* usage page 0xF1D0 (announced cards: true) */
-    bool is_virtual;            /* sysfs parent under /devices/virtual (uhid) */
-    int interface;              /* USB interface number, -1 when unknown */
+    bool fido;                            /* usage page 0xF1D0 (announced cards: true) */
+    bool is_virtual;                      /* sysfs parent under /devices/virtual (uhid) */
+    int interface;                        /* USB interface number, -1 when unknown */
     /* access(2) is not enough (ACLs from uaccess, LSMs): an open test */
     enum kc_access access;
     int access_errno;
     bool have_stat;
     char owner[64], group[64];
-    unsigned mode;              /* permission bits of the node */
-    char fix[512];              /* what to do when access is not KC_ACCESS_OK */
+    unsigned mode; /* permission bits of the node */
+    char fix[512]; /* what to do when access is not KC_ACCESS_OK */
     /* the physical device: for USB the device above the interface, for
      * uhid the shared virtual/misc/uhid parent plus HID id, serial and phys */
     char device[KC_ENUM_PATH_MAX];

@@ -42,7 +42,7 @@ static int decode_options(const cbor_item_t *item, struct kc_info *info)
     len = cbor_map_size(item);
     for (size_t i = 0; i < len; i++) {
         struct kc_info_option *o = &info->options[info->n_options];
-        if (!cbor_is_bool(p[i].value))
+        if (!kc_cbor_is_bool(p[i].value))
             return KC_ERR_CBOR;
         if (info->n_options == KC_INFO_LIST_MAX ||
             kc_cbor_text(p[i].key, o->name, sizeof(o->name)) != KC_OK) {

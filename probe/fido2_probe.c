@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ctaphid/status.h"
+#include "ctaphid/trace.h"
 #include "probe/fido2_probe.h"
 
 #define FP_LIST_MAX 128
@@ -17,6 +18,7 @@ struct fp_opts {
     bool list, json, all;
     const char *device;
     int timeout_ms;
+    int follow_ms; /* 0: no --follow */
     enum kc_enum_backend backend;
 };
 
@@ -35,6 +37,9 @@ static void usage(FILE *f)
             "                         udp:HOST:PORT[?local=PORT] or auto (default)\n"
             "  -t, --timeout-ms MS    bound of INIT and of getInfo (default %d)\n"
             "  -b, --backend B        enumeration: sysfs (default) or hidapi\n"
+            "  -f, --follow MS        after the check, hold the card's node and wait up to MS\n"
+            "                         for it to re-enumerate; find it again by HID id and\n"
+            "                         serial and check it at its new node (hidraw)\n"
             "  -h, --help             this text\n"
             "  -V, --version          print the version\n"
             "\n"
@@ -59,18 +64,22 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
 static int parse_opts(int argc, char **argv, struct fp_opts *o, bool *done, int *rc)
 {
     static const struct option lo[] = {
-        {"list", no_argument, NULL, 'l'},      {"all", no_argument, NULL, 'a'},
-        {"json", no_argument, NULL, 'j'},      {"device", required_argument, NULL, 'd'},
+        {"list", no_argument, NULL, 'l'},
+        {"all", no_argument, NULL, 'a'},
+        {"json", no_argument, NULL, 'j'},
+        {"device", required_argument, NULL, 'd'},
         {"timeout-ms", required_argument, NULL, 't'},
         {"backend", required_argument, NULL, 'b'},
-        {"help", no_argument, NULL, 'h'},      {"version", no_argument, NULL, 'V'},
+        {"follow", required_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     int c;
 
     *done = false;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":lajd:t:b:hV", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":lajd:t:b:f:hV", lo, NULL)) != -1) {
         switch (c) {
         case 'l':
             o->list = true;
@@ -92,6 +101,16 @@ static int parse_opts(int argc, char **argv, struct fp_opts *o, bool *done, int 
             if (errno != 0 || end == optarg || *end != '\0' || v < 1 || v > 600000)
                 return usage_error("--timeout-ms wants 1..600000, not '%s'", optarg);
             o->timeout_ms = (int)v;
+            break;
+        }
+        case 'f': {
+            char *end;
+            long v;
+            errno = 0;
+            v = strtol(optarg, &end, 10);
+            if (errno != 0 || end == optarg || *end != '\0' || v < 1 || v > 3600000)
+                return usage_error("--follow wants 1..3600000 ms, not '%s'", optarg);
+            o->follow_ms = (int)v;
             break;
         }
         case 'b':
@@ -122,6 +141,8 @@ static int parse_opts(int argc, char **argv, struct fp_opts *o, bool *done, int 
         return usage_error("unexpected argument '%s'", argv[optind]);
     if (o->list && o->device != NULL)
         return usage_error("--device is for the presence check, not --list");
+    if (o->list && o->follow_ms > 0)
+        return usage_error("--follow is for the presence check, not --list");
     return 0;
 }
 
@@ -146,8 +167,9 @@ static int run_list(const struct fp_opts *o)
         n = FP_LIST_MAX;
     }
     /* the runbook's "only a non-FIDO interface visible": say so, aside */
-    if (n == 0 && !o->all && kc_hid_enum(o->backend, KC_ENUM_ALL | KC_ENUM_NO_ACCESS, NULL, 0,
-                                         &all_n) == KC_OK && all_n > 0)
+    if (n == 0 && !o->all &&
+        kc_hid_enum(o->backend, KC_ENUM_ALL | KC_ENUM_NO_ACCESS, NULL, 0, &all_n) == KC_OK &&
+        all_n > 0)
         fprintf(stderr,
                 "fido2-probe: %zu HID node(s) without the FIDO usage page 0xF1D0 hidden; "
                 "--all shows them\n",
@@ -178,35 +200,140 @@ static const char *hidapi_auto(char *uri, size_t len)
     return r;
 }
 
+struct fp_follow {
+    bool done;
+    char from[KC_URI_MAX], to[KC_URI_MAX];
+    double waited_ms;
+    char error[640];
+};
+
+/* --follow: hold the node the check used until it goes away (a stale
+ * descriptor reads as KC_ERR_UNPLUGGED), find the same card again with
+ * kc_transport_reopen and check it there. */
+static int follow_card(const struct fp_opts *o, const struct kc_probe_result *first,
+                       struct kc_probe_result *second, struct fp_follow *fo)
+{
+    struct kc_transport *t = NULL;
+    uint8_t buf[1024];
+    uint64_t start, deadline;
+    char err[512];
+    int rc;
+
+    snprintf(fo->from, sizeof(fo->from), "%s", first->uri);
+    if ((rc = kc_transport_open(first->uri, &t, err, sizeof(err))) != KC_OK) {
+        snprintf(fo->error, sizeof(fo->error), "cannot hold the card: %s", err);
+        return rc;
+    }
+    fprintf(stderr, "fido2-probe: holding %s; waiting up to %d ms for the card to re-enumerate\n",
+            t->uri, o->follow_ms);
+    fflush(stderr);
+    start = kc_now_us();
+    deadline = start + (uint64_t)o->follow_ms * 1000u;
+    for (;;) {
+        uint64_t now = kc_now_us();
+        int wait_ms;
+        if (now >= deadline) {
+            snprintf(fo->error, sizeof(fo->error),
+                     "the card at %.300s did not go away within %d ms", t->uri, o->follow_ms);
+            kc_transport_close(t);
+            return KC_ERR_TIMEOUT;
+        }
+        wait_ms = (int)((deadline - now) / 1000u);
+        rc = t->ops->read(t, buf, sizeof(buf), wait_ms > 200 ? 200 : wait_ms);
+        if (rc == KC_ERR_UNPLUGGED)
+            break;
+        if (rc < 0) {
+            snprintf(fo->error, sizeof(fo->error), "while holding the card: %s", t->last_error);
+            kc_transport_close(t);
+            return rc;
+        }
+    }
+    rc = kc_transport_reopen_wait(t, (int)((deadline - kc_now_us()) / 1000u));
+    if (rc != KC_OK) {
+        snprintf(fo->error, sizeof(fo->error), "the card did not come back: %s", t->last_error);
+        kc_transport_close(t);
+        return rc;
+    }
+    fo->waited_ms = (double)(kc_now_us() - start) / 1000.0;
+    snprintf(fo->to, sizeof(fo->to), "%s", t->uri);
+    fo->done = true;
+    return kc_probe_transport(t, o->timeout_ms, second);
+}
+
+static int print_json(json_t *j)
+{
+    int rc =
+        j != NULL && json_dumpf(j, stdout,
+                                JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) == 0
+            ? 0
+            : -1;
+
+    json_decref(j);
+    fputc('\n', stdout);
+    return rc;
+}
+
+static int report(const struct fp_opts *o, const struct kc_probe_result *first,
+                  const struct kc_probe_result *second, const struct fp_follow *fo)
+{
+    if (!o->json) {
+        fp_print_probe_text(stdout, first);
+        if (fo == NULL)
+            return 0;
+        if (!fo->done) {
+            printf("follow: %s\n", fo->error);
+            return 0;
+        }
+        printf("followed: %s -> %s after %.1f ms\n", fo->from, fo->to, fo->waited_ms);
+        fp_print_probe_text(stdout, second);
+        return 0;
+    }
+    json_t *j = fp_probe_json(fo != NULL && fo->done ? second : first);
+    if (j != NULL && fo != NULL) {
+        json_t *f = json_object();
+        json_object_set_new(f, "from", json_string(fo->from));
+        json_object_set_new(f, "to", fo->done ? json_string(fo->to) : json_null());
+        json_object_set_new(f, "waited_ms", fo->done ? json_real(fo->waited_ms) : json_null());
+        json_object_set_new(f, "error", fo->done ? json_null() : json_string(fo->error));
+        if (fo->done)
+            json_object_set_new(f, "first", fp_probe_json(first));
+        json_object_set_new(j, "follow", f);
+    }
+    return print_json(j);
+}
+
 static int run_probe(const struct fp_opts *o)
 {
-    struct kc_probe_result *r = calloc(1, sizeof(*r));
+    struct kc_probe_result *r = calloc(2, sizeof(*r));
+    struct fp_follow fo;
     char uri[KC_URI_MAX];
     const char *dev = o->device;
-    int rc;
+    bool ok;
 
     if (r == NULL) {
         fprintf(stderr, "fido2-probe: out of memory\n");
         return FP_EXIT_FAIL;
     }
+    memset(&fo, 0, sizeof(fo));
     if (dev == NULL && o->backend == KC_ENUM_HIDAPI)
         dev = hidapi_auto(uri, sizeof(uri));
-    kc_probe_card(dev, o->timeout_ms, r);
-    if (o->json) {
-        json_t *j = fp_probe_json(r);
-        if (j == NULL || json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) != 0) {
-            json_decref(j);
-            free(r);
-            return FP_EXIT_FAIL;
+    kc_probe_card(dev, o->timeout_ms, &r[0]);
+    ok = r[0].present;
+    if (o->follow_ms > 0) {
+        if (r[0].open_ms >= 0 && r[0].fail != KC_PROBE_PERMISSION &&
+            r[0].fail != KC_PROBE_NO_DEVICE) {
+            (void)follow_card(o, &r[0], &r[1], &fo);
+        } else {
+            snprintf(fo.from, sizeof(fo.from), "%s", r[0].uri);
+            snprintf(fo.error, sizeof(fo.error),
+                     "nothing to follow: the check did not open the card");
         }
-        fputc('\n', stdout);
-        json_decref(j);
-    } else {
-        fp_print_probe_text(stdout, r);
+        ok = fo.done && r[1].present;
     }
-    rc = r->present ? FP_EXIT_OK : FP_EXIT_FAIL;
+    if (report(o, &r[0], &r[1], o->follow_ms > 0 ? &fo : NULL) != 0)
+        ok = false;
     free(r);
-    return rc;
+    return ok ? FP_EXIT_OK : FP_EXIT_FAIL;
 }
 
 int main(int argc, char **argv)

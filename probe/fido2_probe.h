@@ -16,9 +16,9 @@
 #define FP_NO_DEVICES "No CTAP HID devices found."
 
 enum fp_exit {
-    FP_EXIT_OK = 0,      /* listed, or the card is present */
-    FP_EXIT_FAIL = 1,    /* card not present / check or enumeration failed */
-    FP_EXIT_USAGE = 2,   /* bad options */
+    FP_EXIT_OK = 0,    /* listed, or the card is present */
+    FP_EXIT_FAIL = 1,  /* card not present / check or enumeration failed */
+    FP_EXIT_USAGE = 2, /* bad options */
 };
 
 /* One node as a JSON object (see the man page for the keys). */

@@ -69,11 +69,10 @@ json_t *fp_node_json(const struct kc_hid_node *nd)
         put(o, "usage_page", json_null());
         put(o, "usage", json_null());
     }
-    put(o, "in_report_len", nd->in_report_len > 0 ? json_integer((json_int_t)nd->in_report_len)
-                                                   : json_null());
-    put(o, "out_report_len", nd->out_report_len > 0
-                                 ? json_integer((json_int_t)nd->out_report_len)
-                                 : json_null());
+    put(o, "in_report_len",
+        nd->in_report_len > 0 ? json_integer((json_int_t)nd->in_report_len) : json_null());
+    put(o, "out_report_len",
+        nd->out_report_len > 0 ? json_integer((json_int_t)nd->out_report_len) : json_null());
     put(o, "interface", nd->interface >= 0 ? json_integer(nd->interface) : json_null());
     put(o, "virtual", json_boolean(nd->is_virtual));
     if (nd->access == KC_ACCESS_UNKNOWN)
@@ -103,7 +102,9 @@ int fp_print_list_json(FILE *f, const struct kc_hid_node *nodes, size_t n)
     fputs("[", f);
     for (size_t i = 0; i < n; i++) {
         json_t *o = fp_node_json(&nodes[i]);
-        char *s = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) : NULL;
+        char *s = o != NULL
+                      ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6))
+                      : NULL;
         json_decref(o);
         if (s == NULL)
             return -1;
@@ -268,9 +269,10 @@ void fp_print_probe_text(FILE *f, const struct kc_probe_result *r)
     print_ms(f, "total", r->total_ms);
     fputc('\n', f);
     if (r->init_ok)
-        fprintf(f, "ctaphid: channel %08x, protocol %u, device version %u.%u.%u, capabilities%s%s%s\n",
-                r->init.cid, r->init.protocol_version, r->init.major, r->init.minor,
-                r->init.build, r->init.capabilities & KC_HID_CAP_WINK ? " wink" : "",
+        fprintf(f,
+                "ctaphid: channel %08x, protocol %u, device version %u.%u.%u, capabilities%s%s%s\n",
+                r->init.cid, r->init.protocol_version, r->init.major, r->init.minor, r->init.build,
+                r->init.capabilities & KC_HID_CAP_WINK ? " wink" : "",
                 r->init.capabilities & KC_HID_CAP_CBOR ? " cbor" : "",
                 r->init.capabilities & KC_HID_CAP_NMSG ? " nmsg" : "");
     if (r->init_ok && !r->ctap2)

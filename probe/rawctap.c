@@ -68,6 +68,17 @@ static const struct rc_cmd rc_cmds[] = {
      "reports the card's answer (CTAP2_ERR_KEEPALIVE_CANCEL expected) and how long it took.\n"
      "  --after-ms N    delay before CTAPHID_CANCEL\n"
      "  --rp-id ID      relying party id (default \"rawctap.cancel\")"},
+    {"doctor", rc_cmd_doctor, "[--no-presence-test] [--slow-ms N] [--cred-file F]",
+     "Triage: walk the decision tree (discover, open, INIT, channel, getInfo, presence,\n"
+     "verify, CTAP1, enumeration) and name the first failing step with a stable code,\n"
+     "its evidence and the one fix (docs/runbook/TRIAGE.md). Exit 0: every step passed\n"
+     "(warnings allowed); 3: a transport-level diagnosis; 4: a card-level diagnosis.\n"
+     "  --no-presence-test  skip the makeCredential on rp id \"doctor.kcard.invalid\"\n"
+     "                      (touch the card when it asks)\n"
+     "  --slow-ms N         CTAP1 VERSION+REGISTER+check slower than N ms is slow\n"
+     "                      (default 1500)\n"
+     "  --cred-file F       also check a credential saved by make-credential: its\n"
+     "                      signature and that signCount increased (file not updated)"},
 };
 
 static const char rc_global_help[] =

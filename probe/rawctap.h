@@ -117,6 +117,7 @@ int rc_cmd_reset(struct rc_ctx *ctx, int argc, char **argv);
 int rc_cmd_pin(struct rc_ctx *ctx, int argc, char **argv);
 int rc_cmd_u2f_register(struct rc_ctx *ctx, int argc, char **argv);
 int rc_cmd_u2f_authenticate(struct rc_ctx *ctx, int argc, char **argv);
+int rc_cmd_doctor(struct rc_ctx *ctx, int argc, char **argv); /* rawctap_doctor.c */
 
 const struct rc_cmd *rc_cmd_find(const char *name);
 /* Prints the help of one command to stdout. */

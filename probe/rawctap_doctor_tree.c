@@ -127,14 +127,14 @@ static void fix(struct rc_doc_finding *f, const char *fmt, ...)
     va_end(ap);
 }
 
-static struct rc_doc_finding *fail(struct rc_doc_verdict *v, const char *code, const char *step)
+static struct rc_doc_finding *doc_fail(struct rc_doc_verdict *v, const char *code, const char *step)
 {
     v->done = true;
     v->ok = false;
     return finding_init(&v->primary, code, step, false);
 }
 
-static struct rc_doc_finding *warn(struct rc_doc_verdict *v, const char *code, const char *step)
+static struct rc_doc_finding *doc_warn(struct rc_doc_verdict *v, const char *code, const char *step)
 {
     if (v->n_warnings >= RC_DOC_MAX_WARNINGS)
         return NULL;
@@ -160,14 +160,14 @@ static bool tree_discover(const struct rc_doc_evidence *ev, struct rc_doc_verdic
         return false;
     if (ev->dev == RC_DOC_DEV_AUTO) {
         if (ev->n_hidraw == 0 && ev->n_announced == 0) {
-            f = fail(v, "NO_HIDRAW", "discover");
+            f = doc_fail(v, "NO_HIDRAW", "discover");
             evidence(f, "no hidraw node under %s", ev->sysfs_root);
             evidence(f, "no virtual card announced in %s", ev->announce_dir);
             fix(f, "%s", attach_fix);
             return true;
         }
         if (ev->n_fido == 0 && ev->n_announced == 0) {
-            f = fail(v, "NON_FIDO_ONLY", "discover");
+            f = doc_fail(v, "NON_FIDO_ONLY", "discover");
             evidence(f, "%zu hidraw node(s), none with usage page 0xF1D0: %s", ev->n_hidraw,
                      ev->nodes);
             fix(f,
@@ -182,12 +182,12 @@ static bool tree_discover(const struct rc_doc_evidence *ev, struct rc_doc_verdic
         return false;
     if (!ev->named_exists) {
         if (ev->n_hidraw == 0) {
-            f = fail(v, "NO_HIDRAW", "discover");
+            f = doc_fail(v, "NO_HIDRAW", "discover");
             evidence(f, "%s does not exist", ev->node_path);
             evidence(f, "no hidraw node under %s", ev->sysfs_root);
             fix(f, "%s", attach_fix);
         } else {
-            f = fail(v, "NO_DEVICE", "discover");
+            f = doc_fail(v, "NO_DEVICE", "discover");
             evidence(f, "%s does not exist", ev->node_path);
             evidence(f, "hidraw nodes present: %s", ev->nodes);
             if (ev->n_fido > 0)
@@ -199,7 +199,7 @@ static bool tree_discover(const struct rc_doc_evidence *ev, struct rc_doc_verdic
         return true;
     }
     if (ev->named_fido == 0) {
-        f = fail(v, "NOT_FIDO_NODE", "discover");
+        f = doc_fail(v, "NOT_FIDO_NODE", "discover");
         evidence(f, "%s has no usage page 0xF1D0 in its report descriptor", ev->node_path);
         evidence(f, "hidraw nodes: %s", ev->nodes);
         if (ev->n_fido > 0)
@@ -230,7 +230,7 @@ static bool tree_open(const struct rc_doc_evidence *ev, struct rc_doc_verdict *v
     if (!ev->open_ran || ev->open_err == KC_OK)
         return false;
     if (ev->open_err == KC_ERR_PERMISSION) {
-        f = fail(v, "PERMISSION_DENIED", "open");
+        f = doc_fail(v, "PERMISSION_DENIED", "open");
         permission_evidence(ev, f);
         fix(f,
             "install the udev rule fixtures/udev/70-kcard-fido.rules (it gives the FIDO "
@@ -242,13 +242,13 @@ static bool tree_open(const struct rc_doc_evidence *ev, struct rc_doc_verdict *v
         return true;
     }
     if (ev->open_err == KC_ERR_NO_DEVICE) {
-        f = fail(v, "NO_DEVICE", "open");
+        f = doc_fail(v, "NO_DEVICE", "open");
         evidence(f, "%s", ev->open_msg[0] ? ev->open_msg : "no device at that address");
         fix(f, "check the device URI (`rawctap list`), or that the virtual card is running; %s",
             ev->dev == RC_DOC_DEV_OTHER ? "for a simulator, start it first" : attach_fix);
         return true;
     }
-    f = fail(v, "OPEN_FAILED", "open");
+    f = doc_fail(v, "OPEN_FAILED", "open");
     evidence(f, "%s: %s", ev->target[0] ? ev->target : ev->device,
              ev->open_msg[0] ? ev->open_msg : kc_strerror(ev->open_err));
     fix(f, "close any other program holding the card (browsers, fido2 tools, a running k_proxy) "
@@ -262,7 +262,7 @@ static bool tree_moved(const struct rc_doc_evidence *ev, struct rc_doc_verdict *
 {
     struct rc_doc_finding *f;
     if (ev->enum_ran && ev->enum_changed) {
-        f = fail(v, "REENUMERATED", "enumeration");
+        f = doc_fail(v, "REENUMERATED", "enumeration");
         evidence(f, "the card was %s and is now %s", ev->enum_old, ev->enum_new);
         if (ev->saw_unplugged)
             evidence(f, "the old descriptor reported the device gone (stale descriptor)");
@@ -273,7 +273,7 @@ static bool tree_moved(const struct rc_doc_evidence *ev, struct rc_doc_verdict *
         return true;
     }
     if ((ev->enum_ran && ev->enum_vanished) || ev->saw_unplugged) {
-        f = fail(v, "UNPLUGGED", "enumeration");
+        f = doc_fail(v, "UNPLUGGED", "enumeration");
         if (ev->enum_ran && ev->enum_vanished)
             evidence(f, "%s is gone and the card is not visible under another node",
                      ev->enum_old[0] ? ev->enum_old : ev->target);
@@ -291,18 +291,18 @@ static bool tree_init(const struct rc_doc_evidence *ev, struct rc_doc_verdict *v
     if (!ev->init_ran || ev->init_ok_attempt > 0)
         return false;
     if (ev->init_err == KC_ERR_NO_DEVICE) {
-        f = fail(v, "NO_DEVICE", "init");
+        f = doc_fail(v, "NO_DEVICE", "init");
         evidence(f, "nothing answers at %s (%s)", ev->target, kc_strerror(ev->init_err));
         fix(f, "check the device URI, or start the card or simulator first");
         return true;
     }
     if (ev->init_err == KC_ERR_UNPLUGGED) {
-        f = fail(v, "UNPLUGGED", "init");
+        f = doc_fail(v, "UNPLUGGED", "init");
         evidence(f, "%s: the descriptor reported the device gone during INIT", ev->target);
         fix(f, "the card was unplugged or detached from this VM. %s", attach_fix);
         return true;
     }
-    f = fail(v, "INIT_NO_REPLY", "init");
+    f = doc_fail(v, "INIT_NO_REPLY", "init");
     if (ev->init_err == KC_ERR_TIMEOUT)
         evidence(f, "no reply to CTAPHID_INIT on the broadcast channel in %d attempt(s) of %d ms",
                  ev->init_attempts, ev->init_timeout_ms);
@@ -339,19 +339,16 @@ static bool tree_channel(const struct rc_doc_evidence *ev, struct rc_doc_verdict
     int ok = s->ok + l->ok;
     int timeouts = s->timeout + l->timeout;
     if (ev->busy) {
-        f = fail(v, "BUSY", "channel");
+        f = doc_fail(v, "BUSY", "channel");
         evidence(f, "the card answered CTAPHID_ERROR CHANNEL_BUSY to a PING on a fresh channel");
         fix(f, "another program is using the card (a browser tab, k_proxy, a fido2 tool): close "
                "it; if nothing else runs, the card's firmware is stuck busy: power-cycle it");
         return true;
     }
-    if (failed == 0) {
-        if (ev->init_ok_attempt > 1)
-            return false; /* one lost INIT reply alone is only noted */
-        return false;
-    }
+    if (failed == 0)
+        return false; /* one lost INIT reply alone is only noted */
     if (ev->other_cid > 0) {
-        f = fail(v, "WRONG_CHANNEL", "channel");
+        f = doc_fail(v, "WRONG_CHANNEL", "channel");
         evidence(f, "%llu report(s) arrived on channels the card never gave this host",
                  (unsigned long long)ev->other_cid);
         ping_evidence(f, "one-report", s);
@@ -361,7 +358,7 @@ static bool tree_channel(const struct rc_doc_evidence *ev, struct rc_doc_verdict
         return true;
     }
     if (timeouts > 0 && (ok > 0 || ev->init_ok_attempt > 1)) {
-        f = fail(v, "PACKET_LOSS", "channel");
+        f = doc_fail(v, "PACKET_LOSS", "channel");
         ping_evidence(f, "one-report", s);
         ping_evidence(f, "multi-report", l);
         if (ev->init_ok_attempt > 1)
@@ -372,7 +369,7 @@ static bool tree_channel(const struct rc_doc_evidence *ev, struct rc_doc_verdict
         return true;
     }
     if (s->mismatch + l->mismatch > 0) {
-        f = fail(v, "DUPLICATE_PACKETS", "channel");
+        f = doc_fail(v, "DUPLICATE_PACKETS", "channel");
         ping_evidence(f, "one-report", s);
         ping_evidence(f, "multi-report", l);
         evidence(f, "%llu stale report(s) skipped", (unsigned long long)ev->stale);
@@ -381,7 +378,7 @@ static bool tree_channel(const struct rc_doc_evidence *ev, struct rc_doc_verdict
         return true;
     }
     if (s->framing + l->framing > 0) {
-        f = fail(v, "FRAMING", "channel");
+        f = doc_fail(v, "FRAMING", "channel");
         ping_evidence(f, "one-report", s);
         ping_evidence(f, "multi-report", l);
         if (s->ok == s->sent && l->ok == 0)
@@ -393,13 +390,13 @@ static bool tree_channel(const struct rc_doc_evidence *ev, struct rc_doc_verdict
         return true;
     }
     if (ev->hid_err != 0) {
-        f = fail(v, "CTAP_ERROR", "channel");
+        f = doc_fail(v, "CTAP_ERROR", "channel");
         evidence(f, "the card answered CTAPHID_ERROR %s (0x%02x) to PING",
                  kc_hid_err_name(ev->hid_err), ev->hid_err);
         fix(f, "the card does not implement CTAPHID_PING correctly: update its firmware");
         return true;
     }
-    f = fail(v, "NO_REPLY", "channel");
+    f = doc_fail(v, "NO_REPLY", "channel");
     ping_evidence(f, "one-report", s);
     ping_evidence(f, "multi-report", l);
     evidence(f, "INIT answered, then the card went silent");
@@ -443,7 +440,7 @@ static bool tree_info(const struct rc_doc_evidence *ev, struct rc_doc_verdict *v
         if (!ev->ctap1_ran)
             return false; /* the runner times CTAP1 next */
         if (ctap1_slow(ev)) {
-            f = fail(v, "CTAP1_SLOW", "ctap1");
+            f = doc_fail(v, "CTAP1_SLOW", "ctap1");
             evidence(f, "the card offers no CTAP2 (INIT capabilities 0x%02x%s)", ev->caps,
                      ev->info_err > 0 ? ", getInfo refused" : "");
             ctap1_evidence(ev, f);
@@ -454,7 +451,7 @@ static bool tree_info(const struct rc_doc_evidence *ev, struct rc_doc_verdict *v
             return true;
         }
         if (ev->ctap1_err == KC_OK) {
-            f = fail(v, "CTAP1_ONLY", "ctap1");
+            f = doc_fail(v, "CTAP1_ONLY", "ctap1");
             evidence(f, "INIT capabilities 0x%02x lack CBOR: no CTAP2", ev->caps);
             if (ev->info_err > 0)
                 evidence(f, "getInfo answered %s", kc_ctap2_status_name((uint8_t)ev->info_err));
@@ -465,7 +462,7 @@ static bool tree_info(const struct rc_doc_evidence *ev, struct rc_doc_verdict *v
                    "card");
             return true;
         }
-        f = fail(v, "CTAP_ERROR", "ctap1");
+        f = doc_fail(v, "CTAP_ERROR", "ctap1");
         evidence(f, "no CTAP2 (INIT capabilities 0x%02x) and CTAP1 failed: %s", ev->caps,
                  ev->ctap1_err == KC_ERR_U2F ? kc_u2f_sw_name(ev->ctap1_sw)
                                              : kc_strerror(ev->ctap1_err));
@@ -474,12 +471,12 @@ static bool tree_info(const struct rc_doc_evidence *ev, struct rc_doc_verdict *v
     }
     if (ev->info_err < 0) {
         if (ev->info_err == KC_ERR_TIMEOUT) {
-            f = fail(v, "NO_REPLY", "getinfo");
+            f = doc_fail(v, "NO_REPLY", "getinfo");
             evidence(f, "authenticatorGetInfo got no reply within %d ms (PING worked)",
                      ev->timeout_ms);
             fix(f, "%s", power_cycle_fix);
         } else {
-            f = fail(v, "CTAP_ERROR", "getinfo");
+            f = doc_fail(v, "CTAP_ERROR", "getinfo");
             evidence(f, "authenticatorGetInfo failed: %s (%s)", kc_err_name(ev->info_err),
                      kc_strerror(ev->info_err));
             fix(f, "the card's getInfo answer is not valid CTAP2: update its firmware");
@@ -487,7 +484,7 @@ static bool tree_info(const struct rc_doc_evidence *ev, struct rc_doc_verdict *v
         return true;
     }
     if (ev->info_ran && ev->n_pin_protocols == 0 && ev->client_pin != 1) {
-        f = warn(v, "NO_PIN_PROTOCOLS", "getinfo");
+        f = doc_warn(v, "NO_PIN_PROTOCOLS", "getinfo");
         if (f) {
             evidence(f, "getInfo lists no pinUvAuthProtocols and no clientPin option "
                         "(versions %s)",
@@ -513,7 +510,7 @@ static bool tree_ctap_failure(const struct rc_doc_evidence *ev, struct rc_doc_ve
     if (err == KC_ERR_TIMEOUT) {
         bool only_processing = ev->n_processing > 0 && ev->n_upneeded == 0;
         if (phase == KC_PHASE_PRESENCE && gap <= RC_DOC_KEEPALIVE_GAP_MS) {
-            f = fail(v, "PRESENCE_TIMEOUT", step);
+            f = doc_fail(v, "PRESENCE_TIMEOUT", step);
             evidence(f, "the card asked for presence (KEEPALIVE UPNEEDED) but nobody touched it "
                         "within %d ms",
                      ev->presence_timeout_ms);
@@ -522,7 +519,7 @@ static bool tree_ctap_failure(const struct rc_doc_evidence *ev, struct rc_doc_ve
             return true;
         }
         if (only_processing && gap <= RC_DOC_KEEPALIVE_GAP_MS) {
-            f = fail(v, "HANG_BEFORE_PROMPT", step);
+            f = doc_fail(v, "HANG_BEFORE_PROMPT", step);
             evidence(f, "%s: %d KEEPALIVE PROCESSING, never UPNEEDED, no reply within %d ms", what,
                      ev->n_processing, ev->timeout_ms);
             evidence(f, "INIT and PING work: the transport is fine, the card hangs before its "
@@ -533,7 +530,7 @@ static bool tree_ctap_failure(const struct rc_doc_evidence *ev, struct rc_doc_ve
                 power_cycle_fix);
             return true;
         }
-        f = fail(v, "KEEPALIVE_MISSING", step);
+        f = doc_fail(v, "KEEPALIVE_MISSING", step);
         evidence(f, "%s: no KEEPALIVE for %ld ms while waiting (limit %d ms), then no reply "
                     "within %d ms",
                  what, gap, RC_DOC_KEEPALIVE_GAP_MS,
@@ -544,30 +541,30 @@ static bool tree_ctap_failure(const struct rc_doc_evidence *ev, struct rc_doc_ve
         return true;
     }
     if (err == KC_CTAP2_ERR_OPERATION_DENIED) {
-        f = fail(v, "PRESENCE_DENIED", step);
+        f = doc_fail(v, "PRESENCE_DENIED", step);
         evidence(f, "%s: the card answered CTAP2_ERR_OPERATION_DENIED", what);
         fix(f, "the person declined on the card (pressed no): run doctor again and confirm");
         return true;
     }
     if (err == KC_CTAP2_ERR_USER_ACTION_TIMEOUT || err == KC_CTAP2_ERR_ACTION_TIMEOUT) {
-        f = fail(v, "PRESENCE_TIMEOUT", step);
+        f = doc_fail(v, "PRESENCE_TIMEOUT", step);
         evidence(f, "%s: the card answered %s", what, kc_ctap2_status_name((uint8_t)err));
         fix(f, "run doctor again and touch the card when it blinks");
         return true;
     }
     if (err == KC_ERR_PROTOCOL) {
-        f = fail(v, "FRAMING", step);
+        f = doc_fail(v, "FRAMING", step);
         evidence(f, "%s: the reply's CTAPHID framing was wrong (%s)", what, kc_strerror(err));
         fix(f, "update the card's firmware; re-attach the card");
         return true;
     }
     if (err == KC_ERR_NO_DEVICE || err == KC_ERR_UNPLUGGED) {
-        f = fail(v, "UNPLUGGED", step);
+        f = doc_fail(v, "UNPLUGGED", step);
         evidence(f, "%s: %s", what, kc_strerror(err));
         fix(f, "the card went away during the check. %s", attach_fix);
         return true;
     }
-    f = fail(v, "CTAP_ERROR", step);
+    f = doc_fail(v, "CTAP_ERROR", step);
     evidence(f, "%s: %s", what,
              err > 0 ? kc_ctap2_status_name((uint8_t)err) : kc_strerror(err));
     fix(f, "the card refused a plain, PIN-less request for a throwaway rp id; reset the card "
@@ -584,7 +581,7 @@ static bool tree_presence(const struct rc_doc_evidence *ev, struct rc_doc_verdic
                           ev->max_gap_ms))
         return true;
     if (ev->max_gap_ms > RC_DOC_KEEPALIVE_GAP_MS) {
-        f = fail(v, "KEEPALIVE_MISSING", "presence");
+        f = doc_fail(v, "KEEPALIVE_MISSING", "presence");
         evidence(f, "makeCredential answered after %ld ms, with no KEEPALIVE for %ld ms "
                     "(limit %d ms)",
                  ev->mc_ms, ev->max_gap_ms, RC_DOC_KEEPALIVE_GAP_MS);
@@ -593,7 +590,7 @@ static bool tree_presence(const struct rc_doc_evidence *ev, struct rc_doc_verdic
         return true;
     }
     if (ev->att_err != KC_OK) {
-        f = fail(v, "BAD_SIGNATURE", "presence");
+        f = doc_fail(v, "BAD_SIGNATURE", "presence");
         evidence(f, "the attestation statement did not verify: %s",
                  ev->att_reason[0] ? ev->att_reason : kc_strerror(ev->att_err));
         fix(f, "the card signs wrongly (or is not what it claims): do not enrol it; reset it or "
@@ -612,7 +609,7 @@ static bool tree_verify(const struct rc_doc_evidence *ev, struct rc_doc_verdict 
                           ev->ga_max_gap_ms))
         return true;
     if (ev->sig_err != KC_OK) {
-        f = fail(v, "BAD_SIGNATURE", "verify");
+        f = doc_fail(v, "BAD_SIGNATURE", "verify");
         evidence(f, "the assertion did not verify with the credential's public key: %s",
                  ev->sig_reason[0] ? ev->sig_reason : kc_strerror(ev->sig_err));
         fix(f, "the card's signatures do not verify: do not trust it for login; reset or "
@@ -620,7 +617,7 @@ static bool tree_verify(const struct rc_doc_evidence *ev, struct rc_doc_verdict 
         return true;
     }
     if ((ev->prev_count != 0 || ev->new_count != 0) && ev->new_count <= ev->prev_count) {
-        f = fail(v, "COUNTER_ROLLBACK", "verify");
+        f = doc_fail(v, "COUNTER_ROLLBACK", "verify");
         evidence(f, "signCount went from %u to %u%s", ev->prev_count, ev->new_count,
                  ev->verify_cred_file ? " (saved in --cred-file)" : "");
         fix(f, "a signature counter that does not increase means a cloned credential or a card "
@@ -629,7 +626,7 @@ static bool tree_verify(const struct rc_doc_evidence *ev, struct rc_doc_verdict 
         return true;
     }
     if (ev->ga_max_gap_ms > RC_DOC_KEEPALIVE_GAP_MS) {
-        f = fail(v, "KEEPALIVE_MISSING", "verify");
+        f = doc_fail(v, "KEEPALIVE_MISSING", "verify");
         evidence(f, "getAssertion: no KEEPALIVE for %ld ms (limit %d ms)", ev->ga_max_gap_ms,
                  RC_DOC_KEEPALIVE_GAP_MS);
         fix(f, "the card goes silent while it works: update its firmware");
@@ -642,7 +639,7 @@ static void tree_ctap1_warning(const struct rc_doc_evidence *ev, struct rc_doc_v
 {
     if (!ev->ctap1_ran || !has_ctap2(ev) || !ctap1_slow(ev))
         return;
-    struct rc_doc_finding *f = warn(v, "CTAP1_SLOW", "ctap1");
+    struct rc_doc_finding *f = doc_warn(v, "CTAP1_SLOW", "ctap1");
     if (f == NULL)
         return;
     ctap1_evidence(ev, f);

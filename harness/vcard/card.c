@@ -20,7 +20,7 @@
 static const uint8_t default_aaguid[16] = {0x6b, 0x63, 0x61, 0x72, 0x64, 0x2d, 0x76, 0x63,
                                            0x61, 0x72, 0x64, 0x2d, 0x30, 0x30, 0x30, 0x31};
 
-static void vc_seterr(char *err, size_t errlen, const char *fmt, ...)
+void vc_seterr(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
 
@@ -82,7 +82,7 @@ uint8_t vc_reply_item(cbor_item_t *item, uint8_t *resp, size_t cap, size_t *resp
     uint8_t *buf = NULL;
     size_t len = 0;
 
-    if (item == NULL || vc_cbor_to_buf(item, &buf, &len) != 0)
+    if (item == NULL || kc_cbor_serialize(item, &buf, &len) != KC_OK)
         return KC_CTAP1_ERR_OTHER;
     if (len + 1 > cap) {
         free(buf);
@@ -215,11 +215,11 @@ static bool put_str_array(cbor_item_t *map, int key, const char *const *v, size_
     if (arr == NULL)
         return false;
     for (size_t i = 0; i < n; i++)
-        if (!vc_array_push(arr, vc_cbor_text(v[i]))) {
+        if (kc_cbor_array_push(arr, kc_cbor_new_text(v[i])) != KC_OK) {
             cbor_decref(&arr);
             return false;
         }
-    return vc_map_put(map, vc_cbor_int(key), arr);
+    return kc_cbor_map_add_int(map, key, arr) == KC_OK;
 }
 
 static cbor_item_t *alg_entry(int alg)
@@ -228,8 +228,8 @@ static cbor_item_t *alg_entry(int alg)
 
     if (m == NULL)
         return NULL;
-    if (!vc_map_put(m, vc_cbor_text("alg"), vc_cbor_int(alg)) ||
-        !vc_map_put(m, vc_cbor_text("type"), vc_cbor_text("public-key"))) {
+    if (kc_cbor_map_add_str(m, "alg", kc_cbor_new_int(alg)) != KC_OK ||
+        kc_cbor_map_add_str(m, "type", kc_cbor_new_text("public-key")) != KC_OK) {
         cbor_decref(&m);
         return NULL;
     }
@@ -252,30 +252,31 @@ static uint8_t get_info(struct vc_card *c, uint8_t *resp, size_t cap, size_t *re
     ok = m != NULL && opts != NULL && protos != NULL && algs != NULL;
     ok = ok && (c->cfg.ctap1 ? put_str_array(m, 1, v_u2f, 3) : put_str_array(m, 1, v_u2f + 1, 2));
     ok = ok && put_str_array(m, 2, exts, 2);
-    ok = ok && vc_map_put(m, vc_cbor_int(3), vc_cbor_bytes(c->cfg.aaguid, 16));
+    ok = ok && kc_cbor_map_add_int(m, 3, kc_cbor_new_bytes(c->cfg.aaguid, 16)) == KC_OK;
     /* options in canonical order: shorter keys first */
-    ok = ok && vc_map_put(opts, vc_cbor_text("rk"), cbor_build_bool(true));
-    ok = ok && vc_map_put(opts, vc_cbor_text("up"), cbor_build_bool(true));
+    ok = ok && kc_cbor_map_add_str(opts, "rk", cbor_build_bool(true)) == KC_OK;
+    ok = ok && kc_cbor_map_add_str(opts, "up", cbor_build_bool(true)) == KC_OK;
     if (c->cfg.uv)
-        ok = ok && vc_map_put(opts, vc_cbor_text("uv"), cbor_build_bool(true));
+        ok = ok && kc_cbor_map_add_str(opts, "uv", cbor_build_bool(true)) == KC_OK;
     if (pin_protos)
-        ok = ok && vc_map_put(opts, vc_cbor_text("clientPin"), cbor_build_bool(c->pin_set));
-    ok = ok && vc_map_put(opts, vc_cbor_text("pinUvAuthToken"), cbor_build_bool(true));
-    ok = ok && vc_map_put(opts, vc_cbor_text("makeCredUvNotRqd"), cbor_build_bool(true));
-    ok = ok && vc_map_put(m, vc_cbor_int(4), cbor_incref(opts));
-    ok = ok && vc_map_put(m, vc_cbor_int(5), vc_cbor_int(VC_MAX_MSG_SIZE));
+        ok = ok && kc_cbor_map_add_str(opts, "clientPin", cbor_build_bool(c->pin_set)) == KC_OK;
+    ok = ok && kc_cbor_map_add_str(opts, "pinUvAuthToken", cbor_build_bool(true)) == KC_OK;
+    ok = ok && kc_cbor_map_add_str(opts, "makeCredUvNotRqd", cbor_build_bool(true)) == KC_OK;
+    ok = ok && kc_cbor_map_add_int(m, 4, cbor_incref(opts)) == KC_OK;
+    ok = ok && kc_cbor_map_add_int(m, 5, kc_cbor_new_int(VC_MAX_MSG_SIZE)) == KC_OK;
     if (pin_protos) {
-        ok = ok && vc_array_push(protos, vc_cbor_int(2)) && vc_array_push(protos, vc_cbor_int(1));
-        ok = ok && vc_map_put(m, vc_cbor_int(6), cbor_incref(protos));
+        ok = ok && kc_cbor_array_push(protos, kc_cbor_new_int(2)) == KC_OK &&
+             kc_cbor_array_push(protos, kc_cbor_new_int(1)) == KC_OK;
+        ok = ok && kc_cbor_map_add_int(m, 6, cbor_incref(protos)) == KC_OK;
     }
-    ok = ok && vc_map_put(m, vc_cbor_int(7), vc_cbor_int(VC_MAX_CRED_IN_LIST));
-    ok = ok && vc_map_put(m, vc_cbor_int(8), vc_cbor_int(VC_CRED_ID_LEN));
+    ok = ok && kc_cbor_map_add_int(m, 7, kc_cbor_new_int(VC_MAX_CRED_IN_LIST)) == KC_OK;
+    ok = ok && kc_cbor_map_add_int(m, 8, kc_cbor_new_int(VC_CRED_ID_LEN)) == KC_OK;
     ok = ok && put_str_array(m, 9, transports, 1);
-    ok = ok && vc_array_push(algs, alg_entry(KC_COSE_ES256)) &&
-         vc_array_push(algs, alg_entry(KC_COSE_EDDSA));
-    ok = ok && vc_map_put(m, vc_cbor_int(10), cbor_incref(algs));
-    ok = ok && vc_map_put(m, vc_cbor_int(13), vc_cbor_int(VC_PIN_MIN_LEN));
-    ok = ok && vc_map_put(m, vc_cbor_int(14), vc_cbor_int(VC_FIRMWARE_VERSION));
+    ok = ok && kc_cbor_array_push(algs, alg_entry(KC_COSE_ES256)) == KC_OK &&
+         kc_cbor_array_push(algs, alg_entry(KC_COSE_EDDSA)) == KC_OK;
+    ok = ok && kc_cbor_map_add_int(m, 10, cbor_incref(algs)) == KC_OK;
+    ok = ok && kc_cbor_map_add_int(m, 13, kc_cbor_new_int(VC_PIN_MIN_LEN)) == KC_OK;
+    ok = ok && kc_cbor_map_add_int(m, 14, kc_cbor_new_int(VC_FIRMWARE_VERSION)) == KC_OK;
     if (ok)
         st = vc_reply_item(m, resp, cap, resp_len);
     if (m != NULL)

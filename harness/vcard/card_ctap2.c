@@ -39,7 +39,7 @@ static uint8_t parse_opts(const cbor_item_t *m, struct opts *o)
     if (!cbor_isa_map(m))
         return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
     for (size_t i = 0; i < 3; i++) {
-        if ((v = vc_map_get_text(m, names[i])) == NULL)
+        if ((v = kc_cbor_map_get_str(m, names[i])) == NULL)
             continue;
         if (!cbor_isa_float_ctrl(v) || !cbor_is_bool(v))
             return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
@@ -59,13 +59,13 @@ static uint8_t check_descriptor(const cbor_item_t *d, bool *usable)
     *usable = false;
     if (!cbor_isa_map(d))
         return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
-    type = vc_map_get_text(d, "type");
-    id = vc_map_get_text(d, "id");
+    type = kc_cbor_map_get_str(d, "type");
+    id = kc_cbor_map_get_str(d, "id");
     if (type == NULL || id == NULL)
         return KC_CTAP2_ERR_MISSING_PARAMETER;
-    if (!vc_item_is_text(type) || !vc_item_is_bytes(id))
+    if (!kc_cbor_is_text(type) || !kc_cbor_is_bytes(id))
         return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
-    *usable = vc_item_text_eq(type, "public-key");
+    *usable = kc_cbor_text_eq(type, "public-key");
     return KC_CTAP2_OK;
 }
 
@@ -88,9 +88,9 @@ static uint8_t check_descriptor_list(const cbor_item_t *list)
 
 static uint8_t opt_text(const cbor_item_t *map, const char *key)
 {
-    cbor_item_t *v = vc_map_get_text(map, key);
+    cbor_item_t *v = kc_cbor_map_get_str(map, key);
 
-    if (v != NULL && !vc_item_is_text(v))
+    if (v != NULL && !kc_cbor_is_text(v))
         return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
     return KC_CTAP2_OK;
 }
@@ -108,13 +108,14 @@ static uint8_t pick_alg(const cbor_item_t *params, int *alg)
     for (size_t i = 0; i < cbor_array_size(params); i++) {
         if (!cbor_isa_map(v[i]))
             return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
-        type = vc_map_get_text(v[i], "type");
-        a = vc_map_get_text(v[i], "alg");
+        type = kc_cbor_map_get_str(v[i], "type");
+        a = kc_cbor_map_get_str(v[i], "alg");
         if (type == NULL || a == NULL)
             return KC_CTAP2_ERR_MISSING_PARAMETER;
-        if (!vc_item_is_text(type) || !vc_item_int(a, &n))
+        if (!kc_cbor_is_text(type) || !cbor_is_int(a))
             return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
-        if (*alg == 0 && vc_item_text_eq(type, "public-key") &&
+        /* an int beyond int64 is no algorithm we know: skipped, not an error */
+        if (*alg == 0 && kc_cbor_text_eq(type, "public-key") && kc_cbor_int(a, &n) == KC_OK &&
             (n == KC_COSE_ES256 || n == KC_COSE_EDDSA))
             *alg = (int)n;
     }
@@ -131,6 +132,44 @@ static uint8_t empty_pin_auth(struct vc_card *c, vc_presence_fn up, void *ctx)
     return c->pin_set ? KC_CTAP2_ERR_PIN_INVALID : KC_CTAP2_ERR_PIN_NOT_SET;
 }
 
+/* A pinUvAuthParam's first checks (6.1.2 steps 2-3, 6.2.2): a zero-length
+ * one is the platform asking which card to use and ends the request (the
+ * status is never KC_CTAP2_OK); otherwise its protocol must be one we have. */
+static uint8_t pin_auth_preflight(struct vc_card *c, const cbor_item_t *pin_auth,
+                                  const cbor_item_t *pin_proto, vc_presence_fn up, void *ctx)
+{
+    int proto;
+
+    if (pin_auth == NULL)
+        return KC_CTAP2_OK;
+    if (cbor_bytestring_length(pin_auth) == 0)
+        return empty_pin_auth(c, up, ctx);
+    return vc_pin_proto_check(pin_proto, &proto);
+}
+
+/* User verification: a pinUvAuthParam verified over cdh for perm and rp_id,
+ * or options.uv with built-in UV configured (*uv set); options.uv without
+ * built-in UV and without pinUvAuthParam is an invalid option. */
+static uint8_t check_uv(struct vc_card *c, const cbor_item_t *pin_auth,
+                        const cbor_item_t *pin_proto, const struct opts *o, const cbor_item_t *cdh,
+                        uint8_t perm, const char *rp_id, bool *uv)
+{
+    uint8_t st;
+
+    *uv = false;
+    if (pin_auth == NULL && o->uv && !c->cfg.uv)
+        return KC_CTAP2_ERR_INVALID_OPTION;
+    if (pin_auth != NULL) {
+        if ((st = vc_pin_check_param(c, pin_auth, pin_proto, cbor_bytestring_handle(cdh), perm,
+                                     rp_id)) != KC_CTAP2_OK)
+            return st;
+        *uv = true;
+    } else if (o->uv && c->cfg.uv) {
+        *uv = true;
+    }
+    return KC_CTAP2_OK;
+}
+
 static void put_be32(uint8_t *p, uint32_t v)
 {
     p[0] = (uint8_t)(v >> 24);
@@ -145,8 +184,9 @@ static cbor_item_t *ext_map(int cred_protect, bool hmac_secret)
 
     if (m == NULL)
         return NULL;
-    if ((cred_protect && !vc_map_put(m, vc_cbor_text("credProtect"), vc_cbor_int(cred_protect))) ||
-        (hmac_secret && !vc_map_put(m, vc_cbor_text("hmac-secret"), cbor_build_bool(true)))) {
+    if ((cred_protect &&
+         kc_cbor_map_add_str(m, "credProtect", kc_cbor_new_int(cred_protect)) != KC_OK) ||
+        (hmac_secret && kc_cbor_map_add_str(m, "hmac-secret", cbor_build_bool(true)) != KC_OK)) {
         cbor_decref(&m);
         return NULL;
     }
@@ -159,8 +199,8 @@ static cbor_item_t *cred_descriptor(const uint8_t *id, size_t len)
 
     if (m == NULL)
         return NULL;
-    if (!vc_map_put(m, vc_cbor_text("id"), vc_cbor_bytes(id, len)) ||
-        !vc_map_put(m, vc_cbor_text("type"), vc_cbor_text("public-key"))) {
+    if (kc_cbor_map_add_str(m, "id", kc_cbor_new_bytes(id, len)) != KC_OK ||
+        kc_cbor_map_add_str(m, "type", kc_cbor_new_text("public-key")) != KC_OK) {
         cbor_decref(&m);
         return NULL;
     }
@@ -195,7 +235,7 @@ static int make_auth_data(struct vc_card *c, const uint8_t rp_id_hash[32], uint8
     }
     if (ext_item != NULL) {
         flags |= VC_AUTH_FLAG_ED;
-        if (vc_cbor_to_buf(ext_item, &ext, &ext_len) != 0 || n + ext_len > AUTHDATA_MAX)
+        if (kc_cbor_serialize(ext_item, &ext, &ext_len) != KC_OK || n + ext_len > AUTHDATA_MAX)
             goto out;
         memcpy(ad + n, ext, ext_len);
         n += ext_len;
@@ -227,14 +267,14 @@ static cbor_item_t *att_stmt(struct vc_card *c, EVP_PKEY *cred_key, int alg, con
         return NULL;
     if ((m = cbor_new_definite_map(batch ? 3 : 2)) == NULL)
         return NULL;
-    if (!vc_map_put(m, vc_cbor_text("alg"), vc_cbor_int(batch ? KC_COSE_ES256 : alg)) ||
-        !vc_map_put(m, vc_cbor_text("sig"), vc_cbor_bytes(sig, sig_len)))
+    if (kc_cbor_map_add_str(m, "alg", kc_cbor_new_int(batch ? KC_COSE_ES256 : alg)) != KC_OK ||
+        kc_cbor_map_add_str(m, "sig", kc_cbor_new_bytes(sig, sig_len)) != KC_OK)
         goto fail;
     if (batch) {
         if ((x5c = cbor_new_definite_array(1)) == NULL)
             goto fail;
-        if (!vc_array_push(x5c, vc_cbor_bytes(c->att_cert, c->att_cert_len)) ||
-            !vc_map_put(m, vc_cbor_text("x5c"), x5c)) {
+        if (kc_cbor_array_push(x5c, kc_cbor_new_bytes(c->att_cert, c->att_cert_len)) != KC_OK ||
+            kc_cbor_map_add_str(m, "x5c", x5c) != KC_OK) {
             goto fail;
         }
     }
@@ -251,9 +291,9 @@ static uint8_t parse_user(const cbor_item_t *user, struct vc_rk *rk)
 
     if (!cbor_isa_map(user))
         return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
-    if ((id = vc_map_get_text(user, "id")) == NULL)
+    if ((id = kc_cbor_map_get_str(user, "id")) == NULL)
         return KC_CTAP2_ERR_MISSING_PARAMETER;
-    if (!vc_item_is_bytes(id))
+    if (!kc_cbor_is_bytes(id))
         return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
     if (cbor_bytestring_length(id) > VC_USER_ID_MAX)
         return KC_CTAP1_ERR_INVALID_LENGTH;
@@ -264,23 +304,31 @@ static uint8_t parse_user(const cbor_item_t *user, struct vc_rk *rk)
     rk->user_id_len = cbor_bytestring_length(id);
     if (rk->user_id_len)
         memcpy(rk->user_id, cbor_bytestring_handle(id), rk->user_id_len);
-    if ((v = vc_map_get_text(user, "name")) != NULL)
+    if ((v = kc_cbor_map_get_str(user, "name")) != NULL)
         vc_item_text_copy(v, rk->user_name, sizeof(rk->user_name));
-    if ((v = vc_map_get_text(user, "displayName")) != NULL)
+    if ((v = kc_cbor_map_get_str(user, "displayName")) != NULL)
         vc_item_text_copy(v, rk->display_name, sizeof(rk->display_name));
     return KC_CTAP2_OK;
 }
 
-static uint8_t store_rk(struct vc_card *c, const struct vc_rk *rk)
+/* Where rk goes: the slot of the credential with the same rp and user id,
+ * which the new one replaces, else the next free one; VC_MAX_RK when full. */
+static size_t rk_slot(const struct vc_card *c, const struct vc_rk *rk)
 {
     size_t slot = c->n_rk;
 
-    /* same rp and user id: the new credential replaces the old one */
     for (size_t i = 0; i < c->n_rk; i++)
         if (memcmp(c->rks[i].rp_id_hash, rk->rp_id_hash, 32) == 0 &&
             c->rks[i].user_id_len == rk->user_id_len &&
             memcmp(c->rks[i].user_id, rk->user_id, rk->user_id_len) == 0)
             slot = i;
+    return slot;
+}
+
+static uint8_t store_rk(struct vc_card *c, const struct vc_rk *rk)
+{
+    size_t slot = rk_slot(c, rk);
+
     if (slot == VC_MAX_RK)
         return KC_CTAP2_ERR_KEY_STORE_FULL;
     c->rks[slot] = *rk;
@@ -290,24 +338,32 @@ static uint8_t store_rk(struct vc_card *c, const struct vc_rk *rk)
     return KC_CTAP2_OK;
 }
 
+/* 0 when d is a usable descriptor (already checked by check_descriptor_list)
+ * naming a credential of this card for this rp; cr is then filled. */
+static int open_descriptor(const struct vc_card *c, const cbor_item_t *d,
+                           const uint8_t rp_id_hash[32], struct vc_cred *cr)
+{
+    cbor_item_t *id;
+    bool usable;
+
+    if (check_descriptor(d, &usable) != KC_CTAP2_OK || !usable)
+        return -1;
+    id = kc_cbor_map_get_str(d, "id");
+    return vc_cred_open(c, cbor_bytestring_handle(id), cbor_bytestring_length(id), rp_id_hash, cr);
+}
+
 static uint8_t check_exclude(struct vc_card *c, const cbor_item_t *list,
                              const uint8_t rp_id_hash[32], vc_presence_fn up, void *ctx)
 {
     cbor_item_t **v;
-    cbor_item_t *id;
     struct vc_cred cr;
     enum vc_up_result r;
-    bool usable;
 
     if (list == NULL)
         return KC_CTAP2_OK;
     v = cbor_array_handle(list);
     for (size_t i = 0; i < cbor_array_size(list); i++) {
-        if (check_descriptor(v[i], &usable) != KC_CTAP2_OK || !usable)
-            continue;
-        id = vc_map_get_text(v[i], "id");
-        if (vc_cred_open(c, cbor_bytestring_handle(id), cbor_bytestring_length(id), rp_id_hash,
-                         &cr) != 0)
+        if (open_descriptor(c, v[i], rp_id_hash, &cr) != 0)
             continue;
         OPENSSL_cleanse(&cr, sizeof(cr));
         r = vc_ask_presence(c, up, ctx);
@@ -326,20 +382,20 @@ static uint8_t mc_fields(const cbor_item_t *m, struct mc_req *r)
 {
     uint8_t st;
 
-    r->cdh = vc_map_get_uint(m, 1);
-    r->rp = vc_map_get_uint(m, 2);
-    r->user = vc_map_get_uint(m, 3);
-    r->params = vc_map_get_uint(m, 4);
-    r->exclude = vc_map_get_uint(m, 5);
-    r->ext = vc_map_get_uint(m, 6);
-    r->options = vc_map_get_uint(m, 7);
-    r->pin_auth = vc_map_get_uint(m, 8);
-    r->pin_proto = vc_map_get_uint(m, 9);
+    r->cdh = kc_cbor_map_get_int(m, 1);
+    r->rp = kc_cbor_map_get_int(m, 2);
+    r->user = kc_cbor_map_get_int(m, 3);
+    r->params = kc_cbor_map_get_int(m, 4);
+    r->exclude = kc_cbor_map_get_int(m, 5);
+    r->ext = kc_cbor_map_get_int(m, 6);
+    r->options = kc_cbor_map_get_int(m, 7);
+    r->pin_auth = kc_cbor_map_get_int(m, 8);
+    r->pin_proto = kc_cbor_map_get_int(m, 9);
     if (r->cdh == NULL || r->rp == NULL || r->user == NULL || r->params == NULL)
         return KC_CTAP2_ERR_MISSING_PARAMETER;
-    if (!vc_item_is_bytes(r->cdh) || !cbor_isa_map(r->rp) ||
+    if (!kc_cbor_is_bytes(r->cdh) || !cbor_isa_map(r->rp) ||
         (r->ext != NULL && !cbor_isa_map(r->ext)) ||
-        (r->pin_auth != NULL && !vc_item_is_bytes(r->pin_auth)) ||
+        (r->pin_auth != NULL && !kc_cbor_is_bytes(r->pin_auth)) ||
         (r->pin_proto != NULL && !cbor_isa_uint(r->pin_proto)))
         return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
     if (cbor_bytestring_length(r->cdh) != 32)
@@ -360,22 +416,22 @@ uint8_t vc_make_credential(struct vc_card *c, const uint8_t *p, size_t len, uint
     EVP_PKEY *key = NULL;
     uint8_t rp_id_hash[32], ad[AUTHDATA_MAX], flags = 0, st;
     size_t ad_len = 0;
-    int alg, proto = 0, cred_protect = 0;
-    bool hmac = false;
+    int alg, cred_protect = 0;
+    bool hmac = false, uv = false;
     const char *fmt = NULL;
     int64_t n;
 
     memset(&rk, 0, sizeof(rk));
     memset(&cr, 0, sizeof(cr));
     if ((st = vc_parse_request(p, len, &req)) != KC_CTAP2_OK ||
-        (st = vc_check_uint_keys(req)) != KC_CTAP2_OK || (st = mc_fields(req, &r)) != KC_CTAP2_OK)
+        (st = mc_fields(req, &r)) != KC_CTAP2_OK)
         goto out;
     /* rp */
-    if ((id = vc_map_get_text(r.rp, "id")) == NULL) {
+    if ((id = kc_cbor_map_get_str(r.rp, "id")) == NULL) {
         st = KC_CTAP2_ERR_MISSING_PARAMETER;
         goto out;
     }
-    if (!vc_item_is_text(id) || (st = opt_text(r.rp, "name")) != KC_CTAP2_OK ||
+    if (!kc_cbor_is_text(id) || (st = opt_text(r.rp, "name")) != KC_CTAP2_OK ||
         (st = opt_text(r.rp, "icon")) != KC_CTAP2_OK) {
         st = KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
         goto out;
@@ -395,41 +451,31 @@ uint8_t vc_make_credential(struct vc_card *c, const uint8_t *p, size_t len, uint
         (st = parse_opts(r.options, &o)) != KC_CTAP2_OK)
         goto out;
     /* extensions: unknown ones are ignored, known ones type-checked */
-    if ((v = vc_map_get_text(r.ext, "credProtect")) != NULL) {
-        if (!vc_item_int(v, &n)) {
+    if ((v = kc_cbor_map_get_str(r.ext, "credProtect")) != NULL) {
+        if (!cbor_is_int(v)) {
             st = KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
             goto out;
         }
-        if (n >= 1 && n <= 3)
+        if (kc_cbor_int(v, &n) == KC_OK && n >= 1 && n <= 3)
             cred_protect = (int)n;
     }
-    if ((v = vc_map_get_text(r.ext, "hmac-secret")) != NULL) {
+    if ((v = kc_cbor_map_get_str(r.ext, "hmac-secret")) != NULL) {
         if (!cbor_isa_float_ctrl(v) || !cbor_is_bool(v)) {
             st = KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
             goto out;
         }
         hmac = cbor_get_bool(v);
     }
-    if (r.pin_auth != NULL && cbor_bytestring_length(r.pin_auth) == 0) {
-        st = empty_pin_auth(c, up, ctx);
-        goto out;
-    }
-    if (r.pin_auth != NULL && (st = vc_pin_proto_check(r.pin_proto, &proto)) != KC_CTAP2_OK)
+    if ((st = pin_auth_preflight(c, r.pin_auth, r.pin_proto, up, ctx)) != KC_CTAP2_OK)
         goto out;
     if (o.has_up && !o.up) {
         st = KC_CTAP2_ERR_INVALID_OPTION;
         goto out;
     }
-    if (r.pin_auth == NULL && o.uv && !c->cfg.uv) {
-        st = KC_CTAP2_ERR_INVALID_OPTION;
+    if ((st = check_uv(c, r.pin_auth, r.pin_proto, &o, r.cdh, KC_PERM_MC, rk.rp_id, &uv)) !=
+        KC_CTAP2_OK)
         goto out;
-    }
-    if (r.pin_auth != NULL) {
-        if ((st = vc_pin_check_param(c, r.pin_auth, r.pin_proto, cbor_bytestring_handle(r.cdh),
-                                     KC_PERM_MC, rk.rp_id)) != KC_CTAP2_OK)
-            goto out;
-        flags |= VC_AUTH_FLAG_UV;
-    } else if (o.uv && c->cfg.uv) {
+    if (uv) {
         flags |= VC_AUTH_FLAG_UV;
     } else if (c->pin_set && o.rk) {
         st = KC_CTAP2_ERR_PUAT_REQUIRED;
@@ -440,16 +486,9 @@ uint8_t vc_make_credential(struct vc_card *c, const uint8_t *p, size_t len, uint
     if ((st = vc_up_status(vc_ask_presence(c, up, ctx))) != KC_CTAP2_OK)
         goto out;
     flags |= VC_AUTH_FLAG_UP;
-    if (o.rk && c->n_rk == VC_MAX_RK) {
-        bool replaces = false;
-        for (size_t i = 0; i < c->n_rk; i++)
-            replaces = replaces || (memcmp(c->rks[i].rp_id_hash, rp_id_hash, 32) == 0 &&
-                                    c->rks[i].user_id_len == rk.user_id_len &&
-                                    memcmp(c->rks[i].user_id, rk.user_id, rk.user_id_len) == 0);
-        if (!replaces) {
-            st = KC_CTAP2_ERR_KEY_STORE_FULL;
-            goto out;
-        }
+    if (o.rk && rk_slot(c, &rk) == VC_MAX_RK) {
+        st = KC_CTAP2_ERR_KEY_STORE_FULL;
+        goto out;
     }
     if ((cred_protect || hmac) && (ext = ext_map(cred_protect, hmac)) == NULL) {
         st = KC_CTAP1_ERR_OTHER;
@@ -461,9 +500,9 @@ uint8_t vc_make_credential(struct vc_card *c, const uint8_t *p, size_t len, uint
         make_auth_data(c, rp_id_hash, flags, 0, &cr, key, ext, ad, &ad_len) != 0 ||
         (stmt = att_stmt(c, key, alg, ad, ad_len, cbor_bytestring_handle(r.cdh), &fmt)) == NULL ||
         (out = cbor_new_definite_map(3)) == NULL ||
-        !vc_map_put(out, vc_cbor_int(1), vc_cbor_text(fmt)) ||
-        !vc_map_put(out, vc_cbor_int(2), vc_cbor_bytes(ad, ad_len)) ||
-        !vc_map_put(out, vc_cbor_int(3), cbor_incref(stmt))) {
+        kc_cbor_map_add_int(out, 1, kc_cbor_new_text(fmt)) != KC_OK ||
+        kc_cbor_map_add_int(out, 2, kc_cbor_new_bytes(ad, ad_len)) != KC_OK ||
+        kc_cbor_map_add_int(out, 3, cbor_incref(stmt)) != KC_OK) {
         st = KC_CTAP1_ERR_OTHER;
         goto out;
     }
@@ -500,10 +539,11 @@ static cbor_item_t *user_entity(const struct vc_rk *rk)
 
     if (m == NULL)
         return NULL;
-    if (!vc_map_put(m, vc_cbor_text("id"), vc_cbor_bytes(rk->user_id, rk->user_id_len)) ||
-        (rk->user_name[0] && !vc_map_put(m, vc_cbor_text("name"), vc_cbor_text(rk->user_name))) ||
+    if (kc_cbor_map_add_str(m, "id", kc_cbor_new_bytes(rk->user_id, rk->user_id_len)) != KC_OK ||
+        (rk->user_name[0] &&
+         kc_cbor_map_add_str(m, "name", kc_cbor_new_text(rk->user_name)) != KC_OK) ||
         (rk->display_name[0] &&
-         !vc_map_put(m, vc_cbor_text("displayName"), vc_cbor_text(rk->display_name)))) {
+         kc_cbor_map_add_str(m, "displayName", kc_cbor_new_text(rk->display_name)) != KC_OK)) {
         cbor_decref(&m);
         return NULL;
     }
@@ -530,7 +570,7 @@ static uint8_t assertion(struct vc_card *c, const struct vc_cred *cr, const uint
         if (vc_hmac_secret_output(c, hs, cr, (flags & VC_AUTH_FLAG_UV) != 0, hout, sizeof(hout),
                                   &hlen) != 0 ||
             (ext = cbor_new_definite_map(1)) == NULL ||
-            !vc_map_put(ext, vc_cbor_text("hmac-secret"), vc_cbor_bytes(hout, hlen)))
+            kc_cbor_map_add_str(ext, "hmac-secret", kc_cbor_new_bytes(hout, hlen)) != KC_OK)
             goto out;
     }
     count = vc_counter_next(c, cr->id, VC_CRED_ID_LEN);
@@ -538,11 +578,11 @@ static uint8_t assertion(struct vc_card *c, const struct vc_cred *cr, const uint
         vc_sign(c, key, cr->alg, ad, ad_len, cdh, 32, sig, &sig_len) != 0)
         goto out;
     if ((m = cbor_new_definite_map(3 + (rk ? 1 : 0) + (number ? 1 : 0))) == NULL ||
-        !vc_map_put(m, vc_cbor_int(1), cred_descriptor(cr->id, VC_CRED_ID_LEN)) ||
-        !vc_map_put(m, vc_cbor_int(2), vc_cbor_bytes(ad, ad_len)) ||
-        !vc_map_put(m, vc_cbor_int(3), vc_cbor_bytes(sig, sig_len)) ||
-        (rk && !vc_map_put(m, vc_cbor_int(4), user_entity(rk))) ||
-        (number && !vc_map_put(m, vc_cbor_int(5), vc_cbor_int((int64_t)number))))
+        kc_cbor_map_add_int(m, 1, cred_descriptor(cr->id, VC_CRED_ID_LEN)) != KC_OK ||
+        kc_cbor_map_add_int(m, 2, kc_cbor_new_bytes(ad, ad_len)) != KC_OK ||
+        kc_cbor_map_add_int(m, 3, kc_cbor_new_bytes(sig, sig_len)) != KC_OK ||
+        (rk && kc_cbor_map_add_int(m, 4, user_entity(rk)) != KC_OK) ||
+        (number && kc_cbor_map_add_int(m, 5, kc_cbor_new_int((int64_t)number)) != KC_OK))
         goto out;
     if (vc_persist(c) != 0)
         goto out;
@@ -580,18 +620,18 @@ struct ga_req {
 
 static uint8_t ga_fields(const cbor_item_t *m, struct ga_req *r)
 {
-    r->rp_id = vc_map_get_uint(m, 1);
-    r->cdh = vc_map_get_uint(m, 2);
-    r->allow = vc_map_get_uint(m, 3);
-    r->ext = vc_map_get_uint(m, 4);
-    r->options = vc_map_get_uint(m, 5);
-    r->pin_auth = vc_map_get_uint(m, 6);
-    r->pin_proto = vc_map_get_uint(m, 7);
+    r->rp_id = kc_cbor_map_get_int(m, 1);
+    r->cdh = kc_cbor_map_get_int(m, 2);
+    r->allow = kc_cbor_map_get_int(m, 3);
+    r->ext = kc_cbor_map_get_int(m, 4);
+    r->options = kc_cbor_map_get_int(m, 5);
+    r->pin_auth = kc_cbor_map_get_int(m, 6);
+    r->pin_proto = kc_cbor_map_get_int(m, 7);
     if (r->rp_id == NULL || r->cdh == NULL)
         return KC_CTAP2_ERR_MISSING_PARAMETER;
-    if (!vc_item_is_text(r->rp_id) || !vc_item_is_bytes(r->cdh) ||
+    if (!kc_cbor_is_text(r->rp_id) || !kc_cbor_is_bytes(r->cdh) ||
         (r->ext != NULL && !cbor_isa_map(r->ext)) ||
-        (r->pin_auth != NULL && !vc_item_is_bytes(r->pin_auth)) ||
+        (r->pin_auth != NULL && !kc_cbor_is_bytes(r->pin_auth)) ||
         (r->pin_proto != NULL && !cbor_isa_uint(r->pin_proto)))
         return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
     if (cbor_bytestring_length(r->cdh) != 32 || cbor_string_length(r->rp_id) > VC_RP_ID_MAX)
@@ -602,61 +642,43 @@ static uint8_t ga_fields(const cbor_item_t *m, struct ga_req *r)
 uint8_t vc_get_assertion(struct vc_card *c, const uint8_t *p, size_t len, uint8_t *resp, size_t cap,
                          size_t *resp_len, vc_presence_fn up, void *ctx)
 {
-    cbor_item_t *req = NULL, **v, *id;
+    cbor_item_t *req = NULL, **v;
     struct ga_req r;
     struct opts o;
     struct vc_cred cr;
     const struct vc_rk *rk = NULL;
     char rp_id[VC_RP_ID_MAX + 1];
     uint8_t rp_id_hash[32], flags = 0, st;
-    bool found = false, usable, uv = false;
+    bool found = false, uv = false;
     size_t nfound = 0, idx[VC_MAX_RK];
-    int proto = 0;
     struct vc_hmac_in hs;
 
     memset(&cr, 0, sizeof(cr));
     memset(&hs, 0, sizeof(hs));
     if ((st = vc_parse_request(p, len, &req)) != KC_CTAP2_OK ||
-        (st = vc_check_uint_keys(req)) != KC_CTAP2_OK || (st = ga_fields(req, &r)) != KC_CTAP2_OK ||
-        (st = parse_opts(r.options, &o)) != KC_CTAP2_OK)
+        (st = ga_fields(req, &r)) != KC_CTAP2_OK || (st = parse_opts(r.options, &o)) != KC_CTAP2_OK)
         goto out;
     vc_item_text_copy(r.rp_id, rp_id, sizeof(rp_id));
     if (vc_sha256(cbor_string_handle(r.rp_id), cbor_string_length(r.rp_id), rp_id_hash) != 0) {
         st = KC_CTAP1_ERR_OTHER;
         goto out;
     }
-    if (r.pin_auth != NULL && cbor_bytestring_length(r.pin_auth) == 0) {
-        st = empty_pin_auth(c, up, ctx);
+    if ((st = pin_auth_preflight(c, r.pin_auth, r.pin_proto, up, ctx)) != KC_CTAP2_OK)
         goto out;
-    }
-    if (r.pin_auth != NULL && (st = vc_pin_proto_check(r.pin_proto, &proto)) != KC_CTAP2_OK)
+    if ((st = vc_hmac_secret_input(c, kc_cbor_map_get_str(r.ext, "hmac-secret"), &hs)) !=
+        KC_CTAP2_OK)
         goto out;
-    if ((st = vc_hmac_secret_input(c, vc_map_get_text(r.ext, "hmac-secret"), &hs)) != KC_CTAP2_OK)
-        goto out;
-    if (vc_map_get_text(r.options, "rk") != NULL) {
+    if (kc_cbor_map_get_str(r.options, "rk") != NULL) {
         st = KC_CTAP2_ERR_UNSUPPORTED_OPTION;
         goto out;
     }
-    if (r.pin_auth == NULL && o.uv && !c->cfg.uv) {
-        st = KC_CTAP2_ERR_INVALID_OPTION;
+    if ((st = check_uv(c, r.pin_auth, r.pin_proto, &o, r.cdh, KC_PERM_GA, rp_id, &uv)) !=
+        KC_CTAP2_OK)
         goto out;
-    }
-    if (r.pin_auth != NULL) {
-        if ((st = vc_pin_check_param(c, r.pin_auth, r.pin_proto, cbor_bytestring_handle(r.cdh),
-                                     KC_PERM_GA, rp_id)) != KC_CTAP2_OK)
-            goto out;
-        uv = true;
-    } else if (o.uv && c->cfg.uv) {
-        uv = true;
-    }
     if (r.allow != NULL && cbor_array_size(r.allow) > 0) {
         v = cbor_array_handle(r.allow);
         for (size_t i = 0; i < cbor_array_size(r.allow) && !found; i++) {
-            if (check_descriptor(v[i], &usable) != KC_CTAP2_OK || !usable)
-                continue;
-            id = vc_map_get_text(v[i], "id");
-            if (vc_cred_open(c, cbor_bytestring_handle(id), cbor_bytestring_length(id), rp_id_hash,
-                             &cr) != 0)
+            if (open_descriptor(c, v[i], rp_id_hash, &cr) != 0)
                 continue;
             if (cred_visible(cr.cred_protect, uv, true))
                 found = true;

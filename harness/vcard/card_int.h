@@ -12,6 +12,7 @@
 #include <cbor.h>
 #include <openssl/evp.h>
 
+#include "ctaphid/cbor_util.h"
 #include "harness/vcard/card.h"
 
 #define VC_MAX_MSG_SIZE 1200
@@ -135,31 +136,16 @@ int vc_persist(struct vc_card *c); /* save state if a path is configured */
 #define VC_ST_TOO_SMALL 0xff
 uint8_t vc_reply_item(cbor_item_t *item, uint8_t *resp, size_t cap, size_t *resp_len);
 void vc_reply_status(uint8_t status, uint8_t *resp, size_t *resp_len);
+/* Formats into err (may be NULL) the message vc_card_new reports. */
+void vc_seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-/* card_cbor.c: building (ownership of k and v always taken) */
-bool vc_map_put(cbor_item_t *map, cbor_item_t *k, cbor_item_t *v);
-cbor_item_t *vc_cbor_int(int64_t v);
-cbor_item_t *vc_cbor_bytes(const uint8_t *p, size_t len);
-cbor_item_t *vc_cbor_text(const char *s);
-bool vc_array_push(cbor_item_t *arr, cbor_item_t *v);
-int vc_cbor_to_buf(const cbor_item_t *item, uint8_t **buf, size_t *len); /* free() */
-
-/* card_cbor.c: parsing. One whole CBOR item (no trailing bytes) with its
- * declared sizes checked before libcbor allocates for them; NULL if bad. */
-#define VC_CBOR_MAX (8u << 20)
-cbor_item_t *vc_cbor_load(const uint8_t *p, size_t len);
-/* Each returns KC_CTAP2_OK or a CTAP2 status. */
+/* card_cbor.c (everything else CBOR: ctaphid/cbor_util.h). The request's
+ * top-level map: one whole well-formed CBOR map with unsigned int keys;
+ * KC_CTAP2_OK or a CTAP2 status. */
 uint8_t vc_parse_request(const uint8_t *p, size_t len, cbor_item_t **out);
-cbor_item_t *vc_map_get_uint(const cbor_item_t *map, uint64_t key);
-cbor_item_t *vc_map_get_text(const cbor_item_t *map, const char *key);
-bool vc_item_int(const cbor_item_t *it, int64_t *v);
-bool vc_item_is_text(const cbor_item_t *it);
-bool vc_item_is_bytes(const cbor_item_t *it);
 /* Copies a text string into a NUL-terminated buffer, truncated at cap-1 bytes. */
 void vc_item_text_copy(const cbor_item_t *it, char *dst, size_t cap);
-bool vc_item_text_eq(const cbor_item_t *it, const char *s);
-/* Checks that every key of a top-level request map is an unsigned int. */
-uint8_t vc_check_uint_keys(const cbor_item_t *map);
 
 /* card_crypto.c */
 int vc_random(uint8_t *p, size_t len);

@@ -128,17 +128,17 @@ uint8_t vc_hmac_secret_input(struct vc_card *c, const cbor_item_t *in, struct vc
         return KC_CTAP2_OK;
     if (!cbor_isa_map(in))
         return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
-    enc = vc_map_get_uint(in, 2);
-    auth = vc_map_get_uint(in, 3);
-    proto = vc_map_get_uint(in, 4);
+    enc = kc_cbor_map_get_int(in, 2);
+    auth = kc_cbor_map_get_int(in, 3);
+    proto = kc_cbor_map_get_int(in, 4);
     if (enc == NULL || auth == NULL)
         return KC_CTAP2_ERR_MISSING_PARAMETER;
-    if (!vc_item_is_bytes(enc) || !vc_item_is_bytes(auth))
+    if (!kc_cbor_is_bytes(enc) || !kc_cbor_is_bytes(auth))
         return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
     out->proto = 1;
     if (proto != NULL && (st = vc_pin_proto_check(proto, &out->proto)) != KC_CTAP2_OK)
         return st;
-    if ((st = ecdh(c, out->proto, vc_map_get_uint(in, 1), out->shared, &out->shared_len)) !=
+    if ((st = ecdh(c, out->proto, kc_cbor_map_get_int(in, 1), out->shared, &out->shared_len)) !=
         KC_CTAP2_OK)
         return st;
     elen = cbor_bytestring_length(enc);
@@ -201,7 +201,7 @@ static uint8_t need_bytes(const cbor_item_t *it)
 {
     if (it == NULL)
         return KC_CTAP2_ERR_MISSING_PARAMETER;
-    return vc_item_is_bytes(it) ? KC_CTAP2_OK : KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
+    return kc_cbor_is_bytes(it) ? KC_CTAP2_OK : KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
 }
 
 /* Decrypts newPinEnc and checks the padded block and the PIN policy. */
@@ -281,8 +281,8 @@ static uint8_t get_retries(struct vc_card *c, uint8_t *resp, size_t cap, size_t 
     cbor_item_t *m = cbor_new_definite_map(2);
     uint8_t st = KC_CTAP1_ERR_OTHER;
 
-    if (m != NULL && vc_map_put(m, vc_cbor_int(3), vc_cbor_int(c->pin_retries)) &&
-        vc_map_put(m, vc_cbor_int(4), cbor_build_bool(c->pin_boot_fails >= VC_PIN_BOOT_FAILS)))
+    if (m != NULL && kc_cbor_map_add_int(m, 3, kc_cbor_new_int(c->pin_retries)) == KC_OK &&
+        kc_cbor_map_add_int(m, 4, cbor_build_bool(c->pin_boot_fails >= VC_PIN_BOOT_FAILS)) == KC_OK)
         st = vc_reply_item(m, resp, cap, resp_len);
     if (m != NULL)
         cbor_decref(&m);
@@ -295,7 +295,7 @@ static uint8_t get_key_agreement(struct vc_card *c, uint8_t *resp, size_t cap, s
     uint8_t st = KC_CTAP1_ERR_OTHER;
 
     if (m != NULL && kc_cose_encode_item(c->ka_key, KC_COSE_ECDH_ES_HKDF_256, &k) == 0 &&
-        vc_map_put(m, vc_cbor_int(1), k))
+        kc_cbor_map_add_int(m, 1, k) == KC_OK)
         st = vc_reply_item(m, resp, cap, resp_len);
     if (m != NULL)
         cbor_decref(&m);
@@ -389,7 +389,7 @@ static uint8_t get_token(struct vc_card *c, const struct pin_req *r, bool with_p
     if (with_perms) {
         if (r->perms == NULL)
             return KC_CTAP2_ERR_MISSING_PARAMETER;
-        if (!cbor_isa_uint(r->perms) || (r->rp_id != NULL && !vc_item_is_text(r->rp_id)))
+        if (!cbor_isa_uint(r->perms) || (r->rp_id != NULL && !kc_cbor_is_text(r->rp_id)))
             return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
         if ((p = cbor_get_int(r->perms)) == 0)
             return KC_CTAP1_ERR_INVALID_PARAMETER;
@@ -423,7 +423,7 @@ static uint8_t get_token(struct vc_card *c, const struct pin_req *r, bool with_p
     if (kc_pinp_encrypt(r->proto, shared, slen, c->token, sizeof(c->token), enc, sizeof(enc),
                         &elen) != 0 ||
         (m = cbor_new_definite_map(1)) == NULL ||
-        !vc_map_put(m, vc_cbor_int(2), vc_cbor_bytes(enc, elen)))
+        kc_cbor_map_add_int(m, 2, kc_cbor_new_bytes(enc, elen)) != KC_OK)
         goto out;
     st = vc_reply_item(m, resp, cap, resp_len);
 out:
@@ -442,10 +442,9 @@ uint8_t vc_client_pin(struct vc_card *c, const uint8_t *p, size_t len, uint8_t *
     uint64_t cmd;
 
     memset(&r, 0, sizeof(r));
-    if ((st = vc_parse_request(p, len, &req)) != KC_CTAP2_OK ||
-        (st = vc_check_uint_keys(req)) != KC_CTAP2_OK)
+    if ((st = vc_parse_request(p, len, &req)) != KC_CTAP2_OK)
         goto out;
-    if ((sub = vc_map_get_uint(req, 2)) == NULL) {
+    if ((sub = kc_cbor_map_get_int(req, 2)) == NULL) {
         st = KC_CTAP2_ERR_MISSING_PARAMETER;
         goto out;
     }
@@ -454,12 +453,12 @@ uint8_t vc_client_pin(struct vc_card *c, const uint8_t *p, size_t len, uint8_t *
         goto out;
     }
     cmd = cbor_get_int(sub);
-    r.ka = vc_map_get_uint(req, 3);
-    r.auth = vc_map_get_uint(req, 4);
-    r.new_pin = vc_map_get_uint(req, 5);
-    r.pin_hash = vc_map_get_uint(req, 6);
-    r.perms = vc_map_get_uint(req, 9);
-    r.rp_id = vc_map_get_uint(req, 10);
+    r.ka = kc_cbor_map_get_int(req, 3);
+    r.auth = kc_cbor_map_get_int(req, 4);
+    r.new_pin = kc_cbor_map_get_int(req, 5);
+    r.pin_hash = kc_cbor_map_get_int(req, 6);
+    r.perms = kc_cbor_map_get_int(req, 9);
+    r.rp_id = kc_cbor_map_get_int(req, 10);
     if (cmd == KC_PIN_GET_RETRIES) {
         st = get_retries(c, resp, cap, resp_len);
         goto out;
@@ -469,7 +468,7 @@ uint8_t vc_client_pin(struct vc_card *c, const uint8_t *p, size_t len, uint8_t *
         st = KC_CTAP2_ERR_INVALID_SUBCOMMAND; /* no built-in UV: 0x06, 0x07 too */
         goto out;
     }
-    if ((st = vc_pin_proto_check(vc_map_get_uint(req, 1), &r.proto)) != KC_CTAP2_OK)
+    if ((st = vc_pin_proto_check(kc_cbor_map_get_int(req, 1), &r.proto)) != KC_CTAP2_OK)
         goto out;
     switch (cmd) {
     case KC_PIN_GET_KEY_AGREEMENT:

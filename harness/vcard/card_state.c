@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,18 +18,7 @@
 #include "harness/vcard/card_int.h"
 
 #define STATE_VERSION 1
-#define STATE_MAX VC_CBOR_MAX
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#define STATE_MAX (8u << 20)
 
 static bool put_rk(cbor_item_t *arr, const struct vc_rk *rk)
 {
@@ -39,14 +27,15 @@ static bool put_rk(cbor_item_t *arr, const struct vc_rk *rk)
 
     if (m == NULL)
         return false;
-    ok = vc_map_put(m, vc_cbor_text("id"), vc_cbor_bytes(rk->id, VC_CRED_ID_LEN)) &&
-         vc_map_put(m, vc_cbor_text("rp_id_hash"), vc_cbor_bytes(rk->rp_id_hash, 32)) &&
-         vc_map_put(m, vc_cbor_text("rp_id"), vc_cbor_text(rk->rp_id)) &&
-         vc_map_put(m, vc_cbor_text("user_id"), vc_cbor_bytes(rk->user_id, rk->user_id_len)) &&
-         vc_map_put(m, vc_cbor_text("user_name"), vc_cbor_text(rk->user_name)) &&
-         vc_map_put(m, vc_cbor_text("display_name"), vc_cbor_text(rk->display_name)) &&
-         vc_map_put(m, vc_cbor_text("cred_protect"), vc_cbor_int(rk->cred_protect)) &&
-         vc_map_put(m, vc_cbor_text("seq"), vc_cbor_int((int64_t)rk->seq));
+    ok = kc_cbor_map_add_str(m, "id", kc_cbor_new_bytes(rk->id, VC_CRED_ID_LEN)) == KC_OK &&
+         kc_cbor_map_add_str(m, "rp_id_hash", kc_cbor_new_bytes(rk->rp_id_hash, 32)) == KC_OK &&
+         kc_cbor_map_add_str(m, "rp_id", kc_cbor_new_text(rk->rp_id)) == KC_OK &&
+         kc_cbor_map_add_str(m, "user_id", kc_cbor_new_bytes(rk->user_id, rk->user_id_len)) ==
+             KC_OK &&
+         kc_cbor_map_add_str(m, "user_name", kc_cbor_new_text(rk->user_name)) == KC_OK &&
+         kc_cbor_map_add_str(m, "display_name", kc_cbor_new_text(rk->display_name)) == KC_OK &&
+         kc_cbor_map_add_str(m, "cred_protect", kc_cbor_new_int(rk->cred_protect)) == KC_OK &&
+         kc_cbor_map_add_str(m, "seq", kc_cbor_new_int((int64_t)rk->seq)) == KC_OK;
     ok = ok && cbor_array_push(arr, m);
     cbor_decref(&m);
     return ok;
@@ -59,8 +48,8 @@ static bool put_counter(cbor_item_t *arr, const struct vc_counter *k)
 
     if (pair == NULL)
         return false;
-    ok = vc_array_push(pair, vc_cbor_bytes(k->key, sizeof(k->key))) &&
-         vc_array_push(pair, vc_cbor_int(k->count)) && cbor_array_push(arr, pair);
+    ok = kc_cbor_array_push(pair, kc_cbor_new_bytes(k->key, sizeof(k->key))) == KC_OK &&
+         kc_cbor_array_push(pair, kc_cbor_new_int(k->count)) == KC_OK && cbor_array_push(arr, pair);
     cbor_decref(&pair);
     return ok;
 }
@@ -78,16 +67,17 @@ static cbor_item_t *state_item(const struct vc_card *c)
         ok = put_rk(rks, &c->rks[i]);
     for (size_t i = 0; ok && i < c->n_ctr; i++)
         ok = put_counter(ctrs, &c->ctrs[i]);
-    ok = ok && vc_map_put(m, vc_cbor_text("version"), vc_cbor_int(STATE_VERSION)) &&
-         vc_map_put(m, vc_cbor_text("master_key"), vc_cbor_bytes(c->master_key, 32)) &&
-         vc_map_put(m, vc_cbor_text("att_key"), vc_cbor_bytes(der, (size_t)der_len)) &&
-         vc_map_put(m, vc_cbor_text("att_cert"), vc_cbor_bytes(c->att_cert, c->att_cert_len)) &&
-         vc_map_put(m, vc_cbor_text("pin_set"), cbor_build_bool(c->pin_set)) &&
-         vc_map_put(m, vc_cbor_text("pin_hash"), vc_cbor_bytes(c->pin_hash, 16)) &&
-         vc_map_put(m, vc_cbor_text("pin_retries"), vc_cbor_int(c->pin_retries)) &&
-         vc_map_put(m, vc_cbor_text("next_seq"), vc_cbor_int((int64_t)c->next_seq)) &&
-         vc_map_put(m, vc_cbor_text("rks"), cbor_incref(rks)) &&
-         vc_map_put(m, vc_cbor_text("counters"), cbor_incref(ctrs));
+    ok = ok && kc_cbor_map_add_str(m, "version", kc_cbor_new_int(STATE_VERSION)) == KC_OK &&
+         kc_cbor_map_add_str(m, "master_key", kc_cbor_new_bytes(c->master_key, 32)) == KC_OK &&
+         kc_cbor_map_add_str(m, "att_key", kc_cbor_new_bytes(der, (size_t)der_len)) == KC_OK &&
+         kc_cbor_map_add_str(m, "att_cert", kc_cbor_new_bytes(c->att_cert, c->att_cert_len)) ==
+             KC_OK &&
+         kc_cbor_map_add_str(m, "pin_set", cbor_build_bool(c->pin_set)) == KC_OK &&
+         kc_cbor_map_add_str(m, "pin_hash", kc_cbor_new_bytes(c->pin_hash, 16)) == KC_OK &&
+         kc_cbor_map_add_str(m, "pin_retries", kc_cbor_new_int(c->pin_retries)) == KC_OK &&
+         kc_cbor_map_add_str(m, "next_seq", kc_cbor_new_int((int64_t)c->next_seq)) == KC_OK &&
+         kc_cbor_map_add_str(m, "rks", cbor_incref(rks)) == KC_OK &&
+         kc_cbor_map_add_str(m, "counters", cbor_incref(ctrs)) == KC_OK;
     if (der != NULL) {
         OPENSSL_cleanse(der, (size_t)der_len);
         OPENSSL_free(der);
@@ -138,7 +128,7 @@ int vc_state_save(struct vc_card *c)
     char *tmp = NULL;
     int fd = -1, rc = -1;
 
-    if (m == NULL || vc_cbor_to_buf(m, &buf, &len) != 0)
+    if (m == NULL || kc_cbor_serialize(m, &buf, &len) != KC_OK)
         goto out;
     if (asprintf(&tmp, "%s.tmpXXXXXX", c->state_path) < 0) {
         tmp = NULL;
@@ -174,29 +164,16 @@ out:
     return rc;
 }
 
-/* Reads a byte string field of exactly want bytes (want 0: any length up to
- * max) into dst. */
-static bool get_bytes(const cbor_item_t *m, const char *key, uint8_t *dst, size_t want, size_t max,
+/* Reads a byte string field of min..max bytes into dst. */
+static bool get_bytes(const cbor_item_t *m, const char *key, uint8_t *dst, size_t min, size_t max,
                       size_t *got)
 {
-    cbor_item_t *v = vc_map_get_text(m, key);
-    size_t n;
-
-    if (!vc_item_is_bytes(v))
-        return false;
-    n = cbor_bytestring_length(v);
-    if ((want && n != want) || n > max)
-        return false;
-    if (n)
-        memcpy(dst, cbor_bytestring_handle(v), n);
-    if (got != NULL)
-        *got = n;
-    return true;
+    return kc_cbor_bytes(kc_cbor_map_get_str(m, key), min, max, dst, got) == KC_OK;
 }
 
 static bool get_uint(const cbor_item_t *m, const char *key, uint64_t max, uint64_t *out)
 {
-    cbor_item_t *v = vc_map_get_text(m, key);
+    cbor_item_t *v = kc_cbor_map_get_str(m, key);
 
     if (v == NULL || !cbor_isa_uint(v) || cbor_get_int(v) > max)
         return false;
@@ -204,14 +181,10 @@ static bool get_uint(const cbor_item_t *m, const char *key, uint64_t max, uint64
     return true;
 }
 
+/* A text field without NUL that fits cap with its terminator. */
 static bool get_text(const cbor_item_t *m, const char *key, char *dst, size_t cap)
 {
-    cbor_item_t *v = vc_map_get_text(m, key);
-
-    if (!vc_item_is_text(v) || cbor_string_length(v) >= cap)
-        return false;
-    vc_item_text_copy(v, dst, cap);
-    return true;
+    return kc_cbor_text(kc_cbor_map_get_str(m, key), dst, cap) == KC_OK;
 }
 
 static const char *load_rks(struct vc_card *c, const cbor_item_t *arr)
@@ -262,7 +235,7 @@ static const char *load_counters(struct vc_card *c, const cbor_item_t *arr)
         if (!cbor_isa_array(v[i]) || !cbor_array_is_definite(v[i]) || cbor_array_size(v[i]) != 2)
             return "a counter entry is not a pair";
         pair = cbor_array_handle(v[i]);
-        if (!vc_item_is_bytes(pair[0]) || cbor_bytestring_length(pair[0]) != 16 ||
+        if (!kc_cbor_is_bytes(pair[0]) || cbor_bytestring_length(pair[0]) != 16 ||
             !cbor_isa_uint(pair[1]) || cbor_get_int(pair[1]) > UINT32_MAX)
             return "a counter entry is malformed";
         memcpy(c->ctrs[i].key, cbor_bytestring_handle(pair[0]), 16);
@@ -293,14 +266,14 @@ static const char *load_item(struct vc_card *c, const cbor_item_t *m)
     OPENSSL_cleanse(der, sizeof(der));
     if (c->att_key == NULL || !EVP_PKEY_is_a(c->att_key, "EC"))
         return "\"att_key\" is not an EC private key";
-    v = vc_map_get_text(m, "att_cert");
-    if (!vc_item_is_bytes(v) || (cert_len = cbor_bytestring_length(v)) == 0 || cert_len > 8192)
+    v = kc_cbor_map_get_str(m, "att_cert");
+    if (!kc_cbor_is_bytes(v) || (cert_len = cbor_bytestring_length(v)) == 0 || cert_len > 8192)
         return "\"att_cert\" missing";
     if ((c->att_cert = malloc(cert_len)) == NULL)
         return "out of memory";
     memcpy(c->att_cert, cbor_bytestring_handle(v), cert_len);
     c->att_cert_len = cert_len;
-    v = vc_map_get_text(m, "pin_set");
+    v = kc_cbor_map_get_str(m, "pin_set");
     if (v == NULL || !cbor_isa_float_ctrl(v) || !cbor_is_bool(v))
         return "\"pin_set\" missing";
     c->pin_set = cbor_get_bool(v);
@@ -311,9 +284,9 @@ static const char *load_item(struct vc_card *c, const cbor_item_t *m)
     c->pin_retries = (int)u;
     if (!get_uint(m, "next_seq", UINT64_MAX, &c->next_seq))
         return "\"next_seq\" missing";
-    if ((why = load_rks(c, vc_map_get_text(m, "rks"))) != NULL)
+    if ((why = load_rks(c, kc_cbor_map_get_str(m, "rks"))) != NULL)
         return why;
-    return load_counters(c, vc_map_get_text(m, "counters"));
+    return load_counters(c, kc_cbor_map_get_str(m, "counters"));
 }
 
 int vc_state_load(struct vc_card *c, char *err, size_t errlen)
@@ -329,20 +302,21 @@ int vc_state_load(struct vc_card *c, char *err, size_t errlen)
     if ((fd = open(c->state_path, O_RDONLY | O_CLOEXEC)) < 0) {
         if (errno == ENOENT)
             return 0;
-        seterr(err, errlen, "vcard: cannot open state file %s: %s", c->state_path, strerror(errno));
+        vc_seterr(err, errlen, "vcard: cannot open state file %s: %s", c->state_path,
+                  strerror(errno));
         return -1;
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        seterr(err, errlen, "vcard: state file %s is not a regular file", c->state_path);
+        vc_seterr(err, errlen, "vcard: state file %s is not a regular file", c->state_path);
         goto out;
     }
     if (st.st_size == 0 || (size_t)st.st_size > STATE_MAX) {
-        seterr(err, errlen, "vcard: state file %s has a bad size (%lld bytes)", c->state_path,
-               (long long)st.st_size);
+        vc_seterr(err, errlen, "vcard: state file %s has a bad size (%lld bytes)", c->state_path,
+                  (long long)st.st_size);
         goto out;
     }
     if ((buf = malloc((size_t)st.st_size)) == NULL) {
-        seterr(err, errlen, "vcard: out of memory reading %s", c->state_path);
+        vc_seterr(err, errlen, "vcard: out of memory reading %s", c->state_path);
         goto out;
     }
     while (n < (size_t)st.st_size) {
@@ -350,18 +324,18 @@ int vc_state_load(struct vc_card *c, char *err, size_t errlen)
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
-            seterr(err, errlen, "vcard: cannot read state file %s: %s", c->state_path,
-                   r < 0 ? strerror(errno) : "short read");
+            vc_seterr(err, errlen, "vcard: cannot read state file %s: %s", c->state_path,
+                      r < 0 ? strerror(errno) : "short read");
             goto out;
         }
         n += (size_t)r;
     }
-    if ((item = vc_cbor_load(buf, n)) == NULL) {
-        seterr(err, errlen, "vcard: state file %s is corrupt: not valid CBOR", c->state_path);
+    if (kc_cbor_load(buf, n, &item) != KC_OK) {
+        vc_seterr(err, errlen, "vcard: state file %s is corrupt: not valid CBOR", c->state_path);
         goto out;
     }
     if ((why = load_item(c, item)) != NULL) {
-        seterr(err, errlen, "vcard: state file %s is corrupt: %s", c->state_path, why);
+        vc_seterr(err, errlen, "vcard: state file %s is corrupt: %s", c->state_path, why);
         goto out;
     }
     rc = 1;

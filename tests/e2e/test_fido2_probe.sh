@@ -154,6 +154,13 @@ run "presence check as text exits 0" 0 --device "$VCARD_URI"
 grep_out "text says present: yes" "^present: yes$"
 grep_out "text gives the timings" "^timings: open [0-9.]* ms init [0-9.]* ms getInfo [0-9.]* ms"
 
+# --follow: a udp card never hangs up, so the wait ends at its bound
+run "--follow on a card that stays exits 1" 1 --json --device "$VCARD_URI" --follow 300
+jcheck "--follow names why it ended, the first check is kept" \
+    'j["present"] is True and j["follow"]["to"] is None and "did not go away within 300 ms" in j["follow"]["error"]'
+run "--follow 0 is a usage error" 2 --follow 0
+run "--follow with --list is a usage error" 2 --list --follow 100
+
 # ---- a dead port
 run "presence check on a dead port exits 1" 1 --json --device udp:127.0.0.1:1 --timeout-ms 500
 jcheck "dead port: present false, nothing answers" \

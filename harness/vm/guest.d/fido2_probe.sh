@@ -88,7 +88,92 @@ if [ -x /bin/fido2-probe ]; then
     stop_serve
     wait_for 3 gone /dev/hidraw0
     wait_for 3 gone /dev/hidraw1
+
+    # --follow: fido2-probe holds hidraw0; the card re-plugs while it does,
+    # so it comes back as hidraw1; kc_transport_reopen finds it by HID id
+    # and serial (the stale descriptor must read as "unplugged")
+    start_serve --no-vendor
+    wait_for 5 log_has "$SERVE_LOG" '^ready'
+    wait_for 5 exists /dev/hidraw0
+    fido2-probe --json --follow 15000 --timeout-ms 2000 >/tmp/fpf.out 2>/tmp/fpf.err &
+    fp_pid=$!
+    if wait_for 5 log_has /tmp/fpf.err 'holding hidraw:/dev/hidraw0'; then
+        ok "fido2-probe --follow holds hidraw0"
+    else
+        not_ok "fido2-probe --follow holds hidraw0 ($(cat /tmp/fpf.err))"
+    fi
+    stop_serve
+    wait_for 3 gone /dev/hidraw0
+    start_serve --no-vendor
+    wait_for 5 log_has "$SERVE_LOG" '^ready'
+    wait_for 10 log_has /tmp/fpf.out '^}'
+    wait "$fp_pid"
+    rc=$?
+    sed 's/^/#   /' /tmp/fpf.out /tmp/fpf.err
+    if grep -q '"from": "hidraw:/dev/hidraw0"' /tmp/fpf.out &&
+        grep -q '"to": "hidraw:/dev/hidraw1"' /tmp/fpf.out &&
+        grep -q '^  "device": "hidraw:/dev/hidraw1"' /tmp/fpf.out; then
+        ok "fido2-probe --follow finds the re-enumerated card at hidraw1"
+    else
+        not_ok "fido2-probe --follow finds the re-enumerated card at hidraw1 (rc $rc)"
+    fi
+    if grep -q '^  "hid_uniq": "KC-SELFTEST-1"' /tmp/fpf.out &&
+        grep -q '^    "protocol": 2' /tmp/fpf.out; then
+        ok "fido2-probe --follow: INIT answers at the new node, same serial"
+    else
+        not_ok "fido2-probe --follow: INIT answers at the new node, same serial"
+    fi
+    stop_serve
+    wait_for 3 gone /dev/hidraw1
+
     fido2-probe --list >"$FP_OUT" 2>&1
     check "fido2-probe --list after unplug: No CTAP HID devices found." \
         grep -qx 'No CTAP HID devices found.' "$FP_OUT"
+
+    # a whole card on hidraw (vcard --uhid with its vendor interface):
+    # the presence check succeeds end to end through the kernel
+    if [ -x /bin/vcard ] && vcard --help 2>&1 | grep -q -- '--uhid'; then
+        ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up 2>/dev/null
+        vcard --listen 127.0.0.1:0 --uhid=vendor --control /tmp/fpv.sock >/tmp/fpv.log 2>&1 &
+        fpv_pid=$!
+        wait_for 10 log_has /tmp/fpv.log "listening on udp"
+        wait_for 5 sh -c 'ls /sys/class/hidraw | grep -q hidraw'
+        fido2-probe --json --timeout-ms 3000 >"$FP_OUT" 2>&1
+        rc=$?
+        if [ "$rc" = 0 ] && grep -q '"present": true' "$FP_OUT" &&
+            grep -q '"device": "hidraw:/dev/hidraw' "$FP_OUT" &&
+            grep -q '"FIDO_2_1"' "$FP_OUT" && grep -q '"getinfo_ms": [0-9]' "$FP_OUT"; then
+            ok "fido2-probe: vcard --uhid is present through hidraw (INIT + getInfo)"
+        else
+            not_ok "fido2-probe: vcard --uhid is present through hidraw (rc $rc)"
+            sed 's/^/#   /' "$FP_OUT" /tmp/fpv.log
+        fi
+        fido2-probe --list --json --all >"$FP_OUT" 2>&1
+        if [ "$(grep -c '"fido":true' "$FP_OUT")" = 1 ] &&
+            [ "$(grep -c '"fido":false' "$FP_OUT")" = 1 ] &&
+            grep '"fido":true' "$FP_OUT" | grep -q '"siblings":\["/dev/hidraw[0-9]*"\]'; then
+            ok "fido2-probe: vcard's FIDO and vendor interfaces are siblings"
+        else
+            not_ok "fido2-probe: vcard's FIDO and vendor interfaces are siblings"
+            sed 's/^/#   /' "$FP_OUT"
+        fi
+        fido2-probe --list --json --backend hidapi >"$FP_OUT" 2>&1
+        if grep '"kind":"hidapi"' "$FP_OUT" | grep '"fido":true' |
+            grep -q '"uri":"hidapi:/dev/hidraw[0-9]*",.*"vendor_id":"1209".*"usage_page":"0xf1d0"'; then
+            ok "fido2-probe --backend hidapi lists the FIDO node"
+        else
+            not_ok "fido2-probe --backend hidapi lists the FIDO node"
+            sed 's/^/#   /' "$FP_OUT"
+        fi
+        fido2-probe --json --backend hidapi >"$FP_OUT" 2>&1
+        if grep -q '"present": true' "$FP_OUT" && grep -q '"device": "hidapi:/dev/hidraw' "$FP_OUT"; then
+            ok "fido2-probe --backend hidapi: present through hidapi"
+        else
+            not_ok "fido2-probe --backend hidapi: present through hidapi"
+            sed 's/^/#   /' "$FP_OUT"
+        fi
+        kill -TERM "$fpv_pid" 2>/dev/null
+        wait "$fpv_pid" 2>/dev/null
+        wait_for 3 sh -c '! ls /sys/class/hidraw | grep -q hidraw'
+    fi
 fi

@@ -276,8 +276,9 @@ static void test_uevent_parse(void **state)
     assert_false(ue.have_id);
 
     static const char *const bad_ids[] = {
-        "HID_ID=0003:1:2:3", "HID_ID=0003:00010000:0001", "HID_ID=zz03:1:1", "HID_ID=:1:1",
-        "HID_ID=0003:1209", "HID_ID=0003:1209:", "HID_ID=000000003:1:1", "HID_ID=0003:-1:1",
+        "HID_ID=0003:1:2:3",    "HID_ID=0003:00010000:0001", "HID_ID=zz03:1:1",
+        "HID_ID=:1:1",          "HID_ID=0003:1209",          "HID_ID=0003:1209:",
+        "HID_ID=000000003:1:1", "HID_ID=0003:-1:1",
     };
     for (size_t i = 0; i < sizeof(bad_ids) / sizeof(bad_ids[0]); i++) {
         assert_int_equal(kc_hid_uevent_parse(bad_ids[i], strlen(bad_ids[i]), &ue), KC_OK);
@@ -383,8 +384,7 @@ static void build_tree(void)
                "HID_ID=0003:00001209:0000000A\nHID_NAME=vcard\nHID_UNIQ=V-1\n"
                "HID_PHYS=kcard-vcard/input0\n",
                0666);
-    add_linked("hidraw4", "virtual/misc/uhid/0003:1209:000A.0005", vendor_desc,
-               sizeof(vendor_desc),
+    add_linked("hidraw4", "virtual/misc/uhid/0003:1209:000A.0005", vendor_desc, sizeof(vendor_desc),
                "HID_ID=0003:00001209:0000000A\nHID_NAME=vcard\nHID_UNIQ=V-1\n"
                "HID_PHYS=kcard-vcard/input1\n",
                0666);
@@ -646,8 +646,7 @@ static void test_find_announced(void **state)
     assert_int_equal(kc_discover_find(&id, uri, sizeof(uri), err, sizeof(err)), KC_ERR_NO_DEVICE);
     assert_non_null(strstr(err, "announced vcard-8.uri"));
     snprintf(id.kind, sizeof(id.kind), "bogus");
-    assert_int_equal(kc_discover_find(&id, uri, sizeof(uri), err, sizeof(err)),
-                     KC_ERR_INVALID_ARG);
+    assert_int_equal(kc_discover_find(&id, uri, sizeof(uri), err, sizeof(err)), KC_ERR_INVALID_ARG);
 }
 
 /* A pty stands in for a node whose device went away: the master closing is

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -116,7 +117,8 @@ static void test_probe_present(void **state)
     assert_true(json_is_null(json_object_get(j, "open_ms")));
     assert_true(json_is_number(json_object_get(j, "init_ms")));
     assert_true(json_is_number(json_object_get(j, "getinfo_ms")));
-    assert_string_equal(json_string_value(json_object_get(j, "aaguid")), "6b636172-642d-7663-6172-642d30303031");
+    assert_string_equal(json_string_value(json_object_get(j, "aaguid")),
+                        "6b636172-642d-7663-6172-642d30303031");
     assert_int_equal(json_array_size(json_object_get(j, "pin_protocols")), 2);
     assert_true(json_is_boolean(json_object_get(json_object_get(j, "options"), "rk")));
     assert_string_equal(
@@ -220,6 +222,49 @@ static void test_probe_no_device(void **state)
     assert_int_equal(kc_probe_card("auto", 100, NULL), KC_ERR_INVALID_ARG);
     assert_int_equal(rmdir(dir), 0);
     free(r);
+}
+
+/* Tests run as root: the permission verdict as an ordinary user sees it. */
+static void test_probe_permission(void **state)
+{
+    (void)state;
+    char dir[64], node[128];
+    pid_t pid;
+    int status;
+    FILE *f;
+
+    snprintf(dir, sizeof(dir), "/tmp/kc_fp_XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(chmod(dir, 0755), 0);
+    snprintf(node, sizeof(node), "%s/hidraw0", dir);
+    f = fopen(node, "w");
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(chmod(node, 0600), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct kc_probe_result *r = calloc(1, sizeof(*r));
+        if (r == NULL)
+            _exit(9);
+        if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0))
+            _exit(10);
+        if (kc_probe_card(node, 100, r) != KC_ERR_PERMISSION || r->present ||
+            r->fail != KC_PROBE_PERMISSION)
+            _exit(11);
+        if (strstr(r->error, node) == NULL || strstr(r->error, "mode 0600") == NULL)
+            _exit(12);
+        if (strstr(r->fix, "fixtures/udev/70-kcard-fido.rules") == NULL ||
+            strcmp(kc_probe_fail_code(r->fail), "permission") != 0 || r->init_ms >= 0)
+            _exit(13);
+        free(r);
+        _exit(0);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(unlink(node), 0);
+    assert_int_equal(rmdir(dir), 0);
 }
 
 /* ---- list output --------------------------------------------------------- */
@@ -349,6 +394,7 @@ int main(void)
         cmocka_unit_test(test_probe_getinfo_failed_and_ctap1),
         cmocka_unit_test(test_probe_unplugged),
         cmocka_unit_test(test_probe_no_device),
+        cmocka_unit_test(test_probe_permission),
         cmocka_unit_test(test_list_output),
         cmocka_unit_test(test_probe_text),
     };

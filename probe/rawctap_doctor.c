@@ -1,0 +1,1041 @@
+/* rawctap doctor: walks the triage decision tree of docs/runbook/TRIAGE.md
+ * against one card and names the first failing step with a stable code,
+ * the evidence and the one fix. This file gathers the evidence (discovery,
+ * open, INIT, PINGs, getInfo, a makeCredential on a throwaway rp id, a
+ * getAssertion checked with its key, CTAP1 timing, re-enumeration); the
+ * decision itself is rawctap_doctor_tree.c, a pure function. */
+#include <dirent.h>
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "ctaphid/cose.h"
+#include "ctaphid/ctap2.h"
+#include "ctaphid/discover.h"
+#include "ctaphid/status.h"
+#include "ctaphid/u2f.h"
+#include "ctaphid/verify.h"
+#include "probe/rawctap.h"
+#include "probe/rawctap_doctor.h"
+
+#define RC_DOC_RP_ID "doctor.kcard.invalid"
+#define RC_DOC_MAX_NODES 64
+#define RC_DOC_PING_BOUND_MS 1000
+#define RC_DOC_SMALL_PINGS 3
+#define RC_DOC_LARGE_PINGS 2
+#define RC_DOC_SMALL_LEN 16
+#define RC_DOC_LARGE_LEN 200 /* four reports */
+#define RC_DOC_ENUM_WAIT_MS 1500 /* a USB re-enumeration takes about a second */
+#define RC_DOC_ENUM_POLL_MS 50
+
+struct rc_doc_opts {
+    bool no_presence;
+    int slow_ms;
+    const char *cred_file;
+};
+
+enum { RC_DOC_OPT_NO_PRESENCE = RC_OPT_CMD_BASE, RC_DOC_OPT_SLOW, RC_DOC_OPT_CRED_FILE };
+
+/* Keepalive bookkeeping for one request. */
+struct rc_doc_ka {
+    struct rc_ctx *ctx;
+    int processing, upneeded;
+    uint64_t last_us; /* elapsed time of the last packet seen */
+    uint64_t max_gap_us;
+    bool told;
+};
+
+struct rc_doc_run {
+    struct rc_ctx *ctx;
+    struct rc_doc_opts *opts;
+    struct rc_doc_evidence *ev;
+    struct kc_dev_entry chosen; /* the card's identity from discovery */
+    bool have_chosen;
+    bool chosen_node; /* a hidraw node (else an announced card) */
+    struct rc_doc_ka ka;
+    struct kc_info info;
+};
+
+static long ms_since(uint64_t t0)
+{
+    return (long)((kc_now_us() - t0) / 1000u);
+}
+
+static const char *env_or(const char *name, const char *def)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : def;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* ---- keepalives ---- */
+
+static void rc_doc_on_keepalive(void *arg, uint8_t status, uint64_t elapsed_us)
+{
+    struct rc_doc_ka *ka = arg;
+    if (elapsed_us > ka->last_us && elapsed_us - ka->last_us > ka->max_gap_us)
+        ka->max_gap_us = elapsed_us - ka->last_us;
+    if (elapsed_us > ka->last_us)
+        ka->last_us = elapsed_us;
+    if (status == KC_KEEPALIVE_UPNEEDED) {
+        ka->upneeded++;
+        if (!ka->told) {
+            fprintf(stderr, "rawctap doctor: touch the card now (it asks for presence)\n");
+            fflush(stderr);
+            ka->told = true;
+        }
+    } else {
+        ka->processing++;
+    }
+    rc_verbose(ka->ctx, 2, "keepalive %s +%.2fs", kc_keepalive_name(status),
+               (double)elapsed_us / 1e6);
+}
+
+static void ka_reset(struct rc_doc_ka *ka)
+{
+    struct rc_ctx *ctx = ka->ctx;
+    memset(ka, 0, sizeof(*ka));
+    ka->ctx = ctx;
+}
+
+/* The final stretch: from the last keepalive to the reply (or deadline). */
+static long ka_finish(struct rc_doc_ka *ka, uint64_t total_us)
+{
+    if (total_us > ka->last_us && total_us - ka->last_us > ka->max_gap_us)
+        ka->max_gap_us = total_us - ka->last_us;
+    return (long)(ka->max_gap_us / 1000u);
+}
+
+/* ---- discovery ---- */
+
+static bool is_sysfs_node(const char *uri, char **names, size_t n)
+{
+    const char *devdir = env_or("KCARD_DEV_DIR", "/dev");
+    size_t dl = strlen(devdir);
+    if (strncmp(uri, "hidraw:", 7) != 0 || strncmp(uri + 7, devdir, dl) != 0 || uri[7 + dl] != '/')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(uri + 8 + dl, names[i]) == 0)
+            return true;
+    return false;
+}
+
+/* hidraw names in the sysfs class directory (a missing directory is none). */
+static size_t sysfs_names(char **names, size_t cap)
+{
+    DIR *d = opendir(env_or("KCARD_SYSFS_HIDRAW", KC_SYSFS_HIDRAW_DEFAULT));
+    struct dirent *e;
+    size_t n = 0;
+    if (d == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL && n < cap)
+        if (strncmp(e->d_name, "hidraw", 6) == 0 && (names[n] = strdup(e->d_name)) != NULL)
+            n++;
+    closedir(d);
+    return n;
+}
+
+static void append(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void append(char *buf, size_t cap, const char *fmt, ...)
+{
+    size_t l = strlen(buf);
+    va_list ap;
+    if (l >= cap - 1)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(buf + l, cap - l, fmt, ap);
+    va_end(ap);
+}
+
+/* Lists every node; marks which entries are hidraw nodes (vs announced). */
+static size_t discover_all(struct kc_dev_entry *ents, bool *is_node, size_t *n_nodes)
+{
+    char *names[RC_DOC_MAX_NODES];
+    size_t nn = sysfs_names(names, RC_DOC_MAX_NODES);
+    size_t n = 0;
+    if (kc_discover_list_all(ents, RC_DOC_MAX_NODES, &n) != KC_OK)
+        n = 0;
+    if (n > RC_DOC_MAX_NODES)
+        n = RC_DOC_MAX_NODES;
+    *n_nodes = 0;
+    for (size_t i = 0; i < n; i++) {
+        is_node[i] = is_sysfs_node(ents[i].uri, names, nn);
+        if (is_node[i])
+            (*n_nodes)++;
+    }
+    for (size_t i = 0; i < nn; i++)
+        free(names[i]);
+    return n;
+}
+
+static bool same_card(const struct kc_dev_entry *a, bool a_node, const struct kc_dev_entry *b,
+                      bool b_node)
+{
+    if (a_node != b_node)
+        return false;
+    if (!a_node) /* an announced card is its announce file */
+        return strcmp(a->name, b->name) == 0;
+    return a->vid == b->vid && a->pid == b->pid && a->fido == b->fido &&
+           strcmp(a->serial, b->serial) == 0 && strcmp(a->name, b->name) == 0;
+}
+
+static void step_discover(struct rc_doc_run *run, struct kc_dev_entry *cands, size_t *n_cands,
+                          bool *chosen_node)
+{
+    struct rc_doc_evidence *ev = run->ev;
+    uint64_t t0 = kc_now_us();
+    struct kc_dev_entry *ents = calloc(RC_DOC_MAX_NODES, sizeof(*ents));
+    bool is_node[RC_DOC_MAX_NODES];
+    size_t n_nodes = 0, n;
+
+    *n_cands = 0;
+    ev->discover_ran = true;
+    snprintf(ev->sysfs_root, sizeof(ev->sysfs_root), "%s",
+             env_or("KCARD_SYSFS_HIDRAW", KC_SYSFS_HIDRAW_DEFAULT));
+    snprintf(ev->announce_dir, sizeof(ev->announce_dir), "%s",
+             env_or("KCARD_ANNOUNCE_DIR", KC_ANNOUNCE_DIR_DEFAULT));
+    if (ents == NULL) {
+        rc_doc_step_add(ev, "discover", RC_DOC_SKIP, 0, "out of memory");
+        return;
+    }
+    n = discover_all(ents, is_node, &n_nodes);
+    ev->n_hidraw = n_nodes;
+    for (size_t i = 0; i < n; i++) {
+        const struct kc_dev_entry *e = &ents[i];
+        if (!is_node[i]) {
+            ev->n_announced++;
+            continue;
+        }
+        append(ev->nodes, sizeof(ev->nodes), "%s%s %s %04x:%04x", ev->nodes[0] ? ", " : "",
+               base_name(e->uri), e->fido ? "FIDO" : "not-FIDO", e->vid, e->pid);
+        if (e->fido) {
+            ev->n_fido++;
+            append(ev->fido_nodes, sizeof(ev->fido_nodes), "%s%s", ev->fido_nodes[0] ? " or " : "",
+                   e->uri + 7);
+        }
+    }
+    if (ev->dev == RC_DOC_DEV_AUTO) {
+        /* the same order as "auto": FIDO nodes, then announced cards */
+        for (int pass = 0; pass < 2; pass++)
+            for (size_t i = 0; i < n; i++)
+                if ((pass == 0 && is_node[i] && ents[i].fido) || (pass == 1 && !is_node[i])) {
+                    chosen_node[*n_cands] = is_node[i];
+                    cands[(*n_cands)++] = ents[i];
+                }
+    } else {
+        struct stat st;
+        ev->named_exists = stat(ev->node_path, &st) == 0;
+        ev->named_fido = -1;
+        for (size_t i = 0; i < n; i++)
+            if (is_node[i] && strcmp(base_name(ents[i].uri), base_name(ev->node_path)) == 0) {
+                ev->named_fido = ents[i].fido ? 1 : 0;
+                run->chosen = ents[i];
+                run->have_chosen = ents[i].fido;
+                run->chosen_node = true;
+            }
+    }
+    rc_doc_step_add(ev, "discover", RC_DOC_PASS, ms_since(t0),
+                    "%zu hidraw node(s) (%zu FIDO)%s%s, %zu announced card(s)", ev->n_hidraw,
+                    ev->n_fido, ev->nodes[0] ? ": " : "", ev->nodes, ev->n_announced);
+    free(ents);
+}
+
+/* ---- open ---- */
+
+static void node_stat(struct rc_doc_evidence *ev, const char *path)
+{
+    struct stat st;
+    snprintf(ev->node_path, sizeof(ev->node_path), "%s", path);
+    ev->uid = (unsigned)geteuid();
+    if (stat(path, &st) != 0)
+        return;
+    struct passwd *pw = getpwuid(st.st_uid);
+    struct group *gr = getgrgid(st.st_gid);
+    ev->have_stat = true;
+    ev->mode = (unsigned)(st.st_mode & 07777);
+    if (pw)
+        snprintf(ev->owner, sizeof(ev->owner), "%s", pw->pw_name);
+    else
+        snprintf(ev->owner, sizeof(ev->owner), "%u", (unsigned)st.st_uid);
+    if (gr)
+        snprintf(ev->group, sizeof(ev->group), "%s", gr->gr_name);
+    else
+        snprintf(ev->group, sizeof(ev->group), "%u", (unsigned)st.st_gid);
+    ev->in_group = getegid() == st.st_gid;
+    gid_t groups[256];
+    int ng = getgroups(256, groups);
+    for (int i = 0; i < ng; i++)
+        if (groups[i] == st.st_gid)
+            ev->in_group = true;
+}
+
+static const char *hidraw_path_of(const char *uri)
+{
+    if (strncmp(uri, "hidraw:", 7) == 0)
+        return uri + 7;
+    if (uri[0] == '/' || uri[0] == '.' || strchr(uri, ':') == NULL)
+        return uri;
+    return NULL;
+}
+
+static int try_open(struct rc_doc_evidence *ev, const char *uri, struct kc_transport **t)
+{
+    char err[512] = "";
+    int r = kc_transport_open(uri, t, err, sizeof(err));
+    if (r != KC_OK) {
+        ev->open_err = r;
+        snprintf(ev->open_msg, sizeof(ev->open_msg), "%s", err[0] ? err : kc_strerror(r));
+        const char *p = hidraw_path_of(uri);
+        if (p)
+            node_stat(ev, p);
+    }
+    return r;
+}
+
+static struct kc_transport *step_open(struct rc_doc_run *run, const struct kc_dev_entry *cands,
+                                      const bool *cand_node, size_t n_cands)
+{
+    struct rc_doc_evidence *ev = run->ev;
+    struct kc_transport *t = NULL;
+    uint64_t t0 = kc_now_us();
+    ev->open_ran = true;
+    if (ev->dev == RC_DOC_DEV_AUTO) {
+        int first_err = KC_OK;
+        static struct rc_doc_evidence keep; /* large: not on the stack */
+        memset(&keep, 0, sizeof(keep));
+        for (size_t i = 0; i < n_cands && t == NULL; i++) {
+            if (try_open(ev, cands[i].uri, &t) == KC_OK) {
+                run->chosen = cands[i];
+                run->have_chosen = true;
+                run->chosen_node = cand_node[i];
+                break;
+            }
+            /* report the first failure; a permission problem wins */
+            if (first_err == KC_OK || (ev->open_err == KC_ERR_PERMISSION &&
+                                       first_err != KC_ERR_PERMISSION)) {
+                first_err = ev->open_err;
+                memcpy(&keep.open_msg, ev->open_msg, sizeof(keep.open_msg));
+                memcpy(&keep.node_path, ev->node_path, sizeof(keep.node_path));
+                keep.have_stat = ev->have_stat;
+                memcpy(keep.owner, ev->owner, sizeof(keep.owner));
+                memcpy(keep.group, ev->group, sizeof(keep.group));
+                keep.mode = ev->mode;
+                keep.in_group = ev->in_group;
+            }
+        }
+        if (t == NULL) {
+            if (n_cands == 0) {
+                ev->open_err = KC_ERR_NO_DEVICE;
+                snprintf(ev->open_msg, sizeof(ev->open_msg), "auto: no FIDO device found");
+            } else {
+                ev->open_err = first_err;
+                memcpy(ev->open_msg, keep.open_msg, sizeof(ev->open_msg));
+                memcpy(ev->node_path, keep.node_path, sizeof(ev->node_path));
+                ev->have_stat = keep.have_stat;
+                memcpy(ev->owner, keep.owner, sizeof(ev->owner));
+                memcpy(ev->group, keep.group, sizeof(ev->group));
+                ev->mode = keep.mode;
+                ev->in_group = keep.in_group;
+            }
+        }
+    } else {
+        try_open(ev, run->ctx->uri, &t);
+    }
+    if (t == NULL) {
+        rc_doc_step_add(ev, "open", RC_DOC_FAIL, ms_since(t0), "%s", ev->open_msg);
+        return NULL;
+    }
+    ev->open_err = KC_OK;
+    snprintf(ev->target, sizeof(ev->target), "%s", t->uri);
+    rc_doc_step_add(ev, "open", RC_DOC_PASS, ms_since(t0), "opened %s", t->uri);
+    return t;
+}
+
+/* ---- enumeration: has the card moved or gone? ---- */
+
+static void step_enumeration(struct rc_doc_run *run, int wait_ms)
+{
+    struct rc_doc_evidence *ev = run->ev;
+    uint64_t t0 = kc_now_us();
+    if (ev->enum_ran || !run->have_chosen || ev->dev == RC_DOC_DEV_OTHER)
+        return;
+    struct kc_dev_entry *ents = calloc(RC_DOC_MAX_NODES, sizeof(*ents));
+    bool is_node[RC_DOC_MAX_NODES];
+    size_t n_nodes = 0;
+    if (ents == NULL)
+        return;
+    bool found = false;
+    ev->enum_ran = true;
+    snprintf(ev->enum_old, sizeof(ev->enum_old), "%s", run->chosen.uri);
+    /* after a failure, give a re-enumerating card a moment to reappear */
+    for (;;) {
+        size_t n = discover_all(ents, is_node, &n_nodes);
+        found = false;
+        for (size_t i = 0; i < n && !found; i++) {
+            if (!same_card(&run->chosen, run->chosen_node, &ents[i], is_node[i]))
+                continue;
+            found = true;
+            if (strcmp(ents[i].uri, run->chosen.uri) != 0) {
+                ev->enum_changed = true;
+                snprintf(ev->enum_new, sizeof(ev->enum_new), "%s", ents[i].uri);
+            }
+        }
+        if (ev->enum_changed || ms_since(t0) >= wait_ms)
+            break;
+        usleep(RC_DOC_ENUM_POLL_MS * 1000);
+    }
+    ev->enum_vanished = !found;
+    rc_doc_step_add(ev, "enumeration", ev->enum_changed || ev->enum_vanished ? RC_DOC_FAIL : RC_DOC_PASS,
+                    ms_since(t0), "%s", ev->enum_changed    ? "the card moved to another node"
+                                        : ev->enum_vanished ? "the card is gone"
+                                                            : "the card is where it was");
+    free(ents);
+}
+
+/* ---- INIT and PINGs ---- */
+
+static void note_gone(struct rc_doc_evidence *ev, int err)
+{
+    if (err == KC_ERR_UNPLUGGED)
+        ev->saw_unplugged = true;
+}
+
+static bool is_transport_trouble(int err)
+{
+    return err == KC_ERR_TIMEOUT || err == KC_ERR_NO_DEVICE || err == KC_ERR_UNPLUGGED ||
+           err == KC_ERR_IO;
+}
+
+static bool step_init(struct rc_doc_run *run)
+{
+    struct rc_doc_evidence *ev = run->ev;
+    struct kc_init_info info;
+    uint64_t t0 = kc_now_us();
+    ev->init_ran = true;
+    for (int attempt = 1; attempt <= 2; attempt++) {
+        ev->init_attempts = attempt;
+        int r = kc_dev_init(run->ctx->dev, &info);
+        ev->init_err = r;
+        note_gone(ev, r);
+        if (r == KC_OK) {
+            ev->init_ok_attempt = attempt;
+            ev->caps = info.capabilities;
+            ev->caps_known = true;
+            break;
+        }
+        if (r != KC_ERR_TIMEOUT)
+            break;
+    }
+    if (ev->init_ok_attempt == 0) {
+        rc_doc_step_add(ev, "init", RC_DOC_FAIL, ms_since(t0),
+                        "no INIT reply (%s) in %d attempt(s) of %d ms", kc_err_name(ev->init_err),
+                        ev->init_attempts, ev->init_timeout_ms);
+        return false;
+    }
+    rc_doc_step_add(ev, "init", RC_DOC_PASS, ms_since(t0),
+                    "channel %08x, CTAPHID protocol %u, version %u.%u.%u, capabilities 0x%02x%s",
+                    info.cid, info.protocol_version, info.major, info.minor, info.build,
+                    info.capabilities, ev->init_ok_attempt > 1 ? " (second attempt)" : "");
+    return true;
+}
+
+static void one_ping(struct rc_doc_run *run, struct rc_doc_pings *p, size_t len)
+{
+    uint8_t out[RC_DOC_LARGE_LEN], in[RC_DOC_LARGE_LEN + 64];
+    size_t got = 0;
+    p->sent++;
+    if (rc_random(out, len) != 0) {
+        p->other++;
+        return;
+    }
+    int r = kc_dev_ping(run->ctx->dev, out, len, in, sizeof(in), &got);
+    note_gone(run->ev, r);
+    if (r == KC_OK) {
+        if (got == len && memcmp(in, out, len) == 0)
+            p->ok++;
+        else
+            p->mismatch++;
+    } else if (r == KC_ERR_TIMEOUT) {
+        p->timeout++;
+    } else if (r == KC_ERR_PROTOCOL) {
+        p->framing++;
+    } else if (r == KC_ERR_HID) {
+        uint8_t h = kc_dev_last_hid_error(run->ctx->dev);
+        if (h == KC_HID_ERR_CHANNEL_BUSY)
+            run->ev->busy = true;
+        else
+            run->ev->hid_err = h;
+        p->other++;
+    } else {
+        p->other++;
+    }
+}
+
+static void step_channel(struct rc_doc_run *run)
+{
+    struct rc_doc_evidence *ev = run->ev;
+    struct kc_timeouts to = run->ctx->to;
+    uint64_t t0 = kc_now_us();
+    if (to.command_ms > RC_DOC_PING_BOUND_MS)
+        to.command_ms = RC_DOC_PING_BOUND_MS;
+    kc_dev_set_timeouts(run->ctx->dev, &to);
+    ev->chan_ran = true;
+    for (int i = 0; i < RC_DOC_SMALL_PINGS && !ev->busy; i++) {
+        one_ping(run, &ev->small, RC_DOC_SMALL_LEN);
+        /* silent twice with nothing working: no point in waiting more */
+        if (ev->small.ok == 0 && ev->small.timeout >= 2)
+            break;
+    }
+    if (!ev->busy && ev->small.ok > 0)
+        for (int i = 0; i < RC_DOC_LARGE_PINGS; i++)
+            one_ping(run, &ev->large, RC_DOC_LARGE_LEN);
+    kc_dev_set_timeouts(run->ctx->dev, &run->ctx->to);
+    const struct kc_dev_stats *st = kc_dev_stats(run->ctx->dev);
+    if (st) {
+        ev->other_cid = st->skipped_other_cid;
+        ev->stale = st->skipped_stale;
+    }
+    bool good = ev->small.ok == ev->small.sent && ev->large.ok == ev->large.sent;
+    rc_doc_step_add(ev, "channel", good ? RC_DOC_PASS : RC_DOC_FAIL, ms_since(t0),
+                    "PING %d/%d one-report and %d/%d multi-report echoed; %llu report(s) on other "
+                    "channels, %llu stale",
+                    ev->small.ok, ev->small.sent, ev->large.ok, ev->large.sent,
+                    (unsigned long long)ev->other_cid, (unsigned long long)ev->stale);
+}
+
+/* ---- getInfo ---- */
+
+static void step_getinfo(struct rc_doc_run *run)
+{
+    struct rc_doc_evidence *ev = run->ev;
+    uint64_t t0 = kc_now_us();
+    if ((ev->caps & KC_HID_CAP_CBOR) == 0) {
+        rc_doc_step_add(ev, "getinfo", RC_DOC_FAIL, 0,
+                        "INIT capabilities 0x%02x lack CBOR: the card offers no CTAP2", ev->caps);
+        return;
+    }
+    ev->info_ran = true;
+    int r = kc_ctap2_get_info(run->ctx->dev, &run->info);
+    ev->info_err = r;
+    note_gone(ev, r);
+    if (r != KC_OK) {
+        rc_doc_step_add(ev, "getinfo", RC_DOC_FAIL, ms_since(t0), "getInfo failed: %s",
+                        kc_err_name(r));
+        return;
+    }
+    const struct kc_info *in = &run->info;
+    for (size_t i = 0; i < in->n_versions; i++)
+        append(ev->versions, sizeof(ev->versions), "%s%s", i ? ", " : "", in->versions[i]);
+    ev->n_pin_protocols = in->n_pin_protocols;
+    ev->client_pin = kc_info_option(in, "clientPin");
+    char list[64];
+    kc_info_pin_protocols_str(in, list, sizeof(list));
+    bool warn = ev->n_pin_protocols == 0 && ev->client_pin != 1;
+    rc_doc_step_add(ev, "getinfo", warn ? RC_DOC_WARN : RC_DOC_PASS, ms_since(t0),
+                    "versions %s; pinUvAuthProtocols [%s]; clientPin %s",
+                    ev->versions[0] ? ev->versions : "none", list,
+                    ev->client_pin < 0 ? "absent"
+                    : ev->client_pin   ? "set"
+                                       : "not set");
+}
+
+/* ---- CTAP1 timing: VERSION, REGISTER's first answer, a check-only ---- */
+
+static void step_ctap1(struct rc_doc_run *run)
+{
+    struct rc_doc_evidence *ev = run->ev;
+    struct kc_dev *d = run->ctx->dev;
+    uint8_t chal[KC_U2F_CHAL_LEN], app[KC_U2F_APP_LEN], kh[64];
+    uint16_t sw = 0;
+    struct kc_u2f_register *reg = calloc(1, sizeof(*reg));
+    struct kc_u2f_auth auth;
+    uint64_t t0 = kc_now_us();
+    const uint8_t *handle = kh;
+    size_t handle_len = sizeof(kh);
+
+    ev->ctap1_ran = true;
+    ev->ctap1_err = KC_OK;
+    if (reg == NULL || rc_random(chal, sizeof(chal)) != 0 || rc_random(kh, sizeof(kh)) != 0 ||
+        rc_sha256(RC_DOC_RP_ID, strlen(RC_DOC_RP_ID), app) != 0) {
+        free(reg);
+        ev->ctap1_err = KC_ERR_NOMEM;
+        rc_doc_step_add(ev, "ctap1", RC_DOC_SKIP, 0, "local failure");
+        return;
+    }
+    run->ctx->in_ctap1 = true;
+    int r = kc_u2f_version(d, ev->u2f_version, sizeof(ev->u2f_version), &sw);
+    if (r == KC_OK && ms_since(t0) > ev->slow_ms) {
+        ev->ctap1_cut_short = true;
+    } else if (r == KC_OK) {
+        r = kc_u2f_register(d, chal, app, reg);
+        if (r == KC_OK) {
+            handle = reg->key_handle;
+            handle_len = reg->key_handle_len;
+        } else if (r == KC_ERR_U2F && reg->sw == KC_U2F_SW_CONDITIONS_NOT_SATISFIED) {
+            r = KC_OK; /* needs a touch: the answer's time is what counts */
+        } else {
+            sw = reg->sw;
+        }
+        if (r == KC_OK && ms_since(t0) > ev->slow_ms) {
+            ev->ctap1_cut_short = false; /* complete enough: slow by the total */
+        } else if (r == KC_OK) {
+            memset(&auth, 0, sizeof(auth));
+            r = kc_u2f_authenticate(d, KC_U2F_AUTH_CHECK_ONLY, chal, app, handle, handle_len, NULL,
+                                    &auth);
+            /* check-only answers CONDITIONS_NOT_SATISFIED for its own handle,
+             * WRONG_DATA for another: both are the expected answers */
+            if (r == KC_ERR_U2F && (auth.sw == KC_U2F_SW_CONDITIONS_NOT_SATISFIED ||
+                                    auth.sw == KC_U2F_SW_WRONG_DATA))
+                r = KC_OK;
+            else if (r == KC_ERR_U2F)
+                sw = auth.sw;
+        }
+    }
+    run->ctx->in_ctap1 = false;
+    note_gone(ev, r);
+    ev->ctap1_err = r;
+    ev->ctap1_sw = sw;
+    ev->ctap1_ms = ms_since(t0);
+    free(reg);
+    bool slow = ev->ctap1_cut_short || r == KC_ERR_TIMEOUT || (r == KC_OK && ev->ctap1_ms > ev->slow_ms);
+    if (r == KC_OK || r == KC_ERR_TIMEOUT)
+        rc_doc_step_add(ev, "ctap1", slow ? RC_DOC_WARN : RC_DOC_PASS, ev->ctap1_ms,
+                        "U2F %s%s in %ld ms (limit %d ms)",
+                        ev->u2f_version[0] ? ev->u2f_version : "VERSION",
+                        r == KC_ERR_TIMEOUT    ? ": a request timed out"
+                        : ev->ctap1_cut_short ? ": VERSION alone over the limit"
+                                              : ", REGISTER and check answered",
+                        ev->ctap1_ms, ev->slow_ms);
+    else
+        rc_doc_step_add(ev, "ctap1", RC_DOC_FAIL, ev->ctap1_ms, "CTAP1 failed: %s",
+                        r == KC_ERR_U2F ? kc_u2f_sw_name(sw) : kc_err_name(r));
+}
+
+/* ---- presence: makeCredential on a throwaway rp id, then getAssertion ---- */
+
+struct rc_doc_cred {
+    bool have;
+    uint8_t id[KC_CRED_ID_MAX];
+    size_t id_len;
+    struct kc_cose_key key;
+    uint32_t count;
+    char rp_id[256];
+};
+
+static int client_data_hash(uint8_t cdh[KC_CDH_LEN])
+{
+    return rc_random(cdh, KC_CDH_LEN);
+}
+
+static void step_presence(struct rc_doc_run *run, struct rc_doc_cred *cred)
+{
+    struct rc_doc_evidence *ev = run->ev;
+    struct kc_cred_request req;
+    struct kc_attestation att;
+    uint8_t uid[16];
+    memset(&att, 0, sizeof(att));
+    kc_cred_request_init(&req);
+    ev->presence_ran = true;
+    if (client_data_hash(req.client_data_hash) != 0 || rc_random(uid, sizeof(uid)) != 0) {
+        ev->mc_err = KC_ERR_CRYPTO;
+        return;
+    }
+    req.rp_id = RC_DOC_RP_ID;
+    req.rp_name = "kcard doctor";
+    req.user_id = uid;
+    req.user_id_len = sizeof(uid);
+    req.user_name = "kcard-doctor";
+    req.algs[0] = run->ctx->alg;
+    req.n_algs = 1;
+    req.info = &run->info;
+    fprintf(stderr,
+            "rawctap doctor: makeCredential for %s: touch the card if it asks (waiting at most "
+            "%d ms for the prompt)\n",
+            RC_DOC_RP_ID, ev->timeout_ms);
+    ka_reset(&run->ka);
+    uint64_t t0 = kc_now_us();
+    int r = kc_ctap2_make_credential(run->ctx->dev, &req, &att);
+    uint64_t total = kc_now_us() - t0;
+    ev->mc_err = r;
+    note_gone(ev, r);
+    ev->mc_phase = kc_dev_last_phase(run->ctx->dev);
+    ev->mc_ms = (long)(total / 1000u);
+    ev->n_processing = run->ka.processing;
+    ev->n_upneeded = run->ka.upneeded;
+    ev->max_gap_ms = ka_finish(&run->ka, total);
+    ev->att_err = KC_OK;
+    if (r == KC_OK) {
+        struct kc_verify_result vr;
+        kc_verify_result_init(&vr);
+        ev->att_err = kc_verify_attestation(att.fmt, att.auth_data, att.auth_data_len,
+                                            att.att_stmt, att.att_stmt_len, req.client_data_hash,
+                                            RC_DOC_RP_ID, &vr);
+        if (ev->att_err != KC_OK) {
+            snprintf(ev->att_reason, sizeof(ev->att_reason), "%.200s (%.32s)", vr.reason, att.fmt);
+        } else if (!cred->have && vr.cred_id_len > 0 && vr.cred_id_len <= sizeof(cred->id)) {
+            cred->have = true;
+            memcpy(cred->id, vr.cred_id, vr.cred_id_len);
+            cred->id_len = vr.cred_id_len;
+            cred->key = vr.cred_key;
+            memset(&vr.cred_key, 0, sizeof(vr.cred_key)); /* moved */
+            cred->count = vr.sign_count;
+            snprintf(cred->rp_id, sizeof(cred->rp_id), "%s", RC_DOC_RP_ID);
+        }
+        kc_verify_result_free(&vr);
+    }
+    kc_attestation_free(&att);
+    bool good = r == KC_OK && ev->att_err == KC_OK && ev->max_gap_ms <= RC_DOC_KEEPALIVE_GAP_MS;
+    rc_doc_step_add(ev, "presence", good ? RC_DOC_PASS : RC_DOC_FAIL, ev->mc_ms,
+                    "makeCredential %s: %s after %ld ms; %d PROCESSING, %d UPNEEDED keepalive(s), "
+                    "longest silence %ld ms%s",
+                    RC_DOC_RP_ID, r > 0 ? kc_ctap2_status_name((uint8_t)r) : kc_err_name(r),
+                    ev->mc_ms, ev->n_processing, ev->n_upneeded, ev->max_gap_ms,
+                    r == KC_OK ? (ev->att_err == KC_OK ? "; attestation verified"
+                                                       : "; attestation FAILED")
+                               : "");
+}
+
+static void step_verify(struct rc_doc_run *run, struct rc_doc_cred *cred)
+{
+    struct rc_doc_evidence *ev = run->ev;
+    struct kc_assert_request req;
+    struct kc_assertion a;
+    struct kc_cred_id allow = {cred->id, cred->id_len};
+    memset(&a, 0, sizeof(a));
+    kc_assert_request_init(&req);
+    ev->verify_ran = true;
+    if (client_data_hash(req.client_data_hash) != 0) {
+        ev->ga_err = KC_ERR_CRYPTO;
+        return;
+    }
+    req.rp_id = cred->rp_id;
+    req.allow = &allow;
+    req.n_allow = 1;
+    req.up = false; /* no second touch: the signature and counter are the point */
+    req.info = &run->info;
+    ka_reset(&run->ka);
+    uint64_t t0 = kc_now_us();
+    int r = kc_ctap2_get_assertion(run->ctx->dev, &req, &a);
+    uint64_t total = kc_now_us() - t0;
+    ev->ga_err = r;
+    note_gone(ev, r);
+    ev->ga_max_gap_ms = ka_finish(&run->ka, total);
+    ev->prev_count = cred->count;
+    if (r == KC_OK) {
+        struct kc_verify_result vr;
+        uint32_t newc = 0;
+        kc_verify_result_init(&vr);
+        /* counter left out here (prev 0): judged separately by the tree */
+        ev->sig_err =
+            kc_verify_assertion(&cred->key, a.auth_data, a.auth_data_len, a.signature,
+                                a.signature_len, req.client_data_hash, cred->rp_id, false, false,
+                                0, &newc, &vr);
+        if (ev->sig_err != KC_OK)
+            snprintf(ev->sig_reason, sizeof(ev->sig_reason), "%s", vr.reason);
+        ev->new_count = a.ad.sign_count;
+        kc_verify_result_free(&vr);
+    }
+    kc_assertion_free(&a);
+    bool rollback = (ev->prev_count || ev->new_count) && ev->new_count <= ev->prev_count;
+    bool good = r == KC_OK && ev->sig_err == KC_OK && !rollback &&
+                ev->ga_max_gap_ms <= RC_DOC_KEEPALIVE_GAP_MS;
+    rc_doc_step_add(ev, "verify", good ? RC_DOC_PASS : RC_DOC_FAIL, (long)(total / 1000u),
+                    "getAssertion (up=false) %s: %s; signature %s; signCount %u -> %u",
+                    cred->rp_id, r > 0 ? kc_ctap2_status_name((uint8_t)r) : kc_err_name(r),
+                    r != KC_OK ? "not checked" : ev->sig_err == KC_OK ? "verified" : "FAILED",
+                    ev->prev_count, ev->new_count);
+}
+
+static int load_cred_file(struct rc_ctx *ctx, const char *path, struct rc_doc_cred *cred)
+{
+    struct rc_cred_file cf;
+    memset(&cf, 0, sizeof(cf));
+    int r = rc_cred_file_load(ctx, path, &cf);
+    if (r != 0)
+        return r;
+    if (cf.u2f || cf.cred_id_len == 0 || cf.cred_id_len > sizeof(cred->id)) {
+        rc_cred_file_free(&cf);
+        return rc_usage_error("doctor", "--cred-file %s is not a CTAP2 credential file", path);
+    }
+    if (kc_cose_decode(cf.cose, cf.cose_len, &cred->key, NULL) != KC_OK) {
+        rc_cred_file_free(&cf);
+        return rc_usage_error("doctor", "--cred-file %s: the saved key is not a COSE key", path);
+    }
+    cred->have = true;
+    memcpy(cred->id, cf.cred_id, cf.cred_id_len);
+    cred->id_len = cf.cred_id_len;
+    cred->count = cf.sign_count;
+    snprintf(cred->rp_id, sizeof(cred->rp_id), "%s", cf.rp_id ? cf.rp_id : "");
+    rc_cred_file_free(&cf);
+    return 0;
+}
+
+/* ---- output ---- */
+
+static void print_text(const struct rc_doc_evidence *ev, const struct rc_doc_verdict *v)
+{
+    printf("rawctap doctor: %s\n", ev->target[0] ? ev->target : ev->device);
+    for (size_t i = 0; i < ev->n_steps; i++) {
+        const struct rc_doc_step *s = &ev->steps[i];
+        printf("  %-4s  %-11s %6ld ms  %s\n",
+               s->result == RC_DOC_FAIL ? "FAIL" : rc_doc_result_name(s->result), s->name, s->ms,
+               s->detail);
+    }
+    const struct rc_doc_finding *f = &v->primary;
+    if (!v->ok)
+        printf("diagnosis: %s (step %s, exit %d)\n", f->code, f->step, f->exit);
+    else if (v->n_warnings > 0)
+        printf("diagnosis: OK with warning %s (step %s)\n", f->code, f->step);
+    else
+        printf("diagnosis: OK\n");
+    for (size_t i = 0; i < f->n_evidence; i++)
+        printf("  evidence: %s\n", f->evidence[i]);
+    printf("  fix: %s\n", f->fix);
+    for (size_t w = v->ok ? 1 : 0; w < v->n_warnings; w++) {
+        printf("warning: %s (step %s)\n", v->warnings[w].code, v->warnings[w].step);
+        for (size_t i = 0; i < v->warnings[w].n_evidence; i++)
+            printf("  evidence: %s\n", v->warnings[w].evidence[i]);
+        printf("  fix: %s\n", v->warnings[w].fix);
+    }
+}
+
+static int finish(struct rc_doc_run *run)
+{
+    struct rc_doc_verdict *v = calloc(1, sizeof(*v));
+    if (v == NULL)
+        return RC_EXIT_LOCAL;
+    rc_doc_decide(run->ev, v);
+    int code = v->primary.exit;
+    if (run->ctx->json) {
+        json_t *o = rc_doc_json(run->ev, v);
+        if (o) {
+            json_object_update(run->ctx->result, o);
+            json_decref(o);
+        }
+    } else {
+        print_text(run->ev, v);
+    }
+    free(v);
+    return code;
+}
+
+/* Decide now; true when a failure is already named (stop gathering). */
+static bool named(struct rc_doc_run *run)
+{
+    struct rc_doc_verdict *v = calloc(1, sizeof(*v));
+    if (v == NULL)
+        return true;
+    rc_doc_decide(run->ev, v);
+    bool done = v->done;
+    free(v);
+    return done;
+}
+
+/* After a transport-level failure: has the card moved or gone? */
+static void check_moved(struct rc_doc_run *run, int err)
+{
+    if (is_transport_trouble(err) && run->ev->dev != RC_DOC_DEV_OTHER)
+        step_enumeration(run, RC_DOC_ENUM_WAIT_MS);
+}
+
+/* ---- the command ---- */
+
+static int rc_doc_opt(struct rc_ctx *ctx, void *st, int c, const char *arg)
+{
+    struct rc_doc_opts *o = st;
+    long v;
+    (void)ctx;
+    switch (c) {
+    case RC_DOC_OPT_NO_PRESENCE:
+        o->no_presence = true;
+        return 0;
+    case RC_DOC_OPT_SLOW:
+        if (rc_parse_int(arg, 1, 3600000, &v) != 0)
+            return rc_usage_error("doctor", "--slow-ms wants milliseconds, not '%s'", arg);
+        o->slow_ms = (int)v;
+        return 0;
+    case RC_DOC_OPT_CRED_FILE:
+        o->cred_file = arg;
+        return 0;
+    default:
+        return rc_usage_error("doctor", "unexpected option");
+    }
+}
+
+static void classify_device(const char *uri, struct rc_doc_evidence *ev)
+{
+    const char *p;
+    snprintf(ev->device, sizeof(ev->device), "%s", uri);
+    if (strcmp(uri, "auto") == 0) {
+        ev->dev = RC_DOC_DEV_AUTO;
+    } else if ((p = hidraw_path_of(uri)) != NULL) {
+        ev->dev = RC_DOC_DEV_HIDRAW;
+        snprintf(ev->node_path, sizeof(ev->node_path), "%s", p);
+    } else {
+        ev->dev = RC_DOC_DEV_OTHER;
+    }
+}
+
+static int open_trace(struct rc_ctx *ctx)
+{
+    if (!ctx->trace_on || ctx->trace_fp != NULL)
+        return 0;
+    ctx->trace_fp = ctx->trace_file ? fopen(ctx->trace_file, "w") : stderr;
+    if (ctx->trace_fp == NULL) {
+        rc_err(ctx, "cannot write trace file %s: %s", ctx->trace_file, strerror(errno));
+        return RC_EXIT_LOCAL;
+    }
+    kc_trace_init(&ctx->trace, ctx->trace_fp, ctx->trace_format);
+    return 0;
+}
+
+static int doctor_run(struct rc_doc_run *run)
+{
+    struct rc_ctx *ctx = run->ctx;
+    struct rc_doc_evidence *ev = run->ev;
+    struct rc_doc_cred cred;
+    struct kc_dev_entry *cands = NULL;
+    bool cand_node[RC_DOC_MAX_NODES];
+    size_t n_cands = 0;
+    int r;
+
+    memset(&cred, 0, sizeof(cred));
+    if (run->opts->cred_file && (r = load_cred_file(ctx, run->opts->cred_file, &cred)) != 0)
+        return r;
+    if ((r = open_trace(ctx)) != 0)
+        goto out;
+
+    /* 1-2. discover: no hidraw at all, only a non-FIDO interface */
+    if (ev->dev != RC_DOC_DEV_OTHER) {
+        if ((cands = calloc(RC_DOC_MAX_NODES, sizeof(*cands))) == NULL) {
+            r = RC_EXIT_LOCAL;
+            goto out;
+        }
+        step_discover(run, cands, &n_cands, cand_node);
+        if (named(run))
+            goto done;
+    }
+    /* 3. open: permission */
+    struct kc_transport *t = step_open(run, cands, cand_node, n_cands);
+    if (t == NULL) {
+        if (ev->open_err == KC_ERR_INVALID_ARG) {
+            r = rc_usage_error("doctor", "%s", ev->open_msg);
+            goto out;
+        }
+        goto done;
+    }
+    if ((r = kc_dev_wrap(&ctx->dev, t, &ctx->to)) != KC_OK) {
+        kc_transport_close(t);
+        r = RC_EXIT_LOCAL;
+        goto out;
+    }
+    if (ctx->trace_on)
+        kc_dev_set_trace(ctx->dev, &ctx->trace);
+    run->ka.ctx = ctx;
+    kc_dev_set_keepalive_cb(ctx->dev, rc_doc_on_keepalive, &run->ka);
+
+    /* 4. INIT within the bound */
+    if (!step_init(run)) {
+        check_moved(run, ev->init_err);
+        goto done;
+    }
+    /* framing and channel health */
+    step_channel(run);
+    if (ev->small.timeout + ev->large.timeout > 0 || ev->saw_unplugged)
+        check_moved(run, KC_ERR_TIMEOUT);
+    if (named(run))
+        goto done;
+    /* 6-7. CTAP2 present? PIN/UV protocols; CTAP1 only */
+    step_getinfo(run);
+    check_moved(run, ev->info_err);
+    if (named(run))
+        goto done;
+    bool ctap2 = (ev->caps & KC_HID_CAP_CBOR) && ev->info_err == KC_OK;
+    if (!ctap2) {
+        step_ctap1(run);
+        check_moved(run, ev->ctap1_err);
+        goto done;
+    }
+    /* 5, 9. the presence prompt and keepalives while waiting */
+    if (!run->opts->no_presence) {
+        step_presence(run, &cred);
+        check_moved(run, ev->mc_err == KC_ERR_TIMEOUT && ev->n_processing + ev->n_upneeded > 0
+                             ? KC_OK
+                             : ev->mc_err);
+        if (named(run))
+            goto done;
+    } else {
+        rc_doc_step_add(ev, "presence", RC_DOC_SKIP, 0, "--no-presence-test");
+    }
+    /* signature and counter */
+    if (cred.have) {
+        step_verify(run, &cred);
+        check_moved(run, ev->ga_err);
+        if (named(run))
+            goto done;
+    } else {
+        rc_doc_step_add(ev, "verify", RC_DOC_SKIP, 0, "no credential to check (see --cred-file)");
+    }
+    /* 7. the CTAP1 fallback's speed, when the card offers CTAP1 */
+    if ((ev->caps & KC_HID_CAP_NMSG) == 0)
+        step_ctap1(run);
+    else
+        rc_doc_step_add(ev, "ctap1", RC_DOC_SKIP, 0, "the card does not offer CTAP1 (NMSG)");
+    /* 8. did the card move while we worked? */
+    if (ev->dev != RC_DOC_DEV_OTHER)
+        step_enumeration(run, 0);
+done:
+    r = finish(run);
+out:
+    free(cands);
+    if (cred.have)
+        kc_cose_key_free(&cred.key);
+    return r;
+}
+
+int rc_cmd_doctor(struct rc_ctx *ctx, int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"no-presence-test", no_argument, NULL, RC_DOC_OPT_NO_PRESENCE},
+        {"slow-ms", required_argument, NULL, RC_DOC_OPT_SLOW},
+        {"cred-file", required_argument, NULL, RC_DOC_OPT_CRED_FILE},
+        {NULL, 0, NULL, 0},
+    };
+    struct rc_doc_opts opts = {false, RC_DOC_SLOW_MS_DEFAULT, NULL};
+    int first = 0;
+    int r = rc_parse_cmd(ctx, argc, argv, "", lo, rc_doc_opt, &opts, &first);
+    if (r != 0)
+        return r;
+    if (first < argc)
+        return rc_usage_error(argv[0], "unexpected argument '%s'", argv[first]);
+
+    struct rc_doc_evidence *ev = calloc(1, sizeof(*ev));
+    if (ev == NULL)
+        return RC_EXIT_LOCAL;
+    classify_device(ctx->uri, ev);
+    ev->timeout_ms = ctx->to.command_ms;
+    ev->init_timeout_ms = ctx->to.init_ms;
+    ev->presence_timeout_ms = ctx->to.presence_ms;
+    ev->slow_ms = opts.slow_ms;
+    struct rc_doc_run run;
+    memset(&run, 0, sizeof(run));
+    run.ctx = ctx;
+    run.opts = &opts;
+    run.ev = ev;
+    r = doctor_run(&run);
+    OPENSSL_cleanse(&run.info, sizeof(run.info));
+    free(ev);
+    return r;
+}

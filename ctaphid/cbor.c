@@ -289,36 +289,32 @@ bool kc_cbor_text_eq(const cbor_item_t *item, const char *s)
            (n == 0 || memcmp(cbor_string_handle(item), s, n) == 0);
 }
 
-cbor_item_t *kc_cbor_map_get_int(const cbor_item_t *map, int64_t k)
+/* The value whose key is the int *ik (when ik is not NULL) or the text sk. */
+static cbor_item_t *map_get(const cbor_item_t *map, const int64_t *ik, const char *sk)
 {
     struct cbor_pair *pairs;
     size_t n;
-
-    if (map == NULL || !cbor_isa_map(map))
-        return NULL;
-    pairs = cbor_map_handle(map);
-    n = cbor_map_size(map);
-    for (size_t i = 0; i < n; i++) {
-        int64_t v;
-        if (kc_cbor_int(pairs[i].key, &v) == KC_OK && v == k)
-            return pairs[i].value;
-    }
-    return NULL;
-}
-
-cbor_item_t *kc_cbor_map_get_str(const cbor_item_t *map, const char *s)
-{
-    struct cbor_pair *pairs;
-    size_t n;
+    int64_t v;
 
     if (map == NULL || !cbor_isa_map(map))
         return NULL;
     pairs = cbor_map_handle(map);
     n = cbor_map_size(map);
     for (size_t i = 0; i < n; i++)
-        if (kc_cbor_text_eq(pairs[i].key, s))
+        if (ik != NULL ? kc_cbor_int(pairs[i].key, &v) == KC_OK && v == *ik
+                       : kc_cbor_text_eq(pairs[i].key, sk))
             return pairs[i].value;
     return NULL;
+}
+
+cbor_item_t *kc_cbor_map_get_int(const cbor_item_t *map, int64_t k)
+{
+    return map_get(map, &k, NULL);
+}
+
+cbor_item_t *kc_cbor_map_get_str(const cbor_item_t *map, const char *s)
+{
+    return map_get(map, NULL, s);
 }
 
 static bool key_equal(const cbor_item_t *a, const cbor_item_t *b)

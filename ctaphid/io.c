@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "ctaphid/discover.h"
 #include "ctaphid/status.h"
 
 #define ABORT_POLL_MS 50
@@ -35,6 +36,8 @@ struct kc_dev {
     struct kc_last_packet last_packet;
     bool saw_upneeded;
     bool no_busy_retry;  /* report CHANNEL_BUSY at once instead of retrying */
+    bool follow;         /* opened as "auto": find the card again when it re-enumerates */
+    bool reenumerated;   /* the last transact followed the card to a new node */
     uint64_t t_start_us; /* when the current request was sent */
     size_t in_len, out_len;
 };
@@ -474,6 +477,7 @@ int kc_dev_open(struct kc_dev **out, const char *uri, const struct kc_timeouts *
         kc_transport_close(t);
         return rc;
     }
+    d->follow = strcmp(uri, "auto") == 0;
     if ((rc = kc_dev_init(d, NULL)) != KC_OK) {
         if (errbuf != NULL && errlen > 0) {
             if (rc == KC_ERR_TIMEOUT)
@@ -597,8 +601,8 @@ void kc_dev_set_busy_retry(struct kc_dev *d, bool on)
         d->no_busy_retry = !on;
 }
 
-int kc_dev_transact(struct kc_dev *d, uint8_t cmd, const uint8_t *in, size_t in_len, uint8_t *out,
-                    size_t out_cap, size_t *out_len)
+static int transact_once(struct kc_dev *d, uint8_t cmd, const uint8_t *in, size_t in_len,
+                         uint8_t *out, size_t out_cap, size_t *out_len)
 {
     uint8_t buf[MAX_REPORT_LEN];
     struct kc_reassembly r;
@@ -697,6 +701,46 @@ int kc_dev_transact(struct kc_dev *d, uint8_t cmd, const uint8_t *in, size_t in_
     if (out_len != NULL)
         *out_len = r.have;
     return KC_OK;
+}
+
+/* How long a card that re-enumerated may take to come back (a USB
+ * re-enumeration plus udev is well under a second; Qubes re-attach more). */
+#define REENUMERATE_WAIT_MS 3000
+
+int kc_dev_transact(struct kc_dev *d, uint8_t cmd, const uint8_t *in, size_t in_len, uint8_t *out,
+                    size_t out_cap, size_t *out_len)
+{
+    int rc;
+
+    if (d != NULL)
+        d->reenumerated = false;
+    rc = transact_once(d, cmd, in, in_len, out, out_cap, out_len);
+    if (rc != KC_ERR_UNPLUGGED || !d->follow)
+        return rc;
+    /* The node went away under us. An "auto" device is the card, not the
+     * node: find it again by its identity, open a channel, and send the
+     * request once more (the card never completed the first one). */
+    kc_trace_event(d->trace, "unplugged", d->t->last_errno, d->t->uri);
+    if (kc_transport_reopen_wait(d->t, REENUMERATE_WAIT_MS) != KC_OK)
+        return KC_ERR_UNPLUGGED;
+    kc_trace_event(d->trace, "re-enumerated", 0, d->t->uri);
+    d->have_cid = false;
+    d->reenumerated = true;
+    d->stats.reopens++;
+    if ((rc = kc_dev_init(d, NULL)) != KC_OK)
+        return rc;
+    return transact_once(d, cmd, in, in_len, out, out_cap, out_len);
+}
+
+bool kc_dev_reenumerated(const struct kc_dev *d)
+{
+    return d != NULL && d->reenumerated;
+}
+
+void kc_dev_set_follow(struct kc_dev *d, bool on)
+{
+    if (d != NULL)
+        d->follow = on;
 }
 
 int kc_dev_ping(struct kc_dev *d, const uint8_t *data, size_t len, uint8_t *echo, size_t cap,

@@ -46,6 +46,7 @@ struct kc_dev_stats {
     uint64_t keepalives;
     uint64_t cancels_sent;
     uint64_t busy_retries; /* requests sent again after CHANNEL_BUSY */
+    uint64_t reopens;      /* times the card was found again after re-enumerating */
 };
 
 /* Where the last failed wait stood: lets a tool say "timeout in the command
@@ -83,6 +84,13 @@ void kc_dev_set_trace(struct kc_dev *d, struct kc_trace *tr); /* not owned */
  * with backoff (5 ms doubling to 100 ms) and the request sent again, within
  * the command deadline. Off: CHANNEL_BUSY returns KC_ERR_HID at once. */
 void kc_dev_set_busy_retry(struct kc_dev *d, bool on);
+/* On for devices opened as "auto" (off otherwise): when the node goes away
+ * mid-command (KC_ERR_UNPLUGGED), find the card again by its identity
+ * (kc_transport_reopen_wait, up to 3 s), run INIT, and send the request
+ * once more. kc_dev_reenumerated() tells whether the last transact did;
+ * kc_transport(d)->uri is then the new node. */
+void kc_dev_set_follow(struct kc_dev *d, bool on);
+bool kc_dev_reenumerated(const struct kc_dev *d);
 
 /* INIT on the broadcast channel with a fresh random 8-byte nonce; a reply is
  * accepted only with that nonce and exactly 17 bytes. Allocates the channel. */

@@ -343,6 +343,12 @@ int vc_card_cbor(struct vc_card *c, const uint8_t *req, size_t len, uint8_t *res
     }
     if (req[0] != KC_CTAP2_GET_NEXT_ASSERTION)
         c->pending.active = false;
+    /* getInfo advertises maxMsgSize: a longer request (command byte and
+     * parameters) is refused before it is parsed, as a real card would */
+    if (len > VC_MAX_MSG_SIZE) {
+        vc_reply_status(KC_CTAP2_ERR_REQUEST_TOO_LARGE, resp, resp_len);
+        goto out;
+    }
     switch (req[0]) {
     case KC_CTAP2_GET_INFO:
         st = get_info(c, resp, cap, resp_len);

@@ -133,6 +133,13 @@ jcheck "delay:1500: the person was asked to touch" '[s for s in j["steps"] if s[
 grep -q "touch the card now" "$T/err" && ok "UPNEEDED: doctor says touch now" || not_ok "UPNEEDED: doctor says touch now"
 ctl presence yes
 
+# ---- presence denied / timed out ----
+ctl presence no
+doc "presence no: PRESENCE_DENIED" 4 PRESENCE_DENIED $D $FAST
+ctl presence timeout:300
+doc "presence timeout: PRESENCE_TIMEOUT" 4 PRESENCE_TIMEOUT $D $FAST --presence-timeout-ms 2000
+ctl presence yes
+
 # ---- busy ----
 ctl fault busy
 doc "busy: BUSY" 4 BUSY $D $FAST
@@ -252,6 +259,16 @@ if command -v setpriv >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
 else
     echo "skip - permission tests need root and setpriv (not counted)"
 fi
+
+# ---- every code is documented ----
+CODES=$(sed -n 's/^    {"\([A-Z0-9_]*\)", [034]},$/\1/p' probe/rawctap_doctor_tree.c)
+[ "$(echo "$CODES" | wc -w)" -ge 20 ] && ok "code table found" || not_ok "code table found"
+_missing=""
+for _c in $CODES; do
+    grep -q "^### $_c " docs/runbook/TRIAGE.md || _missing="$_missing TRIAGE.md:$_c"
+    grep -q "$_c" docs/man/rawctap.1 || _missing="$_missing rawctap.1:$_c"
+done
+[ -z "$_missing" ] && ok "every code in TRIAGE.md and rawctap.1" || not_ok "every code documented" "$_missing"
 
 # ---- usage ----
 "$RAWCTAP" doctor --slow-ms x >"$T/out" 2>"$T/err"

@@ -72,9 +72,10 @@ static const struct rc_cmd rc_cmds[] = {
      "Triage: walk the decision tree (discover, open, INIT, channel, getInfo, presence,\n"
      "verify, CTAP1, enumeration) and name the first failing step with a stable code,\n"
      "its evidence and the one fix (docs/runbook/TRIAGE.md). Exit 0: every step passed\n"
-     "(warnings allowed); 3: a transport-level diagnosis; 4: a card-level diagnosis.\n"
+     "(warnings allowed); 3: a transport-level diagnosis; 4: a card-level diagnosis;\n"
+     "5: what the card signed does not verify.\n"
      "  --no-presence-test  skip the makeCredential on rp id \"doctor.kcard.invalid\"\n"
-     "                      (touch the card when it asks)\n"
+     "                      (which may ask you to touch the card)\n"
      "  --slow-ms N         CTAP1 VERSION+REGISTER+check slower than N ms is slow\n"
      "                      (default 1500)\n"
      "  --cred-file F       also check a credential saved by make-credential: its\n"
@@ -128,16 +129,36 @@ const struct rc_cmd *rc_cmd_find(const char *name)
     return NULL;
 }
 
+/* The first sentence of a command's help, its line breaks folded, for the
+ * one-line listing in rawctap --help (the help proper may run on). */
+static void rc_first_sentence(const char *help, char *out, size_t cap)
+{
+    size_t n = 0;
+
+    for (const char *p = help; *p != '\0' && n + 1 < cap; p++) {
+        if (p[0] == ' ' && p[1] == ' ' && p[2] == '-') /* the option list begins */
+            break;
+        out[n++] = *p == '\n' ? ' ' : *p;
+        if (*p == '.' && (p[1] == '\0' || p[1] == ' ' || p[1] == '\n'))
+            break;
+    }
+    while (n > 0 && out[n - 1] == ' ')
+        n--;
+    out[n] = '\0';
+}
+
 static void rc_print_global_help(FILE *fp)
 {
     fputs(rc_global_help, fp);
     for (size_t i = 0; i < sizeof(rc_cmds) / sizeof(rc_cmds[0]); i++) {
-        const char *help = rc_cmds[i].help;
-        int first_line = (int)strcspn(help, "\n");
-        if (rc_cmds[i].synopsis[0])
+        char sentence[256];
+        rc_first_sentence(rc_cmds[i].help, sentence, sizeof(sentence));
+        if (rc_cmds[i].synopsis[0]) {
             fprintf(fp, "  %-17s %s\n", rc_cmds[i].name, rc_cmds[i].synopsis);
-        else
-            fprintf(fp, "  %-17s %.*s\n", rc_cmds[i].name, first_line, help);
+            fprintf(fp, "  %-17s %s\n", "", sentence);
+        } else {
+            fprintf(fp, "  %-17s %s\n", rc_cmds[i].name, sentence);
+        }
     }
     fputs(rc_exit_help, fp);
 }
@@ -358,6 +379,15 @@ void rc_close(struct rc_ctx *ctx)
                        (unsigned long long)st->skipped_other_cid,
                        (unsigned long long)st->skipped_stale, (unsigned long long)st->keepalives,
                        (unsigned long long)st->cancels_sent);
+        if (st && st->busy_retries > 0)
+            rc_verbose(ctx, 1, "the card was busy with another client: sent again %llu time(s)",
+                       (unsigned long long)st->busy_retries);
+        /* a card that re-enumerated mid-command was followed by identity
+         * (device auto): say so, since the node name changed under us */
+        if (st && st->reopens > 0)
+            fprintf(stderr,
+                    "rawctap: the card re-enumerated during the command; followed it to %s\n",
+                    kc_dev_transport(ctx->dev)->uri);
         kc_dev_close(ctx->dev);
         ctx->dev = NULL;
     }

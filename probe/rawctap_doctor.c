@@ -31,7 +31,7 @@
 #define RC_DOC_SMALL_PINGS 3
 #define RC_DOC_LARGE_PINGS 2
 #define RC_DOC_SMALL_LEN 16
-#define RC_DOC_LARGE_LEN 200 /* four reports */
+#define RC_DOC_LARGE_LEN 200     /* four reports */
 #define RC_DOC_ENUM_WAIT_MS 1500 /* a USB re-enumeration takes about a second */
 #define RC_DOC_ENUM_POLL_MS 50
 
@@ -147,7 +147,8 @@ static size_t sysfs_names(char **names, size_t cap)
     return n;
 }
 
-static void append(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void append(char *buf, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void append(char *buf, size_t cap, const char *fmt, ...)
 {
     size_t l = strlen(buf);
@@ -304,6 +305,38 @@ static int try_open(struct rc_doc_evidence *ev, const char *uri, struct kc_trans
     return r;
 }
 
+/* What a failed open found, kept while other candidates are tried. */
+struct open_facts {
+    int err;
+    char msg[512], path[256], owner[64], group[64];
+    bool have_stat, in_group;
+    unsigned mode;
+};
+
+static void open_facts_save(struct open_facts *f, const struct rc_doc_evidence *ev)
+{
+    f->err = ev->open_err;
+    memcpy(f->msg, ev->open_msg, sizeof(f->msg));
+    memcpy(f->path, ev->node_path, sizeof(f->path));
+    memcpy(f->owner, ev->owner, sizeof(f->owner));
+    memcpy(f->group, ev->group, sizeof(f->group));
+    f->have_stat = ev->have_stat;
+    f->in_group = ev->in_group;
+    f->mode = ev->mode;
+}
+
+static void open_facts_restore(const struct open_facts *f, struct rc_doc_evidence *ev)
+{
+    ev->open_err = f->err;
+    memcpy(ev->open_msg, f->msg, sizeof(ev->open_msg));
+    memcpy(ev->node_path, f->path, sizeof(ev->node_path));
+    memcpy(ev->owner, f->owner, sizeof(ev->owner));
+    memcpy(ev->group, f->group, sizeof(ev->group));
+    ev->have_stat = f->have_stat;
+    ev->in_group = f->in_group;
+    ev->mode = f->mode;
+}
+
 static struct kc_transport *step_open(struct rc_doc_run *run, const struct kc_dev_entry *cands,
                                       const bool *cand_node, size_t n_cands)
 {
@@ -312,9 +345,8 @@ static struct kc_transport *step_open(struct rc_doc_run *run, const struct kc_de
     uint64_t t0 = kc_now_us();
     ev->open_ran = true;
     if (ev->dev == RC_DOC_DEV_AUTO) {
-        int first_err = KC_OK;
-        static struct rc_doc_evidence keep; /* large: not on the stack */
-        memset(&keep, 0, sizeof(keep));
+        struct open_facts first;
+        memset(&first, 0, sizeof(first));
         for (size_t i = 0; i < n_cands && t == NULL; i++) {
             if (try_open(ev, cands[i].uri, &t) == KC_OK) {
                 run->chosen = cands[i];
@@ -323,32 +355,15 @@ static struct kc_transport *step_open(struct rc_doc_run *run, const struct kc_de
                 break;
             }
             /* report the first failure; a permission problem wins */
-            if (first_err == KC_OK || (ev->open_err == KC_ERR_PERMISSION &&
-                                       first_err != KC_ERR_PERMISSION)) {
-                first_err = ev->open_err;
-                memcpy(&keep.open_msg, ev->open_msg, sizeof(keep.open_msg));
-                memcpy(&keep.node_path, ev->node_path, sizeof(keep.node_path));
-                keep.have_stat = ev->have_stat;
-                memcpy(keep.owner, ev->owner, sizeof(keep.owner));
-                memcpy(keep.group, ev->group, sizeof(keep.group));
-                keep.mode = ev->mode;
-                keep.in_group = ev->in_group;
-            }
+            if (first.err == KC_OK ||
+                (ev->open_err == KC_ERR_PERMISSION && first.err != KC_ERR_PERMISSION))
+                open_facts_save(&first, ev);
         }
-        if (t == NULL) {
-            if (n_cands == 0) {
-                ev->open_err = KC_ERR_NO_DEVICE;
-                snprintf(ev->open_msg, sizeof(ev->open_msg), "auto: no FIDO device found");
-            } else {
-                ev->open_err = first_err;
-                memcpy(ev->open_msg, keep.open_msg, sizeof(ev->open_msg));
-                memcpy(ev->node_path, keep.node_path, sizeof(ev->node_path));
-                ev->have_stat = keep.have_stat;
-                memcpy(ev->owner, keep.owner, sizeof(ev->owner));
-                memcpy(ev->group, keep.group, sizeof(ev->group));
-                ev->mode = keep.mode;
-                ev->in_group = keep.in_group;
-            }
+        if (t == NULL && n_cands == 0) {
+            ev->open_err = KC_ERR_NO_DEVICE;
+            snprintf(ev->open_msg, sizeof(ev->open_msg), "auto: no FIDO device found");
+        } else if (t == NULL) {
+            open_facts_restore(&first, ev);
         }
     } else {
         try_open(ev, run->ctx->uri, &t);
@@ -397,10 +412,12 @@ static void step_enumeration(struct rc_doc_run *run, int wait_ms)
         usleep(RC_DOC_ENUM_POLL_MS * 1000);
     }
     ev->enum_vanished = !found;
-    rc_doc_step_add(ev, "enumeration", ev->enum_changed || ev->enum_vanished ? RC_DOC_FAIL : RC_DOC_PASS,
-                    ms_since(t0), "%s", ev->enum_changed    ? "the card moved to another node"
-                                        : ev->enum_vanished ? "the card is gone"
-                                                            : "the card is where it was");
+    rc_doc_step_add(ev, "enumeration",
+                    ev->enum_changed || ev->enum_vanished ? RC_DOC_FAIL : RC_DOC_PASS, ms_since(t0),
+                    "%s",
+                    ev->enum_changed    ? "the card moved to another node"
+                    : ev->enum_vanished ? "the card is gone"
+                                        : "the card is where it was");
     free(ents);
 }
 
@@ -553,7 +570,8 @@ static void step_getinfo(struct rc_doc_run *run)
 
 /* ---- CTAP1 timing: VERSION, REGISTER's first answer, a check-only ---- */
 
-static void step_ctap1(struct rc_doc_run *run)
+/* needed: the card has no CTAP2, so CTAP1 is all it speaks. */
+static void step_ctap1(struct rc_doc_run *run, bool needed)
 {
     struct rc_doc_evidence *ev = run->ev;
     struct kc_dev *d = run->ctx->dev;
@@ -588,16 +606,15 @@ static void step_ctap1(struct rc_doc_run *run)
         } else {
             sw = reg->sw;
         }
-        if (r == KC_OK && ms_since(t0) > ev->slow_ms) {
-            ev->ctap1_cut_short = false; /* complete enough: slow by the total */
-        } else if (r == KC_OK) {
+        /* already over the limit: slow by the total, skip the check */
+        if (r == KC_OK && ms_since(t0) <= ev->slow_ms) {
             memset(&auth, 0, sizeof(auth));
             r = kc_u2f_authenticate(d, KC_U2F_AUTH_CHECK_ONLY, chal, app, handle, handle_len, NULL,
                                     &auth);
             /* check-only answers CONDITIONS_NOT_SATISFIED for its own handle,
              * WRONG_DATA for another: both are the expected answers */
-            if (r == KC_ERR_U2F && (auth.sw == KC_U2F_SW_CONDITIONS_NOT_SATISFIED ||
-                                    auth.sw == KC_U2F_SW_WRONG_DATA))
+            if (r == KC_ERR_U2F &&
+                (auth.sw == KC_U2F_SW_CONDITIONS_NOT_SATISFIED || auth.sw == KC_U2F_SW_WRONG_DATA))
                 r = KC_OK;
             else if (r == KC_ERR_U2F)
                 sw = auth.sw;
@@ -609,17 +626,20 @@ static void step_ctap1(struct rc_doc_run *run)
     ev->ctap1_sw = sw;
     ev->ctap1_ms = ms_since(t0);
     free(reg);
-    bool slow = ev->ctap1_cut_short || r == KC_ERR_TIMEOUT || (r == KC_OK && ev->ctap1_ms > ev->slow_ms);
+    bool slow =
+        ev->ctap1_cut_short || r == KC_ERR_TIMEOUT || (r == KC_OK && ev->ctap1_ms > ev->slow_ms);
+    enum rc_doc_result slow_result = needed ? RC_DOC_FAIL : RC_DOC_WARN;
     if (r == KC_OK || r == KC_ERR_TIMEOUT)
-        rc_doc_step_add(ev, "ctap1", slow ? RC_DOC_WARN : RC_DOC_PASS, ev->ctap1_ms,
+        rc_doc_step_add(ev, "ctap1", slow ? slow_result : RC_DOC_PASS, ev->ctap1_ms,
                         "U2F %s%s in %ld ms (limit %d ms)",
                         ev->u2f_version[0] ? ev->u2f_version : "VERSION",
-                        r == KC_ERR_TIMEOUT    ? ": a request timed out"
+                        r == KC_ERR_TIMEOUT   ? ": a request timed out"
                         : ev->ctap1_cut_short ? ": VERSION alone over the limit"
                                               : ", REGISTER and check answered",
                         ev->ctap1_ms, ev->slow_ms);
     else
-        rc_doc_step_add(ev, "ctap1", RC_DOC_FAIL, ev->ctap1_ms, "CTAP1 failed: %s",
+        rc_doc_step_add(ev, "ctap1", needed ? RC_DOC_FAIL : RC_DOC_SKIP, ev->ctap1_ms,
+                        "CTAP1 %s: %s", needed ? "failed" : "not available",
                         r == KC_ERR_U2F ? kc_u2f_sw_name(sw) : kc_err_name(r));
 }
 
@@ -679,9 +699,9 @@ static void step_presence(struct rc_doc_run *run, struct rc_doc_cred *cred)
     if (r == KC_OK) {
         struct kc_verify_result vr;
         kc_verify_result_init(&vr);
-        ev->att_err = kc_verify_attestation(att.fmt, att.auth_data, att.auth_data_len,
-                                            att.att_stmt, att.att_stmt_len, req.client_data_hash,
-                                            RC_DOC_RP_ID, &vr);
+        ev->att_err =
+            kc_verify_attestation(att.fmt, att.auth_data, att.auth_data_len, att.att_stmt,
+                                  att.att_stmt_len, req.client_data_hash, RC_DOC_RP_ID, &vr);
         if (ev->att_err != KC_OK) {
             snprintf(ev->att_reason, sizeof(ev->att_reason), "%.200s (%.32s)", vr.reason, att.fmt);
         } else if (!cred->have && vr.cred_id_len > 0 && vr.cred_id_len <= sizeof(cred->id)) {
@@ -702,9 +722,9 @@ static void step_presence(struct rc_doc_run *run, struct rc_doc_cred *cred)
                     "longest silence %ld ms%s",
                     RC_DOC_RP_ID, r > 0 ? kc_ctap2_status_name((uint8_t)r) : kc_err_name(r),
                     ev->mc_ms, ev->n_processing, ev->n_upneeded, ev->max_gap_ms,
-                    r == KC_OK ? (ev->att_err == KC_OK ? "; attestation verified"
-                                                       : "; attestation FAILED")
-                               : "");
+                    r == KC_OK
+                        ? (ev->att_err == KC_OK ? "; attestation verified" : "; attestation FAILED")
+                        : "");
 }
 
 static void step_verify(struct rc_doc_run *run, struct rc_doc_cred *cred)
@@ -738,10 +758,9 @@ static void step_verify(struct rc_doc_run *run, struct rc_doc_cred *cred)
         uint32_t newc = 0;
         kc_verify_result_init(&vr);
         /* counter left out here (prev 0): judged separately by the tree */
-        ev->sig_err =
-            kc_verify_assertion(&cred->key, a.auth_data, a.auth_data_len, a.signature,
-                                a.signature_len, req.client_data_hash, cred->rp_id, false, false,
-                                0, &newc, &vr);
+        ev->sig_err = kc_verify_assertion(&cred->key, a.auth_data, a.auth_data_len, a.signature,
+                                          a.signature_len, req.client_data_hash, cred->rp_id, false,
+                                          false, 0, &newc, &vr);
         if (ev->sig_err != KC_OK)
             snprintf(ev->sig_reason, sizeof(ev->sig_reason), "%s", vr.reason);
         ev->new_count = a.ad.sign_count;
@@ -752,9 +771,11 @@ static void step_verify(struct rc_doc_run *run, struct rc_doc_cred *cred)
     bool good = r == KC_OK && ev->sig_err == KC_OK && !rollback &&
                 ev->ga_max_gap_ms <= RC_DOC_KEEPALIVE_GAP_MS;
     rc_doc_step_add(ev, "verify", good ? RC_DOC_PASS : RC_DOC_FAIL, (long)(total / 1000u),
-                    "getAssertion (up=false) %s: %s; signature %s; signCount %u -> %u",
-                    cred->rp_id, r > 0 ? kc_ctap2_status_name((uint8_t)r) : kc_err_name(r),
-                    r != KC_OK ? "not checked" : ev->sig_err == KC_OK ? "verified" : "FAILED",
+                    "getAssertion (up=false) %s: %s; signature %s; signCount %u -> %u", cred->rp_id,
+                    r > 0 ? kc_ctap2_status_name((uint8_t)r) : kc_err_name(r),
+                    r != KC_OK             ? "not checked"
+                    : ev->sig_err == KC_OK ? "verified"
+                                           : "FAILED",
                     ev->prev_count, ev->new_count);
 }
 
@@ -818,6 +839,13 @@ static int finish(struct rc_doc_run *run)
         return RC_EXIT_LOCAL;
     rc_doc_decide(run->ev, v);
     int code = v->primary.exit;
+    /* the step that named the diagnosis shows it (discover passes its own
+     * listing but may be where the tree stops) */
+    for (size_t i = 0; i < run->ev->n_steps; i++) {
+        struct rc_doc_step *s = &run->ev->steps[i];
+        if (!v->ok && s->result == RC_DOC_PASS && strcmp(s->name, v->primary.step) == 0)
+            s->result = RC_DOC_FAIL;
+    }
     if (run->ctx->json) {
         json_t *o = rc_doc_json(run->ev, v);
         if (o) {
@@ -964,7 +992,7 @@ static int doctor_run(struct rc_doc_run *run)
         goto done;
     bool ctap2 = (ev->caps & KC_HID_CAP_CBOR) && ev->info_err == KC_OK;
     if (!ctap2) {
-        step_ctap1(run);
+        step_ctap1(run, true);
         check_moved(run, ev->ctap1_err);
         goto done;
     }
@@ -990,7 +1018,7 @@ static int doctor_run(struct rc_doc_run *run)
     }
     /* 7. the CTAP1 fallback's speed, when the card offers CTAP1 */
     if ((ev->caps & KC_HID_CAP_NMSG) == 0)
-        step_ctap1(run);
+        step_ctap1(run, false);
     else
         rc_doc_step_add(ev, "ctap1", RC_DOC_SKIP, 0, "the card does not offer CTAP1 (NMSG)");
     /* 8. did the card move while we worked? */

@@ -95,7 +95,7 @@ struct rc_doc_evidence {
     /* channel: small (one-report) and large (multi-report) PINGs */
     bool chan_ran;
     struct rc_doc_pings small, large;
-    bool busy;      /* CTAPHID_ERROR CHANNEL_BUSY */
+    bool busy;       /* CTAPHID_ERROR CHANNEL_BUSY */
     uint8_t hid_err; /* another CTAPHID_ERROR code, 0 none */
     uint64_t other_cid, stale;
 
@@ -129,7 +129,7 @@ struct rc_doc_evidence {
     bool ctap1_ran;
     int ctap1_err; /* KC_OK, KC_ERR_TIMEOUT, KC_ERR_U2F, ... */
     uint16_t ctap1_sw;
-    long ctap1_ms;        /* VERSION plus the first REGISTER (or check) answer */
+    long ctap1_ms;        /* VERSION, REGISTER's first answer and a check-only */
     bool ctap1_cut_short; /* stopped once over slow_ms */
     char u2f_version[16];
 

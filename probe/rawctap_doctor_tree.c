@@ -15,7 +15,8 @@ struct rc_doc_code {
     int exit;
 };
 
-/* Exit classes: 0 pass or warning, 3 transport-level, 4 card-level. */
+/* Exit classes: 0 pass or warning, 3 transport-level, 4 card-level, 5 what the
+ * card signed does not verify (rawctap's verification exit). */
 static const struct rc_doc_code rc_doc_code_table[] = {
     {"OK", 0},
     {"NO_PIN_PROTOCOLS", 0},
@@ -40,8 +41,8 @@ static const struct rc_doc_code rc_doc_code_table[] = {
     {"KEEPALIVE_MISSING", 4},
     {"PRESENCE_TIMEOUT", 4},
     {"PRESENCE_DENIED", 4},
-    {"BAD_SIGNATURE", 4},
-    {"COUNTER_ROLLBACK", 4},
+    {"BAD_SIGNATURE", 5},
+    {"COUNTER_ROLLBACK", 5},
     {"CTAP_ERROR", 4},
 };
 
@@ -118,7 +119,8 @@ static void evidence(struct rc_doc_finding *f, const char *fmt, ...)
     va_end(ap);
 }
 
-static void fix(struct rc_doc_finding *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fix(struct rc_doc_finding *f, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void fix(struct rc_doc_finding *f, const char *fmt, ...)
 {
     va_list ap;
@@ -232,13 +234,12 @@ static bool tree_open(const struct rc_doc_evidence *ev, struct rc_doc_verdict *v
     if (ev->open_err == KC_ERR_PERMISSION) {
         f = doc_fail(v, "PERMISSION_DENIED", "open");
         permission_evidence(ev, f);
-        fix(f,
-            "install the udev rule fixtures/udev/70-kcard-fido.rules (it gives the FIDO "
-            "interface, and only it, TAG+=\"uaccess\" for the person at the seat and GROUP "
-            "\"plugdev\" mode 0660 for service accounts): cp it to /etc/udev/rules.d/, run "
-            "`udevadm control --reload && udevadm trigger --subsystem-match=hidraw`, add a "
-            "service user with `usermod -aG plugdev USER` and log in again "
-            "(fixtures/udev/README.md)");
+        fix(f, "install the udev rule fixtures/udev/70-kcard-fido.rules (it gives the FIDO "
+               "interface, and only it, TAG+=\"uaccess\" for the person at the seat and GROUP "
+               "\"plugdev\" mode 0660 for service accounts): cp it to /etc/udev/rules.d/, run "
+               "`udevadm control --reload && udevadm trigger --subsystem-match=hidraw`, add a "
+               "service user with `usermod -aG plugdev USER` and log in again "
+               "(fixtures/udev/README.md)");
         return true;
     }
     if (ev->open_err == KC_ERR_NO_DEVICE) {
@@ -266,10 +267,9 @@ static bool tree_moved(const struct rc_doc_evidence *ev, struct rc_doc_verdict *
         evidence(f, "the card was %s and is now %s", ev->enum_old, ev->enum_new);
         if (ev->saw_unplugged)
             evidence(f, "the old descriptor reported the device gone (stale descriptor)");
-        fix(f,
-            "the card re-enumerated under another node (a USB reset or a re-attach): address "
-            "it as --device auto, which finds it by HID id and serial, never by hidrawN; if it "
-            "keeps happening, check the cable, USB power and the VM's USB passthrough");
+        fix(f, "the card re-enumerated under another node (a USB reset or a re-attach): address "
+               "it as --device auto, which finds it by HID id and serial, never by hidrawN; if it "
+               "keeps happening, check the cable, USB power and the VM's USB passthrough");
         return true;
     }
     if ((ev->enum_ran && ev->enum_vanished) || ev->saw_unplugged) {
@@ -316,9 +316,10 @@ static bool tree_init(const struct rc_doc_evidence *ev, struct rc_doc_verdict *v
     return true;
 }
 
-static int pings_failed(const struct rc_doc_pings *p)
+/* Counts are small in practice; compare, never add, so no input overflows. */
+static bool pings_failed(const struct rc_doc_pings *p)
 {
-    return p->sent - p->ok;
+    return p->sent > p->ok;
 }
 
 static void ping_evidence(struct rc_doc_finding *f, const char *what, const struct rc_doc_pings *p)
@@ -335,9 +336,9 @@ static bool tree_channel(const struct rc_doc_evidence *ev, struct rc_doc_verdict
     if (!ev->chan_ran)
         return false;
     const struct rc_doc_pings *s = &ev->small, *l = &ev->large;
-    int failed = pings_failed(s) + pings_failed(l);
-    int ok = s->ok + l->ok;
-    int timeouts = s->timeout + l->timeout;
+    bool failed = pings_failed(s) || pings_failed(l);
+    bool ok = s->ok > 0 || l->ok > 0;
+    bool timeouts = s->timeout > 0 || l->timeout > 0;
     if (ev->busy) {
         f = doc_fail(v, "BUSY", "channel");
         evidence(f, "the card answered CTAPHID_ERROR CHANNEL_BUSY to a PING on a fresh channel");
@@ -345,7 +346,7 @@ static bool tree_channel(const struct rc_doc_evidence *ev, struct rc_doc_verdict
                "it; if nothing else runs, the card's firmware is stuck busy: power-cycle it");
         return true;
     }
-    if (failed == 0)
+    if (!failed)
         return false; /* one lost INIT reply alone is only noted */
     if (ev->other_cid > 0) {
         f = doc_fail(v, "WRONG_CHANNEL", "channel");
@@ -357,7 +358,7 @@ static bool tree_channel(const struct rc_doc_evidence *ev, struct rc_doc_verdict
                "power-cycle it, and update its firmware if it persists");
         return true;
     }
-    if (timeouts > 0 && (ok > 0 || ev->init_ok_attempt > 1)) {
+    if (timeouts && (ok || ev->init_ok_attempt > 1)) {
         f = doc_fail(v, "PACKET_LOSS", "channel");
         ping_evidence(f, "one-report", s);
         ping_evidence(f, "multi-report", l);
@@ -368,7 +369,7 @@ static bool tree_channel(const struct rc_doc_evidence *ev, struct rc_doc_verdict
                "errors");
         return true;
     }
-    if (s->mismatch + l->mismatch > 0) {
+    if (s->mismatch > 0 || l->mismatch > 0) {
         f = doc_fail(v, "DUPLICATE_PACKETS", "channel");
         ping_evidence(f, "one-report", s);
         ping_evidence(f, "multi-report", l);
@@ -377,7 +378,7 @@ static bool tree_channel(const struct rc_doc_evidence *ev, struct rc_doc_verdict
                "use another USB port, and make sure only one program reads the node");
         return true;
     }
-    if (s->framing + l->framing > 0) {
+    if (s->framing > 0 || l->framing > 0) {
         f = doc_fail(v, "FRAMING", "channel");
         ping_evidence(f, "one-report", s);
         ping_evidence(f, "multi-report", l);
@@ -427,7 +428,9 @@ static void ctap1_evidence(const struct rc_doc_evidence *ev, struct rc_doc_findi
         evidence(f, "CTAP1 VERSION alone took %ld ms (limit --slow-ms %d)", ev->ctap1_ms,
                  ev->slow_ms);
     else
-        evidence(f, "CTAP1 VERSION plus the first REGISTER answer took %ld ms (limit --slow-ms %d)",
+        evidence(f,
+                 "CTAP1 VERSION, REGISTER (first answer) and check-only took %ld ms (limit "
+                 "--slow-ms %d)",
                  ev->ctap1_ms, ev->slow_ms);
 }
 
@@ -486,8 +489,9 @@ static bool tree_info(const struct rc_doc_evidence *ev, struct rc_doc_verdict *v
     if (ev->info_ran && ev->n_pin_protocols == 0 && ev->client_pin != 1) {
         f = doc_warn(v, "NO_PIN_PROTOCOLS", "getinfo");
         if (f) {
-            evidence(f, "getInfo lists no pinUvAuthProtocols and no clientPin option "
-                        "(versions %s)",
+            evidence(f,
+                     "getInfo lists no pinUvAuthProtocols and no clientPin option "
+                     "(versions %s)",
                      ev->versions[0] ? ev->versions : "?");
             evidence(f, "python-fido2 says \"No compatible PIN/UV protocols supported!\" for "
                         "such a card");
@@ -511,8 +515,9 @@ static bool tree_ctap_failure(const struct rc_doc_evidence *ev, struct rc_doc_ve
         bool only_processing = ev->n_processing > 0 && ev->n_upneeded == 0;
         if (phase == KC_PHASE_PRESENCE && gap <= RC_DOC_KEEPALIVE_GAP_MS) {
             f = doc_fail(v, "PRESENCE_TIMEOUT", step);
-            evidence(f, "the card asked for presence (KEEPALIVE UPNEEDED) but nobody touched it "
-                        "within %d ms",
+            evidence(f,
+                     "the card asked for presence (KEEPALIVE UPNEEDED) but nobody touched it "
+                     "within %d ms",
                      ev->presence_timeout_ms);
             fix(f, "run doctor again and touch the card when it blinks (or pass "
                    "--no-presence-test)");
@@ -531,8 +536,9 @@ static bool tree_ctap_failure(const struct rc_doc_evidence *ev, struct rc_doc_ve
             return true;
         }
         f = doc_fail(v, "KEEPALIVE_MISSING", step);
-        evidence(f, "%s: no KEEPALIVE for %ld ms while waiting (limit %d ms), then no reply "
-                    "within %d ms",
+        evidence(f,
+                 "%s: no KEEPALIVE for %ld ms while waiting (limit %d ms), then no reply "
+                 "within %d ms",
                  what, gap, RC_DOC_KEEPALIVE_GAP_MS,
                  phase == KC_PHASE_PRESENCE ? ev->presence_timeout_ms : ev->timeout_ms);
         fix(f, "the card goes silent while it works or waits for a touch (CTAP requires a "
@@ -565,8 +571,7 @@ static bool tree_ctap_failure(const struct rc_doc_evidence *ev, struct rc_doc_ve
         return true;
     }
     f = doc_fail(v, "CTAP_ERROR", step);
-    evidence(f, "%s: %s", what,
-             err > 0 ? kc_ctap2_status_name((uint8_t)err) : kc_strerror(err));
+    evidence(f, "%s: %s", what, err > 0 ? kc_ctap2_status_name((uint8_t)err) : kc_strerror(err));
     fix(f, "the card refused a plain, PIN-less request for a throwaway rp id; reset the card "
            "only if you may lose its credentials (rawctap reset), or update its firmware");
     return true;
@@ -582,8 +587,9 @@ static bool tree_presence(const struct rc_doc_evidence *ev, struct rc_doc_verdic
         return true;
     if (ev->max_gap_ms > RC_DOC_KEEPALIVE_GAP_MS) {
         f = doc_fail(v, "KEEPALIVE_MISSING", "presence");
-        evidence(f, "makeCredential answered after %ld ms, with no KEEPALIVE for %ld ms "
-                    "(limit %d ms)",
+        evidence(f,
+                 "makeCredential answered after %ld ms, with no KEEPALIVE for %ld ms "
+                 "(limit %d ms)",
                  ev->mc_ms, ev->max_gap_ms, RC_DOC_KEEPALIVE_GAP_MS);
         fix(f, "the card goes silent while it waits (CTAP requires a KEEPALIVE every 100 ms); "
                "hosts with shorter read timeouts give up on it: update the card's firmware");
@@ -699,7 +705,7 @@ json_t *rc_doc_json(const struct rc_doc_evidence *ev, const struct rc_doc_verdic
     json_object_set_new(o, "ok", json_boolean(v->ok));
     json_object_set_new(o, "exit", json_integer(v->primary.exit));
     json_object_set_new(o, "level",
-                        json_string(!v->ok               ? "error"
+                        json_string(!v->ok              ? "error"
                                     : v->n_warnings > 0 ? "warning"
                                                         : "ok"));
     json_object_set_new(o, "device", json_string(ev->target[0] ? ev->target : ev->device));

@@ -41,7 +41,7 @@ static uint8_t parse_opts(const cbor_item_t *m, struct opts *o)
     for (size_t i = 0; i < 3; i++) {
         if ((v = kc_cbor_map_get_str(m, names[i])) == NULL)
             continue;
-        if (!cbor_isa_float_ctrl(v) || !cbor_is_bool(v))
+        if (!kc_cbor_is_bool(v))
             return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
         *dst[i] = cbor_get_bool(v);
         if (i == 1)
@@ -460,7 +460,7 @@ uint8_t vc_make_credential(struct vc_card *c, const uint8_t *p, size_t len, uint
             cred_protect = (int)n;
     }
     if ((v = kc_cbor_map_get_str(r.ext, "hmac-secret")) != NULL) {
-        if (!cbor_isa_float_ctrl(v) || !cbor_is_bool(v)) {
+        if (!kc_cbor_is_bool(v)) {
             st = KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
             goto out;
         }

@@ -274,8 +274,8 @@ static const char *load_item(struct vc_card *c, const cbor_item_t *m)
     memcpy(c->att_cert, cbor_bytestring_handle(v), cert_len);
     c->att_cert_len = cert_len;
     v = kc_cbor_map_get_str(m, "pin_set");
-    if (v == NULL || !cbor_isa_float_ctrl(v) || !cbor_is_bool(v))
-        return "\"pin_set\" missing";
+    if (!kc_cbor_is_bool(v))
+        return "\"pin_set\" missing or not a boolean";
     c->pin_set = cbor_get_bool(v);
     if (!get_bytes(m, "pin_hash", c->pin_hash, 16, 16, NULL))
         return "\"pin_hash\" missing or not 16 bytes";

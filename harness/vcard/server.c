@@ -62,8 +62,10 @@ struct vc_server {
     struct ctl_conn conns[CTL_MAX_CLIENTS];
     char *announce_dir;
     char *announce_path;
-    int wake[2]; /* the worker wakes the poll loop (replug requests) */
-    struct vc_uhid *uhid;
+    int wake[2];          /* the worker wakes the poll loop (replug requests) */
+    struct vc_uhid *uhid; /* NULL without --uhid and while unplugged */
+    bool uhid_wanted;     /* --uhid: the device follows unplug and replug */
+    bool uhid_vendor;
 
     bool verbose;
     struct vc_presence presence;
@@ -558,20 +560,39 @@ static int read_uhid(struct vc_server *s)
     return 0;
 }
 
-static int open_uhid(struct vc_server *s, bool vendor, char *err, size_t errlen)
+/* A new UHID device (the kernel gives it a new hidraw node); NULL with err
+ * set on failure. */
+static struct vc_uhid *new_uhid(const struct vc_server *s, char *err, size_t errlen)
 {
     struct vc_uhid_config ucfg;
+    struct vc_uhid *u = NULL;
 
     memset(&ucfg, 0, sizeof(ucfg));
     ucfg.vendor_id = UHID_VID;
     ucfg.product_id = UHID_PID;
-    ucfg.vendor_interface = vendor ? 1 : 0;
+    ucfg.vendor_interface = s->uhid_vendor ? 1 : 0;
     ucfg.start_timeout_ms = 5000;
-    if (vc_uhid_open(&ucfg, &s->uhid, err, errlen) != 0) {
-        s->uhid = NULL;
-        return -1;
-    }
-    return 0;
+    if (vc_uhid_open(&ucfg, &u, err, errlen) != 0)
+        return NULL;
+    return u;
+}
+
+/* Unplug: the hidraw node goes away, and with it every descriptor open on
+ * it. Only the poll loop's thread touches s->uhid's descriptors; the worker
+ * sends through it with the lock held, as here. Lock held. */
+static void uhid_unplug(struct vc_server *s)
+{
+    vc_uhid_close(s->uhid);
+    s->uhid = NULL;
+}
+
+/* Plug (back) in as a new device when --uhid asked for one and none is
+ * there. Lock held. */
+static int uhid_plug(struct vc_server *s, char *err, size_t errlen)
+{
+    if (!s->uhid_wanted || s->uhid != NULL)
+        return 0;
+    return (s->uhid = new_uhid(s, err, errlen)) != NULL ? 0 : -1;
 }
 
 /* ---- announce file ---------------------------------------------------- */
@@ -619,17 +640,29 @@ static void apply_faults(struct vc_server *s)
     vc_hid_set_caps(s->hid, vc_card_ctap1_enabled(s->card), vc_card_ctap2_enabled(s->card));
 }
 
-/* Comes back on a new port of the same address with no channels. Lock held. */
+/* Comes back on a new port of the same address with no channels, and with
+ * --uhid as a new UHID device (a new hidraw node). Nothing changes when
+ * either cannot be made. Lock held. */
 static int do_replug(struct vc_server *s, char *err, size_t errlen)
 {
     struct sockaddr_in want = s->addr;
     struct sockaddr_in got;
+    struct vc_uhid *u = NULL;
     int fd;
 
+    /* made while the old one still exists, so its node number differs */
+    if (s->uhid_wanted && (u = new_uhid(s, err, errlen)) == NULL)
+        return -1;
     want.sin_port = 0; /* the old socket is still bound: the port differs */
     fd = bind_udp(&want, &got, err, errlen);
-    if (fd < 0)
+    if (fd < 0) {
+        vc_uhid_close(u);
         return -1;
+    }
+    if (s->uhid_wanted) {
+        uhid_unplug(s);
+        s->uhid = u;
+    }
     close(s->udp);
     s->udp = fd;
     s->addr = got;
@@ -655,6 +688,7 @@ static void do_unplug(struct vc_server *s)
     s->faults.on[VC_FAULT_UNPLUG] = true;
     apply_faults(s);
     announce_remove(s);
+    uhid_unplug(s);
 }
 
 /* ---- control socket --------------------------------------------------- */
@@ -814,6 +848,8 @@ static json_t *control_command(struct vc_server *s, char *line)
         apply_faults(s);
         if (was_unplugged && announce_write(s) < 0)
             return reply_err("cannot rewrite the announce file");
+        if (was_unplugged && uhid_plug(s, err, sizeof(err)) < 0)
+            return reply_err(err);
         pthread_cond_broadcast(&s->cv);
         return reply_ok();
     }
@@ -1037,7 +1073,9 @@ struct vc_server *vc_server_new(struct vc_card *card, const struct vc_server_con
     }
     vc_hid_set_log(s->hid, log_cb, s);
     apply_faults(s);
-    if (cfg->uhid && open_uhid(s, cfg->uhid_vendor, err, errlen) < 0)
+    s->uhid_wanted = cfg->uhid;
+    s->uhid_vendor = cfg->uhid_vendor;
+    if (cfg->uhid && (s->uhid = new_uhid(s, err, errlen)) == NULL)
         goto fail;
     if (cfg->control_path != NULL && ctl_listen(s, cfg->control_path, err, errlen) < 0)
         goto fail;

@@ -1,4 +1,5 @@
 /* vcard: the virtual CTAP2.1 card over UDP. See vcard(1). */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +26,20 @@ static void on_signal(int sig)
     stop_flag = 1;
 }
 
+/* A whole decimal number of milliseconds in 1..max. */
+static int parse_ms(const char *s, long max, int *out)
+{
+    char *end = NULL;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < 1 || v > max)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: vcard [options]\n"
@@ -45,6 +60,8 @@ static void usage(FILE *f)
                "  --attestation KIND     packed (batch certificate, default) | self | none\n"
                "  --no-ctap1             no U2F over MSG (INIT then reports NMSG)\n"
                "  --uv                   advertise built-in user verification\n"
+               "  --reset-window-ms MS   allow authenticatorReset only this long after\n"
+               "                         power-up (default 10000, as CTAP 2.1 says)\n"
                "  --uhid[=vendor]        also appear as a hidraw node through /dev/uhid\n"
                "                         (=vendor: with a vendor-defined interface beside it)\n"
                "  -v, --verbose          one JSON log line per request on stderr\n"
@@ -69,7 +86,8 @@ int main(int argc, char **argv)
         OPT_NO_CTAP1,
         OPT_UV,
         OPT_VERSION,
-        OPT_UHID
+        OPT_UHID,
+        OPT_RESET_WINDOW
     };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
@@ -82,6 +100,7 @@ int main(int argc, char **argv)
         {"no-ctap1", no_argument, NULL, OPT_NO_CTAP1},
         {"uv", no_argument, NULL, OPT_UV},
         {"uhid", optional_argument, NULL, OPT_UHID},
+        {"reset-window-ms", required_argument, NULL, OPT_RESET_WINDOW},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -148,6 +167,12 @@ int main(int argc, char **argv)
             break;
         case OPT_UV:
             cfg.uv = true;
+            break;
+        case OPT_RESET_WINDOW:
+            if (parse_ms(optarg, 86400000L, &cfg.reset_window_ms) != 0) {
+                fprintf(stderr, "vcard: bad --reset-window-ms '%s' (want 1..86400000)\n", optarg);
+                return EXIT_USAGE;
+            }
             break;
         case OPT_UHID:
             scfg.uhid = true;

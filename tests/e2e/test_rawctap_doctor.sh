@@ -169,13 +169,13 @@ ctl clear
 
 # ---- bogus-signature ----
 ctl fault bogus-signature
-doc "bogus-signature: BAD_SIGNATURE" 4 BAD_SIGNATURE $D $FAST
+doc "bogus-signature: BAD_SIGNATURE" 5 BAD_SIGNATURE $D $FAST
 jcheck "bogus-signature: caught at makeCredential" 'j["step"] == "presence"'
 ctl clear
 
 # ---- counter-rollback: against a credential used before ----
 ctl fault counter-rollback
-doc "counter-rollback: COUNTER_ROLLBACK" 4 COUNTER_ROLLBACK $D $FAST --no-presence-test --cred-file "$T/r.json"
+doc "counter-rollback: COUNTER_ROLLBACK" 5 COUNTER_ROLLBACK $D $FAST --no-presence-test --cred-file "$T/r.json"
 jcheck "counter-rollback: evidence names the counts" 'j["step"] == "verify" and "signCount went from" in j["evidence"][0]'
 ctl clear
 
@@ -208,6 +208,7 @@ stop_vcard
 # ---- hardware-only codes on a fake sysfs tree ----
 doc "no hidraw at all: NO_HIDRAW" 3 NO_HIDRAW --device auto $FAST
 jcheck "NO_HIDRAW: fix says attach the card (qvm-usb)" 'j["step"] == "discover" and "qvm-usb attach" in j["fix"]'
+jcheck "NO_HIDRAW: the discover step is marked failed" '[(x["name"], x["result"]) for x in j["steps"]] == [("discover", "fail")]'
 
 FAKE="$T/fake"
 mkdir -p "$FAKE/sys/hidraw0/device" "$FAKE/sys/hidraw1/device" "$FAKE/dev"

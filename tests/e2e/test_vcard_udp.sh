@@ -93,4 +93,83 @@ else
     not_ok "vcard --fault replug starts"
 fi
 
+# --state FILE: a card keeps its resident credential and its signCount across
+# a restart, the file is private (0600), and a corrupt file is refused by
+# name (exit 3) and left exactly as it was.
+STATE_DIR="$E2E_TMP/state"
+STATE="$STATE_DIR/card.state"
+mkdir -p "$STATE_DIR"
+# jtrue NAME FILE EXPR: the python expression over the JSON in FILE (j) is true
+jtrue() {
+    if python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if eval(sys.argv[2]) else 1)' \
+        "$2" "$3" 2>/dev/null; then
+        ok "$1"
+    else
+        not_ok "$1" "false: $3"
+        sed 's/^/    | /' "$2" | head -n 5
+    fi
+}
+file_mode_is_0600() {
+    if [ "$(stat -c %a "$STATE" 2>/dev/null)" = 600 ]; then ok "$1"; else
+        not_ok "$1" "mode $(stat -c %a "$STATE" 2>&1)"
+    fi
+}
+if start_vcard --state "$STATE"; then
+    check "state: make-credential --rk" "$BIN/rawctap" --device "$VCARD_URI" make-credential \
+        --rp-id state.example.org --rk --user carol --json
+    cp "$E2E_TMP/last.out" "$STATE_DIR/mc.json"
+    check "state: get-assertion before the restart" "$BIN/rawctap" --device "$VCARD_URI" \
+        get-assertion --rp-id state.example.org --json
+    jtrue "state: signCount 1 before the restart" "$E2E_TMP/last.out" 'j["sign_count"] == 1'
+    stop_vcard
+else
+    not_ok "vcard --state starts"
+fi
+file_mode_is_0600 "state file has mode 0600"
+if start_vcard --state "$STATE"; then
+    check "state: get-assertion without a credential id after the restart" "$BIN/rawctap" \
+        --device "$VCARD_URI" get-assertion --rp-id state.example.org --json
+    cp "$E2E_TMP/last.out" "$STATE_DIR/ga.json"
+    _cid=$(json_get "$STATE_DIR/mc.json" 'j["cred_id"]')
+    jtrue "state: the resident credential survives the restart" "$STATE_DIR/ga.json" \
+        "j['cred_id'] == '$_cid' and j['user_name'] == 'carol'"
+    jtrue "state: signCount continues after the restart (2)" "$STATE_DIR/ga.json" 'j["sign_count"] == 2'
+    stop_vcard
+else
+    not_ok "vcard --state restarts on its own file"
+fi
+file_mode_is_0600 "state file still has mode 0600 after rewrites"
+# a state file cut in half: no longer CBOR
+_size=$(wc -c <"$STATE")
+head -c $((_size / 2)) "$STATE" >"$STATE_DIR/cut" && cat "$STATE_DIR/cut" >"$STATE"
+_sum=$(sha256sum <"$STATE")
+check_exit "state: a corrupt (truncated) state file makes vcard exit 3" 3 \
+    timeout -k 2 10 "$BIN/vcard" --listen 127.0.0.1:0 --state "$STATE"
+if grep -q "state file $STATE is corrupt" "$E2E_TMP/last.err"; then
+    ok "state: the error names the corrupt file"
+else
+    not_ok "state: the error names the corrupt file" "$(cat "$E2E_TMP/last.err")"
+fi
+if [ "$(sha256sum <"$STATE")" = "$_sum" ]; then
+    ok "state: the corrupt file is left untouched"
+else
+    not_ok "state: the corrupt file is left untouched"
+fi
+# well-formed CBOR that is not a card's state: {"version": 2}
+printf '\241\147version\002' >"$STATE"
+_sum=$(sha256sum <"$STATE")
+check_exit "state: an unknown state version makes vcard exit 3" 3 \
+    timeout -k 2 10 "$BIN/vcard" --listen 127.0.0.1:0 --state "$STATE"
+if grep -q "state file $STATE is corrupt: missing or unknown \"version\"" "$E2E_TMP/last.err" &&
+    [ "$(sha256sum <"$STATE")" = "$_sum" ]; then
+    ok "state: the unknown version is named and the file kept"
+else
+    not_ok "state: the unknown version is named and the file kept" "$(cat "$E2E_TMP/last.err")"
+fi
+if [ -z "$(find "$STATE_DIR" -name 'card.state.tmp*')" ]; then
+    ok "state: no temporary files left beside the state file"
+else
+    not_ok "state: no temporary files left beside the state file"
+fi
+
 finish

@@ -495,6 +495,119 @@ static void test_bad_requests(void **state)
     vc_card_free(c);
 }
 
+/* A getAssertion (or makeCredential, for the extension) whose boolean is a
+ * half-precision float: libcbor's cbor_is_bool aborts on floats, the card
+ * must answer CBOR_UNEXPECTED_TYPE instead (found by fuzzing). */
+static void test_float_booleans(void **state)
+{
+    struct vc_card *c = card_with(VC_ATT_NONE, true, NULL);
+    struct mc_opts o = {0};
+    uint8_t cdh[32] = {0}, req[RESP_CAP];
+    cbor_item_t *m, *v, *ext;
+    unsigned char *enc = NULL;
+    size_t cap = 0, len;
+    /* getAssertion {1: "a", 2: 32 zero bytes, 5: {"up": 0.0 as a half float}} */
+    uint8_t ga[8 + 32 + 8] = {KC_CTAP2_GET_ASSERTION, 0xa3, 0x01, 0x61, 'a', 0x02, 0x58, 0x20};
+    const uint8_t opt_tail[8] = {0x05, 0xa1, 0x62, 'u', 'p', 0xf9, 0x00, 0x00};
+
+    (void)state;
+    memcpy(ga + 8 + 32, opt_tail, sizeof(opt_tail));
+    assert_int_equal(send_raw(c, ga, sizeof(ga)), KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE);
+    /* the hmac-secret extension of makeCredential, the same way */
+    m = mc_request(&o, cdh);
+    assert_non_null(m);
+    assert_non_null(ext = cbor_new_definite_map(1));
+    assert_non_null(v = cbor_new_float2());
+    cbor_set_float2(v, 1.0f);
+    assert_true(cbor_map_add(
+        ext, (struct cbor_pair){cbor_move(cbor_build_string("hmac-secret")), cbor_move(v)}));
+    assert_true(
+        cbor_map_add(m, (struct cbor_pair){cbor_move(cbor_build_uint8(6)), cbor_move(ext)}));
+    len = cbor_serialize_alloc(m, &enc, &cap);
+    assert_true(len > 0 && len + 1 <= sizeof(req));
+    req[0] = KC_CTAP2_MAKE_CREDENTIAL;
+    memcpy(req + 1, enc, len);
+    assert_int_equal(send_raw(c, req, len + 1), KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE);
+    free(enc);
+    cbor_decref(&m);
+    vc_card_free(c);
+}
+
+#define MAX_MSG_SIZE 1200 /* what getInfo advertises (checked below) */
+
+/* A getAssertion request of exactly total bytes, command byte included,
+ * padded with an extension the card does not know (and so ignores). */
+static void ga_request_of_size(size_t total, uint8_t *buf)
+{
+    static uint8_t pad[2048];
+    uint8_t cdh[32] = {0};
+    size_t n = 1000, len = 0;
+
+    for (int pass = 0; pass < 2; pass++) {
+        cbor_item_t *m = cbor_new_definite_map(3), *ext = cbor_new_definite_map(1);
+        unsigned char *enc = NULL;
+        size_t cap = 0;
+
+        assert_non_null(m);
+        assert_non_null(ext);
+        assert_true(
+            cbor_map_add(ext, (struct cbor_pair){cbor_move(cbor_build_string("x-pad")),
+                                                 cbor_move(cbor_build_bytestring(pad, n))}));
+        assert_true(
+            cbor_map_add(m, (struct cbor_pair){cbor_move(cbor_build_uint8(1)),
+                                               cbor_move(cbor_build_string("example.com"))}));
+        assert_true(cbor_map_add(m, (struct cbor_pair){cbor_move(cbor_build_uint8(2)),
+                                                       cbor_move(cbor_build_bytestring(cdh, 32))}));
+        assert_true(
+            cbor_map_add(m, (struct cbor_pair){cbor_move(cbor_build_uint8(4)), cbor_move(ext)}));
+        len = cbor_serialize_alloc(m, &enc, &cap);
+        assert_true(len > 0);
+        if (pass == 0) {
+            /* the pad's head has the same width for every n in 256..65535 */
+            n = n + total - 1 - len;
+        } else {
+            assert_int_equal(len + 1, total);
+            buf[0] = KC_CTAP2_GET_ASSERTION;
+            memcpy(buf + 1, enc, len);
+        }
+        free(enc);
+        cbor_decref(&m);
+    }
+}
+
+static void test_max_msg_size(void **state)
+{
+    struct vc_card *c = card_with(VC_ATT_NONE, true, NULL);
+    static uint8_t req[MAX_MSG_SIZE + 2];
+    const uint8_t info[] = {KC_CTAP2_GET_INFO};
+    uint8_t resp[RESP_CAP];
+    size_t rlen = 0;
+    struct cbor_load_result res;
+    cbor_item_t *m;
+
+    (void)state;
+    /* the limit refused is the one getInfo advertises */
+    assert_int_equal(vc_card_cbor(c, info, 1, resp, sizeof(resp), &rlen, NULL, NULL), 0);
+    assert_int_equal(resp[0], 0);
+    m = cbor_load(resp + 1, rlen - 1, &res);
+    assert_non_null(m);
+    assert_int_equal(cbor_get_int(map_get(m, 5)), MAX_MSG_SIZE);
+    cbor_decref(&m);
+    /* exactly maxMsgSize is parsed (no credentials for this rp) */
+    ga_request_of_size(MAX_MSG_SIZE, req);
+    assert_int_equal(send_raw(c, req, MAX_MSG_SIZE), KC_CTAP2_ERR_NO_CREDENTIALS);
+    /* one byte more is refused before parsing */
+    ga_request_of_size(MAX_MSG_SIZE + 1, req);
+    assert_int_equal(send_raw(c, req, MAX_MSG_SIZE + 1), KC_CTAP2_ERR_REQUEST_TOO_LARGE);
+    /* whatever the command and even when the bytes are not CBOR */
+    memset(req, 0xff, sizeof(req));
+    req[0] = KC_CTAP2_MAKE_CREDENTIAL;
+    assert_int_equal(send_raw(c, req, sizeof(req)), KC_CTAP2_ERR_REQUEST_TOO_LARGE);
+    req[0] = KC_CTAP2_CLIENT_PIN;
+    assert_int_equal(send_raw(c, req, sizeof(req)), KC_CTAP2_ERR_REQUEST_TOO_LARGE);
+    vc_card_free(c);
+}
+
 static void test_bogus_signature(void **state)
 {
     struct vc_card *c = card_with(VC_ATT_PACKED_BATCH, true, NULL);
@@ -657,7 +770,8 @@ int main(void)
         cmocka_unit_test(test_extensions),         cmocka_unit_test(test_resident_and_next),
         cmocka_unit_test(test_cred_protect_hides), cmocka_unit_test(test_exclude_list),
         cmocka_unit_test(test_up_false),           cmocka_unit_test(test_presence_outcomes),
-        cmocka_unit_test(test_bad_requests),       cmocka_unit_test(test_bogus_signature),
+        cmocka_unit_test(test_bad_requests),       cmocka_unit_test(test_max_msg_size),
+        cmocka_unit_test(test_float_booleans),     cmocka_unit_test(test_bogus_signature),
         cmocka_unit_test(test_counter_rollback),   cmocka_unit_test(test_threads),
     };
 

@@ -1,0 +1,166 @@
+/* rawctap doctor's decision tree and its JSON over arbitrary evidence: every
+ * field (counts, error codes, strings from sysfs and the card, step lists)
+ * taken from the input, so no combination can overrun a buffer, print an
+ * unterminated string or leave the verdict without a code and a fix. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "probe/rawctap_doctor_tree.c"
+
+struct reader {
+    const uint8_t *p;
+    size_t n;
+};
+
+static uint8_t take_u8(struct reader *r)
+{
+    if (r->n == 0)
+        return 0;
+    r->n--;
+    return *r->p++;
+}
+
+static int take_int(struct reader *r)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++)
+        v = (v << 8) | take_u8(r);
+    return (int)v;
+}
+
+static bool take_bool(struct reader *r)
+{
+    return (take_u8(r) & 1) != 0;
+}
+
+/* A length byte, then that many bytes (NUL-terminated, truncated to fit). */
+static void take_str(struct reader *r, char *buf, size_t cap)
+{
+    size_t len = take_u8(r);
+    size_t i = 0;
+    for (; i < len && i + 1 < cap; i++)
+        buf[i] = (char)take_u8(r);
+    buf[i] = '\0';
+}
+
+static void take_pings(struct reader *r, struct rc_doc_pings *p)
+{
+    p->sent = take_int(r);
+    p->ok = take_int(r);
+    p->timeout = take_int(r);
+    p->framing = take_int(r);
+    p->mismatch = take_int(r);
+    p->other = take_int(r);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const char *const names[] = {"discover", "open", "init", "channel", "x"};
+    struct reader r = {data, size};
+    struct rc_doc_evidence *ev = calloc(1, sizeof(*ev));
+    struct rc_doc_verdict *v = calloc(1, sizeof(*v));
+    if (ev == NULL || v == NULL) {
+        free(ev);
+        free(v);
+        return 0;
+    }
+    ev->dev = (enum rc_doc_dev)(take_u8(&r) % 3);
+    take_str(&r, ev->device, sizeof(ev->device));
+    take_str(&r, ev->target, sizeof(ev->target));
+    ev->timeout_ms = take_int(&r);
+    ev->init_timeout_ms = take_int(&r);
+    ev->presence_timeout_ms = take_int(&r);
+    ev->slow_ms = take_int(&r);
+    ev->discover_ran = take_bool(&r);
+    ev->n_hidraw = take_u8(&r) % 4;
+    ev->n_fido = take_u8(&r) % 4;
+    ev->n_announced = take_u8(&r) % 4;
+    take_str(&r, ev->sysfs_root, sizeof(ev->sysfs_root));
+    take_str(&r, ev->nodes, sizeof(ev->nodes));
+    take_str(&r, ev->fido_nodes, sizeof(ev->fido_nodes));
+    ev->named_exists = take_bool(&r);
+    ev->named_fido = (int)(take_u8(&r) % 3) - 1;
+    ev->open_ran = take_bool(&r);
+    ev->open_err = -(int)(take_u8(&r) % 18);
+    take_str(&r, ev->open_msg, sizeof(ev->open_msg));
+    take_str(&r, ev->node_path, sizeof(ev->node_path));
+    ev->have_stat = take_bool(&r);
+    take_str(&r, ev->owner, sizeof(ev->owner));
+    take_str(&r, ev->group, sizeof(ev->group));
+    ev->mode = (unsigned)take_int(&r);
+    ev->uid = (unsigned)take_int(&r);
+    ev->in_group = take_bool(&r);
+    ev->init_ran = take_bool(&r);
+    ev->init_attempts = take_int(&r);
+    ev->init_ok_attempt = take_u8(&r) % 3;
+    ev->init_err = -(int)(take_u8(&r) % 18);
+    ev->caps = take_u8(&r);
+    ev->caps_known = take_bool(&r);
+    ev->chan_ran = take_bool(&r);
+    take_pings(&r, &ev->small);
+    take_pings(&r, &ev->large);
+    ev->busy = take_bool(&r);
+    ev->hid_err = take_u8(&r);
+    ev->other_cid = (uint64_t)take_int(&r);
+    ev->stale = (uint64_t)take_int(&r);
+    ev->info_ran = take_bool(&r);
+    ev->info_err = (int)(int8_t)take_u8(&r);
+    ev->n_pin_protocols = take_u8(&r) % 3;
+    ev->client_pin = (int)(take_u8(&r) % 3) - 1;
+    take_str(&r, ev->versions, sizeof(ev->versions));
+    ev->presence_ran = take_bool(&r);
+    ev->mc_err = (int)(int8_t)take_u8(&r);
+    ev->mc_phase = (enum kc_phase)(take_u8(&r) % 6);
+    ev->n_processing = take_int(&r);
+    ev->n_upneeded = take_int(&r);
+    ev->mc_ms = take_int(&r);
+    ev->max_gap_ms = take_int(&r);
+    ev->att_err = -(int)(take_u8(&r) % 18);
+    take_str(&r, ev->att_reason, sizeof(ev->att_reason));
+    ev->verify_ran = take_bool(&r);
+    ev->verify_cred_file = take_bool(&r);
+    ev->ga_err = (int)(int8_t)take_u8(&r);
+    ev->sig_err = -(int)(take_u8(&r) % 18);
+    take_str(&r, ev->sig_reason, sizeof(ev->sig_reason));
+    ev->prev_count = (uint32_t)take_int(&r);
+    ev->new_count = (uint32_t)take_int(&r);
+    ev->ga_max_gap_ms = take_int(&r);
+    ev->ctap1_ran = take_bool(&r);
+    ev->ctap1_err = (int)(int8_t)take_u8(&r);
+    ev->ctap1_sw = (uint16_t)take_int(&r);
+    ev->ctap1_ms = take_int(&r);
+    ev->ctap1_cut_short = take_bool(&r);
+    take_str(&r, ev->u2f_version, sizeof(ev->u2f_version));
+    ev->enum_ran = take_bool(&r);
+    ev->enum_changed = take_bool(&r);
+    ev->enum_vanished = take_bool(&r);
+    take_str(&r, ev->enum_old, sizeof(ev->enum_old));
+    take_str(&r, ev->enum_new, sizeof(ev->enum_new));
+    ev->saw_unplugged = take_bool(&r);
+    size_t steps = take_u8(&r) % (RC_DOC_MAX_STEPS + 2);
+    for (size_t i = 0; i < steps; i++) {
+        char detail[RC_DOC_LINE];
+        take_str(&r, detail, sizeof(detail));
+        rc_doc_step_add(ev, names[take_u8(&r) % 5], (enum rc_doc_result)(take_u8(&r) % 4),
+                        take_int(&r), "%s", detail);
+    }
+
+    rc_doc_decide(ev, v);
+    if (v->primary.code == NULL || v->primary.step == NULL || v->primary.fix[0] == '\0')
+        abort();
+    if (rc_doc_code_exit(v->primary.code) < 0 || v->n_warnings > RC_DOC_MAX_WARNINGS)
+        abort();
+    if (v->ok != (v->primary.exit == 0))
+        abort();
+    json_t *o = rc_doc_json(ev, v);
+    if (o != NULL) {
+        char *s = json_dumps(o, JSON_COMPACT);
+        free(s);
+        json_decref(o);
+    }
+    free(ev);
+    free(v);
+    return 0;
+}

@@ -212,6 +212,7 @@ int kc_dev_wrap(struct kc_dev **out, struct kc_transport *t, const struct kc_tim
         return KC_ERR_UNSUPPORTED;
     }
     kc_dev_set_timeouts(d, to);
+    d->follow = t->opened_as_auto;
     *out = d;
     return KC_OK;
 }
@@ -477,7 +478,6 @@ int kc_dev_open(struct kc_dev **out, const char *uri, const struct kc_timeouts *
         kc_transport_close(t);
         return rc;
     }
-    d->follow = strcmp(uri, "auto") == 0;
     if ((rc = kc_dev_init(d, NULL)) != KC_OK) {
         if (errbuf != NULL && errlen > 0) {
             if (rc == KC_ERR_TIMEOUT)

@@ -53,7 +53,9 @@ int kc_transport_open(const char *uri, struct kc_transport **out, char *errbuf, 
         return rc;
     if (strcmp(resolved, "auto") == 0)
         return KC_ERR_NO_DEVICE;
-    return open_concrete(resolved, out, errbuf, errlen);
+    if ((rc = open_concrete(resolved, out, errbuf, errlen)) == KC_OK)
+        (*out)->opened_as_auto = true;
+    return rc;
 }
 
 void kc_transport_close(struct kc_transport *t)

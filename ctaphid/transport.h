@@ -12,6 +12,7 @@
 #ifndef KCARD_CTAPHID_TRANSPORT_H
 #define KCARD_CTAPHID_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,7 @@ struct kc_transport {
     size_t in_report_len;  /* bytes per input report (64 unless the descriptor says) */
     size_t out_report_len; /* bytes per output report */
     int last_errno;        /* errno of the last failed system call, 0 if none */
+    bool opened_as_auto;   /* the user asked for "auto": the card, not the node */
     char last_error[256];  /* human description of the last failure */
 };
 

@@ -969,6 +969,8 @@ static int doctor_run(struct rc_doc_run *run)
         r = RC_EXIT_LOCAL;
         goto out;
     }
+    /* a card that moves is a finding (REENUMERATED), not something to hide */
+    kc_dev_set_follow(ctx->dev, false);
     if (ctx->trace_on)
         kc_dev_set_trace(ctx->dev, &ctx->trace);
     run->ka.ctx = ctx;

@@ -44,3 +44,22 @@ chmod 600 "/dev/$node"
 
 kill -TERM $vt_pid
 check "vcard --uhid stops (transports)" wait_for 5 stopped $vt_pid
+
+# The card re-enumerates in the middle of a command: rawctap --device auto
+# follows it by identity to the new node, opens a channel there and sends the
+# request again (the runbook's "auto-detect the working /dev/hidraw* node
+# when the card re-enumerates").
+vcard --listen 127.0.0.1:0 --uhid --presence delay:1500 --control /tmp/vf.sock >/tmp/vf.log 2>&1 &
+vf_pid=$!
+check "vcard --uhid starts (follow)" wait_for 10 log_has /tmp/vf.log "listening on udp"
+rawctap --device auto make-credential --rp-id localhost >/tmp/f1.out 2>/tmp/f1.err &
+rc_pid=$!
+sleep 0.7
+vcard-ctl --control /tmp/vf.sock replug >/dev/null
+wait $rc_pid
+rc=$?
+tail -n 3 /tmp/f1.err
+check "auto: make-credential survives a re-enumeration mid-command (exit $rc)" [ "$rc" -eq 0 ]
+check "auto: rawctap says it followed the card to its new node" grep -q "re-enumerated during the command; followed it to hidraw:/dev/hidraw" /tmp/f1.err
+kill -TERM $vf_pid
+check "vcard --uhid stops (follow)" wait_for 5 stopped $vf_pid

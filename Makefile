@@ -159,7 +159,7 @@ format:
 	clang-format -i $(shell git ls-files '*.c' '*.h')
 
 format-check:
-	clang-format --dry-run --Werror $(shell git ls-files '*.c' '*.h')
+	@sh ci/format-check.sh
 
 clean:
 	rm -rf build

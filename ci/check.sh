@@ -1,5 +1,5 @@
 #!/bin/sh
-# The body of `make check` (after deps and the build): unit tests, the same
+# The body of `make check` (after deps and the build): the format check, unit tests, the same
 # unit tests under AddressSanitizer + UndefinedBehaviorSanitizer, end-to-end
 # tests against the virtual card, the real-kernel hidraw test in a qemu VM,
 # and a short run of every fuzzer.
@@ -29,8 +29,9 @@ count() {
 
 total_pass=0
 total_fail=0
-for s in unit unit-san e2e vm-test fuzz; do
+for s in format unit unit-san e2e vm-test fuzz; do
     case $s in
+        format) stage format run $MAKE --no-print-directory format-check ;;
         unit) stage unit run $MAKE --no-print-directory unit ;;
         unit-san) stage unit-san run $MAKE --no-print-directory unit-san ;;
         e2e) stage e2e run $MAKE --no-print-directory e2e ;;

@@ -9,7 +9,7 @@ LIBS="libcbor:libcbor-dev libcrypto:libssl-dev hidapi-hidraw:libhidapi-dev janss
 cmocka:libcmocka-dev libfido2:libfido2-dev"
 # command -> Debian package
 TOOLS="cc:gcc make:make pkg-config:pkg-config clang:clang python3:python3 timeout:coreutils
-fido2-token:fido2-tools"
+fido2-token:fido2-tools clang-format:clang-format"
 # python modules used by test-vector generators and the interop test -> package
 PYMODS="cryptography:python3-cryptography fido2:python3-fido2"
 

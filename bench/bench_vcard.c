@@ -66,8 +66,8 @@ static uint8_t *with_cmd(uint8_t cmd, uint8_t *cbor, size_t len, size_t *out_len
 static void bench_core(int alg, const char *alg_name)
 {
     char err[256] = "";
-    struct vc_config cfg = {.attestation = VC_ATT_PACKED_BATCH, .ctap1 = true,
-                            .reset_window_ms = 10000};
+    struct vc_config cfg = {
+        .attestation = VC_ATT_PACKED_BATCH, .ctap1 = true, .reset_window_ms = 10000};
     struct vc_card *card = vc_card_new(&cfg, err, sizeof(err));
     if (card == NULL) {
         fprintf(stderr, "vc_card_new: %s\n", err);

@@ -1,9 +1,10 @@
 #!/bin/sh
 # `make demo`: the main job end to end, on the virtual card. Starts vcard on a
-# free loopback port, then does what an engineer does in triage: identify the
-# card, exercise the transport, register and authenticate with keepalives
-# shown, and reproduce the runbook's "hang before the presence prompt" failure
-# to see rawctap's diagnosis. Everything it starts is stopped at the end.
+# free loopback port, then does what an engineer does in triage: check the
+# card is present, exercise the transport, register and authenticate with
+# keepalives shown, and reproduce the runbook's "hang before the presence
+# prompt" failure to see rawctap's diagnosis and doctor's verdict. Everything
+# it starts is stopped at the end.
 set -u
 BUILD=${BUILD:-build}
 BIN=$BUILD/bin
@@ -23,7 +24,7 @@ start_vcard --presence yes --state "$STATE" || { echo "demo: vcard did not start
 echo "virtual card up at $VCARD_URI (control socket $VCARD_CTL)"
 D="--device $VCARD_URI"
 
-step "$BIN/rawctap" $D init
+step "$BIN/fido2-probe" --device "$VCARD_URI" --json
 step "$BIN/rawctap" $D info
 step "$BIN/rawctap" $D ping --size 7609
 echo
@@ -36,6 +37,9 @@ echo
 echo "# reproduce the runbook's field failure: the card never asks for presence"
 "$BIN/vcard-ctl" --control "$VCARD_CTL" fault hang-before-up >/dev/null
 step "$BIN/rawctap" $D --timeout-ms 1500 make-credential --rp-id localhost
+echo
+echo "# the same, as the triage decision tree sees it"
+step "$BIN/rawctap" $D --timeout-ms 1500 doctor
 "$BIN/vcard-ctl" --control "$VCARD_CTL" clear >/dev/null
 echo
 echo "# and one that needs a PIN on a card that advertises no PIN/UV protocol"

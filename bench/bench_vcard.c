@@ -9,26 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "bench/bench_util.h"
 #include "ctaphid/ctap2.h"
 #include "ctaphid/io.h"
 #include "ctaphid/status.h"
 #include "harness/vcard/card.h"
-
-static double cpu_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double wall_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static enum vc_up_result approve(void *ctx)
 {
@@ -50,6 +36,16 @@ static void cred_request(struct kc_cred_request *req, int alg)
     req->n_algs = 1;
 }
 
+static void assert_request(struct kc_assert_request *req, const struct kc_cred_id *id,
+                           uint8_t cdh_fill)
+{
+    kc_assert_request_init(req);
+    memset(req->client_data_hash, cdh_fill, KC_CDH_LEN);
+    req->rp_id = "bench.example";
+    req->allow = id;
+    req->n_allow = 1;
+}
+
 /* Build "command byte || CBOR" for the core. */
 static uint8_t *with_cmd(uint8_t cmd, uint8_t *cbor, size_t len, size_t *out_len)
 {
@@ -61,6 +57,21 @@ static uint8_t *with_cmd(uint8_t cmd, uint8_t *cbor, size_t len, size_t *out_len
     free(cbor);
     *out_len = len + 1;
     return m;
+}
+
+/* CPU microseconds per command: msg sent n times to the core, each answer
+ * (left in resp) checked for CTAP2_OK. */
+static double core_us_per_cmd(struct vc_card *card, const uint8_t *msg, size_t mlen, uint8_t *resp,
+                              size_t cap, size_t *rlen, int n, const char *what)
+{
+    double c0 = cpu_seconds();
+    for (int i = 0; i < n; i++) {
+        if (vc_card_cbor(card, msg, mlen, resp, cap, rlen, approve, NULL) != 0 || resp[0] != 0) {
+            fprintf(stderr, "core %s failed: 0x%02x\n", what, resp[0]);
+            exit(1);
+        }
+    }
+    return (cpu_seconds() - c0) / n * 1e6;
 }
 
 static void bench_core(int alg, const char *alg_name)
@@ -82,39 +93,18 @@ static void bench_core(int alg, const char *alg_name)
     uint8_t *mc = with_cmd(KC_CTAP2_MAKE_CREDENTIAL, cbor, len, &mlen);
     static uint8_t resp[KC_HID_MAX_MSG];
     size_t rlen = 0;
-    const int n_mc = 300;
-    double c0 = cpu_seconds();
-    for (int i = 0; i < n_mc; i++) {
-        if (vc_card_cbor(card, mc, mlen, resp, sizeof(resp), &rlen, approve, NULL) != 0 ||
-            resp[0] != 0) {
-            fprintf(stderr, "core makeCredential failed: 0x%02x\n", resp[0]);
-            exit(1);
-        }
-    }
-    double mc_us = (cpu_seconds() - c0) / n_mc * 1e6;
+    double mc_us =
+        core_us_per_cmd(card, mc, mlen, resp, sizeof(resp), &rlen, 300, "makeCredential");
     struct kc_attestation att = {0};
     if (kc_attestation_decode(resp + 1, rlen - 1, &att) != KC_OK)
         exit(1);
     struct kc_cred_id id = {att.ad.cred_id, att.ad.cred_id_len};
     struct kc_assert_request areq;
-    kc_assert_request_init(&areq);
-    memset(areq.client_data_hash, 0x22, KC_CDH_LEN);
-    areq.rp_id = "bench.example";
-    areq.allow = &id;
-    areq.n_allow = 1;
+    assert_request(&areq, &id, 0x22);
     if (kc_get_assertion_encode(&areq, NULL, 0, 0, &cbor, &len) != KC_OK)
         exit(1);
     uint8_t *ga = with_cmd(KC_CTAP2_GET_ASSERTION, cbor, len, &mlen);
-    const int n_ga = 3000;
-    c0 = cpu_seconds();
-    for (int i = 0; i < n_ga; i++) {
-        if (vc_card_cbor(card, ga, mlen, resp, sizeof(resp), &rlen, approve, NULL) != 0 ||
-            resp[0] != 0) {
-            fprintf(stderr, "core getAssertion failed: 0x%02x\n", resp[0]);
-            exit(1);
-        }
-    }
-    double ga_us = (cpu_seconds() - c0) / n_ga * 1e6;
+    double ga_us = core_us_per_cmd(card, ga, mlen, resp, sizeof(resp), &rlen, 3000, "getAssertion");
     printf("vcard core %s: makeCredential %.1f us cpu (%.0f/s), getAssertion %.1f us cpu "
            "(%.0f/s on one core; target >= 5000/s)\n",
            alg_name, mc_us, 1e6 / mc_us, ga_us, 1e6 / ga_us);
@@ -160,11 +150,7 @@ static void *client_run(void *arg)
     j->mc_secs = wall_seconds() - w0;
     struct kc_cred_id id = {att.ad.cred_id, att.ad.cred_id_len};
     struct kc_assert_request areq;
-    kc_assert_request_init(&areq);
-    memset(areq.client_data_hash, 0x33, KC_CDH_LEN);
-    areq.rp_id = "bench.example";
-    areq.allow = &id;
-    areq.n_allow = 1;
+    assert_request(&areq, &id, 0x33);
     w0 = wall_seconds();
     for (int i = 0; i < j->n_ga; i++) {
         struct kc_assertion a = {0};

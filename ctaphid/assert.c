@@ -121,8 +121,10 @@ static int decode_user(const cbor_item_t *v, struct kc_assertion *a)
     return KC_OK;
 }
 
-static int decode_entry(int64_t key, const cbor_item_t *v, struct kc_assertion *a)
+static int decode_entry(int64_t key, const cbor_item_t *v, void *ctx)
 {
+    struct kc_assertion *a = ctx;
+
     switch (key) {
     case 1:
         return decode_credential(v, a);
@@ -150,26 +152,13 @@ static int decode_entry(int64_t key, const cbor_item_t *v, struct kc_assertion *
 
 int kc_assertion_decode(const uint8_t *cbor, size_t len, struct kc_assertion *a)
 {
-    cbor_item_t *map = NULL;
-    struct cbor_pair *p;
     int r;
 
     if (a == NULL || (cbor == NULL && len > 0))
         return KC_ERR_INVALID_ARG;
     memset(a, 0, sizeof(*a));
-    if ((r = kc_cbor_load(cbor, len, &map)) != KC_OK)
-        return r;
-    if (kc_cbor_map_check(map, false) != KC_OK) {
-        r = KC_ERR_CBOR;
+    if ((r = kc_cbor_int_map_each(cbor, len, decode_entry, a)) != KC_OK)
         goto out;
-    }
-    p = cbor_map_handle(map);
-    for (size_t i = 0; i < cbor_map_size(map); i++) {
-        int64_t key;
-        if ((r = kc_cbor_int(p[i].key, &key)) != KC_OK ||
-            (r = decode_entry(key, p[i].value, a)) != KC_OK)
-            goto out;
-    }
     if (a->auth_data == NULL || a->signature == NULL) {
         r = KC_ERR_CBOR; /* authData and signature are mandatory */
         goto out;
@@ -178,37 +167,39 @@ int kc_assertion_decode(const uint8_t *cbor, size_t len, struct kc_assertion *a)
 out:
     if (r != KC_OK)
         kc_assertion_free(a);
-    cbor_decref(&map);
     return r == KC_ERR_INVALID_ARG ? KC_ERR_CBOR : r;
+}
+
+static int encode_request(const void *req, const uint8_t *pin_uv_auth_param, size_t param_len,
+                          int pin_protocol, uint8_t **buf, size_t *len)
+{
+    return kc_get_assertion_encode(req, pin_uv_auth_param, param_len, pin_protocol, buf, len);
 }
 
 int kc_ctap2_get_assertion(struct kc_dev *d, const struct kc_assert_request *req,
                            struct kc_assertion *a)
 {
-    uint8_t param[KC_PINP_AUTH_MAX], *enc = NULL, *body = NULL;
-    size_t param_len = 0, enc_len = 0, body_len = 0;
+    struct kc_ctap2_auth auth;
     struct kc_pin_outcome outcome = {0};
-    int protocol = 0, r;
+    uint8_t *body = NULL;
+    size_t body_len = 0;
+    int r;
 
     if (d == NULL || a == NULL)
         return KC_ERR_INVALID_ARG;
     memset(a, 0, sizeof(*a));
     if (check_request(req) != KC_OK)
         return KC_ERR_INVALID_ARG;
-    if ((r = kc_ctap2_pin_param(d, req->info, req->token, req->pin, KC_PERM_GA, req->rp_id,
-                                req->client_data_hash, param, &param_len, &protocol, &outcome)) !=
-        KC_OK)
-        goto out;
-    if ((r = kc_get_assertion_encode(req, param_len > 0 ? param : NULL, param_len, protocol, &enc,
-                                     &enc_len)) != KC_OK)
-        goto out;
-    if ((r = kc_ctap2_call(d, KC_CTAP2_GET_ASSERTION, enc, enc_len, &body, &body_len)) != KC_OK)
-        goto out;
-    r = kc_assertion_decode(body, body_len, a);
-out:
+    auth = (struct kc_ctap2_auth){.info = req->info,
+                                  .token = req->token,
+                                  .pin = req->pin,
+                                  .permissions = KC_PERM_GA,
+                                  .rp_id = req->rp_id,
+                                  .client_data_hash = req->client_data_hash};
+    if ((r = kc_ctap2_authed_call(d, KC_CTAP2_GET_ASSERTION, &auth, encode_request, req, &body,
+                                  &body_len, &outcome)) == KC_OK)
+        r = kc_assertion_decode(body, body_len, a);
     a->pin = outcome; /* also on failure: tools report what was tried */
-    OPENSSL_cleanse(param, sizeof(param));
-    free(enc);
     free(body);
     return r;
 }

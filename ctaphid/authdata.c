@@ -19,9 +19,27 @@ static int map_prefix_len(const uint8_t *buf, size_t len, size_t *used)
     return r;
 }
 
+/* The one CBOR map at buf + *off: where it starts, its length, and *off
+ * moved past it; KC_ERR_CBOR when no map starts there. */
+static int take_map(const uint8_t *buf, size_t len, size_t *off, const uint8_t **map,
+                    size_t *map_len)
+{
+    size_t used = 0;
+    int r;
+
+    if (*off >= len)
+        return KC_ERR_CBOR;
+    if ((r = map_prefix_len(buf + *off, len - *off, &used)) != KC_OK)
+        return r;
+    *map = buf + *off;
+    *map_len = used;
+    *off += used;
+    return KC_OK;
+}
+
 int kc_authdata_parse(const uint8_t *buf, size_t len, struct kc_authdata *out)
 {
-    size_t off = 0, used = 0;
+    size_t off = 0;
     int r;
 
     if (buf == NULL || out == NULL)
@@ -48,25 +66,14 @@ int kc_authdata_parse(const uint8_t *buf, size_t len, struct kc_authdata *out)
         out->cred_id = buf + off;
         out->cred_id_len = id_len;
         off += id_len;
-        if (off >= len)
-            return KC_ERR_CBOR;
-        if ((r = map_prefix_len(buf + off, len - off, &used)) != KC_OK)
+        if ((r = take_map(buf, len, &off, &out->cose_key, &out->cose_key_len)) != KC_OK)
             return r;
-        out->cose_key = buf + off;
-        out->cose_key_len = used;
-        off += used;
         out->has_attested = true;
     }
 
-    if (out->flags & KC_AD_ED) {
-        if (off >= len)
-            return KC_ERR_CBOR;
-        if ((r = map_prefix_len(buf + off, len - off, &used)) != KC_OK)
-            return r;
-        out->extensions = buf + off;
-        out->extensions_len = used;
-        off += used;
-    }
+    if ((out->flags & KC_AD_ED) &&
+        (r = take_map(buf, len, &off, &out->extensions, &out->extensions_len)) != KC_OK)
+        return r;
 
     if (off != len) {
         /* trailing bytes: either a lie in the flags or garbage */

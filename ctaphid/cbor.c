@@ -141,6 +141,31 @@ int kc_cbor_load(const uint8_t *buf, size_t len, cbor_item_t **out)
     return KC_OK;
 }
 
+int kc_cbor_int_map_each(const uint8_t *buf, size_t len, kc_cbor_int_entry_fn entry, void *ctx)
+{
+    cbor_item_t *map = NULL;
+    struct cbor_pair *p;
+    int r;
+
+    if ((r = kc_cbor_load(buf, len, &map)) != KC_OK)
+        return r;
+    if (kc_cbor_map_check(map, false) != KC_OK) {
+        r = KC_ERR_CBOR;
+        goto out;
+    }
+    p = cbor_map_handle(map);
+    for (size_t i = 0; i < cbor_map_size(map); i++) {
+        int64_t key;
+        if ((r = kc_cbor_int(p[i].key, &key)) != KC_OK ||
+            (r = entry(key, p[i].value, ctx)) != KC_OK)
+            goto out;
+    }
+    r = KC_OK;
+out:
+    cbor_decref(&map);
+    return r;
+}
+
 int kc_cbor_serialize(const cbor_item_t *item, uint8_t **buf, size_t *len)
 {
     unsigned char *p = NULL;
@@ -196,14 +221,22 @@ int kc_cbor_bool(const cbor_item_t *item, bool *out)
     return KC_OK;
 }
 
+/* The length of a definite byte string of min..max bytes. */
+static int bytes_len(const cbor_item_t *item, size_t min, size_t max, size_t *n)
+{
+    if (!kc_cbor_is_bytes(item))
+        return KC_ERR_CBOR;
+    *n = cbor_bytestring_length(item);
+    if (*n < min || *n > max)
+        return KC_ERR_CBOR;
+    return KC_OK;
+}
+
 int kc_cbor_bytes(const cbor_item_t *item, size_t min, size_t max, uint8_t *out, size_t *len)
 {
     size_t n;
 
-    if (!kc_cbor_is_bytes(item))
-        return KC_ERR_CBOR;
-    n = cbor_bytestring_length(item);
-    if (n < min || n > max)
+    if (bytes_len(item, min, max, &n) != KC_OK)
         return KC_ERR_CBOR;
     if (n > 0)
         memcpy(out, cbor_bytestring_handle(item), n);
@@ -217,10 +250,7 @@ int kc_cbor_bytes_dup(const cbor_item_t *item, size_t min, size_t max, uint8_t *
     size_t n;
     uint8_t *p;
 
-    if (!kc_cbor_is_bytes(item))
-        return KC_ERR_CBOR;
-    n = cbor_bytestring_length(item);
-    if (n < min || n > max)
+    if (bytes_len(item, min, max, &n) != KC_OK)
         return KC_ERR_CBOR;
     if ((p = malloc(n > 0 ? n : 1)) == NULL)
         return KC_ERR_NOMEM;

@@ -25,6 +25,13 @@ int kc_cbor_size_check(const uint8_t *buf, size_t len, size_t *item_len);
 int kc_cbor_load(const uint8_t *buf, size_t len, cbor_item_t **out);
 /* Parse one item from the front of buf; *consumed gets its length. */
 int kc_cbor_load_prefix(const uint8_t *buf, size_t len, cbor_item_t **out, size_t *consumed);
+/* The shape every CTAP2 response body has: exactly one definite map with
+ * unique integer keys filling buf. Calls entry(key, value, ctx) for each pair
+ * in order and stops at the first result other than KC_OK, which it returns;
+ * KC_ERR_CBOR (or kc_cbor_load's error) when buf is not such a map. The map
+ * is released before returning: entry must copy what it keeps. */
+typedef int (*kc_cbor_int_entry_fn)(int64_t key, const cbor_item_t *value, void *ctx);
+int kc_cbor_int_map_each(const uint8_t *buf, size_t len, kc_cbor_int_entry_fn entry, void *ctx);
 /* Serialize into a malloc'd buffer. */
 int kc_cbor_serialize(const cbor_item_t *item, uint8_t **buf, size_t *len);
 

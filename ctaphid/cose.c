@@ -6,7 +6,6 @@
 #include "ctaphid/cbor_util.h"
 
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,7 @@
 #include <openssl/x509.h>
 
 #include "ctaphid/status.h"
+#include "ctaphid/text_int.h"
 
 /* COSE_Key labels (RFC 9052 section 7.1, RFC 9053 section 7) */
 #define LBL_KTY 1
@@ -46,20 +46,6 @@ struct cose_fields {
     int have_d;
 };
 
-static void set_why(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_why(char *why, size_t whylen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (why == NULL || whylen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(why, whylen, fmt, ap);
-    va_end(ap);
-}
-
 const char *kc_cose_alg_name(int alg)
 {
     switch (alg) {
@@ -81,33 +67,6 @@ int kc_cose_alg_is_signature(int alg)
     return alg == KC_COSE_ES256 || alg == KC_COSE_EDDSA || alg == KC_COSE_RS256;
 }
 
-/* A CBOR integer (major type 0 or 1) that fits in int64_t. */
-static int cbor_int_value(const cbor_item_t *item, int64_t *v)
-{
-    uint64_t u;
-
-    if (cbor_isa_uint(item)) {
-        u = cbor_get_int(item);
-        if (u > INT64_MAX)
-            return -1;
-        *v = (int64_t)u;
-        return 0;
-    }
-    if (cbor_isa_negint(item)) {
-        u = cbor_get_int(item);
-        if (u > INT64_MAX)
-            return -1;
-        *v = -1 - (int64_t)u;
-        return 0;
-    }
-    return -1;
-}
-
-static int definite_bytes(const cbor_item_t *item)
-{
-    return cbor_isa_bytestring(item) && cbor_bytestring_is_definite(item);
-}
-
 static int collect_fields(const cbor_item_t *item, struct cose_fields *f, char *why, size_t whylen)
 {
     struct cbor_pair *pairs;
@@ -117,7 +76,7 @@ static int collect_fields(const cbor_item_t *item, struct cose_fields *f, char *
 
     memset(f, 0, sizeof(*f));
     if (item == NULL || !cbor_isa_map(item) || !cbor_map_is_definite(item)) {
-        set_why(why, whylen, "COSE_Key is not a definite-length CBOR map");
+        kc_set_text(why, whylen, "COSE_Key is not a definite-length CBOR map");
         return KC_ERR_CBOR;
     }
     n = cbor_map_size(item);
@@ -126,36 +85,36 @@ static int collect_fields(const cbor_item_t *item, struct cose_fields *f, char *
         const cbor_item_t *val = pairs[i].value;
         unsigned bit;
 
-        if (cbor_int_value(pairs[i].key, &label) != 0) {
-            set_why(why, whylen, "COSE_Key label %zu is not an integer", i);
+        if (kc_cbor_int(pairs[i].key, &label) != KC_OK) {
+            kc_set_text(why, whylen, "COSE_Key label %zu is not an integer", i);
             return KC_ERR_CBOR;
         }
         if (label >= -4 && label <= 5) {
             bit = 1u << (unsigned)(label + 4);
             if (seen & bit) {
-                set_why(why, whylen, "COSE_Key label %lld appears twice", (long long)label);
+                kc_set_text(why, whylen, "COSE_Key label %lld appears twice", (long long)label);
                 return KC_ERR_CBOR;
             }
             seen |= bit;
         }
         switch (label) {
         case LBL_KTY:
-            if (cbor_int_value(val, &f->kty) != 0) {
-                set_why(why, whylen, "COSE_Key kty is not an integer");
+            if (kc_cbor_int(val, &f->kty) != KC_OK) {
+                kc_set_text(why, whylen, "COSE_Key kty is not an integer");
                 return KC_ERR_CBOR;
             }
             f->have_kty = 1;
             break;
         case LBL_ALG:
-            if (cbor_int_value(val, &f->alg) != 0) {
-                set_why(why, whylen, "COSE_Key alg is not an integer");
+            if (kc_cbor_int(val, &f->alg) != KC_OK) {
+                kc_set_text(why, whylen, "COSE_Key alg is not an integer");
                 return KC_ERR_CBOR;
             }
             f->have_alg = 1;
             break;
         case LBL_CRV_OR_N:
             f->crv_or_n = val;
-            if (cbor_int_value(val, &v) == 0) {
+            if (kc_cbor_int(val, &v) == KC_OK) {
                 f->crv = v;
                 f->have_crv = 1;
             }
@@ -177,22 +136,23 @@ static int collect_fields(const cbor_item_t *item, struct cose_fields *f, char *
             /* Labels below -4 are type-specific parameters we do not know
              * (e.g. RSA private parts); others are unknown and harmless. */
             if (label < LBL_D) {
-                set_why(why, whylen, "COSE_Key has unknown key parameter %lld", (long long)label);
+                kc_set_text(why, whylen, "COSE_Key has unknown key parameter %lld",
+                            (long long)label);
                 return KC_ERR_CBOR;
             }
             break;
         }
     }
     if (!f->have_kty) {
-        set_why(why, whylen, "COSE_Key has no kty (label 1)");
+        kc_set_text(why, whylen, "COSE_Key has no kty (label 1)");
         return KC_ERR_CBOR;
     }
     if (!f->have_alg) {
-        set_why(why, whylen, "COSE_Key has no alg (label 3)");
+        kc_set_text(why, whylen, "COSE_Key has no alg (label 3)");
         return KC_ERR_CBOR;
     }
     if (f->have_d) {
-        set_why(why, whylen, "COSE_Key carries a private key (label -4)");
+        kc_set_text(why, whylen, "COSE_Key carries a private key (label -4)");
         return KC_ERR_CBOR;
     }
     return KC_OK;
@@ -225,6 +185,21 @@ static int pkey_from_params(const char *type, OSSL_PARAM *params, EVP_PKEY **out
     return ok;
 }
 
+/* The key's alg is not one its kty (kty_name) carries. */
+static int alg_mismatch(const struct cose_fields *f, int kty, const char *kty_name, char *why,
+                        size_t whylen)
+{
+    kc_set_text(why, whylen, "alg %lld (%s) does not match kty %d (%s)", (long long)f->alg,
+                kc_cose_alg_name((int)f->alg), kty, kty_name);
+    return KC_ERR_CBOR;
+}
+
+static int no_crv(const char *kty_name, char *why, size_t whylen)
+{
+    kc_set_text(why, whylen, "%s key has no integer crv (label -1)", kty_name);
+    return KC_ERR_CBOR;
+}
+
 static int decode_ec2(const struct cose_fields *f, struct kc_cose_key *out, char *why,
                       size_t whylen)
 {
@@ -234,30 +209,26 @@ static int decode_ec2(const struct cose_fields *f, struct kc_cose_key *out, char
     EVP_PKEY *pkey = NULL;
 
     if (f->alg != KC_COSE_ES256 && f->alg != KC_COSE_ECDH_ES_HKDF_256) {
-        set_why(why, whylen, "alg %lld (%s) does not match kty 2 (EC2)", (long long)f->alg,
-                kc_cose_alg_name((int)f->alg));
-        return KC_ERR_CBOR;
+        return alg_mismatch(f, 2, "EC2", why, whylen);
     }
-    if (!f->have_crv) {
-        set_why(why, whylen, "EC2 key has no integer crv (label -1)");
-        return KC_ERR_CBOR;
-    }
+    if (!f->have_crv)
+        return no_crv("EC2", why, whylen);
     if (f->crv != KC_COSE_CRV_P256) {
-        set_why(why, whylen, "EC2 curve %lld is not P-256 (1)", (long long)f->crv);
+        kc_set_text(why, whylen, "EC2 curve %lld is not P-256 (1)", (long long)f->crv);
         return KC_ERR_CBOR;
     }
     if (f->x_or_e == NULL || f->y == NULL) {
-        set_why(why, whylen, "EC2 key lacks an x or y coordinate");
+        kc_set_text(why, whylen, "EC2 key lacks an x or y coordinate");
         return KC_ERR_CBOR;
     }
-    if (!definite_bytes(f->x_or_e) || !definite_bytes(f->y)) {
-        set_why(why, whylen, "EC2 coordinates must be byte strings");
+    if (!kc_cbor_is_bytes(f->x_or_e) || !kc_cbor_is_bytes(f->y)) {
+        kc_set_text(why, whylen, "EC2 coordinates must be byte strings");
         return KC_ERR_CBOR;
     }
     if (cbor_bytestring_length(f->x_or_e) != P256_COORD_LEN ||
         cbor_bytestring_length(f->y) != P256_COORD_LEN) {
-        set_why(why, whylen, "EC2 coordinates are %zu and %zu bytes, P-256 needs 32",
-                cbor_bytestring_length(f->x_or_e), cbor_bytestring_length(f->y));
+        kc_set_text(why, whylen, "EC2 coordinates are %zu and %zu bytes, P-256 needs 32",
+                    cbor_bytestring_length(f->x_or_e), cbor_bytestring_length(f->y));
         return KC_ERR_CBOR;
     }
     point[0] = 0x04; /* uncompressed */
@@ -268,7 +239,7 @@ static int decode_ec2(const struct cose_fields *f, struct kc_cose_key *out, char
     params[2] = OSSL_PARAM_construct_end();
     if (!pkey_from_params("EC", params, &pkey) || !public_check(pkey)) {
         EVP_PKEY_free(pkey);
-        set_why(why, whylen, "EC2 point is not on the P-256 curve");
+        kc_set_text(why, whylen, "EC2 point is not on the P-256 curve");
         return KC_ERR_CBOR;
     }
     out->kty = KC_COSE_KTY_EC2;
@@ -284,35 +255,31 @@ static int decode_okp(const struct cose_fields *f, struct kc_cose_key *out, char
     EVP_PKEY *pkey;
 
     if (f->alg != KC_COSE_EDDSA) {
-        set_why(why, whylen, "alg %lld (%s) does not match kty 1 (OKP)", (long long)f->alg,
-                kc_cose_alg_name((int)f->alg));
-        return KC_ERR_CBOR;
+        return alg_mismatch(f, 1, "OKP", why, whylen);
     }
-    if (!f->have_crv) {
-        set_why(why, whylen, "OKP key has no integer crv (label -1)");
-        return KC_ERR_CBOR;
-    }
+    if (!f->have_crv)
+        return no_crv("OKP", why, whylen);
     if (f->crv != KC_COSE_CRV_ED25519) {
-        set_why(why, whylen, "OKP curve %lld is not Ed25519 (6)", (long long)f->crv);
+        kc_set_text(why, whylen, "OKP curve %lld is not Ed25519 (6)", (long long)f->crv);
         return KC_ERR_UNSUPPORTED;
     }
     if (f->y != NULL) {
-        set_why(why, whylen, "OKP key must not have a y coordinate");
+        kc_set_text(why, whylen, "OKP key must not have a y coordinate");
         return KC_ERR_CBOR;
     }
-    if (f->x_or_e == NULL || !definite_bytes(f->x_or_e)) {
-        set_why(why, whylen, "OKP key lacks the x byte string");
+    if (f->x_or_e == NULL || !kc_cbor_is_bytes(f->x_or_e)) {
+        kc_set_text(why, whylen, "OKP key lacks the x byte string");
         return KC_ERR_CBOR;
     }
     if (cbor_bytestring_length(f->x_or_e) != ED25519_KEY_LEN) {
-        set_why(why, whylen, "Ed25519 key is %zu bytes, needs 32",
-                cbor_bytestring_length(f->x_or_e));
+        kc_set_text(why, whylen, "Ed25519 key is %zu bytes, needs 32",
+                    cbor_bytestring_length(f->x_or_e));
         return KC_ERR_CBOR;
     }
     pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, cbor_bytestring_handle(f->x_or_e),
                                        ED25519_KEY_LEN);
     if (pkey == NULL) {
-        set_why(why, whylen, "Ed25519 key rejected by OpenSSL");
+        kc_set_text(why, whylen, "Ed25519 key rejected by OpenSSL");
         return KC_ERR_CBOR;
     }
     out->kty = KC_COSE_KTY_OKP;
@@ -333,24 +300,22 @@ static int decode_rsa(const struct cose_fields *f, struct kc_cose_key *out, char
     int r = KC_ERR_CBOR;
 
     if (f->alg != KC_COSE_RS256) {
-        set_why(why, whylen, "alg %lld (%s) does not match kty 3 (RSA)", (long long)f->alg,
-                kc_cose_alg_name((int)f->alg));
-        return KC_ERR_CBOR;
+        return alg_mismatch(f, 3, "RSA", why, whylen);
     }
-    if (f->crv_or_n == NULL || f->x_or_e == NULL || !definite_bytes(f->crv_or_n) ||
-        !definite_bytes(f->x_or_e)) {
-        set_why(why, whylen, "RSA key lacks the n or e byte string");
+    if (f->crv_or_n == NULL || f->x_or_e == NULL || !kc_cbor_is_bytes(f->crv_or_n) ||
+        !kc_cbor_is_bytes(f->x_or_e)) {
+        kc_set_text(why, whylen, "RSA key lacks the n or e byte string");
         return KC_ERR_CBOR;
     }
     if (f->y != NULL) {
-        set_why(why, whylen, "RSA key has unexpected label -3");
+        kc_set_text(why, whylen, "RSA key has unexpected label -3");
         return KC_ERR_CBOR;
     }
     n_len = cbor_bytestring_length(f->crv_or_n);
     e_len = cbor_bytestring_length(f->x_or_e);
     if (n_len == 0 || n_len > RSA_MAX_BYTES || e_len == 0 || e_len > RSA_MAX_E_BYTES) {
-        set_why(why, whylen, "RSA n (%zu bytes) or e (%zu bytes) has an unusable size", n_len,
-                e_len);
+        kc_set_text(why, whylen, "RSA n (%zu bytes) or e (%zu bytes) has an unusable size", n_len,
+                    e_len);
         return KC_ERR_CBOR;
     }
     n = BN_bin2bn(cbor_bytestring_handle(f->crv_or_n), (int)n_len, NULL);
@@ -360,15 +325,15 @@ static int decode_rsa(const struct cose_fields *f, struct kc_cose_key *out, char
         goto done;
     }
     if (BN_num_bits(n) < RSA_MIN_BITS) {
-        set_why(why, whylen, "RSA modulus is %d bits, at least %d required", BN_num_bits(n),
-                RSA_MIN_BITS);
+        kc_set_text(why, whylen, "RSA modulus is %d bits, at least %d required", BN_num_bits(n),
+                    RSA_MIN_BITS);
         goto done;
     }
     /* OpenSSL's public check runs a randomised primality test on n, so the
      * same bytes could pass once and fail the next time; these checks are
      * deterministic and enough for verification (a bad n fails signatures). */
     if (!BN_is_odd(n) || !BN_is_odd(e) || BN_is_one(e) || BN_cmp(e, n) >= 0) {
-        set_why(why, whylen, "RSA public key has an even modulus or an unusable exponent");
+        kc_set_text(why, whylen, "RSA public key has an even modulus or an unusable exponent");
         goto done;
     }
     if ((bld = OSSL_PARAM_BLD_new()) == NULL ||
@@ -379,7 +344,7 @@ static int decode_rsa(const struct cose_fields *f, struct kc_cose_key *out, char
         goto done;
     }
     if (!pkey_from_params("RSA", params, &pkey)) {
-        set_why(why, whylen, "RSA public key rejected by OpenSSL");
+        kc_set_text(why, whylen, "RSA public key rejected by OpenSSL");
         goto done;
     }
     out->kty = KC_COSE_KTY_RSA;
@@ -406,7 +371,7 @@ int kc_cose_decode_item_reason(const cbor_item_t *item, struct kc_cose_key *out,
     if (out == NULL)
         return KC_ERR_INVALID_ARG;
     memset(out, 0, sizeof(*out));
-    set_why(why, whylen, "ok");
+    kc_set_text(why, whylen, "ok");
     if ((r = collect_fields(item, &f, why, whylen)) != KC_OK)
         return r;
     switch (f.kty) {
@@ -417,7 +382,7 @@ int kc_cose_decode_item_reason(const cbor_item_t *item, struct kc_cose_key *out,
     case KC_COSE_KTY_RSA:
         return decode_rsa(&f, out, why, whylen);
     default:
-        set_why(why, whylen, "COSE key type %lld is not supported", (long long)f.kty);
+        kc_set_text(why, whylen, "COSE key type %lld is not supported", (long long)f.kty);
         return KC_ERR_UNSUPPORTED;
     }
 }
@@ -439,18 +404,18 @@ int kc_cose_decode_reason(const uint8_t *buf, size_t len, struct kc_cose_key *ou
     if (consumed != NULL)
         *consumed = 0;
     if (buf == NULL || out == NULL) {
-        set_why(why, whylen, "no input");
+        kc_set_text(why, whylen, "no input");
         return KC_ERR_INVALID_ARG;
     }
     if (kc_cbor_size_check(buf, len, NULL) != KC_OK) {
-        set_why(why, whylen, "COSE_Key is not well-formed CBOR");
+        kc_set_text(why, whylen, "COSE_Key is not well-formed CBOR");
         return KC_ERR_CBOR;
     }
     item = cbor_load(buf, len, &res);
     if (item == NULL || res.error.code != CBOR_ERR_NONE) {
         if (item != NULL)
             cbor_decref(&item);
-        set_why(why, whylen, "COSE_Key is not well-formed CBOR");
+        kc_set_text(why, whylen, "COSE_Key is not well-formed CBOR");
         return KC_ERR_CBOR;
     }
     r = kc_cose_decode_item_reason(item, out, why, whylen);

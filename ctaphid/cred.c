@@ -279,8 +279,10 @@ void kc_attestation_free(struct kc_attestation *att)
     memset(att, 0, sizeof(*att));
 }
 
-static int decode_att_entry(int64_t key, const cbor_item_t *v, struct kc_attestation *att)
+static int decode_att_entry(int64_t key, const cbor_item_t *v, void *ctx)
 {
+    struct kc_attestation *att = ctx;
+
     switch (key) {
     case 1:
         return kc_cbor_text(v, att->fmt, sizeof(att->fmt)) == KC_OK && att->fmt[0] != '\0'
@@ -306,26 +308,13 @@ static int decode_att_entry(int64_t key, const cbor_item_t *v, struct kc_attesta
 
 int kc_attestation_decode(const uint8_t *cbor, size_t len, struct kc_attestation *att)
 {
-    cbor_item_t *map = NULL;
-    struct cbor_pair *p;
     int r;
 
     if (att == NULL || (cbor == NULL && len > 0))
         return KC_ERR_INVALID_ARG;
     memset(att, 0, sizeof(*att));
-    if ((r = kc_cbor_load(cbor, len, &map)) != KC_OK)
-        return r;
-    if (kc_cbor_map_check(map, false) != KC_OK) {
-        r = KC_ERR_CBOR;
+    if ((r = kc_cbor_int_map_each(cbor, len, decode_att_entry, att)) != KC_OK)
         goto out;
-    }
-    p = cbor_map_handle(map);
-    for (size_t i = 0; i < cbor_map_size(map); i++) {
-        int64_t key;
-        if ((r = kc_cbor_int(p[i].key, &key)) != KC_OK ||
-            (r = decode_att_entry(key, p[i].value, att)) != KC_OK)
-            goto out;
-    }
     if (att->fmt[0] == '\0' || att->auth_data == NULL || att->att_stmt == NULL) {
         r = KC_ERR_CBOR; /* fmt, authData and attStmt are mandatory */
         goto out;
@@ -340,37 +329,39 @@ int kc_attestation_decode(const uint8_t *cbor, size_t len, struct kc_attestation
 out:
     if (r != KC_OK)
         kc_attestation_free(att);
-    cbor_decref(&map);
     return r == KC_ERR_INVALID_ARG ? KC_ERR_CBOR : r;
+}
+
+static int encode_request(const void *req, const uint8_t *pin_uv_auth_param, size_t param_len,
+                          int pin_protocol, uint8_t **buf, size_t *len)
+{
+    return kc_make_credential_encode(req, pin_uv_auth_param, param_len, pin_protocol, buf, len);
 }
 
 int kc_ctap2_make_credential(struct kc_dev *d, const struct kc_cred_request *req,
                              struct kc_attestation *att)
 {
-    uint8_t param[KC_PINP_AUTH_MAX], *enc = NULL, *body = NULL;
-    size_t param_len = 0, enc_len = 0, body_len = 0;
+    struct kc_ctap2_auth auth;
     struct kc_pin_outcome outcome = {0};
-    int protocol = 0, r;
+    uint8_t *body = NULL;
+    size_t body_len = 0;
+    int r;
 
     if (d == NULL || att == NULL)
         return KC_ERR_INVALID_ARG;
     memset(att, 0, sizeof(*att));
     if (check_request(req) != KC_OK)
         return KC_ERR_INVALID_ARG;
-    if ((r = kc_ctap2_pin_param(d, req->info, req->token, req->pin, KC_PERM_MC, req->rp_id,
-                                req->client_data_hash, param, &param_len, &protocol, &outcome)) !=
-        KC_OK)
-        goto out;
-    if ((r = kc_make_credential_encode(req, param_len > 0 ? param : NULL, param_len, protocol, &enc,
-                                       &enc_len)) != KC_OK)
-        goto out;
-    if ((r = kc_ctap2_call(d, KC_CTAP2_MAKE_CREDENTIAL, enc, enc_len, &body, &body_len)) != KC_OK)
-        goto out;
-    r = kc_attestation_decode(body, body_len, att);
-out:
+    auth = (struct kc_ctap2_auth){.info = req->info,
+                                  .token = req->token,
+                                  .pin = req->pin,
+                                  .permissions = KC_PERM_MC,
+                                  .rp_id = req->rp_id,
+                                  .client_data_hash = req->client_data_hash};
+    if ((r = kc_ctap2_authed_call(d, KC_CTAP2_MAKE_CREDENTIAL, &auth, encode_request, req, &body,
+                                  &body_len, &outcome)) == KC_OK)
+        r = kc_attestation_decode(body, body_len, att);
     att->pin = outcome; /* also on failure: tools report what was tried */
-    OPENSSL_cleanse(param, sizeof(param));
-    free(enc);
     free(body);
     return r;
 }

@@ -24,6 +24,26 @@ int kc_ctap2_pin_param(struct kc_dev *d, const struct kc_info *info, const struc
                        const uint8_t cdh[KC_CDH_LEN], uint8_t *param, size_t *param_len,
                        int *protocol, struct kc_pin_outcome *out);
 
+/* What a command authenticated by pinUvAuthParam needs (the request's
+ * fields, as kc_ctap2_pin_param takes them). */
+struct kc_ctap2_auth {
+    const struct kc_info *info;
+    const struct kc_pin_token *token;
+    const char *pin;
+    uint8_t permissions;
+    const char *rp_id;
+    const uint8_t *client_data_hash; /* KC_CDH_LEN bytes */
+};
+/* Encodes req with its pinUvAuthParam (NULL, 0 when none) into a malloc'd *buf. */
+typedef int (*kc_ctap2_encode_fn)(const void *req, const uint8_t *pin_uv_auth_param,
+                                  size_t param_len, int pin_protocol, uint8_t **buf, size_t *len);
+/* The flow makeCredential and getAssertion share: the pinUvAuthParam from
+ * auth (kc_ctap2_pin_param), req encoded by encode, sent as cmd. Returns and
+ * *body as kc_ctap2_call; *outcome is set in every case. */
+int kc_ctap2_authed_call(struct kc_dev *d, uint8_t cmd, const struct kc_ctap2_auth *auth,
+                         kc_ctap2_encode_fn encode, const void *req, uint8_t **body,
+                         size_t *body_len, struct kc_pin_outcome *outcome);
+
 /* Merge helper extensions into a caller's pre-encoded extension map (which
  * may be NULL); *out is NULL when there is nothing to send. */
 int kc_ctap2_extensions(const uint8_t *raw, size_t raw_len, int cred_protect, bool hmac_secret,

@@ -19,13 +19,6 @@
 
 #define MAX_FIND 256
 
-static const char *env_or(const char *name, const char *def)
-{
-    const char *v = getenv(name);
-
-    return v != NULL && v[0] != '\0' ? v : def;
-}
-
 static void parse_uevent(const char *path, struct kc_dev_entry *e)
 {
     char text[4096];
@@ -52,8 +45,8 @@ static void add_entry(struct kc_dev_entry *out, size_t cap, size_t *n, const str
 
 static void scan_hidraw(struct kc_dev_entry *out, size_t cap, size_t *n, bool fido_only)
 {
-    const char *root = env_or("KCARD_SYSFS_HIDRAW", KC_SYSFS_HIDRAW_DEFAULT);
-    const char *devdir = env_or("KCARD_DEV_DIR", "/dev");
+    const char *root = kc_enum_env_or("KCARD_SYSFS_HIDRAW", KC_SYSFS_HIDRAW_DEFAULT);
+    const char *devdir = kc_enum_env_or("KCARD_DEV_DIR", "/dev");
     size_t count;
     char **names = kc_enum_list_dir(root, &count);
     uint8_t *desc = malloc(KC_HID_DESC_MAX);
@@ -106,7 +99,7 @@ static bool known_scheme(const char *uri, char *kind, size_t kindlen)
 
 static void scan_announced(struct kc_dev_entry *out, size_t cap, size_t *n)
 {
-    const char *dir = env_or("KCARD_ANNOUNCE_DIR", KC_ANNOUNCE_DIR_DEFAULT);
+    const char *dir = kc_enum_env_or("KCARD_ANNOUNCE_DIR", KC_ANNOUNCE_DIR_DEFAULT);
     size_t count;
     char **names = kc_enum_list_dir(dir, &count);
 
@@ -181,24 +174,24 @@ static bool lookup_announced(const char *uri, char *name, size_t len)
     return found;
 }
 
-int kc_discover_list(struct kc_dev_entry *out, size_t cap, size_t *n)
+static int list_entries(struct kc_dev_entry *out, size_t cap, size_t *n, bool fido_only)
 {
     if (n == NULL)
         return KC_ERR_INVALID_ARG;
     *n = 0;
-    scan_hidraw(out, cap, n, true);
+    scan_hidraw(out, cap, n, fido_only);
     scan_announced(out, cap, n);
     return KC_OK;
 }
 
+int kc_discover_list(struct kc_dev_entry *out, size_t cap, size_t *n)
+{
+    return list_entries(out, cap, n, true);
+}
+
 int kc_discover_list_all(struct kc_dev_entry *out, size_t cap, size_t *n)
 {
-    if (n == NULL)
-        return KC_ERR_INVALID_ARG;
-    *n = 0;
-    scan_hidraw(out, cap, n, false);
-    scan_announced(out, cap, n);
-    return KC_OK;
+    return list_entries(out, cap, n, false);
 }
 
 int kc_discover_auto(char *uri, size_t len, char *err, size_t errlen)
@@ -217,8 +210,8 @@ int kc_discover_auto(char *uri, size_t len, char *err, size_t errlen)
             snprintf(err, errlen,
                      "auto: no FIDO device: no hidraw node with usage page 0xF1D0 under %s and "
                      "no card announced in %s",
-                     env_or("KCARD_SYSFS_HIDRAW", KC_SYSFS_HIDRAW_DEFAULT),
-                     env_or("KCARD_ANNOUNCE_DIR", KC_ANNOUNCE_DIR_DEFAULT));
+                     kc_enum_env_or("KCARD_SYSFS_HIDRAW", KC_SYSFS_HIDRAW_DEFAULT),
+                     kc_enum_env_or("KCARD_ANNOUNCE_DIR", KC_ANNOUNCE_DIR_DEFAULT));
         return KC_ERR_NO_DEVICE;
     }
     if (strlen(e.uri) >= len)
@@ -246,7 +239,7 @@ void kc_card_id_str(const struct kc_card_id *id, char *buf, size_t len)
 
 int kc_card_id_of_hidraw(const char *path, int fd, struct kc_card_id *id)
 {
-    const char *root = env_or("KCARD_SYSFS_HIDRAW", KC_SYSFS_HIDRAW_DEFAULT);
+    const char *root = kc_enum_env_or("KCARD_SYSFS_HIDRAW", KC_SYSFS_HIDRAW_DEFAULT);
     const char *sysname;
     char file[1024], text[4096];
     struct kc_hid_uevent ue;
@@ -332,12 +325,12 @@ int kc_discover_find(const struct kc_card_id *id, char *uri, size_t len, char *e
         kc_card_id_str(id, who, sizeof(who));
         if (announce)
             snprintf(err, errlen, "card %s is not announced (any more) in %s", who,
-                     env_or("KCARD_ANNOUNCE_DIR", KC_ANNOUNCE_DIR_DEFAULT));
+                     kc_enum_env_or("KCARD_ANNOUNCE_DIR", KC_ANNOUNCE_DIR_DEFAULT));
         else
             snprintf(err, errlen,
                      "card %s is not back: no FIDO hidraw node with that HID id and serial "
                      "under %s",
-                     who, env_or("KCARD_SYSFS_HIDRAW", KC_SYSFS_HIDRAW_DEFAULT));
+                     who, kc_enum_env_or("KCARD_SYSFS_HIDRAW", KC_SYSFS_HIDRAW_DEFAULT));
     }
     return rc;
 }

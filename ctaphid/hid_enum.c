@@ -22,6 +22,7 @@
 #include "ctaphid/discover.h"
 #include "ctaphid/hid_desc.h"
 #include "ctaphid/status.h"
+#include "ctaphid/text_int.h"
 
 #define MAX_NAMES 256
 #define UEVENT_MAX 4096
@@ -29,7 +30,7 @@
 
 #define UDEV_RULE "fixtures/udev/70-kcard-fido.rules"
 
-static const char *env_or(const char *name, const char *def)
+const char *kc_enum_env_or(const char *name, const char *def)
 {
     const char *v = getenv(name);
 
@@ -117,23 +118,6 @@ static void copy_value(char *dst, size_t cap, const char *src, size_t len)
     dst[n] = '\0';
 }
 
-/* Strict hex: 1..8 digits, the whole field. */
-static bool parse_hex32(const char *s, size_t len, uint32_t *out)
-{
-    uint32_t v = 0;
-
-    if (len == 0 || len > 8)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        int c = (unsigned char)s[i];
-        if (!isxdigit(c))
-            return false;
-        v = v << 4 | (uint32_t)(isdigit(c) ? c - '0' : tolower(c) - 'a' + 10);
-    }
-    *out = v;
-    return true;
-}
-
 /* HID_ID=0003:00001209:0000000A */
 static bool parse_hid_id(const char *v, size_t len, struct kc_hid_uevent *out)
 {
@@ -142,9 +126,9 @@ static bool parse_hid_id(const char *v, size_t len, struct kc_hid_uevent *out)
 
     if (c1 == NULL || (c2 = memchr(c1 + 1, ':', len - (size_t)(c1 + 1 - v))) == NULL)
         return false;
-    if (!parse_hex32(v, (size_t)(c1 - v), &bus) ||
-        !parse_hex32(c1 + 1, (size_t)(c2 - c1 - 1), &vid) ||
-        !parse_hex32(c2 + 1, len - (size_t)(c2 + 1 - v), &pid))
+    if (!kc_hex_field(v, (size_t)(c1 - v), 8, &bus) ||
+        !kc_hex_field(c1 + 1, (size_t)(c2 - c1 - 1), 8, &vid) ||
+        !kc_hex_field(c2 + 1, len - (size_t)(c2 + 1 - v), 8, &pid))
         return false;
     if (bus > 0xffff || vid > 0xffff || pid > 0xffff)
         return false;
@@ -427,8 +411,8 @@ static void sysfs_node(const char *root, const char *devdir, const char *sysname
 
 static int enum_sysfs(struct node_list *l)
 {
-    const char *root = env_or("KCARD_SYSFS_HIDRAW", KC_SYSFS_HIDRAW_DEFAULT);
-    const char *devdir = env_or("KCARD_DEV_DIR", "/dev");
+    const char *root = kc_enum_env_or("KCARD_SYSFS_HIDRAW", KC_SYSFS_HIDRAW_DEFAULT);
+    const char *devdir = kc_enum_env_or("KCARD_DEV_DIR", "/dev");
     size_t count;
     char **names = kc_enum_list_dir(root, &count);
     uint8_t *desc;
@@ -546,7 +530,7 @@ static void add_out(struct kc_hid_node *out, size_t cap, size_t *n, const struct
 
 static int add_announced(struct kc_hid_node *out, size_t cap, size_t *n)
 {
-    const char *dir = env_or("KCARD_ANNOUNCE_DIR", KC_ANNOUNCE_DIR_DEFAULT);
+    const char *dir = kc_enum_env_or("KCARD_ANNOUNCE_DIR", KC_ANNOUNCE_DIR_DEFAULT);
     struct kc_dev_entry *e = calloc(MAX_NAMES, sizeof(*e));
     size_t m = 0;
 

@@ -102,5 +102,8 @@ char **kc_enum_list_dir(const char *dir, size_t *n);
 void kc_enum_free_names(char **names, size_t n);
 /* Reads at most cap bytes of a file; 0 when it cannot be read. */
 size_t kc_enum_read_file(const char *path, void *buf, size_t cap);
+/* The environment variable name when set and not empty, else def (the
+ * KCARD_SYSFS_HIDRAW / KCARD_DEV_DIR / KCARD_ANNOUNCE_DIR overrides). */
+const char *kc_enum_env_or(const char *name, const char *def);
 
 #endif

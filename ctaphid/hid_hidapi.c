@@ -12,6 +12,8 @@
 #include <hidapi/hidapi.h>
 
 #include "ctaphid/status.h"
+#include "ctaphid/transport_int.h"
+#include "ctaphid/text_int.h"
 
 #define HIDAPI_MAX_REPORT 1024
 
@@ -98,23 +100,10 @@ static const struct kc_transport_ops hidapi_ops = {
 
 static bool parse_hex16(const char *s, size_t n, unsigned short *out)
 {
-    unsigned v = 0;
+    uint32_t v;
 
-    if (n == 0 || n > 4)
+    if (!kc_hex_field(s, n, 4, &v))
         return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        unsigned d;
-        if (c >= '0' && c <= '9')
-            d = (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            d = (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            d = (unsigned)(c - 'A' + 10);
-        else
-            return false;
-        v = v * 16 + d;
-    }
     *out = (unsigned short)v;
     return true;
 }
@@ -169,19 +158,13 @@ int kc_hidapi_open(const char *spec, struct kc_transport **out, char *errbuf, si
         }
         return err == EACCES || err == EPERM ? KC_ERR_PERMISSION : KC_ERR_NO_DEVICE;
     }
-    t = calloc(1, sizeof(*t));
-    p = calloc(1, sizeof(*p));
-    if (t == NULL || p == NULL) {
-        free(t);
-        free(p);
+    if ((t = kc_transport_alloc(&hidapi_ops, "hidapi", sizeof(*p))) == NULL) {
         hid_close(dev);
         return KC_ERR_NOMEM;
     }
+    p = t->priv;
     p->dev = dev;
     snprintf(p->spec, sizeof(p->spec), "%.127s", spec);
-    t->ops = &hidapi_ops;
-    t->priv = p;
-    t->kind = "hidapi";
     t->in_report_len = KC_HID_REPORT_LEN;
     t->out_report_len = KC_HID_REPORT_LEN;
     snprintf(t->uri, sizeof(t->uri), "hidapi:%.500s", spec);

@@ -23,6 +23,7 @@
 #include "ctaphid/hid_desc.h"
 #include "ctaphid/status.h"
 #include "ctaphid/trace.h"
+#include "ctaphid/transport_int.h"
 
 #define HIDRAW_MAX_REPORT 1024
 
@@ -92,32 +93,21 @@ static int hidraw_read(struct kc_transport *t, uint8_t *buf, size_t cap, int tim
 
     if (p == NULL || buf == NULL || cap == 0)
         return KC_ERR_INVALID_ARG;
-    deadline = timeout_ms < 0 ? UINT64_MAX : kc_now_us() + (uint64_t)timeout_ms * 1000u;
+    deadline = kc_read_deadline(timeout_ms);
     for (;;) {
-        struct pollfd pfd = {.fd = p->fd, .events = POLLIN};
-        uint64_t now = kc_now_us();
-        int wait_ms = -1;
+        short revents = 0;
         ssize_t n;
-        int rc;
+        int rc = kc_fd_wait_readable(p->fd, timeout_ms, deadline, &revents);
 
-        if (timeout_ms >= 0) {
-            if (now >= deadline)
-                return 0;
-            wait_ms = (int)((deadline - now + 999) / 1000);
-        }
-        rc = poll(&pfd, 1, wait_ms);
-        if (rc < 0) {
-            if (errno == EINTR)
-                continue;
-            return fail_errno(t, errno, "poll");
-        }
         if (rc == 0)
-            continue;
-        if (pfd.revents & (POLLERR | POLLHUP | POLLNVAL)) {
+            return 0;
+        if (rc < 0)
+            return fail_errno(t, errno, "poll");
+        if (revents & (POLLERR | POLLHUP | POLLNVAL)) {
             t->last_errno = ENODEV;
             snprintf(t->last_error, sizeof(t->last_error),
                      "%.160s: poll reported %s: card re-enumerated or unplugged", p->path,
-                     pfd.revents & POLLHUP ? "hang-up" : "an error");
+                     revents & POLLHUP ? "hang-up" : "an error");
             return KC_ERR_UNPLUGGED;
         }
         n = read(p->fd, buf, cap);
@@ -258,19 +248,13 @@ int kc_hidraw_open(const char *path, struct kc_transport **out, char *errbuf, si
         errno = err;
         return KC_ERR_IO;
     }
-    t = calloc(1, sizeof(*t));
-    p = calloc(1, sizeof(*p));
-    if (t == NULL || p == NULL) {
-        free(t);
-        free(p);
+    if ((t = kc_transport_alloc(&hidraw_ops, "hidraw", sizeof(*p))) == NULL) {
         close(fd);
         return KC_ERR_NOMEM;
     }
+    p = t->priv;
     p->fd = fd;
     snprintf(p->path, sizeof(p->path), "%s", path);
-    t->ops = &hidraw_ops;
-    t->priv = p;
-    t->kind = "hidraw";
     snprintf(t->uri, sizeof(t->uri), "hidraw:%s", path);
     read_report_sizes(t, fd);
     p->have_id = kc_card_id_of_hidraw(path, fd, &p->id) == KC_OK;

@@ -10,8 +10,6 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +18,9 @@
 #include <unistd.h>
 
 #include "ctaphid/status.h"
+#include "ctaphid/text_int.h"
 #include "ctaphid/trace.h"
+#include "ctaphid/transport_int.h"
 
 struct udp_priv {
     int fd;
@@ -28,20 +28,6 @@ struct udp_priv {
     char port[16];
     uint64_t skipped; /* datagrams that were not exactly one report */
 };
-
-static void set_err(char *buf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *buf, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (buf == NULL || len == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-}
 
 static bool parse_port(const char *s, size_t n, char *out, size_t outlen)
 {
@@ -191,28 +177,17 @@ static int udp_read(struct kc_transport *t, uint8_t *buf, size_t cap, int timeou
 
     if (p == NULL || buf == NULL || cap < KC_HID_REPORT_LEN)
         return KC_ERR_INVALID_ARG;
-    deadline = timeout_ms < 0 ? UINT64_MAX : kc_now_us() + (uint64_t)timeout_ms * 1000u;
+    deadline = kc_read_deadline(timeout_ms);
     for (;;) {
         uint8_t dgram[2048];
-        struct pollfd pfd = {.fd = p->fd, .events = POLLIN};
-        uint64_t now = kc_now_us();
-        int wait_ms = -1;
+        short revents = 0;
         ssize_t n;
-        int rc;
+        int rc = kc_fd_wait_readable(p->fd, timeout_ms, deadline, &revents);
 
-        if (timeout_ms >= 0) {
-            if (now >= deadline)
-                return 0;
-            wait_ms = (int)((deadline - now + 999) / 1000);
-        }
-        rc = poll(&pfd, 1, wait_ms);
-        if (rc < 0) {
-            if (errno == EINTR)
-                continue;
-            return fail_errno(t, errno, "poll");
-        }
         if (rc == 0)
-            continue; /* re-check the deadline */
+            return 0;
+        if (rc < 0)
+            return fail_errno(t, errno, "poll");
         n = recv(p->fd, dgram, sizeof(dgram), MSG_TRUNC | MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
@@ -269,24 +244,17 @@ int kc_udp_open(const char *spec, struct kc_transport **out, char *errbuf, size_
     if (out == NULL || spec == NULL)
         return KC_ERR_INVALID_ARG;
     *out = NULL;
-    t = calloc(1, sizeof(*t));
-    p = calloc(1, sizeof(*p));
-    if (t == NULL || p == NULL) {
-        free(t);
-        free(p);
+    if ((t = kc_transport_alloc(&udp_ops, "udp", sizeof(*p))) == NULL)
         return KC_ERR_NOMEM;
-    }
+    p = t->priv;
     p->fd = -1;
-    t->ops = &udp_ops;
-    t->priv = p;
-    t->kind = "udp";
     t->in_report_len = KC_HID_REPORT_LEN;
     t->out_report_len = KC_HID_REPORT_LEN;
     snprintf(t->uri, sizeof(t->uri), "udp:%s", spec);
 
     if (!parse_spec(spec, p->host, sizeof(p->host), p->port, sizeof(p->port), local,
                     sizeof(local))) {
-        set_err(errbuf, errlen, "udp:%s: expected udp:HOST:PORT[?local=PORT]", spec);
+        kc_set_text(errbuf, errlen, "udp:%s: expected udp:HOST:PORT[?local=PORT]", spec);
         rc = KC_ERR_INVALID_ARG;
         goto fail;
     }
@@ -303,29 +271,29 @@ int kc_udp_open(const char *spec, struct kc_transport **out, char *errbuf, size_
         gai = 0;
     }
     if (gai != 0 || res == NULL) {
-        set_err(errbuf, errlen, "udp:%s: cannot resolve %s: %s", spec, p->host,
-                gai != 0 ? gai_strerror(gai) : "no address");
+        kc_set_text(errbuf, errlen, "udp:%s: cannot resolve %s: %s", spec, p->host,
+                    gai != 0 ? gai_strerror(gai) : "no address");
         rc = KC_ERR_NO_DEVICE;
         goto fail;
     }
     p->fd = socket(res->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (p->fd < 0) {
         t->last_errno = errno;
-        set_err(errbuf, errlen, "udp:%s: socket: %s", spec, strerror(errno));
+        kc_set_text(errbuf, errlen, "udp:%s: socket: %s", spec, strerror(errno));
         rc = KC_ERR_IO;
         goto fail;
     }
     if (local[0] != '\0' && bind_local(p->fd, res, local) != 0) {
         t->last_errno = errno;
-        set_err(errbuf, errlen, "udp:%s: cannot bind local port %s: %s%s", spec, local,
-                strerror(errno),
-                errno == EADDRINUSE ? " (another client or simulator holds it)" : "");
+        kc_set_text(errbuf, errlen, "udp:%s: cannot bind local port %s: %s%s", spec, local,
+                    strerror(errno),
+                    errno == EADDRINUSE ? " (another client or simulator holds it)" : "");
         rc = errno == EACCES ? KC_ERR_PERMISSION : KC_ERR_IO;
         goto fail;
     }
     if (connect(p->fd, res->ai_addr, res->ai_addrlen) != 0) {
         t->last_errno = errno;
-        set_err(errbuf, errlen, "udp:%s: connect: %s", spec, strerror(errno));
+        kc_set_text(errbuf, errlen, "udp:%s: connect: %s", spec, strerror(errno));
         rc = KC_ERR_IO;
         goto fail;
     }

@@ -7,6 +7,16 @@
 #include "ctaphid/ctap2.h"
 #include "ctaphid/ctap2_int.h"
 
+/* The elements of a definite array; KC_ERR_CBOR for anything else. */
+static int array_items(const cbor_item_t *item, cbor_item_t ***v, size_t *len)
+{
+    if (!cbor_isa_array(item) || !cbor_array_is_definite(item))
+        return KC_ERR_CBOR;
+    *v = cbor_array_handle(item);
+    *len = cbor_array_size(item);
+    return KC_OK;
+}
+
 /* A list of strings; entries beyond the bounds are dropped and flagged. */
 static int decode_str_list(const cbor_item_t *item, char (*out)[KC_INFO_NAME_MAX], size_t *n,
                            bool *truncated)
@@ -14,13 +24,11 @@ static int decode_str_list(const cbor_item_t *item, char (*out)[KC_INFO_NAME_MAX
     cbor_item_t **v;
     size_t len;
 
-    if (!cbor_isa_array(item) || !cbor_array_is_definite(item))
+    if (array_items(item, &v, &len) != KC_OK)
         return KC_ERR_CBOR;
-    v = cbor_array_handle(item);
-    len = cbor_array_size(item);
     *n = 0;
     for (size_t i = 0; i < len; i++) {
-        if (!cbor_isa_string(v[i]) || !cbor_string_is_definite(v[i]))
+        if (!kc_cbor_is_text(v[i]))
             return KC_ERR_CBOR;
         if (*n == KC_INFO_LIST_MAX || kc_cbor_text(v[i], out[*n], KC_INFO_NAME_MAX) != KC_OK) {
             *truncated = true;
@@ -60,10 +68,8 @@ static int decode_uint_list(const cbor_item_t *item, uint64_t *out, size_t *n, b
     cbor_item_t **v;
     size_t len;
 
-    if (!cbor_isa_array(item) || !cbor_array_is_definite(item))
+    if (array_items(item, &v, &len) != KC_OK)
         return KC_ERR_CBOR;
-    v = cbor_array_handle(item);
-    len = cbor_array_size(item);
     *n = 0;
     for (size_t i = 0; i < len; i++) {
         uint64_t x;
@@ -85,10 +91,8 @@ static int decode_algorithms(const cbor_item_t *item, struct kc_info *info)
     cbor_item_t **v;
     size_t len;
 
-    if (!cbor_isa_array(item) || !cbor_array_is_definite(item))
+    if (array_items(item, &v, &len) != KC_OK)
         return KC_ERR_CBOR;
-    v = cbor_array_handle(item);
-    len = cbor_array_size(item);
     for (size_t i = 0; i < len; i++) {
         struct kc_info_alg *a = &info->algorithms[info->n_algorithms];
         const cbor_item_t *type, *alg;
@@ -158,32 +162,28 @@ static int decode_entry(int64_t key, const cbor_item_t *v, struct kc_info *info)
     }
 }
 
+/* decode_entry, and the key noted in info->present when it was decoded */
+static int decode_present(int64_t key, const cbor_item_t *v, void *ctx)
+{
+    struct kc_info *info = ctx;
+    int r = decode_entry(key, v, info);
+
+    if (r < 0)
+        return r;
+    if (r == 0 && key > 0 && key < 32)
+        info->present |= UINT32_C(1) << key;
+    return KC_OK;
+}
+
 int kc_info_decode(const uint8_t *cbor, size_t len, struct kc_info *info)
 {
-    cbor_item_t *map = NULL;
-    struct cbor_pair *p;
     int r;
 
     if (info == NULL || (cbor == NULL && len > 0))
         return KC_ERR_INVALID_ARG;
     memset(info, 0, sizeof(*info));
-    if ((r = kc_cbor_load(cbor, len, &map)) != KC_OK)
-        return r;
-    if (kc_cbor_map_check(map, false) != KC_OK) {
-        r = KC_ERR_CBOR;
+    if ((r = kc_cbor_int_map_each(cbor, len, decode_present, info)) != KC_OK)
         goto out;
-    }
-    p = cbor_map_handle(map);
-    for (size_t i = 0; i < cbor_map_size(map); i++) {
-        int64_t key;
-        if ((r = kc_cbor_int(p[i].key, &key)) != KC_OK)
-            goto out;
-        r = decode_entry(key, p[i].value, info);
-        if (r < 0)
-            goto out;
-        if (r == 0 && key > 0 && key < 32)
-            info->present |= UINT32_C(1) << key;
-    }
     /* versions and aaguid are mandatory (CTAP 2.1, 6.4) */
     if (!kc_info_has(info, KC_INFO_VERSIONS) || !kc_info_has(info, KC_INFO_AAGUID)) {
         r = KC_ERR_CBOR;
@@ -193,7 +193,6 @@ int kc_info_decode(const uint8_t *cbor, size_t len, struct kc_info *info)
 out:
     if (r != KC_OK)
         memset(info, 0, sizeof(*info));
-    cbor_decref(&map);
     return r;
 }
 

@@ -108,62 +108,50 @@ void kc_pin_response_free(struct kc_pin_response *r)
     OPENSSL_cleanse(r, sizeof(*r));
 }
 
+static int decode_pin_entry(int64_t key, const cbor_item_t *v, void *ctx)
+{
+    struct kc_pin_response *r = ctx;
+    int e;
+
+    switch (key) {
+    case KC_PINRESP_KEY_AGREEMENT: {
+        struct kc_cose_key k = {0};
+        if (kc_cose_decode_item(v, &k) != KC_OK || k.kty != KC_COSE_KTY_EC2 ||
+            k.crv != KC_COSE_CRV_P256 || k.pkey == NULL) {
+            kc_cose_key_free(&k);
+            return KC_ERR_CBOR;
+        }
+        r->key_agreement = k.pkey;
+        k.pkey = NULL;
+        kc_cose_key_free(&k);
+        return KC_OK;
+    }
+    case KC_PINRESP_TOKEN:
+        return kc_cbor_bytes(v, 16, KC_PIN_ENC_MAX, r->token_enc, &r->token_enc_len);
+    case KC_PINRESP_RETRIES:
+        e = kc_cbor_uint(v, &r->retries);
+        r->has_retries = e == KC_OK;
+        return e;
+    case KC_PINRESP_POWER_CYCLE:
+        return kc_cbor_bool(v, &r->power_cycle_state);
+    case KC_PINRESP_UV_RETRIES:
+        e = kc_cbor_uint(v, &r->uv_retries);
+        r->has_uv_retries = e == KC_OK;
+        return e;
+    default:
+        return KC_OK; /* unknown keys are skipped */
+    }
+}
+
 int kc_pin_response_decode(const uint8_t *cbor, size_t len, struct kc_pin_response *r)
 {
-    cbor_item_t *map = NULL;
-    struct cbor_pair *p;
     int e;
 
     if (r == NULL || (cbor == NULL && len > 0))
         return KC_ERR_INVALID_ARG;
     memset(r, 0, sizeof(*r));
-    if ((e = kc_cbor_load(cbor, len, &map)) != KC_OK)
-        return e;
-    if (kc_cbor_map_check(map, false) != KC_OK) {
-        e = KC_ERR_CBOR;
+    if ((e = kc_cbor_int_map_each(cbor, len, decode_pin_entry, r)) != KC_OK)
         goto out;
-    }
-    p = cbor_map_handle(map);
-    for (size_t i = 0; i < cbor_map_size(map); i++) {
-        const cbor_item_t *v = p[i].value;
-        int64_t key;
-        if ((e = kc_cbor_int(p[i].key, &key)) != KC_OK)
-            goto out;
-        switch (key) {
-        case KC_PINRESP_KEY_AGREEMENT: {
-            struct kc_cose_key k = {0};
-            if (kc_cose_decode_item(v, &k) != KC_OK || k.kty != KC_COSE_KTY_EC2 ||
-                k.crv != KC_COSE_CRV_P256 || k.pkey == NULL) {
-                kc_cose_key_free(&k);
-                e = KC_ERR_CBOR;
-                goto out;
-            }
-            r->key_agreement = k.pkey;
-            k.pkey = NULL;
-            kc_cose_key_free(&k);
-            break;
-        }
-        case KC_PINRESP_TOKEN:
-            e = kc_cbor_bytes(v, 16, KC_PIN_ENC_MAX, r->token_enc, &r->token_enc_len);
-            break;
-        case KC_PINRESP_RETRIES:
-            e = kc_cbor_uint(v, &r->retries);
-            r->has_retries = e == KC_OK;
-            break;
-        case KC_PINRESP_POWER_CYCLE:
-            e = kc_cbor_bool(v, &r->power_cycle_state);
-            break;
-        case KC_PINRESP_UV_RETRIES:
-            e = kc_cbor_uint(v, &r->uv_retries);
-            r->has_uv_retries = e == KC_OK;
-            break;
-        default:
-            e = KC_OK; /* unknown keys are skipped */
-            break;
-        }
-        if (e != KC_OK)
-            goto out;
-    }
     /* retry counters are small numbers; anything else is not a real card */
     if ((r->has_retries && r->retries > 255) || (r->has_uv_retries && r->uv_retries > 255)) {
         e = KC_ERR_CBOR;
@@ -173,7 +161,6 @@ int kc_pin_response_decode(const uint8_t *cbor, size_t len, struct kc_pin_respon
 out:
     if (e != KC_OK)
         kc_pin_response_free(r);
-    cbor_decref(&map);
     return e;
 }
 
@@ -216,23 +203,31 @@ static int need_info(struct kc_dev *d, const struct kc_info **info, struct kc_in
     return KC_OK;
 }
 
+/* getRetries and getUVRetries need no protocol; send one when the card has
+ * one (2.0 cards insist on the field). */
+static int retries_call(struct kc_dev *d, const struct kc_info *info, int subcmd,
+                        struct kc_pin_response *resp)
+{
+    struct kc_client_pin_req req = {.subcmd = subcmd};
+    struct kc_info store;
+    int e;
+
+    if ((e = need_info(d, &info, &store)) != KC_OK)
+        return e;
+    if (kc_pin_choose_protocol(info, true, &req.protocol, NULL) != KC_OK)
+        req.protocol = 0;
+    return pin_call(d, &req, resp);
+}
+
 int kc_pin_get_retries(struct kc_dev *d, const struct kc_info *info, struct kc_pin_retries *out)
 {
-    struct kc_client_pin_req req = {.subcmd = KC_PIN_GET_RETRIES};
     struct kc_pin_response resp;
-    struct kc_info store;
     int e;
 
     if (d == NULL || out == NULL)
         return KC_ERR_INVALID_ARG;
     memset(out, 0, sizeof(*out));
-    if ((e = need_info(d, &info, &store)) != KC_OK)
-        return e;
-    /* getRetries needs no protocol; send one when the card has one (2.0
-     * cards insist on the field) */
-    if (kc_pin_choose_protocol(info, true, &req.protocol, NULL) != KC_OK)
-        req.protocol = 0;
-    if ((e = pin_call(d, &req, &resp)) != KC_OK)
+    if ((e = retries_call(d, info, KC_PIN_GET_RETRIES, &resp)) != KC_OK)
         return e;
     if (!resp.has_retries) {
         kc_pin_response_free(&resp);
@@ -246,18 +241,12 @@ int kc_pin_get_retries(struct kc_dev *d, const struct kc_info *info, struct kc_p
 
 int kc_pin_get_uv_retries(struct kc_dev *d, const struct kc_info *info, struct kc_pin_retries *out)
 {
-    struct kc_client_pin_req req = {.subcmd = KC_PIN_GET_UV_RETRIES};
     struct kc_pin_response resp;
-    struct kc_info store;
     int e;
 
     if (d == NULL || out == NULL)
         return KC_ERR_INVALID_ARG;
-    if ((e = need_info(d, &info, &store)) != KC_OK)
-        return e;
-    if (kc_pin_choose_protocol(info, true, &req.protocol, NULL) != KC_OK)
-        req.protocol = 0;
-    if ((e = pin_call(d, &req, &resp)) != KC_OK)
+    if ((e = retries_call(d, info, KC_PIN_GET_UV_RETRIES, &resp)) != KC_OK)
         return e;
     if (!resp.has_uv_retries) {
         kc_pin_response_free(&resp);

@@ -1,11 +1,16 @@
 /* Device URIs to transports (design.md, "Transports"). */
 #include "ctaphid/transport.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ctaphid/discover.h"
 #include "ctaphid/status.h"
+#include "ctaphid/trace.h"
+#include "ctaphid/transport_int.h"
 
 static bool has_prefix(const char *s, const char *prefix)
 {
@@ -62,4 +67,52 @@ void kc_transport_close(struct kc_transport *t)
 {
     if (t != NULL && t->ops != NULL && t->ops->close != NULL)
         t->ops->close(t);
+}
+
+uint64_t kc_read_deadline(int timeout_ms)
+{
+    return timeout_ms < 0 ? UINT64_MAX : kc_now_us() + (uint64_t)timeout_ms * 1000u;
+}
+
+int kc_fd_wait_readable(int fd, int timeout_ms, uint64_t deadline, short *revents)
+{
+    for (;;) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        uint64_t now = kc_now_us();
+        int wait_ms = -1;
+        int rc;
+
+        if (timeout_ms >= 0) {
+            if (now >= deadline)
+                return 0;
+            wait_ms = (int)((deadline - now + 999) / 1000);
+        }
+        rc = poll(&pfd, 1, wait_ms);
+        if (rc < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (rc == 0)
+            continue; /* re-check the deadline */
+        *revents = pfd.revents;
+        return 1;
+    }
+}
+
+struct kc_transport *kc_transport_alloc(const struct kc_transport_ops *ops, const char *kind,
+                                        size_t priv_size)
+{
+    struct kc_transport *t = calloc(1, sizeof(*t));
+    void *priv = calloc(1, priv_size);
+
+    if (t == NULL || priv == NULL) {
+        free(t);
+        free(priv);
+        return NULL;
+    }
+    t->ops = ops;
+    t->priv = priv;
+    t->kind = kind;
+    return t;
 }

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "ctaphid/status.h"
+#include "ctaphid/transport_int.h"
 #include "ctaphid/trace.h"
 
 struct mem_item {
@@ -166,17 +167,10 @@ static const struct kc_transport_ops mem_ops = {
 
 struct kc_transport *kc_mem_transport_new(void)
 {
-    struct kc_transport *t = calloc(1, sizeof(*t));
-    struct kc_mem_transport *m = calloc(1, sizeof(*m));
+    struct kc_transport *t = kc_transport_alloc(&mem_ops, "mem", sizeof(struct kc_mem_transport));
 
-    if (t == NULL || m == NULL) {
-        free(t);
-        free(m);
+    if (t == NULL)
         return NULL;
-    }
-    t->ops = &mem_ops;
-    t->priv = m;
-    t->kind = "mem";
     snprintf(t->uri, sizeof(t->uri), "%s", "mem:");
     t->in_report_len = KC_HID_REPORT_LEN;
     t->out_report_len = KC_HID_REPORT_LEN;

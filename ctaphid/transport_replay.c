@@ -14,6 +14,8 @@
 #include <jansson.h>
 
 #include "ctaphid/status.h"
+#include "ctaphid/transport_int.h"
+#include "ctaphid/text_int.h"
 #include "ctaphid/trace.h"
 
 #define REPLAY_MAX_REPORT 1024
@@ -51,17 +53,6 @@ static struct replay_priv *replay_of(const struct kc_transport *t)
     return t->priv;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool hex_decode(const char *s, uint8_t **out, size_t *outlen)
 {
     size_t l = strlen(s);
@@ -72,7 +63,7 @@ static bool hex_decode(const char *s, uint8_t **out, size_t *outlen)
     if ((b = malloc(l / 2)) == NULL)
         return false;
     for (size_t i = 0; i < l / 2; i++) {
-        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+        int hi = kc_hex_digit(s[2 * i]), lo = kc_hex_digit(s[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             free(b);
             return false;
@@ -326,13 +317,9 @@ int kc_replay_open_buffer(const char *data, size_t len, const char *name, struct
     *out = NULL;
     if (len > KC_REPLAY_MAX_BYTES)
         return KC_ERR_TOO_LARGE;
-    t = calloc(1, sizeof(*t));
-    p = calloc(1, sizeof(*p));
-    if (t == NULL || p == NULL) {
-        free(t);
-        free(p);
+    if ((t = kc_transport_alloc(&replay_ops, "replay", sizeof(*p))) == NULL)
         return KC_ERR_NOMEM;
-    }
+    p = t->priv;
     snprintf(p->name, sizeof(p->name), "%.127s", name != NULL ? name : "(buffer)");
     while (pos < len) {
         const char *nl = memchr(data + pos, '\n', len - pos);
@@ -347,9 +334,6 @@ int kc_replay_open_buffer(const char *data, size_t len, const char *name, struct
     }
     p->released_end = find_out(p, 0); /* "in" lines before the first write */
     p->release_wall_us = kc_now_us();
-    t->ops = &replay_ops;
-    t->priv = p;
-    t->kind = "replay";
     t->in_report_len = KC_HID_REPORT_LEN;
     t->out_report_len = KC_HID_REPORT_LEN;
     snprintf(t->uri, sizeof(t->uri), "replay:%.400s", p->name);

@@ -2,7 +2,6 @@
 #include "ctaphid/u2f.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -14,6 +13,7 @@
 
 #include "ctaphid/cose.h"
 #include "ctaphid/status.h"
+#include "ctaphid/text_int.h"
 #include "ctaphid/verify.h"
 
 #define APDU_HDR_LEN 7 /* CLA INS P1 P2 00 Lc1 Lc2 */
@@ -21,18 +21,6 @@
 #define SW_LEN 2
 #define COUNTER_LEN 4
 #define U2F_VERSION_V2 "U2F_V2"
-
-static void set_reason(char *buf, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_reason(char *buf, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(buf, cap, fmt, ap);
-    va_end(ap);
-}
 
 int kc_u2f_apdu_encode(uint8_t ins, uint8_t p1, uint8_t p2, const uint8_t *data, size_t len,
                        uint8_t *out, size_t cap, size_t *out_len)
@@ -106,39 +94,39 @@ int kc_u2f_register_parse(const uint8_t *body, size_t len, struct kc_u2f_registe
     memset(out, 0, sizeof(*out));
     out->sw = sw;
     if (body == NULL) {
-        set_reason(out->reason, sizeof(out->reason), "no response");
+        kc_set_text(out->reason, sizeof(out->reason), "no response");
         return KC_ERR_INVALID_ARG;
     }
     if (len < 1 + KC_U2F_PUBKEY_LEN + 1) {
-        set_reason(out->reason, sizeof(out->reason), "register response too short (%zu bytes)",
-                   len);
+        kc_set_text(out->reason, sizeof(out->reason), "register response too short (%zu bytes)",
+                    len);
         return KC_ERR_PROTOCOL;
     }
     if (body[off] != KC_U2F_REGISTER_ID) {
-        set_reason(out->reason, sizeof(out->reason),
-                   "register response starts with 0x%02x, not the reserved 0x05", body[off]);
+        kc_set_text(out->reason, sizeof(out->reason),
+                    "register response starts with 0x%02x, not the reserved 0x05", body[off]);
         return KC_ERR_PROTOCOL;
     }
     off++;
     if (body[off] != 0x04) {
-        set_reason(out->reason, sizeof(out->reason),
-                   "user public key is not an uncompressed point");
+        kc_set_text(out->reason, sizeof(out->reason),
+                    "user public key is not an uncompressed point");
         return KC_ERR_PROTOCOL;
     }
     memcpy(out->pubkey, body + off, KC_U2F_PUBKEY_LEN);
     off += KC_U2F_PUBKEY_LEN;
     kh_len = body[off++];
     if (kh_len == 0 || kh_len > len - off) {
-        set_reason(out->reason, sizeof(out->reason),
-                   "key handle length %zu does not fit the %zu bytes left", kh_len, len - off);
+        kc_set_text(out->reason, sizeof(out->reason),
+                    "key handle length %zu does not fit the %zu bytes left", kh_len, len - off);
         return KC_ERR_PROTOCOL;
     }
     memcpy(out->key_handle, body + off, kh_len);
     out->key_handle_len = kh_len;
     off += kh_len;
     if (cert_der_len(body + off, len - off, &cert_len) != 0 || cert_len > KC_U2F_CERT_MAX) {
-        set_reason(out->reason, sizeof(out->reason),
-                   "attestation certificate is not valid DER X.509 (or too large)");
+        kc_set_text(out->reason, sizeof(out->reason),
+                    "attestation certificate is not valid DER X.509 (or too large)");
         return KC_ERR_PROTOCOL;
     }
     memcpy(out->cert, body + off, cert_len);
@@ -146,13 +134,13 @@ int kc_u2f_register_parse(const uint8_t *body, size_t len, struct kc_u2f_registe
     off += cert_len;
     sig_len = len - off;
     if (sig_len == 0 || sig_len > KC_U2F_SIG_MAX) {
-        set_reason(out->reason, sizeof(out->reason), "signature length %zu is out of range",
-                   sig_len);
+        kc_set_text(out->reason, sizeof(out->reason), "signature length %zu is out of range",
+                    sig_len);
         return KC_ERR_PROTOCOL;
     }
     memcpy(out->sig, body + off, sig_len);
     out->sig_len = sig_len;
-    set_reason(out->reason, sizeof(out->reason), "ok");
+    kc_set_text(out->reason, sizeof(out->reason), "ok");
     return KC_OK;
 }
 
@@ -167,18 +155,18 @@ int kc_u2f_authenticate_parse(const uint8_t *body, size_t len, struct kc_u2f_aut
     memset(out, 0, sizeof(*out));
     out->sw = sw;
     if (body == NULL) {
-        set_reason(out->reason, sizeof(out->reason), "no response");
+        kc_set_text(out->reason, sizeof(out->reason), "no response");
         return KC_ERR_INVALID_ARG;
     }
     if (len < 1 + COUNTER_LEN + 1) {
-        set_reason(out->reason, sizeof(out->reason), "authenticate response too short (%zu bytes)",
-                   len);
+        kc_set_text(out->reason, sizeof(out->reason), "authenticate response too short (%zu bytes)",
+                    len);
         return KC_ERR_PROTOCOL;
     }
     sig_len = len - 1 - COUNTER_LEN;
     if (sig_len > KC_U2F_SIG_MAX) {
-        set_reason(out->reason, sizeof(out->reason), "signature length %zu is out of range",
-                   sig_len);
+        kc_set_text(out->reason, sizeof(out->reason), "signature length %zu is out of range",
+                    sig_len);
         return KC_ERR_PROTOCOL;
     }
     out->user_presence = body[0];
@@ -186,7 +174,7 @@ int kc_u2f_authenticate_parse(const uint8_t *body, size_t len, struct kc_u2f_aut
                    (uint32_t)body[4];
     memcpy(out->sig, body + 1 + COUNTER_LEN, sig_len);
     out->sig_len = sig_len;
-    set_reason(out->reason, sizeof(out->reason), "ok");
+    kc_set_text(out->reason, sizeof(out->reason), "ok");
     return KC_OK;
 }
 
@@ -239,14 +227,14 @@ int kc_u2f_register_verify(struct kc_u2f_register *reg, const uint8_t chal[KC_U2
     if (reg == NULL || chal == NULL || app == NULL || reg->key_handle_len > KC_U2F_KH_MAX)
         return KC_ERR_INVALID_ARG;
     if (kc_u2f_pubkey_evp(reg->pubkey, &user) != KC_OK) {
-        set_reason(reg->reason, sizeof(reg->reason), "user public key is not on P-256");
+        kc_set_text(reg->reason, sizeof(reg->reason), "user public key is not on P-256");
         return KC_ERR_VERIFY;
     }
     EVP_PKEY_free(user);
     p = reg->cert;
     if ((cert = d2i_X509(NULL, &p, (long)reg->cert_len)) == NULL) {
         ERR_clear_error();
-        set_reason(reg->reason, sizeof(reg->reason), "attestation certificate does not parse");
+        kc_set_text(reg->reason, sizeof(reg->reason), "attestation certificate does not parse");
         return KC_ERR_VERIFY;
     }
     msg[off++] = 0x00;
@@ -262,14 +250,14 @@ int kc_u2f_register_verify(struct kc_u2f_register *reg, const uint8_t chal[KC_U2
                             reg->sig_len);
     X509_free(cert);
     if (e == KC_ERR_INVALID_ARG) {
-        set_reason(reg->reason, sizeof(reg->reason), "attestation certificate key is not P-256");
+        kc_set_text(reg->reason, sizeof(reg->reason), "attestation certificate key is not P-256");
         return KC_ERR_VERIFY;
     }
     if (e != KC_OK) {
-        set_reason(reg->reason, sizeof(reg->reason), "register signature does not verify");
+        kc_set_text(reg->reason, sizeof(reg->reason), "register signature does not verify");
         return KC_ERR_VERIFY;
     }
-    set_reason(reg->reason, sizeof(reg->reason), "ok");
+    kc_set_text(reg->reason, sizeof(reg->reason), "ok");
     return KC_OK;
 }
 
@@ -285,7 +273,7 @@ int kc_u2f_authenticate_verify(struct kc_u2f_auth *auth, const uint8_t chal[KC_U
     if (auth == NULL || chal == NULL || app == NULL || pubkey == NULL)
         return KC_ERR_INVALID_ARG;
     if (kc_u2f_pubkey_evp(pubkey, &key) != KC_OK) {
-        set_reason(auth->reason, sizeof(auth->reason), "registered public key is not on P-256");
+        kc_set_text(auth->reason, sizeof(auth->reason), "registered public key is not on P-256");
         return KC_ERR_VERIFY;
     }
     memcpy(msg + off, app, KC_U2F_APP_LEN);
@@ -300,16 +288,18 @@ int kc_u2f_authenticate_verify(struct kc_u2f_auth *auth, const uint8_t chal[KC_U
     e = kc_verify_signature(key, KC_COSE_ES256, msg, off, auth->sig, auth->sig_len);
     EVP_PKEY_free(key);
     if (e != KC_OK) {
-        set_reason(auth->reason, sizeof(auth->reason), "authenticate signature does not verify");
+        kc_set_text(auth->reason, sizeof(auth->reason), "authenticate signature does not verify");
         return KC_ERR_VERIFY;
     }
-    set_reason(auth->reason, sizeof(auth->reason), "ok");
+    kc_set_text(auth->reason, sizeof(auth->reason), "ok");
     return KC_OK;
 }
 
-/* One APDU over CTAPHID_MSG; the body lands in resp, the SW in *sw. */
+/* One APDU over CTAPHID_MSG; the body lands in resp, the SW in *sw. A status
+ * word other than NO_ERROR is KC_ERR_U2F, named in reason when one is given. */
 static int u2f_transact(struct kc_dev *d, uint8_t ins, uint8_t p1, const uint8_t *data, size_t len,
-                        uint8_t *resp, size_t cap, size_t *body_len, uint16_t *sw)
+                        uint8_t *resp, size_t cap, size_t *body_len, uint16_t *sw, char *reason,
+                        size_t reason_cap)
 {
     uint8_t apdu[APDU_HDR_LEN + 1 + KC_U2F_APP_LEN + KC_U2F_CHAL_LEN + KC_U2F_KH_MAX + APDU_LE_LEN];
     size_t apdu_len = 0, resp_len = 0;
@@ -325,7 +315,11 @@ static int u2f_transact(struct kc_dev *d, uint8_t ins, uint8_t p1, const uint8_t
         return e;
     if ((e = kc_u2f_split_sw(resp, resp_len, sw, body_len)) != KC_OK)
         return e;
-    return *sw == KC_U2F_SW_NO_ERROR ? KC_OK : KC_ERR_U2F;
+    if (*sw == KC_U2F_SW_NO_ERROR)
+        return KC_OK;
+    if (reason != NULL)
+        kc_set_text(reason, reason_cap, "card answered %s (0x%04x)", kc_u2f_sw_name(*sw), *sw);
+    return KC_ERR_U2F;
 }
 
 int kc_u2f_version(struct kc_dev *d, char *version, size_t cap, uint16_t *sw)
@@ -340,7 +334,7 @@ int kc_u2f_version(struct kc_dev *d, char *version, size_t cap, uint16_t *sw)
     if (sw == NULL)
         sw = &local_sw;
     version[0] = '\0';
-    e = u2f_transact(d, KC_U2F_VERSION, 0x00, NULL, 0, resp, sizeof(resp), &body_len, sw);
+    e = u2f_transact(d, KC_U2F_VERSION, 0x00, NULL, 0, resp, sizeof(resp), &body_len, sw, NULL, 0);
     if (e != KC_OK)
         return e;
     if (body_len >= cap)
@@ -366,7 +360,6 @@ int kc_u2f_register(struct kc_dev *d, const uint8_t chal[KC_U2F_CHAL_LEN],
     uint8_t data[KC_U2F_CHAL_LEN + KC_U2F_APP_LEN];
     uint8_t resp[KC_HID_MAX_MSG];
     size_t body_len = 0;
-    uint16_t sw = 0;
     int e;
 
     if (reg == NULL || chal == NULL || app == NULL)
@@ -375,11 +368,7 @@ int kc_u2f_register(struct kc_dev *d, const uint8_t chal[KC_U2F_CHAL_LEN],
     memcpy(data, chal, KC_U2F_CHAL_LEN);
     memcpy(data + KC_U2F_CHAL_LEN, app, KC_U2F_APP_LEN);
     e = u2f_transact(d, KC_U2F_REGISTER, 0x00, data, sizeof(data), resp, sizeof(resp), &body_len,
-                     &sw);
-    reg->sw = sw;
-    if (e == KC_ERR_U2F)
-        set_reason(reg->reason, sizeof(reg->reason), "card answered %s (0x%04x)",
-                   kc_u2f_sw_name(sw), sw);
+                     &reg->sw, reg->reason, sizeof(reg->reason));
     if (e != KC_OK)
         return e;
     if ((e = kc_u2f_register_parse(resp, body_len, reg)) != KC_OK)
@@ -394,7 +383,6 @@ int kc_u2f_authenticate(struct kc_dev *d, uint8_t mode, const uint8_t chal[KC_U2
     uint8_t data[KC_U2F_CHAL_LEN + KC_U2F_APP_LEN + 1 + KC_U2F_KH_MAX];
     uint8_t resp[KC_HID_MAX_MSG];
     size_t body_len = 0, off = 0;
-    uint16_t sw = 0;
     int e;
 
     if (auth == NULL || chal == NULL || app == NULL || key_handle == NULL || key_handle_len == 0 ||
@@ -411,11 +399,8 @@ int kc_u2f_authenticate(struct kc_dev *d, uint8_t mode, const uint8_t chal[KC_U2
     data[off++] = (uint8_t)key_handle_len;
     memcpy(data + off, key_handle, key_handle_len);
     off += key_handle_len;
-    e = u2f_transact(d, KC_U2F_AUTHENTICATE, mode, data, off, resp, sizeof(resp), &body_len, &sw);
-    auth->sw = sw;
-    if (e == KC_ERR_U2F)
-        set_reason(auth->reason, sizeof(auth->reason), "card answered %s (0x%04x)",
-                   kc_u2f_sw_name(sw), sw);
+    e = u2f_transact(d, KC_U2F_AUTHENTICATE, mode, data, off, resp, sizeof(resp), &body_len,
+                     &auth->sw, auth->reason, sizeof(auth->reason));
     if (e != KC_OK)
         return e;
     if ((e = kc_u2f_authenticate_parse(resp, body_len, auth)) != KC_OK)
@@ -441,6 +426,20 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Between attempts at a command the card holds until touched: sleeps poll_ms
+ * and true, or false with reason set once that would pass the deadline. */
+static bool wait_for_touch(int64_t deadline, int poll_ms, int timeout_ms, char *reason, size_t cap)
+{
+    if (now_ms() + poll_ms > deadline) {
+        kc_set_text(reason, cap,
+                    "no touch within %d ms (card kept answering CONDITIONS_NOT_SATISFIED)",
+                    timeout_ms);
+        return false;
+    }
+    sleep_ms(poll_ms);
+    return true;
+}
+
 int kc_u2f_register_wait(struct kc_dev *d, const uint8_t chal[KC_U2F_CHAL_LEN],
                          const uint8_t app[KC_U2F_APP_LEN], struct kc_u2f_register *reg,
                          int timeout_ms, int poll_ms)
@@ -454,13 +453,8 @@ int kc_u2f_register_wait(struct kc_dev *d, const uint8_t chal[KC_U2F_CHAL_LEN],
         e = kc_u2f_register(d, chal, app, reg);
         if (e != KC_ERR_U2F || reg->sw != KC_U2F_SW_CONDITIONS_NOT_SATISFIED)
             return e;
-        if (now_ms() + poll_ms > deadline) {
-            set_reason(reg->reason, sizeof(reg->reason),
-                       "no touch within %d ms (card kept answering CONDITIONS_NOT_SATISFIED)",
-                       timeout_ms);
+        if (!wait_for_touch(deadline, poll_ms, timeout_ms, reg->reason, sizeof(reg->reason)))
             return KC_ERR_TIMEOUT;
-        }
-        sleep_ms(poll_ms);
     }
 }
 
@@ -480,12 +474,7 @@ int kc_u2f_authenticate_wait(struct kc_dev *d, uint8_t mode, const uint8_t chal[
         if (mode == KC_U2F_AUTH_CHECK_ONLY || e != KC_ERR_U2F ||
             auth->sw != KC_U2F_SW_CONDITIONS_NOT_SATISFIED)
             return e;
-        if (now_ms() + poll_ms > deadline) {
-            set_reason(auth->reason, sizeof(auth->reason),
-                       "no touch within %d ms (card kept answering CONDITIONS_NOT_SATISFIED)",
-                       timeout_ms);
+        if (!wait_for_touch(deadline, poll_ms, timeout_ms, auth->reason, sizeof(auth->reason)))
             return KC_ERR_TIMEOUT;
-        }
-        sleep_ms(poll_ms);
     }
 }

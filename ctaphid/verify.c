@@ -209,33 +209,6 @@ struct att_stmt {
     size_t n_pairs;
 };
 
-static int item_int(const cbor_item_t *item, int64_t *v)
-{
-    uint64_t u;
-
-    if (cbor_isa_uint(item) || cbor_isa_negint(item)) {
-        u = cbor_get_int(item);
-        if (u > INT64_MAX)
-            return -1;
-        *v = cbor_isa_uint(item) ? (int64_t)u : -1 - (int64_t)u;
-        return 0;
-    }
-    return -1;
-}
-
-static int text_is(const cbor_item_t *item, const char *s)
-{
-    size_t n = strlen(s);
-
-    return cbor_isa_string(item) && cbor_string_is_definite(item) &&
-           cbor_string_length(item) == n && memcmp(cbor_string_handle(item), s, n) == 0;
-}
-
-static int definite_bytes(const cbor_item_t *item)
-{
-    return item != NULL && cbor_isa_bytestring(item) && cbor_bytestring_is_definite(item);
-}
-
 static int read_att_stmt(const cbor_item_t *map, struct att_stmt *st, struct kc_verify_result *r)
 {
     struct cbor_pair *pairs;
@@ -253,23 +226,23 @@ static int read_att_stmt(const cbor_item_t *map, struct att_stmt *st, struct kc_
         const cbor_item_t *k = pairs[i].key, *v = pairs[i].value;
         const cbor_item_t **slot = NULL;
 
-        if (!cbor_isa_string(k) || !cbor_string_is_definite(k)) {
+        if (!kc_cbor_is_text(k)) {
             why(r, "attStmt key %zu is not a text string", i);
             return KC_ERR_CBOR;
         }
-        if (text_is(k, "alg")) {
-            if (st->have_alg || item_int(v, &st->alg) != 0) {
+        if (kc_cbor_text_eq(k, "alg")) {
+            if (st->have_alg || kc_cbor_int(v, &st->alg) != KC_OK) {
                 why(r, "attStmt alg is duplicated or not an integer");
                 return KC_ERR_CBOR;
             }
             st->have_alg = 1;
             continue;
         }
-        if (text_is(k, "sig"))
+        if (kc_cbor_text_eq(k, "sig"))
             slot = &st->sig;
-        else if (text_is(k, "x5c"))
+        else if (kc_cbor_text_eq(k, "x5c"))
             slot = &st->x5c;
-        else if (text_is(k, "ecdaaKeyId"))
+        else if (kc_cbor_text_eq(k, "ecdaaKeyId"))
             slot = &st->ecdaa;
         if (slot == NULL)
             continue; /* unknown members are ignored */
@@ -279,7 +252,7 @@ static int read_att_stmt(const cbor_item_t *map, struct att_stmt *st, struct kc_
         }
         *slot = v;
     }
-    if (st->sig != NULL && !definite_bytes(st->sig)) {
+    if (st->sig != NULL && !kc_cbor_is_bytes(st->sig)) {
         why(r, "attStmt sig is not a byte string");
         return KC_ERR_CBOR;
     }
@@ -292,7 +265,7 @@ static int read_att_stmt(const cbor_item_t *map, struct att_stmt *st, struct kc_
             return KC_ERR_CBOR;
         }
         for (size_t i = 0; i < m; i++) {
-            if (!definite_bytes(cbor_array_handle(st->x5c)[i])) {
+            if (!kc_cbor_is_bytes(cbor_array_handle(st->x5c)[i])) {
                 why(r, "attStmt x5c[%zu] is not a byte string", i);
                 return KC_ERR_CBOR;
             }

@@ -61,6 +61,19 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
     return FP_EXIT_USAGE;
 }
 
+/* A whole number of milliseconds in 1..max; -1 when s is anything else. */
+static int parse_ms(const char *s, long max, int *out)
+{
+    char *end;
+    long v;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < 1 || v > max)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
 static int parse_opts(int argc, char **argv, struct fp_opts *o, bool *done, int *rc)
 {
     static const struct option lo[] = {
@@ -93,26 +106,14 @@ static int parse_opts(int argc, char **argv, struct fp_opts *o, bool *done, int 
         case 'd':
             o->device = optarg;
             break;
-        case 't': {
-            char *end;
-            long v;
-            errno = 0;
-            v = strtol(optarg, &end, 10);
-            if (errno != 0 || end == optarg || *end != '\0' || v < 1 || v > 600000)
+        case 't':
+            if (parse_ms(optarg, 600000, &o->timeout_ms) != 0)
                 return usage_error("--timeout-ms wants 1..600000, not '%s'", optarg);
-            o->timeout_ms = (int)v;
             break;
-        }
-        case 'f': {
-            char *end;
-            long v;
-            errno = 0;
-            v = strtol(optarg, &end, 10);
-            if (errno != 0 || end == optarg || *end != '\0' || v < 1 || v > 3600000)
+        case 'f':
+            if (parse_ms(optarg, 3600000, &o->follow_ms) != 0)
                 return usage_error("--follow wants 1..3600000 ms, not '%s'", optarg);
-            o->follow_ms = (int)v;
             break;
-        }
         case 'b':
             if (strcmp(optarg, "sysfs") == 0)
                 o->backend = KC_ENUM_SYSFS;

@@ -309,6 +309,18 @@ int rc_parse_cmd(struct rc_ctx *ctx, int argc, char **argv, const char *shortopt
     return 0;
 }
 
+int rc_parse_cmd_no_operands(struct rc_ctx *ctx, int argc, char **argv, const char *shortopts,
+                             const struct option *longopts, rc_opt_fn on_opt, void *st)
+{
+    int first = 0;
+    int r = rc_parse_cmd(ctx, argc, argv, shortopts, longopts, on_opt, st, &first);
+    if (r != 0)
+        return r;
+    if (first < argc)
+        return rc_usage_error(argv[0], "unexpected argument '%s'", argv[first]);
+    return 0;
+}
+
 /* ---- device ---- */
 
 static int rc_on_abort(void *arg)

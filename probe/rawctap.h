@@ -132,6 +132,9 @@ int rc_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(
 typedef int (*rc_opt_fn)(struct rc_ctx *ctx, void *st, int c, const char *arg);
 int rc_parse_cmd(struct rc_ctx *ctx, int argc, char **argv, const char *shortopts,
                  const struct option *longopts, rc_opt_fn on_opt, void *st, int *first_arg);
+/* The same for a command that takes no operands: one is a usage error. */
+int rc_parse_cmd_no_operands(struct rc_ctx *ctx, int argc, char **argv, const char *shortopts,
+                             const struct option *longopts, rc_opt_fn on_opt, void *st);
 
 /* Device: open the URI, attach trace and keepalive printing, run INIT.
  * On failure prints the diagnosis and returns the exit code. */
@@ -161,6 +164,11 @@ void rc_out_int(struct rc_ctx *ctx, const char *key, long long val);
 void rc_out_bool(struct rc_ctx *ctx, const char *key, bool val);
 void rc_out_real(struct rc_ctx *ctx, const char *key, double val);
 void rc_out_hex(struct rc_ctx *ctx, const char *key, const uint8_t *buf, size_t len);
+/* A new public key: COSE hex and PEM in JSON mode; in text mode the PEM
+ * block when want_pem, else the COSE hex. */
+void rc_out_pubkey(struct rc_ctx *ctx, const char *cose_hex, const char *pem, bool want_pem);
+/* JSON mode: marks the result failed ("ok": false) with error_name. */
+void rc_json_failed(struct rc_ctx *ctx, const char *error_name);
 /* Store a JSON value (stolen) in JSON mode; in text mode print text_val. */
 void rc_out_json(struct rc_ctx *ctx, const char *key, json_t *val, const char *text_val);
 
@@ -182,6 +190,9 @@ int rc_write_atomic(const char *path, const char *data, size_t len);
 /* SHA-256 via EVP. */
 int rc_sha256(const void *buf, size_t len, uint8_t out[32]);
 int rc_random(uint8_t *buf, size_t len);
+/* The public key as a PEM SubjectPublicKeyInfo block (malloc'd), NULL on failure. */
+struct evp_pkey_st;
+char *rc_pubkey_pem(struct evp_pkey_st *pkey);
 
 /* A credential saved by make-credential --cred-file (or u2f-register --key-file). */
 struct rc_cred_file {
@@ -199,6 +210,9 @@ int rc_cred_file_load(struct rc_ctx *ctx, const char *path, struct rc_cred_file 
 int rc_cred_file_parse(struct rc_ctx *ctx, const char *name, const char *buf, size_t len,
                        struct rc_cred_file *cf);
 void rc_cred_file_free(struct rc_cred_file *cf);
+/* Writes j (indented, in key order, with a final newline) to path atomically;
+ * when the write fails prints "WHAT PATH". RC_EXIT_OK or RC_EXIT_LOCAL. */
+int rc_json_write_file(struct rc_ctx *ctx, const char *path, const json_t *j, const char *what);
 int rc_save_cred_file(struct rc_ctx *ctx, const char *path, const char *rp_id,
                       const uint8_t *cred_id, size_t cred_id_len, int alg, const uint8_t *cose,
                       size_t cose_len, const char *pem, uint32_t sign_count, const char *protocol);
@@ -210,6 +224,16 @@ int rc_no_ctap2(struct rc_ctx *ctx, const char *what);
 struct kc_attestation;
 struct kc_assertion;
 struct kc_cred_id;
+
+struct kc_info;
+/* getInfo into *info (timed from ctx->t_op_us); on failure prints the
+ * diagnosis and returns the exit code. */
+int rc_info_fetch(struct rc_ctx *ctx, struct kc_info *info);
+/* No PIN/UV auth protocol of the card fits: prints what it advertised (with
+ * the hint to drop --pin when the PIN is optional), marks the JSON result and
+ * returns RC_EXIT_CTAP. what names the step. */
+int rc_no_pin_protocol(struct rc_ctx *ctx, const struct kc_info *info, const char *what,
+                       bool pin_optional);
 
 /* Verification (rawctap_verify.c): print the outcome, return 0 or RC_EXIT_VERIFY. */
 int rc_verify_attestation(struct rc_ctx *ctx, const char *rp_id, const uint8_t cdh[32],

@@ -7,25 +7,12 @@
 #include "ctaphid/cose.h"
 #include "probe/rawctap.h"
 
-int rc_save_cred_file(struct rc_ctx *ctx, const char *path, const char *rp_id,
-                      const uint8_t *cred_id, size_t cred_id_len, int alg, const uint8_t *cose,
-                      size_t cose_len, const char *pem, uint32_t sign_count, const char *protocol)
+int rc_json_write_file(struct rc_ctx *ctx, const char *path, const json_t *j, const char *what)
 {
-    char *cid = rc_b64url_encode(cred_id, cred_id_len);
-    char *hex = rc_hex_encode(cose, cose_len);
-    json_t *j = NULL;
-    char *s = NULL;
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     int r = RC_EXIT_LOCAL;
-    if (cid == NULL || hex == NULL)
-        goto out;
-    j = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:I, s:s}", "rp_id", rp_id, "cred_id", cid, "alg",
-                  alg, "alg_name", kc_cose_alg_name(alg), "public_key_cose", hex, "public_key_pem",
-                  pem ? pem : "", "sign_count", (json_int_t)sign_count, "protocol", protocol);
-    if (j == NULL)
-        goto out;
-    s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     if (s == NULL)
-        goto out;
+        return r;
     size_t n = strlen(s);
     char *s2 = realloc(s, n + 2);
     if (s2 == NULL)
@@ -34,15 +21,36 @@ int rc_save_cred_file(struct rc_ctx *ctx, const char *path, const char *rp_id,
     s[n] = '\n';
     s[n + 1] = '\0';
     if (rc_write_atomic(path, s, n + 1) != 0) {
-        rc_err(ctx, "cannot write credential file %s", path);
+        rc_err(ctx, "%s %s", what, path);
         goto out;
     }
-    rc_verbose(ctx, 1, "credential saved to %s", path);
     r = RC_EXIT_OK;
+out:
+    free(s);
+    return r;
+}
+
+int rc_save_cred_file(struct rc_ctx *ctx, const char *path, const char *rp_id,
+                      const uint8_t *cred_id, size_t cred_id_len, int alg, const uint8_t *cose,
+                      size_t cose_len, const char *pem, uint32_t sign_count, const char *protocol)
+{
+    char *cid = rc_b64url_encode(cred_id, cred_id_len);
+    char *hex = rc_hex_encode(cose, cose_len);
+    json_t *j = NULL;
+    int r = RC_EXIT_LOCAL;
+    if (cid == NULL || hex == NULL)
+        goto out;
+    j = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:I, s:s}", "rp_id", rp_id, "cred_id", cid, "alg",
+                  alg, "alg_name", kc_cose_alg_name(alg), "public_key_cose", hex, "public_key_pem",
+                  pem ? pem : "", "sign_count", (json_int_t)sign_count, "protocol", protocol);
+    if (j == NULL)
+        goto out;
+    if ((r = rc_json_write_file(ctx, path, j, "cannot write credential file")) != RC_EXIT_OK)
+        goto out;
+    rc_verbose(ctx, 1, "credential saved to %s", path);
 out:
     free(cid);
     free(hex);
-    free(s);
     json_decref(j);
     return r;
 }
@@ -86,14 +94,17 @@ static int rc_cred_file_from_json(struct rc_ctx *ctx, const char *path, json_t *
     return RC_EXIT_OK;
 }
 
-int rc_cred_file_parse(struct rc_ctx *ctx, const char *name, const char *buf, size_t len,
-                       struct rc_cred_file *cf)
+/* A credential file from the file name (from_file) or from buf; a JSON error
+ * is reported as "LEAD NAME: reason (line N)". */
+static int rc_cred_file_read(struct rc_ctx *ctx, const char *name, bool from_file, const char *buf,
+                             size_t len, const char *lead, struct rc_cred_file *cf)
 {
     json_error_t jerr;
     memset(cf, 0, sizeof(*cf));
-    json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *j = from_file ? json_load_file(name, JSON_REJECT_DUPLICATES, &jerr)
+                          : json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
     if (j == NULL) {
-        rc_err(ctx, "credential file %s: %s (line %d)", name, jerr.text, jerr.line);
+        rc_err(ctx, "%s %s: %s (line %d)", lead, name, jerr.text, jerr.line);
         return RC_EXIT_USAGE;
     }
     int r = rc_cred_file_from_json(ctx, name, j, cf);
@@ -101,16 +112,13 @@ int rc_cred_file_parse(struct rc_ctx *ctx, const char *name, const char *buf, si
     return r;
 }
 
+int rc_cred_file_parse(struct rc_ctx *ctx, const char *name, const char *buf, size_t len,
+                       struct rc_cred_file *cf)
+{
+    return rc_cred_file_read(ctx, name, false, buf, len, "credential file", cf);
+}
+
 int rc_cred_file_load(struct rc_ctx *ctx, const char *path, struct rc_cred_file *cf)
 {
-    json_error_t jerr;
-    memset(cf, 0, sizeof(*cf));
-    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (j == NULL) {
-        rc_err(ctx, "cannot read credential file %s: %s (line %d)", path, jerr.text, jerr.line);
-        return RC_EXIT_USAGE;
-    }
-    int r = rc_cred_file_from_json(ctx, path, j, cf);
-    json_decref(j);
-    return r;
+    return rc_cred_file_read(ctx, path, true, NULL, 0, "cannot read credential file", cf);
 }

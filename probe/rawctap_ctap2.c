@@ -5,9 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/bio.h>
 #include <openssl/crypto.h>
-#include <openssl/pem.h>
 
 #include "ctaphid/cose.h"
 #include "ctaphid/ctap2.h"
@@ -57,21 +55,37 @@ int rc_no_ctap2(struct rc_ctx *ctx, const char *what)
            "%s: the card does not offer CTAP2 (INIT capabilities 0x%02x lack CBOR): it speaks "
            "CTAP1/U2F only; use u2f-register/u2f-authenticate or --ctap1-fallback",
            what, ii->capabilities);
-    if (ctx->json) {
-        json_object_set_new(ctx->result, "ok", json_false());
-        json_object_set_new(ctx->result, "error_name", json_string("CTAP2_NOT_OFFERED"));
-    }
+    rc_json_failed(ctx, "CTAP2_NOT_OFFERED");
     return RC_EXIT_CTAP;
 }
 
-/* getInfo, with the failure explained. */
-static int rc_info_fetch(struct rc_ctx *ctx, struct kc_info *info)
+int rc_info_fetch(struct rc_ctx *ctx, struct kc_info *info)
 {
     ctx->t_op_us = kc_now_us();
     int e = kc_ctap2_get_info(ctx->dev, info);
     if (e != KC_OK)
         return rc_fail(ctx, "getInfo", e);
     return RC_EXIT_OK;
+}
+
+int rc_no_pin_protocol(struct rc_ctx *ctx, const struct kc_info *info, const char *what,
+                       bool pin_optional)
+{
+    char list[128];
+    int cp = kc_info_option(info, "clientPin");
+    kc_info_pin_protocols_str(info, list, sizeof(list));
+    rc_err(ctx,
+           "%s: %sno PIN/UV auth protocol fits: the card advertised pinUvAuthProtocols [%s] and "
+           "clientPin option %s; this tool speaks protocols 1 and 2%s",
+           what, pin_optional ? "a PIN was given but " : "", list,
+           cp < 0 ? "absent"
+           : cp   ? "true"
+                  : "false",
+           pin_optional ? " (drop --pin to proceed without PIN)" : "");
+    rc_json_failed(ctx, "KC_ERR_NO_PIN_PROTOCOL");
+    if (ctx->json)
+        json_object_set_new(ctx->result, "pin_protocols_advertised", json_string(list));
+    return RC_EXIT_CTAP;
 }
 
 /* The runbook rule, with the -v explanation. Returns 0 or an exit code. */
@@ -84,23 +98,8 @@ static int rc_pin_decide(struct rc_ctx *ctx, const struct kc_info *info, bool ha
     memset(&oc, 0, sizeof(oc));
     kc_info_pin_protocols_str(info, list, sizeof(list));
     int e = kc_pin_choose_protocol(info, have_pin, &proto, &oc);
-    if (e == KC_ERR_NO_PIN_PROTOCOL) {
-        int cp = kc_info_option(info, "clientPin");
-        rc_err(ctx,
-               "%s: a PIN was given but no PIN/UV auth protocol fits: the card advertised "
-               "pinUvAuthProtocols [%s] and clientPin option %s; this tool speaks protocols 1 "
-               "and 2 (drop --pin to proceed without PIN)",
-               what, list,
-               cp < 0 ? "absent"
-               : cp   ? "true"
-                      : "false");
-        if (ctx->json) {
-            json_object_set_new(ctx->result, "ok", json_false());
-            json_object_set_new(ctx->result, "error_name", json_string("KC_ERR_NO_PIN_PROTOCOL"));
-            json_object_set_new(ctx->result, "pin_protocols_advertised", json_string(list));
-        }
-        return RC_EXIT_CTAP;
-    }
+    if (e == KC_ERR_NO_PIN_PROTOCOL)
+        return rc_no_pin_protocol(ctx, info, what, true);
     if (e != KC_OK)
         return rc_fail(ctx, what, e);
     if (!have_pin) {
@@ -118,24 +117,6 @@ static int rc_pin_decide(struct rc_ctx *ctx, const struct kc_info *info, bool ha
         rc_verbose(ctx, 1, "using PIN/UV auth protocol %d (card advertised [%s])", proto, list);
     }
     return RC_EXIT_OK;
-}
-
-static char *rc_pkey_pem(EVP_PKEY *pkey)
-{
-    BIO *bio = BIO_new(BIO_s_mem());
-    char *out = NULL;
-    if (bio == NULL)
-        return NULL;
-    if (PEM_write_bio_PUBKEY(bio, pkey) == 1) {
-        char *p = NULL;
-        long n = BIO_get_mem_data(bio, &p);
-        if (n > 0 && (out = malloc((size_t)n + 1)) != NULL) {
-            memcpy(out, p, (size_t)n);
-            out[n] = '\0';
-        }
-    }
-    BIO_free(bio);
-    return out;
 }
 
 /* -v: say where the request asks for something the card did not advertise. */
@@ -190,12 +171,9 @@ static int rc_info_u2f(struct rc_ctx *ctx);
 
 int rc_cmd_info(struct rc_ctx *ctx, int argc, char **argv)
 {
-    int first = 0;
-    int r = rc_parse_cmd(ctx, argc, argv, "", NULL, NULL, NULL, &first);
+    int r = rc_parse_cmd_no_operands(ctx, argc, argv, "", NULL, NULL, NULL);
     if (r != 0)
         return r;
-    if (first < argc)
-        return rc_usage_error(argv[0], "unexpected argument '%s'", argv[first]);
     if ((r = rc_open(ctx)) != 0)
         return r;
     if (!rc_has_ctap2(ctx)) {
@@ -356,12 +334,9 @@ int rc_cmd_make_credential(struct rc_ctx *ctx, int argc, char **argv)
                                        {NULL, 0, NULL, 0}};
     struct rc_mc_opts o = {.user = "rawctap"};
     char pin[RC_PIN_MAX];
-    int first = 0;
-    int r = rc_parse_cmd(ctx, argc, argv, "", lo, rc_mc_opt, &o, &first);
+    int r = rc_parse_cmd_no_operands(ctx, argc, argv, "", lo, rc_mc_opt, &o);
     if (r != 0)
         return r;
-    if (first < argc)
-        return rc_usage_error(argv[0], "unexpected argument '%s'", argv[first]);
     if (o.rp_id == NULL || *o.rp_id == '\0')
         return rc_usage_error(argv[0], "--rp-id is required");
     int have_pin = rc_pin_get(o.pin, o.pin_file, pin, sizeof(pin));
@@ -454,20 +429,13 @@ int rc_cmd_make_credential(struct rc_ctx *ctx, int argc, char **argv)
         goto out;
     }
     char *cid = rc_b64url_encode(att.ad.cred_id, att.ad.cred_id_len);
-    char *pem = rc_pkey_pem(key.pkey);
+    char *pem = rc_pubkey_pem(key.pkey);
     char *hex = rc_hex_encode(att.ad.cose_key, att.ad.cose_key_len);
     rc_out_str(ctx, "rp_id", o.rp_id);
     rc_out_str(ctx, "fmt", att.fmt);
     rc_out_str(ctx, "cred_id", cid);
     rc_out_str(ctx, "alg", kc_cose_alg_name(key.alg));
-    if (ctx->json) {
-        rc_out_str(ctx, "public_key_cose", hex);
-        rc_out_str(ctx, "public_key_pem", pem);
-    } else if (o.pem) {
-        printf("public_key_pem:\n%s", pem ? pem : "");
-    } else {
-        rc_out_str(ctx, "public_key_cose", hex);
-    }
+    rc_out_pubkey(ctx, hex, pem, o.pem);
     rc_out_int(ctx, "sign_count", att.ad.sign_count);
     rc_out_bool(ctx, "up", (att.ad.flags & KC_AD_UP) != 0);
     rc_out_bool(ctx, "uv", (att.ad.flags & KC_AD_UV) != 0);
@@ -553,15 +521,12 @@ int rc_cmd_get_assertion(struct rc_ctx *ctx, int argc, char **argv)
     uint8_t *decoded[RC_MAX_ALLOW];
     size_t n_allow = 0;
     char pin[RC_PIN_MAX];
-    int first = 0;
     memset(&o, 0, sizeof(o));
     memset(&cf, 0, sizeof(cf));
     memset(decoded, 0, sizeof(decoded));
-    int r = rc_parse_cmd(ctx, argc, argv, "", lo, rc_ga_opt, &o, &first);
+    int r = rc_parse_cmd_no_operands(ctx, argc, argv, "", lo, rc_ga_opt, &o);
     if (r != 0)
         return r;
-    if (first < argc)
-        return rc_usage_error(argv[0], "unexpected argument '%s'", argv[first]);
     if (o.cred_file && o.n_cred_ids)
         return rc_usage_error(argv[0], "give --cred-id or --cred-file, not both");
     for (size_t i = 0; i < o.n_cred_ids; i++) {
@@ -691,12 +656,9 @@ out_free:
 static int rc_simple(struct rc_ctx *ctx, int argc, char **argv, int (*fn)(struct kc_dev *),
                      const char *what)
 {
-    int first = 0;
-    int r = rc_parse_cmd(ctx, argc, argv, "", NULL, NULL, NULL, &first);
+    int r = rc_parse_cmd_no_operands(ctx, argc, argv, "", NULL, NULL, NULL);
     if (r != 0)
         return r;
-    if (first < argc)
-        return rc_usage_error(argv[0], "unexpected argument '%s'", argv[first]);
     if ((r = rc_open(ctx)) != 0)
         return r;
     if (!rc_has_ctap2(ctx))

@@ -1044,12 +1044,9 @@ int rc_cmd_doctor(struct rc_ctx *ctx, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct rc_doc_opts opts = {false, RC_DOC_SLOW_MS_DEFAULT, NULL};
-    int first = 0;
-    int r = rc_parse_cmd(ctx, argc, argv, "", lo, rc_doc_opt, &opts, &first);
+    int r = rc_parse_cmd_no_operands(ctx, argc, argv, "", lo, rc_doc_opt, &opts);
     if (r != 0)
         return r;
-    if (first < argc)
-        return rc_usage_error(argv[0], "unexpected argument '%s'", argv[first]);
 
     struct rc_doc_evidence *ev = calloc(1, sizeof(*ev));
     if (ev == NULL)

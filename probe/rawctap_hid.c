@@ -8,20 +8,9 @@
 #include "ctaphid/status.h"
 #include "probe/rawctap.h"
 
-static int rc_no_operands(struct rc_ctx *ctx, int argc, char **argv)
-{
-    int first = 0;
-    int r = rc_parse_cmd(ctx, argc, argv, "", NULL, NULL, NULL, &first);
-    if (r != 0)
-        return r;
-    if (first < argc)
-        return rc_usage_error(argv[0], "unexpected argument '%s'", argv[first]);
-    return 0;
-}
-
 int rc_cmd_init(struct rc_ctx *ctx, int argc, char **argv)
 {
-    int r = rc_no_operands(ctx, argc, argv);
+    int r = rc_parse_cmd_no_operands(ctx, argc, argv, "", NULL, NULL, NULL);
     if (r != 0)
         return r;
     uint64_t t0 = kc_now_us();
@@ -64,12 +53,9 @@ int rc_cmd_ping(struct rc_ctx *ctx, int argc, char **argv)
 {
     static const struct option lo[] = {{"size", required_argument, NULL, 's'}, {NULL, 0, NULL, 0}};
     struct rc_ping_opts o = {.size = 64};
-    int first = 0;
-    int r = rc_parse_cmd(ctx, argc, argv, "s:", lo, rc_ping_opt, &o, &first);
+    int r = rc_parse_cmd_no_operands(ctx, argc, argv, "s:", lo, rc_ping_opt, &o);
     if (r != 0)
         return r;
-    if (first < argc)
-        return rc_usage_error(argv[0], "unexpected argument '%s'", argv[first]);
 
     size_t n = (size_t)o.size;
     uint8_t *data = malloc(n ? n : 1), *echo = malloc(n ? n : 1);
@@ -111,7 +97,7 @@ out:
 
 int rc_cmd_wink(struct rc_ctx *ctx, int argc, char **argv)
 {
-    int r = rc_no_operands(ctx, argc, argv);
+    int r = rc_parse_cmd_no_operands(ctx, argc, argv, "", NULL, NULL, NULL);
     if (r != 0)
         return r;
     if ((r = rc_open(ctx)) != 0)
@@ -176,12 +162,9 @@ int rc_cmd_cancel(struct rc_ctx *ctx, int argc, char **argv)
                                        {"rp-id", required_argument, NULL, 'r'},
                                        {NULL, 0, NULL, 0}};
     struct rc_cancel_opts o = {.after_ms = 500, .rp_id = "rawctap.cancel"};
-    int first = 0;
-    int r = rc_parse_cmd(ctx, argc, argv, "", lo, rc_cancel_opt, &o, &first);
+    int r = rc_parse_cmd_no_operands(ctx, argc, argv, "", lo, rc_cancel_opt, &o);
     if (r != 0)
         return r;
-    if (first < argc)
-        return rc_usage_error(argv[0], "unexpected argument '%s'", argv[first]);
     if ((r = rc_open(ctx)) != 0)
         return r;
 
@@ -259,10 +242,7 @@ int rc_cmd_cancel(struct rc_ctx *ctx, int argc, char **argv)
                "cancel: CANCEL sent after %ld ms but the card did not answer "
                "CTAP2_ERR_KEEPALIVE_CANCEL within %d ms (last answer: %s)",
                o.after_ms, ctx->to.cancel_ms, what);
-        if (ctx->json) {
-            json_object_set_new(ctx->result, "ok", json_false());
-            json_object_set_new(ctx->result, "error_name", json_string("KC_ERR_ABORTED"));
-        }
+        rc_json_failed(ctx, "KC_ERR_ABORTED");
         return RC_EXIT_TRANSPORT;
     }
     if (e == KC_OK) {

@@ -24,12 +24,9 @@ int rc_cmd_list(struct rc_ctx *ctx, int argc, char **argv)
 {
     static const struct option lo[] = {{"all", no_argument, NULL, 'a'}, {NULL, 0, NULL, 0}};
     bool all = false;
-    int first = 0;
-    int r = rc_parse_cmd(ctx, argc, argv, "", lo, rc_list_opt, &all, &first);
+    int r = rc_parse_cmd_no_operands(ctx, argc, argv, "", lo, rc_list_opt, &all);
     if (r != 0)
         return r;
-    if (first < argc)
-        return rc_usage_error(argv[0], "unexpected argument '%s'", argv[first]);
 
     struct kc_dev_entry *ents = calloc(RC_LIST_MAX, sizeof(*ents));
     size_t n = 0;

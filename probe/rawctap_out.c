@@ -90,6 +90,26 @@ void rc_out_real(struct rc_ctx *ctx, const char *key, double val)
         printf("%s: %.3f\n", key, val);
 }
 
+void rc_json_failed(struct rc_ctx *ctx, const char *error_name)
+{
+    if (!ctx->json)
+        return;
+    json_object_set_new(ctx->result, "ok", json_false());
+    json_object_set_new(ctx->result, "error_name", json_string(error_name));
+}
+
+void rc_out_pubkey(struct rc_ctx *ctx, const char *cose_hex, const char *pem, bool want_pem)
+{
+    if (ctx->json) {
+        rc_out_str(ctx, "public_key_cose", cose_hex);
+        rc_out_str(ctx, "public_key_pem", pem);
+    } else if (want_pem) {
+        printf("public_key_pem:\n%s", pem ? pem : "");
+    } else {
+        rc_out_str(ctx, "public_key_cose", cose_hex);
+    }
+}
+
 void rc_out_hex(struct rc_ctx *ctx, const char *key, const uint8_t *buf, size_t len)
 {
     char *hex = rc_hex_encode(buf, len);

@@ -149,12 +149,8 @@ int rc_cmd_pin(struct rc_ctx *ctx, int argc, char **argv)
     }
     struct kc_info info;
     memset(&info, 0, sizeof(info));
-    ctx->t_op_us = kc_now_us();
-    int e = kc_ctap2_get_info(ctx->dev, &info);
-    if (e != KC_OK) {
-        r = rc_fail(ctx, "getInfo", e);
+    if ((r = rc_info_fetch(ctx, &info)) != 0)
         goto out;
-    }
     if (o.protocol) {
         if (!kc_info_supports_pin_protocol(&info, (int)o.protocol))
             rc_verbose(ctx, 1, "card does not list protocol %ld; trying it as asked", o.protocol);
@@ -170,24 +166,14 @@ int rc_cmd_pin(struct rc_ctx *ctx, int argc, char **argv)
     int dummy = 0;
     struct kc_pin_outcome oc;
     if (kc_pin_choose_protocol(&info, true, &dummy, &oc) == KC_ERR_NO_PIN_PROTOCOL) {
-        int cp = kc_info_option(&info, "clientPin");
-        rc_err(ctx,
-               "pin %s: no PIN/UV auth protocol fits: the card advertised pinUvAuthProtocols "
-               "[%s] and clientPin option %s; this tool speaks protocols 1 and 2",
-               sub, list,
-               cp < 0 ? "absent"
-               : cp   ? "true"
-                      : "false");
-        if (ctx->json) {
-            json_object_set_new(ctx->result, "ok", json_false());
-            json_object_set_new(ctx->result, "error_name", json_string("KC_ERR_NO_PIN_PROTOCOL"));
-            json_object_set_new(ctx->result, "pin_protocols_advertised", json_string(list));
-        }
-        r = RC_EXIT_CTAP;
+        char what[32];
+        snprintf(what, sizeof(what), "pin %s", sub);
+        r = rc_no_pin_protocol(ctx, &info, what, false);
         goto out;
     }
     rc_verbose(ctx, 1, "pin %s with protocol %d (card advertised [%s])", sub, dummy, list);
     ctx->t_op_us = kc_now_us();
+    int e;
     if (is_set)
         e = kc_pin_set(ctx->dev, &info, newpin);
     else

@@ -4,10 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/bio.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
-#include <openssl/pem.h>
 
 #include "ctaphid/cose.h"
 #include "ctaphid/ctap2.h"
@@ -21,10 +19,7 @@ static int rc_u2f_fail(struct rc_ctx *ctx, const char *what, int e, uint16_t sw,
 {
     if (e == KC_ERR_U2F) {
         rc_err(ctx, "%s: the card answered status word %04x %s", what, sw, kc_u2f_sw_name(sw));
-        if (ctx->json) {
-            json_object_set_new(ctx->result, "ok", json_false());
-            json_object_set_new(ctx->result, "error_name", json_string(kc_u2f_sw_name(sw)));
-        }
+        rc_json_failed(ctx, kc_u2f_sw_name(sw));
         return RC_EXIT_CTAP;
     }
     if (e == KC_ERR_TIMEOUT && sw == KC_U2F_SW_CONDITIONS_NOT_SATISFIED) {
@@ -32,19 +27,14 @@ static int rc_u2f_fail(struct rc_ctx *ctx, const char *what, int e, uint16_t sw,
                "%s: timeout in presence phase after %.2fs: the card kept answering "
                "CONDITIONS_NOT_SATISFIED (nobody touched it)",
                what, (double)ctx->to.presence_ms / 1000.0);
-        if (ctx->json) {
-            json_object_set_new(ctx->result, "ok", json_false());
-            json_object_set_new(ctx->result, "error_name", json_string("KC_ERR_TIMEOUT"));
+        rc_json_failed(ctx, "KC_ERR_TIMEOUT");
+        if (ctx->json)
             json_object_set_new(ctx->result, "phase", json_string("presence"));
-        }
         return RC_EXIT_TRANSPORT;
     }
     if ((e == KC_ERR_VERIFY || e == KC_ERR_PROTOCOL) && reason && reason[0]) {
         rc_err(ctx, "%s: %s", what, reason);
-        if (ctx->json) {
-            json_object_set_new(ctx->result, "ok", json_false());
-            json_object_set_new(ctx->result, "error_name", json_string(kc_err_name(e)));
-        }
+        rc_json_failed(ctx, kc_err_name(e));
         return rc_exit_for(e);
     }
     return rc_fail(ctx, what, e);
@@ -55,24 +45,6 @@ int rc_u2f_version(struct rc_ctx *ctx, char *buf, size_t len)
     uint16_t sw = 0;
     ctx->in_ctap1 = true;
     return kc_u2f_version(ctx->dev, buf, len, &sw);
-}
-
-static char *rc_pem_of(EVP_PKEY *pkey)
-{
-    BIO *bio = BIO_new(BIO_s_mem());
-    char *out = NULL;
-    if (bio == NULL)
-        return NULL;
-    if (PEM_write_bio_PUBKEY(bio, pkey) == 1) {
-        char *p = NULL;
-        long n = BIO_get_mem_data(bio, &p);
-        if (n > 0 && (out = malloc((size_t)n + 1)) != NULL) {
-            memcpy(out, p, (size_t)n);
-            out[n] = '\0';
-        }
-    }
-    BIO_free(bio);
-    return out;
 }
 
 int rc_u2f_register_run(struct rc_ctx *ctx, const char *app_id, const char *key_file, bool pem)
@@ -108,21 +80,14 @@ int rc_u2f_register_run(struct rc_ctx *ctx, const char *app_id, const char *key_
         r = RC_EXIT_VERIFY;
         goto out;
     }
-    pemtxt = rc_pem_of(pkey);
+    pemtxt = rc_pubkey_pem(pkey);
     kh = rc_b64url_encode(reg->key_handle, reg->key_handle_len);
     hex = rc_hex_encode(cose, cose_len);
     rc_out_str(ctx, "protocol", "ctap1");
     rc_out_str(ctx, "app_id", app_id);
     rc_out_str(ctx, "cred_id", kh);
     rc_out_str(ctx, "alg", kc_cose_alg_name(KC_COSE_ES256));
-    if (ctx->json) {
-        rc_out_str(ctx, "public_key_cose", hex);
-        rc_out_str(ctx, "public_key_pem", pemtxt);
-    } else if (pem) {
-        printf("public_key_pem:\n%s", pemtxt ? pemtxt : "");
-    } else {
-        rc_out_str(ctx, "public_key_cose", hex);
-    }
+    rc_out_pubkey(ctx, hex, pemtxt, pem);
     rc_out_int(ctx, "certificate_bytes", (long long)reg->cert_len);
     rc_out_real(ctx, "seconds", secs);
 
@@ -235,10 +200,7 @@ int rc_u2f_authenticate_run(struct rc_ctx *ctx, const char *app_id, const struct
                "u2f-authenticate: counter did not increase (saved %u, card says %u): "
                "possible cloned card or counter rollback",
                cf->sign_count, auth.counter);
-        if (ctx->json) {
-            json_object_set_new(ctx->result, "ok", json_false());
-            json_object_set_new(ctx->result, "error_name", json_string("VERIFY_ASSERTION"));
-        }
+        rc_json_failed(ctx, "VERIFY_ASSERTION");
         r = RC_EXIT_VERIFY;
         goto out;
     }
@@ -318,12 +280,9 @@ static int rc_u2f_open(struct rc_ctx *ctx)
 int rc_cmd_u2f_register(struct rc_ctx *ctx, int argc, char **argv)
 {
     struct rc_u2f_opts o = {.app_id = "localhost"};
-    int first = 0;
-    int r = rc_parse_cmd(ctx, argc, argv, "", rc_u2f_longopts, rc_u2f_opt, &o, &first);
+    int r = rc_parse_cmd_no_operands(ctx, argc, argv, "", rc_u2f_longopts, rc_u2f_opt, &o);
     if (r != 0)
         return r;
-    if (first < argc)
-        return rc_usage_error(argv[0], "unexpected argument '%s'", argv[first]);
     if (o.key_handle || o.check_only || o.no_up)
         return rc_usage_error(argv[0], "--key-handle, --check-only and --no-up belong to "
                                        "u2f-authenticate");
@@ -338,14 +297,11 @@ int rc_cmd_u2f_authenticate(struct rc_ctx *ctx, int argc, char **argv)
     struct rc_cred_file cf;
     struct kc_cred_id kh;
     uint8_t *kh_buf = NULL;
-    int first = 0;
     memset(&o, 0, sizeof(o));
     memset(&cf, 0, sizeof(cf));
-    int r = rc_parse_cmd(ctx, argc, argv, "", rc_u2f_longopts, rc_u2f_opt, &o, &first);
+    int r = rc_parse_cmd_no_operands(ctx, argc, argv, "", rc_u2f_longopts, rc_u2f_opt, &o);
     if (r != 0)
         return r;
-    if (first < argc)
-        return rc_usage_error(argv[0], "unexpected argument '%s'", argv[first]);
     if ((o.key_file == NULL) == (o.key_handle == NULL))
         return rc_usage_error(argv[0], "give --key-file or --key-handle (one of them)");
     if (o.key_file) {

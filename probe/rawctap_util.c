@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/bio.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 
 #include "probe/rawctap.h"
@@ -244,6 +246,24 @@ int rc_sha256(const void *buf, size_t len, uint8_t out[32])
     if (EVP_Digest(buf, len, out, &n, EVP_sha256(), NULL) != 1 || n != 32)
         return -1;
     return 0;
+}
+
+char *rc_pubkey_pem(EVP_PKEY *pkey)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *out = NULL;
+    if (bio == NULL)
+        return NULL;
+    if (PEM_write_bio_PUBKEY(bio, pkey) == 1) {
+        char *p = NULL;
+        long n = BIO_get_mem_data(bio, &p);
+        if (n > 0 && (out = malloc((size_t)n + 1)) != NULL) {
+            memcpy(out, p, (size_t)n);
+            out[n] = '\0';
+        }
+    }
+    BIO_free(bio);
+    return out;
 }
 
 int rc_random(uint8_t *buf, size_t len)

@@ -30,10 +30,7 @@ int rc_verify_attestation(struct rc_ctx *ctx, const char *rp_id, const uint8_t c
         rc_out_str(ctx, "attestation", "FAILED");
         rc_err(ctx, "make-credential: attestation (%s) did not verify: %s", att->fmt,
                vr.reason[0] ? vr.reason : kc_err_name(e));
-        if (ctx->json) {
-            json_object_set_new(ctx->result, "ok", json_false());
-            json_object_set_new(ctx->result, "error_name", json_string("VERIFY_ATTESTATION"));
-        }
+        rc_json_failed(ctx, "VERIFY_ATTESTATION");
         r = RC_EXIT_VERIFY;
     }
     kc_verify_result_free(&vr);
@@ -49,27 +46,9 @@ static int rc_update_count(struct rc_ctx *ctx, const char *path, uint32_t count)
         return RC_EXIT_LOCAL;
     }
     int r = RC_EXIT_LOCAL;
-    char *s = NULL;
-    if (json_object_set_new(j, "sign_count", json_integer(count)) != 0)
-        goto out;
-    s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    if (s == NULL)
-        goto out;
-    size_t n = strlen(s);
-    char *s2 = realloc(s, n + 2);
-    if (s2 == NULL)
-        goto out;
-    s = s2;
-    s[n] = '\n';
-    s[n + 1] = '\0';
-    if (rc_write_atomic(path, s, n + 1) != 0) {
-        rc_err(ctx, "cannot update %s", path);
-        goto out;
-    }
-    rc_verbose(ctx, 1, "sign_count %u saved to %s", count, path);
-    r = RC_EXIT_OK;
-out:
-    free(s);
+    if (json_object_set_new(j, "sign_count", json_integer(count)) == 0 &&
+        (r = rc_json_write_file(ctx, path, j, "cannot update")) == RC_EXIT_OK)
+        rc_verbose(ctx, 1, "sign_count %u saved to %s", count, path);
     json_decref(j);
     return r;
 }
@@ -112,10 +91,7 @@ int rc_verify_assertion(struct rc_ctx *ctx, const char *rp_id, const uint8_t cdh
         rc_out_int(ctx, "previous_sign_count", cf->sign_count);
         rc_err(ctx, "get-assertion: verification failed: %s (saved signCount %u, card says %u)",
                vr.reason[0] ? vr.reason : kc_err_name(e), cf->sign_count, a->ad.sign_count);
-        if (ctx->json) {
-            json_object_set_new(ctx->result, "ok", json_false());
-            json_object_set_new(ctx->result, "error_name", json_string("VERIFY_ASSERTION"));
-        }
+        rc_json_failed(ctx, "VERIFY_ASSERTION");
         r = RC_EXIT_VERIFY;
     }
     kc_verify_result_free(&vr);

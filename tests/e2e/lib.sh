@@ -10,7 +10,23 @@
 #   check NAME CMD...            ok when CMD exits 0
 #   check_exit NAME CODE CMD...  ok when CMD exits with CODE
 #   json_get FILE EXPR           python3 expression over the parsed JSON `j`
+#   need_vcard NAME [args...]    start_vcard, or record NAME failed, finish and exit 1
+#   wait_exit PID                waits (at most 3 s) until PID has exited
 #   finish                       prints "N passed, M failed"; exit status 1 if any failed
+#
+# For the tool tests (rawctap, fido2-probe): $T is $E2E_TMP, $CTL vcard-ctl,
+# $PY a plain python3, $FAST short timeouts for fault profiles, and
+#   tool_test PROG               the start of one: cleanup on EXIT, exit 1 on INT
+#                                or TERM, run runs PROG ($RUN_TOOL)
+#   run NAME WANT_EXIT args...   $RUN_TOOL ARGS with stdout in $T/out, stderr in
+#                                $T/err; one check on the exit code
+#   jcheck NAME EXPR             EXPR over the JSON in $T/out (`j`) is true
+#   json_true FILE EXPR          the same as a status, python's stderr in $T/jerr
+#   grep_out / grep_err NAME RE  a line of $T/out / $T/err matches
+#   ctl ARGS...                  vcard-ctl on the running card, quiet unless it fails
+#   show_head N FILE...          the first N lines of FILEs, indented, under a failure
+# What a failed run or jcheck shows comes from run_show and jcheck_show, which
+# a test may define again after sourcing this file.
 
 BUILD=${BUILD:-build}
 BIN=${BIN:-$BUILD/bin}
@@ -18,6 +34,13 @@ PASSED=0
 FAILED=0
 E2E_TMP=$(mktemp -d "${TMPDIR:-/tmp}/kcard-e2e.XXXXXX")
 _E2E_PIDS=""
+T=$E2E_TMP
+CTL="$BIN/vcard-ctl"
+# a plain interpreter: version-manager shims can take a second per start
+PY=python3
+if [ -x /usr/bin/python3 ]; then PY=/usr/bin/python3; fi
+# shellcheck disable=SC2034 # used by the tests that source this file
+FAST="--init-timeout-ms 300 --timeout-ms 700"
 
 ok() {
     PASSED=$((PASSED + 1))
@@ -93,14 +116,28 @@ start_vcard() {
     export VCARD_PID VCARD_URI VCARD_PORT VCARD_CTL VCARD_DIR
 }
 
-stop_vcard() {
-    [ -n "${VCARD_PID:-}" ] || return 0
-    kill -TERM "$VCARD_PID" 2>/dev/null
-    _tries=60
-    while kill -0 "$VCARD_PID" 2>/dev/null && [ "$_tries" -gt 0 ]; do
+need_vcard() {
+    _what=$1
+    shift
+    start_vcard "$@" || {
+        not_ok "$_what"
+        finish
+        exit 1
+    }
+}
+
+wait_exit() {
+    _tries=60 # 60 x 0.05 s = 3 s
+    while kill -0 "$1" 2>/dev/null && [ "$_tries" -gt 0 ]; do
         sleep 0.05
         _tries=$((_tries - 1))
     done
+}
+
+stop_vcard() {
+    [ -n "${VCARD_PID:-}" ] || return 0
+    kill -TERM "$VCARD_PID" 2>/dev/null
+    wait_exit "$VCARD_PID"
     kill -KILL "$VCARD_PID" 2>/dev/null
     wait "$VCARD_PID" 2>/dev/null
     VCARD_PID=""
@@ -116,4 +153,75 @@ cleanup() {
 finish() {
     echo "$PASSED passed, $FAILED failed"
     [ "$FAILED" -eq 0 ]
+}
+
+# ---- for the tool tests ----
+
+tool_test() {
+    trap cleanup EXIT
+    trap 'exit 1' INT TERM
+    RUN_TOOL=$1
+}
+
+show_head() {
+    _lines=$1
+    shift
+    sed 's/^/    | /' "$@" | head -n "$_lines"
+}
+
+run_show() {
+    show_head 15 "$T/err"
+}
+
+run() {
+    _name=$1
+    _want=$2
+    shift 2
+    "$RUN_TOOL" "$@" >"$T/out" 2>"$T/err"
+    _got=$?
+    if [ "$_got" -eq "$_want" ]; then
+        ok "$_name"
+    else
+        not_ok "$_name" "exit $_got, wanted $_want: ${RUN_TOOL##*/} $*"
+        run_show
+    fi
+}
+
+json_true() {
+    "$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if eval(sys.argv[2]) else 1)' \
+        "$1" "$2" 2>"$T/jerr"
+}
+
+jcheck_show() {
+    show_head 5 "$T/out"
+}
+
+jcheck() {
+    if json_true "$T/out" "$2"; then
+        ok "$1"
+    else
+        not_ok "$1" "false: $2"
+        jcheck_show
+    fi
+}
+
+grep_out() {
+    if grep -q -- "$2" "$T/out"; then ok "$1"; else
+        not_ok "$1" "stdout lacks '$2'"
+        show_head 10 "$T/out"
+    fi
+}
+
+grep_err() {
+    if grep -q -- "$2" "$T/err"; then ok "$1"; else
+        not_ok "$1" "stderr lacks '$2'"
+        show_head 10 "$T/err"
+    fi
+}
+
+ctl() {
+    "$CTL" --control "$VCARD_CTL" "$@" >/dev/null 2>"$T/ctl.err" || {
+        echo "    | vcard-ctl $* failed: $(cat "$T/ctl.err")"
+        return 1
+    }
 }

@@ -4,51 +4,19 @@
 # card: present, dead port, and the no-init-reply fault (INIT timeout).
 cd "$(dirname "$0")/../.." || exit 1
 . tests/e2e/lib.sh
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+tool_test "$BIN/fido2-probe"
 
-FP="$BIN/fido2-probe"
-CTL="$BIN/vcard-ctl"
-T=$E2E_TMP
-PY=python3
-[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
-
-# run NAME WANT_EXIT args...: fido2-probe with its output in $T/out, $T/err
-run() {
-    _name=$1
-    _want=$2
-    shift 2
-    "$FP" "$@" >"$T/out" 2>"$T/err"
-    _got=$?
-    if [ "$_got" -eq "$_want" ]; then
-        ok "$_name"
-    else
-        not_ok "$_name" "exit $_got, wanted $_want: fido2-probe $*"
-        sed 's/^/    | /' "$T/out" "$T/err" | head -n 15
-    fi
+# a failed run or jcheck shows stdout and stderr together
+run_show() {
+    show_head 15 "$T/out" "$T/err"
 }
-
-# jcheck NAME PYTHON-EXPR: the expression over stdout's JSON (j) is true
-jcheck() {
-    if "$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if eval(sys.argv[2]) else 1)' \
-        "$T/out" "$2" 2>"$T/jerr"; then
-        ok "$1"
-    else
-        not_ok "$1" "false: $2"
-        sed 's/^/    | /' "$T/out" "$T/jerr" | head -n 12
-    fi
+jcheck_show() {
+    show_head 12 "$T/out" "$T/jerr"
 }
 
 out_is() {
     if [ "$(cat "$T/out")" = "$2" ]; then ok "$1"; else
         not_ok "$1" "stdout is '$(head -c 200 "$T/out")'"
-    fi
-}
-
-grep_out() {
-    if grep -q -- "$2" "$T/out"; then ok "$1"; else
-        not_ok "$1" "stdout lacks '$2'"
-        sed 's/^/    | /' "$T/out" | head -n 10
     fi
 }
 

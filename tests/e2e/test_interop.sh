@@ -25,11 +25,11 @@ run_client() {
     [ "$rc" -eq 0 ] || [ "$2" -gt 0 ] || not_ok "$label exit status" "exit $rc"
 }
 
-start_vcard --presence yes || { not_ok "vcard starts"; finish; exit 1; }
+need_vcard "vcard starts" --presence yes
 run_client libfido2 "$BUILD/interop/libfido2_udp" 127.0.0.1 "$VCARD_PORT"
 stop_vcard
 
-start_vcard --presence yes || { not_ok "vcard starts"; finish; exit 1; }
+need_vcard "vcard starts" --presence yes
 run_client python-fido2 /usr/bin/python3 tests/interop/python_fido2_udp.py 127.0.0.1 "$VCARD_PORT"
 stop_vcard
 

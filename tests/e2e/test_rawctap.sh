@@ -3,76 +3,26 @@
 # outputs, JSON and exit codes checked. Fault profiles: test_rawctap_faults.sh.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/e2e/lib.sh
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+tool_test "$BIN/rawctap"
+RAWCTAP=$RUN_TOOL
 
-RAWCTAP="$BIN/rawctap"
-CTL="$BIN/vcard-ctl"
-T=$E2E_TMP
-# a plain interpreter: version-manager shims can take a second per start
-PY=python3
-[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
-
-# run NAME WANT_EXIT rawctap-args...: one check on the exit code; output kept
-# in $T/out and $T/err for the checks that follow.
-run() {
-    _name=$1
-    _want=$2
-    shift 2
-    "$RAWCTAP" "$@" >"$T/out" 2>"$T/err"
-    _got=$?
-    if [ "$_got" -eq "$_want" ]; then
-        ok "$_name"
-    else
-        not_ok "$_name" "exit $_got, wanted $_want: rawctap $*"
-        sed 's/^/    | /' "$T/err" | head -n 15
-    fi
-}
-
-# jcheck NAME PYTHON-EXPR: the expression over the JSON on stdout (j) is true
-jcheck() {
-    if "$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if eval(sys.argv[2]) else 1)' \
-        "$T/out" "$2" 2>"$T/jerr"; then
-        ok "$1"
-    else
-        not_ok "$1" "false: $2"
-        sed 's/^/    | /' "$T/out" | head -n 5
-        sed 's/^/    | /' "$T/jerr" | head -n 5
-    fi
+# a failed jcheck shows python's complaint too
+jcheck_show() {
+    show_head 5 "$T/out"
+    show_head 5 "$T/jerr"
 }
 
 # fcheck NAME FILE PYTHON-EXPR: the same over a JSON file
 fcheck() {
-    if "$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if eval(sys.argv[2]) else 1)' \
-        "$2" "$3" 2>"$T/jerr"; then
+    if json_true "$2" "$3"; then
         ok "$1"
     else
         not_ok "$1" "false on $2: $3"
     fi
 }
 
-# grep_out / grep_err NAME PATTERN: a line of stdout / stderr matches
-grep_out() {
-    if grep -q -- "$2" "$T/out"; then ok "$1"; else
-        not_ok "$1" "stdout lacks '$2'"
-        sed 's/^/    | /' "$T/out" | head -n 10
-    fi
-}
-grep_err() {
-    if grep -q -- "$2" "$T/err"; then ok "$1"; else
-        not_ok "$1" "stderr lacks '$2'"
-        sed 's/^/    | /' "$T/err" | head -n 10
-    fi
-}
 no_grep() {
     if grep -q -- "$3" "$2"; then not_ok "$1" "$2 contains '$3'"; else ok "$1"; fi
-}
-
-ctl() {
-    "$CTL" --control "$VCARD_CTL" "$@" >/dev/null 2>"$T/ctl.err" || {
-        echo "    | vcard-ctl $* failed: $(cat "$T/ctl.err")"
-        return 1
-    }
 }
 
 # ---- command line, no card ----
@@ -94,11 +44,7 @@ run "version" 0 --version
 grep_out "version line" "^rawctap "
 
 # ---- against the virtual card ----
-start_vcard --presence yes || {
-    not_ok "vcard starts"
-    finish
-    exit 1
-}
+need_vcard "vcard starts" --presence yes
 D="--device $VCARD_URI"
 
 # reset is allowed only in the first seconds after power-up: do it first

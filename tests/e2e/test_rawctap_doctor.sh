@@ -6,15 +6,8 @@
 # re-enumerates under --device auto. Short timeouts keep it to seconds.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/e2e/lib.sh
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-RAWCTAP="$BIN/rawctap"
-CTL="$BIN/vcard-ctl"
-T=$E2E_TMP
-PY=python3
-[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
-FAST="--init-timeout-ms 300 --timeout-ms 700"
+tool_test "$BIN/rawctap"
+RAWCTAP=$RUN_TOOL
 
 # An empty sysfs and announce dir: auto mode must not see this machine's devices.
 EMPTY="$T/empty"
@@ -39,35 +32,13 @@ doc() {
         ok "$_name"
     else
         not_ok "$_name" "exit $_got code '$_have', wanted $_want $_code: rawctap doctor --json $*"
-        sed 's/^/    | /' "$T/out" | head -n 5
-        sed 's/^/    | /' "$T/err" | head -n 5
+        show_head 5 "$T/out"
+        show_head 5 "$T/err"
     fi
-}
-
-# jcheck NAME EXPR: a python expression over the last JSON output `j`
-jcheck() {
-    if "$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if eval(sys.argv[2]) else 1)' \
-        "$T/out" "$2" 2>"$T/jerr"; then
-        ok "$1"
-    else
-        not_ok "$1" "false: $2"
-        sed 's/^/    | /' "$T/out" | head -n 5
-    fi
-}
-
-ctl() {
-    "$CTL" --control "$VCARD_CTL" "$@" >/dev/null 2>"$T/ctl.err" || {
-        echo "    | vcard-ctl $* failed: $(cat "$T/ctl.err")"
-        return 1
-    }
 }
 
 # ---- a healthy card ----
-start_vcard --presence yes || {
-    not_ok "vcard starts"
-    finish
-    exit 1
-}
+need_vcard "vcard starts" --presence yes
 D="--device $VCARD_URI"
 doc "healthy card: OK" 0 OK $D $FAST
 jcheck "OK: JSON shape" 'j["ok"] is True and j["step"] == "all" and isinstance(j["evidence"], list) and j["fix"] and j["level"] == "ok"'

@@ -5,56 +5,11 @@
 # wait for the reset window at the end).
 cd "$(dirname "$0")/../.." || exit 1
 . tests/e2e/lib.sh
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-RAWCTAP="$BIN/rawctap"
-CTL="$BIN/vcard-ctl"
-T=$E2E_TMP
-PY=python3
-[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
-FAST="--init-timeout-ms 300 --timeout-ms 700"
-
-run() {
-    _name=$1
-    _want=$2
-    shift 2
-    "$RAWCTAP" "$@" >"$T/out" 2>"$T/err"
-    _got=$?
-    if [ "$_got" -eq "$_want" ]; then
-        ok "$_name"
-    else
-        not_ok "$_name" "exit $_got, wanted $_want: rawctap $*"
-        sed 's/^/    | /' "$T/err" | head -n 15
-    fi
-}
-
-jcheck() {
-    if "$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if eval(sys.argv[2]) else 1)' \
-        "$T/out" "$2" 2>"$T/jerr"; then
-        ok "$1"
-    else
-        not_ok "$1" "false: $2"
-        sed 's/^/    | /' "$T/out" | head -n 5
-    fi
-}
-
-grep_err() {
-    if grep -q -- "$2" "$T/err"; then ok "$1"; else
-        not_ok "$1" "stderr lacks '$2'"
-        sed 's/^/    | /' "$T/err" | head -n 10
-    fi
-}
+tool_test "$BIN/rawctap"
+RAWCTAP=$RUN_TOOL
 
 no_grep_err() {
     if grep -q -- "$2" "$T/err"; then not_ok "$1" "stderr has '$2'"; else ok "$1"; fi
-}
-
-ctl() {
-    "$CTL" --control "$VCARD_CTL" "$@" >/dev/null 2>"$T/ctl.err" || {
-        echo "    | vcard-ctl $* failed: $(cat "$T/ctl.err")"
-        return 1
-    }
 }
 
 now_ms() {
@@ -63,11 +18,7 @@ now_ms() {
 
 # A card left alone until its reset window (shortened to 500 ms from the
 # spec's 10 s) has passed; used at the very end.
-start_vcard --presence yes --reset-window-ms 500 || {
-    not_ok "vcard starts"
-    finish
-    exit 1
-}
+need_vcard "vcard starts" --presence yes --reset-window-ms 500
 WINDOW_PID=$VCARD_PID
 WINDOW_URI=$VCARD_URI
 WINDOW_START=$(now_ms)

@@ -42,11 +42,7 @@ if [ ! -e /dev/uhid ]; then
     check_exit "vcard --uhid without /dev/uhid exits 3" 3 "$BIN/vcard" --listen 127.0.0.1:0 --uhid
 fi
 
-if ! start_vcard --announce "$ANNOUNCE" -v; then
-    not_ok "vcard starts and prints its ready line"
-    finish
-    exit 1
-fi
+need_vcard "vcard starts and prints its ready line" --announce "$ANNOUNCE" -v
 ok "vcard starts and prints its ready line"
 
 timeout -k 5 180 python3 "$HERE/test_vcard_udp.py" "$VCARD_PORT" "$VCARD_CTL" "$ANNOUNCE" \
@@ -64,11 +60,7 @@ check_exit "vcard-ctl without a command exits 2" 2 "$BIN/vcard-ctl" --control "$
 check_exit "vcard-ctl to a missing socket exits 3" 3 "$BIN/vcard-ctl" --control "$E2E_TMP/nope.sock" status
 
 kill -TERM "$VCARD_PID" 2>/dev/null
-_tries=60
-while kill -0 "$VCARD_PID" 2>/dev/null && [ "$_tries" -gt 0 ]; do
-    sleep 0.05
-    _tries=$((_tries - 1))
-done
+wait_exit "$VCARD_PID"
 if kill -0 "$VCARD_PID" 2>/dev/null; then
     not_ok "vcard exits on SIGTERM within 3 s"
     stop_vcard

@@ -51,11 +51,75 @@ static void test_get_info_option_float_is_malformed(void **state)
     assert_int_equal(kc_info_decode(info, sizeof(info), &out), KC_ERR_CBOR);
 }
 
+/* kc_cbor_int_map_each: the walk every CTAP2 response decoder shares */
+struct seen {
+    int64_t keys[8];
+    size_t n;
+    int64_t fail_at; /* the key whose entry fails, 0 for none */
+};
+
+static int note_key(int64_t key, const cbor_item_t *value, void *ctx)
+{
+    struct seen *s = ctx;
+
+    assert_non_null(value);
+    if (s->n < 8)
+        s->keys[s->n++] = key;
+    return key == s->fail_at ? KC_ERR_NOMEM : KC_OK;
+}
+
+static void test_int_map_each_walks_in_order(void **state)
+{
+    (void)state;
+    /* {1: 0, -2: "a", 3: h''} */
+    static const uint8_t map[] = {0xa3, 0x01, 0x00, 0x21, 0x61, 'a', 0x03, 0x40};
+    struct seen s = {.fail_at = 0};
+    assert_int_equal(kc_cbor_int_map_each(map, sizeof(map), note_key, &s), KC_OK);
+    assert_int_equal(s.n, 3);
+    assert_int_equal(s.keys[0], 1);
+    assert_int_equal(s.keys[1], -2);
+    assert_int_equal(s.keys[2], 3);
+}
+
+static void test_int_map_each_stops_at_first_error(void **state)
+{
+    (void)state;
+    static const uint8_t map[] = {0xa3, 0x01, 0x00, 0x21, 0x61, 'a', 0x03, 0x40};
+    struct seen s = {.fail_at = -2};
+    assert_int_equal(kc_cbor_int_map_each(map, sizeof(map), note_key, &s), KC_ERR_NOMEM);
+    assert_int_equal(s.n, 2);
+}
+
+static void test_int_map_each_rejects_other_shapes(void **state)
+{
+    (void)state;
+    static const uint8_t array[] = {0x81, 0x01};
+    static const uint8_t text_key[] = {0xa1, 0x61, 'a', 0x01};
+    static const uint8_t dup_key[] = {0xa2, 0x01, 0x00, 0x01, 0x01};
+    static const uint8_t trailing[] = {0xa1, 0x01, 0x00, 0x00};
+    static const uint8_t indefinite[] = {0xbf, 0x01, 0x00, 0xff};
+    const struct {
+        const uint8_t *p;
+        size_t len;
+    } bad[] = {
+        {array, sizeof(array)},       {text_key, sizeof(text_key)},     {dup_key, sizeof(dup_key)},
+        {trailing, sizeof(trailing)}, {indefinite, sizeof(indefinite)}, {array, 0},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct seen s = {.fail_at = 0};
+        assert_int_equal(kc_cbor_int_map_each(bad[i].p, bad[i].len, note_key, &s), KC_ERR_CBOR);
+        assert_int_equal(s.n, 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bool_rejects_floats_and_other_simple_values),
         cmocka_unit_test(test_get_info_option_float_is_malformed),
+        cmocka_unit_test(test_int_map_each_walks_in_order),
+        cmocka_unit_test(test_int_map_each_stops_at_first_error),
+        cmocka_unit_test(test_int_map_each_rejects_other_shapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -329,6 +330,68 @@ static void test_text_output(void **state)
     json_decref(ctx.result);
 }
 
+/* What fn(ctx) prints on stdout, in buf. */
+static void stdout_of(void (*fn)(struct rc_ctx *), struct rc_ctx *ctx, char *buf, size_t cap)
+{
+    FILE *tmp = tmpfile();
+    assert_non_null(tmp);
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO);
+    assert_true(saved >= 0);
+    assert_true(dup2(fileno(tmp), STDOUT_FILENO) >= 0);
+    fn(ctx);
+    fflush(stdout);
+    assert_true(dup2(saved, STDOUT_FILENO) >= 0);
+    close(saved);
+    rewind(tmp);
+    size_t n = fread(buf, 1, cap - 1, tmp);
+    buf[n] = '\0';
+    fclose(tmp);
+}
+
+static void pubkey_as_pem(struct rc_ctx *ctx)
+{
+    rc_out_pubkey(ctx, "a101", "PEM\n", true);
+}
+
+static void pubkey_as_cose(struct rc_ctx *ctx)
+{
+    rc_out_pubkey(ctx, "a101", "PEM\n", false);
+}
+
+static void pubkey_no_pem(struct rc_ctx *ctx)
+{
+    rc_out_pubkey(ctx, "a101", NULL, true);
+}
+
+static void test_pubkey_and_failure_output(void **state)
+{
+    (void)state;
+    struct rc_ctx ctx;
+    char out[128];
+    memset(&ctx, 0, sizeof(ctx));
+    /* text mode: the PEM block when asked, else the COSE hex; no JSON touched */
+    stdout_of(pubkey_as_pem, &ctx, out, sizeof(out));
+    assert_string_equal(out, "public_key_pem:\nPEM\n");
+    stdout_of(pubkey_as_cose, &ctx, out, sizeof(out));
+    assert_string_equal(out, "public_key_cose: a101\n");
+    stdout_of(pubkey_no_pem, &ctx, out, sizeof(out));
+    assert_string_equal(out, "public_key_pem:\n");
+    rc_json_failed(&ctx, "VERIFY_ASSERTION"); /* no result object: nothing to mark */
+    /* JSON mode: both forms stored, nothing printed */
+    ctx.json = true;
+    ctx.result = json_object();
+    stdout_of(pubkey_as_pem, &ctx, out, sizeof(out));
+    assert_string_equal(out, "");
+    assert_string_equal(json_string_value(json_object_get(ctx.result, "public_key_cose")), "a101");
+    assert_string_equal(json_string_value(json_object_get(ctx.result, "public_key_pem")), "PEM\n");
+    rc_json_failed(&ctx, "VERIFY_ASSERTION");
+    assert_true(json_is_false(json_object_get(ctx.result, "ok")));
+    assert_string_equal(json_string_value(json_object_get(ctx.result, "error_name")),
+                        "VERIFY_ASSERTION");
+    json_decref(ctx.result);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -342,6 +405,7 @@ int main(void)
         cmocka_unit_test(test_ctap2_status_named),
         cmocka_unit_test(test_exit_codes),
         cmocka_unit_test(test_text_output),
+        cmocka_unit_test(test_pubkey_and_failure_output),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,12 +17,17 @@
 #include "probe/rawctap_credfile.c"
 #include "probe/rawctap_util.c"
 
-/* The credential-file code reports through these; the tests only need them
- * to exist. */
+/* The credential-file code reports through these; rc_err keeps the last
+ * message so that a test can check its words. */
+static char last_err[1024];
+
 void rc_err(struct rc_ctx *ctx, const char *fmt, ...)
 {
+    va_list ap;
     (void)ctx;
-    (void)fmt;
+    va_start(ap, fmt);
+    vsnprintf(last_err, sizeof(last_err), fmt, ap);
+    va_end(ap);
 }
 
 void rc_verbose(struct rc_ctx *ctx, int level, const char *fmt, ...)
@@ -248,6 +253,88 @@ static void test_credfile_rejects(void **state)
     rc_cred_file_free(&cf);
 }
 
+static void test_json_write_file(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/rawctap-jw-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[64], missing[80], text[64];
+    snprintf(path, sizeof(path), "%s/f.json", dir);
+    snprintf(missing, sizeof(missing), "%s/no/such/f.json", dir);
+    struct rc_ctx ctx;
+    memset(&ctx, 0, sizeof(ctx));
+    json_t *j = json_pack("{s:i, s:s}", "b", 1, "a", "x");
+    assert_non_null(j);
+    assert_int_equal(rc_json_write_file(&ctx, path, j, "cannot update"), RC_EXIT_OK);
+    /* indented, in the order the keys were set, with a final newline */
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    size_t n = fread(text, 1, sizeof(text) - 1, fp);
+    fclose(fp);
+    text[n] = '\0';
+    assert_string_equal(text, "{\n  \"b\": 1,\n  \"a\": \"x\"\n}\n");
+    /* a failed write names the step and the path */
+    last_err[0] = '\0';
+    assert_int_equal(rc_json_write_file(&ctx, missing, j, "cannot update"), RC_EXIT_LOCAL);
+    char want[128];
+    snprintf(want, sizeof(want), "cannot update %s", missing);
+    assert_string_equal(last_err, want);
+    json_decref(j);
+    unlink(path);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+static void test_credfile_load_messages(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/rawctap-cm-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[64], want[128];
+    snprintf(path, sizeof(path), "%s/bad.json", dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("{\"rp_id\":", fp);
+    fclose(fp);
+    struct rc_ctx ctx;
+    struct rc_cred_file cf;
+    memset(&ctx, 0, sizeof(ctx));
+    /* from a file: "cannot read credential file PATH: reason (line N)" */
+    assert_int_equal(rc_cred_file_load(&ctx, path, &cf), RC_EXIT_USAGE);
+    assert_null(cf.rp_id);
+    snprintf(want, sizeof(want), "cannot read credential file %s: ", path);
+    assert_memory_equal(last_err, want, strlen(want));
+    assert_non_null(strstr(last_err, " (line 1)"));
+    /* from a buffer: "credential file NAME: reason (line N)" */
+    assert_int_equal(rc_cred_file_parse(&ctx, "buf", "{\"rp_id\":", 9, &cf), RC_EXIT_USAGE);
+    assert_memory_equal(last_err, "credential file buf: ", 21);
+    assert_non_null(strstr(last_err, " (line 1)"));
+    /* a missing file is refused the same way */
+    snprintf(path, sizeof(path), "%s/none.json", dir);
+    assert_int_equal(rc_cred_file_load(&ctx, path, &cf), RC_EXIT_USAGE);
+    snprintf(want, sizeof(want), "cannot read credential file %s: ", path);
+    assert_memory_equal(last_err, want, strlen(want));
+    snprintf(path, sizeof(path), "%s/bad.json", dir);
+    unlink(path);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+static void test_pubkey_pem(void **state)
+{
+    (void)state;
+    EVP_PKEY *pkey = EVP_EC_gen("P-256");
+    assert_non_null(pkey);
+    char *pem = rc_pubkey_pem(pkey);
+    assert_non_null(pem);
+    static const char head[] = "-----BEGIN PUBLIC KEY-----\n";
+    static const char tail[] = "-----END PUBLIC KEY-----\n";
+    size_t n = strlen(pem);
+    assert_true(n > sizeof(head) + sizeof(tail));
+    assert_memory_equal(pem, head, strlen(head));
+    assert_string_equal(pem + n - strlen(tail), tail);
+    free(pem);
+    EVP_PKEY_free(pkey);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -260,6 +347,9 @@ int main(void)
         cmocka_unit_test(test_write_atomic),
         cmocka_unit_test(test_credfile_round_trip),
         cmocka_unit_test(test_credfile_rejects),
+        cmocka_unit_test(test_json_write_file),
+        cmocka_unit_test(test_credfile_load_messages),
+        cmocka_unit_test(test_pubkey_pem),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,26 +6,11 @@
 #include <stdlib.h>
 
 #include "harness/vcard/card.h"
+#include "tests/fuzz/vcard_fuzz_card.h"
 
 static enum vc_up_result presence(void *ctx)
 {
     return *(const uint8_t *)ctx & 1 ? VC_UP_DENIED : VC_UP_APPROVED;
-}
-
-static struct vc_card *card(void)
-{
-    static struct vc_card *c;
-    struct vc_config cfg = {0};
-    char err[256];
-
-    if (c == NULL) {
-        cfg.attestation = VC_ATT_PACKED_BATCH;
-        cfg.ctap1 = true;
-        cfg.reset_window_ms = 10000;
-        if ((c = vc_card_new(&cfg, err, sizeof(err))) == NULL)
-            abort();
-    }
-    return c;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -38,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         data++;
         size--;
     }
-    if (vc_card_msg(card(), data, size, resp, sizeof(resp), &resp_len, presence, &mode) != 0)
+    if (vc_card_msg(fuzz_card(), data, size, resp, sizeof(resp), &resp_len, presence, &mode) != 0)
         abort();
     if (resp_len < 2 || resp_len > sizeof(resp))
         abort();

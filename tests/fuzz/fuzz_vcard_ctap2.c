@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "harness/vcard/card.h"
+#include "tests/fuzz/vcard_fuzz_card.h"
 
 static enum vc_up_result approve(void *ctx)
 {
@@ -14,27 +15,11 @@ static enum vc_up_result approve(void *ctx)
     return VC_UP_APPROVED;
 }
 
-static struct vc_card *card(void)
-{
-    static struct vc_card *c;
-    struct vc_config cfg = {0};
-    char err[256];
-
-    if (c == NULL) {
-        cfg.attestation = VC_ATT_PACKED_BATCH;
-        cfg.ctap1 = true;
-        cfg.reset_window_ms = 10000;
-        if ((c = vc_card_new(&cfg, err, sizeof(err))) == NULL)
-            abort();
-    }
-    return c;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static uint8_t resp[8192];
     size_t resp_len = 0;
-    struct vc_card *c = card();
+    struct vc_card *c = fuzz_card();
 
     if (vc_card_cbor(c, data, size, resp, sizeof(resp), &resp_len, approve, NULL) != 0)
         abort(); /* the buffer is large enough for any response */

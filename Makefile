@@ -5,7 +5,7 @@
 BUILD    ?= build
 CC       ?= cc
 FUZZ_CC  ?= clang
-PKGS     := libcbor libcrypto hidapi-hidraw jansson
+PKGS     := libcbor libcrypto hidapi-hidraw jansson libmicrohttpd libcurl sqlite3
 TEST_PKGS := cmocka
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -37,6 +37,13 @@ VCARD_SRCS  := $(filter-out $(VCARD_MAINS),$(wildcard harness/vcard/*.c))
 VCARD_OBJS  := $(VCARD_SRCS:%.c=$(BUILD)/%.o)
 VCARD_LIB   := $(BUILD)/libvcard.a
 
+# the chain's shared and per-service code (services/, regression/, harness/chain/):
+# every .c but the *_main.c files, which are the programs below
+SVC_MAINS := $(wildcard services/*/*_main.c regression/*_main.c harness/chain/*_main.c)
+SVC_SRCS  := $(filter-out $(SVC_MAINS),$(wildcard services/*/*.c regression/*.c harness/chain/*.c))
+SVC_OBJS  := $(SVC_SRCS:%.c=$(BUILD)/%.o)
+SVC_LIB   := $(BUILD)/libkcsvc.a
+
 # programs: name -> sources
 RAWCTAP_SRCS := $(wildcard probe/rawctap*.c)
 PROBE_SRCS   := $(wildcard probe/fido2_probe*.c)
@@ -47,6 +54,12 @@ endif
 ifneq ($(PROBE_SRCS),)
   PROGRAMS += $(BUILD)/bin/fido2-probe
 endif
+
+# a *_main.c becomes a program named after it: k_server_main.c -> k_server,
+# chain_regress_main.c -> chain-regress (services keep their k_ names)
+svc_prog = $(BUILD)/bin/$(if $(filter k_%,$(1)),$(1),$(subst _,-,$(1)))
+SVC_PROGRAMS := $(foreach m,$(SVC_MAINS),$(call svc_prog,$(patsubst %_main.c,%,$(notdir $(m)))))
+PROGRAMS += $(SVC_PROGRAMS)
 
 UNIT_SRCS  := $(wildcard tests/unit/*/test_*.c tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:%.c=$(BUILD)/%)
@@ -80,6 +93,17 @@ $(VCARD_LIB): $(VCARD_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
+$(SVC_LIB): $(SVC_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+define svc_rule
+$(call svc_prog,$(patsubst %_main.c,%,$(notdir $(1)))): $(BUILD)/$(1:%.c=%.o) $(SVC_LIB) $(LIB)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDSAN) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach m,$(SVC_MAINS),$(eval $(call svc_rule,$(m))))
+
 $(BUILD)/bin/vcard: $(BUILD)/harness/vcard/vcard_main.o $(VCARD_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
@@ -97,13 +121,13 @@ $(BUILD)/bin/fido2-probe: $(PROBE_SRCS:%.c=$(BUILD)/%.o) $(LIB)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 
 # unit tests: one cmocka program per test_*.c, linked with both libraries
-$(BUILD)/tests/unit/%: tests/unit/%.c $(VCARD_LIB) $(LIB)
+$(BUILD)/tests/unit/%: tests/unit/%.c $(SVC_LIB) $(VCARD_LIB) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(TEST_CFLAGS) -o $@ $< $(VCARD_LIB) $(LIB) $(LDSAN) $(TEST_LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) -o $@ $< $(SVC_LIB) $(VCARD_LIB) $(LIB) $(LDSAN) $(TEST_LIBS) $(LDLIBS)
 
-$(BUILD)/bench/%: bench/%.c $(VCARD_LIB) $(LIB)
+$(BUILD)/bench/%: bench/%.c $(SVC_LIB) $(VCARD_LIB) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(VCARD_LIB) $(LIB) $(LDSAN) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $< $(SVC_LIB) $(VCARD_LIB) $(LIB) $(LDSAN) $(LDLIBS)
 
 $(BUILD)/interop/%: tests/interop/%.c $(LIB)
 	@mkdir -p $(dir $@)
@@ -112,7 +136,8 @@ $(BUILD)/interop/%: tests/interop/%.c $(LIB)
 
 # libFuzzer targets: clang, both libraries rebuilt with coverage + ASan/UBSan
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer-no-link,address,undefined $(PKG_CFLAGS)
-FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=build/fuzz/obj/%.o) $(VCARD_SRCS:%.c=build/fuzz/obj/%.o)
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=build/fuzz/obj/%.o) $(VCARD_SRCS:%.c=build/fuzz/obj/%.o) \
+                 $(SVC_SRCS:%.c=build/fuzz/obj/%.o)
 build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@

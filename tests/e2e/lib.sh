@@ -225,3 +225,58 @@ ctl() {
         return 1
     }
 }
+
+# ---- the session chain ----
+#   start_k_server [args...]  k_server on a free loopback port with --proxy-token
+#                             $CHAIN_TOKEN and a state database in its own dir;
+#                             sets KS_PID, KS_PORT, KS_DIR (KS_DIR/log: its JSON log)
+#   start_k_proxy [args...]   k_proxy the same way (give --server-base-url and
+#                             --device); sets KP_PID, KP_PORT, KP_DIR
+#   stop_pid PID              SIGTERM, then SIGKILL after 3 s
+CHAIN_TOKEN=${CHAIN_TOKEN:-e2e-proxy-token}
+
+# Waits (bounded, 5 s) for a non-empty FILE while PID lives.
+_wait_port_file() {
+    _tries=100
+    while [ ! -s "$1" ] && kill -0 "$2" 2>/dev/null && [ "$_tries" -gt 0 ]; do
+        sleep 0.05
+        _tries=$((_tries - 1))
+    done
+    [ -s "$1" ]
+}
+
+_start_service() {
+    _svc=$1
+    _dir=$2
+    shift 2
+    "$BIN/$_svc" --port 0 --port-file "$_dir/port" --proxy-token "$CHAIN_TOKEN" \
+        --state-db "$_dir/$_svc.db" "$@" 2>"$_dir/log" &
+    _pid=$!
+    _E2E_PIDS="$_E2E_PIDS $_pid"
+    if ! _wait_port_file "$_dir/port" "$_pid"; then
+        echo "$_svc did not start within 5 s; its log:" >&2
+        sed 's/^/    | /' "$_dir/log" | head -n 20 >&2
+        return 1
+    fi
+}
+
+start_k_server() {
+    KS_DIR=$(mktemp -d "$E2E_TMP/k_server.XXXXXX")
+    _start_service k_server "$KS_DIR" "$@" || return 1
+    KS_PID=$_pid
+    KS_PORT=$(cat "$KS_DIR/port")
+}
+
+start_k_proxy() {
+    KP_DIR=$(mktemp -d "$E2E_TMP/k_proxy.XXXXXX")
+    _start_service k_proxy "$KP_DIR" "$@" || return 1
+    KP_PID=$_pid
+    KP_PORT=$(cat "$KP_DIR/port")
+}
+
+stop_pid() {
+    kill -TERM "$1" 2>/dev/null
+    wait_exit "$1"
+    kill -KILL "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+}

@@ -1,0 +1,203 @@
+/* The durable counter of k_server (see counter.h). */
+#include "services/k_server/counter.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#define SCHEMA_VERSION 1
+
+struct ksrv_counter {
+    sqlite3 *db;
+    sqlite3_stmt *next, *current;
+    pthread_mutex_t lock; /* one connection; SQLite's own locking guards other processes */
+};
+
+static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
+        return 0;
+    snprintf(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db));
+    sqlite3_free(msg);
+    return -1;
+}
+
+/* mkdir -p of path's folder, mode 0700 for what it creates. */
+static int make_parent(const char *path, char *err, size_t errlen)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
+        snprintf(err, errlen, "state path too long");
+        return -1;
+    }
+    char *dir = dirname(buf);
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+            goto fail;
+        *p = '/';
+    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        goto fail;
+    return 0;
+fail:
+    snprintf(err, errlen, "cannot create the state folder %s: %s", dir, strerror(errno));
+    return -1;
+}
+
+int ksrv_counter_default_path(char *out, size_t cap)
+{
+    const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+    int n;
+    if (xdg != NULL && xdg[0] == '/')
+        n = snprintf(out, cap, "%s/kcard/k_server.db", xdg);
+    else if (home != NULL && home[0] == '/')
+        n = snprintf(out, cap, "%s/.local/state/kcard/k_server.db", home);
+    else
+        return -1;
+    return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+static int check_schema(struct ksrv_counter *c, bool fresh, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int version = -1;
+    if (sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (version < 0) {
+        snprintf(err, errlen, "not a k_server database (%s)", sqlite3_errmsg(c->db));
+        return -1;
+    }
+    if (version == 0 && !fresh) {
+        /* an existing file with tables we did not make: refuse rather than guess */
+        sqlite3_stmt *q = NULL;
+        int tables = -1;
+        if (sqlite3_prepare_v2(c->db, "SELECT count(*) FROM sqlite_master", -1, &q, NULL) ==
+                SQLITE_OK &&
+            sqlite3_step(q) == SQLITE_ROW)
+            tables = sqlite3_column_int(q, 0);
+        sqlite3_finalize(q);
+        if (tables != 0) {
+            snprintf(err, errlen, "not a k_server database: it has tables but no kcard schema");
+            return -1;
+        }
+    }
+    if (version > SCHEMA_VERSION) {
+        snprintf(err, errlen, "database schema %d is newer than this k_server (%d)", version,
+                 SCHEMA_VERSION);
+        return -1;
+    }
+    if (version == SCHEMA_VERSION)
+        return 0;
+    return exec(
+        c->db,
+        "BEGIN IMMEDIATE;"
+        "CREATE TABLE IF NOT EXISTS counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+        "INSERT OR IGNORE INTO counter VALUES ('protected', 0);"
+        "PRAGMA user_version = 1;"
+        "COMMIT;",
+        err, errlen);
+}
+
+struct ksrv_counter *ksrv_counter_open(const char *path, char *err, size_t errlen)
+{
+    struct ksrv_counter *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&c->lock, NULL);
+    bool memory = strcmp(path, ":memory:") == 0;
+    bool fresh = memory || access(path, F_OK) != 0;
+    if (!memory && fresh) {
+        if (make_parent(path, err, errlen) != 0)
+            goto fail;
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+            goto fail;
+        }
+        close(fd);
+    }
+    if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL) !=
+        SQLITE_OK) {
+        snprintf(err, errlen, "cannot open %s: %s", path,
+                 c->db ? sqlite3_errmsg(c->db) : "out of memory");
+        goto fail;
+    }
+    sqlite3_busy_timeout(c->db, 5000);
+    char why[256];
+    if (exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", why, sizeof(why)) != 0 ||
+        check_schema(c, fresh, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "%s: %s", path, why);
+        goto fail;
+    }
+    if (sqlite3_prepare_v2(c->db,
+                           "UPDATE counter SET value = value + 1 WHERE name = 'protected' "
+                           "RETURNING value",
+                           -1, &c->next, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(c->db, "SELECT value FROM counter WHERE name = 'protected'", -1,
+                           &c->current, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(c->db));
+        goto fail;
+    }
+    return c;
+fail:
+    ksrv_counter_close(c);
+    return NULL;
+}
+
+void ksrv_counter_close(struct ksrv_counter *c)
+{
+    if (c == NULL)
+        return;
+    sqlite3_finalize(c->next);
+    sqlite3_finalize(c->current);
+    sqlite3_close(c->db);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+int ksrv_counter_next(struct ksrv_counter *c, int64_t *value, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&c->lock);
+    int rc = sqlite3_step(c->next);
+    int ok = rc == SQLITE_ROW;
+    if (ok)
+        *value = sqlite3_column_int64(c->next, 0);
+    /* the UPDATE commits when the statement is reset (autocommit) */
+    while (ok && (rc = sqlite3_step(c->next)) == SQLITE_ROW)
+        ;
+    if (ok && rc != SQLITE_DONE)
+        ok = 0;
+    if (!ok)
+        snprintf(err, errlen, "counter update failed: %s", sqlite3_errmsg(c->db));
+    sqlite3_reset(c->next);
+    pthread_mutex_unlock(&c->lock);
+    return ok ? 0 : -1;
+}
+
+int ksrv_counter_current(struct ksrv_counter *c, int64_t *value)
+{
+    pthread_mutex_lock(&c->lock);
+    int ok = sqlite3_step(c->current) == SQLITE_ROW;
+    if (ok)
+        *value = sqlite3_column_int64(c->current, 0);
+    sqlite3_reset(c->current);
+    pthread_mutex_unlock(&c->lock);
+    return ok ? 0 : -1;
+}

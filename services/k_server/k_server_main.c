@@ -1,0 +1,296 @@
+/* k_server: the protected counter of the session chain. It answers only
+ * requests signed by an authorised k_proxy (services/API.md) and never sees
+ * a client's bearer token or username: a session reaches it as an opaque
+ * reference. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "services/common/http.h"
+#include "services/common/log.h"
+#include "services/common/upstream.h"
+#include "services/k_server/counter.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+#define EXIT_START 3
+
+struct k_server {
+    struct ksrv_counter *counter;
+    struct ksvc_replay_cache *replay;
+    uint8_t key[KSVC_UPSTREAM_KEY_LEN];
+    char state_db[4096];
+    struct ksvc_server *http;
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: k_server --proxy-token TOKEN [options]\n"
+               "\n"
+               "The protected counter of the kcard session chain. Only requests signed by a\n"
+               "k_proxy holding the same proxy token are served (services/API.md).\n"
+               "\n"
+               "  --host ADDR             address to listen on (default 127.0.0.1)\n"
+               "  --port N                port (default 8780; 0 picks a free one)\n"
+               "  --proxy-token TOKEN     the secret shared with k_proxy; the signing key is\n"
+               "                          derived from it and it never crosses the wire\n"
+               "  --proxy-token-file F    read the token from F (first line) instead\n"
+               "                          (also: environment KCARD_PROXY_TOKEN)\n"
+               "  --tls-certfile FILE     serve HTTPS with this PEM certificate chain\n"
+               "  --tls-keyfile FILE      and this PEM private key\n"
+               "  --state-db FILE         the counter's SQLite database (default\n"
+               "                          $XDG_STATE_HOME/kcard/k_server.db)\n"
+               "  --port-file FILE        write the port listened on to FILE once ready\n"
+               "  -h, --help              this text\n"
+               "  --version               the version\n"
+               "\n"
+               "Endpoints: POST /counter/next (signed), GET /healthz, GET /metrics.\n"
+               "Logs one JSON line per event on stderr.\n"
+               "\n"
+               "Exit status: 0 stopped by SIGINT/SIGTERM, 1 runtime failure, 2 usage,\n"
+               "3 could not start (state database, TLS material, address in use).\n");
+}
+
+static void on_request(void *ctx, const struct ksvc_request *req, struct ksvc_response *resp)
+{
+    struct k_server *ks = ctx;
+    if (strcmp(req->path, "/counter/next") != 0) {
+        ksvc_reply_error(resp, 404, "not_found", "no such endpoint: %.64s", req->path);
+        return;
+    }
+    if (strcmp(req->method, "POST") != 0) {
+        ksvc_reply_method_not_allowed(resp, "POST");
+        return;
+    }
+    const char *authz = ksvc_request_header(req, "Authorization");
+    struct ksvc_upstream_auth a;
+    enum ksvc_upstream_verdict v =
+        ksvc_upstream_verify(ks->key, ks->replay, authz, req->method, req->path, req->body,
+                             req->body_len, time(NULL), &a);
+    if (v != KSVC_UPSTREAM_OK) {
+        char labels[64];
+        snprintf(labels, sizeof(labels), "reason=\"%s\"", ksvc_upstream_verdict_code(v));
+        ksvc_metric_add(ksvc_server_metrics(ks->http), "kcard_k_server_upstream_refused_total",
+                        "Requests refused because they were not signed by an authorised k_proxy.",
+                        labels, 1);
+        const char *why = "";
+        if (v == KSVC_UPSTREAM_UNSIGNED && ksvc_request_header(req, "X-Proxy-Token") != NULL)
+            why = "; the static X-Proxy-Token header is no longer accepted, k_proxy signs "
+                  "each request";
+        else if (v == KSVC_UPSTREAM_UNSIGNED)
+            why = "; expected Authorization: KC-HMAC-SHA256";
+        else if (v == KSVC_UPSTREAM_STALE)
+            why = "; check both clocks";
+        snprintf(resp->www_authenticate, sizeof(resp->www_authenticate), "KC-HMAC-SHA256");
+        ksvc_reply_error(resp, v == KSVC_UPSTREAM_CACHE_FULL ? 503 : 401,
+                         ksvc_upstream_verdict_code(v), "request refused: %s%s",
+                         ksvc_upstream_verdict_code(v), why);
+        return;
+    }
+    int64_t value = 0;
+    char err[256];
+    if (ksrv_counter_next(ks->counter, &value, err, sizeof(err)) != 0) {
+        ksvc_reply_error(resp, 500, "state_failed", "%s", err);
+        return;
+    }
+    ksvc_log_field(resp, "ref", json_string(a.ref));
+    ksvc_log_field(resp, "counter", json_integer(value));
+    ksvc_reply(resp, 200, json_pack("{s:I, s:s}", "counter", (json_int_t)value, "ref", a.ref));
+}
+
+static bool on_health(void *ctx, json_t *out)
+{
+    struct k_server *ks = ctx;
+    int64_t value = 0;
+    bool ok = ksrv_counter_current(ks->counter, &value) == 0;
+    json_object_set_new(out, "counter", json_integer(value));
+    json_object_set_new(out, "state_db", json_string(ks->state_db));
+    return ok;
+}
+
+static void on_metrics(void *ctx, struct ksvc_metrics *m)
+{
+    struct k_server *ks = ctx;
+    int64_t value = 0;
+    if (ksrv_counter_current(ks->counter, &value) == 0)
+        ksvc_metric_set(m, "kcard_k_server_counter_value", "The last counter value handed out.", "",
+                        (double)value);
+}
+
+/* The token from --proxy-token, --proxy-token-file or KCARD_PROXY_TOKEN. */
+static int load_token(const char *arg, const char *file, char *out, size_t cap)
+{
+    char err[512];
+    if (arg != NULL && file != NULL) {
+        fprintf(stderr, "k_server: give --proxy-token or --proxy-token-file, not both\n");
+        return -1;
+    }
+    if (file != NULL) {
+        char *text = ksvc_read_file(file, 4096, NULL, err, sizeof(err));
+        if (text == NULL) {
+            fprintf(stderr, "k_server: --proxy-token-file: %s\n", err);
+            return -1;
+        }
+        text[strcspn(text, "\r\n")] = '\0';
+        snprintf(out, cap, "%s", text);
+        OPENSSL_cleanse(text, strlen(text));
+        free(text);
+    } else if (arg != NULL) {
+        snprintf(out, cap, "%s", arg);
+    } else if (getenv("KCARD_PROXY_TOKEN") != NULL) {
+        snprintf(out, cap, "%s", getenv("KCARD_PROXY_TOKEN"));
+    }
+    if (out[0] == '\0') {
+        fprintf(stderr, "k_server: a proxy token is required (--proxy-token, "
+                        "--proxy-token-file or KCARD_PROXY_TOKEN)\n");
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_port(const char *s, int *port)
+{
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end != '\0' || v < 0 || v > 65535)
+        return -1;
+    *port = (int)v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"host", required_argument, NULL, 'H'},
+        {"port", required_argument, NULL, 'p'},
+        {"proxy-token", required_argument, NULL, 't'},
+        {"proxy-token-file", required_argument, NULL, 'T'},
+        {"tls-certfile", required_argument, NULL, 'c'},
+        {"tls-keyfile", required_argument, NULL, 'k'},
+        {"state-db", required_argument, NULL, 's'},
+        {"port-file", required_argument, NULL, 'P'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *host = "127.0.0.1", *token_arg = NULL, *token_file = NULL, *cert = NULL,
+               *key = NULL, *state = NULL, *port_file = NULL;
+    int port = 8780, c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'H':
+            host = optarg;
+            break;
+        case 'p':
+            if (parse_port(optarg, &port) != 0) {
+                fprintf(stderr, "k_server: --port %s: not a port number (0-65535)\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 't':
+            token_arg = optarg;
+            break;
+        case 'T':
+            token_file = optarg;
+            break;
+        case 'c':
+            cert = optarg;
+            break;
+        case 'k':
+            key = optarg;
+            break;
+        case 's':
+            state = optarg;
+            break;
+        case 'P':
+            port_file = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("k_server (kcard) 0.1\n");
+            return 0;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "k_server: unexpected argument '%s'\n", argv[optind]);
+        return EXIT_USAGE;
+    }
+    char token[1024] = "";
+    if (load_token(token_arg, token_file, token, sizeof(token)) != 0)
+        return EXIT_USAGE;
+    if ((cert == NULL) != (key == NULL)) {
+        fprintf(stderr, "k_server: --tls-certfile and --tls-keyfile go together\n");
+        return EXIT_USAGE;
+    }
+
+    ksvc_block_signals();
+    ksvc_log_init("k_server");
+    struct k_server ks = {0};
+    char err[512];
+    int rc = ksvc_upstream_key(token, ks.key);
+    OPENSSL_cleanse(token, sizeof(token));
+    if (rc != 0) {
+        fprintf(stderr, "k_server: cannot derive the upstream key\n");
+        return EXIT_RUNTIME;
+    }
+    if (state != NULL)
+        snprintf(ks.state_db, sizeof(ks.state_db), "%s", state);
+    else if (ksrv_counter_default_path(ks.state_db, sizeof(ks.state_db)) != 0) {
+        fprintf(stderr, "k_server: no --state-db and neither XDG_STATE_HOME nor HOME is set\n");
+        return EXIT_USAGE;
+    }
+    int status = EXIT_START;
+    ks.counter = ksrv_counter_open(ks.state_db, err, sizeof(err));
+    ks.replay = ksvc_replay_cache_new(0);
+    if (ks.counter == NULL || ks.replay == NULL) {
+        fprintf(stderr, "k_server: state database: %s\n", ks.counter ? "out of memory" : err);
+        goto out;
+    }
+    struct ksvc_server_cfg cfg = {
+        .service = "k_server",
+        .host = host,
+        .port = port,
+        .tls_cert_file = cert,
+        .tls_key_file = key,
+        .handler = on_request,
+        .health = on_health,
+        .metrics_refresh = on_metrics,
+        .ctx = &ks,
+    };
+    if (ksvc_server_start(&cfg, &ks.http, err, sizeof(err)) != 0) {
+        fprintf(stderr, "k_server: %s\n", err);
+        goto out;
+    }
+    int64_t value = 0;
+    ksrv_counter_current(ks.counter, &value);
+    ksvc_log("info", "start",
+             json_pack("{s:s, s:i, s:b, s:s, s:I}", "host", host, "port", ksvc_server_port(ks.http),
+                       "tls", ksvc_server_tls(ks.http), "state_db", ks.state_db, "counter",
+                       (json_int_t)value));
+    if (port_file != NULL) {
+        FILE *f = fopen(port_file, "w");
+        if (f == NULL || fprintf(f, "%d\n", ksvc_server_port(ks.http)) < 0 || fclose(f) != 0) {
+            fprintf(stderr, "k_server: cannot write --port-file %s\n", port_file);
+            status = EXIT_RUNTIME;
+            goto out;
+        }
+    }
+    int sig = ksvc_wait_for_stop_signal();
+    ksvc_log("info", "stop", json_pack("{s:i}", "signal", sig));
+    status = 0;
+out:
+    ksvc_server_stop(ks.http);
+    ksvc_replay_cache_free(ks.replay);
+    ksrv_counter_close(ks.counter);
+    OPENSSL_cleanse(ks.key, sizeof(ks.key));
+    return status;
+}

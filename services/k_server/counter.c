@@ -15,11 +15,17 @@
 #include <sqlite3.h>
 
 #define SCHEMA_VERSION 1
+/* Values are reserved on disk this many at a time, so a request costs an
+ * fsync only once per block. A crash (not a clean stop) skips the rest of the
+ * block: a gap, never a value handed out twice. */
+#define RESERVE_BLOCK 64
 
 struct ksrv_counter {
     sqlite3 *db;
-    sqlite3_stmt *next, *current;
-    pthread_mutex_t lock; /* one connection; SQLite's own locking guards other processes */
+    sqlite3_stmt *reserve;
+    int64_t last;     /* the last value handed out */
+    int64_t reserved; /* durable upper bound: no value above it was handed out */
+    pthread_mutex_t lock;
 };
 
 static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
@@ -108,6 +114,7 @@ static int check_schema(struct ksrv_counter *c, bool fresh, char *err, size_t er
         "BEGIN IMMEDIATE;"
         "CREATE TABLE IF NOT EXISTS counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
         "INSERT OR IGNORE INTO counter VALUES ('protected', 0);"
+        "INSERT OR IGNORE INTO counter VALUES ('reserved', 0);"
         "PRAGMA user_version = 1;"
         "COMMIT;",
         err, errlen);
@@ -141,17 +148,29 @@ struct ksrv_counter *ksrv_counter_open(const char *path, char *err, size_t errle
     }
     sqlite3_busy_timeout(c->db, 5000);
     char why[256];
-    if (exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", why, sizeof(why)) != 0 ||
-        check_schema(c, fresh, why, sizeof(why)) != 0) {
-        snprintf(err, errlen, "%s: %s", path, why);
+    /* exclusive: a second k_server on the same file would hand out the same values */
+    if (exec(c->db,
+             "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; "
+             "PRAGMA synchronous=FULL;",
+             why, sizeof(why)) != 0 ||
+        check_schema(c, fresh, why, sizeof(why)) != 0 ||
+        exec(c->db, "BEGIN IMMEDIATE; COMMIT;", why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "%s: %s%s", path, why,
+                 strstr(why, "locked") ? " (another k_server uses it)" : "");
         goto fail;
     }
-    if (sqlite3_prepare_v2(c->db,
-                           "UPDATE counter SET value = value + 1 WHERE name = 'protected' "
-                           "RETURNING value",
-                           -1, &c->next, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(c->db, "SELECT value FROM counter WHERE name = 'protected'", -1,
-                           &c->current, NULL) != SQLITE_OK) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c->db, "SELECT max(value) FROM counter", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(c->db));
+        sqlite3_finalize(st);
+        goto fail;
+    }
+    /* after a clean stop both rows are equal; after a crash the reservation wins */
+    c->last = c->reserved = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (sqlite3_prepare_v2(c->db, "UPDATE counter SET value = ?1 WHERE name = ?2", -1, &c->reserve,
+                           NULL) != SQLITE_OK) {
         snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(c->db));
         goto fail;
     }
@@ -161,12 +180,31 @@ fail:
     return NULL;
 }
 
+/* Stores value in row name (durably: synchronous=FULL). */
+static int store(struct ksrv_counter *c, const char *name, int64_t value)
+{
+    int ok = sqlite3_bind_int64(c->reserve, 1, value) == SQLITE_OK &&
+             sqlite3_bind_text(c->reserve, 2, name, -1, SQLITE_STATIC) == SQLITE_OK &&
+             sqlite3_step(c->reserve) == SQLITE_DONE && sqlite3_changes(c->db) == 1;
+    sqlite3_reset(c->reserve);
+    sqlite3_clear_bindings(c->reserve);
+    return ok ? 0 : -1;
+}
+
 void ksrv_counter_close(struct ksrv_counter *c)
 {
     if (c == NULL)
         return;
-    sqlite3_finalize(c->next);
-    sqlite3_finalize(c->current);
+    if (c->reserve != NULL) {
+        /* a clean stop gives back the unused part of the block: no gap */
+        pthread_mutex_lock(&c->lock);
+        if (exec(c->db, "BEGIN IMMEDIATE", NULL, 0) == 0) {
+            int ok = store(c, "protected", c->last) == 0 && store(c, "reserved", c->last) == 0;
+            exec(c->db, ok ? "COMMIT" : "ROLLBACK", NULL, 0);
+        }
+        pthread_mutex_unlock(&c->lock);
+    }
+    sqlite3_finalize(c->reserve);
     sqlite3_close(c->db);
     pthread_mutex_destroy(&c->lock);
     free(c);
@@ -174,30 +212,30 @@ void ksrv_counter_close(struct ksrv_counter *c)
 
 int ksrv_counter_next(struct ksrv_counter *c, int64_t *value, char *err, size_t errlen)
 {
+    int rc = 0;
     pthread_mutex_lock(&c->lock);
-    int rc = sqlite3_step(c->next);
-    int ok = rc == SQLITE_ROW;
-    if (ok)
-        *value = sqlite3_column_int64(c->next, 0);
-    /* the UPDATE commits when the statement is reset (autocommit) */
-    while (ok && (rc = sqlite3_step(c->next)) == SQLITE_ROW)
-        ;
-    if (ok && rc != SQLITE_DONE)
-        ok = 0;
-    if (!ok)
-        snprintf(err, errlen, "counter update failed: %s", sqlite3_errmsg(c->db));
-    sqlite3_reset(c->next);
+    if (c->last == INT64_MAX) {
+        snprintf(err, errlen, "the counter is exhausted");
+        rc = -1;
+    } else if (c->last + 1 > c->reserved) {
+        int64_t upto = c->last > INT64_MAX - RESERVE_BLOCK ? INT64_MAX : c->last + RESERVE_BLOCK;
+        if (store(c, "reserved", upto) != 0) {
+            snprintf(err, errlen, "cannot reserve counter values: %s", sqlite3_errmsg(c->db));
+            rc = -1;
+        } else {
+            c->reserved = upto;
+        }
+    }
+    if (rc == 0)
+        *value = ++c->last;
     pthread_mutex_unlock(&c->lock);
-    return ok ? 0 : -1;
+    return rc;
 }
 
 int ksrv_counter_current(struct ksrv_counter *c, int64_t *value)
 {
     pthread_mutex_lock(&c->lock);
-    int ok = sqlite3_step(c->current) == SQLITE_ROW;
-    if (ok)
-        *value = sqlite3_column_int64(c->current, 0);
-    sqlite3_reset(c->current);
+    *value = c->last;
     pthread_mutex_unlock(&c->lock);
-    return ok ? 0 : -1;
+    return 0;
 }

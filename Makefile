@@ -71,7 +71,7 @@ INTEROP_SRCS := $(wildcard tests/interop/*.c)
 INTEROP_BINS := $(INTEROP_SRCS:tests/interop/%.c=$(BUILD)/interop/%)
 
 .PHONY: all deps lib programs unit unit-san e2e check demo fuzz fuzz-build bench clean format \
-        format-check interop vm-test
+        format-check interop vm-test install browser-test
 
 all: lib programs
 
@@ -179,6 +179,21 @@ demo: deps
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH_BINS)
 	@sh bench/run.sh $(BUILD)
+
+# Installs the programs, the regression wrapper and the man pages under PREFIX.
+PREFIX ?= /usr/local
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 regression/phase5_chain_regression.sh $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 docs/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	if [ -d services/k_client_portal/static ]; then \
+	    install -d $(DESTDIR)$(PREFIX)/share/kcard/portal && \
+	    cp -R services/k_client_portal/static/. $(DESTDIR)$(PREFIX)/share/kcard/portal/; fi
+
+# The browser regression of the portal (Playwright with the system Chromium).
+browser-test: all
+	@sh harness/browser/run.sh
 
 format:
 	clang-format -i $(shell git ls-files '*.c' '*.h')

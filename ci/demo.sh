@@ -3,8 +3,10 @@
 # free loopback port, then does what an engineer does in triage: check the
 # card is present, exercise the transport, register and authenticate with
 # keepalives shown, and reproduce the runbook's "hang before the presence
-# prompt" failure to see rawctap's diagnosis and doctor's verdict. Everything
-# it starts is stopped at the end.
+# prompt" failure to see rawctap's diagnosis and doctor's verdict; then the
+# session chain over TLS: login through the card, the protected counter, logout,
+# a refused login, and the concurrency regression. Everything it starts is
+# stopped at the end.
 set -u
 BUILD=${BUILD:-build}
 BIN=$BUILD/bin
@@ -46,6 +48,39 @@ echo "# and one that needs a PIN on a card that advertises no PIN/UV protocol"
 "$BIN/vcard-ctl" --control "$VCARD_CTL" fault no-pin-protocols >/dev/null
 step "$BIN/rawctap" $D -v make-credential --rp-id localhost
 "$BIN/vcard-ctl" --control "$VCARD_CTL" clear >/dev/null
+
+echo
+echo "# the session chain (docs/runbook/PHASE5_RUNBOOK.md): k_server and k_proxy over"
+echo "# TLS, k_proxy gating logins with this card"
+sh fixtures/tls/gen.sh "$E2E_TMP/tls" >/dev/null || { echo "demo: TLS material failed"; exit 1; }
+TLS=$E2E_TMP/tls
+start_k_server --tls-certfile "$TLS/k_server.crt" --tls-keyfile "$TLS/k_server.key" ||
+    { echo "demo: k_server did not start"; exit 1; }
+start_k_proxy --server-base-url "https://127.0.0.1:$KS_PORT" --server-ca-file "$TLS/ca.crt" \
+    --tls-certfile "$TLS/k_proxy.crt" --tls-keyfile "$TLS/k_proxy.key" --device "$VCARD_URI" ||
+    { echo "demo: k_proxy did not start"; exit 1; }
+P=https://127.0.0.1:$KP_PORT
+echo "k_server on https://127.0.0.1:$KS_PORT, k_proxy on $P"
+C="curl -sS --cacert $TLS/ca.crt -X POST"
+step $C "$P/session/login" -H 'Content-Type: application/json' -d '{"username":"alice"}'
+TOKEN=$($C "$P/session/login" -H 'Content-Type: application/json' -d '{"username":"alice"}' |
+    sed -n 's/.*"session_token":"\([^"]*\)".*/\1/p')
+step $C "$P/session/status" -H "Authorization: Bearer $TOKEN"
+step $C "$P/resource/counter" -H "Authorization: Bearer $TOKEN"
+step $C "$P/resource/counter" -H "Authorization: Bearer $TOKEN"
+step $C "$P/session/logout" -H "Authorization: Bearer $TOKEN"
+step curl -sS -o /dev/null -w 'after logout: HTTP %{http_code}\n' --cacert "$TLS/ca.crt" -X POST \
+    "$P/resource/counter" -H "Authorization: Bearer $TOKEN"
+echo
+echo "# the card refuses: k_server is not called"
+"$BIN/vcard-ctl" --control "$VCARD_CTL" presence no >/dev/null
+step $C "$P/session/login" -H 'Content-Type: application/json' -d '{"username":"mallory"}'
+"$BIN/vcard-ctl" --control "$VCARD_CTL" presence yes >/dev/null
+echo
+echo "# the concurrency regression: 50 requests at parallelism 12, unique and gap-free"
+step "$BIN/chain-regress" --base-url "$P" --cacert "$TLS/ca.crt" --requests 50 --parallelism 12
+stop_pid "$KP_PID"
+stop_pid "$KS_PID"
 stop_vcard
 echo
 echo "demo: done (card state was kept in $STATE while it ran)"

@@ -6,10 +6,11 @@ set -u
 
 # pkg-config name -> Debian package
 LIBS="libcbor:libcbor-dev libcrypto:libssl-dev hidapi-hidraw:libhidapi-dev jansson:libjansson-dev
-cmocka:libcmocka-dev libfido2:libfido2-dev"
+cmocka:libcmocka-dev libfido2:libfido2-dev libmicrohttpd:libmicrohttpd-dev
+libcurl:libcurl4-openssl-dev sqlite3:libsqlite3-dev"
 # command -> Debian package
 TOOLS="cc:gcc make:make pkg-config:pkg-config clang:clang python3:python3 timeout:coreutils
-fido2-token:fido2-tools clang-format:clang-format"
+fido2-token:fido2-tools clang-format:clang-format curl:curl openssl:openssl ip:iproute2"
 # python modules used by test-vector generators and the interop test -> package
 PYMODS="cryptography:python3-cryptography fido2:python3-fido2"
 

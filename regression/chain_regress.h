@@ -1,0 +1,276 @@
+/* chain-regress: the session chain's concurrency regression driver.
+ * Pure logic (options, response parsing, the counter and latency analysis,
+ * the report) lives in kcr_opts.c, kcr_parse.c, kcr_analyze.c, kcr_report.c
+ * and is tested without sockets; kcr_http.c drives libcurl. */
+#ifndef KCARD_REGRESSION_CHAIN_REGRESS_H
+#define KCARD_REGRESSION_CHAIN_REGRESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#define KCR_VERSION "0.1.0"
+
+/* exit codes */
+#define KCR_EXIT_OK 0
+#define KCR_EXIT_CHECK 1    /* a check failed */
+#define KCR_EXIT_USAGE 2    /* bad command line */
+#define KCR_EXIT_CONNECT 3  /* no HTTP answer: connect, TLS, CA file, timeout */
+#define KCR_EXIT_REFUSED 4  /* /session/login answered 401 or 403 */
+#define KCR_EXIT_INTERNAL 1 /* out of memory: reported as a failed check */
+
+#define KCR_DEFAULT_BASE_URL "https://127.0.0.1:9771"
+#define KCR_DEFAULT_USERNAME "alice"
+#define KCR_DEFAULT_REQUESTS 20
+#define KCR_DEFAULT_PARALLELISM 8
+#define KCR_DEFAULT_TIMEOUT_MS 10000
+#define KCR_DEFAULT_CARD_TIMEOUT_S 60
+#define KCR_MAX_REQUESTS 100000
+#define KCR_MAX_PARALLELISM 1000
+#define KCR_MAX_TIMEOUT_MS 3600000L
+#define KCR_MAX_CARD_TIMEOUT_S 3600L
+#define KCR_MAX_BODY (64 * 1024) /* a longer answer is refused */
+
+#define KCR_USERNAME_MAX 64
+#define KCR_TOKEN_MAX 512
+#define KCR_NAME_MAX 64 /* auth modes, error codes */
+#define KCR_WHY_MAX 256
+
+/* ---- options (kcr_opts.c) ------------------------------------------------ */
+
+struct kcr_opts {
+    char base_url[1024];
+    char cacert[4096]; /* "" = system trust */
+    char username[KCR_USERNAME_MAX + 1];
+    unsigned requests;
+    unsigned parallelism;
+    long timeout_ms;
+    long card_timeout_s;
+    bool card_timeout_set;
+    char expect_auth_mode[KCR_NAME_MAX]; /* "" = not checked */
+    bool interactive_card;
+    bool json;
+    bool verbose;
+};
+
+/* environment values the options fall back on (NULL = unset) */
+struct kcr_env {
+    const char *requests;    /* REQUESTS */
+    const char *parallelism; /* PARALLELISM */
+    const char *ca;          /* KCARD_CA */
+};
+
+enum kcr_opts_rc {
+    KCR_OPTS_RUN = 0,
+    KCR_OPTS_HELP,
+    KCR_OPTS_VERSION,
+    KCR_OPTS_USAGE, /* err names the option */
+};
+
+/* Parses argv (getopt_long, restartable) over the defaults and env. */
+int kcr_opts_parse(int argc, char **argv, const struct kcr_env *env, struct kcr_opts *o, char *err,
+                   size_t errlen);
+/* A whole number in [lo, hi]: digits only, no sign, no blanks. */
+bool kcr_parse_number(const char *s, unsigned long long lo, unsigned long long hi,
+                      unsigned long long *out);
+bool kcr_valid_username(const char *s);
+void kcr_usage(FILE *f);
+
+/* ---- responses (kcr_parse.c) --------------------------------------------- */
+
+enum kcr_parse_rc {
+    KCR_PARSE_OK = 0,
+    KCR_PARSE_BAD_JSON,  /* not JSON, or not an object */
+    KCR_PARSE_MISSING,   /* a required field is absent */
+    KCR_PARSE_BAD_TYPE,  /* a field has the wrong JSON type */
+    KCR_PARSE_BAD_VALUE, /* right type, unusable value */
+};
+
+struct kcr_login_resp {
+    char session_token[KCR_TOKEN_MAX + 1];
+    char username[KCR_USERNAME_MAX + 1]; /* "" when absent */
+    char auth_mode[KCR_NAME_MAX];
+    bool has_expires_in;
+    long long expires_in;
+};
+
+struct kcr_status_resp {
+    bool active;
+    char username[KCR_USERNAME_MAX + 1];
+    char auth_mode[KCR_NAME_MAX];
+    bool has_requests;
+    long long requests;
+    bool has_expires_in;
+    long long expires_in;
+};
+
+struct kcr_counter_resp {
+    long long counter;
+    char username[KCR_USERNAME_MAX + 1];
+};
+
+struct kcr_logout_resp {
+    bool logged_out;
+    char username[KCR_USERNAME_MAX + 1];
+};
+
+struct kcr_error_resp {
+    char error[KCR_NAME_MAX];
+    char message[KCR_WHY_MAX];
+};
+
+/* Each parses one answer body (not NUL-terminated, len bytes); on failure
+ * why says which field was wrong and how. Only the listed types are
+ * accepted: a counter of 5.0 or "5" is not an integer. */
+int kcr_parse_login(const char *body, size_t len, struct kcr_login_resp *out, char *why,
+                    size_t whylen);
+int kcr_parse_status(const char *body, size_t len, struct kcr_status_resp *out, char *why,
+                     size_t whylen);
+int kcr_parse_counter(const char *body, size_t len, struct kcr_counter_resp *out, char *why,
+                      size_t whylen);
+int kcr_parse_logout(const char *body, size_t len, struct kcr_logout_resp *out, char *why,
+                     size_t whylen);
+/* The services' error shape {"error", "message"}; fields absent stay "". */
+int kcr_parse_error(const char *body, size_t len, struct kcr_error_resp *out);
+/* A token safe to put in an Authorization header (base64url and friends). */
+bool kcr_valid_token(const char *s);
+
+/* ---- analysis (kcr_analyze.c) -------------------------------------------- */
+
+#define KCR_LIST_MAX 8 /* how many duplicate values / missing ranges are kept */
+
+struct kcr_range {
+    long long from, to; /* inclusive */
+};
+
+struct kcr_counter_analysis {
+    size_t expected;     /* requests asked for */
+    size_t count;        /* values received */
+    long long min, max;  /* valid when count > 0 */
+    size_t duplicates;   /* values seen more than once, counting the repeats */
+    uint64_t gaps;       /* values missing between min and max */
+    size_t n_dup_values; /* listed in dup_values */
+    long long dup_values[KCR_LIST_MAX];
+    size_t n_missing; /* ranges listed in missing */
+    struct kcr_range missing[KCR_LIST_MAX];
+    bool in_order; /* already ascending in the order given */
+    bool unique, gap_free, complete, ok;
+};
+
+/* Any order, any int64 values; false only when out of memory. */
+bool kcr_analyze_counters(const long long *values, size_t n, size_t expected,
+                          struct kcr_counter_analysis *a);
+
+struct kcr_latency {
+    size_t n;
+    double min, median, p95, max, mean; /* milliseconds; 0 when n == 0 */
+};
+
+/* median: the middle value (the mean of the two middle ones for even n);
+ * p95: nearest rank, the ceil(0.95 n)-th smallest. False when out of memory. */
+bool kcr_latency_stats(const double *ms, size_t n, struct kcr_latency *out);
+
+/* ---- steps and report (kcr_report.c) ------------------------------------- */
+
+enum kcr_step_id {
+    KCR_STEP_LOGIN = 0,
+    KCR_STEP_STATUS,
+    KCR_STEP_COUNTER,
+    KCR_STEP_LOGOUT,
+    KCR_STEP_AFTER_LOGOUT,
+    KCR_STEP_COUNT
+};
+
+struct kcr_step {
+    bool ran;
+    bool ok;
+    long status;                   /* HTTP status, 0 when none */
+    double ms;                     /* the request's duration */
+    int curl_code;                 /* 0 when the request got an answer */
+    char error_code[KCR_NAME_MAX]; /* the service's "error", if any */
+    char detail[512];              /* measured figures, or why it failed */
+};
+
+struct kcr_sample {
+    long status;
+    double ms;
+    bool has_counter;
+    long long counter;
+    int curl_code;
+    char why[KCR_WHY_MAX]; /* "" when this request passed */
+};
+
+struct kcr_run {
+    struct kcr_step steps[KCR_STEP_COUNT];
+    char auth_mode[KCR_NAME_MAX];
+    struct kcr_sample *samples; /* opts.requests of them, in request order */
+    size_t n_samples;
+    size_t non_200, bad_body, transport_errors;
+    struct kcr_counter_analysis counters;
+    struct kcr_latency latency;
+    double burst_ms;
+    long connections; /* new connections opened during the burst */
+    int exit_code;
+    char verdict[512];
+};
+
+const char *kcr_step_name(enum kcr_step_id id);
+
+/* Judging one answer: each fills the step (ok, detail, error_code) from
+ * the HTTP status and body. */
+void kcr_judge_login(const struct kcr_opts *o, long status, const char *body, size_t len,
+                     struct kcr_step *st, struct kcr_login_resp *login);
+void kcr_judge_status(const struct kcr_opts *o, long status, const char *body, size_t len,
+                      struct kcr_step *st);
+void kcr_judge_counter(long status, const char *body, size_t len, struct kcr_sample *s);
+void kcr_judge_logout(const struct kcr_opts *o, long status, const char *body, size_t len,
+                      struct kcr_step *st);
+void kcr_judge_after_logout(long status, const char *body, size_t len, struct kcr_step *st);
+/* The burst's step from its samples: analysis, latency, the counter step. */
+bool kcr_judge_burst(const struct kcr_opts *o, struct kcr_run *r);
+/* Sets exit_code and verdict from the steps. */
+void kcr_verdict(const struct kcr_opts *o, struct kcr_run *r);
+
+/* One line per step that ran, then the verdict. */
+void kcr_print_human(const struct kcr_opts *o, const struct kcr_run *r, FILE *f);
+/* The whole run as one JSON object; NULL when out of memory. */
+json_t *kcr_report_json(const struct kcr_opts *o, const struct kcr_run *r);
+
+/* ---- HTTP (kcr_http.c) --------------------------------------------------- */
+
+struct kcr_xfer {
+    /* in */
+    const char *path;  /* "/session/login" */
+    const char *body;  /* NULL: empty body */
+    const char *token; /* NULL: no Authorization */
+    long timeout_ms;
+    /* out */
+    long status;
+    int curl_code;
+    char curl_error[256];
+    char *resp; /* NUL-terminated, resp_len bytes; free with kcr_xfer_release */
+    size_t resp_len;
+    double ms;
+    long new_connections;
+};
+
+struct kcr_http;
+
+bool kcr_http_global_init(void);
+void kcr_http_global_cleanup(void);
+/* One multi handle, its connections kept for reuse (up to max_conns). */
+struct kcr_http *kcr_http_new(const char *base_url, const char *cacert, unsigned max_conns);
+void kcr_http_free(struct kcr_http *h);
+/* Runs n transfers with at most parallelism in flight; each is filled in.
+ * on_done (may be NULL) is called as each one ends. False only when
+ * curl itself failed (out of memory, bad handle). */
+bool kcr_http_run(struct kcr_http *h, struct kcr_xfer *x, size_t n, unsigned parallelism,
+                  void (*on_done)(void *ctx, size_t i, struct kcr_xfer *x), void *ctx);
+void kcr_xfer_release(struct kcr_xfer *x);
+/* A short hint for a curl error code, e.g. the CA file; "" when none. */
+const char *kcr_curl_hint(int curl_code);
+
+#endif

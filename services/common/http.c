@@ -124,16 +124,16 @@ void ksvc_log_field(struct ksvc_response *resp, const char *key, json_t *value)
         json_decref(value);
 }
 
-json_t *ksvc_request_json_object(const struct ksvc_request *req, struct ksvc_response *resp)
+json_t *ksvc_json_object_parse(const char *body, size_t len, const char *content_type,
+                               struct ksvc_response *resp)
 {
-    const char *type = ksvc_request_header(req, "Content-Type");
-    if (type != NULL && strncasecmp(type, "application/json", 16) != 0) {
+    if (content_type != NULL && strncasecmp(content_type, "application/json", 16) != 0) {
         ksvc_reply_error(resp, 415, "unsupported_media_type",
-                         "the body must be application/json, not %.64s", type);
+                         "the body must be application/json, not %.64s", content_type);
         return NULL;
     }
     json_error_t jerr;
-    json_t *obj = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *obj = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (obj == NULL) {
         ksvc_reply_error(resp, 400, "bad_json", "the body is not valid JSON: %s (at byte %d)",
                          jerr.text, jerr.position);
@@ -145,6 +145,12 @@ json_t *ksvc_request_json_object(const struct ksvc_request *req, struct ksvc_res
         return NULL;
     }
     return obj;
+}
+
+json_t *ksvc_request_json_object(const struct ksvc_request *req, struct ksvc_response *resp)
+{
+    return ksvc_json_object_parse(req->body, req->body_len,
+                                  ksvc_request_header(req, "Content-Type"), resp);
 }
 
 static void remote_address(struct MHD_Connection *conn, char *out, size_t cap)

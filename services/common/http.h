@@ -79,6 +79,10 @@ bool ksvc_parse_bearer(const char *authorization, char *out, size_t cap);
  * bad_json / 415 when the Content-Type says it is not JSON. */
 json_t *ksvc_request_json_object(const struct ksvc_request *req, struct ksvc_response *resp);
 
+/* The same for a body and Content-Type given directly (NULL type: JSON assumed). */
+json_t *ksvc_json_object_parse(const char *body, size_t len, const char *content_type,
+                               struct ksvc_response *resp);
+
 /* Sets a JSON body (stolen) and a status. */
 void ksvc_reply(struct ksvc_response *resp, int status, json_t *body);
 /* Sets {"error": code, "message": formatted} and a status. */

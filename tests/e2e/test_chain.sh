@@ -130,16 +130,21 @@ stop_pid "$KS_PID"
 want "k_server down: 502 upstream_failed" 502 /resource/counter -H "Authorization: Bearer $DAVE"
 jcheck "502 names k_server" "j['error'] == 'upstream_failed' and 'k_server' in j['message']"
 KS_OLD_DIR=$KS_DIR
-"$BIN/k_server" --port "$KS_PORT" --proxy-token "$CHAIN_TOKEN" --state-db "$KS_OLD_DIR/k_server.db" 2>>"$KS_OLD_DIR/log" &
+"$BIN/k_server" --port "$KS_PORT" --port-file "$KS_OLD_DIR/port.again" --proxy-token "$CHAIN_TOKEN" \
+    --state-db "$KS_OLD_DIR/k_server.db" 2>>"$KS_OLD_DIR/log" &
 KS_PID=$!
 _E2E_PIDS="$_E2E_PIDS $KS_PID"
-wait_for_line "$KS_OLD_DIR/log" '"event":"start".*"counter":'"$last" 100 && ok "k_server restarts with counter $last" || not_ok "k_server restart"
+if _wait_port_file "$KS_OLD_DIR/port.again" "$KS_PID" &&
+    [ "$(grep -c '"event":"start".*"counter":'"$last"'}' "$KS_OLD_DIR/log")" -eq 1 ]; then
+    ok "k_server restarts with counter $last"
+else not_ok "k_server restart"; fi
 stop_pid "$KP_PID"
-"$BIN/k_proxy" --port "$KP_PORT" --proxy-token "$CHAIN_TOKEN" --state-db "$KP_DIR/k_proxy.db" \
-    --server-base-url "http://127.0.0.1:$KS_PORT" --device "$VCARD_URI" 2>>"$KP_DIR/log" &
+"$BIN/k_proxy" --port "$KP_PORT" --port-file "$KP_DIR/port.again" --proxy-token "$CHAIN_TOKEN" \
+    --state-db "$KP_DIR/k_proxy.db" --server-base-url "http://127.0.0.1:$KS_PORT" \
+    --device "$VCARD_URI" 2>>"$KP_DIR/log" &
 KP_PID=$!
 _E2E_PIDS="$_E2E_PIDS $KP_PID"
-wait_for_line "$KP_DIR/log" '"event":"start".*"port":'"$KP_PORT" 100 || true
+_wait_port_file "$KP_DIR/port.again" "$KP_PID" && ok "k_proxy restarts on its port" || not_ok "k_proxy restart"
 want "dave's session survives both restarts" 200 /resource/counter -H "Authorization: Bearer $DAVE"
 jcheck "and the counter continues gap-free" "j['counter'] == $last + 1"
 

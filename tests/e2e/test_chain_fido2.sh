@@ -56,12 +56,13 @@ ctl presence yes
 stop_vcard
 need_vcard "a second, blank card starts" --presence yes
 stop_pid "$KP_PID"
-"$BIN/k_proxy" --port "$KP_PORT" --proxy-token "$CHAIN_TOKEN" --state-db "$KP_DIR/k_proxy.db" \
-    --auth-mode fido2-direct --server-base-url "http://127.0.0.1:$KS_PORT" --device "$VCARD_URI" \
+"$BIN/k_proxy" --port "$KP_PORT" --port-file "$KP_DIR/port.again" --proxy-token "$CHAIN_TOKEN" \
+    --state-db "$KP_DIR/k_proxy.db" --auth-mode fido2-direct \
+    --server-base-url "http://127.0.0.1:$KS_PORT" --device "$VCARD_URI" \
     --card-timeout-ms 3000 2>>"$KP_DIR/log" &
 KP_PID=$!
 _E2E_PIDS="$_E2E_PIDS $KP_PID"
-wait_for_line "$KP_DIR/log" '"event":"start".*"device":"'"$VCARD_URI" 100 || true
+_wait_port_file "$KP_DIR/port.again" "$KP_PID" && ok "k_proxy restarts with the blank card" || not_ok "k_proxy restart"
 code=$(kp /session/login -H "$H" -d '{"username":"directtest"}')
 if [ "$code" = 401 ] && json_true "$T/out" "j['error'] in ('card_denied', 'assertion_invalid')"; then
     ok "a card without the credential cannot log directtest in (401 $(json_get "$T/out" "j['error']"))"

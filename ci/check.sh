@@ -1,7 +1,8 @@
 #!/bin/sh
 # The body of `make check` (after deps and the build): the format check, unit tests, the same
 # unit tests under AddressSanitizer + UndefinedBehaviorSanitizer, end-to-end
-# tests against the virtual card, the real-kernel hidraw test in a qemu VM,
+# tests against the virtual card, the portal's Playwright regression in the
+# system Chromium, the real-kernel hidraw test in a qemu VM,
 # and a short run of every fuzzer.
 # Prints each stage's totals and, last, the overall "N passed, M failed".
 set -u
@@ -29,12 +30,13 @@ count() {
 
 total_pass=0
 total_fail=0
-for s in format unit unit-san e2e vm-test fuzz; do
+for s in format unit unit-san e2e browser vm-test fuzz; do
     case $s in
         format) stage format run $MAKE --no-print-directory format-check ;;
         unit) stage unit run $MAKE --no-print-directory unit ;;
         unit-san) stage unit-san run $MAKE --no-print-directory unit-san ;;
         e2e) stage e2e run $MAKE --no-print-directory e2e ;;
+        browser) stage browser run $MAKE --no-print-directory browser-test ;;
         vm-test) stage vm-test run $MAKE --no-print-directory vm-test ;;
         fuzz) stage fuzz run $MAKE --no-print-directory fuzz FUZZ_SECONDS="$FUZZ_SECONDS" ;;
     esac

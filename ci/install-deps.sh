@@ -10,7 +10,8 @@ cmocka:libcmocka-dev libfido2:libfido2-dev libmicrohttpd:libmicrohttpd-dev
 libcurl:libcurl4-openssl-dev sqlite3:libsqlite3-dev"
 # command -> Debian package
 TOOLS="cc:gcc make:make pkg-config:pkg-config clang:clang python3:python3 timeout:coreutils
-fido2-token:fido2-tools clang-format:clang-format curl:curl openssl:openssl ip:iproute2"
+fido2-token:fido2-tools clang-format:clang-format curl:curl openssl:openssl ip:iproute2
+chromium:chromium node:nodejs npm:npm"
 # python modules used by test-vector generators and the interop test -> package
 PYMODS="cryptography:python3-cryptography fido2:python3-fido2"
 

@@ -197,6 +197,10 @@ static enum MHD_Result queue(struct MHD_Connection *conn, int status, const char
         MHD_add_response_header(mr, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->www_authenticate);
     if (r != NULL && r->allow[0] != '\0')
         MHD_add_response_header(mr, MHD_HTTP_HEADER_ALLOW, r->allow);
+    if (r != NULL && r->set_cookie[0] != '\0')
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_SET_COOKIE, r->set_cookie);
+    if (r != NULL && r->content_type != NULL) /* pages: no framing, no sniffing */
+        MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff");
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, mr);
     MHD_destroy_response(mr);
     return ret;
@@ -245,10 +249,17 @@ static enum MHD_Result answer(struct ksvc_server *s, struct MHD_Connection *conn
         text = ksvc_metrics_render(s->metrics);
         type = "text/plain; version=0.0.4; charset=utf-8";
         resp.status = text ? 200 : 500;
+    } else if (resp.content_type != NULL) {
+        type = resp.content_type;
+        text = malloc(resp.raw_len + 1);
+        if (text != NULL) {
+            memcpy(text, resp.raw, resp.raw_len);
+            text[resp.raw_len] = '\0';
+        }
     } else if (resp.body != NULL) {
         text = json_dumps(resp.body, JSON_COMPACT | JSON_PRESERVE_ORDER);
     }
-    size_t len = text ? strlen(text) : 0;
+    size_t len = resp.content_type != NULL && text != NULL ? resp.raw_len : text ? strlen(text) : 0;
     char *out = text;
     if (text != NULL &&
         resp.body != NULL) { /* JSON answers end with a newline, as curl users expect */

@@ -29,6 +29,10 @@ struct ksvc_response {
     json_t *body; /* owned; NULL: no body */
     char www_authenticate[64];
     char allow[64];
+    char set_cookie[192];     /* "" or a Set-Cookie header value */
+    const char *content_type; /* non-NULL: raw (borrowed) is the body, not JSON */
+    const char *raw;
+    size_t raw_len;
     json_t *log; /* extra members for the request's log line; owned */
 };
 

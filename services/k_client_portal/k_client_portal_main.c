@@ -1,0 +1,268 @@
+/* k_client_portal: the browser page of the kcard session chain (the
+ * runbook's k_client_portal.py, in C). It serves the page and a same-origin
+ * JSON API that forwards to k_proxy; the k_proxy bearer token stays here,
+ * the browser holds only an HttpOnly cookie naming it. */
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "services/common/http.h"
+#include "services/common/log.h"
+#include "services/k_client_portal/portal.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+#define EXIT_START 3
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: k_client_portal [options]\n"
+               "\n"
+               "The browser page of the kcard session chain: register, list and unregister\n"
+               "users, log in through the card, call the protected counter, log out. Every\n"
+               "call goes to k_proxy; its session token stays in this process.\n"
+               "\n"
+               "  --host ADDR             address to listen on (default 127.0.0.1)\n"
+               "  --port N                port (default 8766; 0 picks a free one)\n"
+               "  --proxy-base-url URL    k_proxy (default https://127.0.0.1:9771)\n"
+               "  --proxy-ca-file FILE    CA certificate that signed k_proxy's (HTTPS)\n"
+               "  --proxy-timeout-ms MS   bound on one k_proxy request, card touch included\n"
+               "                          (default 65000)\n"
+               "  --max-sessions N        browser sessions kept at most (default 1024)\n"
+               "  --static-dir DIR        the page's files (default: ../../services/\n"
+               "                          k_client_portal/static from the executable, i.e.\n"
+               "                          the source tree of a build/bin binary)\n"
+               "  --port-file FILE        write the port listened on to FILE once ready\n"
+               "  -h, --help              this text\n"
+               "  --version               the version\n"
+               "\n"
+               "Page: GET / (index.html, app.js, style.css). API: POST /api/register\n"
+               "/api/unregister /api/login /api/counter /api/logout, GET /api/users\n"
+               "/api/session; GET /healthz /metrics. Logs one JSON line per event on stderr.\n"
+               "\n"
+               "Exit status: 0 stopped by SIGINT/SIGTERM, 1 runtime failure, 2 usage,\n"
+               "3 could not start (page files, address in use).\n");
+}
+
+static int parse_long(const char *s, long lo, long hi, long *out)
+{
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* The nearest services/k_client_portal/static above the executable's folder
+ * (build/bin and build/san/bin both find the source tree's). */
+static int default_static_dir(char *out, size_t cap)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0)
+        return -1;
+    exe[n] = '\0';
+    char up[PATH_MAX];
+    snprintf(up, sizeof(up), "%s", dirname(exe));
+    for (int depth = 0; depth < 4; depth++) {
+        char probe[PATH_MAX + 64];
+        struct stat st;
+        snprintf(probe, sizeof(probe), "%s/services/k_client_portal/static/index.html", up);
+        if (stat(probe, &st) == 0 && S_ISREG(st.st_mode)) {
+            if (snprintf(out, cap, "%s/services/k_client_portal/static", up) >= (int)cap)
+                return -1;
+            return 0;
+        }
+        size_t len = strlen(up);
+        if (len + 3 >= sizeof(up))
+            return -1;
+        memcpy(up + len, "/..", 4);
+    }
+    return -1;
+}
+
+/* The shared server's handler: the headers the portal's routes look at. */
+static void on_request(void *ctx, const struct ksvc_request *req, struct ksvc_response *resp)
+{
+    struct kcp_headers h = {
+        .cookie = ksvc_request_header(req, "Cookie"),
+        .origin = ksvc_request_header(req, "Origin"),
+        .host = ksvc_request_header(req, "Host"),
+        .content_type = ksvc_request_header(req, "Content-Type"),
+    };
+    kcp_handle(ctx, req, &h, resp);
+}
+
+static bool on_health(void *ctx, json_t *out)
+{
+    struct kcp_portal *p = ctx;
+    json_object_set_new(out, "sessions",
+                        json_integer((json_int_t)kcp_sessions_count(p->sessions, time(NULL))));
+    json_object_set_new(out, "proxy_base_url", json_string(p->proxy.base_url));
+    return true;
+}
+
+static void on_metrics(void *ctx, struct ksvc_metrics *m)
+{
+    struct kcp_portal *p = ctx;
+    ksvc_metric_set(m, "kcard_k_client_portal_sessions",
+                    "Live portal sessions (browser cookies mapped to k_proxy sessions).", "",
+                    (double)kcp_sessions_count(p->sessions, time(NULL)));
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"host", required_argument, NULL, 'H'},
+        {"port", required_argument, NULL, 'p'},
+        {"proxy-base-url", required_argument, NULL, 'u'},
+        {"proxy-ca-file", required_argument, NULL, 'c'},
+        {"proxy-timeout-ms", required_argument, NULL, 't'},
+        {"max-sessions", required_argument, NULL, 'm'},
+        {"static-dir", required_argument, NULL, 's'},
+        {"port-file", required_argument, NULL, 'P'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *host = "127.0.0.1", *base = "https://127.0.0.1:9771", *ca = NULL,
+               *static_dir = NULL, *port_file = NULL;
+    long port = 8766, timeout_ms = 65000, max_sessions = KCP_SESSIONS_DEFAULT;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'H':
+            host = optarg;
+            break;
+        case 'p':
+            if (parse_long(optarg, 0, 65535, &port) != 0) {
+                fprintf(stderr, "k_client_portal: --port %s: not a port number (0-65535)\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'u':
+            base = optarg;
+            break;
+        case 'c':
+            ca = optarg;
+            break;
+        case 't':
+            if (parse_long(optarg, 100, 600000, &timeout_ms) != 0) {
+                fprintf(stderr, "k_client_portal: --proxy-timeout-ms %s: 100 to 600000\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'm':
+            if (parse_long(optarg, 1, 1000000, &max_sessions) != 0) {
+                fprintf(stderr, "k_client_portal: --max-sessions %s: 1 to 1000000\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 's':
+            static_dir = optarg;
+            break;
+        case 'P':
+            port_file = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("k_client_portal (kcard) 0.1\n");
+            return 0;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "k_client_portal: unexpected argument '%s'\n", argv[optind]);
+        return EXIT_USAGE;
+    }
+    if (strncmp(base, "http://", 7) != 0 && strncmp(base, "https://", 8) != 0) {
+        fprintf(stderr,
+                "k_client_portal: --proxy-base-url %s: must start with http:// or "
+                "https://\n",
+                base);
+        return EXIT_USAGE;
+    }
+    char base_url[1024];
+    snprintf(base_url, sizeof(base_url), "%s", base);
+    size_t bl = strlen(base_url);
+    while (bl > 0 && base_url[bl - 1] == '/') /* paths are appended with their slash */
+        base_url[--bl] = '\0';
+    char dir[PATH_MAX + 64];
+    if (static_dir != NULL)
+        snprintf(dir, sizeof(dir), "%s", static_dir);
+    else if (default_static_dir(dir, sizeof(dir)) != 0) {
+        fprintf(stderr, "k_client_portal: cannot find the page files; give --static-dir\n");
+        return EXIT_USAGE;
+    }
+
+    ksvc_block_signals();
+    ksvc_log_init("k_client_portal");
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "k_client_portal: cannot initialise libcurl\n");
+        return EXIT_RUNTIME;
+    }
+    int status = EXIT_START;
+    char err[512];
+    struct ksvc_server *server = NULL;
+    struct kcp_portal portal = {
+        .listen_host = host,
+        .proxy = {.base_url = base_url, .ca_file = ca, .timeout_ms = timeout_ms},
+        .sessions = kcp_sessions_new((size_t)max_sessions),
+    };
+    if (portal.sessions == NULL) {
+        fprintf(stderr, "k_client_portal: out of memory\n");
+        goto out;
+    }
+    if (kcp_load_assets(&portal, dir, err, sizeof(err)) != 0) {
+        fprintf(stderr, "k_client_portal: page files: %s (give --static-dir)\n", err);
+        goto out;
+    }
+    struct ksvc_server_cfg cfg = {
+        .service = "k_client_portal",
+        .host = host,
+        .port = (int)port,
+        .handler = on_request,
+        .health = on_health,
+        .metrics_refresh = on_metrics,
+        .ctx = &portal,
+    };
+    if (ksvc_server_start(&cfg, &server, err, sizeof(err)) != 0) {
+        fprintf(stderr, "k_client_portal: %s\n", err);
+        goto out;
+    }
+    portal.metrics = ksvc_server_metrics(server);
+    ksvc_log("info", "start",
+             json_pack("{s:s, s:i, s:s, s:s?, s:s, s:I}", "host", host, "port",
+                       ksvc_server_port(server), "proxy_base_url", base_url, "proxy_ca_file", ca,
+                       "static_dir", dir, "max_sessions", (json_int_t)max_sessions));
+    if (port_file != NULL) {
+        FILE *f = fopen(port_file, "w");
+        if (f == NULL || fprintf(f, "%d\n", ksvc_server_port(server)) < 0 || fclose(f) != 0) {
+            fprintf(stderr, "k_client_portal: cannot write --port-file %s\n", port_file);
+            status = EXIT_RUNTIME;
+            goto out;
+        }
+    }
+    int sig = ksvc_wait_for_stop_signal();
+    ksvc_log("info", "stop", json_pack("{s:i}", "signal", sig));
+    status = 0;
+out:
+    ksvc_server_stop(server);
+    kcp_free_assets(&portal);
+    kcp_sessions_free(portal.sessions);
+    curl_global_cleanup();
+    return status;
+}

@@ -15,6 +15,7 @@
 
 #include "services/common/http.h"
 #include "services/common/log.h"
+#include "services/common/svc_util.h"
 #include "services/k_client_portal/portal.h"
 
 #define EXIT_RUNTIME 1
@@ -248,13 +249,10 @@ int main(int argc, char **argv)
              json_pack("{s:s, s:i, s:s, s:s?, s:s, s:I}", "host", host, "port",
                        ksvc_server_port(server), "proxy_base_url", base_url, "proxy_ca_file", ca,
                        "static_dir", dir, "max_sessions", (json_int_t)max_sessions));
-    if (port_file != NULL) {
-        FILE *f = fopen(port_file, "w");
-        if (f == NULL || fprintf(f, "%d\n", ksvc_server_port(server)) < 0 || fclose(f) != 0) {
-            fprintf(stderr, "k_client_portal: cannot write --port-file %s\n", port_file);
-            status = EXIT_RUNTIME;
-            goto out;
-        }
+    if (port_file != NULL && ksvc_write_port_file(port_file, ksvc_server_port(server)) != 0) {
+        fprintf(stderr, "k_client_portal: cannot write --port-file %s\n", port_file);
+        status = EXIT_RUNTIME;
+        goto out;
     }
     int sig = ksvc_wait_for_stop_signal();
     ksvc_log("info", "stop", json_pack("{s:i}", "signal", sig));

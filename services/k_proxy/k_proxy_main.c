@@ -11,6 +11,7 @@
 
 #include "services/common/http.h"
 #include "services/common/log.h"
+#include "services/common/svc_util.h"
 #include "services/common/upstream.h"
 #include "services/k_proxy/card_auth.h"
 #include "services/k_proxy/proxy.h"
@@ -72,47 +73,6 @@ static int parse_int(const char *opt, const char *s, long lo, long hi, int *out)
     }
     *out = (int)v;
     return 0;
-}
-
-static int load_token(const char *arg, const char *file, char *out, size_t cap)
-{
-    char err[512];
-    if (arg != NULL && file != NULL) {
-        fprintf(stderr, "k_proxy: give --proxy-token or --proxy-token-file, not both\n");
-        return -1;
-    }
-    if (file != NULL) {
-        char *text = ksvc_read_file(file, 4096, NULL, err, sizeof(err));
-        if (text == NULL) {
-            fprintf(stderr, "k_proxy: --proxy-token-file: %s\n", err);
-            return -1;
-        }
-        text[strcspn(text, "\r\n")] = '\0';
-        snprintf(out, cap, "%s", text);
-        OPENSSL_cleanse(text, strlen(text));
-        free(text);
-    } else if (arg != NULL) {
-        snprintf(out, cap, "%s", arg);
-    } else if (getenv("KCARD_PROXY_TOKEN") != NULL) {
-        snprintf(out, cap, "%s", getenv("KCARD_PROXY_TOKEN"));
-    }
-    if (out[0] == '\0') {
-        fprintf(stderr, "k_proxy: a proxy token is required (--proxy-token, "
-                        "--proxy-token-file or KCARD_PROXY_TOKEN)\n");
-        return -1;
-    }
-    return 0;
-}
-
-static int default_state_path(char *out, size_t cap)
-{
-    const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
-    int n = -1;
-    if (xdg != NULL && xdg[0] == '/')
-        n = snprintf(out, cap, "%s/kcard/k_proxy.db", xdg);
-    else if (home != NULL && home[0] == '/')
-        n = snprintf(out, cap, "%s/.local/state/kcard/k_proxy.db", home);
-    return n > 0 && (size_t)n < cap ? 0 : -1;
 }
 
 struct options {
@@ -246,11 +206,11 @@ int main(int argc, char **argv)
     if (parse_options(argc, argv, &p, &o) != 0)
         return EXIT_USAGE;
     char token[1024] = "";
-    if (load_token(o.token_arg, o.token_file, token, sizeof(token)) != 0)
+    if (ksvc_load_token("k_proxy", o.token_arg, o.token_file, token, sizeof(token)) != 0)
         return EXIT_USAGE;
     if (o.state != NULL)
         snprintf(p.state_db, sizeof(p.state_db), "%s", o.state);
-    else if (default_state_path(p.state_db, sizeof(p.state_db)) != 0) {
+    else if (ksvc_default_state_path("k_proxy.db", p.state_db, sizeof(p.state_db)) != 0) {
         fprintf(stderr, "k_proxy: no --state-db and neither XDG_STATE_HOME nor HOME is set\n");
         return EXIT_USAGE;
     }
@@ -317,14 +277,10 @@ int main(int argc, char **argv)
                        ksvc_server_port(p.http), "tls", ksvc_server_tls(p.http), "auth_mode",
                        kpx_auth_mode_answer(p.mode), "device", p.device, "server_base_url",
                        p.server_base_url, "session_ttl", p.session_ttl_s, "state_db", p.state_db));
-    if (o.port_file != NULL) {
-        FILE *f = fopen(o.port_file, "w");
-        int bad = f == NULL || fprintf(f, "%d\n", ksvc_server_port(p.http)) < 0;
-        if ((f != NULL && fclose(f) != 0) || bad) {
-            fprintf(stderr, "k_proxy: cannot write --port-file %s\n", o.port_file);
-            status = EXIT_RUNTIME;
-            goto out;
-        }
+    if (o.port_file != NULL && ksvc_write_port_file(o.port_file, ksvc_server_port(p.http)) != 0) {
+        fprintf(stderr, "k_proxy: cannot write --port-file %s\n", o.port_file);
+        status = EXIT_RUNTIME;
+        goto out;
     }
     int sig = ksvc_wait_for_stop_signal();
     ksvc_log("info", "stop", json_pack("{s:i}", "signal", sig));

@@ -16,6 +16,7 @@
 #include <sqlite3.h>
 
 #include "services/common/crypto.h"
+#include "services/common/svc_util.h"
 
 #define BUSY_TIMEOUT_MS 5000
 
@@ -123,47 +124,6 @@ static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
     seterr(err, errlen, "%s", msg != NULL ? msg : sqlite3_errmsg(db));
     sqlite3_free(msg);
     return -1;
-}
-
-/* mkdir -p of path's folder, mode 0700 for what it creates. */
-static int make_parent(const char *path, char *err, size_t errlen)
-{
-    char buf[4096];
-    char *dir;
-
-    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
-        seterr(err, errlen, "state path too long");
-        return -1;
-    }
-    dir = dirname(buf);
-    for (char *p = dir + 1; *p != '\0'; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-            goto fail;
-        *p = '/';
-    }
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        goto fail;
-    return 0;
-fail:
-    seterr(err, errlen, "cannot create the state folder %s: %s", dir, strerror(errno));
-    return -1;
-}
-
-int kpx_store_default_path(char *out, size_t cap)
-{
-    const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
-    int n;
-
-    if (xdg != NULL && xdg[0] == '/')
-        n = snprintf(out, cap, "%s/kcard/k_proxy.db", xdg);
-    else if (home != NULL && home[0] == '/')
-        n = snprintf(out, cap, "%s/.local/state/kcard/k_proxy.db", home);
-    else
-        return -1;
-    return n > 0 && (size_t)n < cap ? 0 : -1;
 }
 
 static int int_query(sqlite3 *db, const char *sql, int *value)
@@ -301,7 +261,7 @@ struct kpx_store *kpx_store_open(const char *path, char *err, size_t errlen)
     fresh = memory || access(path, F_OK) != 0;
     if (!memory && fresh) {
         int fd;
-        if (make_parent(path, err, errlen) != 0)
+        if (ksvc_make_parent_dirs(path, err, errlen) != 0)
             goto fail;
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0) {

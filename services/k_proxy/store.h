@@ -68,10 +68,6 @@ bool kpx_username_valid(const char *username);
 struct kpx_store *kpx_store_open(const char *path, char *err, size_t errlen);
 void kpx_store_close(struct kpx_store *s);
 
-/* The default path: $XDG_STATE_HOME/kcard/k_proxy.db, else
- * $HOME/.local/state/kcard/k_proxy.db. 0 or -1. */
-int kpx_store_default_path(char *out, size_t cap);
-
 /* The HMAC key R of the opaque session references (API.md). */
 int kpx_store_ref_key(struct kpx_store *s, uint8_t out[KPX_REF_KEY_LEN]);
 

@@ -14,6 +14,8 @@
 
 #include <sqlite3.h>
 
+#include "services/common/svc_util.h"
+
 #define SCHEMA_VERSION 1
 /* Values are reserved on disk this many at a time, so a request costs an
  * fsync only once per block. A crash (not a clean stop) skips the rest of the
@@ -36,44 +38,6 @@ static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
     snprintf(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db));
     sqlite3_free(msg);
     return -1;
-}
-
-/* mkdir -p of path's folder, mode 0700 for what it creates. */
-static int make_parent(const char *path, char *err, size_t errlen)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
-        snprintf(err, errlen, "state path too long");
-        return -1;
-    }
-    char *dir = dirname(buf);
-    for (char *p = dir + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-            goto fail;
-        *p = '/';
-    }
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        goto fail;
-    return 0;
-fail:
-    snprintf(err, errlen, "cannot create the state folder %s: %s", dir, strerror(errno));
-    return -1;
-}
-
-int ksrv_counter_default_path(char *out, size_t cap)
-{
-    const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
-    int n;
-    if (xdg != NULL && xdg[0] == '/')
-        n = snprintf(out, cap, "%s/kcard/k_server.db", xdg);
-    else if (home != NULL && home[0] == '/')
-        n = snprintf(out, cap, "%s/.local/state/kcard/k_server.db", home);
-    else
-        return -1;
-    return n > 0 && (size_t)n < cap ? 0 : -1;
 }
 
 static int check_schema(struct ksrv_counter *c, bool fresh, char *err, size_t errlen)
@@ -131,7 +95,7 @@ struct ksrv_counter *ksrv_counter_open(const char *path, char *err, size_t errle
     bool memory = strcmp(path, ":memory:") == 0;
     bool fresh = memory || access(path, F_OK) != 0;
     if (!memory && fresh) {
-        if (make_parent(path, err, errlen) != 0)
+        if (ksvc_make_parent_dirs(path, err, errlen) != 0)
             goto fail;
         int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0) {

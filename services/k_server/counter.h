@@ -19,8 +19,4 @@ int ksrv_counter_next(struct ksrv_counter *c, int64_t *value, char *err, size_t 
 /* The last value handed out (0 before the first). */
 int ksrv_counter_current(struct ksrv_counter *c, int64_t *value);
 
-/* The default database path: $XDG_STATE_HOME/kcard/k_server.db, else
- * $HOME/.local/state/kcard/k_server.db. */
-int ksrv_counter_default_path(char *out, size_t cap);
-
 #endif

@@ -12,6 +12,7 @@
 
 #include "services/common/http.h"
 #include "services/common/log.h"
+#include "services/common/svc_util.h"
 #include "services/common/upstream.h"
 #include "services/k_server/counter.h"
 
@@ -121,37 +122,6 @@ static void on_metrics(void *ctx, struct ksvc_metrics *m)
                         (double)value);
 }
 
-/* The token from --proxy-token, --proxy-token-file or KCARD_PROXY_TOKEN. */
-static int load_token(const char *arg, const char *file, char *out, size_t cap)
-{
-    char err[512];
-    if (arg != NULL && file != NULL) {
-        fprintf(stderr, "k_server: give --proxy-token or --proxy-token-file, not both\n");
-        return -1;
-    }
-    if (file != NULL) {
-        char *text = ksvc_read_file(file, 4096, NULL, err, sizeof(err));
-        if (text == NULL) {
-            fprintf(stderr, "k_server: --proxy-token-file: %s\n", err);
-            return -1;
-        }
-        text[strcspn(text, "\r\n")] = '\0';
-        snprintf(out, cap, "%s", text);
-        OPENSSL_cleanse(text, strlen(text));
-        free(text);
-    } else if (arg != NULL) {
-        snprintf(out, cap, "%s", arg);
-    } else if (getenv("KCARD_PROXY_TOKEN") != NULL) {
-        snprintf(out, cap, "%s", getenv("KCARD_PROXY_TOKEN"));
-    }
-    if (out[0] == '\0') {
-        fprintf(stderr, "k_server: a proxy token is required (--proxy-token, "
-                        "--proxy-token-file or KCARD_PROXY_TOKEN)\n");
-        return -1;
-    }
-    return 0;
-}
-
 static int parse_port(const char *s, int *port)
 {
     char *end = NULL;
@@ -225,7 +195,7 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     char token[1024] = "";
-    if (load_token(token_arg, token_file, token, sizeof(token)) != 0)
+    if (ksvc_load_token("k_server", token_arg, token_file, token, sizeof(token)) != 0)
         return EXIT_USAGE;
     if ((cert == NULL) != (key == NULL)) {
         fprintf(stderr, "k_server: --tls-certfile and --tls-keyfile go together\n");
@@ -244,7 +214,7 @@ int main(int argc, char **argv)
     }
     if (state != NULL)
         snprintf(ks.state_db, sizeof(ks.state_db), "%s", state);
-    else if (ksrv_counter_default_path(ks.state_db, sizeof(ks.state_db)) != 0) {
+    else if (ksvc_default_state_path("k_server.db", ks.state_db, sizeof(ks.state_db)) != 0) {
         fprintf(stderr, "k_server: no --state-db and neither XDG_STATE_HOME nor HOME is set\n");
         return EXIT_USAGE;
     }
@@ -276,13 +246,10 @@ int main(int argc, char **argv)
              json_pack("{s:s, s:i, s:b, s:s, s:I}", "host", host, "port", ksvc_server_port(ks.http),
                        "tls", ksvc_server_tls(ks.http), "state_db", ks.state_db, "counter",
                        (json_int_t)value));
-    if (port_file != NULL) {
-        FILE *f = fopen(port_file, "w");
-        if (f == NULL || fprintf(f, "%d\n", ksvc_server_port(ks.http)) < 0 || fclose(f) != 0) {
-            fprintf(stderr, "k_server: cannot write --port-file %s\n", port_file);
-            status = EXIT_RUNTIME;
-            goto out;
-        }
+    if (port_file != NULL && ksvc_write_port_file(port_file, ksvc_server_port(ks.http)) != 0) {
+        fprintf(stderr, "k_server: cannot write --port-file %s\n", port_file);
+        status = EXIT_RUNTIME;
+        goto out;
     }
     int sig = ksvc_wait_for_stop_signal();
     ksvc_log("info", "stop", json_pack("{s:i}", "signal", sig));

@@ -233,7 +233,26 @@ ctl() {
 #   start_k_proxy [args...]   k_proxy the same way (give --server-base-url and
 #                             --device); sets KP_PID, KP_PORT, KP_DIR
 #   stop_pid PID              SIGTERM, then SIGKILL after 3 s
+#   kp PATH [curl args...]    POST to $KP_URL/PATH; body in $T/out, prints the status
+#   want NAME CODE PATH [curl args...]  one check: kp answers CODE
 CHAIN_TOKEN=${CHAIN_TOKEN:-e2e-proxy-token}
+
+kp() {
+    _path=$1
+    shift
+    curl -sS -m 60 -o "$T/out" -w '%{http_code}' -X POST "$KP_URL$_path" "$@" 2>"$T/curl.err"
+}
+
+want() {
+    _n=$1
+    _c=$2
+    shift 2
+    _got=$(kp "$@")
+    if [ "$_got" = "$_c" ]; then ok "$_n"; else
+        not_ok "$_n" "HTTP $_got, wanted $_c"
+        show_head 5 "$T/out" "$T/curl.err"
+    fi
+}
 
 # Waits (bounded, 5 s) for a non-empty FILE while PID lives.
 _wait_port_file() {

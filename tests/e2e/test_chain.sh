@@ -8,22 +8,6 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 
 H='Content-Type: application/json'
-# curl to k_proxy: body in $T/out, status code printed
-kp() {
-    _path=$1
-    shift
-    curl -sS -m 60 -o "$T/out" -w '%{http_code}' -X POST "$KP_URL$_path" "$@" 2>"$T/curl.err"
-}
-want() { # NAME CODE PATH ARGS...: the status is CODE
-    _n=$1
-    _c=$2
-    shift 2
-    _got=$(kp "$@")
-    if [ "$_got" = "$_c" ]; then ok "$_n"; else
-        not_ok "$_n" "HTTP $_got, wanted $_c"
-        show_head 5 "$T/out" "$T/curl.err"
-    fi
-}
 token() { json_get "$T/out" "j['session_token']"; }
 ks_counter() { curl -sS -m 5 "http://127.0.0.1:$KS_PORT/healthz" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["counter"])'; }
 

@@ -7,21 +7,6 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 
 H='Content-Type: application/json'
-kp() {
-    _path=$1
-    shift
-    curl -sS -m 60 -o "$T/out" -w '%{http_code}' -X POST "$KP_URL$_path" "$@" 2>"$T/curl.err"
-}
-want() {
-    _n=$1
-    _c=$2
-    shift 2
-    _got=$(kp "$@")
-    if [ "$_got" = "$_c" ]; then ok "$_n"; else
-        not_ok "$_n" "HTTP $_got, wanted $_c"
-        show_head 5 "$T/out" "$T/curl.err"
-    fi
-}
 
 need_vcard "vcard starts" --presence yes --state "$E2E_TMP/card.json"
 start_k_server || { not_ok "k_server starts"; finish; exit 1; }

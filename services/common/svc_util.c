@@ -1,0 +1,90 @@
+/* Start-up helpers shared by the services (see svc_util.h). */
+#include "services/common/svc_util.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/crypto.h>
+
+#include "services/common/http.h"
+
+int ksvc_load_token(const char *prog, const char *arg, const char *file, char *out, size_t cap)
+{
+    char err[512];
+    out[0] = '\0';
+    if (arg != NULL && file != NULL) {
+        fprintf(stderr, "%s: give --proxy-token or --proxy-token-file, not both\n", prog);
+        return -1;
+    }
+    if (file != NULL) {
+        char *text = ksvc_read_file(file, 4096, NULL, err, sizeof(err));
+        if (text == NULL) {
+            fprintf(stderr, "%s: --proxy-token-file: %s\n", prog, err);
+            return -1;
+        }
+        text[strcspn(text, "\r\n")] = '\0';
+        snprintf(out, cap, "%s", text);
+        OPENSSL_cleanse(text, strlen(text));
+        free(text);
+    } else if (arg != NULL) {
+        snprintf(out, cap, "%s", arg);
+    } else if (getenv("KCARD_PROXY_TOKEN") != NULL) {
+        snprintf(out, cap, "%s", getenv("KCARD_PROXY_TOKEN"));
+    }
+    if (out[0] == '\0') {
+        fprintf(stderr,
+                "%s: a proxy token is required (--proxy-token, --proxy-token-file or "
+                "KCARD_PROXY_TOKEN)\n",
+                prog);
+        return -1;
+    }
+    return 0;
+}
+
+int ksvc_default_state_path(const char *name, char *out, size_t cap)
+{
+    const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+    int n = -1;
+    if (xdg != NULL && xdg[0] == '/')
+        n = snprintf(out, cap, "%s/kcard/%s", xdg, name);
+    else if (home != NULL && home[0] == '/')
+        n = snprintf(out, cap, "%s/.local/state/kcard/%s", home, name);
+    return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+int ksvc_make_parent_dirs(const char *path, char *err, size_t errlen)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
+        snprintf(err, errlen, "state path too long");
+        return -1;
+    }
+    char *dir = dirname(buf);
+    for (char *p = dir + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+            goto fail;
+        *p = '/';
+    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        goto fail;
+    return 0;
+fail:
+    snprintf(err, errlen, "cannot create the state folder %s: %s", dir, strerror(errno));
+    return -1;
+}
+
+int ksvc_write_port_file(const char *path, int port)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return -1;
+    int bad = fprintf(f, "%d\n", port) < 0;
+    return fclose(f) != 0 || bad ? -1 : 0;
+}

@@ -30,12 +30,13 @@ count() {
 
 total_pass=0
 total_fail=0
-for s in format unit unit-san e2e browser vm-test fuzz; do
+for s in format unit unit-san e2e e2e-san browser vm-test fuzz; do
     case $s in
         format) stage format run $MAKE --no-print-directory format-check ;;
         unit) stage unit run $MAKE --no-print-directory unit ;;
         unit-san) stage unit-san run $MAKE --no-print-directory unit-san ;;
         e2e) stage e2e run $MAKE --no-print-directory e2e ;;
+        e2e-san) stage e2e-san run sh ci/e2e-san.sh ;;
         browser) stage browser run $MAKE --no-print-directory browser-test ;;
         vm-test) stage vm-test run $MAKE --no-print-directory vm-test ;;
         fuzz) stage fuzz run $MAKE --no-print-directory fuzz FUZZ_SECONDS="$FUZZ_SECONDS" ;;

@@ -1,11 +1,14 @@
 #!/bin/sh
-# Runs every tests/e2e/test_*.sh with BUILD set, each bounded to 5 minutes,
-# and prints the totals as "e2e: N passed, M failed".
+# Runs every tests/e2e/test_*.sh (or the scripts given after BUILD) with
+# BUILD set, each bounded to 5 minutes, and prints the totals as
+# "e2e: N passed, M failed".
 BUILD=${1:-build}
 export BUILD
+[ $# -gt 0 ] && shift
+[ $# -eq 0 ] && set -- tests/e2e/test_*.sh
 total_pass=0
 total_fail=0
-for t in tests/e2e/test_*.sh; do
+for t in "$@"; do
     [ -e "$t" ] || continue
     echo "== $t"
     out=$(mktemp)

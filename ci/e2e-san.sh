@@ -12,7 +12,7 @@ ASAN_OPTIONS="log_path=$logs/asan:detect_leaks=1:abort_on_error=0"
 UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1"
 export ASAN_OPTIONS UBSAN_OPTIONS
 out=$(mktemp)
-sh tests/e2e/run.sh build/san tests/e2e/test_chain.sh tests/e2e/test_chain_fido2.sh \
+sh tests/e2e/run.sh build/san tests/e2e/test_chain.sh tests/e2e/test_chain_fido2.sh tests/e2e/test_chain_faults.sh \
     tests/e2e/test_chain_regress.sh tests/e2e/test_split_chain.sh | tee "$out"
 set -- $(sed -n 's/^e2e: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$out" | tail -n 1)
 pass=${1:-0}

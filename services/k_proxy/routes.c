@@ -346,8 +346,40 @@ static void route_unregister(struct kpx_proxy *p, const struct ksvc_request *req
     char username[KPX_USERNAME_MAX + 1], err[256];
     if (!body_username(req, resp, username))
         return;
+    struct kpx_user u;
+    int rc = kpx_store_user_get(p->store, username, &u, err, sizeof(err));
+    if (rc == KPX_STORE_NOT_FOUND) {
+        ksvc_reply_error(resp, 404, "user_not_found", "%s is not registered", username);
+        return;
+    }
+    if (rc != KPX_STORE_OK) {
+        ksvc_reply_error(resp, 500, "state_failed", "%s", err);
+        return;
+    }
+    /* Who may remove a user: that user's own session, or whoever holds the
+     * card (approval in probe mode, the user's credential in fido2-direct). */
+    if (ksvc_request_header(req, "Authorization") != NULL) {
+        struct kpx_session sess;
+        if (!session_of(p, req, resp, false, &sess))
+            return;
+        if (strcmp(sess.username, username) != 0) {
+            ksvc_reply_error(resp, 403, "forbidden",
+                             "a session of %s cannot unregister another user", sess.username);
+            return;
+        }
+        ksvc_log_field(resp, "authorised_by", json_string("session"));
+    } else {
+        struct kpx_card_result r;
+        if (u.cred.cred_id_len > 0)
+            kpx_card_assert_login(p->card, username, &u.cred, &r);
+        else
+            kpx_card_probe_login(p->card, username, &r);
+        if (!card_outcome(p, "unregister", &r, resp))
+            return;
+        ksvc_log_field(resp, "authorised_by", json_string("card"));
+    }
     int64_t revoked = 0;
-    int rc = kpx_store_user_delete(p->store, username, &revoked, err, sizeof(err));
+    rc = kpx_store_user_delete(p->store, username, &revoked, err, sizeof(err));
     if (rc == KPX_STORE_NOT_FOUND) {
         ksvc_reply_error(resp, 404, "user_not_found", "%s is not registered", username);
         return;

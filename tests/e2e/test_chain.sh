@@ -100,10 +100,19 @@ code=$(curl -sS -o "$T/out" -w '%{http_code}' "$KP_URL/users")
 if [ "$code" = 200 ] && json_true "$T/out" "[u['username'] for u in j['users']] == ['alice']"; then ok "GET /users lists alice"; else not_ok "users" "HTTP $code"; fi
 want "login alice again" 200 /session/login -H "$H" -d '{"username":"alice"}'
 ALICE=$(token)
-want "unregister alice ends her sessions" 200 /enroll/unregister -H "$H" -d '{"username":"alice"}'
+want "login bob for the next check" 200 /session/login -H "$H" -d '{"username":"bob"}'
+BOB2=$(token)
+want "bob's session cannot unregister alice" 403 /enroll/unregister -H "$H" -H "Authorization: Bearer $BOB2" -d '{"username":"alice"}'
+ctl presence no
+want "without a session, unregistering needs the card: refused is 401" 401 /enroll/unregister -H "$H" -d '{"username":"alice"}'
+ctl presence yes
+want "alice is still logged in" 200 /session/status -H "Authorization: Bearer $ALICE"
+want "alice's own session unregisters her and ends her sessions" 200 /enroll/unregister -H "$H" -H "Authorization: Bearer $ALICE" -d '{"username":"alice"}'
 jcheck "one session ended" "j['sessions_ended'] == 1"
 want "her token is dead" 401 /session/status -H "Authorization: Bearer $ALICE"
 want "unregister unknown is 404" 404 /enroll/unregister -H "$H" -d '{"username":"alice"}'
+want "register zed" 201 /enroll/register -H "$H" -d '{"username":"zed"}'
+want "the card holder unregisters zed (card approval)" 200 /enroll/unregister -H "$H" -d '{"username":"zed"}'
 
 # ---- state survives restarts ----
 want "login dave" 200 /session/login -H "$H" -d '{"username":"dave"}'

@@ -38,7 +38,7 @@ for par in 1 16; do
 import json, sys
 j = json.load(open(sys.argv[1]))
 l = j["latency_ms"]
-print("  %.0f requests/s; latency ms median %.2f p95 %.2f max %.2f; %d connections; %s"
+print("  %.0f requests/s; latency ms median %.2f p95 %.2f max %.2f; %d new connections in the burst; %s"
       % (j["throughput_rps"], l["median"], l["p95"], l["max"], j["connections"],
          "unique and gap-free" if j["analysis"]["ok"] else "COUNTER CHECK FAILED"))
 PYEOF

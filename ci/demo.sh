@@ -62,9 +62,10 @@ start_k_proxy --server-base-url "https://127.0.0.1:$KS_PORT" --server-ca-file "$
 P=https://127.0.0.1:$KP_PORT
 echo "k_server on https://127.0.0.1:$KS_PORT, k_proxy on $P"
 C="curl -sS --cacert $TLS/ca.crt -X POST"
-step $C "$P/session/login" -H 'Content-Type: application/json' -d '{"username":"alice"}'
-TOKEN=$($C "$P/session/login" -H 'Content-Type: application/json' -d '{"username":"alice"}' |
-    sed -n 's/.*"session_token":"\([^"]*\)".*/\1/p')
+printf '\n\033[1m$ %s\033[0m\n' "$C $P/session/login -H 'Content-Type: application/json' -d '{\"username\":\"alice\"}'"
+$C "$P/session/login" -H 'Content-Type: application/json' -d '{"username":"alice"}' >"$E2E_TMP/login.json"
+cat "$E2E_TMP/login.json"
+TOKEN=$(sed -n 's/.*"session_token":"\([^"]*\)".*/\1/p' "$E2E_TMP/login.json")
 step $C "$P/session/status" -H "Authorization: Bearer $TOKEN"
 step $C "$P/resource/counter" -H "Authorization: Bearer $TOKEN"
 step $C "$P/resource/counter" -H "Authorization: Bearer $TOKEN"

@@ -40,6 +40,8 @@ static void usage(FILE *f)
                "  --static-dir DIR        the page's files (default: ../../services/\n"
                "                          k_client_portal/static from the executable, i.e.\n"
                "                          the source tree of a build/bin binary)\n"
+               "  --tls-certfile FILE     serve HTTPS with this PEM certificate chain\n"
+               "  --tls-keyfile FILE      and this PEM private key (the cookie is then Secure)\n"
                "  --port-file FILE        write the port listened on to FILE once ready\n"
                "  -h, --help              this text\n"
                "  --version               the version\n"
@@ -63,7 +65,8 @@ static int parse_long(const char *s, long lo, long hi, long *out)
 }
 
 /* The nearest services/k_client_portal/static above the executable's folder
- * (build/bin and build/san/bin both find the source tree's). */
+ * (build/bin and build/san/bin both find the source tree's), else
+ * ../share/kcard/portal beside it (where `make install` puts the page). */
 static int default_static_dir(char *out, size_t cap)
 {
     char exe[PATH_MAX];
@@ -81,6 +84,11 @@ static int default_static_dir(char *out, size_t cap)
             if (snprintf(out, cap, "%s/services/k_client_portal/static", up) >= (int)cap)
                 return -1;
             return 0;
+        }
+        if (depth == 1) {
+            snprintf(probe, sizeof(probe), "%s/share/kcard/portal/index.html", up);
+            if (stat(probe, &st) == 0 && S_ISREG(st.st_mode))
+                return snprintf(out, cap, "%s/share/kcard/portal", up) >= (int)cap ? -1 : 0;
         }
         size_t len = strlen(up);
         if (len + 3 >= sizeof(up))
@@ -129,13 +137,15 @@ int main(int argc, char **argv)
         {"proxy-timeout-ms", required_argument, NULL, 't'},
         {"max-sessions", required_argument, NULL, 'm'},
         {"static-dir", required_argument, NULL, 's'},
+        {"tls-certfile", required_argument, NULL, 'C'},
+        {"tls-keyfile", required_argument, NULL, 'K'},
         {"port-file", required_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     const char *host = "127.0.0.1", *base = "https://127.0.0.1:9771", *ca = NULL,
-               *static_dir = NULL, *port_file = NULL;
+               *static_dir = NULL, *port_file = NULL, *tls_cert = NULL, *tls_key = NULL;
     long port = 8766, timeout_ms = 65000, max_sessions = KCP_SESSIONS_DEFAULT;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -171,6 +181,12 @@ int main(int argc, char **argv)
         case 's':
             static_dir = optarg;
             break;
+        case 'C':
+            tls_cert = optarg;
+            break;
+        case 'K':
+            tls_key = optarg;
+            break;
         case 'P':
             port_file = optarg;
             break;
@@ -187,6 +203,10 @@ int main(int argc, char **argv)
     }
     if (optind != argc) {
         fprintf(stderr, "k_client_portal: unexpected argument '%s'\n", argv[optind]);
+        return EXIT_USAGE;
+    }
+    if ((tls_cert == NULL) != (tls_key == NULL)) {
+        fprintf(stderr, "k_client_portal: --tls-certfile and --tls-keyfile go together\n");
         return EXIT_USAGE;
     }
     if (strncmp(base, "http://", 7) != 0 && strncmp(base, "https://", 8) != 0) {
@@ -220,6 +240,7 @@ int main(int argc, char **argv)
     struct ksvc_server *server = NULL;
     struct kcp_portal portal = {
         .listen_host = host,
+        .tls = tls_cert != NULL,
         .proxy = {.base_url = base_url, .ca_file = ca, .timeout_ms = timeout_ms},
         .sessions = kcp_sessions_new((size_t)max_sessions),
     };
@@ -235,6 +256,8 @@ int main(int argc, char **argv)
         .service = "k_client_portal",
         .host = host,
         .port = (int)port,
+        .tls_cert_file = tls_cert,
+        .tls_key_file = tls_key,
         .handler = on_request,
         .health = on_health,
         .metrics_refresh = on_metrics,

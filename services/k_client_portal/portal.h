@@ -103,6 +103,7 @@ struct kcp_asset {
 
 struct kcp_portal {
     const char *listen_host; /* --host, for kcp_host_allowed */
+    bool tls;                /* the page is served over HTTPS: cookies are Secure */
     struct kcp_proxy_cfg proxy;
     struct kcp_sessions *sessions;
     struct kcp_asset index_html, app_js, style_css;

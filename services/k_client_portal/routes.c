@@ -89,10 +89,16 @@ static bool current_session(struct kcp_portal *p, const char *cookie, char *sid,
     return kcp_sessions_get(p->sessions, sid, time(NULL), s);
 }
 
-static void clear_cookie(struct ksvc_response *out)
+/* Secure when the page itself is served over TLS. */
+static const char *cookie_secure(const struct kcp_portal *p)
 {
-    snprintf(out->set_cookie, sizeof(out->set_cookie), "%s=; Max-Age=0; %s", KCP_COOKIE_NAME,
-             COOKIE_ATTRS);
+    return p->tls ? "; Secure" : "";
+}
+
+static void clear_cookie(const struct kcp_portal *p, struct ksvc_response *out)
+{
+    snprintf(out->set_cookie, sizeof(out->set_cookie), "%s=; Max-Age=0; %s%s", KCP_COOKIE_NAME,
+             COOKIE_ATTRS, cookie_secure(p));
 }
 
 static json_t *username_object(const char *username)
@@ -191,8 +197,8 @@ static void api_login(struct kcp_portal *p, const struct ksvc_request *req,
         kcp_proxy_result_clear(&res);
         return;
     }
-    snprintf(out->set_cookie, sizeof(out->set_cookie), "%s=%s; Max-Age=%lld; %s", KCP_COOKIE_NAME,
-             sid, (long long)expires_in, COOKIE_ATTRS);
+    snprintf(out->set_cookie, sizeof(out->set_cookie), "%s=%s; Max-Age=%lld; %s%s", KCP_COOKIE_NAME,
+             sid, (long long)expires_in, COOKIE_ATTRS, cookie_secure(p));
     OPENSSL_cleanse(sid, sizeof(sid));
     json_t *answer = json_pack("{s:b, s:s, s:I}", "logged_in", 1, "username", username,
                                "expires_in", expires_in);
@@ -240,7 +246,7 @@ static void api_with_session(struct kcp_portal *p, const char *cookie, const cha
     /* k_proxy no longer knows the session, or the user logged out: forget it */
     if (is_logout || out->status == 401) {
         kcp_sessions_remove(p->sessions, sid);
-        clear_cookie(out);
+        clear_cookie(p, out);
     }
     if (is_status && out->status == 401) {
         ksvc_reply(out, 200, json_pack("{s:b}", "active", 0));

@@ -25,7 +25,7 @@ run() {
 }
 count() {
     # sum "X: N passed, M failed" lines of a stage
-    sed -n 's/^\([a-z-]*: \)\{0,1\}\([0-9]*\) passed, \([0-9]*\) failed$/\2 \3/p' "$log/$1.log" | tail -n 1
+    sed -n 's/^\([a-z0-9-]*: \)\{0,1\}\([0-9]*\) passed, \([0-9]*\) failed$/\2 \3/p' "$log/$1.log" | tail -n 1
 }
 
 total_pass=0

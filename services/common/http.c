@@ -236,8 +236,9 @@ static enum MHD_Result answer(struct ksvc_server *s, struct MHD_Connection *conn
     req.body = st->body ? st->body : "";
     req.body_len = st->len;
 
-    char *text = NULL;
-    const char *type = "application/json";
+    char *owned = NULL; /* a rendered body; a page's bytes are the handler's */
+    const char *data = NULL, *type = "application/json";
+    size_t len = 0;
     if (st->too_large)
         ksvc_reply_error(&resp, 413, "body_too_large", "the body is over the %zu-byte limit",
                          s->cfg.max_body);
@@ -246,33 +247,27 @@ static enum MHD_Result answer(struct ksvc_server *s, struct MHD_Connection *conn
     if (resp.status == 0 && strcmp(url, "/metrics") == 0) {
         if (s->cfg.metrics_refresh != NULL)
             s->cfg.metrics_refresh(s->cfg.ctx, s->metrics);
-        text = ksvc_metrics_render(s->metrics);
+        data = owned = ksvc_metrics_render(s->metrics);
+        len = owned ? strlen(owned) : 0;
         type = "text/plain; version=0.0.4; charset=utf-8";
-        resp.status = text ? 200 : 500;
+        resp.status = owned ? 200 : 500;
     } else if (resp.content_type != NULL) {
         type = resp.content_type;
-        text = malloc(resp.raw_len + 1);
-        if (text != NULL) {
-            memcpy(text, resp.raw, resp.raw_len);
-            text[resp.raw_len] = '\0';
+        data = resp.raw;
+        len = resp.raw_len;
+    } else if (resp.body != NULL &&
+               (owned = json_dumps(resp.body, JSON_COMPACT | JSON_PRESERVE_ORDER)) != NULL) {
+        /* JSON answers end with a newline, as curl users expect */
+        len = strlen(owned);
+        char *nl = realloc(owned, len + 2);
+        if (nl != NULL) {
+            owned = nl;
+            memcpy(owned + len++, "\n", 2);
         }
-    } else if (resp.body != NULL) {
-        text = json_dumps(resp.body, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    }
-    size_t len = resp.content_type != NULL && text != NULL ? resp.raw_len : text ? strlen(text) : 0;
-    char *out = text;
-    if (text != NULL &&
-        resp.body != NULL) { /* JSON answers end with a newline, as curl users expect */
-        out = malloc(len + 2);
-        if (out != NULL) {
-            memcpy(out, text, len);
-            memcpy(out + len, "\n", 2);
-            len++;
-        }
-        free(text);
+        data = owned;
     }
     enum MHD_Result ret =
-        queue(conn, resp.status, type, out ? out : "", out ? len : 0, &resp, req.request_id);
+        queue(conn, resp.status, type, data ? data : "", data ? len : 0, &resp, req.request_id);
 
     double secs = seconds_since(&st->start);
     const char *route = resp.status == 404 ? "other" : url;
@@ -286,7 +281,7 @@ static enum MHD_Result answer(struct ksvc_server *s, struct MHD_Connection *conn
     ksvc_log(resp.status >= 500 ? "error" : "info", "request", fields);
     json_decref(resp.log);
     json_decref(resp.body);
-    free(out);
+    free(owned);
     return ret;
 }
 

@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 
 #include "services/common/http.h"
+#include "services/common/log.h"
 
 int ksvc_load_token(const char *prog, const char *arg, const char *file, char *out, size_t cap)
 {
@@ -80,11 +81,36 @@ fail:
     return -1;
 }
 
-int ksvc_write_port_file(const char *path, int port)
+static int write_port_file(const char *path, int port)
 {
     FILE *f = fopen(path, "w");
     if (f == NULL)
         return -1;
     int bad = fprintf(f, "%d\n", port) < 0;
     return fclose(f) != 0 || bad ? -1 : 0;
+}
+
+int ksvc_parse_int_option(const char *prog, const char *opt, const char *s, long lo, long hi,
+                          int *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end != '\0' || errno != 0 || v < lo || v > hi) {
+        fprintf(stderr, "%s: %s %s: want a whole number from %ld to %ld\n", prog, opt, s, lo, hi);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+int ksvc_serve_until_stopped(const char *prog, struct ksvc_server *server, const char *port_file)
+{
+    if (port_file != NULL && write_port_file(port_file, ksvc_server_port(server)) != 0) {
+        fprintf(stderr, "%s: cannot write --port-file %s\n", prog, port_file);
+        return -1;
+    }
+    int sig = ksvc_wait_for_stop_signal();
+    ksvc_log("info", "stop", json_pack("{s:i}", "signal", sig));
+    return 0;
 }

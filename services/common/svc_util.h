@@ -17,7 +17,16 @@ int ksvc_default_state_path(const char *name, char *out, size_t cap);
 /* mkdir -p of path's folder, mode 0700 for what it creates; 0 or -1 with err. */
 int ksvc_make_parent_dirs(const char *path, char *err, size_t errlen);
 
-/* Writes "PORT\n" to path; 0 or -1. */
-int ksvc_write_port_file(const char *path, int port);
+/* The whole number s for option opt, within lo..hi; otherwise prints
+ * "PROG: OPT S: want a whole number from LO to HI" and returns -1. */
+int ksvc_parse_int_option(const char *prog, const char *opt, const char *s, long lo, long hi,
+                          int *out);
+
+struct ksvc_server;
+
+/* The end of every service main: writes the port to port_file (when not
+ * NULL), logs "stop" on SIGINT/SIGTERM. 0 when stopped by a signal, -1 when
+ * the port file cannot be written (said on stderr, prefixed with prog). */
+int ksvc_serve_until_stopped(const char *prog, struct ksvc_server *server, const char *port_file);
 
 #endif

@@ -54,16 +54,6 @@ static void usage(FILE *f)
                "3 could not start (page files, address in use).\n");
 }
 
-static int parse_long(const char *s, long lo, long hi, long *out)
-{
-    char *end = NULL;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end != '\0' || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 /* The nearest services/k_client_portal/static above the executable's folder
  * (build/bin and build/san/bin both find the source tree's), else
  * ../share/kcard/portal beside it (where `make install` puts the page). */
@@ -146,7 +136,7 @@ int main(int argc, char **argv)
     };
     const char *host = "127.0.0.1", *base = "https://127.0.0.1:9771", *ca = NULL,
                *static_dir = NULL, *port_file = NULL, *tls_cert = NULL, *tls_key = NULL;
-    long port = 8766, timeout_ms = 65000, max_sessions = KCP_SESSIONS_DEFAULT;
+    int port = 8766, timeout_ms = 65000, max_sessions = KCP_SESSIONS_DEFAULT;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -154,11 +144,8 @@ int main(int argc, char **argv)
             host = optarg;
             break;
         case 'p':
-            if (parse_long(optarg, 0, 65535, &port) != 0) {
-                fprintf(stderr, "k_client_portal: --port %s: not a port number (0-65535)\n",
-                        optarg);
+            if (ksvc_parse_int_option("k_client_portal", "--port", optarg, 0, 65535, &port) != 0)
                 return EXIT_USAGE;
-            }
             break;
         case 'u':
             base = optarg;
@@ -167,16 +154,14 @@ int main(int argc, char **argv)
             ca = optarg;
             break;
         case 't':
-            if (parse_long(optarg, 100, 600000, &timeout_ms) != 0) {
-                fprintf(stderr, "k_client_portal: --proxy-timeout-ms %s: 100 to 600000\n", optarg);
+            if (ksvc_parse_int_option("k_client_portal", "--proxy-timeout-ms", optarg, 100, 600000,
+                                      &timeout_ms) != 0)
                 return EXIT_USAGE;
-            }
             break;
         case 'm':
-            if (parse_long(optarg, 1, 1000000, &max_sessions) != 0) {
-                fprintf(stderr, "k_client_portal: --max-sessions %s: 1 to 1000000\n", optarg);
+            if (ksvc_parse_int_option("k_client_portal", "--max-sessions", optarg, 1, 1000000,
+                                      &max_sessions) != 0)
                 return EXIT_USAGE;
-            }
             break;
         case 's':
             static_dir = optarg;
@@ -255,7 +240,7 @@ int main(int argc, char **argv)
     struct ksvc_server_cfg cfg = {
         .service = "k_client_portal",
         .host = host,
-        .port = (int)port,
+        .port = port,
         .tls_cert_file = tls_cert,
         .tls_key_file = tls_key,
         .handler = on_request,
@@ -272,14 +257,7 @@ int main(int argc, char **argv)
              json_pack("{s:s, s:i, s:s, s:s?, s:s, s:I}", "host", host, "port",
                        ksvc_server_port(server), "proxy_base_url", base_url, "proxy_ca_file", ca,
                        "static_dir", dir, "max_sessions", (json_int_t)max_sessions));
-    if (port_file != NULL && ksvc_write_port_file(port_file, ksvc_server_port(server)) != 0) {
-        fprintf(stderr, "k_client_portal: cannot write --port-file %s\n", port_file);
-        status = EXIT_RUNTIME;
-        goto out;
-    }
-    int sig = ksvc_wait_for_stop_signal();
-    ksvc_log("info", "stop", json_pack("{s:i}", "signal", sig));
-    status = 0;
+    status = ksvc_serve_until_stopped("k_client_portal", server, port_file) == 0 ? 0 : EXIT_RUNTIME;
 out:
     ksvc_server_stop(server);
     kcp_free_assets(&portal);

@@ -63,18 +63,6 @@ static void usage(FILE *f)
                "3 could not start (state database, TLS material, address in use).\n");
 }
 
-static int parse_int(const char *opt, const char *s, long lo, long hi, int *out)
-{
-    char *end = NULL;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end != '\0' || v < lo || v > hi) {
-        fprintf(stderr, "k_proxy: %s %s: want a whole number from %ld to %ld\n", opt, s, lo, hi);
-        return -1;
-    }
-    *out = (int)v;
-    return 0;
-}
-
 struct options {
     const char *host, *token_arg, *token_file, *cert, *key, *state, *port_file, *ca_file, *rp_id;
     int port, card_timeout_ms, upstream_timeout_ms;
@@ -110,11 +98,12 @@ static int parse_options(int argc, char **argv, struct kpx_proxy *p, struct opti
             o->host = optarg;
             break;
         case 'p':
-            if (parse_int("--port", optarg, 0, 65535, &o->port) != 0)
+            if (ksvc_parse_int_option("k_proxy", "--port", optarg, 0, 65535, &o->port) != 0)
                 return -1;
             break;
         case 'L':
-            if (parse_int("--session-ttl", optarg, 1, 7 * 24 * 3600, &p->session_ttl_s) != 0)
+            if (ksvc_parse_int_option("k_proxy", "--session-ttl", optarg, 1, 7 * 24 * 3600,
+                                      &p->session_ttl_s) != 0)
                 return -1;
             break;
         case 'u':
@@ -152,12 +141,13 @@ static int parse_options(int argc, char **argv, struct kpx_proxy *p, struct opti
             o->rp_id = optarg;
             break;
         case 'W':
-            if (parse_int("--card-timeout-ms", optarg, 100, 600000, &o->card_timeout_ms) != 0)
+            if (ksvc_parse_int_option("k_proxy", "--card-timeout-ms", optarg, 100, 600000,
+                                      &o->card_timeout_ms) != 0)
                 return -1;
             break;
         case 'U':
-            if (parse_int("--upstream-timeout-ms", optarg, 100, 600000, &o->upstream_timeout_ms) !=
-                0)
+            if (ksvc_parse_int_option("k_proxy", "--upstream-timeout-ms", optarg, 100, 600000,
+                                      &o->upstream_timeout_ms) != 0)
                 return -1;
             break;
         case 's':
@@ -277,14 +267,7 @@ int main(int argc, char **argv)
                        ksvc_server_port(p.http), "tls", ksvc_server_tls(p.http), "auth_mode",
                        kpx_auth_mode_answer(p.mode), "device", p.device, "server_base_url",
                        p.server_base_url, "session_ttl", p.session_ttl_s, "state_db", p.state_db));
-    if (o.port_file != NULL && ksvc_write_port_file(o.port_file, ksvc_server_port(p.http)) != 0) {
-        fprintf(stderr, "k_proxy: cannot write --port-file %s\n", o.port_file);
-        status = EXIT_RUNTIME;
-        goto out;
-    }
-    int sig = ksvc_wait_for_stop_signal();
-    ksvc_log("info", "stop", json_pack("{s:i}", "signal", sig));
-    status = 0;
+    status = ksvc_serve_until_stopped("k_proxy", p.http, o.port_file) == 0 ? 0 : EXIT_RUNTIME;
 out:
     ksvc_server_stop(p.http);
     kpx_card_free(p.card);

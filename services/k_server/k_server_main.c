@@ -122,16 +122,6 @@ static void on_metrics(void *ctx, struct ksvc_metrics *m)
                         (double)value);
 }
 
-static int parse_port(const char *s, int *port)
-{
-    char *end = NULL;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end != '\0' || v < 0 || v > 65535)
-        return -1;
-    *port = (int)v;
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -156,10 +146,8 @@ int main(int argc, char **argv)
             host = optarg;
             break;
         case 'p':
-            if (parse_port(optarg, &port) != 0) {
-                fprintf(stderr, "k_server: --port %s: not a port number (0-65535)\n", optarg);
+            if (ksvc_parse_int_option("k_server", "--port", optarg, 0, 65535, &port) != 0)
                 return EXIT_USAGE;
-            }
             break;
         case 't':
             token_arg = optarg;
@@ -246,14 +234,7 @@ int main(int argc, char **argv)
              json_pack("{s:s, s:i, s:b, s:s, s:I}", "host", host, "port", ksvc_server_port(ks.http),
                        "tls", ksvc_server_tls(ks.http), "state_db", ks.state_db, "counter",
                        (json_int_t)value));
-    if (port_file != NULL && ksvc_write_port_file(port_file, ksvc_server_port(ks.http)) != 0) {
-        fprintf(stderr, "k_server: cannot write --port-file %s\n", port_file);
-        status = EXIT_RUNTIME;
-        goto out;
-    }
-    int sig = ksvc_wait_for_stop_signal();
-    ksvc_log("info", "stop", json_pack("{s:i}", "signal", sig));
-    status = 0;
+    status = ksvc_serve_until_stopped("k_server", ks.http, port_file) == 0 ? 0 : EXIT_RUNTIME;
 out:
     ksvc_server_stop(ks.http);
     ksvc_replay_cache_free(ks.replay);

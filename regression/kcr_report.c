@@ -47,25 +47,29 @@ static void describe_status(long status, const char *body, size_t len, char *cod
         say(dst, dstlen, "%sHTTP %ld", prefix, status);
 }
 
+/* Starts judging a step that wants HTTP 200: false, with the step's detail
+ * naming the status and the answer's error (after prefix), when it is not. */
+static bool expect_200(long status, const char *body, size_t len, struct kcr_step *st,
+                       const char *prefix)
+{
+    st->ran = true;
+    st->ok = false;
+    st->status = status;
+    if (status == 200)
+        return true;
+    describe_status(status, body, len, st->error_code, sizeof(st->error_code), st->detail,
+                    sizeof(st->detail), prefix);
+    return false;
+}
+
 void kcr_judge_login(const struct kcr_opts *o, long status, const char *body, size_t len,
                      struct kcr_step *st, struct kcr_login_resp *login)
 {
     char why[KCR_WHY_MAX];
 
     memset(login, 0, sizeof(*login));
-    st->ran = true;
-    st->ok = false;
-    st->status = status;
-    if (status == 401 || status == 403) {
-        describe_status(status, body, len, st->error_code, sizeof(st->error_code), st->detail,
-                        sizeof(st->detail), "login refused: ");
+    if (!expect_200(status, body, len, st, status == 401 || status == 403 ? "login refused: " : ""))
         return;
-    }
-    if (status != 200) {
-        describe_status(status, body, len, st->error_code, sizeof(st->error_code), st->detail,
-                        sizeof(st->detail), "");
-        return;
-    }
     if (kcr_parse_login(body, len, login, why, sizeof(why)) != KCR_PARSE_OK) {
         say(st->detail, sizeof(st->detail), "HTTP 200 but %s", why);
         return;
@@ -94,14 +98,8 @@ void kcr_judge_status(const struct kcr_opts *o, long status, const char *body, s
     struct kcr_status_resp s;
     char why[KCR_WHY_MAX];
 
-    st->ran = true;
-    st->ok = false;
-    st->status = status;
-    if (status != 200) {
-        describe_status(status, body, len, st->error_code, sizeof(st->error_code), st->detail,
-                        sizeof(st->detail), "expected 200, got ");
+    if (!expect_200(status, body, len, st, "expected 200, got "))
         return;
-    }
     if (kcr_parse_status(body, len, &s, why, sizeof(why)) != KCR_PARSE_OK) {
         say(st->detail, sizeof(st->detail), "HTTP 200 but %s", why);
         return;
@@ -148,14 +146,8 @@ void kcr_judge_logout(const struct kcr_opts *o, long status, const char *body, s
     struct kcr_logout_resp l;
     char why[KCR_WHY_MAX];
 
-    st->ran = true;
-    st->ok = false;
-    st->status = status;
-    if (status != 200) {
-        describe_status(status, body, len, st->error_code, sizeof(st->error_code), st->detail,
-                        sizeof(st->detail), "expected 200, got ");
+    if (!expect_200(status, body, len, st, "expected 200, got "))
         return;
-    }
     if (kcr_parse_logout(body, len, &l, why, sizeof(why)) != KCR_PARSE_OK) {
         say(st->detail, sizeof(st->detail), "HTTP 200 but %s", why);
         return;

@@ -137,6 +137,8 @@ static const struct err_text errs[] = {
     {KC_ERR_NO_PIN_PROTOCOL, "NO_PIN_PROTOCOL", "no PIN/UV protocol supported by both sides"},
     {KC_ERR_U2F, "U2F", "CTAP1 request failed with a status word"},
     {KC_ERR_TOO_LARGE, "TOO_LARGE", "message exceeds the 7609-byte CTAPHID limit"},
+    {KC_ERR_REPLAY_DIVERGED, "REPLAY_DIVERGED",
+     "the request differs from the recorded one, or comes after the end of the trace"},
 };
 
 const char *kc_hid_cmd_name(uint8_t cmd)

@@ -182,6 +182,7 @@ enum kc_err {
     KC_ERR_NO_PIN_PROTOCOL = -15, /* PIN needed; no protocol both sides know */
     KC_ERR_U2F = -16,             /* CTAP1 status word other than 0x9000 */
     KC_ERR_TOO_LARGE = -17,       /* message larger than the framing allows */
+    KC_ERR_REPLAY_DIVERGED = -18, /* replay: the host sent what the trace never recorded */
 };
 
 /* Names are never NULL; a value outside the tables is "UNKNOWN". */

@@ -118,6 +118,7 @@ static const char rc_exit_help[] =
     "  4  the card answered with a CTAP/CTAPHID/U2F error (its name printed) or lacks\n"
     "     what the command needs\n"
     "  5  verification failed: attestation, signature, rpIdHash, flags or signCount\n"
+    "  6  replay: the request differs from the recorded trace, or comes after its end\n"
     "\n"
     "Keepalives are printed to stderr as they arrive. PINs are never printed.\n";
 

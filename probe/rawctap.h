@@ -24,6 +24,7 @@ enum rc_exit {
     RC_EXIT_TRANSPORT = 3, /* no device, permission, timeout, unplug, garbled framing */
     RC_EXIT_CTAP = 4,      /* the card answered with an error status or lacks a feature */
     RC_EXIT_VERIFY = 5,    /* a signature, counter or attestation check failed */
+    RC_EXIT_REPLAY = 6,    /* replay: the request diverged from the recorded trace */
 };
 
 struct rc_ctx {

@@ -49,6 +49,8 @@ int rc_exit_for(int err)
         return RC_EXIT_CTAP;
     case KC_ERR_VERIFY:
         return RC_EXIT_VERIFY;
+    case KC_ERR_REPLAY_DIVERGED:
+        return RC_EXIT_REPLAY;
     default:
         return RC_EXIT_LOCAL;
     }

@@ -123,7 +123,7 @@ $(BUILD)/bin/fido2-probe: $(PROBE_SRCS:%.c=$(BUILD)/%.o) $(LIB)
 # unit tests: one cmocka program per test_*.c, linked with both libraries
 $(BUILD)/tests/unit/%: tests/unit/%.c $(SVC_LIB) $(VCARD_LIB) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(TEST_CFLAGS) -o $@ $< $(SVC_LIB) $(VCARD_LIB) $(LIB) $(LDSAN) $(TEST_LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) -MMD -MP -o $@ $< $(SVC_LIB) $(VCARD_LIB) $(LIB) $(LDSAN) $(TEST_LIBS) $(LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c $(SVC_LIB) $(VCARD_LIB) $(LIB)
 	@mkdir -p $(dir $@)

@@ -6,14 +6,15 @@
 # a log file, and any such file is one more failure.
 set -u
 MAKE=${MAKE:-make}
-$MAKE --no-print-directory SANITIZE=1 all >/dev/null || { echo "e2e-san: build failed"; echo "0 passed, 1 failed"; exit 1; }
+$MAKE --no-print-directory SANITIZE=1 all interop >/dev/null || { echo "e2e-san: build failed"; echo "0 passed, 1 failed"; exit 1; }
 logs=$(mktemp -d "${TMPDIR:-/tmp}/kcard-san.XXXXXX")
 ASAN_OPTIONS="log_path=$logs/asan:detect_leaks=1:abort_on_error=0"
 UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1"
 export ASAN_OPTIONS UBSAN_OPTIONS
 out=$(mktemp)
 sh tests/e2e/run.sh build/san tests/e2e/test_chain.sh tests/e2e/test_chain_fido2.sh tests/e2e/test_chain_faults.sh \
-    tests/e2e/test_chain_regress.sh tests/e2e/test_split_chain.sh | tee "$out"
+    tests/e2e/test_chain_regress.sh tests/e2e/test_split_chain.sh tests/e2e/test_vcard_personality.sh \
+    tests/e2e/test_replay.sh tests/e2e/test_interop.sh tests/e2e/test_interop_cards.sh | tee "$out"
 set -- $(sed -n 's/^e2e: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$out" | tail -n 1)
 pass=${1:-0}
 fail=${2:-1}

@@ -1,15 +1,24 @@
 /* udp transport: the simulator convention, one 64-byte report per datagram
  * and no report-id byte. The socket is connect()ed to the device so only its
- * datagrams are read and an ICMP port-unreachable surfaces as ECONNREFUSED.
- * "?local=PORT" binds the local port for simulators that always answer a
- * fixed host port (udp:127.0.0.1:8111?local=7112). */
+ * datagrams are read and an ICMP port-unreachable surfaces as ECONNREFUSED
+ * ("nothing listens"), told apart from a card that listens but never answers
+ * (a read timeout).
+ *
+ * "?local=PORT" is for simulators that always answer a fixed host port
+ * (udp:127.0.0.1:8111?local=7112), often from another socket than the one
+ * they listen on: the socket is bound to PORT and left unconnected, replies
+ * from the card's address (any source port) are taken, datagrams from any
+ * other address are ignored, counted and traced; IP_RECVERR keeps the
+ * port-unreachable report that an unconnected socket would otherwise lose. */
 #include "ctaphid/transport.h"
 #include "ctaphid/udp.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/errqueue.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +35,12 @@ struct udp_priv {
     int fd;
     char host[100];
     char port[16];
+    bool connected; /* false with ?local=: sendto/recvfrom with a filter */
+    struct sockaddr_storage remote;
+    socklen_t remote_len;
     uint64_t skipped; /* datagrams that were not exactly one report */
+    uint64_t foreign; /* datagrams from another address than the card's */
+    struct kc_trace *trace;
 };
 
 static bool parse_port(const char *s, size_t n, char *out, size_t outlen)
@@ -140,13 +154,98 @@ static int fail_errno(struct kc_transport *t, int err, const char *what)
 
     t->last_errno = err;
     if (err == ECONNREFUSED) {
-        snprintf(t->last_error, sizeof(t->last_error), "udp: nothing listening on %s:%s (%s)",
-                 p->host, p->port, what);
+        /* an ICMP port unreachable: no socket is bound there at all, which
+         * is not the same as a card that listens and stays silent */
+        snprintf(t->last_error, sizeof(t->last_error),
+                 "nothing listens at udp:%.64s:%s (ICMP port unreachable, seen on %s)", p->host,
+                 p->port, what);
         return KC_ERR_NO_DEVICE;
     }
     snprintf(t->last_error, sizeof(t->last_error), "udp %s:%s: %s failed: %s", p->host, p->port,
              what, strerror(err));
     return KC_ERR_IO;
+}
+
+/* The address part of two socket addresses (the port is not compared). */
+static bool same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        return memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+    }
+    return false;
+}
+
+/* Address and port. */
+static bool same_endpoint(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (!same_host(a, b))
+        return false;
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)(const void *)a)->sin_port ==
+               ((const struct sockaddr_in *)(const void *)b)->sin_port;
+    return ((const struct sockaddr_in6 *)(const void *)a)->sin6_port ==
+           ((const struct sockaddr_in6 *)(const void *)b)->sin6_port;
+}
+
+static void addr_text(const struct sockaddr_storage *ss, socklen_t len, char *buf, size_t cap)
+{
+    char host[NI_MAXHOST], serv[NI_MAXSERV];
+
+    if (getnameinfo((const struct sockaddr *)ss, len, host, sizeof(host), serv, sizeof(serv),
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+        snprintf(buf, cap, "an unknown address");
+    else
+        snprintf(buf, cap, ss->ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, serv);
+}
+
+/* Unconnected socket: empties the error queue that IP_RECVERR fills.
+ * Returns true when one of the errors is a port unreachable for a datagram
+ * sent to the card. */
+static bool drain_errqueue(struct udp_priv *p)
+{
+    bool refused = false;
+
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage dst;
+        uint8_t data[128];
+        union {
+            char buf[512];
+            struct cmsghdr align;
+        } ctl;
+        struct iovec iov = {.iov_base = data, .iov_len = sizeof(data)};
+        struct msghdr mh;
+        ssize_t n;
+
+        memset(&mh, 0, sizeof(mh));
+        memset(&dst, 0, sizeof(dst));
+        mh.msg_name = &dst;
+        mh.msg_namelen = sizeof(dst);
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = ctl.buf;
+        mh.msg_controllen = sizeof(ctl.buf);
+        n = recvmsg(p->fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT);
+        if (n < 0)
+            break;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
+            const struct sock_extended_err *ee;
+            if (!((c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR) ||
+                  (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_RECVERR)))
+                continue;
+            ee = (const void *)CMSG_DATA(c);
+            /* the original destination is in msg_name: only the card's */
+            if (ee->ee_errno == ECONNREFUSED && same_endpoint(&dst, &p->remote))
+                refused = true;
+        }
+    }
+    return refused;
 }
 
 static int udp_write(struct kc_transport *t, const uint8_t *report, size_t len)
@@ -157,7 +256,9 @@ static int udp_write(struct kc_transport *t, const uint8_t *report, size_t len)
     if (p == NULL || report == NULL || len != KC_HID_REPORT_LEN)
         return KC_ERR_INVALID_ARG;
     do
-        n = send(p->fd, report, len, 0);
+        n = p->connected
+                ? send(p->fd, report, len, 0)
+                : sendto(p->fd, report, len, 0, (const struct sockaddr *)&p->remote, p->remote_len);
     while (n < 0 && errno == EINTR);
     if (n < 0)
         return fail_errno(t, errno, "send");
@@ -180,6 +281,8 @@ static int udp_read(struct kc_transport *t, uint8_t *buf, size_t cap, int timeou
     deadline = kc_read_deadline(timeout_ms);
     for (;;) {
         uint8_t dgram[2048];
+        struct sockaddr_storage from;
+        socklen_t fromlen;
         short revents = 0;
         ssize_t n;
         int rc = kc_fd_wait_readable(p->fd, timeout_ms, deadline, &revents);
@@ -188,11 +291,35 @@ static int udp_read(struct kc_transport *t, uint8_t *buf, size_t cap, int timeou
             return 0;
         if (rc < 0)
             return fail_errno(t, errno, "poll");
-        n = recv(p->fd, dgram, sizeof(dgram), MSG_TRUNC | MSG_DONTWAIT);
+        if (p->connected) {
+            n = recv(p->fd, dgram, sizeof(dgram), MSG_TRUNC | MSG_DONTWAIT);
+        } else {
+            fromlen = sizeof(from);
+            n = recvfrom(p->fd, dgram, sizeof(dgram), MSG_TRUNC | MSG_DONTWAIT,
+                         (struct sockaddr *)&from, &fromlen);
+        }
         if (n < 0) {
-            if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+            int err = errno;
+            if (!p->connected && (err == ECONNREFUSED || (revents & POLLERR) != 0)) {
+                /* the error queue holds what ICMP said; only the card's counts */
+                if (drain_errqueue(p) || err == ECONNREFUSED)
+                    return fail_errno(t, ECONNREFUSED, "recv");
+            }
+            if (err == EINTR || err == EAGAIN || err == EWOULDBLOCK)
                 continue;
-            return fail_errno(t, errno, "recv");
+            return fail_errno(t, err, "recv");
+        }
+        if (!p->connected && !same_host(&from, &p->remote)) {
+            char who[80], detail[256];
+            p->foreign++;
+            addr_text(&from, fromlen, who, sizeof(who));
+            snprintf(detail, sizeof(detail),
+                     "udp: ignored a %zd-byte datagram from %s (the card is %.64s)", n, who,
+                     p->host);
+            t->last_errno = 0;
+            snprintf(t->last_error, sizeof(t->last_error), "%s", detail);
+            kc_trace_event(p->trace, "skip", 0, detail);
+            continue;
         }
         if (n != KC_HID_REPORT_LEN) {
             /* Not one report: never guess where the report is. */
@@ -231,6 +358,21 @@ uint64_t kc_udp_skipped_datagrams(const struct kc_transport *t)
     const struct udp_priv *p = udp_of(t);
 
     return p != NULL ? p->skipped : 0;
+}
+
+uint64_t kc_udp_foreign_datagrams(const struct kc_transport *t)
+{
+    const struct udp_priv *p = udp_of(t);
+
+    return p != NULL ? p->foreign : 0;
+}
+
+void kc_udp_set_trace(struct kc_transport *t, struct kc_trace *tr)
+{
+    struct udp_priv *p = udp_of(t);
+
+    if (p != NULL)
+        p->trace = tr;
 }
 
 int kc_udp_open(const char *spec, struct kc_transport **out, char *errbuf, size_t errlen)
@@ -291,11 +433,29 @@ int kc_udp_open(const char *spec, struct kc_transport **out, char *errbuf, size_
         rc = errno == EACCES ? KC_ERR_PERMISSION : KC_ERR_IO;
         goto fail;
     }
-    if (connect(p->fd, res->ai_addr, res->ai_addrlen) != 0) {
+    if (res->ai_addrlen > sizeof(p->remote)) {
+        kc_set_text(errbuf, errlen, "udp:%s: address too long", spec);
+        rc = KC_ERR_INVALID_ARG;
+        goto fail;
+    }
+    memcpy(&p->remote, res->ai_addr, res->ai_addrlen);
+    p->remote_len = (socklen_t)res->ai_addrlen;
+    if (local[0] != '\0') {
+        /* unconnected: the card may answer from another port than it
+         * listens on; ICMP errors still reach us through IP_RECVERR */
+        int on = 1;
+        if (res->ai_family == AF_INET6)
+            (void)setsockopt(p->fd, SOL_IPV6, IPV6_RECVERR, &on, sizeof(on));
+        else
+            (void)setsockopt(p->fd, SOL_IP, IP_RECVERR, &on, sizeof(on));
+        p->connected = false;
+    } else if (connect(p->fd, res->ai_addr, res->ai_addrlen) != 0) {
         t->last_errno = errno;
         kc_set_text(errbuf, errlen, "udp:%s: connect: %s", spec, strerror(errno));
         rc = KC_ERR_IO;
         goto fail;
+    } else {
+        p->connected = true;
     }
     freeaddrinfo(res);
     *out = t;

@@ -8,6 +8,7 @@
 
 #include "ctaphid/status.h"
 #include "ctaphid/transport.h"
+#include "ctaphid/udp.h"
 #include "probe/rawctap.h"
 
 static const struct rc_cmd rc_cmds[] = {
@@ -46,12 +47,16 @@ static const struct rc_cmd rc_cmds[] = {
     {"reset", rc_cmd_reset, "",
      "authenticatorReset: erases every credential and the PIN (only allowed shortly\n"
      "after power-up; needs presence)."},
-    {"pin", rc_cmd_pin, "status | set | change [--pin PIN] [--new-pin PIN]",
-     "ClientPIN. status: PIN set?, retries, protocols. set: set the first PIN\n"
-     "(--new-pin or $RAWCTAP_NEW_PIN). change: --pin old, --new-pin new.\n"
-     "  --pin PIN       current PIN (also --pin-file F or $RAWCTAP_PIN)\n"
-     "  --new-pin PIN   new PIN (also --new-pin-file F or $RAWCTAP_NEW_PIN)\n"
-     "  --protocol N    PIN/UV auth protocol 1 or 2 (default: the card's first)"},
+    {"pin", rc_cmd_pin,
+     "status | set | change [--pin PIN] [--new-pin PIN] [--protocol N [--force-protocol]]",
+     "ClientPIN. status: PIN set?, retries, the card's protocols and the one used. set: set\n"
+     "the first PIN (--new-pin or $RAWCTAP_NEW_PIN). change: --pin old, --new-pin new.\n"
+     "  --pin PIN         current PIN (also --pin-file F or $RAWCTAP_PIN)\n"
+     "  --new-pin PIN     new PIN (also --new-pin-file F or $RAWCTAP_NEW_PIN)\n"
+     "  --protocol N      PIN/UV auth protocol 1 or 2 (default: 2 when the card offers\n"
+     "                    it, else 1); one the card does not offer in getInfo is refused\n"
+     "                    (exit 4, PIN_PROTOCOL_NOT_OFFERED)\n"
+     "  --force-protocol  send --protocol N even so (the card's answer is named)"},
     {"u2f-register", rc_cmd_u2f_register, "[--app-id ID] [--key-file F]",
      "CTAP1/U2F register over CTAPHID_MSG; verifies the fido-u2f attestation.\n"
      "  --app-id ID     application id (hashed with SHA-256; default \"localhost\")\n"
@@ -66,20 +71,41 @@ static const struct rc_cmd rc_cmds[] = {
     {"cancel", rc_cmd_cancel, "[--after-ms N]",
      "Start a makeCredential that needs presence and cancel it after N ms (default 500);\n"
      "reports the card's answer (CTAP2_ERR_KEEPALIVE_CANCEL expected) and how long it took.\n"
-     "  --after-ms N    delay before CTAPHID_CANCEL\n"
+     "Exit 0: the card answered KEEPALIVE_CANCEL; 4: it answered CTAP2_OK (the cancel came\n"
+     "too late: CANCEL_TOO_LATE) or another status; 3: it did not answer the CANCEL.\n"
+     "  --after-ms N    delay before CTAPHID_CANCEL (0: right after the request)\n"
      "  --rp-id ID      relying party id (default \"rawctap.cancel\")"},
-    {"doctor", rc_cmd_doctor, "[--no-presence-test] [--slow-ms N] [--cred-file F]",
-     "Triage: walk the decision tree (discover, open, INIT, channel, getInfo, presence,\n"
-     "verify, CTAP1, enumeration) and name the first failing step with a stable code,\n"
-     "its evidence and the one fix (docs/runbook/TRIAGE.md). Exit 0: every step passed\n"
-     "(warnings allowed); 3: a transport-level diagnosis; 4: a card-level diagnosis;\n"
-     "5: what the card signed does not verify.\n"
+    {"doctor", rc_cmd_doctor,
+     "[--no-presence-test] [--slow-ms N] [--cred-file F]\n"
+     "       [--pin PIN | --pin-file F] [--pin-last-try]",
+     "Triage: walk the decision tree (discover, open, INIT, channel, getInfo, PIN,\n"
+     "presence, verify, CTAP1, enumeration) and name the first failing step with a\n"
+     "stable code, its evidence and the one fix (docs/runbook/TRIAGE.md). Exit 0: every\n"
+     "step passed (warnings allowed, e.g. PIN_REQUIRED: the card wants its PIN to go\n"
+     "further); 3: a transport-level diagnosis; 4: a card-level diagnosis (PIN_BLOCKED,\n"
+     "PIN_INVALID, ...); 5: what the card signed does not verify.\n"
+     "  --pin PIN           the card's PIN (or --pin-file F, or $RAWCTAP_PIN): doctor\n"
+     "                      reads the retries first, then gets a pinUvAuthToken\n"
+     "                      (protocol 2 when offered) for its makeCredential and\n"
+     "                      getAssertion; never printed, zeroed after use\n"
+     "  --pin-file F        the PIN from the first line of F\n"
+     "  --pin-last-try      send the PIN even with 1 attempt left (a wrong PIN then\n"
+     "                      blocks the PIN for good)\n"
      "  --no-presence-test  skip the makeCredential on rp id \"doctor.kcard.invalid\"\n"
      "                      (which may ask you to touch the card)\n"
      "  --slow-ms N         CTAP1 VERSION+REGISTER+check slower than N ms is slow\n"
      "                      (default 1500)\n"
      "  --cred-file F       also check a credential saved by make-credential: its\n"
      "                      signature and that signCount increased (file not updated)"},
+    {"trace", rc_cmd_trace, "import CAPTURE.pcap|.pcapng [-o OUT.jsonl] [--device BUS.DEV]",
+     "Turn a Linux usbmon capture (pcap or pcapng, link type 189 or 220) of a card's\n"
+     "interrupt transfers into a JSON-lines trace for --device replay:OUT and\n"
+     "vcard --script OUT; prints what it found. Exit 2: not a usbmon capture, no or\n"
+     "several CTAPHID devices; 3: a damaged or truncated packet (named).\n"
+     "  -o, --output OUT    write the trace to OUT (default stdout; the summary then\n"
+     "                      goes to stderr)\n"
+     "  --device BUS.DEV    the card's USB bus and device number (default: the one\n"
+     "                      device that sent CTAPHID_INIT on the broadcast channel)"},
 };
 
 static const char rc_global_help[] =
@@ -90,13 +116,15 @@ static const char rc_global_help[] =
     "Options (accepted before or after COMMAND):\n"
     "  --device URI            hidraw:/dev/hidrawN, /dev/hidrawN, hidapi:PATH, hidapi:VID:PID,\n"
     "                          udp:HOST:PORT[?local=PORT], replay:FILE or auto\n"
+    "                          (?local=7112 for simulators that reply to a fixed port)\n"
     "                          (default $KCARD_DEVICE, else auto)\n"
     "  --device-path PATH      a hidraw node, same as --device PATH\n"
     "  --timeout-ms N          command phase: request sent until reply or presence prompt\n"
     "                          (default 5000)\n"
     "  --init-timeout-ms N     CTAPHID_INIT handshake (default 3000)\n"
     "  --presence-timeout-ms N waiting for the person after the prompt (default 30000)\n"
-    "  --json                  results as one JSON object on stdout\n"
+    "  --json                  results as one JSON object on stdout; a failure has\n"
+    "                          ok false, error, error_name and exit (usage errors too)\n"
     "  --trace[=FILE]          every report in and out (default stderr)\n"
     "  --trace-format hex|json trace lines as hex (default) or JSON\n"
     "  --alg es256|eddsa       credential algorithm (default es256)\n"
@@ -174,11 +202,12 @@ void rc_cmd_help(const struct rc_cmd *cmd)
 int rc_usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "rawctap%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+    char msg[512];
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    fprintf(stderr, "rawctap%s%s: %s\n", cmd ? " " : "", cmd ? cmd : "", msg);
+    rc_usage_note("%s%s%s", cmd ? cmd : "", cmd ? ": " : "", msg); /* for --json */
     const struct rc_cmd *c = cmd ? rc_cmd_find(cmd) : NULL;
     if (c)
         fprintf(stderr, "usage: rawctap [OPTIONS] %s %s\n", c->name, c->synopsis);
@@ -365,8 +394,10 @@ int rc_open(struct rc_ctx *ctx)
         kc_transport_close(t);
         return rc_fail(ctx, "open", r);
     }
-    if (ctx->trace_on)
+    if (ctx->trace_on) {
         kc_dev_set_trace(ctx->dev, &ctx->trace);
+        kc_udp_set_trace(t, &ctx->trace); /* datagrams from other addresses */
+    }
     kc_dev_set_keepalive_cb(ctx->dev, rc_on_keepalive, ctx);
     kc_dev_set_abort_cb(ctx->dev, rc_on_abort, ctx);
 
@@ -384,6 +415,7 @@ void rc_close(struct rc_ctx *ctx)
 {
     if (ctx->dev) {
         const struct kc_dev_stats *st = kc_dev_stats(ctx->dev);
+        rc_replay_note(ctx); /* a replay that diverged says where */
         if (st)
             rc_verbose(ctx, 2,
                        "reports out %llu in %llu, skipped other-cid %llu stale %llu, keepalives "
@@ -426,12 +458,15 @@ int main(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+:" RC_GLOBAL_SHORTOPTS, longopts, NULL)) != -1) {
         if (c == '?')
-            return rc_usage_error(NULL, "unknown option '%s'", argv[optind - 1]);
+            return rc_usage_json(argc, argv, NULL,
+                                 rc_usage_error(NULL, "unknown option '%s'", argv[optind - 1]));
         if (c == ':')
-            return rc_usage_error(NULL, "option '%s' needs a value", argv[optind - 1]);
+            return rc_usage_json(
+                argc, argv, NULL,
+                rc_usage_error(NULL, "option '%s' needs a value", argv[optind - 1]));
         rv = rc_global_opt(&ctx, c, optarg, &want_help);
         if (rv != 0)
-            return rv > 0 ? rv : RC_EXIT_USAGE;
+            return rc_usage_json(argc, argv, NULL, rv > 0 ? rv : RC_EXIT_USAGE);
     }
     if (optind >= argc) {
         if (want_help) {
@@ -439,11 +474,13 @@ int main(int argc, char **argv)
             return RC_EXIT_OK;
         }
         rc_print_global_help(stderr);
-        return RC_EXIT_USAGE;
+        rc_usage_note("no command given");
+        return rc_usage_json(argc, argv, NULL, RC_EXIT_USAGE);
     }
     const struct rc_cmd *cmd = rc_cmd_find(argv[optind]);
     if (cmd == NULL)
-        return rc_usage_error(NULL, "unknown command '%s'", argv[optind]);
+        return rc_usage_json(argc, argv, NULL,
+                             rc_usage_error(NULL, "unknown command '%s'", argv[optind]));
     if (want_help) {
         rc_cmd_help(cmd);
         return RC_EXIT_OK;
@@ -455,7 +492,9 @@ int main(int argc, char **argv)
     json_object_set_new(ctx.result, "command", json_string(cmd->name));
 
     rv = cmd->run(&ctx, argc - optind, argv + optind);
-    bool print_json = ctx.json && rv != RC_EXIT_USAGE;
+    /* usage errors print the object too when --json was given anywhere,
+     * even after the bad option */
+    bool print_json = ctx.json || (rv == RC_EXIT_USAGE && rc_argv_has_json(argc, argv));
     if (rv < 0) { /* --help after the command */
         rv = RC_EXIT_OK;
         print_json = false;
@@ -465,15 +504,8 @@ int main(int argc, char **argv)
     if (ctx.trace_fp && ctx.trace_fp != stderr)
         fclose(ctx.trace_fp);
     if (print_json) {
-        if (json_object_get(ctx.result, "ok") == NULL)
-            json_object_set_new(ctx.result, "ok", json_boolean(rv == RC_EXIT_OK));
-        if (json_object_get(ctx.result, "exit") == NULL)
-            json_object_set_new(ctx.result, "exit", json_integer(rv));
-        char *s = json_dumps(ctx.result, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(6));
-        if (s) {
-            puts(s);
-            free(s);
-        }
+        rc_json_finish(ctx.result, rv);
+        rc_json_print(ctx.result);
     }
     json_decref(ctx.result);
     return rv;

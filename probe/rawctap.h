@@ -51,6 +51,7 @@ struct rc_ctx {
     bool ka_valid;     /* the last keepalive seen, as the callback got it */
     uint8_t ka_status;
     uint64_t ka_at_us;
+    uint64_t ka_wall_us;     /* kc_now_us() when the last keepalive came */
     int (*abort_fn)(void *); /* optional abort poll (cancel command) */
     void *abort_ctx;
 };
@@ -119,6 +120,11 @@ int rc_cmd_pin(struct rc_ctx *ctx, int argc, char **argv);
 int rc_cmd_u2f_register(struct rc_ctx *ctx, int argc, char **argv);
 int rc_cmd_u2f_authenticate(struct rc_ctx *ctx, int argc, char **argv);
 int rc_cmd_doctor(struct rc_ctx *ctx, int argc, char **argv); /* rawctap_doctor.c */
+/* rawctap_trace.c */
+int rc_cmd_trace(struct rc_ctx *ctx, int argc, char **argv);
+/* After a command on a replay that diverged: prints where and how
+ * (rawctap_trace.c). */
+void rc_replay_note(struct rc_ctx *ctx);
 
 const struct rc_cmd *rc_cmd_find(const char *name);
 /* Prints the help of one command to stdout. */
@@ -174,6 +180,27 @@ void rc_json_failed(struct rc_ctx *ctx, const char *error_name);
 void rc_out_json(struct rc_ctx *ctx, const char *key, json_t *val, const char *text_val);
 
 double rc_secs_since(uint64_t t0_us);
+
+/* --json failures (rawctap_out.c). Every failed run's object has "ok": false,
+ * "error" (a sentence), "error_name" (UPPER_SNAKE) and "exit". */
+/* The generic error_name of an exit code, for failures that set none:
+ * LOCAL_FAILURE, USAGE, TRANSPORT_ERROR, CARD_ERROR, VERIFY_FAILED,
+ * REPLAY_DIVERGED (NULL for 0). */
+const char *rc_exit_error_name(int code);
+/* Sets "ok" and "exit" from rv and, on failure, "error" and "error_name"
+ * where the command set none. */
+void rc_json_finish(json_t *result, int rv);
+/* Prints the object as one compact line on stdout. */
+void rc_json_print(const json_t *result);
+/* --json appears among the arguments (before any "--"). */
+bool rc_argv_has_json(int argc, char **argv);
+/* A usage error caught before the command ran: with --json anywhere in
+ * argv, prints the error object too. Returns rv. */
+int rc_usage_json(int argc, char **argv, const char *cmd, int rv);
+/* The last usage problem (rc_usage_error, an unusable PIN source), NULL if
+ * none: the "error" of a usage failure. rawctap_util.c. */
+void rc_usage_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *rc_usage_last(void);
 
 /* Helpers (rawctap_util.c). */
 char *rc_b64url_encode(const uint8_t *buf, size_t len); /* malloc'd */
@@ -235,6 +262,17 @@ int rc_info_fetch(struct rc_ctx *ctx, struct kc_info *info);
  * returns RC_EXIT_CTAP. what names the step. */
 int rc_no_pin_protocol(struct rc_ctx *ctx, const struct kc_info *info, const char *what,
                        bool pin_optional);
+
+/* A protocol the user asked for (--protocol N): offered when getInfo lists
+ * it (or, for protocol 1, when a card with clientPin lists none, as CTAP 2.0
+ * cards do). Not offered: refused with exit 4 and PIN_PROTOCOL_NOT_OFFERED
+ * naming what the card offers, unless force (then said on stderr). On
+ * success *use is card with N as its only protocol. what names the step. */
+bool rc_pin_protocol_offered(const struct kc_info *info, int protocol);
+int rc_pin_protocol_pick(struct rc_ctx *ctx, const struct kc_info *card, int protocol, bool force,
+                         const char *what, struct kc_info *use);
+/* "pin_protocols": the card's advertised list (JSON array / text list). */
+void rc_out_pin_protocols(struct rc_ctx *ctx, const struct kc_info *card);
 
 /* Verification (rawctap_verify.c): print the outcome, return 0 or RC_EXIT_VERIFY. */
 int rc_verify_attestation(struct rc_ctx *ctx, const char *rp_id, const uint8_t cdh[32],

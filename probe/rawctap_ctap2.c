@@ -403,6 +403,7 @@ int rc_cmd_make_credential(struct rc_ctx *ctx, int argc, char **argv)
         kc_info_pin_protocols_str(&info, list, sizeof(list));
         rc_err(ctx, "make-credential: no PIN/UV auth protocol fits; the card advertised [%s]",
                list);
+        rc_json_error(ctx, "KC_ERR_NO_PIN_PROTOCOL", RC_EXIT_CTAP);
         r = RC_EXIT_CTAP;
         goto out;
     }

@@ -1,10 +1,11 @@
 /* rawctap doctor: walks the triage decision tree of docs/runbook/TRIAGE.md
  * against one card and names the first failing step with a stable code,
- * the evidence and the one fix. This file gathers the evidence (discovery,
- * open, INIT, PINGs, getInfo, a makeCredential on a throwaway rp id, a
- * getAssertion checked with its key, CTAP1 timing, re-enumeration); the
- * decision itself is rawctap_doctor_tree.c, a pure function. */
-#include <dirent.h>
+ * the evidence and the one fix. This file runs the steps and gathers the
+ * evidence (discovery, open, INIT, PINGs, getInfo, a makeCredential on a
+ * throwaway rp id, a getAssertion checked with its key, CTAP1 timing); the
+ * PIN step is rawctap_doctor_pin.c, finding the card again (enumeration,
+ * the watch while requests wait) rawctap_doctor_watch.c, and the decision
+ * itself rawctap_doctor_tree.c, a pure function. */
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
@@ -19,60 +20,22 @@
 #include "ctaphid/cose.h"
 #include "ctaphid/ctap2.h"
 #include "ctaphid/discover.h"
+#include "ctaphid/pin.h"
 #include "ctaphid/status.h"
 #include "ctaphid/u2f.h"
 #include "ctaphid/verify.h"
 #include "probe/rawctap.h"
 #include "probe/rawctap_doctor.h"
+#include "probe/rawctap_doctor_run.h"
 
-#define RC_DOC_RP_ID "doctor.kcard.invalid"
-#define RC_DOC_MAX_NODES 64
-#define RC_DOC_PING_BOUND_MS 1000
-#define RC_DOC_SMALL_PINGS 3
-#define RC_DOC_LARGE_PINGS 2
-#define RC_DOC_SMALL_LEN 16
-#define RC_DOC_LARGE_LEN 200     /* four reports */
-#define RC_DOC_ENUM_WAIT_MS 1500 /* a USB re-enumeration takes about a second */
-#define RC_DOC_ENUM_POLL_MS 50
-
-struct rc_doc_opts {
-    bool no_presence;
-    int slow_ms;
-    const char *cred_file;
+enum {
+    RC_DOC_OPT_NO_PRESENCE = RC_OPT_CMD_BASE,
+    RC_DOC_OPT_SLOW,
+    RC_DOC_OPT_CRED_FILE,
+    RC_DOC_OPT_PIN,
+    RC_DOC_OPT_PIN_FILE,
+    RC_DOC_OPT_PIN_LAST_TRY,
 };
-
-enum { RC_DOC_OPT_NO_PRESENCE = RC_OPT_CMD_BASE, RC_DOC_OPT_SLOW, RC_DOC_OPT_CRED_FILE };
-
-/* Keepalive bookkeeping for one request. */
-struct rc_doc_ka {
-    struct rc_ctx *ctx;
-    int processing, upneeded;
-    uint64_t last_us; /* elapsed time of the last packet seen */
-    uint64_t max_gap_us;
-    bool told;
-};
-
-struct rc_doc_run {
-    struct rc_ctx *ctx;
-    struct rc_doc_opts *opts;
-    struct rc_doc_evidence *ev;
-    struct kc_dev_entry chosen; /* the card's identity from discovery */
-    bool have_chosen;
-    bool chosen_node; /* a hidraw node (else an announced card) */
-    struct rc_doc_ka ka;
-    struct kc_info info;
-};
-
-static long ms_since(uint64_t t0)
-{
-    return (long)((kc_now_us() - t0) / 1000u);
-}
-
-static const char *env_or(const char *name, const char *def)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : def;
-}
 
 static const char *base_name(const char *path)
 {
@@ -120,33 +83,6 @@ static long ka_finish(struct rc_doc_ka *ka, uint64_t total_us)
 
 /* ---- discovery ---- */
 
-static bool is_sysfs_node(const char *uri, char **names, size_t n)
-{
-    const char *devdir = env_or("KCARD_DEV_DIR", "/dev");
-    size_t dl = strlen(devdir);
-    if (strncmp(uri, "hidraw:", 7) != 0 || strncmp(uri + 7, devdir, dl) != 0 || uri[7 + dl] != '/')
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(uri + 8 + dl, names[i]) == 0)
-            return true;
-    return false;
-}
-
-/* hidraw names in the sysfs class directory (a missing directory is none). */
-static size_t sysfs_names(char **names, size_t cap)
-{
-    DIR *d = opendir(env_or("KCARD_SYSFS_HIDRAW", KC_SYSFS_HIDRAW_DEFAULT));
-    struct dirent *e;
-    size_t n = 0;
-    if (d == NULL)
-        return 0;
-    while ((e = readdir(d)) != NULL && n < cap)
-        if (strncmp(e->d_name, "hidraw", 6) == 0 && (names[n] = strdup(e->d_name)) != NULL)
-            n++;
-    closedir(d);
-    return n;
-}
-
 static void append(char *buf, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void append(char *buf, size_t cap, const char *fmt, ...)
@@ -158,38 +94,6 @@ static void append(char *buf, size_t cap, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf + l, cap - l, fmt, ap);
     va_end(ap);
-}
-
-/* Lists every node; marks which entries are hidraw nodes (vs announced). */
-static size_t discover_all(struct kc_dev_entry *ents, bool *is_node, size_t *n_nodes)
-{
-    char *names[RC_DOC_MAX_NODES];
-    size_t nn = sysfs_names(names, RC_DOC_MAX_NODES);
-    size_t n = 0;
-    if (kc_discover_list_all(ents, RC_DOC_MAX_NODES, &n) != KC_OK)
-        n = 0;
-    if (n > RC_DOC_MAX_NODES)
-        n = RC_DOC_MAX_NODES;
-    *n_nodes = 0;
-    for (size_t i = 0; i < n; i++) {
-        is_node[i] = is_sysfs_node(ents[i].uri, names, nn);
-        if (is_node[i])
-            (*n_nodes)++;
-    }
-    for (size_t i = 0; i < nn; i++)
-        free(names[i]);
-    return n;
-}
-
-static bool same_card(const struct kc_dev_entry *a, bool a_node, const struct kc_dev_entry *b,
-                      bool b_node)
-{
-    if (a_node != b_node)
-        return false;
-    if (!a_node) /* an announced card is its announce file */
-        return strcmp(a->name, b->name) == 0;
-    return a->vid == b->vid && a->pid == b->pid && a->fido == b->fido &&
-           strcmp(a->serial, b->serial) == 0 && strcmp(a->name, b->name) == 0;
 }
 
 static void step_discover(struct rc_doc_run *run, struct kc_dev_entry *cands, size_t *n_cands,
@@ -204,14 +108,14 @@ static void step_discover(struct rc_doc_run *run, struct kc_dev_entry *cands, si
     *n_cands = 0;
     ev->discover_ran = true;
     snprintf(ev->sysfs_root, sizeof(ev->sysfs_root), "%s",
-             env_or("KCARD_SYSFS_HIDRAW", KC_SYSFS_HIDRAW_DEFAULT));
+             rc_doc_env_or("KCARD_SYSFS_HIDRAW", KC_SYSFS_HIDRAW_DEFAULT));
     snprintf(ev->announce_dir, sizeof(ev->announce_dir), "%s",
-             env_or("KCARD_ANNOUNCE_DIR", KC_ANNOUNCE_DIR_DEFAULT));
+             rc_doc_env_or("KCARD_ANNOUNCE_DIR", KC_ANNOUNCE_DIR_DEFAULT));
     if (ents == NULL) {
         rc_doc_step_add(ev, "discover", RC_DOC_SKIP, 0, "out of memory");
         return;
     }
-    n = discover_all(ents, is_node, &n_nodes);
+    n = rc_doc_discover_all(ents, is_node, &n_nodes);
     ev->n_hidraw = n_nodes;
     for (size_t i = 0; i < n; i++) {
         const struct kc_dev_entry *e = &ents[i];
@@ -247,7 +151,7 @@ static void step_discover(struct rc_doc_run *run, struct kc_dev_entry *cands, si
                 run->chosen_node = true;
             }
     }
-    rc_doc_step_add(ev, "discover", RC_DOC_PASS, ms_since(t0),
+    rc_doc_step_add(ev, "discover", RC_DOC_PASS, rc_doc_ms_since(t0),
                     "%zu hidraw node(s) (%zu FIDO)%s%s, %zu announced card(s)", ev->n_hidraw,
                     ev->n_fido, ev->nodes[0] ? ": " : "", ev->nodes, ev->n_announced);
     free(ents);
@@ -369,70 +273,21 @@ static struct kc_transport *step_open(struct rc_doc_run *run, const struct kc_de
         try_open(ev, run->ctx->uri, &t);
     }
     if (t == NULL) {
-        rc_doc_step_add(ev, "open", RC_DOC_FAIL, ms_since(t0), "%s", ev->open_msg);
+        rc_doc_step_add(ev, "open", RC_DOC_FAIL, rc_doc_ms_since(t0), "%s", ev->open_msg);
         return NULL;
     }
     ev->open_err = KC_OK;
     snprintf(ev->target, sizeof(ev->target), "%s", t->uri);
-    rc_doc_step_add(ev, "open", RC_DOC_PASS, ms_since(t0), "opened %s", t->uri);
+    rc_doc_step_add(ev, "open", RC_DOC_PASS, rc_doc_ms_since(t0), "opened %s", t->uri);
     return t;
-}
-
-/* ---- enumeration: has the card moved or gone? ---- */
-
-static void step_enumeration(struct rc_doc_run *run, int wait_ms)
-{
-    struct rc_doc_evidence *ev = run->ev;
-    uint64_t t0 = kc_now_us();
-    if (ev->enum_ran || !run->have_chosen || ev->dev == RC_DOC_DEV_OTHER)
-        return;
-    struct kc_dev_entry *ents = calloc(RC_DOC_MAX_NODES, sizeof(*ents));
-    bool is_node[RC_DOC_MAX_NODES];
-    size_t n_nodes = 0;
-    if (ents == NULL)
-        return;
-    bool found = false;
-    ev->enum_ran = true;
-    snprintf(ev->enum_old, sizeof(ev->enum_old), "%s", run->chosen.uri);
-    /* after a failure, give a re-enumerating card a moment to reappear */
-    for (;;) {
-        size_t n = discover_all(ents, is_node, &n_nodes);
-        found = false;
-        for (size_t i = 0; i < n && !found; i++) {
-            if (!same_card(&run->chosen, run->chosen_node, &ents[i], is_node[i]))
-                continue;
-            found = true;
-            if (strcmp(ents[i].uri, run->chosen.uri) != 0) {
-                ev->enum_changed = true;
-                snprintf(ev->enum_new, sizeof(ev->enum_new), "%s", ents[i].uri);
-            }
-        }
-        if (ev->enum_changed || ms_since(t0) >= wait_ms)
-            break;
-        usleep(RC_DOC_ENUM_POLL_MS * 1000);
-    }
-    ev->enum_vanished = !found;
-    rc_doc_step_add(ev, "enumeration",
-                    ev->enum_changed || ev->enum_vanished ? RC_DOC_FAIL : RC_DOC_PASS, ms_since(t0),
-                    "%s",
-                    ev->enum_changed    ? "the card moved to another node"
-                    : ev->enum_vanished ? "the card is gone"
-                                        : "the card is where it was");
-    free(ents);
 }
 
 /* ---- INIT and PINGs ---- */
 
-static void note_gone(struct rc_doc_evidence *ev, int err)
-{
-    if (err == KC_ERR_UNPLUGGED)
-        ev->saw_unplugged = true;
-}
-
 static bool is_transport_trouble(int err)
 {
     return err == KC_ERR_TIMEOUT || err == KC_ERR_NO_DEVICE || err == KC_ERR_UNPLUGGED ||
-           err == KC_ERR_IO;
+           err == KC_ERR_IO || err == KC_ERR_ABORTED;
 }
 
 static bool step_init(struct rc_doc_run *run)
@@ -445,7 +300,7 @@ static bool step_init(struct rc_doc_run *run)
         ev->init_attempts = attempt;
         int r = kc_dev_init(run->ctx->dev, &info);
         ev->init_err = r;
-        note_gone(ev, r);
+        rc_doc_note_gone(ev, r);
         if (r == KC_OK) {
             ev->init_ok_attempt = attempt;
             ev->caps = info.capabilities;
@@ -456,12 +311,12 @@ static bool step_init(struct rc_doc_run *run)
             break;
     }
     if (ev->init_ok_attempt == 0) {
-        rc_doc_step_add(ev, "init", RC_DOC_FAIL, ms_since(t0),
+        rc_doc_step_add(ev, "init", RC_DOC_FAIL, rc_doc_ms_since(t0),
                         "no INIT reply (%s) in %d attempt(s) of %d ms", kc_err_name(ev->init_err),
                         ev->init_attempts, ev->init_timeout_ms);
         return false;
     }
-    rc_doc_step_add(ev, "init", RC_DOC_PASS, ms_since(t0),
+    rc_doc_step_add(ev, "init", RC_DOC_PASS, rc_doc_ms_since(t0),
                     "channel %08x, CTAPHID protocol %u, version %u.%u.%u, capabilities 0x%02x%s",
                     info.cid, info.protocol_version, info.major, info.minor, info.build,
                     info.capabilities, ev->init_ok_attempt > 1 ? " (second attempt)" : "");
@@ -478,7 +333,7 @@ static void one_ping(struct rc_doc_run *run, struct rc_doc_pings *p, size_t len)
         return;
     }
     int r = kc_dev_ping(run->ctx->dev, out, len, in, sizeof(in), &got);
-    note_gone(run->ev, r);
+    rc_doc_note_gone(run->ev, r);
     if (r == KC_OK) {
         if (got == len && memcmp(in, out, len) == 0)
             p->ok++;
@@ -525,7 +380,7 @@ static void step_channel(struct rc_doc_run *run)
         ev->stale = st->skipped_stale;
     }
     bool good = ev->small.ok == ev->small.sent && ev->large.ok == ev->large.sent;
-    rc_doc_step_add(ev, "channel", good ? RC_DOC_PASS : RC_DOC_FAIL, ms_since(t0),
+    rc_doc_step_add(ev, "channel", good ? RC_DOC_PASS : RC_DOC_FAIL, rc_doc_ms_since(t0),
                     "PING %d/%d one-report and %d/%d multi-report echoed; %llu report(s) on other "
                     "channels, %llu stale",
                     ev->small.ok, ev->small.sent, ev->large.ok, ev->large.sent,
@@ -546,9 +401,9 @@ static void step_getinfo(struct rc_doc_run *run)
     ev->info_ran = true;
     int r = kc_ctap2_get_info(run->ctx->dev, &run->info);
     ev->info_err = r;
-    note_gone(ev, r);
+    rc_doc_note_gone(ev, r);
     if (r != KC_OK) {
-        rc_doc_step_add(ev, "getinfo", RC_DOC_FAIL, ms_since(t0), "getInfo failed: %s",
+        rc_doc_step_add(ev, "getinfo", RC_DOC_FAIL, rc_doc_ms_since(t0), "getInfo failed: %s",
                         kc_err_name(r));
         return;
     }
@@ -557,20 +412,30 @@ static void step_getinfo(struct rc_doc_run *run)
         append(ev->versions, sizeof(ev->versions), "%s%s", i ? ", " : "", in->versions[i]);
     ev->n_pin_protocols = in->n_pin_protocols;
     ev->client_pin = kc_info_option(in, "clientPin");
+    ev->always_uv = kc_info_option(in, "alwaysUv");
+    ev->uv = kc_info_option(in, "uv");
+    ev->mc_uv_not_rqd = kc_info_option(in, "makeCredUvNotRqd");
+    ev->force_pin_change = in->force_pin_change;
     char list[64];
     kc_info_pin_protocols_str(in, list, sizeof(list));
+    snprintf(ev->pin_protocols, sizeof(ev->pin_protocols), "%s", list);
     bool warn = ev->n_pin_protocols == 0 && ev->client_pin != 1;
-    rc_doc_step_add(ev, "getinfo", warn ? RC_DOC_WARN : RC_DOC_PASS, ms_since(t0),
-                    "versions %s; pinUvAuthProtocols [%s]; clientPin %s",
+    rc_doc_step_add(ev, "getinfo", warn ? RC_DOC_WARN : RC_DOC_PASS, rc_doc_ms_since(t0),
+                    "versions %s; pinUvAuthProtocols [%s]; clientPin %s%s%s%s",
                     ev->versions[0] ? ev->versions : "none", list,
                     ev->client_pin < 0 ? "absent"
                     : ev->client_pin   ? "set"
-                                       : "not set");
+                                       : "not set",
+                    ev->always_uv == 1 ? "; alwaysUv" : "",
+                    ev->mc_uv_not_rqd == 1 ? "; makeCredUvNotRqd" : "",
+                    ev->force_pin_change ? "; forcePINChange" : "");
 }
 
 /* ---- CTAP1 timing: VERSION, REGISTER's first answer, a check-only ---- */
 
 /* needed: the card has no CTAP2, so CTAP1 is all it speaks. */
+static int alive_after(struct rc_doc_run *run);
+
 static void step_ctap1(struct rc_doc_run *run, bool needed)
 {
     struct rc_doc_evidence *ev = run->ev;
@@ -594,7 +459,7 @@ static void step_ctap1(struct rc_doc_run *run, bool needed)
     }
     run->ctx->in_ctap1 = true;
     int r = kc_u2f_version(d, ev->u2f_version, sizeof(ev->u2f_version), &sw);
-    if (r == KC_OK && ms_since(t0) > ev->slow_ms) {
+    if (r == KC_OK && rc_doc_ms_since(t0) > ev->slow_ms) {
         ev->ctap1_cut_short = true;
     } else if (r == KC_OK) {
         r = kc_u2f_register(d, chal, app, reg);
@@ -607,7 +472,7 @@ static void step_ctap1(struct rc_doc_run *run, bool needed)
             sw = reg->sw;
         }
         /* already over the limit: slow by the total, skip the check */
-        if (r == KC_OK && ms_since(t0) <= ev->slow_ms) {
+        if (r == KC_OK && rc_doc_ms_since(t0) <= ev->slow_ms) {
             memset(&auth, 0, sizeof(auth));
             r = kc_u2f_authenticate(d, KC_U2F_AUTH_CHECK_ONLY, chal, app, handle, handle_len, NULL,
                                     &auth);
@@ -621,10 +486,14 @@ static void step_ctap1(struct rc_doc_run *run, bool needed)
         }
     }
     run->ctx->in_ctap1 = false;
-    note_gone(ev, r);
+    rc_doc_note_gone(ev, r);
+    /* nothing came back: slow, or gone from this address? (a card that
+     * re-plugged between VERSION and REGISTER is not slow) */
+    if (r == KC_ERR_TIMEOUT || r == KC_ERR_NO_DEVICE || r == KC_ERR_IO || r == KC_ERR_UNPLUGGED)
+        ev->ctap1_alive_after = alive_after(run);
     ev->ctap1_err = r;
     ev->ctap1_sw = sw;
-    ev->ctap1_ms = ms_since(t0);
+    ev->ctap1_ms = rc_doc_ms_since(t0);
     free(reg);
     bool slow =
         ev->ctap1_cut_short || r == KC_ERR_TIMEOUT || (r == KC_OK && ev->ctap1_ms > ev->slow_ms);
@@ -659,6 +528,32 @@ static int client_data_hash(uint8_t cdh[KC_CDH_LEN])
     return rc_random(cdh, KC_CDH_LEN);
 }
 
+/* A status saying the request needs (or cannot have) the PIN: the step is a
+ * warning; the PIN gate of the tree names it. */
+static bool wants_pin(int r, bool used_pin)
+{
+    return r == KC_CTAP2_ERR_PIN_BLOCKED || r == KC_CTAP2_ERR_PIN_AUTH_BLOCKED ||
+           r == KC_CTAP2_ERR_PIN_POLICY_VIOLATION ||
+           (!used_pin && (r == KC_CTAP2_ERR_PUAT_REQUIRED || r == KC_CTAP2_ERR_PIN_NOT_SET ||
+                          r == KC_ERR_NO_PIN_PROTOCOL));
+}
+
+/* A request timed out with not one KEEPALIVE: is the card still there at
+ * all? A fresh CTAPHID_INIT (bounded by 1 s) tells a card that went silent
+ * from one that is merely quiet while it works. 1 answered, -1 silent. */
+static int alive_after(struct rc_doc_run *run)
+{
+    struct kc_init_info info;
+    struct kc_timeouts to = run->ctx->to;
+    if (to.init_ms > RC_DOC_PING_BOUND_MS)
+        to.init_ms = RC_DOC_PING_BOUND_MS;
+    kc_dev_set_timeouts(run->ctx->dev, &to);
+    int r = kc_dev_init(run->ctx->dev, &info);
+    kc_dev_set_timeouts(run->ctx->dev, &run->ctx->to);
+    rc_doc_note_gone(run->ev, r);
+    return r == KC_OK || r == KC_ERR_HID ? 1 : -1;
+}
+
 static void step_presence(struct rc_doc_run *run, struct rc_doc_cred *cred)
 {
     struct rc_doc_evidence *ev = run->ev;
@@ -680,6 +575,15 @@ static void step_presence(struct rc_doc_run *run, struct rc_doc_cred *cred)
     req.algs[0] = run->ctx->alg;
     req.n_algs = 1;
     req.info = &run->info;
+    if (run->have_token) {
+        req.token = &run->token;
+        ev->mc_used_pin = true;
+    } else if (ev->uv == 1) {
+        /* a card with built-in user verification (a fingerprint) verifies
+         * the person itself when asked: no PIN needed for that */
+        req.uv = true;
+        ev->mc_used_uv = true;
+    }
     fprintf(stderr,
             "rawctap doctor: makeCredential for %s: touch the card if it asks (waiting at most "
             "%d ms for the prompt)\n",
@@ -689,13 +593,18 @@ static void step_presence(struct rc_doc_run *run, struct rc_doc_cred *cred)
     int r = kc_ctap2_make_credential(run->ctx->dev, &req, &att);
     uint64_t total = kc_now_us() - t0;
     ev->mc_err = r;
-    note_gone(ev, r);
+    rc_doc_note_gone(ev, r);
     ev->mc_phase = kc_dev_last_phase(run->ctx->dev);
     ev->mc_ms = (long)(total / 1000u);
     ev->n_processing = run->ka.processing;
     ev->n_upneeded = run->ka.upneeded;
     ev->max_gap_ms = ka_finish(&run->ka, total);
     ev->att_err = KC_OK;
+    /* the token's permissions may be spent by the makeCredential */
+    kc_pin_token_clear(&run->token);
+    run->have_token = false;
+    if (r == KC_ERR_TIMEOUT && ev->n_processing + ev->n_upneeded == 0 && !run->moved_abort)
+        ev->mc_alive_after = alive_after(run);
     if (r == KC_OK) {
         struct kc_verify_result vr;
         kc_verify_result_init(&vr);
@@ -717,11 +626,19 @@ static void step_presence(struct rc_doc_run *run, struct rc_doc_cred *cred)
     }
     kc_attestation_free(&att);
     bool good = r == KC_OK && ev->att_err == KC_OK && ev->max_gap_ms <= RC_DOC_KEEPALIVE_GAP_MS;
-    rc_doc_step_add(ev, "presence", good ? RC_DOC_PASS : RC_DOC_FAIL, ev->mc_ms,
-                    "makeCredential %s: %s after %ld ms; %d PROCESSING, %d UPNEEDED keepalive(s), "
-                    "longest silence %ld ms%s",
-                    RC_DOC_RP_ID, r > 0 ? kc_ctap2_status_name((uint8_t)r) : kc_err_name(r),
-                    ev->mc_ms, ev->n_processing, ev->n_upneeded, ev->max_gap_ms,
+    rc_doc_step_add(ev, "presence",
+                    good                            ? RC_DOC_PASS
+                    : wants_pin(r, ev->mc_used_pin) ? RC_DOC_WARN
+                                                    : RC_DOC_FAIL,
+                    ev->mc_ms,
+                    "makeCredential %s%s: %s after %ld ms; %d PROCESSING, %d UPNEEDED "
+                    "keepalive(s), longest silence %ld ms%s",
+                    RC_DOC_RP_ID,
+                    ev->mc_used_pin  ? " with the PIN"
+                    : ev->mc_used_uv ? " with built-in uv"
+                                     : "",
+                    r > 0 ? kc_ctap2_status_name((uint8_t)r) : kc_err_name(r), ev->mc_ms,
+                    ev->n_processing, ev->n_upneeded, ev->max_gap_ms,
                     r == KC_OK
                         ? (ev->att_err == KC_OK ? "; attestation verified" : "; attestation FAILED")
                         : "");
@@ -747,11 +664,24 @@ static void step_verify(struct rc_doc_run *run, struct rc_doc_cred *cred)
     req.info = &run->info;
     ka_reset(&run->ka);
     uint64_t t0 = kc_now_us();
-    int r = kc_ctap2_get_assertion(run->ctx->dev, &req, &a);
+    int r = KC_OK;
+    struct kc_pin_token tok;
+    memset(&tok, 0, sizeof(tok));
+    if (ev->token_ran && ev->token_err == KC_OK && run->pin) {
+        /* the PIN is known good: a fresh token for this rp id */
+        ev->ga_used_pin = true;
+        r = kc_pin_token_for(run->ctx->dev, &run->info, run->pin, KC_PERM_GA, cred->rp_id, &tok);
+        req.token = &tok;
+    }
+    if (r == KC_OK)
+        r = kc_ctap2_get_assertion(run->ctx->dev, &req, &a);
+    kc_pin_token_clear(&tok);
     uint64_t total = kc_now_us() - t0;
     ev->ga_err = r;
-    note_gone(ev, r);
+    rc_doc_note_gone(ev, r);
     ev->ga_max_gap_ms = ka_finish(&run->ka, total);
+    if (r == KC_ERR_TIMEOUT && run->ka.processing + run->ka.upneeded == 0 && !run->moved_abort)
+        ev->ga_alive_after = alive_after(run);
     ev->prev_count = cred->count;
     if (r == KC_OK) {
         struct kc_verify_result vr;
@@ -770,8 +700,13 @@ static void step_verify(struct rc_doc_run *run, struct rc_doc_cred *cred)
     bool rollback = (ev->prev_count || ev->new_count) && ev->new_count <= ev->prev_count;
     bool good = r == KC_OK && ev->sig_err == KC_OK && !rollback &&
                 ev->ga_max_gap_ms <= RC_DOC_KEEPALIVE_GAP_MS;
-    rc_doc_step_add(ev, "verify", good ? RC_DOC_PASS : RC_DOC_FAIL, (long)(total / 1000u),
-                    "getAssertion (up=false) %s: %s; signature %s; signCount %u -> %u", cred->rp_id,
+    rc_doc_step_add(ev, "verify",
+                    good                            ? RC_DOC_PASS
+                    : wants_pin(r, ev->ga_used_pin) ? RC_DOC_WARN
+                                                    : RC_DOC_FAIL,
+                    (long)(total / 1000u),
+                    "getAssertion (up=false%s) %s: %s; signature %s; signCount %u -> %u",
+                    ev->ga_used_pin ? ", with the PIN" : "", cred->rp_id,
                     r > 0 ? kc_ctap2_status_name((uint8_t)r) : kc_err_name(r),
                     r != KC_OK             ? "not checked"
                     : ev->sig_err == KC_OK ? "verified"
@@ -866,7 +801,8 @@ static bool named(struct rc_doc_run *run)
     if (v == NULL)
         return true;
     rc_doc_decide(run->ev, v);
-    bool done = v->done;
+    /* a PIN/UV state is named at the end: what needs no PIN is tested first */
+    bool done = v->done && !v->pin_gate;
     free(v);
     return done;
 }
@@ -874,8 +810,17 @@ static bool named(struct rc_doc_run *run)
 /* After a transport-level failure: has the card moved or gone? */
 static void check_moved(struct rc_doc_run *run, int err)
 {
-    if (is_transport_trouble(err) && run->ev->dev != RC_DOC_DEV_OTHER)
-        step_enumeration(run, RC_DOC_ENUM_WAIT_MS);
+    if (!is_transport_trouble(err) && !run->moved_abort)
+        return;
+    if (run->ev->dev != RC_DOC_DEV_OTHER)
+        /* EOF or hang-up comes with the node's removal: a node still there
+         * after a short look is not re-enumerating; a silent card may be
+         * about to, so it gets the full wait */
+        rc_doc_step_enumeration(run, RC_DOC_ENUM_WAIT_MS,
+                                err == KC_ERR_UNPLUGGED || err == KC_ERR_IO ? RC_DOC_ENUM_SETTLE_MS
+                                                                            : RC_DOC_ENUM_WAIT_MS);
+    else
+        rc_doc_udp_moved_hint(run);
 }
 
 /* ---- the command ---- */
@@ -896,6 +841,15 @@ static int rc_doc_opt(struct rc_ctx *ctx, void *st, int c, const char *arg)
         return 0;
     case RC_DOC_OPT_CRED_FILE:
         o->cred_file = arg;
+        return 0;
+    case RC_DOC_OPT_PIN:
+        o->pin = arg;
+        return 0;
+    case RC_DOC_OPT_PIN_FILE:
+        o->pin_file = arg;
+        return 0;
+    case RC_DOC_OPT_PIN_LAST_TRY:
+        o->pin_last_try = true;
         return 0;
     default:
         return rc_usage_error("doctor", "unexpected option");
@@ -942,10 +896,14 @@ static int doctor_run(struct rc_doc_run *run)
     memset(&cred, 0, sizeof(cred));
     if (run->opts->cred_file && (r = load_cred_file(ctx, run->opts->cred_file, &cred)) != 0)
         return r;
+    if (run->opts->cred_file) {
+        ev->verify_cred_file = true;
+        snprintf(ev->cred_file, sizeof(ev->cred_file), "%s", run->opts->cred_file);
+    }
     if ((r = open_trace(ctx)) != 0)
         goto out;
 
-    /* 1-2. discover: no hidraw at all, only a non-FIDO interface */
+    /* discover: no hidraw at all, only a non-FIDO interface */
     if (ev->dev != RC_DOC_DEV_OTHER) {
         if ((cands = calloc(RC_DOC_MAX_NODES, sizeof(*cands))) == NULL) {
             r = RC_EXIT_LOCAL;
@@ -955,7 +913,7 @@ static int doctor_run(struct rc_doc_run *run)
         if (named(run))
             goto done;
     }
-    /* 3. open: permission */
+    /* open: permission */
     struct kc_transport *t = step_open(run, cands, cand_node, n_cands);
     if (t == NULL) {
         if (ev->open_err == KC_ERR_INVALID_ARG) {
@@ -969,25 +927,29 @@ static int doctor_run(struct rc_doc_run *run)
         r = RC_EXIT_LOCAL;
         goto out;
     }
-    /* a card that moves is a finding (REENUMERATED), not something to hide */
+    /* a card that moves is a finding (REENUMERATED), not something to hide;
+     * it is watched while requests wait, so it is named at once */
     kc_dev_set_follow(ctx->dev, false);
+    if (ev->dev == RC_DOC_DEV_OTHER)
+        rc_doc_udp_watch_setup(run, t->uri);
+    kc_dev_set_abort_cb(ctx->dev, rc_doc_watch, run);
     if (ctx->trace_on)
         kc_dev_set_trace(ctx->dev, &ctx->trace);
     run->ka.ctx = ctx;
     kc_dev_set_keepalive_cb(ctx->dev, rc_doc_on_keepalive, &run->ka);
 
-    /* 4. INIT within the bound */
+    /* INIT within the bound */
     if (!step_init(run)) {
         check_moved(run, ev->init_err);
         goto done;
     }
     /* framing and channel health */
     step_channel(run);
-    if (ev->small.timeout + ev->large.timeout > 0 || ev->saw_unplugged)
+    if (ev->small.timeout + ev->large.timeout > 0 || ev->saw_unplugged || run->moved_abort)
         check_moved(run, KC_ERR_TIMEOUT);
     if (named(run))
         goto done;
-    /* 6-7. CTAP2 present? PIN/UV protocols; CTAP1 only */
+    /* getinfo: CTAP2 present? PIN/UV protocols; CTAP1 only */
     step_getinfo(run);
     check_moved(run, ev->info_err);
     if (named(run))
@@ -998,7 +960,14 @@ static int doctor_run(struct rc_doc_run *run)
         check_moved(run, ev->ctap1_err);
         goto done;
     }
-    /* 5, 9. the presence prompt and keepalives while waiting */
+    /* PIN retries (never a PIN blind), and with a PIN a token for what follows */
+    bool mc_next = !run->opts->no_presence;
+    rc_doc_step_pin(run, run->opts->pin_last_try, mc_next ? KC_PERM_MC : KC_PERM_GA,
+                    mc_next || !cred.have ? RC_DOC_RP_ID : cred.rp_id);
+    check_moved(run, ev->retries_err != KC_OK ? ev->retries_err : ev->token_err);
+    if (named(run))
+        goto done;
+    /* presence: the prompt and keepalives while waiting */
     if (!run->opts->no_presence) {
         step_presence(run, &cred);
         check_moved(run, ev->mc_err == KC_ERR_TIMEOUT && ev->n_processing + ev->n_upneeded > 0
@@ -1018,14 +987,14 @@ static int doctor_run(struct rc_doc_run *run)
     } else {
         rc_doc_step_add(ev, "verify", RC_DOC_SKIP, 0, "no credential to check (see --cred-file)");
     }
-    /* 7. the CTAP1 fallback's speed, when the card offers CTAP1 */
+    /* ctap1: the fallback's speed, when the card offers CTAP1 */
     if ((ev->caps & KC_HID_CAP_NMSG) == 0)
         step_ctap1(run, false);
     else
         rc_doc_step_add(ev, "ctap1", RC_DOC_SKIP, 0, "the card does not offer CTAP1 (NMSG)");
-    /* 8. did the card move while we worked? */
+    /* enumeration: did the card move while we worked? */
     if (ev->dev != RC_DOC_DEV_OTHER)
-        step_enumeration(run, 0);
+        rc_doc_step_enumeration(run, 0, 0);
 done:
     r = finish(run);
 out:
@@ -1035,33 +1004,70 @@ out:
     return r;
 }
 
+/* CTAP's PIN rule: at least 4 code points, at most 63 bytes. A PIN outside
+ * it cannot be right, so it is refused before any attempt is spent. */
+static bool pin_length_ok(const char *pin)
+{
+    size_t bytes = strlen(pin), points = 0;
+    for (size_t i = 0; i < bytes; i++)
+        if (((unsigned char)pin[i] & 0xc0) != 0x80)
+            points++;
+    return points >= KC_PIN_MIN_LEN && bytes <= KC_PIN_MAX_LEN;
+}
+
 int rc_cmd_doctor(struct rc_ctx *ctx, int argc, char **argv)
 {
     static const struct option lo[] = {
         {"no-presence-test", no_argument, NULL, RC_DOC_OPT_NO_PRESENCE},
         {"slow-ms", required_argument, NULL, RC_DOC_OPT_SLOW},
         {"cred-file", required_argument, NULL, RC_DOC_OPT_CRED_FILE},
+        {"pin", required_argument, NULL, RC_DOC_OPT_PIN},
+        {"pin-file", required_argument, NULL, RC_DOC_OPT_PIN_FILE},
+        {"pin-last-try", no_argument, NULL, RC_DOC_OPT_PIN_LAST_TRY},
         {NULL, 0, NULL, 0},
     };
-    struct rc_doc_opts opts = {false, RC_DOC_SLOW_MS_DEFAULT, NULL};
+    struct rc_doc_opts opts;
+    char pin[RC_DOC_PIN_MAX];
+    memset(&opts, 0, sizeof(opts));
+    memset(pin, 0, sizeof(pin));
+    opts.slow_ms = RC_DOC_SLOW_MS_DEFAULT;
     int r = rc_parse_cmd_no_operands(ctx, argc, argv, "", lo, rc_doc_opt, &opts);
     if (r != 0)
         return r;
+    int have_pin = rc_pin_get(opts.pin, opts.pin_file, pin, sizeof(pin));
+    if (have_pin != 0 && have_pin != 1)
+        return have_pin;
+    if (have_pin == 1 && !pin_length_ok(pin)) {
+        OPENSSL_cleanse(pin, sizeof(pin));
+        return rc_usage_error("doctor",
+                              "a PIN has at least %d characters and at most %d bytes; the one "
+                              "given does not, so it was not sent",
+                              KC_PIN_MIN_LEN, KC_PIN_MAX_LEN);
+    }
 
     struct rc_doc_evidence *ev = calloc(1, sizeof(*ev));
-    if (ev == NULL)
+    if (ev == NULL) {
+        OPENSSL_cleanse(pin, sizeof(pin));
         return RC_EXIT_LOCAL;
+    }
     classify_device(ctx->uri, ev);
     ev->timeout_ms = ctx->to.command_ms;
     ev->init_timeout_ms = ctx->to.init_ms;
     ev->presence_timeout_ms = ctx->to.presence_ms;
     ev->slow_ms = opts.slow_ms;
+    ev->pin_given = have_pin == 1;
+    /* an aborted or timed-out request: its CANCEL answer is not worth long */
+    if (ctx->to.cancel_ms > RC_DOC_CANCEL_MS)
+        ctx->to.cancel_ms = RC_DOC_CANCEL_MS;
     struct rc_doc_run run;
     memset(&run, 0, sizeof(run));
     run.ctx = ctx;
     run.opts = &opts;
     run.ev = ev;
+    run.pin = have_pin == 1 ? pin : NULL;
     r = doctor_run(&run);
+    kc_pin_token_clear(&run.token);
+    OPENSSL_cleanse(pin, sizeof(pin));
     OPENSSL_cleanse(&run.info, sizeof(run.info));
     free(ev);
     return r;

@@ -24,6 +24,9 @@
 #define RC_DOC_MAX_EVIDENCE 8
 #define RC_DOC_MAX_WARNINGS 4
 #define RC_DOC_LINE 320
+/* With this many PIN retries left or fewer, doctor does not spend one
+ * (a wrong PIN would block the PIN for good) unless --pin-last-try. */
+#define RC_DOC_PIN_SPARE_RETRIES 1
 
 enum rc_doc_dev {
     RC_DOC_DEV_AUTO = 0, /* "auto": discovery chooses the card */
@@ -105,6 +108,35 @@ struct rc_doc_evidence {
     size_t n_pin_protocols;
     int client_pin; /* -1 absent, 0 false, 1 true */
     char versions[128];
+    /* what decides whether makeCredential/getAssertion need a PIN or UV */
+    int always_uv;          /* getInfo option alwaysUv: -1 absent, 0 false, 1 true */
+    int uv;                 /* built-in UV: -1 absent, 0 not configured, 1 configured */
+    int mc_uv_not_rqd;      /* makeCredUvNotRqd: -1 absent, 0, 1 */
+    bool force_pin_change;  /* getInfo forcePINChange (0x0c) */
+    char pin_protocols[64]; /* "2, 1" or "none" */
+
+    /* pin: getRetries (a PIN is set) and, with --pin, a pinUvAuthToken.
+     * The PIN itself is never part of the evidence. */
+    bool pin_given; /* --pin, --pin-file or $RAWCTAP_PIN */
+    bool pin_ran;
+    bool retries_ran;
+    int retries_err; /* KC_OK, a CTAP2 status or KC_ERR_* */
+    unsigned retries;
+    bool power_cycle_state; /* getRetries: PIN use blocked until power cycle */
+    bool pin_spared;        /* PIN given but not tried: too few retries left */
+    bool token_ran;
+    int token_err; /* getPinToken / getPinUvAuthToken...: KC_OK, status or KC_ERR_* */
+    int token_protocol;
+    bool retries_after_known; /* getRetries again after a refused PIN */
+    unsigned retries_after;
+    bool mc_used_pin, ga_used_pin; /* the request carried a pinUvAuthParam */
+    bool mc_used_uv;               /* the request asked for the card's built-in uv */
+    /* after a request the card did not answer with no KEEPALIVE at all: did
+     * a fresh CTAPHID_INIT get an answer? 0 not asked, 1 yes, -1 no */
+    int mc_alive_after, ga_alive_after;
+    /* explicit udp card announced by a virtual card: the address its announce
+     * file names now, when that changed during the run ("" otherwise) */
+    char moved_hint[KC_URI_MAX];
 
     /* presence: makeCredential on the throwaway rp id */
     bool presence_ran, presence_skipped;
@@ -119,6 +151,7 @@ struct rc_doc_evidence {
     /* verify: getAssertion (up=false) checked with the new (or saved) key */
     bool verify_ran;
     bool verify_cred_file; /* against --cred-file */
+    char cred_file[256];   /* its path, for the fix */
     int ga_err;
     int sig_err; /* signature/rpIdHash/flags, counter not considered */
     char sig_reason[256];
@@ -129,8 +162,9 @@ struct rc_doc_evidence {
     bool ctap1_ran;
     int ctap1_err; /* KC_OK, KC_ERR_TIMEOUT, KC_ERR_U2F, ... */
     uint16_t ctap1_sw;
-    long ctap1_ms;        /* VERSION, REGISTER's first answer and a check-only */
-    bool ctap1_cut_short; /* stopped once over slow_ms */
+    long ctap1_ms;         /* VERSION, REGISTER's first answer and a check-only */
+    bool ctap1_cut_short;  /* stopped once over slow_ms */
+    int ctap1_alive_after; /* after a CTAP1 request got nothing: INIT answered 1, not -1 */
     char u2f_version[16];
 
     /* enumeration: did the card move or vanish (auto mode) */
@@ -146,15 +180,17 @@ struct rc_doc_evidence {
 struct rc_doc_finding {
     const char *code; /* stable UPPER_SNAKE (TRIAGE.md) */
     const char *step; /* the step that named it */
-    int exit;         /* 0 (pass or warning), 3 transport, 4 card */
+    int exit;         /* 0 (pass or warning), 3 transport, 4 card, 5 verification */
     char evidence[RC_DOC_MAX_EVIDENCE][RC_DOC_LINE];
     size_t n_evidence;
-    char fix[640];
+    char fix[896];
 };
 
 struct rc_doc_verdict {
     bool ok;                       /* exit 0 */
     bool done;                     /* a failure was named: stop gathering */
+    bool pin_gate;                 /* ...by the PIN/UV state (step "pin"): the
+                                      runner still tests what needs no PIN */
     struct rc_doc_finding primary; /* the failure, the first warning, or OK */
     struct rc_doc_finding warnings[RC_DOC_MAX_WARNINGS];
     size_t n_warnings;
@@ -169,7 +205,8 @@ const char *const *rc_doc_codes(void);
 void rc_doc_decide(const struct rc_doc_evidence *ev, struct rc_doc_verdict *v);
 
 /* The --json object: {"ok","code","level","step","exit","evidence","fix",
- * "steps":[{name,result,ms,detail}],"warnings":[...],"device"}. */
+ * "steps":[{name,result,ms,detail}],"warnings":[...],"device","pin_given"}
+ * and "pin_retries" when getRetries answered. */
 json_t *rc_doc_json(const struct rc_doc_evidence *ev, const struct rc_doc_verdict *v);
 
 /* Appends a step; returns it (NULL when full). */

@@ -20,6 +20,8 @@ struct rc_doc_code {
 static const struct rc_doc_code rc_doc_code_table[] = {
     {"OK", 0},
     {"NO_PIN_PROTOCOLS", 0},
+    {"PIN_REQUIRED", 0},
+    {"PIN_RETRIES_LOW", 0},
     {"NO_HIDRAW", 3},
     {"NON_FIDO_ONLY", 3},
     {"NOT_FIDO_NODE", 3},
@@ -43,6 +45,12 @@ static const struct rc_doc_code rc_doc_code_table[] = {
     {"PRESENCE_DENIED", 4},
     {"BAD_SIGNATURE", 5},
     {"COUNTER_ROLLBACK", 5},
+    {"PIN_NOT_SET", 4},
+    {"PIN_INVALID", 4},
+    {"PIN_BLOCKED", 4},
+    {"PIN_AUTH_BLOCKED", 4},
+    {"PIN_CHANGE_REQUIRED", 4},
+    {"UNKNOWN_CREDENTIAL", 4},
     {"CTAP_ERROR", 4},
 };
 
@@ -151,6 +159,79 @@ static const char *attach_fix =
 static const char *power_cycle_fix =
     "power-cycle the card (unplug it, wait 5 s, plug it in), re-attach it to this VM "
     "(qvm-usb detach, then qvm-usb attach) and run `rawctap doctor` again";
+
+/* The only fix that destroys data. Named only where the evidence is that the
+ * card is unusable otherwise (a blocked PIN), and always with what it erases. */
+static const char *reset_fix =
+    "only authenticatorReset recovers a blocked PIN, and it erases every credential on the card "
+    "(every site and service must enrol the card again) and the PIN itself; the card accepts it "
+    "only within about 10 s of power-up: unplug the card, plug it in and run `rawctap reset` at "
+    "once. If its credentials must not be lost, keep using it only for what needs no PIN, or "
+    "replace it";
+
+static bool is_udp(const struct rc_doc_evidence *ev)
+{
+    return ev->dev == RC_DOC_DEV_OTHER && strncmp(ev->device, "udp:", 4) == 0;
+}
+
+static const char *where(const struct rc_doc_evidence *ev)
+{
+    return ev->target[0] ? ev->target : ev->device;
+}
+
+/* A card that answered before and then went silent: the fix depends on the
+ * transport, since a UDP card has no power to cycle and no USB to re-attach. */
+static void silent_fix(const struct rc_doc_evidence *ev, struct rc_doc_finding *f)
+{
+    if (is_udp(ev) && ev->moved_hint[0])
+        fix(f,
+            "the card stopped answering at %s, and the virtual card's announce file now names %s: "
+            "it re-plugged under a new address. Use --device auto (it follows the card by its "
+            "announce file) or --device %s",
+            where(ev), ev->moved_hint, ev->moved_hint);
+    else if (is_udp(ev))
+        fix(f,
+            "the card stopped answering at this address (%s): a virtual card may have moved "
+            "(re-plugged under a new port: see the address in its announce directory or in "
+            "`vcard-ctl status`) or stopped. Use --device auto (it follows an announced card) or "
+            "the new address; restart the simulator if it is gone",
+            where(ev));
+    else if (ev->dev == RC_DOC_DEV_OTHER)
+        fix(f, "the card stopped answering at %s: check that it is still attached, then %s",
+            where(ev), power_cycle_fix);
+    else
+        fix(f, "%s", power_cycle_fix);
+}
+
+/* The descriptor said EOF or hang-up, but this run's enumeration still finds
+ * the card at the same node with the same identity: not an unplug. */
+static bool gone_contradicted(const struct rc_doc_evidence *ev)
+{
+    return ev->enum_ran && !ev->enum_vanished && !ev->enum_changed;
+}
+
+static void contradiction(const struct rc_doc_evidence *ev, struct rc_doc_finding *f)
+{
+    evidence(f,
+             "yet this run's enumeration finds the card where it was (%s, same identity): it was "
+             "not unplugged",
+             ev->enum_old[0] ? ev->enum_old : where(ev));
+}
+
+/* Reads or writes failed (EOF, hang-up, an I/O error, nothing listening)
+ * without the card having left: NO_REPLY with the transport's fix. */
+static void io_fix(const struct rc_doc_evidence *ev, struct rc_doc_finding *f)
+{
+    if (ev->dev == RC_DOC_DEV_OTHER)
+        silent_fix(ev, f);
+    else
+        fix(f,
+            "the node is still there but reads fail: re-attach the card to this VM (qvm-usb "
+            "detach, then qvm-usb attach), check `dmesg` for USB errors, and make sure no other "
+            "program holds the node; if the card was re-plugged and got the same node back, run "
+            "doctor again. %s",
+            power_cycle_fix);
+}
 
 /* ---- the steps of the tree, in order; each returns true when it named
  * a failure ---- */
@@ -267,12 +348,13 @@ static bool tree_moved(const struct rc_doc_evidence *ev, struct rc_doc_verdict *
         evidence(f, "the card was %s and is now %s", ev->enum_old, ev->enum_new);
         if (ev->saw_unplugged)
             evidence(f, "the old descriptor reported the device gone (stale descriptor)");
-        fix(f, "the card re-enumerated under another node (a USB reset or a re-attach): address "
+        fix(f, "the card re-enumerated under another node (USB re-enumeration or a re-attach): "
+               "address "
                "it as --device auto, which finds it by HID id and serial, never by hidrawN; if it "
                "keeps happening, check the cable, USB power and the VM's USB passthrough");
         return true;
     }
-    if ((ev->enum_ran && ev->enum_vanished) || ev->saw_unplugged) {
+    if ((ev->enum_ran && ev->enum_vanished) || (ev->saw_unplugged && !ev->enum_ran)) {
         f = doc_fail(v, "UNPLUGGED", "enumeration");
         if (ev->enum_ran && ev->enum_vanished)
             evidence(f, "%s is gone and the card is not visible under another node",
@@ -296,6 +378,14 @@ static bool tree_init(const struct rc_doc_evidence *ev, struct rc_doc_verdict *v
         fix(f, "check the device URI, or start the card or simulator first");
         return true;
     }
+    if ((ev->init_err == KC_ERR_UNPLUGGED || ev->init_err == KC_ERR_IO) && gone_contradicted(ev)) {
+        f = doc_fail(v, "NO_REPLY", "init");
+        evidence(f, "%s: %s during CTAPHID_INIT (the descriptor reported EOF or hang-up)",
+                 where(ev), kc_strerror(ev->init_err));
+        contradiction(ev, f);
+        io_fix(ev, f);
+        return true;
+    }
     if (ev->init_err == KC_ERR_UNPLUGGED) {
         f = doc_fail(v, "UNPLUGGED", "init");
         evidence(f, "%s: the descriptor reported the device gone during INIT", ev->target);
@@ -308,6 +398,26 @@ static bool tree_init(const struct rc_doc_evidence *ev, struct rc_doc_verdict *v
                  ev->init_attempts, ev->init_timeout_ms);
     else
         evidence(f, "CTAPHID_INIT failed: %s", kc_strerror(ev->init_err));
+    if (is_udp(ev)) {
+        bool local = strstr(ev->device, "local=") != NULL;
+        evidence(f,
+                 "%s is a UDP address: a reply sent to another port than the one rawctap reads "
+                 "on is never seen%s",
+                 ev->device, local ? " (a local port was set with ?local=)" : "");
+        if (local)
+            fix(f, "a UDP card has no power to cycle; the causes, most likely first: (1) the card "
+                   "replies to another port than the ?local= port given: check which host port "
+                   "the simulator sends its replies to and give exactly that one; (2) wrong "
+                   "address or port: check where the simulator listens; (3) the simulator is "
+                   "stuck or stopped: restart it");
+        else
+            fix(f, "a UDP card has no power to cycle; the causes, most likely first: (1) the card "
+                   "replies to a fixed port: simulators reply to a fixed host port (7112): use "
+                   "udp:HOST:PORT?local=7112; (2) wrong address or port: check where the "
+                   "simulator listens (kcard's vcard prints it, or use --device auto); (3) the "
+                   "simulator is stuck or stopped: restart it");
+        return true;
+    }
     evidence(f, "the node opened fine: the transport below CTAPHID is stuck");
     fix(f,
         "%s (in the runbook a manual INIT written to /dev/hidraw0 got no reply within 3 s; "
@@ -401,7 +511,13 @@ static bool tree_channel(const struct rc_doc_evidence *ev, struct rc_doc_verdict
     ping_evidence(f, "one-report", s);
     ping_evidence(f, "multi-report", l);
     evidence(f, "INIT answered, then the card went silent");
-    fix(f, "%s", power_cycle_fix);
+    if (ev->saw_unplugged && gone_contradicted(ev)) {
+        evidence(f, "the descriptor reported EOF or hang-up");
+        contradiction(ev, f);
+        io_fix(ev, f);
+    } else {
+        silent_fix(ev, f);
+    }
     return true;
 }
 
@@ -442,6 +558,19 @@ static bool tree_info(const struct rc_doc_evidence *ev, struct rc_doc_verdict *v
     if (!has_ctap2(ev)) {
         if (!ev->ctap1_ran)
             return false; /* the runner times CTAP1 next */
+        if (ev->ctap1_alive_after < 0) {
+            f = doc_fail(v, "NO_REPLY", "ctap1");
+            evidence(f, "the card offers no CTAP2 (INIT capabilities 0x%02x)", ev->caps);
+            evidence(f,
+                     "a CTAP1 request %s, and a fresh CTAPHID_INIT afterwards no reply "
+                     "either: the card stopped answering at %s",
+                     ev->ctap1_err == KC_ERR_TIMEOUT ? "got no answer" : "failed to reach it",
+                     where(ev));
+            if (ev->moved_hint[0])
+                evidence(f, "its announce file now names %s", ev->moved_hint);
+            silent_fix(ev, f);
+            return true;
+        }
         if (ctap1_slow(ev)) {
             f = doc_fail(v, "CTAP1_SLOW", "ctap1");
             evidence(f, "the card offers no CTAP2 (INIT capabilities 0x%02x%s)", ev->caps,
@@ -477,7 +606,14 @@ static bool tree_info(const struct rc_doc_evidence *ev, struct rc_doc_verdict *v
             f = doc_fail(v, "NO_REPLY", "getinfo");
             evidence(f, "authenticatorGetInfo got no reply within %d ms (PING worked)",
                      ev->timeout_ms);
-            fix(f, "%s", power_cycle_fix);
+            silent_fix(ev, f);
+        } else if (ev->info_err == KC_ERR_NO_DEVICE || ev->info_err == KC_ERR_UNPLUGGED ||
+                   ev->info_err == KC_ERR_IO || ev->info_err == KC_ERR_ABORTED) {
+            f = doc_fail(v, "NO_REPLY", "getinfo");
+            evidence(f, "authenticatorGetInfo: %s (PING worked)", kc_strerror(ev->info_err));
+            if (gone_contradicted(ev))
+                contradiction(ev, f);
+            io_fix(ev, f);
         } else {
             f = doc_fail(v, "CTAP_ERROR", "getinfo");
             evidence(f, "authenticatorGetInfo failed: %s (%s)", kc_err_name(ev->info_err),
@@ -503,16 +639,57 @@ static bool tree_info(const struct rc_doc_evidence *ev, struct rc_doc_verdict *v
     return false;
 }
 
-/* Shared by makeCredential and getAssertion. */
+/* A status that says the request needs (or cannot have) PIN/UV auth: not a
+ * fault of the card. Without a token these wait for the PIN gate, which runs
+ * after everything that needs no PIN; with a token only the PIN states do. */
+static bool pin_state_status(int err)
+{
+    return err == KC_CTAP2_ERR_PIN_BLOCKED || err == KC_CTAP2_ERR_PIN_AUTH_BLOCKED ||
+           err == KC_CTAP2_ERR_PIN_POLICY_VIOLATION;
+}
+
+static bool needs_uv_status(int err)
+{
+    return err == KC_CTAP2_ERR_PUAT_REQUIRED || err == KC_CTAP2_ERR_PIN_NOT_SET ||
+           err == KC_ERR_NO_PIN_PROTOCOL;
+}
+
+static bool pin_gated(int err, bool used_pin)
+{
+    return pin_state_status(err) || (!used_pin && needs_uv_status(err));
+}
+
+static const char *status_str(int err)
+{
+    return err > 0 ? kc_ctap2_status_name((uint8_t)err) : kc_err_name(err);
+}
+
+/* Shared by makeCredential and getAssertion. alive: after a silent timeout,
+ * whether a fresh CTAPHID_INIT was answered (1), not (-1), not asked (0). */
 static bool tree_ctap_failure(const struct rc_doc_evidence *ev, struct rc_doc_verdict *v,
                               const char *step, const char *what, int err, enum kc_phase phase,
-                              long gap)
+                              long gap, bool used_pin, int alive)
 {
     struct rc_doc_finding *f;
-    if (err == KC_OK)
+    if (err == KC_OK || pin_gated(err, used_pin))
         return false;
     if (err == KC_ERR_TIMEOUT) {
         bool only_processing = ev->n_processing > 0 && ev->n_upneeded == 0;
+        if (alive < 0) {
+            /* nothing at all, and nothing afterwards: the card is gone from
+             * this address, not slow with its keepalives */
+            f = doc_fail(v, "NO_REPLY", step);
+            evidence(f, "%s: no reply and no KEEPALIVE within %d ms", what,
+                     phase == KC_PHASE_PRESENCE ? ev->presence_timeout_ms : ev->timeout_ms);
+            evidence(f,
+                     "afterwards a fresh CTAPHID_INIT got no reply either: the card stopped "
+                     "answering at %s",
+                     where(ev));
+            if (ev->moved_hint[0])
+                evidence(f, "its announce file now names %s", ev->moved_hint);
+            silent_fix(ev, f);
+            return true;
+        }
         if (phase == KC_PHASE_PRESENCE && gap <= RC_DOC_KEEPALIVE_GAP_MS) {
             f = doc_fail(v, "PRESENCE_TIMEOUT", step);
             evidence(f,
@@ -541,6 +718,9 @@ static bool tree_ctap_failure(const struct rc_doc_evidence *ev, struct rc_doc_ve
                  "within %d ms",
                  what, gap, RC_DOC_KEEPALIVE_GAP_MS,
                  phase == KC_PHASE_PRESENCE ? ev->presence_timeout_ms : ev->timeout_ms);
+        if (alive > 0)
+            evidence(f, "a fresh CTAPHID_INIT afterwards was answered: the card is alive but "
+                        "silent while it works");
         fix(f, "the card goes silent while it works or waits for a touch (CTAP requires a "
                "KEEPALIVE every 100 ms); hosts give up on it: update the card's firmware, and "
                "power-cycle it now");
@@ -564,16 +744,53 @@ static bool tree_ctap_failure(const struct rc_doc_evidence *ev, struct rc_doc_ve
         fix(f, "update the card's firmware; re-attach the card");
         return true;
     }
-    if (err == KC_ERR_NO_DEVICE || err == KC_ERR_UNPLUGGED) {
-        f = doc_fail(v, "UNPLUGGED", step);
-        evidence(f, "%s: %s", what, kc_strerror(err));
-        fix(f, "the card went away during the check. %s", attach_fix);
+    if (err == KC_ERR_NO_DEVICE || err == KC_ERR_UNPLUGGED || err == KC_ERR_IO ||
+        err == KC_ERR_ABORTED) {
+        /* UNPLUGGED only when the node is gone (tree_moved), or when nothing
+         * could check it and the descriptor said so */
+        if (err == KC_ERR_UNPLUGGED && ev->dev != RC_DOC_DEV_OTHER && !ev->enum_ran) {
+            f = doc_fail(v, "UNPLUGGED", step);
+            evidence(f, "%s: %s", what, kc_strerror(err));
+            fix(f, "the card went away during the check. %s", attach_fix);
+            return true;
+        }
+        f = doc_fail(v, "NO_REPLY", step);
+        if (err == KC_ERR_ABORTED)
+            evidence(f, "%s: given up while waiting: the card left this address", what);
+        else
+            evidence(f, "%s: %s", what, kc_strerror(err));
+        if (gone_contradicted(ev))
+            contradiction(ev, f);
+        if (ev->moved_hint[0])
+            evidence(f, "its announce file now names %s", ev->moved_hint);
+        io_fix(ev, f);
+        return true;
+    }
+    if (ev->verify_cred_file && strcmp(step, "verify") == 0 &&
+        (err == KC_CTAP2_ERR_NO_CREDENTIALS || err == KC_CTAP2_ERR_INVALID_CREDENTIAL)) {
+        f = doc_fail(v, "UNKNOWN_CREDENTIAL", step);
+        evidence(f, "%s for the credential in --cred-file%s%s: the card answered %s", what,
+                 ev->cred_file[0] ? " " : "", ev->cred_file, kc_ctap2_status_name((uint8_t)err));
+        evidence(f, "the card does not know this credential (the card is healthy: it answered "
+                    "at once)");
+        fix(f,
+            "the card's credentials were erased since this one was made (a factory wipe), or the "
+            "file belongs to another card (or another rp id): make a new credential on this card "
+            "with `rawctap "
+            "make-credential --rp-id RP --cred-file FILE` and enrol it again where the old one "
+            "was used");
         return true;
     }
     f = doc_fail(v, "CTAP_ERROR", step);
-    evidence(f, "%s: %s", what, err > 0 ? kc_ctap2_status_name((uint8_t)err) : kc_strerror(err));
-    fix(f, "the card refused a plain, PIN-less request for a throwaway rp id; reset the card "
-           "only if you may lose its credentials (rawctap reset), or update its firmware");
+    evidence(f, "%s: %s%s", what, status_str(err),
+             used_pin ? " (the request carried a pinUvAuthParam from the card's own token)" : "");
+    fix(f,
+        "the card refused %s with the status above (not a PIN matter: doctor names those "
+        "itself); look the status up in the CTAP specification, check for a firmware update, and "
+        "report it to the card's vendor with `rawctap --trace doctor` output",
+        strcmp(step, "presence") == 0 ? "a plain makeCredential for a throwaway rp id"
+        : ev->verify_cred_file        ? "a getAssertion for the credential in --cred-file"
+                                      : "a getAssertion for the credential it had just made");
     return true;
 }
 
@@ -583,8 +800,10 @@ static bool tree_presence(const struct rc_doc_evidence *ev, struct rc_doc_verdic
     if (!ev->presence_ran)
         return false;
     if (tree_ctap_failure(ev, v, "presence", "makeCredential", ev->mc_err, ev->mc_phase,
-                          ev->max_gap_ms))
+                          ev->max_gap_ms, ev->mc_used_pin, ev->mc_alive_after))
         return true;
+    if (ev->mc_err != KC_OK)
+        return false; /* a PIN/UV matter: the PIN gate names it */
     if (ev->max_gap_ms > RC_DOC_KEEPALIVE_GAP_MS) {
         f = doc_fail(v, "KEEPALIVE_MISSING", "presence");
         evidence(f,
@@ -599,8 +818,8 @@ static bool tree_presence(const struct rc_doc_evidence *ev, struct rc_doc_verdic
         f = doc_fail(v, "BAD_SIGNATURE", "presence");
         evidence(f, "the attestation statement did not verify: %s",
                  ev->att_reason[0] ? ev->att_reason : kc_strerror(ev->att_err));
-        fix(f, "the card signs wrongly (or is not what it claims): do not enrol it; reset it or "
-               "replace it");
+        fix(f, "the card signs wrongly (or is not what it claims): do not enrol it; replace it, "
+               "and report it to its vendor with `rawctap --trace doctor` output");
         return true;
     }
     return false;
@@ -612,14 +831,16 @@ static bool tree_verify(const struct rc_doc_evidence *ev, struct rc_doc_verdict 
     if (!ev->verify_ran)
         return false;
     if (tree_ctap_failure(ev, v, "verify", "getAssertion", ev->ga_err, KC_PHASE_COMMAND,
-                          ev->ga_max_gap_ms))
+                          ev->ga_max_gap_ms, ev->ga_used_pin, ev->ga_alive_after))
         return true;
+    if (ev->ga_err != KC_OK)
+        return false; /* a PIN/UV matter: the PIN gate names it */
     if (ev->sig_err != KC_OK) {
         f = doc_fail(v, "BAD_SIGNATURE", "verify");
         evidence(f, "the assertion did not verify with the credential's public key: %s",
                  ev->sig_reason[0] ? ev->sig_reason : kc_strerror(ev->sig_err));
-        fix(f, "the card's signatures do not verify: do not trust it for login; reset or "
-               "replace it");
+        fix(f, "the card's signatures do not verify: do not trust it for login; replace it, and "
+               "report it to its vendor with `rawctap --trace doctor` output");
         return true;
     }
     if ((ev->prev_count != 0 || ev->new_count != 0) && ev->new_count <= ev->prev_count) {
@@ -641,6 +862,225 @@ static bool tree_verify(const struct rc_doc_evidence *ev, struct rc_doc_verdict 
     return false;
 }
 
+/* ---- PIN/UV ---- */
+
+static void retries_evidence(const struct rc_doc_evidence *ev, struct rc_doc_finding *f)
+{
+    if (ev->retries_ran && ev->retries_err == KC_OK)
+        evidence(f, "getRetries: %u PIN attempt(s) left%s", ev->retries,
+                 ev->power_cycle_state ? ", powerCycleState true" : "");
+    else if (ev->retries_ran)
+        evidence(f, "getRetries failed: %s", status_str(ev->retries_err));
+}
+
+static void info_pin_evidence(const struct rc_doc_evidence *ev, struct rc_doc_finding *f)
+{
+    evidence(f, "getInfo: versions %s; clientPin %s; pinUvAuthProtocols [%s]%s%s%s",
+             ev->versions[0] ? ev->versions : "?",
+             ev->client_pin < 0 ? "absent"
+             : ev->client_pin   ? "set"
+                                : "not set",
+             ev->pin_protocols[0] ? ev->pin_protocols : "?",
+             ev->always_uv == 1 ? "; alwaysUv true" : "",
+             ev->mc_uv_not_rqd == 1   ? "; makeCredUvNotRqd true"
+             : ev->mc_uv_not_rqd == 0 ? "; makeCredUvNotRqd false"
+                                      : "; no makeCredUvNotRqd",
+             ev->uv == 1   ? "; built-in uv configured"
+             : ev->uv == 0 ? "; built-in uv not configured"
+                           : "");
+}
+
+static void gated_evidence(const struct rc_doc_evidence *ev, struct rc_doc_finding *f)
+{
+    if (ev->presence_ran && ev->mc_err != KC_OK && pin_gated(ev->mc_err, ev->mc_used_pin))
+        evidence(f, "makeCredential%s answered %s", ev->mc_used_pin ? " (with the PIN)" : "",
+                 status_str(ev->mc_err));
+    if (ev->verify_ran && ev->ga_err != KC_OK && pin_gated(ev->ga_err, ev->ga_used_pin))
+        evidence(f, "getAssertion (up=false)%s answered %s",
+                 ev->ga_used_pin ? " (with the PIN)" : "", status_str(ev->ga_err));
+}
+
+/* Did any PIN-bearing exchange answer this status? */
+static bool pin_said(const struct rc_doc_evidence *ev, int status)
+{
+    return (ev->token_ran && ev->token_err == status) ||
+           (ev->presence_ran && ev->mc_err == status) || (ev->verify_ran && ev->ga_err == status);
+}
+
+/* getRetries or the token request failed below the PIN: a transport or
+ * card fault, named in order (step pin, after getinfo). */
+static bool tree_pin(const struct rc_doc_evidence *ev, struct rc_doc_verdict *v)
+{
+    struct rc_doc_finding *f;
+    int err = KC_OK;
+    const char *what = NULL;
+    if (!ev->pin_ran)
+        return false;
+    if (ev->retries_ran && ev->retries_err < 0 && ev->retries_err != KC_ERR_CBOR) {
+        err = ev->retries_err;
+        what = "clientPIN getRetries";
+    } else if (ev->token_ran && ev->token_err != KC_OK && !pin_state_status(ev->token_err) &&
+               ev->token_err != KC_CTAP2_ERR_PIN_INVALID) {
+        err = ev->token_err;
+        what = "clientPIN getPinUvAuthToken";
+    }
+    if (what == NULL)
+        return false;
+    if (err == KC_ERR_TIMEOUT) {
+        f = doc_fail(v, "NO_REPLY", "pin");
+        evidence(f, "%s got no reply within %d ms (getInfo worked)", what, ev->timeout_ms);
+        silent_fix(ev, f);
+        return true;
+    }
+    if (err == KC_ERR_NO_DEVICE || err == KC_ERR_UNPLUGGED || err == KC_ERR_IO ||
+        err == KC_ERR_ABORTED) {
+        f = doc_fail(v, "NO_REPLY", "pin");
+        evidence(f, "%s: %s", what, kc_strerror(err));
+        if (gone_contradicted(ev))
+            contradiction(ev, f);
+        io_fix(ev, f);
+        return true;
+    }
+    f = doc_fail(v, "CTAP_ERROR", "pin");
+    if (err == KC_ERR_NO_PIN_PROTOCOL) {
+        evidence(f,
+                 "%s: no PIN/UV auth protocol fits: the card advertised [%s], kcard speaks 2 "
+                 "and 1",
+                 what, ev->pin_protocols[0] ? ev->pin_protocols : "none");
+        fix(f, "the card offers no PIN/UV protocol kcard knows, so the PIN cannot be used: run "
+               "doctor without a PIN to test what needs none, and check for a firmware update");
+        return true;
+    }
+    evidence(f, "%s: %s (before the PIN was checked)", what, status_str(err));
+    info_pin_evidence(ev, f);
+    fix(f, "the card refused the PIN exchange itself (not the PIN): check for a firmware update "
+           "and report it to the card's vendor with `rawctap --trace doctor` output");
+    return true;
+}
+
+static struct rc_doc_finding *gate_fail(struct rc_doc_verdict *v, const char *code)
+{
+    struct rc_doc_finding *f = doc_fail(v, code, "pin");
+    v->pin_gate = true;
+    return f;
+}
+
+/* The PIN gate: after every step that needs no PIN has run, the card's
+ * PIN/UV state (named from getInfo, getRetries, the token request and the
+ * statuses makeCredential/getAssertion answered). */
+static bool tree_pin_gate(const struct rc_doc_evidence *ev, struct rc_doc_verdict *v)
+{
+    struct rc_doc_finding *f;
+    bool have_token = ev->token_ran && ev->token_err == KC_OK;
+    bool gated =
+        (ev->presence_ran && ev->mc_err != KC_OK && pin_gated(ev->mc_err, ev->mc_used_pin)) ||
+        (ev->verify_ran && ev->ga_err != KC_OK && pin_gated(ev->ga_err, ev->ga_used_pin));
+
+    if ((ev->retries_ran && ev->retries_err == KC_OK && ev->retries == 0) ||
+        pin_said(ev, KC_CTAP2_ERR_PIN_BLOCKED)) {
+        f = gate_fail(v, "PIN_BLOCKED");
+        retries_evidence(ev, f);
+        if (pin_said(ev, KC_CTAP2_ERR_PIN_BLOCKED))
+            evidence(f, "the card answered CTAP2_ERR_PIN_BLOCKED");
+        evidence(f, "no PIN attempt is left: the PIN can never be entered again, so nothing that "
+                    "needs the PIN or UV will work on this card");
+        gated_evidence(ev, f);
+        fix(f, "%s", reset_fix);
+        return true;
+    }
+    if (ev->power_cycle_state || pin_said(ev, KC_CTAP2_ERR_PIN_AUTH_BLOCKED)) {
+        f = gate_fail(v, "PIN_AUTH_BLOCKED");
+        retries_evidence(ev, f);
+        if (pin_said(ev, KC_CTAP2_ERR_PIN_AUTH_BLOCKED))
+            evidence(f, "the card answered CTAP2_ERR_PIN_AUTH_BLOCKED");
+        evidence(f, "too many wrong PINs in a row since power-up: the card refuses the PIN until "
+                    "it is power-cycled (the retries left are not lost)");
+        gated_evidence(ev, f);
+        fix(f, "power-cycle the card (unplug it, wait 5 s, plug it in; for a virtual card restart "
+               "it), then run doctor again with the right PIN; nothing is erased and nothing "
+               "else is needed");
+        return true;
+    }
+    if (ev->force_pin_change || pin_said(ev, KC_CTAP2_ERR_PIN_POLICY_VIOLATION)) {
+        f = gate_fail(v, "PIN_CHANGE_REQUIRED");
+        if (ev->force_pin_change)
+            evidence(f, "getInfo: forcePINChange true");
+        if (pin_said(ev, KC_CTAP2_ERR_PIN_POLICY_VIOLATION))
+            evidence(f, "the card answered CTAP2_ERR_PIN_POLICY_VIOLATION to a PIN request");
+        evidence(f, "the card refuses a PIN/UV token until the PIN is changed");
+        retries_evidence(ev, f);
+        fix(f, "change the PIN: `rawctap pin change --pin-file OLD --new-pin-file NEW` (or "
+               "$RAWCTAP_PIN and $RAWCTAP_NEW_PIN), then run doctor again with the new PIN; "
+               "nothing is erased");
+        return true;
+    }
+    if (ev->token_ran && ev->token_err == KC_CTAP2_ERR_PIN_INVALID) {
+        f = gate_fail(v, "PIN_INVALID");
+        evidence(f, "the card answered CTAP2_ERR_PIN_INVALID: the PIN given is not this card's");
+        if (ev->retries_after_known)
+            evidence(f, "%u PIN attempt(s) left now", ev->retries_after);
+        else
+            retries_evidence(ev, f);
+        if (ev->retries_after_known)
+            fix(f,
+                "run doctor again with the right PIN (--pin-file F or $RAWCTAP_PIN); %u "
+                "attempt(s) are left, and when none is left the PIN is blocked for good, so do "
+                "not guess; nothing is wrong with the card",
+                ev->retries_after);
+        else
+            fix(f, "run doctor again with the right PIN (--pin-file F or $RAWCTAP_PIN); every "
+                   "wrong PIN costs an attempt, and when none is left the PIN is blocked for "
+                   "good, so do not guess; nothing is wrong with the card");
+        return true;
+    }
+    if (ev->pin_spared) {
+        f = doc_warn(v, "PIN_RETRIES_LOW", "pin");
+        if (f) {
+            retries_evidence(ev, f);
+            evidence(f, "doctor did not send the PIN: a wrong PIN now would block the PIN for "
+                        "good");
+            gated_evidence(ev, f);
+            fix(f,
+                "make sure of the PIN first; then `rawctap doctor --pin-file F --pin-last-try` "
+                "lets doctor spend the attempt (a right PIN restores the full count). Nothing is "
+                "wrong with the card so far");
+        }
+        return false;
+    }
+    if (have_token)
+        return false;
+    if (!gated && ev->always_uv != 1)
+        return false;
+    if (ev->client_pin == 1) {
+        f = doc_warn(v, "PIN_REQUIRED", "pin");
+        if (f) {
+            info_pin_evidence(ev, f);
+            gated_evidence(ev, f);
+            if (!gated)
+                evidence(f, "alwaysUv: every makeCredential and getAssertion needs the PIN");
+            retries_evidence(ev, f);
+            fix(f, "run `rawctap doctor --pin-file F` (or set RAWCTAP_PIN) to test further; "
+                   "nothing is wrong with the card so far: it wants its PIN for what doctor "
+                   "does next");
+        }
+        return false;
+    }
+    f = gate_fail(v, "PIN_NOT_SET");
+    info_pin_evidence(ev, f);
+    gated_evidence(ev, f);
+    if (ev->pin_given)
+        evidence(f, "a PIN was given, but the card has none set");
+    evidence(f, "the card requires user verification but no PIN is set: it refuses to register "
+                "until one is");
+    if (ev->client_pin == 0)
+        fix(f, "set a PIN: `rawctap pin set --new-pin-file F` (or $RAWCTAP_NEW_PIN), then run "
+               "`rawctap doctor --pin-file F`; nothing is erased");
+    else
+        fix(f, "the card offers no clientPin: set up its built-in user verification (e.g. enrol "
+               "a fingerprint) with the vendor's tool, then run doctor again");
+    return true;
+}
+
 static void tree_ctap1_warning(const struct rc_doc_evidence *ev, struct rc_doc_verdict *v)
 {
     if (!ev->ctap1_ran || !has_ctap2(ev) || !ctap1_slow(ev))
@@ -654,12 +1094,31 @@ static void tree_ctap1_warning(const struct rc_doc_evidence *ev, struct rc_doc_v
            "complete quickly enough\"); use CTAP2 (the default)");
 }
 
+/* A CTAP2 card whose CTAP1 timing got nothing, not even a fresh INIT
+ * afterwards: it went away, which is not slowness. */
+static bool tree_ctap1_silent(const struct rc_doc_evidence *ev, struct rc_doc_verdict *v)
+{
+    struct rc_doc_finding *f;
+    if (!ev->ctap1_ran || !has_ctap2(ev) || ev->ctap1_alive_after >= 0)
+        return false;
+    f = doc_fail(v, "NO_REPLY", "ctap1");
+    evidence(f,
+             "a CTAP1 request %s, and a fresh CTAPHID_INIT afterwards no reply either: the "
+             "card stopped answering at %s",
+             ev->ctap1_err == KC_ERR_TIMEOUT ? "got no answer" : "failed to reach it", where(ev));
+    if (ev->moved_hint[0])
+        evidence(f, "its announce file now names %s", ev->moved_hint);
+    silent_fix(ev, f);
+    return true;
+}
+
 void rc_doc_decide(const struct rc_doc_evidence *ev, struct rc_doc_verdict *v)
 {
     memset(v, 0, sizeof(*v));
     v->ok = true;
     if (tree_discover(ev, v) || tree_open(ev, v) || tree_moved(ev, v) || tree_init(ev, v) ||
-        tree_channel(ev, v) || tree_info(ev, v) || tree_presence(ev, v) || tree_verify(ev, v))
+        tree_channel(ev, v) || tree_info(ev, v) || tree_pin(ev, v) || tree_presence(ev, v) ||
+        tree_verify(ev, v) || tree_ctap1_silent(ev, v) || tree_pin_gate(ev, v))
         return;
     tree_ctap1_warning(ev, v);
     if (v->n_warnings > 0) {
@@ -709,6 +1168,9 @@ json_t *rc_doc_json(const struct rc_doc_evidence *ev, const struct rc_doc_verdic
                                     : v->n_warnings > 0 ? "warning"
                                                         : "ok"));
     json_object_set_new(o, "device", json_string(ev->target[0] ? ev->target : ev->device));
+    json_object_set_new(o, "pin_given", json_boolean(ev->pin_given));
+    if (ev->retries_ran && ev->retries_err == KC_OK)
+        json_object_set_new(o, "pin_retries", json_integer((json_int_t)ev->retries));
     for (size_t i = 0; i < ev->n_steps; i++) {
         const struct rc_doc_step *s = &ev->steps[i];
         json_array_append_new(steps, json_pack("{s:s, s:s, s:I, s:s}", "name", s->name, "result",

@@ -231,28 +231,58 @@ int rc_cmd_cancel(struct rc_ctx *ctx, int argc, char **argv)
                 answer_s >= 0 ? answer_s : 0.0, total);
         return RC_EXIT_OK;
     }
+    /* The card's final answer to the request it was asked to cancel:
+     * CTAP2_OK means the CANCEL came too late (exit 4, as for any answer
+     * other than KEEPALIVE_CANCEL); none at all is a transport failure. */
+    int answer = -1;
+    if (e == KC_OK)
+        answer = KC_CTAP2_OK;
+    else if (e == KC_ERR_ABORTED && lp && lp->valid && lp->cmd == KC_HID_CBOR)
+        answer = lp->status;
+    if (answer == KC_CTAP2_OK) {
+        rc_out_str(ctx, "answer", "CTAP2_OK");
+        if (cs.fired_us)
+            rc_err(ctx,
+                   "cancel: the card answered CTAP2_OK: the operation completed before the "
+                   "CANCEL (sent after %ld ms) took effect; the cancel came too late",
+                   o.after_ms);
+        else
+            rc_err(ctx,
+                   "cancel: the card answered CTAP2_OK before CANCEL was sent (presence "
+                   "given within %ld ms); the cancel came too late",
+                   o.after_ms);
+        rc_json_error(ctx, "CANCEL_TOO_LATE", RC_EXIT_CTAP);
+        return RC_EXIT_CTAP;
+    }
+    if (answer > 0) {
+        const char *name = kc_ctap2_status_name((uint8_t)answer);
+        rc_out_str(ctx, "answer", name);
+        rc_err(ctx,
+               "cancel: after CANCEL the card answered %s (0x%02x), not "
+               "CTAP2_ERR_KEEPALIVE_CANCEL",
+               name, answer);
+        rc_json_error(ctx, name, RC_EXIT_CTAP);
+        return RC_EXIT_CTAP;
+    }
+    if (e == KC_ERR_ABORTED && lp && lp->valid && lp->cmd == KC_HID_ERROR) {
+        const char *name = kc_hid_err_name(lp->status);
+        rc_out_str(ctx, "answer", name);
+        rc_err(ctx, "cancel: after CANCEL the card answered CTAPHID_ERROR %s (0x%02x)", name,
+               lp->status);
+        rc_json_error(ctx, name, RC_EXIT_CTAP);
+        return RC_EXIT_CTAP;
+    }
     if (e == KC_ERR_ABORTED) {
         char what[96] = "nothing";
-        if (lp && lp->valid && lp->cmd == KC_HID_CBOR)
-            snprintf(what, sizeof(what), "%s", kc_ctap2_status_name(lp->status));
-        else if (lp && lp->valid)
+        if (lp && lp->valid)
             snprintf(what, sizeof(what), "%s", kc_hid_cmd_name(lp->cmd));
         rc_out_str(ctx, "answer", what);
         rc_err(ctx,
-               "cancel: CANCEL sent after %ld ms but the card did not answer "
-               "CTAP2_ERR_KEEPALIVE_CANCEL within %d ms (last answer: %s)",
+               "cancel: CANCEL sent after %ld ms but the card did not answer it within %d ms "
+               "(last packet: %s): it ignores CTAPHID_CANCEL",
                o.after_ms, ctx->to.cancel_ms, what);
-        rc_json_failed(ctx, "KC_ERR_ABORTED");
+        rc_json_error(ctx, "CANCEL_NOT_ANSWERED", RC_EXIT_TRANSPORT);
         return RC_EXIT_TRANSPORT;
     }
-    if (e == KC_OK) {
-        rc_out_str(ctx, "answer", "CTAP2_OK");
-        rc_err(ctx, "cancel: the operation completed (presence given) before CANCEL was sent");
-        if (ctx->json)
-            json_object_set_new(ctx->result, "ok", json_false());
-        return RC_EXIT_CTAP;
-    }
-    if (e > 0)
-        rc_out_str(ctx, "answer", kc_ctap2_status_name((uint8_t)e));
     return rc_fail(ctx, "cancel", e);
 }

@@ -36,8 +36,10 @@ int rc_cmd_list(struct rc_ctx *ctx, int argc, char **argv)
         all ? kc_discover_list_all(ents, RC_LIST_MAX, &n) : kc_discover_list(ents, RC_LIST_MAX, &n);
     if (e != KC_OK) {
         free(ents);
+        int code = rc_exit_for(e) == RC_EXIT_OK ? RC_EXIT_LOCAL : rc_exit_for(e);
         rc_err(ctx, "list: %s", kc_strerror(e));
-        return rc_exit_for(e) == RC_EXIT_OK ? RC_EXIT_LOCAL : rc_exit_for(e);
+        rc_json_error(ctx, kc_err_name(e), code);
+        return code;
     }
     if (n > RC_LIST_MAX) {
         rc_verbose(ctx, 1, "%zu devices found, showing the first %d", n, RC_LIST_MAX);
@@ -64,6 +66,7 @@ int rc_cmd_list(struct rc_ctx *ctx, int argc, char **argv)
         rc_err(ctx, "no FIDO devices found (no hidraw node with usage page 0xF1D0, no card "
                     "announced in $KCARD_ANNOUNCE_DIR); check that the card is attached to "
                     "this VM and that you may read /dev/hidraw*");
+        rc_json_error(ctx, kc_err_name(KC_ERR_NO_DEVICE), RC_EXIT_TRANSPORT);
         free(ents);
         return RC_EXIT_TRANSPORT;
     }

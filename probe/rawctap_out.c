@@ -1,5 +1,6 @@
 /* rawctap output: messages for people on stderr, results on stdout as
- * "key: value" lines or collected into the one JSON object. */
+ * "key: value" lines or collected into the one JSON object, which on
+ * failure always carries ok, error, error_name and exit. */
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,4 +116,102 @@ void rc_out_hex(struct rc_ctx *ctx, const char *key, const uint8_t *buf, size_t 
     char *hex = rc_hex_encode(buf, len);
     rc_out_str(ctx, key, hex ? hex : "");
     free(hex);
+}
+
+const char *rc_exit_error_name(int code)
+{
+    switch (code) {
+    case RC_EXIT_OK:
+        return NULL;
+    case RC_EXIT_LOCAL:
+        return "LOCAL_FAILURE";
+    case RC_EXIT_USAGE:
+        return "USAGE";
+    case RC_EXIT_TRANSPORT:
+        return "TRANSPORT_ERROR";
+    case RC_EXIT_CTAP:
+        return "CARD_ERROR";
+    case RC_EXIT_VERIFY:
+        return "VERIFY_FAILED";
+    case RC_EXIT_REPLAY:
+        return "REPLAY_DIVERGED";
+    default:
+        return "FAILED";
+    }
+}
+
+static const char *rc_exit_sentence(int code)
+{
+    switch (code) {
+    case RC_EXIT_LOCAL:
+        return "a local failure (a file, memory or the crypto library)";
+    case RC_EXIT_USAGE:
+        return "a usage error";
+    case RC_EXIT_TRANSPORT:
+        return "a transport failure";
+    case RC_EXIT_CTAP:
+        return "the card answered with an error";
+    case RC_EXIT_VERIFY:
+        return "verification failed";
+    case RC_EXIT_REPLAY:
+        return "the replay diverged from the recorded trace";
+    default:
+        return "failed";
+    }
+}
+
+void rc_json_finish(json_t *result, int rv)
+{
+    if (result == NULL)
+        return;
+    json_object_set_new(result, "ok", json_boolean(rv == RC_EXIT_OK));
+    json_object_set_new(result, "exit", json_integer(rv));
+    if (rv == RC_EXIT_OK)
+        return;
+    if (!json_is_string(json_object_get(result, "error"))) {
+        const char *note = rv == RC_EXIT_USAGE ? rc_usage_last() : NULL;
+        char msg[160];
+        if (note == NULL) {
+            snprintf(msg, sizeof(msg), "%s (exit %d)", rc_exit_sentence(rv), rv);
+            note = msg;
+        }
+        json_object_set_new(result, "error", json_string(note));
+    }
+    if (!json_is_string(json_object_get(result, "error_name")))
+        json_object_set_new(result, "error_name", json_string(rc_exit_error_name(rv)));
+}
+
+void rc_json_print(const json_t *result)
+{
+    char *s = json_dumps(result, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(6));
+    if (s) {
+        puts(s);
+        free(s);
+    }
+    fflush(stdout);
+}
+
+bool rc_argv_has_json(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            return false;
+        if (strcmp(argv[i], "--json") == 0)
+            return true;
+    }
+    return false;
+}
+
+int rc_usage_json(int argc, char **argv, const char *cmd, int rv)
+{
+    if (rv == RC_EXIT_OK || !rc_argv_has_json(argc, argv))
+        return rv;
+    json_t *o = json_object();
+    if (o == NULL)
+        return rv;
+    json_object_set_new(o, "command", cmd ? json_string(cmd) : json_null());
+    rc_json_finish(o, rv);
+    rc_json_print(o);
+    json_decref(o);
+    return rv;
 }

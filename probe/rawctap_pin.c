@@ -1,6 +1,7 @@
 /* rawctap pin: status, set, change (authenticatorClientPIN). PINs come from
  * options, files or the environment, are never printed and are zeroed after
- * use. */
+ * use. --protocol N is sent only when the card offers N (getInfo's
+ * pinUvAuthProtocols), unless --force-protocol says to send it anyway. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,7 @@ struct rc_pin_opts {
     const char *pin, *pin_file;
     const char *new_pin, *new_pin_file;
     long protocol;
+    bool force_protocol;
 };
 
 static int rc_pin_opt(struct rc_ctx *ctx, void *st, int c, const char *arg)
@@ -39,6 +41,9 @@ static int rc_pin_opt(struct rc_ctx *ctx, void *st, int c, const char *arg)
         if (rc_parse_int(arg, 1, 2, &o->protocol) != 0)
             return rc_usage_error("pin", "--protocol wants 1 or 2, not '%s'", arg);
         return 0;
+    case 'F':
+        o->force_protocol = true;
+        return 0;
     default:
         return rc_usage_error("pin", "unexpected option");
     }
@@ -55,15 +60,11 @@ static int rc_new_pin_get(const struct rc_pin_opts *o, char *buf, size_t cap)
     return rc_pin_get(env, NULL, buf, cap);
 }
 
-static int rc_pin_status(struct rc_ctx *ctx, const struct kc_info *info)
+/* card: what getInfo said; info: the same with the protocol to use. */
+static int rc_pin_status(struct rc_ctx *ctx, const struct kc_info *card, const struct kc_info *info)
 {
-    char list[128];
-    int cp = kc_info_option(info, "clientPin");
-    kc_info_pin_protocols_str(info, list, sizeof(list));
-    json_t *pp = json_array();
-    for (size_t i = 0; i < info->n_pin_protocols; i++)
-        json_array_append_new(pp, json_integer((json_int_t)info->pin_protocols[i]));
-    rc_out_json(ctx, "pin_protocols", pp, list);
+    int cp = kc_info_option(card, "clientPin");
+    rc_out_pin_protocols(ctx, card);
     rc_out_str(ctx, "client_pin", cp < 0 ? "absent" : cp ? "set" : "not set");
     if (ctx->json)
         json_object_set_new(ctx->result, "pin_set", json_boolean(cp == 1));
@@ -74,7 +75,10 @@ static int rc_pin_status(struct rc_ctx *ctx, const struct kc_info *info)
         return RC_EXIT_OK;
     }
     struct kc_pin_retries rt;
+    int used = 0;
     memset(&rt, 0, sizeof(rt));
+    if (kc_pin_choose_protocol(info, true, &used, NULL) == KC_OK)
+        rc_out_int(ctx, "protocol", used); /* getRetries carries it */
     ctx->t_op_us = kc_now_us();
     int e = kc_pin_get_retries(ctx->dev, info, &rt);
     if (e != KC_OK)
@@ -87,10 +91,13 @@ static int rc_pin_status(struct rc_ctx *ctx, const struct kc_info *info)
 
 int rc_cmd_pin(struct rc_ctx *ctx, int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"pin", required_argument, NULL, 'p'},      {"pin-file", required_argument, NULL, 'P'},
-        {"new-pin", required_argument, NULL, 'n'},  {"new-pin-file", required_argument, NULL, 'N'},
-        {"protocol", required_argument, NULL, 'x'}, {NULL, 0, NULL, 0}};
+    static const struct option lo[] = {{"pin", required_argument, NULL, 'p'},
+                                       {"pin-file", required_argument, NULL, 'P'},
+                                       {"new-pin", required_argument, NULL, 'n'},
+                                       {"new-pin-file", required_argument, NULL, 'N'},
+                                       {"protocol", required_argument, NULL, 'x'},
+                                       {"force-protocol", no_argument, NULL, 'F'},
+                                       {NULL, 0, NULL, 0}};
     struct rc_pin_opts o;
     char pin[RC_PIN_MAX], newpin[RC_PIN_MAX];
     int first = 0;
@@ -110,6 +117,8 @@ int rc_cmd_pin(struct rc_ctx *ctx, int argc, char **argv)
     bool is_change = strcmp(sub, "change") == 0;
     if (!is_status && !is_set && !is_change)
         return rc_usage_error(argv[0], "unknown subcommand '%s' (status, set, change)", sub);
+    if (o.force_protocol && o.protocol == 0)
+        return rc_usage_error(argv[0], "--force-protocol goes with --protocol N");
     if (ctx->json)
         json_object_set_new(ctx->result, "subcommand", json_string(sub));
 
@@ -147,31 +156,36 @@ int rc_cmd_pin(struct rc_ctx *ctx, int argc, char **argv)
         r = rc_no_ctap2(ctx, "pin");
         goto out;
     }
-    struct kc_info info;
-    memset(&info, 0, sizeof(info));
-    if ((r = rc_info_fetch(ctx, &info)) != 0)
+    struct kc_info card, info;
+    memset(&card, 0, sizeof(card));
+    if ((r = rc_info_fetch(ctx, &card)) != 0)
         goto out;
+    info = card;
     if (o.protocol) {
-        if (!kc_info_supports_pin_protocol(&info, (int)o.protocol))
-            rc_verbose(ctx, 1, "card does not list protocol %ld; trying it as asked", o.protocol);
-        info.pin_protocols[0] = (uint64_t)o.protocol;
-        info.n_pin_protocols = 1;
+        char what[32];
+        snprintf(what, sizeof(what), "pin %s", sub);
+        if ((r = rc_pin_protocol_pick(ctx, &card, (int)o.protocol, o.force_protocol, what,
+                                      &info)) != 0)
+            goto out;
     }
     if (is_status) {
-        r = rc_pin_status(ctx, &info);
+        r = rc_pin_status(ctx, &card, &info);
         goto out;
     }
     char list[128];
-    kc_info_pin_protocols_str(&info, list, sizeof(list));
-    int dummy = 0;
+    kc_info_pin_protocols_str(&card, list, sizeof(list));
+    int proto = 0;
     struct kc_pin_outcome oc;
-    if (kc_pin_choose_protocol(&info, true, &dummy, &oc) == KC_ERR_NO_PIN_PROTOCOL) {
+    if (kc_pin_choose_protocol(&info, true, &proto, &oc) == KC_ERR_NO_PIN_PROTOCOL) {
         char what[32];
         snprintf(what, sizeof(what), "pin %s", sub);
-        r = rc_no_pin_protocol(ctx, &info, what, false);
+        r = rc_no_pin_protocol(ctx, &card, what, false);
         goto out;
     }
-    rc_verbose(ctx, 1, "pin %s with protocol %d (card advertised [%s])", sub, dummy, list);
+    rc_verbose(ctx, 1, "pin %s with protocol %d (card advertised [%s])", sub, proto, list);
+    /* what the card offers and what is sent, also when the card refuses it */
+    rc_out_pin_protocols(ctx, &card);
+    rc_out_int(ctx, "protocol", proto);
     ctx->t_op_us = kc_now_us();
     int e;
     if (is_set)
@@ -182,6 +196,7 @@ int rc_cmd_pin(struct rc_ctx *ctx, int argc, char **argv)
     OPENSSL_cleanse(newpin, sizeof(newpin));
     if (e == KC_ERR_NO_PIN_PROTOCOL) {
         rc_err(ctx, "pin %s: no PIN/UV auth protocol fits; the card advertised [%s]", sub, list);
+        rc_json_error(ctx, "KC_ERR_NO_PIN_PROTOCOL", RC_EXIT_CTAP);
         r = RC_EXIT_CTAP;
         goto out;
     }
@@ -190,7 +205,6 @@ int rc_cmd_pin(struct rc_ctx *ctx, int argc, char **argv)
         goto out;
     }
     rc_out_str(ctx, "status", is_set ? "PIN set" : "PIN changed");
-    rc_out_int(ctx, "protocol", dummy);
     rc_out_real(ctx, "seconds", rc_secs_since(ctx->t_op_us));
     r = RC_EXIT_OK;
 out:

@@ -1,6 +1,8 @@
 /* rawctap helpers: base64url and hex, integer parsing, PIN sources, atomic
- * file writes, SHA-256 and randomness through OpenSSL. */
+ * file writes, SHA-256 and randomness through OpenSSL, and the note of the
+ * last usage problem (for the --json error object). */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -14,6 +16,33 @@
 #include <openssl/rand.h>
 
 #include "probe/rawctap.h"
+
+static char rc_usage_msg[512];
+
+void rc_usage_note(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rc_usage_msg, sizeof(rc_usage_msg), fmt, ap);
+    va_end(ap);
+}
+
+const char *rc_usage_last(void)
+{
+    return rc_usage_msg[0] ? rc_usage_msg : NULL;
+}
+
+/* A PIN source that cannot be used: said on stderr and noted. */
+static int rc_pin_problem(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int rc_pin_problem(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rc_usage_msg, sizeof(rc_usage_msg), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "rawctap: %s\n", rc_usage_msg);
+    return RC_EXIT_USAGE;
+}
 
 char *rc_b64url_encode(const uint8_t *buf, size_t len)
 {
@@ -162,28 +191,24 @@ int rc_pin_get(const char *pin_arg, const char *pin_file, char *buf, size_t cap)
     } else if (pin_file) {
         FILE *fp = fopen(pin_file, "r");
         if (fp == NULL) {
-            fprintf(stderr, "rawctap: cannot read PIN file %s: %s\n", pin_file, strerror(errno));
-            return RC_EXIT_USAGE;
+            return rc_pin_problem("cannot read PIN file %s: %s", pin_file, strerror(errno));
         }
         size_t n = fread(buf, 1, cap - 1, fp);
         int bad = ferror(fp);
         fclose(fp);
         if (bad) {
             OPENSSL_cleanse(buf, cap);
-            fprintf(stderr, "rawctap: cannot read PIN file %s\n", pin_file);
-            return RC_EXIT_USAGE;
+            return rc_pin_problem("cannot read PIN file %s", pin_file);
         }
         buf[n] = '\0';
         size_t line = strcspn(buf, "\r\n");
         if (line == cap - 1) {
             OPENSSL_cleanse(buf, cap);
-            fprintf(stderr, "rawctap: PIN in %s longer than %zu bytes\n", pin_file, cap - 2);
-            return RC_EXIT_USAGE;
+            return rc_pin_problem("PIN in %s longer than %zu bytes", pin_file, cap - 2);
         }
         buf[line] = '\0'; /* first line only */
         if (buf[0] == '\0') {
-            fprintf(stderr, "rawctap: PIN file %s is empty\n", pin_file);
-            return RC_EXIT_USAGE;
+            return rc_pin_problem("PIN file %s is empty", pin_file);
         }
         return 1;
     } else {
@@ -193,8 +218,7 @@ int rc_pin_get(const char *pin_arg, const char *pin_file, char *buf, size_t cap)
     }
     size_t n = strlen(src);
     if (n >= cap) {
-        fprintf(stderr, "rawctap: PIN longer than %zu bytes\n", cap - 1);
-        return RC_EXIT_USAGE;
+        return rc_pin_problem("PIN longer than %zu bytes", cap - 1);
     }
     memcpy(buf, src, n + 1);
     /* a PIN from the command line is wiped from argv so that ps and

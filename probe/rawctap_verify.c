@@ -6,13 +6,29 @@
 #include <string.h>
 
 #include "ctaphid/ctap2.h"
+#include "ctaphid/replay.h"
 #include "ctaphid/verify.h"
 #include "probe/rawctap.h"
+
+/* A replayed answer was signed over the clientDataHash of the recorded
+ * request, not over the one this run sent: verify against that one. */
+static const uint8_t *rc_replayed_cdh(struct rc_ctx *ctx, const uint8_t cdh[32],
+                                      uint8_t recorded[32])
+{
+    struct kc_transport *t = ctx->dev != NULL ? kc_dev_transport(ctx->dev) : NULL;
+
+    if (t == NULL || kc_replay_recorded_cdh(t, recorded) != 1)
+        return cdh;
+    rc_verbose(ctx, 1, "replay: verifying against the recorded clientDataHash");
+    return recorded;
+}
 
 int rc_verify_attestation(struct rc_ctx *ctx, const char *rp_id, const uint8_t cdh[32],
                           const struct kc_attestation *att)
 {
     struct kc_verify_result vr;
+    uint8_t recorded[32];
+    cdh = rc_replayed_cdh(ctx, cdh, recorded);
     kc_verify_result_init(&vr);
     int e = kc_verify_attestation(att->fmt, att->auth_data, att->auth_data_len, att->att_stmt,
                                   att->att_stmt_len, cdh, rp_id, &vr);
@@ -60,6 +76,8 @@ int rc_verify_assertion(struct rc_ctx *ctx, const char *rp_id, const uint8_t cdh
     struct kc_cose_key key;
     struct kc_verify_result vr;
     uint32_t newc = 0;
+    uint8_t recorded[32];
+    cdh = rc_replayed_cdh(ctx, cdh, recorded);
     memset(&key, 0, sizeof(key));
     kc_verify_result_init(&vr);
     int e = kc_cose_decode(cf->cose, cf->cose_len, &key, NULL);

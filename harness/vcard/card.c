@@ -16,10 +16,6 @@
 #include "ctaphid/status.h"
 #include "harness/vcard/card_int.h"
 
-/* Used when the configuration leaves the AAGUID all zero. */
-static const uint8_t default_aaguid[16] = {0x6b, 0x63, 0x61, 0x72, 0x64, 0x2d, 0x76, 0x63,
-                                           0x61, 0x72, 0x64, 0x2d, 0x30, 0x30, 0x30, 0x31};
-
 void vc_seterr(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
@@ -95,6 +91,11 @@ uint8_t vc_reply_item(cbor_item_t *item, uint8_t *resp, size_t cap, size_t *resp
     return KC_CTAP2_OK;
 }
 
+bool vc_builtin_uv(const struct vc_card *c)
+{
+    return c->cfg.uv || c->pers->opt_uv == VC_OPT_TRUE;
+}
+
 int vc_persist(struct vc_card *c)
 {
     if (c->state_path == NULL)
@@ -110,11 +111,66 @@ static int fresh_secrets(struct vc_card *c)
     return 0;
 }
 
+static void set_pin_hash(struct vc_card *c, const uint8_t hash[16])
+{
+    memcpy(c->pin_hash, hash, 16);
+    c->pin_set = true;
+    c->pin_retries = VC_PIN_RETRIES_MAX;
+}
+
+/* The PIN state --pin and the personality ask for; *changed when the card's
+ * state was changed. at_start: --pin is checked against a PIN already set
+ * (later, at a personality switch, the PIN may have been changed since). */
+static int apply_start_pin(struct vc_card *c, bool at_start, bool *changed, char *err,
+                           size_t errlen)
+{
+    enum vc_pin_start ps = c->pers->pin_start;
+    uint8_t h[16];
+
+    *changed = false;
+    if (c->start_pin_given && !c->pin_set) {
+        set_pin_hash(c, c->start_pin_hash);
+        *changed = true;
+    } else if (c->start_pin_given && at_start && ps != VC_PIN_START_BLOCKED &&
+               CRYPTO_memcmp(c->pin_hash, c->start_pin_hash, 16) != 0) {
+        vc_seterr(err, errlen,
+                  "vcard: --pin differs from the PIN already set in the state file %s "
+                  "(give the same PIN, drop --pin, or reset the card)",
+                  c->state_path != NULL ? c->state_path : "");
+        return -1;
+    }
+    if (ps != VC_PIN_START_ASIS && !c->pin_set) {
+        if (vc_pin_hash(VC_DEFAULT_START_PIN, h) != 0)
+            return -1;
+        set_pin_hash(c, h);
+        OPENSSL_cleanse(h, sizeof(h));
+        *changed = true;
+    }
+    if (ps == VC_PIN_START_BLOCKED && c->pin_retries != 0) {
+        c->pin_retries = 0;
+        *changed = true;
+    }
+    if (ps == VC_PIN_START_FORCE_CHANGE && !c->force_pin_change) {
+        c->force_pin_change = true;
+        *changed = true;
+    }
+    return 0;
+}
+
+/* The AAGUID of the personality unless the configuration named one. */
+static void use_personality(struct vc_card *c, const struct vc_personality *p)
+{
+    c->pers = p != NULL ? p : vc_personality_default();
+    if (!c->aaguid_given)
+        memcpy(c->cfg.aaguid, c->pers->aaguid, 16);
+}
+
 struct vc_card *vc_card_new(const struct vc_config *cfg, char *err, size_t errlen)
 {
     static const uint8_t zero[16];
     struct vc_card *c;
-    int rc;
+    bool changed = false;
+    int rc, recert;
 
     vc_seterr(err, errlen, "%s", "");
     if (cfg == NULL) {
@@ -129,8 +185,24 @@ struct vc_card *vc_card_new(const struct vc_config *cfg, char *err, size_t errle
     c->cfg = *cfg;
     if (c->cfg.reset_window_ms <= 0)
         c->cfg.reset_window_ms = 10000;
-    if (memcmp(c->cfg.aaguid, zero, sizeof(zero)) == 0)
-        memcpy(c->cfg.aaguid, default_aaguid, sizeof(default_aaguid));
+    c->aaguid_given = memcmp(c->cfg.aaguid, zero, sizeof(zero)) != 0;
+    use_personality(c, cfg->personality);
+    c->cfg.personality = NULL;
+    c->cfg.pin = NULL;
+    if (cfg->pin != NULL) {
+        size_t n = strlen(cfg->pin);
+
+        if (n < VC_PIN_MIN_LEN || n > VC_PIN_MAX_LEN) {
+            vc_seterr(err, errlen, "vcard: --pin must be %d to %d bytes long (got %zu)",
+                      VC_PIN_MIN_LEN, VC_PIN_MAX_LEN, n);
+            goto fail;
+        }
+        if (vc_pin_hash(cfg->pin, c->start_pin_hash) != 0) {
+            vc_seterr(err, errlen, "vcard: hashing the PIN failed");
+            goto fail;
+        }
+        c->start_pin_given = true;
+    }
     c->cfg.state_path = NULL;
     if (cfg->state_path != NULL && (c->state_path = strdup(cfg->state_path)) == NULL) {
         vc_seterr(err, errlen, "vcard: out of memory");
@@ -144,10 +216,16 @@ struct vc_card *vc_card_new(const struct vc_config *cfg, char *err, size_t errle
             vc_seterr(err, errlen, "vcard: generating the card's keys failed");
             goto fail;
         }
-        if (vc_persist(c) != 0) {
-            vc_seterr(err, errlen, "vcard: cannot write state file %s", c->state_path);
-            goto fail;
-        }
+    }
+    if (apply_start_pin(c, true, &changed, err, errlen) != 0)
+        goto fail;
+    if ((recert = vc_attest_match_aaguid(c)) < 0) {
+        vc_seterr(err, errlen, "vcard: issuing the attestation certificate failed");
+        goto fail;
+    }
+    if ((changed || recert > 0 || rc == 0) && vc_persist(c) != 0) {
+        vc_seterr(err, errlen, "vcard: cannot write state file %s", c->state_path);
+        goto fail;
     }
     if (vc_pin_new_boot(c) != 0) {
         vc_seterr(err, errlen, "vcard: generating the key agreement key failed");
@@ -192,33 +270,86 @@ void vc_card_set_faults(struct vc_card *c, const struct vc_faults *f)
     pthread_mutex_unlock(&c->mu);
 }
 
-bool vc_card_ctap2_enabled(const struct vc_card *c)
+int vc_card_set_personality(struct vc_card *c, const struct vc_personality *p, char *err,
+                            size_t errlen)
+{
+    bool changed = false;
+    int recert, rc = -1;
+
+    vc_seterr(err, errlen, "%s", "");
+    pthread_mutex_lock(&c->mu);
+    use_personality(c, p);
+    c->pending.active = false;
+    if (apply_start_pin(c, false, &changed, err, errlen) != 0)
+        goto out;
+    if ((recert = vc_attest_match_aaguid(c)) < 0) {
+        vc_seterr(err, errlen, "vcard: issuing the attestation certificate failed");
+        goto out;
+    }
+    if ((changed || recert > 0) && vc_persist(c) != 0) {
+        vc_seterr(err, errlen, "vcard: cannot write state file %s", c->state_path);
+        goto out;
+    }
+    rc = 0;
+out:
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+const struct vc_personality *vc_card_personality(const struct vc_card *c)
 {
     struct vc_card *m = (struct vc_card *)c; /* the mutex is not part of the value */
+    const struct vc_personality *p;
+
+    pthread_mutex_lock(&m->mu);
+    p = m->pers;
+    pthread_mutex_unlock(&m->mu);
+    return p;
+}
+
+bool vc_card_ctap2_enabled(const struct vc_card *c)
+{
+    struct vc_card *m = (struct vc_card *)c;
     bool on;
 
     pthread_mutex_lock(&m->mu);
-    on = !m->faults.on[VC_FAULT_CTAP1_ONLY];
+    on = !m->faults.on[VC_FAULT_CTAP1_ONLY] && m->pers->ctap2;
     pthread_mutex_unlock(&m->mu);
     return on;
 }
 
 bool vc_card_ctap1_enabled(const struct vc_card *c)
 {
-    return c->cfg.ctap1;
+    struct vc_card *m = (struct vc_card *)c;
+    bool on;
+
+    pthread_mutex_lock(&m->mu);
+    on = m->cfg.ctap1 && m->pers->ctap1;
+    pthread_mutex_unlock(&m->mu);
+    return on;
 }
 
-static bool put_str_array(cbor_item_t *map, int key, const char *const *v, size_t n)
+/* A NULL-terminated list of text strings; U2F_V2 is left out when CTAP1 is
+ * not offered. */
+static bool put_str_array(cbor_item_t *map, int key, const char *const *v, size_t max, bool u2f)
 {
-    cbor_item_t *arr = cbor_new_definite_array(n);
+    cbor_item_t *arr;
+    size_t n = 0;
+    bool ok = true;
 
-    if (arr == NULL)
+    for (size_t i = 0; i < max && v[i] != NULL; i++)
+        n += u2f || strcmp(v[i], "U2F_V2") != 0;
+    if (n == 0)
+        return true;
+    if ((arr = cbor_new_definite_array(n)) == NULL)
         return false;
-    for (size_t i = 0; i < n; i++)
-        if (kc_cbor_array_push(arr, kc_cbor_new_text(v[i])) != KC_OK) {
-            cbor_decref(&arr);
-            return false;
-        }
+    for (size_t i = 0; ok && i < max && v[i] != NULL; i++)
+        if (u2f || strcmp(v[i], "U2F_V2") != 0)
+            ok = kc_cbor_array_push(arr, kc_cbor_new_text(v[i])) == KC_OK;
+    if (!ok) {
+        cbor_decref(&arr);
+        return false;
+    }
     return kc_cbor_map_add_int(map, key, arr) == KC_OK;
 }
 
@@ -236,57 +367,98 @@ static cbor_item_t *alg_entry(int alg)
     return m;
 }
 
+static bool put_opt(cbor_item_t *opts, const char *name, enum vc_opt v)
+{
+    if (v == VC_OPT_ABSENT)
+        return true;
+    return kc_cbor_map_add_str(opts, name, cbor_build_bool(v == VC_OPT_TRUE)) == KC_OK;
+}
+
+static enum vc_opt opt_of(bool present, bool value)
+{
+    return !present ? VC_OPT_ABSENT : value ? VC_OPT_TRUE : VC_OPT_FALSE;
+}
+
+/* options (0x04) in canonical CBOR order: shorter keys first, then bytewise */
+static cbor_item_t *info_options(const struct vc_card *c, bool pin_protos)
+{
+    const struct vc_personality *p = c->pers;
+    cbor_item_t *o = cbor_new_definite_map(8);
+    bool ok = o != NULL;
+
+    ok = ok && put_opt(o, "rk", VC_OPT_TRUE) && put_opt(o, "up", VC_OPT_TRUE);
+    ok = ok && put_opt(o, "uv", c->cfg.uv ? VC_OPT_TRUE : p->opt_uv);
+    ok = ok && put_opt(o, "plat", opt_of(p->opt_plat, false));
+    ok = ok && put_opt(o, "alwaysUv", p->opt_always_uv);
+    ok = ok && put_opt(o, "clientPin", opt_of(p->opt_client_pin && pin_protos, c->pin_set));
+    ok = ok && put_opt(o, "pinUvAuthToken", p->opt_pin_uv_auth_token);
+    ok = ok && put_opt(o, "makeCredUvNotRqd", p->opt_make_cred_uv_not_rqd);
+    if (!ok && o != NULL)
+        cbor_decref(&o);
+    return ok ? o : NULL;
+}
+
+static bool put_int_array(cbor_item_t *m, int key, const int *v, size_t max, bool algs)
+{
+    cbor_item_t *arr;
+    size_t n = 0;
+    bool ok = true;
+
+    while (n < max && v[n] != 0)
+        n++;
+    if (n == 0)
+        return true;
+    if ((arr = cbor_new_definite_array(n)) == NULL)
+        return false;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = kc_cbor_array_push(arr, algs ? alg_entry(v[i]) : kc_cbor_new_int(v[i])) == KC_OK;
+    if (!ok) {
+        cbor_decref(&arr);
+        return false;
+    }
+    return kc_cbor_map_add_int(m, key, arr) == KC_OK;
+}
+
+/* authenticatorGetInfo (CTAP 2.1 6.4) as the personality publishes it, keys
+ * ascending. The no-pin-protocols fault removes clientPin and 0x06. */
 static uint8_t get_info(struct vc_card *c, uint8_t *resp, size_t cap, size_t *resp_len)
 {
-    static const char *const v_u2f[] = {"U2F_V2", "FIDO_2_0", "FIDO_2_1"};
-    static const char *const exts[] = {"credProtect", "hmac-secret"};
-    static const char *const transports[] = {"usb"};
-    bool pin_protos = !c->faults.on[VC_FAULT_NO_PIN_PROTOCOLS];
-    cbor_item_t *m = cbor_new_definite_map(pin_protos ? 12 : 11);
-    cbor_item_t *opts = cbor_new_definite_map(4 + (c->cfg.uv ? 1 : 0) + (pin_protos ? 1 : 0));
-    cbor_item_t *protos = cbor_new_definite_array(2);
-    cbor_item_t *algs = cbor_new_definite_array(2);
+    static const char *const transports[] = {"usb", NULL};
+    const struct vc_personality *p = c->pers;
+    bool pin_protos = !c->faults.on[VC_FAULT_NO_PIN_PROTOCOLS] && p->pin_protocols[0] != 0;
+    bool u2f = c->cfg.ctap1 && p->ctap1;
+    cbor_item_t *m = cbor_new_definite_map(16);
+    cbor_item_t *opts = info_options(c, pin_protos);
     uint8_t st = KC_CTAP1_ERR_OTHER;
     bool ok;
 
-    ok = m != NULL && opts != NULL && protos != NULL && algs != NULL;
-    ok = ok && (c->cfg.ctap1 ? put_str_array(m, 1, v_u2f, 3) : put_str_array(m, 1, v_u2f + 1, 2));
-    ok = ok && put_str_array(m, 2, exts, 2);
+    ok = m != NULL && opts != NULL;
+    ok = ok && put_str_array(m, 1, p->versions, VC_PERS_MAX_STRINGS, u2f);
+    ok = ok && put_str_array(m, 2, p->extensions, VC_PERS_MAX_STRINGS, true);
     ok = ok && kc_cbor_map_add_int(m, 3, kc_cbor_new_bytes(c->cfg.aaguid, 16)) == KC_OK;
-    /* options in canonical order: shorter keys first */
-    ok = ok && kc_cbor_map_add_str(opts, "rk", cbor_build_bool(true)) == KC_OK;
-    ok = ok && kc_cbor_map_add_str(opts, "up", cbor_build_bool(true)) == KC_OK;
-    if (c->cfg.uv)
-        ok = ok && kc_cbor_map_add_str(opts, "uv", cbor_build_bool(true)) == KC_OK;
-    if (pin_protos)
-        ok = ok && kc_cbor_map_add_str(opts, "clientPin", cbor_build_bool(c->pin_set)) == KC_OK;
-    ok = ok && kc_cbor_map_add_str(opts, "pinUvAuthToken", cbor_build_bool(true)) == KC_OK;
-    ok = ok && kc_cbor_map_add_str(opts, "makeCredUvNotRqd", cbor_build_bool(true)) == KC_OK;
     ok = ok && kc_cbor_map_add_int(m, 4, cbor_incref(opts)) == KC_OK;
-    ok = ok && kc_cbor_map_add_int(m, 5, kc_cbor_new_int(VC_MAX_MSG_SIZE)) == KC_OK;
-    if (pin_protos) {
-        ok = ok && kc_cbor_array_push(protos, kc_cbor_new_int(2)) == KC_OK &&
-             kc_cbor_array_push(protos, kc_cbor_new_int(1)) == KC_OK;
-        ok = ok && kc_cbor_map_add_int(m, 6, cbor_incref(protos)) == KC_OK;
-    }
-    ok = ok && kc_cbor_map_add_int(m, 7, kc_cbor_new_int(VC_MAX_CRED_IN_LIST)) == KC_OK;
-    ok = ok && kc_cbor_map_add_int(m, 8, kc_cbor_new_int(VC_CRED_ID_LEN)) == KC_OK;
-    ok = ok && put_str_array(m, 9, transports, 1);
-    ok = ok && kc_cbor_array_push(algs, alg_entry(KC_COSE_ES256)) == KC_OK &&
-         kc_cbor_array_push(algs, alg_entry(KC_COSE_EDDSA)) == KC_OK;
-    ok = ok && kc_cbor_map_add_int(m, 10, cbor_incref(algs)) == KC_OK;
-    ok = ok && kc_cbor_map_add_int(m, 13, kc_cbor_new_int(VC_PIN_MIN_LEN)) == KC_OK;
-    ok = ok && kc_cbor_map_add_int(m, 14, kc_cbor_new_int(VC_FIRMWARE_VERSION)) == KC_OK;
+    ok = ok && kc_cbor_map_add_int(m, 5, kc_cbor_new_int(p->max_msg_size)) == KC_OK;
+    if (pin_protos)
+        ok = ok && put_int_array(m, 6, p->pin_protocols, VC_PERS_MAX_PROTOS, false);
+    if (p->max_cred_in_list > 0)
+        ok = ok && kc_cbor_map_add_int(m, 7, kc_cbor_new_int(p->max_cred_in_list)) == KC_OK;
+    if (p->cred_id_len_key)
+        ok = ok && kc_cbor_map_add_int(m, 8, kc_cbor_new_int(VC_CRED_ID_LEN)) == KC_OK;
+    if (p->transports_usb)
+        ok = ok && put_str_array(m, 9, transports, 2, true);
+    ok = ok && put_int_array(m, 10, p->algorithms, VC_PERS_MAX_ALGS, true);
+    if (p->force_pin_change_key)
+        ok = ok && kc_cbor_map_add_int(m, 12, cbor_build_bool(c->force_pin_change)) == KC_OK;
+    if (p->min_pin_length > 0)
+        ok = ok && kc_cbor_map_add_int(m, 13, kc_cbor_new_int(p->min_pin_length)) == KC_OK;
+    if (p->firmware_version > 0)
+        ok = ok && kc_cbor_map_add_int(m, 14, kc_cbor_new_int(p->firmware_version)) == KC_OK;
     if (ok)
         st = vc_reply_item(m, resp, cap, resp_len);
     if (m != NULL)
         cbor_decref(&m);
     if (opts != NULL)
         cbor_decref(&opts);
-    if (protos != NULL)
-        cbor_decref(&protos);
-    if (algs != NULL)
-        cbor_decref(&algs);
     return st;
 }
 
@@ -316,6 +488,7 @@ static uint8_t reset(struct vc_card *c, vc_presence_fn up, void *ctx)
     OPENSSL_cleanse(c->pin_hash, sizeof(c->pin_hash));
     c->pin_retries = VC_PIN_RETRIES_MAX;
     c->pin_boot_fails = 0;
+    c->force_pin_change = false;
     if (vc_pin_new_boot(c) != 0)
         return KC_CTAP1_ERR_OTHER;
     return vc_persist(c) == 0 ? KC_CTAP2_OK : KC_CTAP1_ERR_OTHER;
@@ -337,7 +510,7 @@ int vc_card_cbor(struct vc_card *c, const uint8_t *req, size_t len, uint8_t *res
         return 0;
     }
     pthread_mutex_lock(&c->mu);
-    if (c->faults.on[VC_FAULT_CTAP1_ONLY]) {
+    if (c->faults.on[VC_FAULT_CTAP1_ONLY] || !c->pers->ctap2) {
         vc_reply_status(KC_CTAP1_ERR_INVALID_COMMAND, resp, resp_len);
         goto out;
     }
@@ -345,7 +518,7 @@ int vc_card_cbor(struct vc_card *c, const uint8_t *req, size_t len, uint8_t *res
         c->pending.active = false;
     /* getInfo advertises maxMsgSize: a longer request (command byte and
      * parameters) is refused before it is parsed, as a real card would */
-    if (len > VC_MAX_MSG_SIZE) {
+    if (len > (size_t)c->pers->max_msg_size) {
         vc_reply_status(KC_CTAP2_ERR_REQUEST_TOO_LARGE, resp, resp_len);
         goto out;
     }
@@ -363,7 +536,8 @@ int vc_card_cbor(struct vc_card *c, const uint8_t *req, size_t len, uint8_t *res
         st = vc_get_next_assertion(c, resp, cap, resp_len);
         break;
     case KC_CTAP2_CLIENT_PIN:
-        if (c->faults.on[VC_FAULT_NO_PIN_PROTOCOLS])
+        /* a card without PIN protocols has no ClientPIN command */
+        if (c->faults.on[VC_FAULT_NO_PIN_PROTOCOLS] || c->pers->pin_protocols[0] == 0)
             st = KC_CTAP1_ERR_INVALID_COMMAND;
         else
             st = vc_client_pin(c, body, blen, resp, cap, resp_len);
@@ -423,9 +597,12 @@ char *vc_card_status_json(const struct vc_card *c)
     json_object_set_new(o, "pin_retries", json_integer(m->pin_retries));
     json_object_set_new(o, "pin_blocked_until_power_cycle",
                         json_boolean(m->pin_boot_fails >= VC_PIN_BOOT_FAILS));
-    json_object_set_new(o, "ctap2", json_boolean(!m->faults.on[VC_FAULT_CTAP1_ONLY]));
-    json_object_set_new(o, "ctap1", json_boolean(m->cfg.ctap1));
-    json_object_set_new(o, "uv", json_boolean(m->cfg.uv));
+    json_object_set_new(o, "ctap2",
+                        json_boolean(!m->faults.on[VC_FAULT_CTAP1_ONLY] && m->pers->ctap2));
+    json_object_set_new(o, "ctap1", json_boolean(m->cfg.ctap1 && m->pers->ctap1));
+    json_object_set_new(o, "uv", json_boolean(vc_builtin_uv(m)));
+    json_object_set_new(o, "personality", json_string(m->pers->name));
+    json_object_set_new(o, "force_pin_change", json_boolean(m->force_pin_change));
     json_object_set_new(
         o, "attestation",
         json_string(m->cfg.attestation <= VC_ATT_NONE ? att[m->cfg.attestation] : "unknown"));

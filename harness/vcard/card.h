@@ -57,13 +57,19 @@ enum vc_attestation {
     VC_ATT_NONE,
 };
 
+struct vc_personality; /* personality.h */
+
 struct vc_config {
     const char *state_path; /* NULL: state in memory only */
     enum vc_attestation attestation;
     bool uv;    /* advertise built-in uv option */
     bool ctap1; /* answer U2F over MSG (default true) */
     uint8_t aaguid[16];
-    int reset_window_ms; /* reset allowed this long after power-up (10000) */
+    int reset_window_ms;                      /* reset allowed this long after power-up (10000) */
+    const struct vc_personality *personality; /* NULL: kcard-2.1 */
+    /* Start with this PIN set (--pin). A state file that already has
+     * another PIN is refused, except by pin-blocked, which never checks it. */
+    const char *pin;
 };
 
 struct vc_card;
@@ -90,6 +96,14 @@ void vc_card_set_faults(struct vc_card *c, const struct vc_faults *f);
 /* Whether CTAP2 is currently offered (false under ctap1-only). */
 bool vc_card_ctap2_enabled(const struct vc_card *c);
 bool vc_card_ctap1_enabled(const struct vc_card *c);
+/* Switches to personality p (NULL: the default): its getInfo, capabilities
+ * and behaviour from the next request on, and the PIN state it starts with
+ * (pin-blocked, force-pin-change). The caller replugs the card. 0, or -1
+ * with a message in err. Thread-safe. */
+int vc_card_set_personality(struct vc_card *c, const struct vc_personality *p, char *err,
+                            size_t errlen);
+/* The personality in use (never NULL). Thread-safe. */
+const struct vc_personality *vc_card_personality(const struct vc_card *c);
 /* A JSON object (malloc'd string) describing credentials count, PIN set,
  * retries, faults: used by the control socket's status. */
 char *vc_card_status_json(const struct vc_card *c);

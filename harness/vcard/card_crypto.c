@@ -306,11 +306,11 @@ out:
     return rc;
 }
 
-/* A self-signed batch certificate as packed attestation asks for it:
- * version 3, OU "Authenticator Attestation", CA false, the AAGUID extension. */
-int vc_attest_generate(struct vc_card *c)
+/* A self-signed batch certificate for key k as packed attestation asks for
+ * it: version 3, OU "Authenticator Attestation", CA false, the AAGUID
+ * extension. Replaces c->att_cert. */
+static int make_cert(struct vc_card *c, EVP_PKEY *k)
 {
-    EVP_PKEY *k = EVP_EC_gen("P-256");
     X509 *x = X509_new();
     X509_NAME *name = NULL;
     uint8_t serial[8];
@@ -350,17 +350,63 @@ int vc_attest_generate(struct vc_card *c)
         goto out;
     memcpy(c->att_cert, der, (size_t)der_len);
     c->att_cert_len = (size_t)der_len;
-    EVP_PKEY_free(c->att_key);
-    c->att_key = k;
-    k = NULL;
     rc = 0;
 out:
     OPENSSL_free(der);
     X509_NAME_free(name);
     BN_free(sn);
     X509_free(x);
-    EVP_PKEY_free(k);
     return rc;
+}
+
+int vc_attest_generate(struct vc_card *c)
+{
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+
+    if (k == NULL || make_cert(c, k) != 0) {
+        EVP_PKEY_free(k);
+        return -1;
+    }
+    EVP_PKEY_free(c->att_key);
+    c->att_key = k;
+    return 0;
+}
+
+/* Whether the DER certificate carries aaguid in its id-fido-gen-ce-aaguid
+ * extension. */
+static bool cert_has_aaguid(const uint8_t *der, size_t len, const uint8_t aaguid[16])
+{
+    const unsigned char *p = der;
+    X509 *x = d2i_X509(NULL, &p, (long)len);
+    ASN1_OBJECT *obj = OBJ_txt2obj("1.3.6.1.4.1.45724.1.1.4", 1);
+    ASN1_OCTET_STRING *inner = NULL;
+    const ASN1_OCTET_STRING *outer;
+    const unsigned char *ip;
+    X509_EXTENSION *ext;
+    bool same = false;
+    int at;
+
+    if (x == NULL || obj == NULL || (at = X509_get_ext_by_OBJ(x, obj, -1)) < 0 ||
+        (ext = X509_get_ext(x, at)) == NULL || (outer = X509_EXTENSION_get_data(ext)) == NULL)
+        goto out;
+    ip = ASN1_STRING_get0_data(outer);
+    if ((inner = d2i_ASN1_OCTET_STRING(NULL, &ip, ASN1_STRING_length(outer))) == NULL)
+        goto out;
+    same = ASN1_STRING_length(inner) == 16 && memcmp(ASN1_STRING_get0_data(inner), aaguid, 16) == 0;
+out:
+    ASN1_OCTET_STRING_free(inner);
+    ASN1_OBJECT_free(obj);
+    X509_free(x);
+    return same;
+}
+
+int vc_attest_match_aaguid(struct vc_card *c)
+{
+    if (c->att_key == NULL)
+        return -1;
+    if (c->att_cert != NULL && cert_has_aaguid(c->att_cert, c->att_cert_len, c->cfg.aaguid))
+        return 0;
+    return make_cert(c, c->att_key) == 0 ? 1 : -1;
 }
 
 static struct vc_counter *counter_find(struct vc_card *c, const uint8_t *id, size_t id_len,

@@ -1,14 +1,19 @@
 /* authenticatorMakeCredential, authenticatorGetAssertion and
  * authenticatorGetNextAssertion of the virtual card (CTAP 2.1, 6.1-6.3).
  *
- * User verification policy (6.1.2, kept simple): the card advertises
- * makeCredUvNotRqd. With a PIN set and no pinUvAuthParam, a non-resident
- * makeCredential is allowed without UV, a resident one gets PUAT_REQUIRED;
- * getAssertion without pinUvAuthParam proceeds with UV clear (credProtect then
- * hides what needs UV). With config uv, options.uv=true counts as built-in UV
- * performed together with the presence check. hmac-secret: makeCredential
- * reports it in authData; getAssertion computes the outputs for the first
- * credential; getNextAssertion returns none. */
+ * User verification policy: the personality's (personality.h). With
+ * makeCredUvNotRqd (kcard-2.1), a PIN set and no pinUvAuthParam, a
+ * non-resident makeCredential is allowed without UV, a resident one gets
+ * PUAT_REQUIRED. A CTAP 2.0 card with a PIN set demands it for every
+ * makeCredential (PIN_REQUIRED, 2.0 5.1 step 6); a 2.1 card without
+ * makeCredUvNotRqd does once protected by a PIN or built-in UV (6.1.2);
+ * alwaysUv demands UV for every makeCredential and every getAssertion with
+ * up, PIN set or not (6.1.2 step 5; 6.2.2 step 5 gates only up=true, so
+ * up=false pre-flights pass, as OpenSK does). Otherwise getAssertion without pinUvAuthParam
+ * proceeds with UV clear (credProtect then hides what needs UV). With built-in UV (the uv option),
+ * options.uv=true counts as UV performed together with the presence check, so a declined touch is
+ * OPERATION_DENIED. hmac-secret: makeCredential reports it in authData; getAssertion computes the
+ * outputs for the first credential; getNextAssertion returns none. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -144,7 +149,10 @@ static uint8_t pin_auth_preflight(struct vc_card *c, const cbor_item_t *pin_auth
         return KC_CTAP2_OK;
     if (cbor_bytestring_length(pin_auth) == 0)
         return empty_pin_auth(c, up, ctx);
-    return vc_pin_proto_check(pin_proto, &proto);
+    /* a card without PIN protocols (CTAP 2.0 5.1 step 5) */
+    if (c->pers->pin_protocols[0] == 0)
+        return KC_CTAP2_ERR_PIN_AUTH_INVALID;
+    return vc_pin_proto_check(c, pin_proto, &proto);
 }
 
 /* User verification: a pinUvAuthParam verified over cdh for perm and rp_id,
@@ -156,18 +164,44 @@ static uint8_t check_uv(struct vc_card *c, const cbor_item_t *pin_auth,
 {
     uint8_t st;
 
+    bool builtin = vc_builtin_uv(c);
+
     *uv = false;
-    if (pin_auth == NULL && o->uv && !c->cfg.uv)
-        return KC_CTAP2_ERR_INVALID_OPTION;
+    if (pin_auth == NULL && o->uv && !builtin)
+        /* a CTAP 2.0 card with a PIN wants it instead (2.0's PIN_REQUIRED is
+         * 2.1's PUAT_REQUIRED, both 0x36) */
+        return c->pers->uv_policy == VC_UV_POLICY_CTAP20 && c->pin_set
+                   ? KC_CTAP2_ERR_PUAT_REQUIRED
+                   : KC_CTAP2_ERR_INVALID_OPTION;
     if (pin_auth != NULL) {
         if ((st = vc_pin_check_param(c, pin_auth, pin_proto, cbor_bytestring_handle(cdh), perm,
                                      rp_id)) != KC_CTAP2_OK)
             return st;
         *uv = true;
-    } else if (o->uv && c->cfg.uv) {
+    } else if (o->uv && builtin) {
         *uv = true;
     }
     return KC_CTAP2_OK;
+}
+
+/* A makeCredential without UV: the personality's policy decides. */
+static uint8_t mc_without_uv(const struct vc_card *c, const struct opts *o)
+{
+    bool is_protected = c->pin_set || vc_builtin_uv(c);
+
+    switch (c->pers->uv_policy) {
+    case VC_UV_POLICY_UV_NOT_RQD:
+        return c->pin_set && o->rk ? KC_CTAP2_ERR_PUAT_REQUIRED : KC_CTAP2_OK;
+    case VC_UV_POLICY_CTAP20: /* CTAP2_ERR_PIN_REQUIRED, 0x36 */
+        return c->pin_set ? KC_CTAP2_ERR_PUAT_REQUIRED : KC_CTAP2_OK;
+    case VC_UV_POLICY_UV_RQD:
+        return is_protected ? KC_CTAP2_ERR_PUAT_REQUIRED : KC_CTAP2_OK;
+    case VC_UV_POLICY_ALWAYS_UV:
+        /* unprotected: PUAT_REQUIRED tells the platform to set a PIN first */
+        return c->pers->opt_client_pin || is_protected ? KC_CTAP2_ERR_PUAT_REQUIRED
+                                                       : KC_CTAP2_ERR_OPERATION_DENIED;
+    }
+    return KC_CTAP2_ERR_PUAT_REQUIRED;
 }
 
 static void put_be32(uint8_t *p, uint32_t v)
@@ -475,12 +509,10 @@ uint8_t vc_make_credential(struct vc_card *c, const uint8_t *p, size_t len, uint
     if ((st = check_uv(c, r.pin_auth, r.pin_proto, &o, r.cdh, KC_PERM_MC, rk.rp_id, &uv)) !=
         KC_CTAP2_OK)
         goto out;
-    if (uv) {
+    if (uv)
         flags |= VC_AUTH_FLAG_UV;
-    } else if (c->pin_set && o.rk) {
-        st = KC_CTAP2_ERR_PUAT_REQUIRED;
+    else if ((st = mc_without_uv(c, &o)) != KC_CTAP2_OK)
         goto out;
-    }
     if ((st = check_exclude(c, r.exclude, rp_id_hash, up, ctx)) != KC_CTAP2_OK)
         goto out;
     if ((st = vc_up_status(vc_ask_presence(c, up, ctx))) != KC_CTAP2_OK)
@@ -675,6 +707,10 @@ uint8_t vc_get_assertion(struct vc_card *c, const uint8_t *p, size_t len, uint8_
     if ((st = check_uv(c, r.pin_auth, r.pin_proto, &o, r.cdh, KC_PERM_GA, rp_id, &uv)) !=
         KC_CTAP2_OK)
         goto out;
+    if (!uv && o.up && c->pers->uv_policy == VC_UV_POLICY_ALWAYS_UV) {
+        st = KC_CTAP2_ERR_PUAT_REQUIRED;
+        goto out;
+    }
     if (r.allow != NULL && cbor_array_size(r.allow) > 0) {
         v = cbor_array_handle(r.allow);
         for (size_t i = 0; i < cbor_array_size(r.allow) && !found; i++) {

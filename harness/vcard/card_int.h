@@ -14,8 +14,9 @@
 
 #include "ctaphid/cbor_util.h"
 #include "harness/vcard/card.h"
+#include "harness/vcard/personality.h"
 
-#define VC_MAX_MSG_SIZE 1200
+#define VC_MAX_MSG_SIZE 1200 /* kcard-2.1's; each personality has its own */
 #define VC_MAX_CRED_IN_LIST 16
 #define VC_MAX_RK 50
 #define VC_MAX_COUNTERS 4096
@@ -24,6 +25,8 @@
 #define VC_NAME_MAX 64
 #define VC_PIN_RETRIES_MAX 8
 #define VC_PIN_MIN_LEN 4
+#define VC_PIN_MAX_LEN 63
+#define VC_DEFAULT_START_PIN "1234" /* pin-blocked, force-pin-change without --pin */
 #define VC_PIN_BLOCK_LEN 64
 #define VC_PIN_BOOT_FAILS 3
 #define VC_TOKEN_LEN 32
@@ -98,6 +101,10 @@ struct vc_card {
     struct vc_config cfg;
     char *state_path;
     struct vc_faults faults;
+    const struct vc_personality *pers; /* never NULL */
+    bool aaguid_given;                 /* cfg.aaguid came from the caller */
+    bool start_pin_given;              /* --pin */
+    uint8_t start_pin_hash[16];
 
     /* persistent */
     uint8_t master_key[32];
@@ -107,6 +114,7 @@ struct vc_card {
     bool pin_set;
     uint8_t pin_hash[16];
     int pin_retries;
+    bool force_pin_change; /* getInfo 0x0C; tokens refused until changePIN */
     struct vc_rk rks[VC_MAX_RK];
     size_t n_rk;
     uint64_t next_seq;
@@ -140,6 +148,11 @@ void vc_reply_status(uint8_t status, uint8_t *resp, size_t *resp_len);
 void vc_seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Built-in UV: the personality's uv option, or --uv. */
+bool vc_builtin_uv(const struct vc_card *c);
+/* LEFT(SHA-256(pin), 16), as the card keeps a PIN; -1 on failure. */
+int vc_pin_hash(const char *pin, uint8_t out[16]);
+
 /* card_cbor.c (everything else CBOR: ctaphid/cbor_util.h). The request's
  * top-level map: one whole well-formed CBOR map with unsigned int keys;
  * KC_CTAP2_OK or a CTAP2 status. */
@@ -162,6 +175,10 @@ void vc_key_cache_clear(struct vc_card *c);
 int vc_sign(struct vc_card *c, EVP_PKEY *key, int alg, const uint8_t *m1, size_t l1,
             const uint8_t *m2, size_t l2, uint8_t *sig, size_t *sig_len);
 int vc_attest_generate(struct vc_card *c);
+/* Re-issues the batch certificate (same key) when its AAGUID extension is not
+ * the card's current AAGUID, so packed attestation keeps verifying after a
+ * personality change. 1 re-issued, 0 already right, -1 on failure. */
+int vc_attest_match_aaguid(struct vc_card *c);
 int vc_p256_raw_pub(EVP_PKEY *k, uint8_t out[65]);
 /* Counters (by credential id) */
 uint32_t vc_counter_next(struct vc_card *c, const uint8_t *id, size_t id_len);
@@ -181,7 +198,8 @@ uint8_t vc_client_pin(struct vc_card *c, const uint8_t *p, size_t len, uint8_t *
 uint8_t vc_pin_check_param(struct vc_card *c, const cbor_item_t *param, const cbor_item_t *proto,
                            const uint8_t cdh[32], uint8_t perm, const char *rp_id);
 int vc_pin_new_boot(struct vc_card *c);
-uint8_t vc_pin_proto_check(const cbor_item_t *proto, int *out);
+/* A pinUvAuthProtocol the personality offers (else INVALID_PARAMETER). */
+uint8_t vc_pin_proto_check(const struct vc_card *c, const cbor_item_t *proto, int *out);
 
 /* hmac-secret extension input of getAssertion, checked and decrypted. */
 struct vc_hmac_in {

@@ -5,7 +5,10 @@
  * The PIN is kept as LEFT(SHA-256(pin), 16). Retries start at 8 and persist;
  * three wrong PINs in a row within one boot block PIN use until the next
  * power cycle. The key agreement key and the pinUvAuthToken are per boot;
- * the key agreement key is also replaced after each wrong PIN. */
+ * the key agreement key is also replaced after each wrong PIN. Only the
+ * personality's pinUvAuthProtocols are accepted; with forcePINChange set
+ * (force-pin-change) the right PIN gets PIN_POLICY_VIOLATION instead of a
+ * token until changePIN sets a different PIN. */
 #include <stdio.h>
 #include <string.h>
 
@@ -43,17 +46,35 @@ int vc_pin_new_boot(struct vc_card *c)
     return new_key_agreement(c) == 0 && token_reset(c) == 0 ? 0 : -1;
 }
 
-uint8_t vc_pin_proto_check(const cbor_item_t *proto, int *out)
+/* Only the protocols the personality advertises are accepted (CTAP 2.1
+ * 6.5.5.1: an unsupported pinUvAuthProtocol is CTAP1_ERR_INVALID_PARAMETER). */
+uint8_t vc_pin_proto_check(const struct vc_card *c, const cbor_item_t *proto, int *out)
 {
+    uint64_t want;
+
     *out = 0;
     if (proto == NULL)
         return KC_CTAP2_ERR_MISSING_PARAMETER;
     if (!cbor_isa_uint(proto))
         return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
-    if (cbor_get_int(proto) != 1 && cbor_get_int(proto) != 2)
-        return KC_CTAP1_ERR_INVALID_PARAMETER;
-    *out = (int)cbor_get_int(proto);
-    return KC_CTAP2_OK;
+    want = cbor_get_int(proto);
+    for (size_t i = 0; i < VC_PERS_MAX_PROTOS && c->pers->pin_protocols[i] != 0; i++)
+        if ((uint64_t)c->pers->pin_protocols[i] == want) {
+            *out = (int)want;
+            return KC_CTAP2_OK;
+        }
+    return KC_CTAP1_ERR_INVALID_PARAMETER;
+}
+
+int vc_pin_hash(const char *pin, uint8_t out[16])
+{
+    uint8_t full[32];
+
+    if (vc_sha256((const uint8_t *)pin, strlen(pin), full) != 0)
+        return -1;
+    memcpy(out, full, 16);
+    OPENSSL_cleanse(full, sizeof(full));
+    return 0;
 }
 
 uint8_t vc_pin_check_param(struct vc_card *c, const cbor_item_t *param, const cbor_item_t *proto,
@@ -62,7 +83,7 @@ uint8_t vc_pin_check_param(struct vc_card *c, const cbor_item_t *param, const cb
     int p;
     uint8_t st;
 
-    if ((st = vc_pin_proto_check(proto, &p)) != KC_CTAP2_OK)
+    if ((st = vc_pin_proto_check(c, proto, &p)) != KC_CTAP2_OK)
         return st;
     if (!c->pin_set)
         return KC_CTAP2_ERR_PIN_NOT_SET;
@@ -136,7 +157,7 @@ uint8_t vc_hmac_secret_input(struct vc_card *c, const cbor_item_t *in, struct vc
     if (!kc_cbor_is_bytes(enc) || !kc_cbor_is_bytes(auth))
         return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
     out->proto = 1;
-    if (proto != NULL && (st = vc_pin_proto_check(proto, &out->proto)) != KC_CTAP2_OK)
+    if (proto != NULL && (st = vc_pin_proto_check(c, proto, &out->proto)) != KC_CTAP2_OK)
         return st;
     if ((st = ecdh(c, out->proto, kc_cbor_map_get_int(in, 1), out->shared, &out->shared_len)) !=
         KC_CTAP2_OK)
@@ -361,7 +382,13 @@ static uint8_t change_pin(struct vc_card *c, const struct pin_req *r)
     if ((st = check_pin_hash(c, r, shared, slen)) != KC_CTAP2_OK ||
         (st = new_pin_hash(r, shared, slen, hash)) != KC_CTAP2_OK)
         goto out;
+    /* a forced change must pick another PIN (vcard's reading of forcePINChange) */
+    if (c->force_pin_change && CRYPTO_memcmp(hash, c->pin_hash, 16) == 0) {
+        st = KC_CTAP2_ERR_PIN_POLICY_VIOLATION;
+        goto out;
+    }
     memcpy(c->pin_hash, hash, 16);
+    c->force_pin_change = false;
     /* existing tokens stop working once the PIN changes */
     if (token_reset(c) != 0) {
         st = KC_CTAP1_ERR_OTHER;
@@ -408,6 +435,11 @@ static uint8_t get_token(struct vc_card *c, const struct pin_req *r, bool with_p
     if ((st = shared_secret(c, r, shared, &slen)) != KC_CTAP2_OK ||
         (st = check_pin_hash(c, r, shared, slen)) != KC_CTAP2_OK)
         goto out;
+    /* the right PIN, but it must be changed first (CTAP 2.1 6.5.5.7) */
+    if (c->force_pin_change) {
+        st = KC_CTAP2_ERR_PIN_POLICY_VIOLATION;
+        goto out;
+    }
     /* a fresh token for each grant: earlier ones stop working */
     if (token_reset(c) != 0) {
         st = KC_CTAP1_ERR_OTHER;
@@ -468,7 +500,7 @@ uint8_t vc_client_pin(struct vc_card *c, const uint8_t *p, size_t len, uint8_t *
         st = KC_CTAP2_ERR_INVALID_SUBCOMMAND; /* no built-in UV: 0x06, 0x07 too */
         goto out;
     }
-    if ((st = vc_pin_proto_check(kc_cbor_map_get_int(req, 1), &r.proto)) != KC_CTAP2_OK)
+    if ((st = vc_pin_proto_check(c, kc_cbor_map_get_int(req, 1), &r.proto)) != KC_CTAP2_OK)
         goto out;
     switch (cmd) {
     case KC_PIN_GET_KEY_AGREEMENT:

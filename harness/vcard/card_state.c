@@ -56,7 +56,7 @@ static bool put_counter(cbor_item_t *arr, const struct vc_counter *k)
 
 static cbor_item_t *state_item(const struct vc_card *c)
 {
-    cbor_item_t *m = cbor_new_definite_map(10);
+    cbor_item_t *m = cbor_new_definite_map(11);
     cbor_item_t *rks = cbor_new_definite_array(c->n_rk);
     cbor_item_t *ctrs = cbor_new_definite_array(c->n_ctr);
     unsigned char *der = NULL;
@@ -67,17 +67,19 @@ static cbor_item_t *state_item(const struct vc_card *c)
         ok = put_rk(rks, &c->rks[i]);
     for (size_t i = 0; ok && i < c->n_ctr; i++)
         ok = put_counter(ctrs, &c->ctrs[i]);
-    ok = ok && kc_cbor_map_add_str(m, "version", kc_cbor_new_int(STATE_VERSION)) == KC_OK &&
-         kc_cbor_map_add_str(m, "master_key", kc_cbor_new_bytes(c->master_key, 32)) == KC_OK &&
-         kc_cbor_map_add_str(m, "att_key", kc_cbor_new_bytes(der, (size_t)der_len)) == KC_OK &&
-         kc_cbor_map_add_str(m, "att_cert", kc_cbor_new_bytes(c->att_cert, c->att_cert_len)) ==
-             KC_OK &&
-         kc_cbor_map_add_str(m, "pin_set", cbor_build_bool(c->pin_set)) == KC_OK &&
-         kc_cbor_map_add_str(m, "pin_hash", kc_cbor_new_bytes(c->pin_hash, 16)) == KC_OK &&
-         kc_cbor_map_add_str(m, "pin_retries", kc_cbor_new_int(c->pin_retries)) == KC_OK &&
-         kc_cbor_map_add_str(m, "next_seq", kc_cbor_new_int((int64_t)c->next_seq)) == KC_OK &&
-         kc_cbor_map_add_str(m, "rks", cbor_incref(rks)) == KC_OK &&
-         kc_cbor_map_add_str(m, "counters", cbor_incref(ctrs)) == KC_OK;
+    ok =
+        ok && kc_cbor_map_add_str(m, "version", kc_cbor_new_int(STATE_VERSION)) == KC_OK &&
+        kc_cbor_map_add_str(m, "master_key", kc_cbor_new_bytes(c->master_key, 32)) == KC_OK &&
+        kc_cbor_map_add_str(m, "att_key", kc_cbor_new_bytes(der, (size_t)der_len)) == KC_OK &&
+        kc_cbor_map_add_str(m, "att_cert", kc_cbor_new_bytes(c->att_cert, c->att_cert_len)) ==
+            KC_OK &&
+        kc_cbor_map_add_str(m, "pin_set", cbor_build_bool(c->pin_set)) == KC_OK &&
+        kc_cbor_map_add_str(m, "pin_hash", kc_cbor_new_bytes(c->pin_hash, 16)) == KC_OK &&
+        kc_cbor_map_add_str(m, "pin_retries", kc_cbor_new_int(c->pin_retries)) == KC_OK &&
+        kc_cbor_map_add_str(m, "force_pin_change", cbor_build_bool(c->force_pin_change)) == KC_OK &&
+        kc_cbor_map_add_str(m, "next_seq", kc_cbor_new_int((int64_t)c->next_seq)) == KC_OK &&
+        kc_cbor_map_add_str(m, "rks", cbor_incref(rks)) == KC_OK &&
+        kc_cbor_map_add_str(m, "counters", cbor_incref(ctrs)) == KC_OK;
     if (der != NULL) {
         OPENSSL_cleanse(der, (size_t)der_len);
         OPENSSL_free(der);
@@ -282,6 +284,12 @@ static const char *load_item(struct vc_card *c, const cbor_item_t *m)
     if (!get_uint(m, "pin_retries", VC_PIN_RETRIES_MAX, &u))
         return "\"pin_retries\" missing or above 8";
     c->pin_retries = (int)u;
+    /* written since personalities (force-pin-change); older files lack it */
+    if ((v = kc_cbor_map_get_str(m, "force_pin_change")) != NULL) {
+        if (!kc_cbor_is_bool(v))
+            return "\"force_pin_change\" is not a boolean";
+        c->force_pin_change = cbor_get_bool(v);
+    }
     if (!get_uint(m, "next_seq", UINT64_MAX, &c->next_seq))
         return "\"next_seq\" missing";
     if ((why = load_rks(c, kc_cbor_map_get_str(m, "rks"))) != NULL)

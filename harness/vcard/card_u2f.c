@@ -176,7 +176,7 @@ void vc_u2f(struct vc_card *c, const uint8_t *apdu, size_t len, uint8_t *resp, s
     struct apdu ap;
     uint16_t code;
 
-    if (!c->cfg.ctap1) {
+    if (!c->cfg.ctap1 || !c->pers->ctap1) {
         sw(resp, resp_len, 0, KC_U2F_SW_INS_NOT_SUPPORTED);
         return;
     }

@@ -7,10 +7,8 @@
 
 #include "ctaphid/status.h"
 #include "harness/vcard/hid.h"
+#include "harness/vcard/personality.h"
 
-#define DEVICE_MAJOR 1
-#define DEVICE_MINOR 0
-#define DEVICE_BUILD 0
 #define PROTOCOL_VERSION 2
 
 enum job_state {
@@ -27,6 +25,9 @@ struct vc_hid {
     struct vc_faults faults;
     bool ctap1;
     bool ctap2;
+    bool wink;
+    bool wrong_channel;        /* the personality's quirk: like the wrong-cid fault */
+    uint8_t device_version[3]; /* INIT major, minor, build */
 
     /* allocated channels: a ring, the oldest is forgotten when full */
     uint32_t chans[VC_HID_MAX_CHANNELS];
@@ -89,6 +90,7 @@ struct vc_hid *vc_hid_new(vc_hid_send_fn send, void *send_ctx)
     h->ctap1 = true;
     h->ctap2 = true;
     h->next_cid = 1;
+    vc_hid_set_personality(h, NULL);
     return h;
 }
 
@@ -107,6 +109,15 @@ void vc_hid_set_caps(struct vc_hid *h, bool ctap1, bool ctap2)
 {
     h->ctap1 = ctap1;
     h->ctap2 = ctap2;
+}
+
+void vc_hid_set_personality(struct vc_hid *h, const struct vc_personality *p)
+{
+    if (p == NULL)
+        p = vc_personality_default();
+    h->wink = p->wink;
+    h->wrong_channel = p->wrong_channel;
+    memcpy(h->device_version, p->device_version, sizeof(h->device_version));
 }
 
 void vc_hid_set_faults(struct vc_hid *h, const struct vc_faults *f)
@@ -168,7 +179,7 @@ static void send_report(struct vc_hid *h, const struct vc_hid_peer *to, uint8_t 
     if (fault(h, VC_FAULT_DUPLICATE_EVERY) && h->faults.arg[VC_FAULT_DUPLICATE_EVERY] > 0 &&
         h->reports_out % (uint64_t)h->faults.arg[VC_FAULT_DUPLICATE_EVERY] == 0)
         copies = 2;
-    if (fault(h, VC_FAULT_WRONG_CID)) {
+    if (fault(h, VC_FAULT_WRONG_CID) || h->wrong_channel) {
         uint32_t cid = get_be32(rep);
 
         if (cid != KC_HID_BROADCAST_CID)
@@ -286,7 +297,7 @@ static void handle_init(struct vc_hid *h, const struct vc_hid_peer *from, uint32
 {
     uint8_t resp[KC_HID_INIT_RESP_LEN];
     uint32_t newcid;
-    uint8_t caps = KC_HID_CAP_WINK;
+    uint8_t caps = h->wink ? KC_HID_CAP_WINK : 0;
 
     if (fault(h, VC_FAULT_NO_INIT_REPLY))
         return;
@@ -324,9 +335,9 @@ static void handle_init(struct vc_hid *h, const struct vc_hid_peer *from, uint32
     memcpy(resp, rep + KC_HID_INIT_HDR, KC_HID_NONCE_LEN);
     put_be32(resp + 8, newcid);
     resp[12] = PROTOCOL_VERSION;
-    resp[13] = DEVICE_MAJOR;
-    resp[14] = DEVICE_MINOR;
-    resp[15] = DEVICE_BUILD;
+    resp[13] = h->device_version[0];
+    resp[14] = h->device_version[1];
+    resp[15] = h->device_version[2];
     resp[16] = caps;
     reply_ok(h, from, cid, KC_HID_INIT, resp, sizeof(resp), now_ms, now_ms);
 }
@@ -346,6 +357,10 @@ static void dispatch(struct vc_hid *h, uint64_t now_ms)
         reply_ok(h, &peer, cid, cmd, h->buf, len, start, now_ms);
         return;
     case KC_HID_WINK:
+        if (!h->wink) {
+            reply_error(h, &peer, cid, cmd, KC_HID_ERR_INVALID_CMD, start, now_ms);
+            return;
+        }
         if (len != 0) {
             reply_error(h, &peer, cid, cmd, KC_HID_ERR_INVALID_LEN, start, now_ms);
             return;

@@ -59,6 +59,12 @@ void vc_hid_set_log(struct vc_hid *h, vc_hid_log_fn fn, void *ctx);
 /* Which message commands are offered: decides the INIT capabilities (CBOR,
  * NMSG) and whether CBOR/MSG get INVALID_CMD. Both on by default. */
 void vc_hid_set_caps(struct vc_hid *h, bool ctap1, bool ctap2);
+struct vc_personality; /* personality.h */
+/* What a personality changes here: the INIT device version bytes, the WINK
+ * capability (WINK is INVALID_CMD without it) and the wrong-channel quirk
+ * (every reply on a channel never allocated). NULL: kcard-2.1's (1.0.0,
+ * WINK). Message commands stay with vc_hid_set_caps. */
+void vc_hid_set_personality(struct vc_hid *h, const struct vc_personality *p);
 /* HID-layer faults (output faults, busy, unplug, no-init-reply, ...). */
 void vc_hid_set_faults(struct vc_hid *h, const struct vc_faults *f);
 

@@ -20,6 +20,8 @@
 
 #include "ctaphid/status.h"
 #include "harness/vcard/hid.h"
+#include "harness/vcard/personality.h"
+#include "harness/vcard/script.h"
 #include "harness/vcard/server.h"
 #include "harness/vcard/uhid.h"
 
@@ -68,6 +70,9 @@ struct vc_server {
     bool uhid_vendor;
 
     bool verbose;
+    /* --script: a recorded card answers, not the core */
+    struct vc_script *script;
+    uint16_t reply_port; /* network order; 0: the sender's port */
     struct vc_presence presence;
     struct vc_faults faults;
 
@@ -403,6 +408,8 @@ static void send_cb(void *ctx, const struct vc_hid_peer *to, const uint8_t *repo
     if (to->len != sizeof(sa))
         return;
     memcpy(&sa, to->addr, sizeof(sa));
+    if (s->reply_port != 0)
+        sa.sin_port = s->reply_port; /* --reply-port: a fixed host port, as simulators do */
     /* a full socket buffer drops the report, as a lossy link would */
     (void)sendto(s->udp, report, KC_HID_REPORT_LEN, MSG_DONTWAIT, (struct sockaddr *)&sa,
                  sizeof(sa));
@@ -530,8 +537,12 @@ static int read_udp(struct vc_server *s)
         pthread_mutex_lock(&s->mu);
         if (!s->faults.on[VC_FAULT_UNPLUG])
             note_client(s, &sa, now);
-        vc_hid_input(s->hid, &peer, buf, (size_t)n, now);
-        start_job(s);
+        if (s->script != NULL) {
+            vc_script_input(s->script, &peer, buf, (size_t)n, now);
+        } else {
+            vc_hid_input(s->hid, &peer, buf, (size_t)n, now);
+            start_job(s);
+        }
         /* a CANCEL or a resync may concern the worker: let it look */
         pthread_cond_broadcast(&s->cv);
         pthread_mutex_unlock(&s->mu);
@@ -552,8 +563,12 @@ static int read_uhid(struct vc_server *s)
         if ((r = vc_uhid_read_output(s->uhid, rep, 0)) <= 0)
             return r;
         pthread_mutex_lock(&s->mu);
-        vc_hid_input(s->hid, &peer, rep, sizeof(rep), now_ms());
-        start_job(s);
+        if (s->script != NULL) {
+            vc_script_input(s->script, &peer, rep, sizeof(rep), now_ms());
+        } else {
+            vc_hid_input(s->hid, &peer, rep, sizeof(rep), now_ms());
+            start_job(s);
+        }
         pthread_cond_broadcast(&s->cv);
         pthread_mutex_unlock(&s->mu);
     }
@@ -606,7 +621,7 @@ static void announce_remove(struct vc_server *s)
 static int announce_write(struct vc_server *s)
 {
     char tmp[PATH_MAX];
-    char line[80];
+    char line[160];
     int fd;
     int n;
     bool ok;
@@ -616,7 +631,11 @@ static int announce_write(struct vc_server *s)
     n = snprintf(tmp, sizeof(tmp), "%s/.vcard-%ld.uri.tmp", s->announce_dir, (long)getpid());
     if (n < 0 || (size_t)n >= sizeof(tmp))
         return -1;
-    n = snprintf(line, sizeof(line), "%s\n", s->uri);
+    /* the first line is the URI alone (what discovery reads) */
+    n = snprintf(line, sizeof(line), "%s\npersonality %s\n", s->uri,
+                 vc_card_personality(s->card)->name);
+    if (n < 0 || (size_t)n >= sizeof(line))
+        return -1;
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return -1;
@@ -637,6 +656,7 @@ static void apply_faults(struct vc_server *s)
 {
     vc_card_set_faults(s->card, &s->faults);
     vc_hid_set_faults(s->hid, &s->faults);
+    vc_hid_set_personality(s->hid, vc_card_personality(s->card));
     vc_hid_set_caps(s->hid, vc_card_ctap1_enabled(s->card), vc_card_ctap2_enabled(s->card));
 }
 
@@ -741,7 +761,12 @@ static json_t *status_json(struct vc_server *s)
         return NULL;
     if (s->announce_path != NULL)
         json_object_set_new(o, "announce", json_string(s->announce_path));
+    json_object_set_new(o, "personality", json_string(vc_card_personality(s->card)->name));
+    json_object_set_new(o, "reply_port",
+                        s->reply_port ? json_integer(ntohs(s->reply_port)) : json_null());
     json_object_set_new(o, "uhid", json_boolean(s->uhid != NULL));
+    if (s->script != NULL)
+        json_object_set_new(o, "script", vc_script_status(s->script));
     card = vc_card_status_json(s->card);
     if (card != NULL) {
         json_t *c = json_loads(card, 0, NULL);
@@ -789,7 +814,7 @@ static json_t *decide(struct vc_server *s, enum vc_up_result d)
 /* One control line; returns the JSON reply. Lock held. */
 static json_t *control_command(struct vc_server *s, char *line)
 {
-    char err[160];
+    char err[320];
     char *arg;
 
     if (!printable_ascii(line))
@@ -839,6 +864,19 @@ static json_t *control_command(struct vc_server *s, char *line)
         pthread_cond_broadcast(&s->cv);
         return reply_ok();
     }
+    if (strcmp(line, "personality") == 0) {
+        const struct vc_personality *p = vc_personality_find(arg);
+
+        if (p == NULL) {
+            vc_personality_unknown(arg, err, sizeof(err));
+            return reply_err(err);
+        }
+        /* another card model plugged in: a replug with the new personality */
+        if (vc_card_set_personality(s->card, p, err, sizeof(err)) < 0 ||
+            do_replug(s, err, sizeof(err)) < 0)
+            return reply_err(err);
+        return json_pack("{s:b, s:s, s:s}", "ok", 1, "uri", s->uri, "personality", p->name);
+    }
     if (arg != NULL)
         return reply_err("this command takes no argument");
     if (strcmp(line, "clear") == 0) {
@@ -869,7 +907,7 @@ static json_t *control_command(struct vc_server *s, char *line)
     }
     snprintf(err, sizeof(err),
              "unknown command '%.40s' (approve, deny, presence MODE, fault PROFILE, clear, "
-             "unplug, replug, status)",
+             "unplug, replug, personality NAME, status)",
              line);
     return reply_err(err);
 }
@@ -1050,8 +1088,12 @@ struct vc_server *vc_server_new(struct vc_card *card, const struct vc_server_con
         s->conns[i].fd = -1;
     s->card = card;
     s->verbose = cfg->verbose;
+    s->reply_port = htons(cfg->reply_port);
     s->presence = cfg->presence;
     s->faults = cfg->faults;
+    s->script = cfg->script;
+    if (s->script != NULL)
+        vc_script_set_send(s->script, send_cb, s);
     pthread_mutex_init(&s->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1134,6 +1176,8 @@ int vc_server_run(struct vc_server *s, volatile sig_atomic_t *stop)
 
         pthread_mutex_lock(&s->mu);
         vc_hid_tick(s->hid, now);
+        if (s->script != NULL)
+            vc_script_tick(s->script, now);
         if (s->replug_requested) {
             char err[160];
 
@@ -1143,6 +1187,8 @@ int vc_server_run(struct vc_server *s, volatile sig_atomic_t *stop)
                 fprintf(stderr, "vcard: replug failed: %s\n", err);
         }
         deadline = vc_hid_deadline(s->hid);
+        if (s->script != NULL && vc_script_deadline(s->script) < deadline)
+            deadline = vc_script_deadline(s->script);
         pthread_mutex_unlock(&s->mu);
         timeout = POLL_MAX_MS;
         if (deadline != UINT64_MAX)

@@ -34,6 +34,8 @@ int vc_presence_parse(const char *s, struct vc_presence *p, char *err, size_t er
 /* Back to the spelling above (buf of at least 32 bytes). */
 void vc_presence_format(const struct vc_presence *p, char *buf, size_t len);
 
+struct vc_script;
+
 struct vc_server_config {
     const char *listen;       /* "ADDR:PORT", port 0 picks a free one */
     const char *control_path; /* NULL: no control socket */
@@ -43,6 +45,9 @@ struct vc_server_config {
     bool verbose;     /* one JSON line per request on stderr */
     bool uhid;        /* also appear as a hidraw node through /dev/uhid */
     bool uhid_vendor; /* with a vendor-defined interface beside it */
+    /* --script: a recorded card answers (script.h); the caller owns it */
+    struct vc_script *script;
+    uint16_t reply_port; /* --reply-port: replies to this port of the sender (0: its port) */
 };
 
 struct vc_server;

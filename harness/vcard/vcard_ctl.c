@@ -40,6 +40,8 @@ static void usage(FILE *f)
                "  clear              remove every fault (and plug back in)\n"
                "  unplug             stop answering, withdraw the announce file\n"
                "  replug             come back on a new port, re-announce\n"
+               "  personality NAME   become another card (see vcard --list-personalities):\n"
+               "                     a replug with the new personality\n"
                "  status             the card's state as JSON\n"
                "\n"
                "  --control PATH     control socket (default: $VCARD_CONTROL)\n"
@@ -139,6 +141,7 @@ static void print_human(const char *command, json_t *reply)
     json_t *err = json_object_get(reply, "error");
     json_t *uri = json_object_get(reply, "uri");
     json_t *applied = json_object_get(reply, "applied");
+    json_t *personality = json_object_get(reply, "personality");
 
     if (!json_is_true(json_object_get(reply, "ok"))) {
         fprintf(stderr, "vcard-ctl: %s: %s\n", command,
@@ -154,7 +157,9 @@ static void print_human(const char *command, json_t *reply)
         }
         return;
     }
-    if (json_is_string(uri))
+    if (json_is_string(uri) && json_is_string(personality))
+        printf("ok: %s at %s\n", json_string_value(personality), json_string_value(uri));
+    else if (json_is_string(uri))
         printf("ok: %s\n", json_string_value(uri));
     else if (json_is_string(applied))
         printf("ok: %s\n", strcmp(json_string_value(applied), "pending") == 0

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "harness/vcard/card.h"
+#include "harness/vcard/personality.h"
+#include "harness/vcard/script.h"
 #include "harness/vcard/server.h"
 
 #define VCARD_VERSION "0.1.0"
@@ -60,6 +62,16 @@ static void usage(FILE *f)
                "  --attestation KIND     packed (batch certificate, default) | self | none\n"
                "  --no-ctap1             no U2F over MSG (INIT then reports NMSG)\n"
                "  --uv                   advertise built-in user verification\n"
+               "  --personality NAME     play a card family (default kcard-2.1; see\n"
+               "                         --list-personalities and vcard(1))\n"
+               "  --list-personalities   print each personality and the family it models\n"
+               "  --pin PIN              start with this PIN set (a state file with another\n"
+               "                         PIN is refused, except by pin-blocked)\n"
+               "  --reply-port PORT      send every reply to PORT of the sender's address\n"
+               "                         (as simulators reply to host port 7112)\n"
+               "  --script TRACE         serve a recorded card: answer each request as the\n"
+               "                         JSON-lines TRACE recorded (rawctap --trace-format\n"
+               "                         json, rawctap trace import); see vcard(1)\n"
                "  --reset-window-ms MS   allow authenticatorReset only this long after\n"
                "                         power-up (default 10000, as CTAP 2.1 says)\n"
                "  --uhid[=vendor]        also appear as a hidraw node through /dev/uhid\n"
@@ -70,7 +82,7 @@ static void usage(FILE *f)
                "\n"
                "Exit status: 0 stopped cleanly (SIGINT/SIGTERM), 1 socket error while serving,\n"
                "2 usage error, 3 cannot bind, open the state file, create the control socket\n"
-               "or the uhid device.\n");
+               "or the uhid device, or read the --script trace.\n");
 }
 
 int main(int argc, char **argv)
@@ -87,7 +99,12 @@ int main(int argc, char **argv)
         OPT_UV,
         OPT_VERSION,
         OPT_UHID,
-        OPT_RESET_WINDOW
+        OPT_RESET_WINDOW,
+        OPT_PERSONALITY,
+        OPT_LIST_PERSONALITIES,
+        OPT_PIN,
+        OPT_REPLY_PORT,
+        OPT_SCRIPT
     };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
@@ -101,6 +118,11 @@ int main(int argc, char **argv)
         {"uv", no_argument, NULL, OPT_UV},
         {"uhid", optional_argument, NULL, OPT_UHID},
         {"reset-window-ms", required_argument, NULL, OPT_RESET_WINDOW},
+        {"personality", required_argument, NULL, OPT_PERSONALITY},
+        {"list-personalities", no_argument, NULL, OPT_LIST_PERSONALITIES},
+        {"pin", required_argument, NULL, OPT_PIN},
+        {"reply-port", required_argument, NULL, OPT_REPLY_PORT},
+        {"script", required_argument, NULL, OPT_SCRIPT},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -112,6 +134,7 @@ int main(int argc, char **argv)
     struct vc_server *srv;
     struct sigaction sa;
     char err[256];
+    const char *script_path = NULL;
     int opt;
     int rc;
 
@@ -174,6 +197,33 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
+        case OPT_PERSONALITY:
+            if ((cfg.personality = vc_personality_find(optarg)) == NULL) {
+                vc_personality_unknown(optarg, err, sizeof(err));
+                fprintf(stderr, "vcard: %s\n", err);
+                return EXIT_USAGE;
+            }
+            break;
+        case OPT_LIST_PERSONALITIES:
+            for (size_t i = 0; i < vc_personality_count(); i++)
+                printf("%-18s %s\n", vc_personality_at(i)->name, vc_personality_at(i)->family);
+            return EXIT_OK;
+        case OPT_PIN:
+            cfg.pin = optarg;
+            break;
+        case OPT_REPLY_PORT: {
+            int port;
+
+            if (parse_ms(optarg, 65535, &port) != 0) {
+                fprintf(stderr, "vcard: bad --reply-port '%s' (want 1..65535)\n", optarg);
+                return EXIT_USAGE;
+            }
+            scfg.reply_port = (uint16_t)port;
+            break;
+        }
+        case OPT_SCRIPT:
+            script_path = optarg;
+            break;
         case OPT_UHID:
             scfg.uhid = true;
             if (optarg != NULL && strcmp(optarg, "vendor") == 0) {
@@ -203,11 +253,28 @@ int main(int argc, char **argv)
         usage(stderr);
         return EXIT_USAGE;
     }
+    if (cfg.pin != NULL) {
+        const struct vc_personality *p =
+            cfg.personality != NULL ? cfg.personality : vc_personality_default();
 
+        if (!p->opt_client_pin) {
+            /* such a card has no clientPin at all: a PIN could never be set on it */
+            fprintf(stderr,
+                    "vcard: --pin: personality %s offers no clientPin, so no PIN can be set\n",
+                    p->name);
+            return EXIT_USAGE;
+        }
+    }
+
+    if (script_path != NULL && vc_script_load(script_path, &scfg.script, err, sizeof(err)) != 0) {
+        fprintf(stderr, "vcard: --script: %s\n", err);
+        return EXIT_SETUP;
+    }
     card = vc_card_new(&cfg, err, sizeof(err));
     if (card == NULL) {
         /* the core may already name itself */
         fprintf(stderr, "%s%s\n", strncmp(err, "vcard: ", 7) == 0 ? "" : "vcard: ", err);
+        vc_script_free(scfg.script);
         return EXIT_SETUP;
     }
     /* the worker thread inherits this mask: signals reach the poll loop */
@@ -231,6 +298,7 @@ int main(int argc, char **argv)
     if (srv == NULL) {
         fprintf(stderr, "vcard: %s\n", err);
         vc_card_free(card);
+        vc_script_free(scfg.script);
         return EXIT_SETUP;
     }
     if (scfg.uhid)
@@ -240,5 +308,6 @@ int main(int argc, char **argv)
     rc = vc_server_run(srv, &stop_flag) == 0 ? EXIT_OK : EXIT_FAILURE_RUN;
     vc_server_free(srv);
     vc_card_free(card);
+    vc_script_free(scfg.script);
     return rc;
 }

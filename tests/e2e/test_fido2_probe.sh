@@ -132,7 +132,7 @@ run "--follow with --list is a usage error" 2 --list --follow 100
 # ---- a dead port
 run "presence check on a dead port exits 1" 1 --json --device udp:127.0.0.1:1 --timeout-ms 500
 jcheck "dead port: present false, nothing answers" \
-    'j["present"] is False and j["error_code"] == "no-device" and "nothing listening" in j["error"] and j["fix"]'
+    'j["present"] is False and j["error_code"] == "no-device" and "nothing listens" in j["error"] and j["fix"]'
 
 # ---- INIT never answered
 if "$CTL" --control "$VCARD_CTL" fault no-init-reply >/dev/null 2>&1; then

@@ -1,36 +1,49 @@
 #!/bin/sh
 # Independent FIDO2 client libraries (Debian's libfido2 and python-fido2)
-# register and authenticate against the virtual card over UDP and verify
-# what it returns. Each client gets a fresh card.
+# against the virtual card over UDP: register and authenticate with
+# everything verified, the negative probes (unknown CTAPHID command, channel
+# never allocated, unknown credential, excludeList hit) with their exact
+# errors, and six assertions with a strictly rising signCount, a check shown
+# to bite on a card whose counter rolls back. Each client gets a fresh card.
+# Faults: test_interop_faults.sh; personalities and fixed ports:
+# test_interop_cards.sh.
+# shellcheck disable=SC1091,SC2086 # sourced helpers; client commands split on purpose
 . tests/e2e/lib.sh
+. tests/interop/e2e_helpers.sh
 trap cleanup EXIT
 
-# Each interop program prints "ok - ..." lines and a final "N passed, M failed":
-# fold its counts into ours.
-run_client() {
-    label=$1
-    shift
-    out="$E2E_TMP/$label.out"
-    timeout -k 2 60 "$@" >"$out" 2>&1
-    rc=$?
-    sed 's/^/    /' "$out"
-    counts=$(tail -n 1 "$out" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p')
-    if [ -z "$counts" ]; then
-        not_ok "$label ran to completion" "exit $rc, no summary"
-        return
-    fi
-    set -- $counts
-    PASSED=$((PASSED + $1))
-    FAILED=$((FAILED + $2))
-    [ "$rc" -eq 0 ] || [ "$2" -gt 0 ] || not_ok "$label exit status" "exit $rc"
-}
+for client in libfido2 python-fido2; do
+    case $client in
+        libfido2)
+            basic="$LIBFIDO2_DIR/libfido2_udp"
+            probes="$LIBFIDO2_DIR/libfido2_probes"
+            ;;
+        python-fido2)
+            basic="$PYCLIENT/python_fido2_udp.py"
+            probes="$PYCLIENT/python_fido2_probes.py"
+            ;;
+    esac
+    need_vcard "vcard starts" --presence yes
+    run_client "$client" kcard-2.1 "register+assert ES256/EdDSA" $basic 127.0.0.1 "$VCARD_PORT"
+    stop_vcard
 
-need_vcard "vcard starts" --presence yes
-run_client libfido2 "$BUILD/interop/libfido2_udp" 127.0.0.1 "$VCARD_PORT"
-stop_vcard
+    need_vcard "vcard starts" --presence yes
+    run_client "$client" kcard-2.1 "negative probes, counter:6" \
+        $probes 127.0.0.1 "$VCARD_PORT" negative counter:6
+    stop_vcard
 
-need_vcard "vcard starts" --presence yes
-run_client python-fido2 /usr/bin/python3 tests/interop/python_fido2_udp.py 127.0.0.1 "$VCARD_PORT"
-stop_vcard
+    # the counter check bites: the card's counter rolls back half-way
+    need_vcard "vcard starts" --presence yes
+    run_client_fails "$client" "kcard-2.1 + counter-rollback" "counter:6, rollback after 3" \
+        "signCount rises strictly.*(rollback)" \
+        $probes --rollback-ctl "$VCARD_CTL" 127.0.0.1 "$VCARD_PORT" counter:6
+    stop_vcard
 
+    need_vcard "vcard starts" --fault counter-rollback
+    run_client_fails "$client" "fault counter-rollback" "counter:6 (counter stays 0)" \
+        "signCount rises strictly.*(did not rise)" $probes 127.0.0.1 "$VCARD_PORT" counter:6
+    stop_vcard
+done
+
+interop_table
 finish

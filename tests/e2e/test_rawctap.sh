@@ -112,6 +112,10 @@ run "selection" 0 $D selection
 # PIN
 run "pin status before set" 0 $D pin status --json
 jcheck "pin not set, 8 retries" 'j["pin_set"] is False and j["retries"] == 8'
+jcheck "pin status: the card's protocols and the one used" 'j["pin_protocols"] == [2, 1] and j["protocol"] == 2'
+run "pin status --protocol 1 (offered)" 0 $D pin status --protocol 1 --json
+jcheck "pin status --protocol 1: used 1, the card's list unchanged" 'j["pin_protocols"] == [2, 1] and j["protocol"] == 1'
+run "pin --force-protocol without --protocol is a usage error" 2 $D pin status --force-protocol
 run "pin set" 0 $D pin set --new-pin 1234
 run "pin status after set" 0 $D pin status --json
 jcheck "pin set now" 'j["pin_set"] is True'
@@ -164,8 +168,15 @@ grep_err "cancel says how long" "cancelled: the card answered CTAP2_ERR_KEEPALIV
 run "presence timeout diagnosed" 3 $D --presence-timeout-ms 400 make-credential --rp-id x
 grep_err "presence phase named" "timeout in presence phase"
 ctl presence delay:3000
+run "cancel --after-ms 0 (presence ask)" 0 $D cancel --after-ms 0 --json
+jcheck "cancel --after-ms 0 answered KEEPALIVE_CANCEL" 'j["answer"] == "CTAP2_ERR_KEEPALIVE_CANCEL" and j["ok"] is True'
 run "cancel --after-ms 200 (presence delay)" 0 $D cancel --after-ms 200 --json
 jcheck "cancel during delay" 'j["answer"] == "CTAP2_ERR_KEEPALIVE_CANCEL"'
+ctl presence yes
+run "cancel after the card said yes: exit 4" 4 $D cancel --after-ms 400 --json
+jcheck "cancel after the answer: too late, named" \
+    'j["error_name"] == "CANCEL_TOO_LATE" and j["answer"] == "CTAP2_OK" and j["cancel_sent"] is False and j["exit"] == 4'
+grep_err "cancel after the answer: said so" "the cancel came too late"
 ctl presence delay:300
 run "presence delay then approve" 0 $D make-credential --rp-id delay.example
 grep_err "keepalive printed during delay" "keepalive UPNEEDED"

@@ -519,7 +519,8 @@ def t_replug(port, ctl, announce_dir):
     path = os.path.join(announce_dir, files[0])
     with open(path) as f:
         before = f.read()
-    check("announce file names the URI", before == "udp:127.0.0.1:%d\n" % port, repr(before))
+    check("announce file names the URI, then the personality",
+          before == "udp:127.0.0.1:%d\npersonality kcard-2.1\n" % port, repr(before))
     c = Client(port)
     c.init()
     old_cid = c.cid
@@ -533,7 +534,8 @@ def t_replug(port, ctl, announce_dir):
         return port
     with open(path) as f:
         after = f.read()
-    check("announce file rewritten on replug", after == new_uri + "\n", repr(after))
+    check("announce file rewritten on replug",
+          after == new_uri + "\npersonality kcard-2.1\n", repr(after))
     check("old port is silent after replug", c.init(timeout=0.4) is None)
     n = Client(new_port)
     m = n.transact(PING, b"p", cid=old_cid)
@@ -582,7 +584,7 @@ def replug_once(port, announce_dir):
         for f in os.listdir(announce_dir):
             if f.endswith(".uri"):
                 with open(os.path.join(announce_dir, f)) as fh:
-                    uri = fh.read().strip()
+                    uri = fh.readline().strip()  # the URI; then "personality NAME"
                 if uri and uri != "udp:127.0.0.1:%d" % port:
                     new_uri = uri
         if new_uri:

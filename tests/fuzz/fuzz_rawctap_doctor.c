@@ -35,6 +35,10 @@ static bool take_bool(struct reader *r)
     return (take_u8(r) & 1) != 0;
 }
 
+/* An input string that itself says "reset" (a device URI, a path) may be
+ * quoted in a fix: the reset-advice check holds only for doctor's own words. */
+static bool input_says_reset;
+
 /* A length byte, then that many bytes (NUL-terminated, truncated to fit). */
 static void take_str(struct reader *r, char *buf, size_t cap)
 {
@@ -43,6 +47,8 @@ static void take_str(struct reader *r, char *buf, size_t cap)
     for (; i < len && i + 1 < cap; i++)
         buf[i] = (char)take_u8(r);
     buf[i] = '\0';
+    if (strcasestr(buf, "reset"))
+        input_says_reset = true;
 }
 
 static void take_pings(struct reader *r, struct rc_doc_pings *p)
@@ -59,6 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const char *const names[] = {"discover", "open", "init", "channel", "x"};
     struct reader r = {data, size};
+    input_says_reset = false;
     struct rc_doc_evidence *ev = calloc(1, sizeof(*ev));
     struct rc_doc_verdict *v = calloc(1, sizeof(*v));
     if (ev == NULL || v == NULL) {
@@ -110,6 +117,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ev->n_pin_protocols = take_u8(&r) % 3;
     ev->client_pin = (int)(take_u8(&r) % 3) - 1;
     take_str(&r, ev->versions, sizeof(ev->versions));
+    ev->always_uv = (int)(take_u8(&r) % 3) - 1;
+    ev->uv = (int)(take_u8(&r) % 3) - 1;
+    ev->mc_uv_not_rqd = (int)(take_u8(&r) % 3) - 1;
+    ev->force_pin_change = take_bool(&r);
+    take_str(&r, ev->pin_protocols, sizeof(ev->pin_protocols));
+    ev->pin_given = take_bool(&r);
+    ev->pin_ran = take_bool(&r);
+    ev->retries_ran = take_bool(&r);
+    ev->retries_err = (int)(int8_t)take_u8(&r);
+    ev->retries = take_u8(&r);
+    ev->power_cycle_state = take_bool(&r);
+    ev->pin_spared = take_bool(&r);
+    ev->token_ran = take_bool(&r);
+    ev->token_err = (int)(int8_t)take_u8(&r);
+    ev->token_protocol = take_u8(&r) % 3;
+    ev->retries_after_known = take_bool(&r);
+    ev->retries_after = take_u8(&r);
+    ev->mc_used_pin = take_bool(&r);
+    ev->ga_used_pin = take_bool(&r);
+    ev->mc_alive_after = (int)(take_u8(&r) % 3) - 1;
+    ev->ga_alive_after = (int)(take_u8(&r) % 3) - 1;
+    take_str(&r, ev->moved_hint, sizeof(ev->moved_hint));
+    take_str(&r, ev->cred_file, sizeof(ev->cred_file));
     ev->presence_ran = take_bool(&r);
     ev->mc_err = (int)(int8_t)take_u8(&r);
     ev->mc_phase = (enum kc_phase)(take_u8(&r) % 6);
@@ -154,6 +184,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (v->ok != (v->primary.exit == 0))
         abort();
+    /* a destructive fix only for a blocked PIN, and never without what it erases */
+    for (size_t i = 0; !input_says_reset && i <= v->n_warnings; i++) {
+        const struct rc_doc_finding *f = i == 0 ? &v->primary : &v->warnings[i - 1];
+        if (strcasestr(f->fix, "reset") &&
+            (strcmp(f->code, "PIN_BLOCKED") != 0 || strstr(f->fix, "erases") == NULL))
+            abort();
+    }
     json_t *o = rc_doc_json(ev, v);
     if (o != NULL) {
         char *s = json_dumps(o, JSON_COMPACT);

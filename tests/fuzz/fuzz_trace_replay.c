@@ -1,5 +1,6 @@
-/* The replay transport's JSON-lines parser and playback on arbitrary text:
- * open from the buffer, then run INIT and one PING through kc_dev. */
+/* The replay transport's JSON-lines parser, message grouping and playback
+ * on arbitrary text: open from the buffer, then run INIT, one PING and one
+ * CTAP2 getInfo through kc_dev (the matcher decides each). */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,8 +25,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         kc_transport_close(t);
         return 0;
     }
-    if (kc_dev_init(d, NULL) == KC_OK)
+    if (kc_dev_init(d, NULL) == KC_OK) {
+        uint8_t info = 0x04, cdh[32];
         (void)kc_dev_ping(d, (const uint8_t *)"ping", 4, out, sizeof(out), &n);
+        (void)kc_dev_transact(d, KC_HID_CBOR, &info, 1, out, sizeof(out), &n);
+        (void)kc_replay_recorded_cdh(kc_dev_transport(d), cdh);
+        (void)kc_replay_error(kc_dev_transport(d));
+    }
     kc_dev_close(d);
     return 0;
 }

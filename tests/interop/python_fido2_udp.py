@@ -5,10 +5,10 @@ kcard's virtual card over UDP and verifies what it returns.
 Usage: python_fido2_udp.py HOST PORT
 Prints one "ok - ..." / "not ok - ..." line per check, then "N passed, M failed".
 Every socket read has a timeout, so a silent card fails the check, not the run.
+The probes that can fail are in python_fido2_probes.py and python_fido2_cards.py.
 """
 import hashlib
 import os
-import socket
 import sys
 
 from fido2 import cose
@@ -17,49 +17,21 @@ from fido2.ctap1 import Ctap1
 from fido2.ctap2 import Ctap2
 from fido2.ctap2.pin import ClientPin, PinProtocolV1, PinProtocolV2
 from fido2.hid import CtapHidDevice
-from fido2.hid.base import CtapHidConnection, HidDescriptor
+from fido2.hid.base import HidDescriptor
 
-REPORT = 64
+import udp_ctaphid as u
 
-
-class UdpConnection(CtapHidConnection):
-    """One 64-byte report per datagram, the simulator convention."""
-
-    def __init__(self, host, port):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.settimeout(5.0)
-        self.sock.connect((host, port))
-
-    def write_packet(self, data):
-        # python-fido2 passes the report without a report-id byte
-        self.sock.send(bytes(data).ljust(REPORT, b"\0"))
-
-    def read_packet(self):
-        return self.sock.recv(REPORT)
-
-    def close(self):
-        self.sock.close()
-
-
-passed = 0
-failed = 0
-
-
-def check(name, fn):
-    global passed, failed
-    try:
-        detail = fn()
-        passed += 1
-        print("ok - %s%s" % (name, (": " + str(detail)) if detail else ""))
-    except Exception as e:  # a failed check, reported and counted
-        failed += 1
-        print("not ok - %s: %s: %s" % (name, type(e).__name__, e))
+REPORT = u.REPORT
+check = u.Checks(client="")
 
 
 def main():
+    if len(sys.argv) != 3 or not sys.argv[2].isdigit():
+        u.die("usage: %s HOST PORT" % sys.argv[0])
     host, port = sys.argv[1], int(sys.argv[2])
+    u.bound_run()
     desc = HidDescriptor("udp:%s:%d" % (host, port), 0, 0, REPORT, REPORT)
-    dev = CtapHidDevice(desc, UdpConnection(host, port))
+    dev = CtapHidDevice(desc, u.UdpConnection(host, port))
     ctap2 = Ctap2(dev)
     state = {}
 
@@ -152,8 +124,7 @@ def main():
 
     check("python-fido2 CTAP1 register + authenticate verified", u2f)
     dev.close()
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return check.finish()
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 /* rawctap's diagnosis against a scripted in-memory card: the sentence
  * printed for each way a card can fail (no INIT reply, a hang before the
  * presence prompt, nobody confirming, a slow CTAP1 answer, replies on the
- * wrong channel, CTAP and CTAPHID errors) and the exit code for every
- * libctaphid result. No sockets, no device. */
+ * wrong channel, CTAP and CTAPHID errors, a silent udp card named by its
+ * transport's causes) and the exit code for every libctaphid result; the
+ * --json error object; the rule for a PIN/UV auth protocol the user asks
+ * for. No sockets, no device. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,6 +29,7 @@ enum script {
     CARD_WRONG_CID,   /* answers on a channel it never gave us */
     CARD_HID_BUSY,    /* CTAPHID_ERROR CHANNEL_BUSY */
     CARD_CBOR_DENIED, /* a CBOR reply carrying OPERATION_DENIED */
+    CARD_MUTE,        /* answers INIT, then nothing at all */
 };
 
 #define CARD_CID 0x01020304u
@@ -109,8 +112,16 @@ struct fixture {
 };
 
 /* A context in JSON mode (rc_err stores the message in "error") with a
- * device on a scripted transport; INIT is run unless the card is silent. */
+ * device on a scripted transport named uri (NULL: the mem transport's own);
+ * INIT is run unless the card is silent. */
+static int open_card_at(struct fixture *f, enum script s, const char *uri, int *init_rc);
+
 static int open_card(struct fixture *f, enum script s, int *init_rc)
+{
+    return open_card_at(f, s, NULL, init_rc);
+}
+
+static int open_card_at(struct fixture *f, enum script s, const char *uri, int *init_rc)
 {
     memset(f, 0, sizeof(*f));
     f->card.script = s;
@@ -122,6 +133,9 @@ static int open_card(struct fixture *f, enum script s, int *init_rc)
     f->ctx.to.cancel_ms = 50;
     struct kc_transport *t = kc_mem_transport_new();
     assert_non_null(t);
+    if (uri != NULL)
+        snprintf(t->uri, sizeof(t->uri), "%s", uri);
+    f->ctx.uri = t->uri;
     kc_mem_set_responder(t, responder, &f->card);
     assert_int_equal(kc_dev_wrap(&f->ctx.dev, t, &f->ctx.to), KC_OK);
     kc_dev_set_keepalive_cb(f->ctx.dev, rc_on_keepalive, &f->ctx);
@@ -392,6 +406,308 @@ static void test_pubkey_and_failure_output(void **state)
     json_decref(ctx.result);
 }
 
+/* ---- a silent udp card: the transport's causes first ---- */
+
+static void test_udp_init_wrong_port_first(void **state)
+{
+    (void)state;
+    struct fixture f;
+    int rc;
+    open_card_at(&f, CARD_SILENT, "udp:127.0.0.1:8111", &rc);
+    assert_int_equal(rc, KC_ERR_TIMEOUT);
+    assert_int_equal(rc_fail(&f.ctx, "INIT", rc), RC_EXIT_TRANSPORT);
+    const char *e = error_text(&f);
+    const char *fixed = strstr(e, "open-source simulators reply to a fixed host port, 7112: use "
+                                  "udp:127.0.0.1:8111?local=7112");
+    const char *gone = strstr(e, "is the simulator running there? it may have moved "
+                                 "(re-plugged; see the announce dir / vcard-ctl status)");
+    assert_non_null(strstr(e, "nothing answered at udp:127.0.0.1:8111"));
+    assert_non_null(fixed);
+    assert_non_null(gone);
+    assert_true(fixed < gone); /* the wrong port first */
+    assert_null(strstr(e, "power-cycle"));
+    assert_string_equal(json_string_value(json_object_get(f.ctx.result, "transport_cause")),
+                        "UDP_NO_REPLY_WRONG_PORT_OR_GONE");
+    assert_string_equal(json_string_value(json_object_get(f.ctx.result, "error_name")),
+                        "KC_ERR_TIMEOUT");
+    close_card(&f);
+}
+
+static void test_udp_init_with_local_port(void **state)
+{
+    (void)state;
+    struct fixture f;
+    int rc;
+    open_card_at(&f, CARD_SILENT, "udp:127.0.0.1:8111?local=7112", &rc);
+    assert_int_equal(rc_fail(&f.ctx, "INIT", rc), RC_EXIT_TRANSPORT);
+    const char *e = error_text(&f);
+    assert_non_null(strstr(e, "nothing answered at udp:127.0.0.1:8111 on local port 7112: does "
+                              "the simulator reply to port 7112"));
+    assert_non_null(strstr(e, "is the simulator running there?"));
+    assert_null(strstr(e, "power-cycle"));
+    assert_null(strstr(e, "?local=7112?")); /* no advice to add what is there */
+    close_card(&f);
+}
+
+static void test_hidraw_init_keeps_power_cycle(void **state)
+{
+    (void)state;
+    struct fixture f;
+    int rc;
+    open_card_at(&f, CARD_SILENT, "hidraw:/dev/hidraw3", &rc);
+    rc_fail(&f.ctx, "INIT", rc);
+    const char *e = error_text(&f);
+    assert_non_null(strstr(e, "power-cycle and reattach the card"));
+    assert_null(strstr(e, "?local="));
+    assert_null(json_object_get(f.ctx.result, "transport_cause"));
+    close_card(&f);
+}
+
+static void test_udp_silent_after_request(void **state)
+{
+    (void)state;
+    struct fixture f;
+    int rc;
+    open_card_at(&f, CARD_MUTE, "udp:127.0.0.1:9000", &rc);
+    assert_int_equal(rc, KC_OK);
+    f.ctx.presence_cmd = true;
+    rc = transact(&f, KC_HID_CBOR);
+    assert_int_equal(rc, KC_ERR_TIMEOUT);
+    assert_int_equal(rc_fail(&f.ctx, "make-credential", rc), RC_EXIT_TRANSPORT);
+    const char *e = error_text(&f);
+    assert_non_null(strstr(e, "timeout in command phase"));
+    assert_non_null(strstr(e, "nothing answered at udp:127.0.0.1:9000 after the request: is the "
+                              "simulator running there? it may have moved"));
+    assert_non_null(strstr(e, "a card that hangs before the presence prompt looks the same"));
+    assert_string_equal(json_string_value(json_object_get(f.ctx.result, "transport_cause")),
+                        "UDP_NO_REPLY");
+    close_card(&f);
+}
+
+static void test_udp_keepalives_then_silence_is_a_hang(void **state)
+{
+    (void)state;
+    struct fixture f;
+    int rc;
+    /* keepalives came: the card is there, the firmware hangs */
+    open_card_at(&f, CARD_HANG, "udp:127.0.0.1:9000", &rc);
+    f.ctx.presence_cmd = true;
+    rc = transact(&f, KC_HID_CBOR);
+    rc_fail(&f.ctx, "make-credential", rc);
+    const char *e = error_text(&f);
+    assert_non_null(strstr(e, "hang before the presence prompt"));
+    assert_null(strstr(e, "nothing answered"));
+    close_card(&f);
+}
+
+static void test_udp_nothing_listens(void **state)
+{
+    (void)state;
+    struct fixture f;
+    int rc;
+    open_card_at(&f, CARD_MUTE, "udp:127.0.0.1:9001", &rc);
+    struct kc_transport *t = kc_dev_transport(f.ctx.dev);
+    snprintf(t->last_error, sizeof(t->last_error),
+             "nothing listens at udp:127.0.0.1:9001 (ICMP port unreachable, seen on recv)");
+    assert_int_equal(rc_fail(&f.ctx, "PING", KC_ERR_NO_DEVICE), RC_EXIT_TRANSPORT);
+    const char *e = error_text(&f);
+    assert_non_null(strstr(e, "nothing listens at udp:127.0.0.1:9001"));
+    assert_non_null(strstr(e, "is the simulator running there? it may have moved"));
+    assert_string_equal(json_string_value(json_object_get(f.ctx.result, "error_name")),
+                        "NO_DEVICE");
+    close_card(&f);
+}
+
+/* ---- keepalives that stop: a card gone silent, not a person ---- */
+
+static void silent_after_upneeded(const char *uri, const char *want, const char *not_want)
+{
+    struct fixture f;
+    int rc;
+    open_card_at(&f, CARD_NOBODY, uri, &rc);
+    assert_int_equal(rc, KC_OK);
+    f.ctx.to.presence_ms = 700; /* one UPNEEDED, then 700 ms of nothing */
+    kc_dev_set_timeouts(f.ctx.dev, &f.ctx.to);
+    f.ctx.presence_cmd = true;
+    rc = transact(&f, KC_HID_CBOR);
+    assert_int_equal(rc, KC_ERR_TIMEOUT);
+    assert_int_equal(rc_fail(&f.ctx, "make-credential", rc), RC_EXIT_TRANSPORT);
+    const char *e = error_text(&f);
+    assert_non_null(strstr(e, "timeout in presence phase"));
+    assert_non_null(strstr(e, "the card went silent at +0.00s (no KEEPALIVE since, though one is "
+                              "due every 100 ms)"));
+    assert_non_null(strstr(e, want));
+    assert_null(strstr(e, not_want));
+    assert_null(strstr(e, "nobody confirmed"));
+    assert_true(json_is_true(json_object_get(f.ctx.result, "keepalives_stopped")));
+    close_card(&f);
+}
+
+static void test_keepalives_stop_udp(void **state)
+{
+    (void)state;
+    silent_after_upneeded("udp:127.0.0.1:9002",
+                          "nothing answered at udp:127.0.0.1:9002 since: is the simulator "
+                          "running there? it may have moved",
+                          "firmware");
+}
+
+static void test_keepalives_stop_hidraw(void **state)
+{
+    (void)state;
+    silent_after_upneeded("hidraw:/dev/hidraw4", "unplugged, re-enumerated, or its firmware hung",
+                          "simulator");
+}
+
+/* ---- the --json error object ---- */
+
+static void test_json_finish(void **state)
+{
+    (void)state;
+    json_t *o = json_object();
+    /* a failure that named nothing gets the generic name and a sentence */
+    rc_json_finish(o, RC_EXIT_TRANSPORT);
+    assert_true(json_is_false(json_object_get(o, "ok")));
+    assert_int_equal(json_integer_value(json_object_get(o, "exit")), 3);
+    assert_string_equal(json_string_value(json_object_get(o, "error_name")), "TRANSPORT_ERROR");
+    assert_non_null(strstr(json_string_value(json_object_get(o, "error")), "exit 3"));
+    json_decref(o);
+
+    /* what the command said is kept; exit follows the real exit code */
+    o = json_pack("{s:s, s:s, s:i}", "error", "cancel: too late", "error_name", "CANCEL_TOO_LATE",
+                  "exit", 3);
+    rc_json_finish(o, RC_EXIT_CTAP);
+    assert_string_equal(json_string_value(json_object_get(o, "error")), "cancel: too late");
+    assert_string_equal(json_string_value(json_object_get(o, "error_name")), "CANCEL_TOO_LATE");
+    assert_int_equal(json_integer_value(json_object_get(o, "exit")), 4);
+    json_decref(o);
+
+    /* a usage failure carries the last usage message */
+    rc_usage_note("ping: --size wants 0..%d, not '%s'", 7609, "x");
+    o = json_object();
+    rc_json_finish(o, RC_EXIT_USAGE);
+    assert_string_equal(json_string_value(json_object_get(o, "error")),
+                        "ping: --size wants 0..7609, not 'x'");
+    assert_string_equal(json_string_value(json_object_get(o, "error_name")), "USAGE");
+    json_decref(o);
+
+    /* success: ok true, no error invented */
+    o = json_object();
+    rc_json_finish(o, RC_EXIT_OK);
+    assert_true(json_is_true(json_object_get(o, "ok")));
+    assert_int_equal(json_integer_value(json_object_get(o, "exit")), 0);
+    assert_null(json_object_get(o, "error"));
+    assert_null(json_object_get(o, "error_name"));
+    json_decref(o);
+
+    static const int codes[] = {RC_EXIT_LOCAL, RC_EXIT_USAGE,  RC_EXIT_TRANSPORT,
+                                RC_EXIT_CTAP,  RC_EXIT_VERIFY, RC_EXIT_REPLAY};
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+        const char *n = rc_exit_error_name(codes[i]);
+        assert_non_null(n);
+        for (const char *p = n; *p; p++)
+            assert_true((*p >= 'A' && *p <= 'Z') || *p == '_');
+    }
+    assert_null(rc_exit_error_name(RC_EXIT_OK));
+}
+
+static void test_argv_has_json(void **state)
+{
+    (void)state;
+    char a0[] = "rawctap", a1[] = "pin", a2[] = "--frob", a3[] = "--json", a4[] = "--";
+    char *with[] = {a0, a1, a2, a3};
+    char *without[] = {a0, a1, a2};
+    char *after_dashes[] = {a0, a1, a4, a3};
+    assert_true(rc_argv_has_json(4, with));
+    assert_false(rc_argv_has_json(3, without));
+    assert_false(rc_argv_has_json(4, after_dashes));
+}
+
+static void test_pin_source_problem_noted(void **state)
+{
+    (void)state;
+    char buf[32];
+    rc_usage_note("%s", "");
+    assert_int_equal(rc_pin_get(NULL, "/nonexistent/kcard-pin", buf, sizeof(buf)), RC_EXIT_USAGE);
+    assert_non_null(rc_usage_last());
+    assert_non_null(strstr(rc_usage_last(), "cannot read PIN file /nonexistent/kcard-pin"));
+}
+
+/* ---- --protocol N: only what the card offers, unless forced ---- */
+
+static void info_with(struct kc_info *info, const uint64_t *protos, size_t n, int client_pin)
+{
+    memset(info, 0, sizeof(*info));
+    for (size_t i = 0; i < n; i++)
+        info->pin_protocols[i] = protos[i];
+    info->n_pin_protocols = n;
+    if (client_pin >= 0) {
+        snprintf(info->options[0].name, sizeof(info->options[0].name), "clientPin");
+        info->options[0].value = client_pin == 1;
+        info->n_options = 1;
+    }
+}
+
+static void test_pin_protocol_offered(void **state)
+{
+    (void)state;
+    struct kc_info info;
+    const uint64_t one[] = {1}, both[] = {2, 1};
+    info_with(&info, one, 1, 1);
+    assert_true(rc_pin_protocol_offered(&info, 1));
+    assert_false(rc_pin_protocol_offered(&info, 2));
+    info_with(&info, both, 2, 0);
+    assert_true(rc_pin_protocol_offered(&info, 2));
+    assert_true(rc_pin_protocol_offered(&info, 1));
+    /* CTAP 2.0 with clientPin and no list: protocol 1 is implied */
+    info_with(&info, NULL, 0, 1);
+    assert_true(rc_pin_protocol_offered(&info, 1));
+    assert_false(rc_pin_protocol_offered(&info, 2));
+    /* no clientPin, no list: nothing */
+    info_with(&info, NULL, 0, -1);
+    assert_false(rc_pin_protocol_offered(&info, 1));
+}
+
+static void test_pin_protocol_refused_and_forced(void **state)
+{
+    (void)state;
+    struct rc_ctx ctx;
+    struct kc_info card, use;
+    const uint64_t one[] = {1};
+    info_with(&card, one, 1, 1);
+
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.json = true;
+    ctx.result = json_object();
+    memset(&use, 0, sizeof(use));
+    assert_int_equal(rc_pin_protocol_pick(&ctx, &card, 2, false, "pin set", &use), RC_EXIT_CTAP);
+    assert_string_equal(json_string_value(json_object_get(ctx.result, "error")),
+                        "pin set: the card offers PIN/UV auth protocols [1]; --protocol 2 is not "
+                        "among them; --force-protocol sends it anyway");
+    assert_string_equal(json_string_value(json_object_get(ctx.result, "error_name")),
+                        "PIN_PROTOCOL_NOT_OFFERED");
+    assert_int_equal(json_integer_value(json_object_get(ctx.result, "exit")), 4);
+    /* what the card offers, not what was asked */
+    json_t *pp = json_object_get(ctx.result, "pin_protocols");
+    assert_int_equal(json_array_size(pp), 1);
+    assert_int_equal(json_integer_value(json_array_get(pp, 0)), 1);
+    json_decref(ctx.result);
+
+    ctx.result = json_object();
+    assert_int_equal(rc_pin_protocol_pick(&ctx, &card, 2, true, "pin set", &use), RC_EXIT_OK);
+    assert_int_equal(use.n_pin_protocols, 1);
+    assert_int_equal(use.pin_protocols[0], 2);
+    assert_true(json_is_true(json_object_get(ctx.result, "protocol_forced")));
+    assert_null(json_object_get(ctx.result, "error_name"));
+    json_decref(ctx.result);
+
+    ctx.result = json_object();
+    assert_int_equal(rc_pin_protocol_pick(&ctx, &card, 1, false, "pin status", &use), RC_EXIT_OK);
+    assert_int_equal(use.pin_protocols[0], 1);
+    assert_null(json_object_get(ctx.result, "protocol_forced"));
+    json_decref(ctx.result);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -406,6 +722,19 @@ int main(void)
         cmocka_unit_test(test_exit_codes),
         cmocka_unit_test(test_text_output),
         cmocka_unit_test(test_pubkey_and_failure_output),
+        cmocka_unit_test(test_udp_init_wrong_port_first),
+        cmocka_unit_test(test_udp_init_with_local_port),
+        cmocka_unit_test(test_hidraw_init_keeps_power_cycle),
+        cmocka_unit_test(test_udp_silent_after_request),
+        cmocka_unit_test(test_udp_keepalives_then_silence_is_a_hang),
+        cmocka_unit_test(test_udp_nothing_listens),
+        cmocka_unit_test(test_keepalives_stop_udp),
+        cmocka_unit_test(test_keepalives_stop_hidraw),
+        cmocka_unit_test(test_json_finish),
+        cmocka_unit_test(test_argv_has_json),
+        cmocka_unit_test(test_pin_source_problem_noted),
+        cmocka_unit_test(test_pin_protocol_offered),
+        cmocka_unit_test(test_pin_protocol_refused_and_forced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

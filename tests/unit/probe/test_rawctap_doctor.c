@@ -171,6 +171,7 @@ static void test_init_and_movement(void **state)
     (void)state;
     struct rc_doc_verdict v;
     struct rc_doc_evidence *ev = healthy();
+    ev->dev = RC_DOC_DEV_HIDRAW; /* a USB card: power-cycling is the fix */
     ev->init_ok_attempt = 0;
     ev->init_attempts = 2;
     ev->init_err = KC_ERR_TIMEOUT;
@@ -196,8 +197,20 @@ static void test_init_and_movement(void **state)
     ev->enum_changed = false;
     ev->enum_vanished = true;
     decide(ev, &v, "UNPLUGGED", "enumeration", 3);
+    /* the descriptor said gone and nothing could check it */
+    ev->enum_ran = false;
     ev->enum_vanished = false;
     ev->saw_unplugged = true;
+    decide(ev, &v, "UNPLUGGED", "enumeration", 3);
+    /* EOF on a node the same run still finds where it was: not an unplug */
+    ev->dev = RC_DOC_DEV_HIDRAW;
+    ev->enum_ran = true;
+    ev->init_err = KC_ERR_UNPLUGGED;
+    decide(ev, &v, "NO_REPLY", "init", 3);
+    assert_true(has_evidence(&v.primary, "finds the card where it was"));
+    assert_null(strstr(v.primary.fix, "qvm-usb attach VM"));
+    assert_non_null(strstr(v.primary.fix, "reads fail"));
+    ev->enum_vanished = true; /* the node is gone: now it is an unplug */
     decide(ev, &v, "UNPLUGGED", "enumeration", 3);
     free(ev);
 }
@@ -279,6 +292,17 @@ static void test_ctap1_only_and_slow(void **state)
     ev->ctap1_ms = 1800;
     decide(ev, &v, "CTAP1_SLOW", "ctap1", 4);
     assert_true(has_evidence(&v.primary, "1800 ms (limit --slow-ms 1500)"));
+    ev->ctap1_err = KC_ERR_NO_DEVICE; /* on a CTAP2 card too: a silent card is no warning */
+    ev->ctap1_alive_after = -1;
+    ev->caps = KC_HID_CAP_CBOR;
+    ev->info_ran = true;
+    ev->presence_ran = ev->verify_ran = true;
+    decide(ev, &v, "NO_REPLY", "ctap1", 3);
+    assert_true(has_evidence(&v.primary, "failed to reach it"));
+    ev->caps = KC_HID_CAP_WINK;
+    ev->info_ran = ev->presence_ran = ev->verify_ran = false;
+    ev->ctap1_err = KC_OK;
+    ev->ctap1_alive_after = 0;
     ev->ctap1_ms = 300;
     ev->ctap1_err = KC_ERR_TIMEOUT;
     decide(ev, &v, "CTAP1_SLOW", "ctap1", 4);
@@ -289,6 +313,15 @@ static void test_ctap1_only_and_slow(void **state)
     ev->ctap1_err = KC_ERR_U2F;
     ev->ctap1_sw = KC_U2F_SW_INS_NOT_SUPPORTED;
     decide(ev, &v, "CTAP_ERROR", "ctap1", 4);
+    /* nothing came back, nor to a fresh INIT afterwards: gone, not slow */
+    ev->ctap1_err = KC_ERR_TIMEOUT;
+    ev->ctap1_alive_after = -1;
+    decide(ev, &v, "NO_REPLY", "ctap1", 3);
+    assert_true(has_evidence(&v.primary, "got no answer, and a fresh CTAPHID_INIT"));
+    assert_null(strstr(v.primary.fix, "power-cycle"));
+    ev->ctap1_alive_after = 1; /* it answers INIT: merely slow */
+    decide(ev, &v, "CTAP1_SLOW", "ctap1", 4);
+    ev->ctap1_alive_after = 0;
 
     /* CBOR advertised but getInfo refused: CTAP1 path as well */
     ev->caps = KC_HID_CAP_CBOR;
@@ -392,10 +425,14 @@ static void test_presence(void **state)
     ev->mc_err = KC_CTAP2_ERR_UNSUPPORTED_ALGORITHM;
     decide(ev, &v, "CTAP_ERROR", "presence", 4);
     assert_true(has_evidence(&v.primary, "CTAP2_ERR_UNSUPPORTED_ALGORITHM"));
+    assert_null(strstr(v.primary.fix, "reset"));
     ev->mc_err = KC_ERR_PROTOCOL;
     decide(ev, &v, "FRAMING", "presence", 3);
+    /* an explicit udp card: nothing to unplug, it stopped answering here */
     ev->mc_err = KC_ERR_NO_DEVICE;
-    decide(ev, &v, "UNPLUGGED", "presence", 3);
+    decide(ev, &v, "NO_REPLY", "presence", 3);
+    assert_non_null(strstr(v.primary.fix, "--device auto"));
+    assert_null(strstr(v.primary.fix, "qvm-usb"));
 
     ev->mc_err = KC_OK;
     ev->att_err = KC_ERR_VERIFY;
@@ -427,7 +464,10 @@ static void test_verify(void **state)
     decide(ev, &v, "OK", "all", 0);
 
     ev->ga_err = KC_CTAP2_ERR_NO_CREDENTIALS;
+    decide(ev, &v, "UNKNOWN_CREDENTIAL", "verify", 4);
+    ev->verify_cred_file = false; /* doctor's own, fresh credential: a card fault */
     decide(ev, &v, "CTAP_ERROR", "verify", 4);
+    assert_null(strstr(v.primary.fix, "throwaway"));
     ev->ga_err = KC_OK;
     ev->ga_max_gap_ms = 900;
     decide(ev, &v, "KEEPALIVE_MISSING", "verify", 4);
@@ -526,6 +566,645 @@ static void test_json(void **state)
     free(ev);
 }
 
+/* ---- PIN/UV: a card that wants its PIN is healthy ---- */
+
+/* A CTAP 2.0 card with a PIN set: makeCredential without pinAuth answers
+ * 0x36 (PIN_REQUIRED in 2.0, PUAT_REQUIRED in 2.1). */
+static struct rc_doc_evidence *pin_card(void)
+{
+    struct rc_doc_evidence *ev = healthy();
+    snprintf(ev->versions, sizeof(ev->versions), "FIDO_2_0");
+    snprintf(ev->pin_protocols, sizeof(ev->pin_protocols), "1");
+    ev->n_pin_protocols = 1;
+    ev->client_pin = 1;
+    ev->always_uv = -1;
+    ev->uv = -1;
+    ev->mc_uv_not_rqd = -1;
+    ev->pin_ran = true;
+    ev->retries_ran = true;
+    ev->retries = 8;
+    ev->mc_err = KC_CTAP2_ERR_PUAT_REQUIRED;
+    ev->verify_ran = false; /* no credential was made */
+    return ev;
+}
+
+static void test_pin_required(void **state)
+{
+    (void)state;
+    struct rc_doc_verdict v;
+    struct rc_doc_evidence *ev = pin_card();
+    decide(ev, &v, "PIN_REQUIRED", "pin", 0);
+    assert_false(v.done); /* the runner goes on with what needs no PIN */
+    assert_true(has_evidence(&v.primary, "clientPin set"));
+    assert_true(has_evidence(&v.primary, "makeCredential answered CTAP2_ERR_PUAT_REQUIRED"));
+    assert_true(has_evidence(&v.primary, "8 PIN attempt(s) left"));
+    assert_non_null(strstr(v.primary.fix, "--pin-file"));
+    assert_non_null(strstr(v.primary.fix, "RAWCTAP_PIN"));
+    assert_non_null(strstr(v.primary.fix, "nothing is wrong with the card so far"));
+    json_t *o = rc_doc_json(ev, &v);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "level")), "warning");
+    assert_true(json_is_true(json_object_get(o, "ok")));
+    assert_int_equal(json_integer_value(json_object_get(o, "exit")), 0);
+    assert_false(json_is_true(json_object_get(o, "pin_given")));
+    assert_int_equal(json_integer_value(json_object_get(o, "pin_retries")), 8);
+    json_decref(o);
+
+    /* the headline over a slow-CTAP1 warning */
+    ev->ctap1_ms = 2000;
+    decide(ev, &v, "PIN_REQUIRED", "pin", 0);
+    assert_int_equal(v.n_warnings, 2);
+    ev->ctap1_ms = 30;
+
+    /* what needs no PIN still counts: a bad signature on --cred-file wins */
+    ev->verify_ran = true;
+    ev->verify_cred_file = true;
+    ev->sig_err = KC_ERR_VERIFY;
+    decide(ev, &v, "BAD_SIGNATURE", "verify", 5);
+    ev->sig_err = KC_OK;
+    ev->verify_ran = false;
+    /* and a transport failure of the makeCredential is not a PIN matter */
+    ev->mc_err = KC_ERR_PROTOCOL;
+    decide(ev, &v, "FRAMING", "presence", 3);
+
+    /* alwaysUv: getAssertion (up=false) on --cred-file wants it too */
+    ev->presence_ran = false;
+    ev->presence_skipped = true;
+    ev->always_uv = 1;
+    ev->verify_ran = true;
+    ev->ga_err = KC_CTAP2_ERR_PUAT_REQUIRED;
+    decide(ev, &v, "PIN_REQUIRED", "pin", 0);
+    assert_true(has_evidence(&v.primary, "getAssertion (up=false) answered"));
+    assert_true(has_evidence(&v.primary, "alwaysUv true"));
+    /* alwaysUv and nothing tried: still the PIN */
+    ev->verify_ran = false;
+    decide(ev, &v, "PIN_REQUIRED", "pin", 0);
+    assert_true(has_evidence(&v.primary, "alwaysUv: every makeCredential"));
+
+    /* a 2.1 card with makeCredUvNotRqd registers without the PIN: OK */
+    free(ev);
+    ev = pin_card();
+    ev->mc_uv_not_rqd = 1;
+    ev->mc_err = KC_OK;
+    ev->verify_ran = true;
+    decide(ev, &v, "OK", "all", 0);
+    free(ev);
+}
+
+static void test_pin_given(void **state)
+{
+    (void)state;
+    struct rc_doc_verdict v;
+    struct rc_doc_evidence *ev = pin_card();
+    ev->pin_given = true;
+    ev->token_ran = true;
+    ev->token_protocol = 1;
+    ev->mc_used_pin = true;
+    ev->mc_err = KC_OK;
+    ev->verify_ran = true;
+    ev->ga_used_pin = true;
+    decide(ev, &v, "OK", "all", 0);
+    json_t *o = rc_doc_json(ev, &v);
+    assert_true(json_is_true(json_object_get(o, "pin_given")));
+    json_decref(o);
+
+    /* with the card's own token it still wants one: the card is wrong */
+    ev->mc_err = KC_CTAP2_ERR_PUAT_REQUIRED;
+    decide(ev, &v, "CTAP_ERROR", "presence", 4);
+    assert_true(has_evidence(&v.primary, "carried a pinUvAuthParam"));
+    ev->mc_err = KC_CTAP2_ERR_PIN_AUTH_INVALID;
+    decide(ev, &v, "CTAP_ERROR", "presence", 4);
+    ev->mc_err = KC_OK;
+
+    /* the wrong PIN: its own code, the attempts left, no reset */
+    ev->token_err = KC_CTAP2_ERR_PIN_INVALID;
+    ev->mc_used_pin = ev->ga_used_pin = false;
+    ev->retries_after_known = true;
+    ev->retries_after = 7;
+    decide(ev, &v, "PIN_INVALID", "pin", 4);
+    assert_true(v.pin_gate);
+    assert_true(has_evidence(&v.primary, "7 PIN attempt(s) left now"));
+    assert_non_null(strstr(v.primary.fix, "7 attempt(s) are left"));
+    assert_null(strcasestr(v.primary.fix, "reset"));
+
+    /* the token request failing below the PIN */
+    ev->token_err = KC_ERR_TIMEOUT;
+    decide(ev, &v, "NO_REPLY", "pin", 3);
+    assert_false(v.pin_gate);
+    ev->token_err = KC_CTAP2_ERR_INVALID_CBOR;
+    decide(ev, &v, "CTAP_ERROR", "pin", 4);
+    assert_true(has_evidence(&v.primary, "before the PIN was checked"));
+    ev->token_err = KC_ERR_NO_PIN_PROTOCOL;
+    decide(ev, &v, "CTAP_ERROR", "pin", 4);
+    assert_true(has_evidence(&v.primary, "no PIN/UV auth protocol fits"));
+    ev->token_err = KC_OK;
+    ev->retries_err = KC_ERR_TIMEOUT;
+    decide(ev, &v, "NO_REPLY", "pin", 3);
+    ev->retries_err = KC_CTAP1_ERR_INVALID_COMMAND; /* retries unknown: not a failure */
+    ev->retries_ran = true;
+    decide(ev, &v, "OK", "all", 0);
+    ev->retries_err = KC_OK;
+
+    /* the last attempt is not spent blindly */
+    ev->token_ran = false;
+    ev->pin_spared = true;
+    ev->retries = 1;
+    ev->mc_err = KC_CTAP2_ERR_PUAT_REQUIRED;
+    ev->verify_ran = false;
+    decide(ev, &v, "PIN_RETRIES_LOW", "pin", 0);
+    assert_true(has_evidence(&v.primary, "1 PIN attempt(s) left"));
+    assert_non_null(strstr(v.primary.fix, "--pin-last-try"));
+    free(ev);
+}
+
+static void test_pin_states(void **state)
+{
+    (void)state;
+    struct rc_doc_verdict v;
+    struct rc_doc_evidence *ev = pin_card();
+
+    /* no PIN set on a card that requires UV */
+    ev->client_pin = 0;
+    ev->retries_ran = false;
+    ev->pin_ran = false;
+    decide(ev, &v, "PIN_NOT_SET", "pin", 4);
+    assert_true(v.pin_gate && v.done);
+    assert_non_null(strstr(v.primary.fix, "rawctap pin set"));
+    ev->mc_err = KC_CTAP2_ERR_PIN_NOT_SET;
+    decide(ev, &v, "PIN_NOT_SET", "pin", 4);
+    ev->pin_given = true;
+    decide(ev, &v, "PIN_NOT_SET", "pin", 4);
+    assert_true(has_evidence(&v.primary, "a PIN was given, but the card has none set"));
+    ev->pin_given = false;
+    ev->client_pin = -1; /* no clientPin at all: built-in UV */
+    decide(ev, &v, "PIN_NOT_SET", "pin", 4);
+    assert_non_null(strstr(v.primary.fix, "built-in user verification"));
+    ev->client_pin = 0;
+    ev->presence_ran = false; /* alwaysUv, nothing tried */
+    ev->always_uv = 1;
+    decide(ev, &v, "PIN_NOT_SET", "pin", 4);
+    ev->presence_ran = true;
+    ev->always_uv = -1;
+    ev->mc_err = KC_CTAP2_ERR_PUAT_REQUIRED;
+
+    /* blocked for good: the one place a reset is advised */
+    free(ev);
+    ev = pin_card();
+    ev->retries = 0;
+    decide(ev, &v, "PIN_BLOCKED", "pin", 4);
+    assert_true(v.pin_gate);
+    assert_true(has_evidence(&v.primary, "0 PIN attempt(s) left"));
+    assert_non_null(strstr(v.primary.fix, "rawctap reset"));
+    assert_non_null(strstr(v.primary.fix, "erases every credential"));
+    assert_non_null(strstr(v.primary.fix, "the PIN itself"));
+    assert_non_null(strstr(v.primary.fix, "10 s of power-up"));
+    ev->retries = 8;
+    ev->mc_err = KC_CTAP2_ERR_PIN_BLOCKED; /* said by the card */
+    decide(ev, &v, "PIN_BLOCKED", "pin", 4);
+    assert_true(has_evidence(&v.primary, "CTAP2_ERR_PIN_BLOCKED"));
+    /* an earlier real failure still comes first */
+    ev->small = (struct rc_doc_pings){.sent = 3, .ok = 3};
+    ev->large = (struct rc_doc_pings){.sent = 2, .framing = 2};
+    decide(ev, &v, "FRAMING", "channel", 3);
+    ev->large = (struct rc_doc_pings){.sent = 2, .ok = 2};
+
+    /* blocked until power cycle: a power cycle, never a reset */
+    ev->mc_err = KC_CTAP2_ERR_PUAT_REQUIRED;
+    ev->power_cycle_state = true;
+    decide(ev, &v, "PIN_AUTH_BLOCKED", "pin", 4);
+    assert_non_null(strstr(v.primary.fix, "power-cycle"));
+    assert_null(strcasestr(v.primary.fix, "reset"));
+    ev->power_cycle_state = false;
+    ev->pin_given = true;
+    ev->token_ran = true;
+    ev->token_err = KC_CTAP2_ERR_PIN_AUTH_BLOCKED;
+    decide(ev, &v, "PIN_AUTH_BLOCKED", "pin", 4);
+    assert_true(has_evidence(&v.primary, "CTAP2_ERR_PIN_AUTH_BLOCKED"));
+
+    /* forcePINChange: change it */
+    ev->token_err = KC_CTAP2_ERR_PIN_POLICY_VIOLATION;
+    decide(ev, &v, "PIN_CHANGE_REQUIRED", "pin", 4);
+    assert_non_null(strstr(v.primary.fix, "rawctap pin change"));
+    ev->token_ran = false;
+    ev->pin_given = false;
+    ev->force_pin_change = true;
+    decide(ev, &v, "PIN_CHANGE_REQUIRED", "pin", 4);
+    assert_true(has_evidence(&v.primary, "forcePINChange true"));
+    assert_null(strcasestr(v.primary.fix, "reset"));
+    free(ev);
+}
+
+/* ---- the wrong names for a silent card ---- */
+
+static void test_silent_cards(void **state)
+{
+    (void)state;
+    struct rc_doc_verdict v;
+    struct rc_doc_evidence *ev = healthy();
+
+    /* (a) an explicit udp card that went silent mid-request, then did not
+     * answer a fresh INIT: NO_REPLY with the udp fix, not a firmware fix */
+    ev->mc_err = KC_ERR_TIMEOUT;
+    ev->mc_phase = KC_PHASE_COMMAND;
+    ev->max_gap_ms = 5000;
+    ev->mc_alive_after = -1;
+    decide(ev, &v, "NO_REPLY", "presence", 3);
+    assert_true(has_evidence(&v.primary, "fresh CTAPHID_INIT got no reply either"));
+    assert_non_null(strstr(v.primary.fix, "stopped answering at this address"));
+    assert_non_null(strstr(v.primary.fix, "--device auto"));
+    assert_non_null(strstr(v.primary.fix, "vcard-ctl status"));
+    assert_null(strstr(v.primary.fix, "firmware"));
+    snprintf(ev->moved_hint, sizeof(ev->moved_hint), "udp:127.0.0.1:9999");
+    decide(ev, &v, "NO_REPLY", "presence", 3);
+    assert_non_null(strstr(v.primary.fix, "--device udp:127.0.0.1:9999"));
+    ev->moved_hint[0] = '\0';
+    ev->mc_err = KC_ERR_ABORTED; /* the watch saw it leave */
+    decide(ev, &v, "NO_REPLY", "presence", 3);
+    assert_true(has_evidence(&v.primary, "the card left this address"));
+    /* alive afterwards: it was only silent while it worked */
+    ev->mc_err = KC_ERR_TIMEOUT;
+    ev->mc_alive_after = 1;
+    decide(ev, &v, "KEEPALIVE_MISSING", "presence", 4);
+    assert_true(has_evidence(&v.primary, "was answered"));
+    ev->mc_err = KC_OK;
+    ev->max_gap_ms = 40;
+    ev->ga_err = KC_ERR_TIMEOUT;
+    ev->ga_alive_after = -1;
+    decide(ev, &v, "NO_REPLY", "verify", 3);
+    ev->ga_err = KC_OK;
+    ev->info_err = KC_ERR_NO_DEVICE;
+    decide(ev, &v, "NO_REPLY", "getinfo", 3);
+    assert_non_null(strstr(v.primary.fix, "--device auto"));
+    ev->info_err = KC_OK;
+
+    /* (d) a UDP card that never answers INIT: the wrong port first */
+    ev->init_ok_attempt = 0;
+    ev->init_attempts = 2;
+    ev->init_err = KC_ERR_TIMEOUT;
+    decide(ev, &v, "INIT_NO_REPLY", "init", 3);
+    const char *port = strstr(v.primary.fix, "simulators reply to a fixed host port (7112)");
+    const char *local = strstr(v.primary.fix, "udp:HOST:PORT?local=7112");
+    const char *restart = strstr(v.primary.fix, "restart it");
+    assert_non_null(port);
+    assert_non_null(local);
+    assert_non_null(restart);
+    assert_true(port < restart && local < restart);
+    assert_null(strstr(v.primary.fix, "power-cycle the card"));
+    assert_true(has_evidence(&v.primary, "is a UDP address"));
+    snprintf(ev->device, sizeof(ev->device), "udp:127.0.0.1:8111?local=7112");
+    decide(ev, &v, "INIT_NO_REPLY", "init", 3);
+    assert_non_null(strstr(v.primary.fix, "another port than the ?local= port"));
+    free(ev);
+
+    /* (b) a hidraw node answering EOF: UNPLUGGED only when it is gone */
+    ev = healthy();
+    ev->dev = RC_DOC_DEV_HIDRAW;
+    ev->saw_unplugged = true;
+    ev->enum_ran = true;
+    snprintf(ev->enum_old, sizeof(ev->enum_old), "hidraw:/dev/hidraw0");
+    ev->small = (struct rc_doc_pings){.sent = 2, .other = 2};
+    ev->large = (struct rc_doc_pings){0};
+    decide(ev, &v, "NO_REPLY", "channel", 3);
+    assert_true(has_evidence(&v.primary, "finds the card where it was (hidraw:/dev/hidraw0"));
+    ev->small = (struct rc_doc_pings){.sent = 3, .ok = 3};
+    ev->large = (struct rc_doc_pings){.sent = 2, .ok = 2};
+    ev->mc_err = KC_ERR_UNPLUGGED;
+    decide(ev, &v, "NO_REPLY", "presence", 3);
+    assert_true(has_evidence(&v.primary, "it was not unplugged"));
+    ev->enum_vanished = true;
+    decide(ev, &v, "UNPLUGGED", "enumeration", 3);
+    free(ev);
+}
+
+static void test_unknown_credential(void **state)
+{
+    (void)state;
+    struct rc_doc_verdict v;
+    struct rc_doc_evidence *ev = healthy();
+    ev->presence_ran = false;
+    ev->verify_cred_file = true;
+    snprintf(ev->cred_file, sizeof(ev->cred_file), "old.json");
+    ev->ga_err = KC_CTAP2_ERR_NO_CREDENTIALS;
+    decide(ev, &v, "UNKNOWN_CREDENTIAL", "verify", 4);
+    assert_true(has_evidence(&v.primary, "--cred-file old.json"));
+    assert_non_null(strstr(v.primary.fix, "another card"));
+    assert_non_null(strstr(v.primary.fix, "make a new credential"));
+    assert_null(strstr(v.primary.fix, "throwaway"));
+    assert_null(strcasestr(v.primary.fix, "reset"));
+    ev->ga_err = KC_CTAP2_ERR_INVALID_CREDENTIAL;
+    decide(ev, &v, "UNKNOWN_CREDENTIAL", "verify", 4);
+    free(ev);
+}
+
+/* ---- every code, and where a reset may be advised ---- */
+
+typedef void (*scenario_fn)(struct rc_doc_evidence *ev);
+
+static void sc_ok(struct rc_doc_evidence *ev)
+{
+    (void)ev;
+}
+static void sc_no_pin_protocols(struct rc_doc_evidence *ev)
+{
+    ev->n_pin_protocols = 0;
+    ev->client_pin = -1;
+}
+static void sc_pin_required(struct rc_doc_evidence *ev)
+{
+    ev->client_pin = 1;
+    ev->mc_err = KC_CTAP2_ERR_PUAT_REQUIRED;
+    ev->verify_ran = false;
+}
+static void sc_pin_retries_low(struct rc_doc_evidence *ev)
+{
+    sc_pin_required(ev);
+    ev->pin_given = ev->pin_ran = ev->retries_ran = ev->pin_spared = true;
+    ev->retries = 1;
+}
+static void sc_no_hidraw(struct rc_doc_evidence *ev)
+{
+    ev->dev = RC_DOC_DEV_AUTO;
+    ev->discover_ran = true;
+}
+static void sc_non_fido_only(struct rc_doc_evidence *ev)
+{
+    sc_no_hidraw(ev);
+    ev->n_hidraw = 1;
+}
+static void sc_not_fido_node(struct rc_doc_evidence *ev)
+{
+    ev->dev = RC_DOC_DEV_HIDRAW;
+    ev->discover_ran = ev->named_exists = true;
+    ev->n_hidraw = 2;
+    ev->named_fido = 0;
+}
+static void sc_no_device(struct rc_doc_evidence *ev)
+{
+    ev->open_err = KC_ERR_NO_DEVICE;
+}
+static void sc_no_device_hidraw(struct rc_doc_evidence *ev)
+{
+    ev->dev = RC_DOC_DEV_HIDRAW;
+    ev->open_err = KC_ERR_NO_DEVICE;
+}
+static void sc_permission(struct rc_doc_evidence *ev)
+{
+    ev->open_err = KC_ERR_PERMISSION;
+}
+static void sc_open_failed(struct rc_doc_evidence *ev)
+{
+    ev->open_err = KC_ERR_IO;
+}
+static void sc_init_no_reply(struct rc_doc_evidence *ev)
+{
+    ev->init_ok_attempt = 0;
+    ev->init_err = KC_ERR_TIMEOUT;
+}
+static void sc_init_no_reply_hidraw(struct rc_doc_evidence *ev)
+{
+    sc_init_no_reply(ev);
+    ev->dev = RC_DOC_DEV_HIDRAW;
+}
+static void sc_unplugged(struct rc_doc_evidence *ev)
+{
+    ev->dev = RC_DOC_DEV_HIDRAW;
+    ev->enum_ran = ev->enum_vanished = true;
+    ev->mc_err = KC_ERR_UNPLUGGED;
+}
+static void sc_reenumerated(struct rc_doc_evidence *ev)
+{
+    ev->dev = RC_DOC_DEV_AUTO;
+    ev->enum_ran = ev->enum_changed = true;
+}
+static void sc_wrong_channel(struct rc_doc_evidence *ev)
+{
+    ev->small = (struct rc_doc_pings){.sent = 2, .timeout = 2};
+    ev->other_cid = 3;
+}
+static void sc_packet_loss(struct rc_doc_evidence *ev)
+{
+    ev->small = (struct rc_doc_pings){.sent = 3, .ok = 2, .timeout = 1};
+}
+static void sc_duplicates(struct rc_doc_evidence *ev)
+{
+    ev->large = (struct rc_doc_pings){.sent = 2, .ok = 1, .mismatch = 1};
+}
+static void sc_framing(struct rc_doc_evidence *ev)
+{
+    ev->large = (struct rc_doc_pings){.sent = 2, .framing = 2};
+}
+static void sc_no_reply(struct rc_doc_evidence *ev)
+{
+    ev->small = (struct rc_doc_pings){.sent = 2, .timeout = 2};
+    ev->large = (struct rc_doc_pings){0};
+}
+static void sc_no_reply_hidraw(struct rc_doc_evidence *ev)
+{
+    sc_no_reply(ev);
+    ev->dev = RC_DOC_DEV_HIDRAW;
+}
+static void sc_busy(struct rc_doc_evidence *ev)
+{
+    ev->busy = true;
+    ev->small = (struct rc_doc_pings){.sent = 1, .other = 1};
+}
+static void sc_ctap1_only(struct rc_doc_evidence *ev)
+{
+    ev->caps = 0;
+    ev->info_ran = false;
+}
+static void sc_ctap1_slow(struct rc_doc_evidence *ev)
+{
+    sc_ctap1_only(ev);
+    ev->ctap1_ms = 5000;
+}
+static void sc_ctap1_broken(struct rc_doc_evidence *ev)
+{
+    sc_ctap1_only(ev);
+    ev->ctap1_err = KC_ERR_U2F;
+}
+static void sc_hang(struct rc_doc_evidence *ev)
+{
+    ev->mc_err = KC_ERR_TIMEOUT;
+    ev->n_processing = 5;
+}
+static void sc_keepalive_missing(struct rc_doc_evidence *ev)
+{
+    ev->mc_err = KC_ERR_TIMEOUT;
+    ev->max_gap_ms = 900;
+}
+static void sc_presence_timeout(struct rc_doc_evidence *ev)
+{
+    ev->mc_err = KC_CTAP2_ERR_USER_ACTION_TIMEOUT;
+}
+static void sc_presence_denied(struct rc_doc_evidence *ev)
+{
+    ev->mc_err = KC_CTAP2_ERR_OPERATION_DENIED;
+}
+static void sc_bad_attestation(struct rc_doc_evidence *ev)
+{
+    ev->att_err = KC_ERR_VERIFY;
+}
+static void sc_bad_assertion(struct rc_doc_evidence *ev)
+{
+    ev->sig_err = KC_ERR_VERIFY;
+}
+static void sc_rollback(struct rc_doc_evidence *ev)
+{
+    ev->prev_count = 9;
+    ev->new_count = 3;
+}
+static void sc_pin_not_set(struct rc_doc_evidence *ev)
+{
+    ev->client_pin = 0;
+    ev->mc_err = KC_CTAP2_ERR_PIN_NOT_SET;
+    ev->verify_ran = false;
+}
+static void sc_pin_invalid(struct rc_doc_evidence *ev)
+{
+    ev->client_pin = 1;
+    ev->pin_given = ev->pin_ran = ev->token_ran = true;
+    ev->token_err = KC_CTAP2_ERR_PIN_INVALID;
+}
+static void sc_pin_blocked(struct rc_doc_evidence *ev)
+{
+    ev->client_pin = 1;
+    ev->pin_ran = ev->retries_ran = true;
+    ev->retries = 0;
+}
+static void sc_pin_auth_blocked(struct rc_doc_evidence *ev)
+{
+    ev->client_pin = 1;
+    ev->pin_ran = ev->retries_ran = ev->power_cycle_state = true;
+    ev->retries = 5;
+}
+static void sc_pin_change(struct rc_doc_evidence *ev)
+{
+    ev->client_pin = 1;
+    ev->force_pin_change = true;
+}
+static void sc_unknown_credential(struct rc_doc_evidence *ev)
+{
+    ev->verify_cred_file = true;
+    ev->ga_err = KC_CTAP2_ERR_NO_CREDENTIALS;
+}
+static void sc_ctap_error_mc(struct rc_doc_evidence *ev)
+{
+    ev->mc_err = KC_CTAP2_ERR_UNSUPPORTED_ALGORITHM;
+}
+static void sc_ctap_error_ga(struct rc_doc_evidence *ev)
+{
+    ev->ga_err = KC_CTAP2_ERR_INVALID_CBOR;
+}
+static void sc_ctap_error_ping(struct rc_doc_evidence *ev)
+{
+    ev->large = (struct rc_doc_pings){.sent = 2, .ok = 1, .other = 1};
+    ev->hid_err = KC_HID_ERR_INVALID_CMD;
+}
+static void sc_ctap_error_info(struct rc_doc_evidence *ev)
+{
+    ev->info_err = KC_ERR_CBOR;
+}
+static void sc_ctap_error_token(struct rc_doc_evidence *ev)
+{
+    sc_pin_invalid(ev);
+    ev->token_err = KC_CTAP2_ERR_INVALID_CBOR;
+}
+
+static const scenario_fn scenarios[] = {
+    sc_ok,
+    sc_no_pin_protocols,
+    sc_pin_required,
+    sc_pin_retries_low,
+    sc_no_hidraw,
+    sc_non_fido_only,
+    sc_not_fido_node,
+    sc_no_device,
+    sc_no_device_hidraw,
+    sc_permission,
+    sc_open_failed,
+    sc_init_no_reply,
+    sc_init_no_reply_hidraw,
+    sc_unplugged,
+    sc_reenumerated,
+    sc_wrong_channel,
+    sc_packet_loss,
+    sc_duplicates,
+    sc_framing,
+    sc_no_reply,
+    sc_no_reply_hidraw,
+    sc_busy,
+    sc_ctap1_only,
+    sc_ctap1_slow,
+    sc_ctap1_broken,
+    sc_hang,
+    sc_keepalive_missing,
+    sc_presence_timeout,
+    sc_presence_denied,
+    sc_bad_attestation,
+    sc_bad_assertion,
+    sc_rollback,
+    sc_pin_not_set,
+    sc_pin_invalid,
+    sc_pin_blocked,
+    sc_pin_auth_blocked,
+    sc_pin_change,
+    sc_unknown_credential,
+    sc_ctap_error_mc,
+    sc_ctap_error_ga,
+    sc_ctap_error_ping,
+    sc_ctap_error_info,
+    sc_ctap_error_token,
+};
+
+/* Walks every code through at least one scenario: a destructive reset is
+ * advised only for PIN_BLOCKED, and there always with what it erases. */
+static void test_reset_only_where_justified(void **state)
+{
+    (void)state;
+    const char *const *codes = rc_doc_codes();
+    size_t n_codes = 0;
+    while (codes[n_codes])
+        n_codes++;
+    bool *seen = calloc(n_codes, sizeof(*seen));
+    assert_non_null(seen);
+    for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
+        struct rc_doc_verdict v;
+        struct rc_doc_evidence *ev = healthy();
+        scenarios[i](ev);
+        rc_doc_decide(ev, &v);
+        const struct rc_doc_finding *all[1 + RC_DOC_MAX_WARNINGS];
+        size_t n = 0;
+        all[n++] = &v.primary;
+        for (size_t w = 0; w < v.n_warnings; w++)
+            all[n++] = &v.warnings[w];
+        for (size_t k = 0; k < n; k++) {
+            const struct rc_doc_finding *f = all[k];
+            bool reset = strcasestr(f->fix, "reset") != NULL;
+            if (reset) {
+                if (strcmp(f->code, "PIN_BLOCKED") != 0)
+                    fail_msg("scenario %zu: %s advises a reset: %s", i, f->code, f->fix);
+                assert_non_null(strstr(f->fix, "erases"));
+            }
+            for (size_t c = 0; c < n_codes; c++)
+                if (strcmp(codes[c], f->code) == 0)
+                    seen[c] = true;
+        }
+        free(ev);
+    }
+    for (size_t c = 0; c < n_codes; c++)
+        if (!seen[c])
+            fail_msg("no scenario names %s: add one", codes[c]);
+    /* and the one place it must be */
+    struct rc_doc_verdict v;
+    struct rc_doc_evidence *ev = healthy();
+    sc_pin_blocked(ev);
+    rc_doc_decide(ev, &v);
+    assert_non_null(strstr(v.primary.fix, "rawctap reset"));
+    free(ev);
+    free(seen);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -542,6 +1221,12 @@ int main(void)
         cmocka_unit_test(test_first_failure_wins),
         cmocka_unit_test(test_codes),
         cmocka_unit_test(test_json),
+        cmocka_unit_test(test_pin_required),
+        cmocka_unit_test(test_pin_given),
+        cmocka_unit_test(test_pin_states),
+        cmocka_unit_test(test_silent_cards),
+        cmocka_unit_test(test_unknown_credential),
+        cmocka_unit_test(test_reset_only_where_justified),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

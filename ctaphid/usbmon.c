@@ -365,20 +365,17 @@ static int import_pcap(pcap_t *pc, const struct kc_usbmon_options *o, FILE *out,
     return rc;
 }
 
-int kc_usbmon_import_file(const char *path, const struct kc_usbmon_options *o, FILE *out,
-                          struct kc_usbmon_summary *s, char *err, size_t errlen)
+/* Imports from a capture libpcap opened (pc NULL: perr says why), then
+ * closes it (and with it a FILE it was opened from). */
+static int import_opened(pcap_t *pc, const char *perr, const struct kc_usbmon_options *o, FILE *out,
+                         struct kc_usbmon_summary *s, char *err, size_t errlen)
 {
-    char perr[PCAP_ERRBUF_SIZE] = "";
     struct kc_usbmon_summary dummy;
-    pcap_t *pc;
     int rc;
 
     if (s == NULL)
         s = &dummy;
     memset(s, 0, sizeof(*s));
-    if (path == NULL)
-        return KC_ERR_INVALID_ARG;
-    pc = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_MICRO, perr);
     if (pc == NULL) {
         kc_set_text(err, errlen, "%s", perr);
         return KC_ERR_IO;
@@ -388,26 +385,28 @@ int kc_usbmon_import_file(const char *path, const struct kc_usbmon_options *o, F
     return rc;
 }
 
+int kc_usbmon_import_file(const char *path, const struct kc_usbmon_options *o, FILE *out,
+                          struct kc_usbmon_summary *s, char *err, size_t errlen)
+{
+    char perr[PCAP_ERRBUF_SIZE] = "";
+
+    if (path == NULL)
+        return KC_ERR_INVALID_ARG;
+    return import_opened(
+        pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_MICRO, perr), perr, o,
+        out, s, err, errlen);
+}
+
 int kc_usbmon_import_fp(FILE *fp, const struct kc_usbmon_options *o, FILE *out,
                         struct kc_usbmon_summary *s, char *err, size_t errlen)
 {
     char perr[PCAP_ERRBUF_SIZE] = "";
-    struct kc_usbmon_summary dummy;
     pcap_t *pc;
-    int rc;
 
-    if (s == NULL)
-        s = &dummy;
-    memset(s, 0, sizeof(*s));
     if (fp == NULL)
         return KC_ERR_INVALID_ARG;
     pc = pcap_fopen_offline_with_tstamp_precision(fp, PCAP_TSTAMP_PRECISION_MICRO, perr);
-    if (pc == NULL) {
-        fclose(fp);
-        kc_set_text(err, errlen, "%s", perr);
-        return KC_ERR_IO;
-    }
-    rc = import_pcap(pc, o, out, s, err, errlen);
-    pcap_close(pc); /* closes fp */
-    return rc;
+    if (pc == NULL)
+        fclose(fp); /* libpcap keeps it only when it opens */
+    return import_opened(pc, perr, o, out, s, err, errlen);
 }

@@ -535,6 +535,12 @@ static int read_udp(struct vc_server *s)
         memcpy(peer.addr, &sa, sizeof(sa));
         now = now_ms();
         pthread_mutex_lock(&s->mu);
+        if (s->replug_requested) {
+            /* --fault replug: the card left this address when it answered;
+             * what reaches the old socket afterwards is lost, as on a bus */
+            pthread_mutex_unlock(&s->mu);
+            continue;
+        }
         if (!s->faults.on[VC_FAULT_UNPLUG])
             note_client(s, &sa, now);
         if (s->script != NULL) {
@@ -563,6 +569,10 @@ static int read_uhid(struct vc_server *s)
         if ((r = vc_uhid_read_output(s->uhid, rep, 0)) <= 0)
             return r;
         pthread_mutex_lock(&s->mu);
+        if (s->replug_requested) { /* lost with the old node, as read_udp says */
+            pthread_mutex_unlock(&s->mu);
+            continue;
+        }
         if (s->script != NULL) {
             vc_script_input(s->script, &peer, rep, sizeof(rep), now_ms());
         } else {

@@ -787,6 +787,14 @@ static int finish(struct rc_doc_run *run)
             json_object_update(run->ctx->result, o);
             json_decref(o);
         }
+        if (!v->ok) {
+            /* a failed diagnosis is a JSON failure like any other: its code
+             * is the error's name, its first evidence the sentence */
+            json_object_set_new(run->ctx->result, "error_name", json_string(v->primary.code));
+            json_object_set_new(
+                run->ctx->result, "error",
+                json_string(v->primary.n_evidence > 0 ? v->primary.evidence[0] : v->primary.fix));
+        }
     } else {
         print_text(run->ev, v);
     }

@@ -129,6 +129,7 @@ ctl presence yes
 # ---- busy ----
 ctl fault busy
 doc "busy: BUSY" 4 BUSY $D $FAST
+jcheck "busy: the JSON failure names its code as error_name, with a sentence" 'j["ok"] is False and j["error_name"] == "BUSY" and j["exit"] == 4 and "CHANNEL_BUSY" in j["error"]'
 ctl clear
 
 # ---- wrong-cid ----

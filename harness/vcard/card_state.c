@@ -2,7 +2,10 @@
  * atomically after every change (temporary file in the same folder, fsync,
  * rename, fsync of the folder) with mode 0600, and loaded strictly: a file
  * that is unreadable or not exactly what we write is an error, never
- * silently replaced. */
+ * silently replaced. The map travels inside {"state": bytes, "sha256":
+ * bytes}, so a damaged byte anywhere (the master key included) is caught
+ * rather than turning into a different card; files of the first format,
+ * without the digest, still load and gain it on the next write. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -122,15 +125,39 @@ static int fsync_dir_of(const char *path)
     return rc;
 }
 
+/* The state map's bytes wrapped with their SHA-256: {"sha256", "state"}. */
+static int seal(const uint8_t *inner, size_t inner_len, uint8_t **out, size_t *out_len)
+{
+    uint8_t digest[32];
+    cbor_item_t *w = cbor_new_definite_map(2);
+    int rc = -1;
+
+    if (w != NULL && vc_sha256(inner, inner_len, digest) == 0 &&
+        kc_cbor_map_add_str(w, "sha256", kc_cbor_new_bytes(digest, sizeof(digest))) == KC_OK &&
+        kc_cbor_map_add_str(w, "state", kc_cbor_new_bytes(inner, inner_len)) == KC_OK &&
+        kc_cbor_serialize(w, out, out_len) == KC_OK)
+        rc = 0;
+    if (w != NULL) {
+        cbor_item_t *copy = kc_cbor_map_get_str(w, "state");
+
+        /* the bytes item holds a copy of the card's secrets */
+        if (copy != NULL && kc_cbor_is_bytes(copy))
+            OPENSSL_cleanse(cbor_bytestring_handle(copy), cbor_bytestring_length(copy));
+        cbor_decref(&w);
+    }
+    return rc;
+}
+
 int vc_state_save(struct vc_card *c)
 {
     cbor_item_t *m = state_item(c);
-    uint8_t *buf = NULL;
-    size_t len = 0;
+    uint8_t *inner = NULL, *buf = NULL;
+    size_t inner_len = 0, len = 0;
     char *tmp = NULL;
     int fd = -1, rc = -1;
 
-    if (m == NULL || kc_cbor_serialize(m, &buf, &len) != KC_OK)
+    if (m == NULL || kc_cbor_serialize(m, &inner, &inner_len) != KC_OK ||
+        seal(inner, inner_len, &buf, &len) != 0)
         goto out;
     if (asprintf(&tmp, "%s.tmpXXXXXX", c->state_path) < 0) {
         tmp = NULL;
@@ -161,9 +188,38 @@ out:
         OPENSSL_cleanse(buf, len);
         free(buf);
     }
+    if (inner != NULL) {
+        OPENSSL_cleanse(inner, inner_len);
+        free(inner);
+    }
     if (m != NULL)
         cbor_decref(&m);
     return rc;
+}
+
+/* The state map out of a sealed file (a new reference in *inner), or of a
+ * first-format file (the map itself); NULL, or the reason it is refused. */
+static const char *unseal(cbor_item_t *item, cbor_item_t **inner)
+{
+    cbor_item_t *state = kc_cbor_map_get_str(item, "state");
+    cbor_item_t *digest = kc_cbor_map_get_str(item, "sha256");
+    uint8_t want[32];
+
+    *inner = NULL;
+    if (state == NULL && digest == NULL) {
+        *inner = cbor_incref(item); /* first format: no digest to check */
+        return NULL;
+    }
+    if (state == NULL || digest == NULL || !kc_cbor_is_bytes(state) || !kc_cbor_is_bytes(digest) ||
+        cbor_bytestring_length(digest) != sizeof(want) || cbor_map_size(item) != 2)
+        return "the sealed form is malformed (want exactly sha256 and state, as bytes)";
+    if (vc_sha256(cbor_bytestring_handle(state), cbor_bytestring_length(state), want) != 0)
+        return "cannot compute its digest";
+    if (CRYPTO_memcmp(want, cbor_bytestring_handle(digest), sizeof(want)) != 0)
+        return "its SHA-256 does not match (the file was altered or damaged)";
+    if (kc_cbor_load(cbor_bytestring_handle(state), cbor_bytestring_length(state), inner) != KC_OK)
+        return "the sealed state is not valid CBOR";
+    return NULL;
 }
 
 /* Reads a byte string field of min..max bytes into dst. */
@@ -299,7 +355,7 @@ static const char *load_item(struct vc_card *c, const cbor_item_t *m)
 
 int vc_state_load(struct vc_card *c, char *err, size_t errlen)
 {
-    cbor_item_t *item = NULL;
+    cbor_item_t *item = NULL, *inner = NULL;
     uint8_t *buf = NULL;
     struct stat st;
     const char *why;
@@ -342,12 +398,18 @@ int vc_state_load(struct vc_card *c, char *err, size_t errlen)
         vc_seterr(err, errlen, "vcard: state file %s is corrupt: not valid CBOR", c->state_path);
         goto out;
     }
-    if ((why = load_item(c, item)) != NULL) {
+    if (!cbor_isa_map(item)) {
+        vc_seterr(err, errlen, "vcard: state file %s is corrupt: not a CBOR map", c->state_path);
+        goto out;
+    }
+    if ((why = unseal(item, &inner)) != NULL || (why = load_item(c, inner)) != NULL) {
         vc_seterr(err, errlen, "vcard: state file %s is corrupt: %s", c->state_path, why);
         goto out;
     }
     rc = 1;
 out:
+    if (inner != NULL)
+        cbor_decref(&inner);
     if (item != NULL)
         cbor_decref(&item);
     if (buf != NULL) {

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ctaphid/cbor_util.h"
 #include "tests/unit/vcard/test_card_util.h"
 
 struct dir {
@@ -191,11 +192,68 @@ static void test_corrupt(void **state)
     dir_free(&d);
 }
 
+/* Two flipped bytes in the master key used to load as a different card:
+ * the file's digest catches them, and the file is left as it was. A file of
+ * the first format (the bare map, no digest) still loads. */
+static void test_flipped_bytes(void **state)
+{
+    static const char key[] = "master_key";
+    struct dir d;
+    struct vc_card *c;
+    char err[512];
+    uint8_t good[8192], bad[8192], again[8192];
+    size_t good_len, again_len;
+    uint8_t *at;
+    cbor_item_t *outer = NULL, *inner;
+    FILE *f;
+
+    (void)state;
+    dir_new(&d);
+    c = try_open(d.file, err, sizeof(err));
+    assert_non_null(c);
+    vc_card_free(c);
+    f = fopen(d.file, "rb");
+    assert_non_null(f);
+    good_len = fread(good, 1, sizeof(good), f);
+    fclose(f);
+    /* "master_key" then a 32-byte string header (0x58 0x20), then the key */
+    at = memmem(good, good_len, key, strlen(key));
+    assert_non_null(at);
+    at += strlen(key);
+    assert_int_equal(at[0], 0x58);
+    assert_int_equal(at[1], 0x20);
+    memcpy(bad, good, good_len);
+    bad[at + 5 - good] ^= 0x01;
+    bad[at + 20 - good] ^= 0x80;
+    write_file(d.file, bad, good_len);
+    assert_null(try_open(d.file, err, sizeof(err)));
+    assert_non_null(strstr(err, "SHA-256 does not match"));
+    assert_non_null(strstr(err, d.file));
+    f = fopen(d.file, "rb");
+    assert_non_null(f);
+    again_len = fread(again, 1, sizeof(again), f);
+    fclose(f);
+    assert_int_equal(again_len, good_len);
+    assert_memory_equal(again, bad, good_len); /* left alone */
+
+    /* the first format: the inner map alone */
+    assert_int_equal(kc_cbor_load(good, good_len, &outer), KC_OK);
+    inner = kc_cbor_map_get_str(outer, "state");
+    assert_non_null(inner);
+    write_file(d.file, cbor_bytestring_handle(inner), cbor_bytestring_length(inner));
+    cbor_decref(&outer);
+    c = try_open(d.file, err, sizeof(err));
+    assert_non_null(c);
+    vc_card_free(c);
+    dir_free(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_corrupt),
+        cmocka_unit_test(test_flipped_bytes),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

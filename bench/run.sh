@@ -1,6 +1,7 @@
 #!/bin/sh
 # `make bench`: starts a virtual card on a free loopback port and runs every
-# benchmark against it. Prints figures and ratios; not a gate.
+# benchmark against it, then the chain load bench (bench/chain_load.sh).
+# Prints figures and ratios; not a gate.
 BUILD=${1:-build}
 . tests/e2e/lib.sh
 trap cleanup EXIT
@@ -47,3 +48,8 @@ PYEOF
     done
 done
 stop_vcard
+
+# Issue 9's load targets, side by side with an nginx ceiling (nginx and wrk
+# from Debian, installed here when missing; `make check` needs neither).
+sh bench/install-deps.sh || echo "bench: nginx or wrk could not be installed; the load bench skips what needs them"
+sh bench/chain_load.sh "$BUILD"

@@ -1,17 +1,34 @@
-/* libmicrohttpd front of the services (see http.h). */
+/* libmicrohttpd front of the services (see http.h).
+ *
+ * Threads: libmicrohttpd's epoll pool reads requests and runs handlers that
+ * do not block; a worker pool runs the ones that may (cfg.may_block), with
+ * the connection suspended meanwhile; a reaper closes connections past their
+ * request deadline (libmicrohttpd itself only knows an idle timeout, which a
+ * client trickling one byte at a time never reaches).
+ *
+ * Per connection there is one conn_state (allocated when the connection is
+ * accepted, reused by every request on it); its buffers hold the body, the
+ * rendered answer and the log line, so a request on a kept-alive connection
+ * allocates little beyond what jansson and libmicrohttpd need. */
 #include "services/common/http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 #include <openssl/crypto.h>
@@ -19,23 +36,104 @@
 #include "services/common/crypto.h"
 #include "services/common/log.h"
 
+#define STOP_WAIT_MS 30000
+#define REAP_INTERVAL_MS 100
+#define MHD_LOG_LINES_PER_S 5 /* libmicrohttpd's own messages, before they are only counted */
+#define FRAMING_HEADERS_MAX 16
+/* libmicrohttpd's per-connection pool holds the request line, the headers
+ * and the answer's headers (bodies go to conn_state), and is zeroed after
+ * every request: 16 KiB (headers up to about 8 KiB) instead of its 32 */
+#define CONNECTION_POOL_BYTES ((size_t)16 * 1024)
+
+/* Who answers a handled request: the handler (returned) or ksvc_complete. */
+enum handoff { HANDOFF_HANDLING, HANDOFF_RETURNED, HANDOFF_COMPLETED };
+
+struct conn_state {
+    struct ksvc_server *s;
+    struct MHD_Connection *conn;
+    int fd;
+    struct conn_state *prev, *next; /* s->conns, under s->conn_lock */
+    atomic_llong deadline_ms;       /* monotonic; 0: none (a request is being answered) */
+    unsigned char addr[16];         /* IPv6 or v4-mapped: the per-address key */
+    bool has_addr;
+    char remote[INET6_ADDRSTRLEN];
+
+    /* the request in progress */
+    struct ksvc_request req;
+    struct timespec start;
+    bool reading;    /* headers seen, final call not yet */
+    bool too_large;  /* the body passed max_body: 413 at the end */
+    bool in_handler; /* ksvc_defer may be called */
+    bool deferred;   /* ksvc_defer was called */
+    bool suspended;  /* libmicrohttpd suspended the connection for us */
+    bool close;      /* answer with Connection: close */
+    char *body;
+    size_t len, cap;
+    atomic_int handoff;
+    json_t *early_log;          /* log members set before ksvc_defer */
+    struct ksvc_response final; /* given to ksvc_complete */
+    bool have_final;            /* final is to be rendered by the polling thread */
+    char *free_raw;             /* a raw body to free after rendering (/metrics) */
+    struct MHD_Response *ready; /* the answer, to queue on the polling thread */
+    int ready_status;
+    struct conn_state *job_next; /* the worker queue */
+
+    char *out; /* the rendered answer (the MHD response points into it) */
+    size_t out_len, out_cap;
+    char *line; /* the log line */
+    size_t line_len, line_cap;
+};
+
+/* Open connections per client address: linear probing, keyed by 16 bytes. */
+struct addr_count {
+    unsigned char key[16];
+    unsigned count; /* 0: free slot */
+};
+
 struct ksvc_server {
     struct ksvc_server_cfg cfg;
     struct MHD_Daemon *daemon;
+    MHD_socket quiesced_fd;
     struct ksvc_metrics *metrics;
     char *cert_pem, *key_pem;
     size_t key_len;
     int port;
     time_t started;
+    char boot_id[9];
+    atomic_ullong next_request;
+    char prefix[48]; /* kcard_<service> */
+
+    pthread_mutex_t conn_lock; /* conns, nconns, addrs */
+    struct conn_state *conns;
+    unsigned nconns;
+    struct addr_count *addrs;
+    size_t addr_mask;
+
+    atomic_ullong refused_limit, refused_per_address, closed_timeout, closed_framing;
+    atomic_uint outstanding; /* suspended connections not yet resumed */
+
+    pthread_t reaper;
+    bool reaper_started, reaper_stop;
+    pthread_cond_t reaper_wake;
+
+    pthread_mutex_t job_lock;
+    pthread_cond_t job_ready;
+    struct conn_state *job_head, *job_tail;
+    pthread_t *workers;
+    unsigned nworkers;
+    bool workers_stop;
+
+    atomic_llong mhd_log_window;
+    atomic_int mhd_log_lines;
+    atomic_ullong mhd_log_suppressed;
 };
 
-/* Per-request state, from the first callback to the completion notice. */
-struct request_state {
-    char *body;
-    size_t len, cap;
-    bool too_large;
-    struct timespec start;
-};
+static long long now_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
 
 static double seconds_since(const struct timespec *start)
 {
@@ -43,6 +141,8 @@ static double seconds_since(const struct timespec *start)
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
+
+/* ---- small helpers for handlers ---- */
 
 char *ksvc_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)
 {
@@ -70,6 +170,8 @@ char *ksvc_read_file(const char *path, size_t max, size_t *len, char *err, size_
 
 const char *ksvc_request_header(const struct ksvc_request *req, const char *name)
 {
+    if (req->conn == NULL)
+        return NULL;
     return MHD_lookup_connection_value((struct MHD_Connection *)req->conn, MHD_HEADER_KIND, name);
 }
 
@@ -104,7 +206,14 @@ void ksvc_reply_error(struct ksvc_response *resp, int status, const char *code, 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    ksvc_reply(resp, status, json_pack("{s:s, s:s}", "error", code, "message", msg));
+    json_t *body = json_pack("{s:s, s:s}", "error", code, "message", msg);
+    if (body == NULL) { /* not UTF-8 (a path echoed back): say it in ASCII */
+        for (char *p = msg; *p != '\0'; p++)
+            if ((unsigned char)*p >= 0x80 || (unsigned char)*p < 0x20)
+                *p = '?';
+        body = json_pack("{s:s, s:s}", "error", code, "message", msg);
+    }
+    ksvc_reply(resp, status, body);
     ksvc_log_field(resp, "error", json_string(code));
 }
 
@@ -116,6 +225,8 @@ void ksvc_reply_method_not_allowed(struct ksvc_response *resp, const char *allow
 
 void ksvc_log_field(struct ksvc_response *resp, const char *key, json_t *value)
 {
+    if (value == NULL)
+        return;
     if (resp->log == NULL)
         resp->log = json_object();
     if (resp->log != NULL)
@@ -153,20 +264,308 @@ json_t *ksvc_request_json_object(const struct ksvc_request *req, struct ksvc_res
                                   ksvc_request_header(req, "Content-Type"), resp);
 }
 
-static void remote_address(struct MHD_Connection *conn, char *out, size_t cap)
+bool ksvc_always_blocks(void *ctx, const struct ksvc_request *req)
 {
-    snprintf(out, cap, "?");
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ci == NULL || ci->client_addr == NULL)
+    (void)ctx;
+    (void)req;
+    return true;
+}
+
+/* ---- strict framing ---- */
+
+const char *ksvc_framing_fault(const char *version, const char *const (*headers)[2], size_t n)
+{
+    unsigned hosts = 0, encodings = 0, lengths = 0;
+    const char *first_length = NULL, *encoding = NULL;
+    bool lengths_differ = false;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = headers[i][0], *value = headers[i][1] ? headers[i][1] : "";
+        if (strcasecmp(name, "Host") == 0) {
+            hosts++;
+        } else if (strcasecmp(name, "Transfer-Encoding") == 0) {
+            encodings++;
+            encoding = value;
+        } else if (strcasecmp(name, "Content-Length") == 0) {
+            if (first_length != NULL && strcmp(first_length, value) != 0)
+                lengths_differ = true;
+            if (first_length == NULL)
+                first_length = value;
+            lengths++;
+        }
+    }
+    if (encodings > 0 && lengths > 0)
+        return "the request has both Content-Length and Transfer-Encoding";
+    if (lengths_differ)
+        return "the request has Content-Length headers with differing values";
+    if (encodings > 1 || (encoding != NULL && strcasecmp(encoding, "chunked") != 0))
+        return "the only Transfer-Encoding accepted is a single chunked";
+    bool http11 = version != NULL && strncmp(version, "HTTP/1.", 7) == 0 && version[7] != '0';
+    if (http11 && hosts == 0)
+        return "an HTTP/1.1 request needs a Host header";
+    if (hosts > 1)
+        return "the request has more than one Host header";
+    return NULL;
+}
+
+struct framing_headers {
+    const char *h[FRAMING_HEADERS_MAX][2];
+    size_t n;
+    bool overflow;
+};
+
+static enum MHD_Result collect_framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                              const char *value)
+{
+    (void)kind;
+    struct framing_headers *f = cls;
+    if (strcasecmp(key, "Host") != 0 && strcasecmp(key, "Content-Length") != 0 &&
+        strcasecmp(key, "Transfer-Encoding") != 0)
+        return MHD_YES;
+    if (f->n == FRAMING_HEADERS_MAX) {
+        f->overflow = true;
+        return MHD_NO;
+    }
+    f->h[f->n][0] = key;
+    f->h[f->n][1] = value;
+    f->n++;
+    return MHD_YES;
+}
+
+static const char *framing_fault(struct MHD_Connection *conn, const char *version)
+{
+    struct framing_headers f = {.n = 0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_framing_header, &f);
+    if (f.overflow)
+        return "the request repeats Host, Content-Length or Transfer-Encoding too often";
+    return ksvc_framing_fault(version, (const char *const(*)[2])f.h, f.n);
+}
+
+/* ---- growing buffers ---- */
+
+static bool reserve(char **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return true;
+    size_t n = *cap ? *cap : 1024;
+    while (n < need)
+        n *= 2;
+    char *b = realloc(*buf, n);
+    if (b == NULL)
+        return false;
+    *buf = b;
+    *cap = n;
+    return true;
+}
+
+static int out_append(const char *data, size_t size, void *cls)
+{
+    struct conn_state *st = cls;
+    if (!reserve(&st->out, &st->out_cap, st->out_len + size + 1))
+        return -1;
+    memcpy(st->out + st->out_len, data, size);
+    st->out_len += size;
+    return 0;
+}
+
+static int line_append(const char *data, size_t size, void *cls)
+{
+    struct conn_state *st = cls;
+    if (!reserve(&st->line, &st->line_cap, st->line_len + size + 1))
+        return -1;
+    memcpy(st->line + st->line_len, data, size);
+    st->line_len += size;
+    return 0;
+}
+
+static void line_str(struct conn_state *st, const char *s)
+{
+    line_append(s, strlen(s), st);
+}
+
+/* s as a JSON string; bytes outside printable ASCII as \u00XX, so a path
+ * that is not UTF-8 still makes a valid line. */
+static void line_json_string(struct conn_state *st, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    line_append("\"", 1, st);
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        size_t run = 0;
+        while (p[run] >= 0x20 && p[run] < 0x7f && p[run] != '"' && p[run] != '\\')
+            run++;
+        if (run > 0) {
+            line_append((const char *)p, run, st);
+            p += run - 1;
+            continue;
+        }
+        char esc[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]};
+        if (*p == '"' || *p == '\\') {
+            esc[1] = (char)*p;
+            line_append(esc, 2, st);
+        } else {
+            line_append(esc, 6, st);
+        }
+    }
+    line_append("\"", 1, st);
+}
+
+/* ---- answering ---- */
+
+static void add_headers(struct MHD_Response *mr, const struct conn_state *st,
+                        const struct ksvc_response *r, const char *type)
+{
+    MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(mr, "X-Request-Id", st->req.request_id);
+    if (r->www_authenticate[0] != '\0')
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->www_authenticate);
+    if (r->allow[0] != '\0')
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_ALLOW, r->allow);
+    if (r->set_cookie[0] != '\0')
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_SET_COOKIE, r->set_cookie);
+    if (r->content_type != NULL) /* pages: no sniffing */
+        MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff");
+    if (st->close)
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_CONNECTION, "close");
+}
+
+static const char *const fixed_log_keys[] = {"ts",         "service", "level",   "event",
+                                             "request_id", "method",  "path",    "status",
+                                             "ms",         "remote",  "bytes_in"};
+
+/* The request's log line, written by the logger thread. */
+static void log_request(struct conn_state *st, int status, double secs, json_t *extra)
+{
+    char ts[32], num[96];
+    ksvc_log_timestamp(ts);
+    st->line_len = 0;
+    line_str(st, "{\"ts\":\"");
+    line_str(st, ts);
+    line_str(st, "\",\"service\":");
+    line_json_string(st, ksvc_log_service());
+    line_str(st, status >= 500 ? ",\"level\":\"error\"" : ",\"level\":\"info\"");
+    line_str(st, ",\"event\":\"request\",\"request_id\":\"");
+    line_str(st, st->req.request_id);
+    line_str(st, "\",\"method\":");
+    line_json_string(st, st->req.method);
+    line_str(st, ",\"path\":");
+    line_json_string(st, st->req.path);
+    snprintf(num, sizeof(num), ",\"status\":%d,\"ms\":%.3f,\"remote\":", status, secs * 1000.0);
+    line_str(st, num);
+    line_json_string(st, st->remote);
+    snprintf(num, sizeof(num), ",\"bytes_in\":%zu", st->len);
+    line_str(st, num);
+    if (extra != NULL) {
+        for (size_t i = 0; i < sizeof(fixed_log_keys) / sizeof(fixed_log_keys[0]); i++)
+            json_object_del(extra, fixed_log_keys[i]);
+        size_t mark = st->line_len;
+        if (json_object_size(extra) > 0 &&
+            json_dump_callback(extra, line_append, st,
+                               JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) == 0 &&
+            st->line_len > mark + 2) {
+            st->line[mark] = ','; /* the object's '{' becomes the separator, its '}' the line's */
+        } else {
+            st->line_len = mark;
+            line_str(st, "}");
+        }
+    } else {
+        line_str(st, "}");
+    }
+    if (st->line != NULL)
+        ksvc_log_text(st->line, st->line_len);
+}
+
+/* Renders resp into st->ready (the MHD response), writes the log line and
+ * the metrics, and frees what resp owns. Any thread. */
+static void finalize(struct conn_state *st, struct ksvc_response *resp)
+{
+    struct ksvc_server *s = st->s;
+    if (resp->status < 100 || resp->status > 599) {
+        if (resp->status != 0)
+            ksvc_log("error", "bad_status", json_pack("{s:i}", "status", resp->status));
+        ksvc_reply_error(resp, 500, "internal", "the handler gave no answer");
+    }
+    const char *type = "application/json";
+    st->out_len = 0;
+    if (resp->content_type != NULL) {
+        type = resp->content_type;
+        if (resp->raw_len > 0 && resp->raw != NULL && out_append(resp->raw, resp->raw_len, st) != 0)
+            st->out_len = 0;
+    } else if (resp->body != NULL) {
+        /* JSON answers end with a newline, as curl users expect */
+        if (json_dump_callback(resp->body, out_append, st, JSON_COMPACT | JSON_PRESERVE_ORDER) !=
+                0 ||
+            out_append("\n", 1, st) != 0)
+            st->out_len = 0;
+    }
+    st->ready = MHD_create_response_from_buffer(st->out_len, st->out_len ? st->out : NULL,
+                                                MHD_RESPMEM_PERSISTENT);
+    st->ready_status = resp->status;
+    if (st->ready != NULL)
+        add_headers(st->ready, st, resp, type);
+
+    double secs = seconds_since(&st->start);
+    const char *route = "other";
+    if (strcmp(st->req.path, "/healthz") == 0 || strcmp(st->req.path, "/metrics") == 0)
+        route = st->req.path;
+    else if (s->cfg.routes != NULL) {
+        for (const char *const *r = s->cfg.routes; *r != NULL; r++)
+            if (strcmp(*r, st->req.path) == 0)
+                route = *r;
+    } else if (resp->status != 404 && resp->status != 400) {
+        route = st->req.path;
+    }
+    ksvc_metrics_request(s->metrics, route, st->req.method, resp->status, secs);
+
+    json_t *extra = st->early_log;
+    st->early_log = NULL;
+    if (extra == NULL)
+        extra = resp->log;
+    else if (resp->log != NULL)
+        json_object_update(extra, resp->log);
+    if (extra != resp->log)
+        json_decref(resp->log);
+    log_request(st, resp->status, secs, extra);
+    json_decref(extra);
+    json_decref(resp->body);
+    free(st->free_raw);
+    st->free_raw = NULL;
+    memset(resp, 0, sizeof(*resp));
+}
+
+/* A raw body is borrowed only until the answer is handed over: copy it. */
+static void own_raw(struct conn_state *st, struct ksvc_response *f)
+{
+    if (f->content_type == NULL || f->raw == NULL || f->raw == st->free_raw)
         return;
-    const struct sockaddr *sa = ci->client_addr;
-    if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
-                  (socklen_t)cap);
-    else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
-                  (socklen_t)cap);
+    char *copy = malloc(f->raw_len ? f->raw_len : 1);
+    if (copy != NULL)
+        memcpy(copy, f->raw, f->raw_len);
+    free(st->free_raw);
+    st->free_raw = copy;
+    f->raw = copy;
+    if (copy == NULL) {
+        f->content_type = NULL;
+        ksvc_reply_error(f, 500, "internal", "out of memory");
+    }
+}
+
+/* Hands resp to the parked connection and wakes it: its polling thread
+ * renders, logs and sends it (on_request), so the thread completing it (a
+ * service's event loop) does no more than this. After this st belongs to
+ * the polling thread again. */
+static void finish_parked(struct conn_state *st, struct ksvc_response *resp)
+{
+    if (resp != &st->final) {
+        st->final = *resp;
+        memset(resp, 0, sizeof(*resp));
+    }
+    own_raw(st, &st->final);
+    st->have_final = true;
+    struct ksvc_server *s = st->s;
+    struct MHD_Connection *conn = st->conn;
+    st->suspended = false;
+    atomic_fetch_sub(&s->outstanding, 1);
+    MHD_resume_connection(conn);
 }
 
 static void builtin_health(struct ksvc_server *s, struct ksvc_response *resp)
@@ -182,166 +581,493 @@ static void builtin_health(struct ksvc_server *s, struct ksvc_response *resp)
     ksvc_reply(resp, healthy ? 200 : 503, out);
 }
 
-static enum MHD_Result queue(struct MHD_Connection *conn, int status, const char *type,
-                             const char *body, size_t len, const struct ksvc_response *r,
-                             const char *request_id)
+static void set_total(struct ksvc_server *s, const char *suffix, const char *help,
+                      const char *labels, double v, bool gauge)
 {
-    struct MHD_Response *mr =
-        MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY);
-    if (mr == NULL)
-        return MHD_NO;
-    MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    MHD_add_response_header(mr, "X-Request-Id", request_id);
-    if (r != NULL && r->www_authenticate[0] != '\0')
-        MHD_add_response_header(mr, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->www_authenticate);
-    if (r != NULL && r->allow[0] != '\0')
-        MHD_add_response_header(mr, MHD_HTTP_HEADER_ALLOW, r->allow);
-    if (r != NULL && r->set_cookie[0] != '\0')
-        MHD_add_response_header(mr, MHD_HTTP_HEADER_SET_COOKIE, r->set_cookie);
-    if (r != NULL && r->content_type != NULL) /* pages: no framing, no sniffing */
-        MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff");
-    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, mr);
-    MHD_destroy_response(mr);
-    return ret;
+    char name[96];
+    snprintf(name, sizeof(name), "%s_%s", s->prefix, suffix);
+    if (gauge)
+        ksvc_metric_set(s->metrics, name, help, labels, v);
+    else
+        ksvc_metric_set_total(s->metrics, name, help, labels, v);
 }
 
-static void dispatch(struct ksvc_server *s, const struct ksvc_request *req,
-                     struct ksvc_response *resp)
+static void refresh_http_metrics(struct ksvc_server *s)
 {
-    if (strcmp(req->path, "/healthz") == 0 || strcmp(req->path, "/metrics") == 0) {
+    static const char refused[] = "Connections closed at once, by the limit they hit.";
+    static const char closed[] = "Connections closed by the server, by reason.";
+    pthread_mutex_lock(&s->conn_lock);
+    unsigned open = s->nconns;
+    pthread_mutex_unlock(&s->conn_lock);
+    set_total(s, "connections_open", "Connections open now.", "", open, true);
+    set_total(s, "connections_refused_total", refused, "reason=\"connection_limit\"",
+              (double)atomic_load(&s->refused_limit), false);
+    set_total(s, "connections_refused_total", refused, "reason=\"per_address_limit\"",
+              (double)atomic_load(&s->refused_per_address), false);
+    set_total(s, "connections_closed_total", closed, "reason=\"request_timeout\"",
+              (double)atomic_load(&s->closed_timeout), false);
+    set_total(s, "connections_closed_total", closed, "reason=\"bad_framing\"",
+              (double)atomic_load(&s->closed_framing), false);
+    set_total(s, "requests_parked", "Requests waiting for a worker or a deferred answer.", "",
+              atomic_load(&s->outstanding), true);
+    set_total(s, "log_lines_dropped_total", "Log lines dropped because the log ring was full.", "",
+              (double)ksvc_log_dropped(), false);
+    set_total(s, "http_messages_suppressed_total",
+              "libmicrohttpd messages not logged because of their rate.", "",
+              (double)atomic_load(&s->mhd_log_suppressed), false);
+}
+
+/* The built-in paths, else the service's handler. */
+static void dispatch(struct ksvc_server *s, struct conn_state *st, struct ksvc_response *resp)
+{
+    const struct ksvc_request *req = &st->req;
+    bool health = strcmp(req->path, "/healthz") == 0, metrics = strcmp(req->path, "/metrics") == 0;
+    if (health || metrics) {
         if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
             ksvc_reply_method_not_allowed(resp, "GET, HEAD");
-            return;
-        }
-        if (strcmp(req->path, "/healthz") == 0)
+        } else if (health) {
             builtin_health(s, resp);
-        return; /* /metrics is rendered as text by the caller */
+        } else {
+            if (s->cfg.metrics_refresh != NULL)
+                s->cfg.metrics_refresh(s->cfg.ctx, s->metrics);
+            refresh_http_metrics(s);
+            st->free_raw = ksvc_metrics_render(s->metrics);
+            resp->status = st->free_raw ? 200 : 500;
+            resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+            resp->raw = st->free_raw;
+            resp->raw_len = st->free_raw ? strlen(st->free_raw) : 0;
+        }
+        return;
     }
+    st->in_handler = true;
     s->cfg.handler(s->cfg.ctx, req, resp);
-    if (resp->status == 0)
-        ksvc_reply_error(resp, 500, "internal", "the handler gave no answer");
+    st->in_handler = false;
 }
 
-static enum MHD_Result answer(struct ksvc_server *s, struct MHD_Connection *conn, const char *url,
-                              const char *method, struct request_state *st)
+/* Runs the request; true when its answer is in st->ready to be queued now
+ * (the connection was never parked), false when it is or was parked (the
+ * thread that completes it resumes the connection). */
+static bool run_request(struct conn_state *st)
 {
-    struct ksvc_request req = {.method = method, .path = url, .conn = conn};
+    struct ksvc_server *s = st->s;
     struct ksvc_response resp = {0};
-    uint8_t rid[8];
-    if (ksvc_random(rid, sizeof(rid)) != 0)
-        memset(rid, 0, sizeof(rid));
-    ksvc_hex(rid, sizeof(rid), req.request_id);
-    remote_address(conn, req.remote, sizeof(req.remote));
-    req.body = st->body ? st->body : "";
-    req.body_len = st->len;
-
-    char *owned = NULL; /* a rendered body; a page's bytes are the handler's */
-    const char *data = NULL, *type = "application/json";
-    size_t len = 0;
-    if (st->too_large)
-        ksvc_reply_error(&resp, 413, "body_too_large", "the body is over the %zu-byte limit",
-                         s->cfg.max_body);
-    else
-        dispatch(s, &req, &resp);
-    if (resp.status == 0 && strcmp(url, "/metrics") == 0) {
-        if (s->cfg.metrics_refresh != NULL)
-            s->cfg.metrics_refresh(s->cfg.ctx, s->metrics);
-        data = owned = ksvc_metrics_render(s->metrics);
-        len = owned ? strlen(owned) : 0;
-        type = "text/plain; version=0.0.4; charset=utf-8";
-        resp.status = owned ? 200 : 500;
-    } else if (resp.content_type != NULL) {
-        type = resp.content_type;
-        data = resp.raw;
-        len = resp.raw_len;
-    } else if (resp.body != NULL &&
-               (owned = json_dumps(resp.body, JSON_COMPACT | JSON_PRESERVE_ORDER)) != NULL) {
-        /* JSON answers end with a newline, as curl users expect */
-        len = strlen(owned);
-        char *nl = realloc(owned, len + 2);
-        if (nl != NULL) {
-            owned = nl;
-            memcpy(owned + len++, "\n", 2);
-        }
-        data = owned;
+    atomic_store(&st->handoff, HANDOFF_HANDLING);
+    dispatch(s, st, &resp);
+    if (st->deferred) {
+        st->early_log = resp.log;
+        resp.log = NULL;
+        json_decref(resp.body);
+        if (atomic_exchange(&st->handoff, HANDOFF_RETURNED) == HANDOFF_COMPLETED)
+            finish_parked(st, &st->final);
+        return false;
     }
-    enum MHD_Result ret =
-        queue(conn, resp.status, type, data ? data : "", data ? len : 0, &resp, req.request_id);
+    if (st->suspended) { /* a worker ran it */
+        finish_parked(st, &resp);
+        return false;
+    }
+    finalize(st, &resp);
+    return true;
+}
 
-    double secs = seconds_since(&st->start);
-    const char *route = resp.status == 404 ? "other" : url;
-    ksvc_metrics_request(s->metrics, route, method, resp.status, secs);
-    json_t *fields =
-        json_pack("{s:s, s:s, s:s, s:i, s:f, s:s, s:I}", "request_id", req.request_id, "method",
-                  method, "path", url, "status", resp.status, "ms", secs * 1000.0, "remote",
-                  req.remote, "bytes_in", (json_int_t)st->len);
-    if (fields != NULL && resp.log != NULL)
-        json_object_update(fields, resp.log);
-    ksvc_log(resp.status >= 500 ? "error" : "info", "request", fields);
-    json_decref(resp.log);
-    json_decref(resp.body);
-    free(owned);
+struct ksvc_pending *ksvc_defer(const struct ksvc_request *req)
+{
+    struct conn_state *st = req->state;
+    if (st == NULL || !st->in_handler || st->deferred)
+        return NULL;
+    if (!st->suspended) { /* on the polling thread: park the connection */
+        MHD_suspend_connection(st->conn);
+        st->suspended = true;
+        atomic_fetch_add(&st->s->outstanding, 1);
+    }
+    st->deferred = true;
+    return (struct ksvc_pending *)st;
+}
+
+void ksvc_complete(struct ksvc_pending *p, struct ksvc_response *resp)
+{
+    struct conn_state *st = (struct conn_state *)p;
+    st->final = *resp;
+    memset(resp, 0, sizeof(*resp));
+    own_raw(st, &st->final); /* now: the handler may not have returned yet */
+    if (atomic_exchange(&st->handoff, HANDOFF_COMPLETED) == HANDOFF_RETURNED)
+        finish_parked(st, &st->final);
+    /* else the handler has not returned yet: run_request finishes it */
+}
+
+/* ---- workers ---- */
+
+static void *worker_main(void *arg)
+{
+    struct ksvc_server *s = arg;
+    pthread_mutex_lock(&s->job_lock);
+    for (;;) {
+        while (s->job_head == NULL && !s->workers_stop)
+            pthread_cond_wait(&s->job_ready, &s->job_lock);
+        if (s->job_head == NULL)
+            break;
+        struct conn_state *st = s->job_head;
+        s->job_head = st->job_next;
+        if (s->job_head == NULL)
+            s->job_tail = NULL;
+        pthread_mutex_unlock(&s->job_lock);
+        run_request(st);
+        pthread_mutex_lock(&s->job_lock);
+    }
+    pthread_mutex_unlock(&s->job_lock);
+    return NULL;
+}
+
+/* Queues st for a worker; false once the workers are stopping. */
+static bool enqueue(struct ksvc_server *s, struct conn_state *st)
+{
+    st->job_next = NULL;
+    pthread_mutex_lock(&s->job_lock);
+    if (s->workers_stop) {
+        pthread_mutex_unlock(&s->job_lock);
+        return false;
+    }
+    if (s->job_tail != NULL)
+        s->job_tail->job_next = st;
+    else
+        s->job_head = st;
+    s->job_tail = st;
+    pthread_cond_signal(&s->job_ready);
+    pthread_mutex_unlock(&s->job_lock);
+    return true;
+}
+
+/* ---- libmicrohttpd callbacks ---- */
+
+static enum MHD_Result queue_ready(struct conn_state *st)
+{
+    if (st->ready == NULL)
+        return MHD_NO;
+    enum MHD_Result ret = MHD_queue_response(st->conn, (unsigned)st->ready_status, st->ready);
+    MHD_destroy_response(st->ready);
+    st->ready = NULL;
     return ret;
+}
+
+static void begin_request(struct ksvc_server *s, struct conn_state *st, const char *url,
+                          const char *method)
+{
+    static const char hex[] = "0123456789abcdef";
+    st->req = (struct ksvc_request){.method = method, .path = url, .conn = st->conn, .state = st};
+    memcpy(st->req.request_id, s->boot_id, 8);
+    unsigned long long n = atomic_fetch_add(&s->next_request, 1) + 1;
+    for (int i = 19; i >= 8; i--, n >>= 4)
+        st->req.request_id[i] = hex[n & 15];
+    st->req.request_id[20] = '\0';
+    snprintf(st->req.remote, sizeof(st->req.remote), "%s", st->remote);
+    st->len = 0;
+    st->reading = true;
+    st->too_large = st->deferred = st->close = st->in_handler = false;
+    clock_gettime(CLOCK_MONOTONIC, &st->start);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
 {
-    (void)version;
     struct ksvc_server *s = cls;
-    struct request_state *st = *con_cls;
-    if (st == NULL) {
-        st = calloc(1, sizeof(*st));
-        if (st == NULL)
-            return MHD_NO;
-        clock_gettime(CLOCK_MONOTONIC, &st->start);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn_state *st = ci != NULL ? ci->socket_context : NULL;
+    if (st == NULL)
+        return MHD_NO;      /* no state (out of memory at accept): close */
+    if (*con_cls == NULL) { /* the headers are in */
         *con_cls = st;
-        return MHD_YES;
+        begin_request(s, st, url, method);
+        const char *fault = framing_fault(conn, version);
+        if (fault == NULL)
+            return MHD_YES;
+        /* answered before the body: libmicrohttpd reads no further request on it */
+        struct ksvc_response resp = {0};
+        st->reading = false;
+        st->close = true;
+        atomic_store(&st->deadline_ms, 0);
+        atomic_fetch_add(&s->closed_framing, 1);
+        ksvc_reply_error(&resp, 400, "bad_request", "%s; the connection is closed", fault);
+        finalize(st, &resp);
+        return queue_ready(st);
     }
     if (*upload_size != 0) {
         size_t n = *upload_size;
         *upload_size = 0;
+        if (!st->reading)
+            return MHD_YES;
         if (st->too_large || n > s->cfg.max_body - st->len) {
             st->too_large = true; /* keep reading, answer 413 at the end */
             return MHD_YES;
         }
-        if (st->len + n + 1 > st->cap) {
-            size_t cap = st->len + n + 1 > 2 * st->cap ? st->len + n + 1 : 2 * st->cap;
-            char *b = realloc(st->body, cap);
-            if (b == NULL)
-                return MHD_NO;
-            st->body = b;
-            st->cap = cap;
-        }
+        if (!reserve(&st->body, &st->cap, st->len + n + 1))
+            return MHD_NO;
         memcpy(st->body + st->len, upload, n);
         st->len += n;
         st->body[st->len] = '\0';
         return MHD_YES;
     }
-    return answer(s, conn, url, method, st);
+    if (st->have_final) { /* resumed with its answer */
+        st->have_final = false;
+        finalize(st, &st->final);
+        return queue_ready(st);
+    }
+    if (!st->reading)
+        return MHD_YES; /* nothing to do until it is answered */
+    st->reading = false;
+    atomic_store(&st->deadline_ms, 0);
+    st->req.body = st->body ? st->body : "";
+    st->req.body_len = st->len;
+    if (st->too_large) {
+        struct ksvc_response resp = {0};
+        ksvc_reply_error(&resp, 413, "body_too_large", "the body is over the %zu-byte limit",
+                         s->cfg.max_body);
+        finalize(st, &resp);
+        return queue_ready(st);
+    }
+    if (s->nworkers > 0 && s->cfg.may_block != NULL && s->cfg.may_block(s->cfg.ctx, &st->req)) {
+        MHD_suspend_connection(conn);
+        st->suspended = true;
+        atomic_fetch_add(&s->outstanding, 1);
+        if (!enqueue(s, st)) { /* stopping: a kept-alive client asked once more */
+            struct ksvc_response resp = {0};
+            ksvc_reply_error(&resp, 503, "shutting_down", "the service is stopping");
+            finish_parked(st, &resp);
+        }
+        return MHD_YES;
+    }
+    if (run_request(st))
+        return queue_ready(st);
+    return MHD_YES;
+}
+
+/* Frees an answer that was never sent (the client went away first). */
+static void discard_answer(struct conn_state *st)
+{
+    if (st->ready != NULL) {
+        MHD_destroy_response(st->ready);
+        st->ready = NULL;
+    }
+    if (st->have_final) {
+        json_decref(st->final.body);
+        json_decref(st->final.log);
+        memset(&st->final, 0, sizeof(st->final));
+        st->have_final = false;
+    }
+    json_decref(st->early_log);
+    st->early_log = NULL;
+    free(st->free_raw);
+    st->free_raw = NULL;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode code)
 {
-    (void)cls;
     (void)conn;
     (void)code;
-    struct request_state *st = *con_cls;
+    struct ksvc_server *s = cls;
+    struct conn_state *st = *con_cls;
     if (st == NULL)
         return;
-    if (st->body != NULL)
-        OPENSSL_cleanse(st->body, st->cap); /* bodies carry usernames and tokens */
-    free(st->body);
-    free(st);
     *con_cls = NULL;
+    discard_answer(st);
+    /* bodies and answers carry usernames and tokens */
+    if (st->body != NULL)
+        OPENSSL_cleanse(st->body, st->len);
+    if (st->out != NULL)
+        OPENSSL_cleanse(st->out, st->out_len);
+    st->len = st->out_len = 0;
+    st->reading = false;
+    /* the next request on this connection has the same time to arrive */
+    atomic_store(&st->deadline_ms, now_ms() + 1000LL * s->cfg.limits.request_timeout_s);
+}
+
+static bool address_key(const struct sockaddr *sa, unsigned char key[16], char *text, size_t cap)
+{
+    if (sa == NULL)
+        return false;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in4 = (const struct sockaddr_in *)(const void *)sa;
+        memset(key, 0, 10);
+        key[10] = key[11] = 0xff;
+        memcpy(key + 12, &in4->sin_addr, 4);
+        if (text != NULL)
+            inet_ntop(AF_INET, &in4->sin_addr, text, (socklen_t)cap);
+        return true;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+        memcpy(key, &in6->sin6_addr, 16);
+        if (text != NULL)
+            inet_ntop(AF_INET6, &in6->sin6_addr, text, (socklen_t)cap);
+        return true;
+    }
+    return false;
+}
+
+static size_t addr_hash(const unsigned char key[16])
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (int i = 0; i < 16; i++)
+        h = (h ^ key[i]) * 1099511628211ULL;
+    return (size_t)h;
+}
+
+/* The slot of key, or the free slot where it would go. Locked. */
+static size_t addr_slot(const struct ksvc_server *s, const unsigned char key[16])
+{
+    size_t i = addr_hash(key) & s->addr_mask;
+    while (s->addrs[i].count != 0 && memcmp(s->addrs[i].key, key, 16) != 0)
+        i = (i + 1) & s->addr_mask;
+    return i;
+}
+
+static void addr_remove_slot(struct ksvc_server *s, size_t i)
+{
+    /* backward-shift deletion keeps every probe chain unbroken */
+    size_t j = i;
+    s->addrs[i].count = 0;
+    for (;;) {
+        j = (j + 1) & s->addr_mask;
+        if (s->addrs[j].count == 0)
+            return;
+        size_t k = addr_hash(s->addrs[j].key) & s->addr_mask;
+        bool movable = i <= j ? (k <= i || k > j) : (k <= i && k > j);
+        if (movable) {
+            s->addrs[i] = s->addrs[j];
+            s->addrs[j].count = 0;
+            i = j;
+        }
+    }
+}
+
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    (void)addrlen;
+    struct ksvc_server *s = cls;
+    unsigned char key[16];
+    bool keyed = address_key(addr, key, NULL, 0);
+    enum MHD_Result ok = MHD_YES;
+    pthread_mutex_lock(&s->conn_lock);
+    if (s->nconns >= s->cfg.limits.max_connections) {
+        atomic_fetch_add(&s->refused_limit, 1);
+        ok = MHD_NO;
+    } else if (keyed && s->addrs[addr_slot(s, key)].count >= s->cfg.limits.max_per_address) {
+        atomic_fetch_add(&s->refused_per_address, 1);
+        ok = MHD_NO;
+    }
+    pthread_mutex_unlock(&s->conn_lock);
+    return ok;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct ksvc_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct conn_state *st = calloc(1, sizeof(*st));
+        *socket_context = st;
+        if (st == NULL)
+            return;
+        st->s = s;
+        st->conn = conn;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        st->fd = ci != NULL ? ci->connect_fd : -1;
+        ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        snprintf(st->remote, sizeof(st->remote), "?");
+        st->has_addr =
+            ci != NULL && address_key(ci->client_addr, st->addr, st->remote, sizeof(st->remote));
+        atomic_store(&st->deadline_ms, now_ms() + 1000LL * s->cfg.limits.request_timeout_s);
+        pthread_mutex_lock(&s->conn_lock);
+        s->nconns++;
+        if (st->has_addr) {
+            size_t i = addr_slot(s, st->addr);
+            if (s->addrs[i].count == 0)
+                memcpy(s->addrs[i].key, st->addr, 16);
+            s->addrs[i].count++;
+        }
+        st->next = s->conns;
+        if (s->conns != NULL)
+            s->conns->prev = st;
+        s->conns = st;
+        pthread_mutex_unlock(&s->conn_lock);
+        return;
+    }
+    struct conn_state *st = *socket_context;
+    if (st == NULL)
+        return;
+    *socket_context = NULL;
+    pthread_mutex_lock(&s->conn_lock);
+    s->nconns--;
+    if (st->has_addr) {
+        size_t i = addr_slot(s, st->addr);
+        if (s->addrs[i].count > 1)
+            s->addrs[i].count--;
+        else if (s->addrs[i].count == 1)
+            addr_remove_slot(s, i);
+    }
+    if (st->prev != NULL)
+        st->prev->next = st->next;
+    else
+        s->conns = st->next;
+    if (st->next != NULL)
+        st->next->prev = st->prev;
+    pthread_mutex_unlock(&s->conn_lock);
+    discard_answer(st);
+    if (st->body != NULL)
+        OPENSSL_cleanse(st->body, st->cap);
+    if (st->out != NULL)
+        OPENSSL_cleanse(st->out, st->out_cap);
+    free(st->body);
+    free(st->out);
+    free(st->line);
+    free(st);
+}
+
+/* Closes connections past their request deadline. shutdown() only: the
+ * polling thread sees the end of the stream and closes as usual, and the fd
+ * cannot have been reused, as it stays listed until its CLOSED notice,
+ * which comes before libmicrohttpd closes it and takes conn_lock. */
+static void *reaper_main(void *arg)
+{
+    struct ksvc_server *s = arg;
+    pthread_mutex_lock(&s->conn_lock);
+    while (!s->reaper_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += REAP_INTERVAL_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->reaper_wake, &s->conn_lock, &until);
+        long long now = now_ms();
+        for (struct conn_state *st = s->conns; st != NULL; st = st->next) {
+            long long d = atomic_load(&st->deadline_ms);
+            if (d == 0 || now < d || st->fd < 0)
+                continue;
+            if (atomic_compare_exchange_strong(&st->deadline_ms, &d, 0)) {
+                shutdown(st->fd, SHUT_RDWR);
+                atomic_fetch_add(&s->closed_timeout, 1);
+            }
+        }
+    }
+    pthread_mutex_unlock(&s->conn_lock);
+    return NULL;
 }
 
 static void on_mhd_error(void *cls, const char *fmt, va_list ap)
 {
-    (void)cls;
+    struct ksvc_server *s = cls;
+    long long sec = now_ms() / 1000;
+    long long window = atomic_load(&s->mhd_log_window);
+    if (window != sec && atomic_compare_exchange_strong(&s->mhd_log_window, &window, sec))
+        atomic_store(&s->mhd_log_lines, 0);
+    if (atomic_fetch_add(&s->mhd_log_lines, 1) >= MHD_LOG_LINES_PER_S) {
+        atomic_fetch_add(&s->mhd_log_suppressed, 1);
+        return;
+    }
     char msg[512];
     vsnprintf(msg, sizeof(msg), fmt, ap);
     size_t n = strlen(msg);
@@ -349,6 +1075,8 @@ static void on_mhd_error(void *cls, const char *fmt, va_list ap)
         msg[--n] = '\0';
     ksvc_log("warn", "http_error", json_pack("{s:s}", "message", msg));
 }
+
+/* ---- start and stop ---- */
 
 static int load_tls(struct ksvc_server *s, char *err, size_t errlen)
 {
@@ -388,6 +1116,53 @@ static int bind_address(const char *host, int port, struct sockaddr_storage *ss,
     return -1;
 }
 
+/* Raises the soft open-file limit to the hard one and returns it: every
+ * connection is a descriptor. */
+static unsigned long open_file_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 1024;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max > 1048576 ? 1048576 : rl.rlim_max;
+        if (want > rl.rlim_cur) {
+            struct rlimit raised = {.rlim_cur = want, .rlim_max = rl.rlim_max};
+            if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+                rl.rlim_cur = want;
+        }
+    }
+    return rl.rlim_cur == RLIM_INFINITY ? 1048576 : (unsigned long)rl.rlim_cur;
+}
+
+static void apply_defaults(struct ksvc_server *s)
+{
+    struct ksvc_server_cfg *c = &s->cfg;
+    struct ksvc_limits *l = &c->limits;
+    if (c->max_body == 0)
+        c->max_body = KSVC_MAX_BODY_DEFAULT;
+    if (l->max_connections == 0)
+        l->max_connections = KSVC_MAX_CONNECTIONS_DEFAULT;
+    if (l->max_per_address == 0)
+        l->max_per_address = KSVC_MAX_PER_ADDRESS_DEFAULT;
+    if (l->request_timeout_s == 0)
+        l->request_timeout_s = KSVC_REQUEST_TIMEOUT_DEFAULT;
+    if (l->idle_timeout_s == 0)
+        l->idle_timeout_s = KSVC_IDLE_TIMEOUT_DEFAULT;
+    if (c->threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        c->threads = n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
+    }
+    if (c->workers == 0)
+        c->workers = KSVC_WORKERS_DEFAULT;
+    /* leave descriptors for the workers' files, sockets and the database */
+    unsigned long fds = open_file_limit();
+    unsigned long usable = fds > 256 ? fds - 128 : fds / 2;
+    if (l->max_connections > usable)
+        l->max_connections = (unsigned)usable;
+    if (l->max_per_address > l->max_connections)
+        l->max_per_address = l->max_connections;
+}
+
 int ksvc_server_start(const struct ksvc_server_cfg *cfg, struct ksvc_server **out, char *err,
                       size_t errlen)
 {
@@ -398,16 +1173,25 @@ int ksvc_server_start(const struct ksvc_server_cfg *cfg, struct ksvc_server **ou
         return -1;
     }
     s->cfg = *cfg;
-    if (s->cfg.max_body == 0)
-        s->cfg.max_body = KSVC_MAX_BODY_DEFAULT;
-    if (s->cfg.max_connections == 0)
-        s->cfg.max_connections = 256;
-    if (s->cfg.idle_timeout_s == 0)
-        s->cfg.idle_timeout_s = 60;
+    s->quiesced_fd = MHD_INVALID_SOCKET;
+    pthread_mutex_init(&s->conn_lock, NULL);
+    pthread_cond_init(&s->reaper_wake, NULL);
+    pthread_mutex_init(&s->job_lock, NULL);
+    pthread_cond_init(&s->job_ready, NULL);
+    apply_defaults(s);
     s->started = time(NULL);
-    char prefix[48];
-    snprintf(prefix, sizeof(prefix), "kcard_%s", cfg->service);
-    s->metrics = ksvc_metrics_new(prefix);
+    snprintf(s->prefix, sizeof(s->prefix), "kcard_%s", cfg->service);
+    s->metrics = ksvc_metrics_new(s->prefix);
+    uint8_t boot[4];
+    if (ksvc_random(boot, sizeof(boot)) != 0)
+        memset(boot, 0, sizeof(boot));
+    ksvc_hex(boot, sizeof(boot), s->boot_id);
+
+    size_t slots = 64;
+    while (slots < 4 * (size_t)s->cfg.limits.max_connections)
+        slots *= 2;
+    s->addrs = calloc(slots, sizeof(*s->addrs));
+    s->addr_mask = slots - 1;
 
     struct sockaddr_storage ss;
     bool v6 = false;
@@ -420,25 +1204,48 @@ int ksvc_server_start(const struct ksvc_server_cfg *cfg, struct ksvc_server **ou
                  cfg->host);
         goto fail;
     }
-    if (s->metrics == NULL || load_tls(s, err, errlen) != 0)
+    if (s->metrics == NULL || s->addrs == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (load_tls(s, err, errlen) != 0)
         goto fail;
 
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+    if (s->cfg.may_block != NULL) {
+        s->workers = calloc(s->cfg.workers, sizeof(*s->workers));
+        if (s->workers == NULL) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        for (; s->nworkers < s->cfg.workers; s->nworkers++)
+            if (pthread_create(&s->workers[s->nworkers], NULL, worker_main, s) != 0) {
+                snprintf(err, errlen, "cannot start worker threads");
+                goto fail;
+            }
+    }
+    if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
+        snprintf(err, errlen, "cannot start the connection reaper");
+        goto fail;
+    }
+    s->reaper_started = true;
+
+    /* libmicrohttpd's own limit splits across its threads; ours (on_accept)
+     * is the exact one, so its limit is only a backstop above ours */
+    unsigned mhd_limit = s->cfg.limits.max_connections * 2 + s->cfg.threads;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0) | (s->cert_pem ? MHD_USE_TLS : 0);
-    if (s->cert_pem != NULL)
-        s->daemon = MHD_start_daemon(
-            flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
-            on_mhd_error, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-            MHD_OPTION_CONNECTION_LIMIT, s->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-            s->cfg.idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-            MHD_OPTION_HTTPS_MEM_CERT, s->cert_pem, MHD_OPTION_HTTPS_MEM_KEY, s->key_pem,
-            MHD_OPTION_END);
-    else
-        s->daemon = MHD_start_daemon(
-            flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
-            on_mhd_error, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-            MHD_OPTION_CONNECTION_LIMIT, s->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-            s->cfg.idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+    struct MHD_OptionItem tls_opts[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, s->cert_pem},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, s->key_pem},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    s->daemon = MHD_start_daemon(
+        flags, (uint16_t)cfg->port, on_accept, s, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+        on_mhd_error, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+        s->cfg.threads, MHD_OPTION_CONNECTION_LIMIT, mhd_limit, MHD_OPTION_CONNECTION_TIMEOUT,
+        s->cfg.limits.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_POOL_BYTES,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        s, MHD_OPTION_ARRAY, s->cert_pem ? tls_opts : tls_opts + 2, MHD_OPTION_END);
     if (s->daemon == NULL) {
         snprintf(err, errlen,
                  "cannot listen on %s:%d%s (port in use, no permission, or bad TLS material)",
@@ -469,17 +1276,65 @@ struct ksvc_metrics *ksvc_server_metrics(struct ksvc_server *s)
     return s->metrics;
 }
 
+static void stop_workers(struct ksvc_server *s)
+{
+    pthread_mutex_lock(&s->job_lock);
+    s->workers_stop = true;
+    struct conn_state *queued = s->job_head;
+    s->job_head = s->job_tail = NULL;
+    pthread_cond_broadcast(&s->job_ready);
+    pthread_mutex_unlock(&s->job_lock);
+    while (queued != NULL) { /* never started: answered, not dropped */
+        struct conn_state *next = queued->job_next;
+        struct ksvc_response resp = {0};
+        ksvc_reply_error(&resp, 503, "shutting_down", "the service is stopping");
+        finish_parked(queued, &resp);
+        queued = next;
+    }
+    for (unsigned i = 0; i < s->nworkers; i++)
+        pthread_join(s->workers[i], NULL);
+    s->nworkers = 0;
+}
+
 void ksvc_server_stop(struct ksvc_server *s)
 {
     if (s == NULL)
         return;
     if (s->daemon != NULL)
+        s->quiesced_fd = MHD_quiesce_daemon(s->daemon);
+    stop_workers(s);
+    long long until = now_ms() + STOP_WAIT_MS;
+    while (atomic_load(&s->outstanding) > 0 && now_ms() < until)
+        usleep(5000);
+    unsigned left = atomic_load(&s->outstanding);
+    if (s->reaper_started) {
+        pthread_mutex_lock(&s->conn_lock);
+        s->reaper_stop = true;
+        pthread_cond_signal(&s->reaper_wake);
+        pthread_mutex_unlock(&s->conn_lock);
+        pthread_join(s->reaper, NULL);
+    }
+    if (left > 0) {
+        /* libmicrohttpd cannot stop with parked connections: leave it be */
+        ksvc_log("error", "stop_incomplete",
+                 json_pack("{s:i}", "requests_not_completed", (int)left));
+        return;
+    }
+    if (s->daemon != NULL)
         MHD_stop_daemon(s->daemon);
+    if (s->quiesced_fd != MHD_INVALID_SOCKET)
+        close(s->quiesced_fd);
     if (s->key_pem != NULL)
         OPENSSL_cleanse(s->key_pem, s->key_len);
     free(s->key_pem);
     free(s->cert_pem);
+    free(s->workers);
+    free(s->addrs);
     ksvc_metrics_free(s->metrics);
+    pthread_mutex_destroy(&s->conn_lock);
+    pthread_cond_destroy(&s->reaper_wake);
+    pthread_mutex_destroy(&s->job_lock);
+    pthread_cond_destroy(&s->job_ready);
     free(s);
 }
 

@@ -1,7 +1,16 @@
-/* The services' HTTP(S) server: libmicrohttpd with a thread per connection
- * (handlers may wait on the card or on k_server), bodies collected up to a
- * cap, /healthz and /metrics answered here, and one JSON log line per
- * request. Handlers see a parsed request and fill a JSON response. */
+/* The services' HTTP(S) server: libmicrohttpd with an epoll thread pool (one
+ * polling thread per core), bodies collected up to a cap, /healthz and
+ * /metrics answered here, one JSON log line per request, connection limits
+ * (total and per client address, refusals counted in /metrics), a deadline
+ * for each request's headers and body, and strict framing (a request that
+ * could be read two ways is refused and its connection closed).
+ *
+ * Handlers see a parsed request and fill a JSON response. A handler runs on
+ * the polling thread that read the request, so it must not block, unless
+ * cfg.may_block says it may: then it runs on one of cfg.workers threads. A
+ * handler that waits on something (an upstream call, a card operation) can
+ * instead park its request with ksvc_defer and answer it later, from any
+ * thread, with ksvc_complete: no thread waits meanwhile. */
 #ifndef KCARD_SERVICES_HTTP_H
 #define KCARD_SERVICES_HTTP_H
 
@@ -13,15 +22,21 @@
 #include "services/common/metrics.h"
 
 #define KSVC_MAX_BODY_DEFAULT (16 * 1024)
+#define KSVC_MAX_CONNECTIONS_DEFAULT 1024
+#define KSVC_MAX_PER_ADDRESS_DEFAULT 256
+#define KSVC_REQUEST_TIMEOUT_DEFAULT 10 /* seconds */
+#define KSVC_IDLE_TIMEOUT_DEFAULT 60    /* seconds */
+#define KSVC_WORKERS_DEFAULT 64
 
 struct ksvc_request {
     const char *method;
     const char *path;
     const char *body; /* NUL-terminated; "" when there is none */
     size_t body_len;
-    char request_id[24];
-    char remote[64]; /* peer address */
-    void *conn;      /* the MHD connection, for ksvc_request_header */
+    char request_id[24]; /* boot id (8 hex) + request number (12 hex) */
+    char remote[64];     /* peer address */
+    void *conn;          /* the MHD connection, for ksvc_request_header */
+    void *state;         /* the HTTP layer's, for ksvc_defer; NULL outside a server */
 };
 
 struct ksvc_response {
@@ -29,8 +44,9 @@ struct ksvc_response {
     json_t *body; /* owned; NULL: no body */
     char www_authenticate[64];
     char allow[64];
-    char set_cookie[192];     /* "" or a Set-Cookie header value */
-    const char *content_type; /* non-NULL: raw (borrowed) is the body, not JSON */
+    char set_cookie[192]; /* "" or a Set-Cookie header value */
+    const char
+        *content_type; /* non-NULL: raw (borrowed, copied before the call returns) is the body */
     const char *raw;
     size_t raw_len;
     json_t *log; /* extra members for the request's log line; owned */
@@ -42,6 +58,17 @@ typedef void (*ksvc_handler_fn)(void *ctx, const struct ksvc_request *req,
 typedef bool (*ksvc_health_fn)(void *ctx, json_t *out);
 /* Called before /metrics renders, to refresh gauges. */
 typedef void (*ksvc_metrics_fn)(void *ctx, struct ksvc_metrics *m);
+/* True when the handler may block on this request (it then runs on a worker thread). */
+typedef bool (*ksvc_may_block_fn)(void *ctx, const struct ksvc_request *req);
+
+/* What keeps a service answering when clients misbehave (0: the default). */
+struct ksvc_limits {
+    unsigned max_connections;   /* open connections in all (1024) */
+    unsigned max_per_address;   /* open connections from one client address (256) */
+    unsigned request_timeout_s; /* to send a request's headers and body, counted from
+                                   the connection or the previous answer (10 s) */
+    unsigned idle_timeout_s;    /* no bytes moved while a response is sent (60 s) */
+};
 
 struct ksvc_server_cfg {
     const char *service; /* "k_server": metric prefix kcard_k_server, log service */
@@ -49,9 +76,14 @@ struct ksvc_server_cfg {
     int port;            /* 0: any free port, see ksvc_server_port */
     const char *tls_cert_file, *tls_key_file; /* both or neither */
     size_t max_body;                          /* 0: KSVC_MAX_BODY_DEFAULT */
-    unsigned max_connections;                 /* 0: 256 */
-    unsigned idle_timeout_s;                  /* 0: 60 */
+    struct ksvc_limits limits;
+    unsigned threads; /* polling threads; 0: one per online CPU */
+    unsigned workers; /* threads for handlers that may block; 0: KSVC_WORKERS_DEFAULT */
+    /* Known paths, NULL-terminated: the route label of metrics; any other
+     * path is counted as "other". NULL: every path not answered 404. */
+    const char *const *routes;
     ksvc_handler_fn handler;
+    ksvc_may_block_fn may_block; /* NULL: no handler blocks (all run on polling threads) */
     ksvc_health_fn health;
     ksvc_metrics_fn metrics_refresh;
     void *ctx;
@@ -64,7 +96,46 @@ int ksvc_server_start(const struct ksvc_server_cfg *cfg, struct ksvc_server **ou
 int ksvc_server_port(const struct ksvc_server *s);
 bool ksvc_server_tls(const struct ksvc_server *s);
 struct ksvc_metrics *ksvc_server_metrics(struct ksvc_server *s);
+/* Stops accepting, answers requests still queued for a worker with 503,
+ * waits (up to 30 s) for running handlers and every deferred request to be
+ * completed, then stops the server and frees it. Whatever completes deferred
+ * requests must keep running until this returns. */
 void ksvc_server_stop(struct ksvc_server *s);
+
+/* A ksvc_may_block_fn for services whose every handler may block. */
+bool ksvc_always_blocks(void *ctx, const struct ksvc_request *req);
+
+/* ---- answering later ----
+ *
+ * struct ksvc_pending *p = ksvc_defer(req);
+ *
+ * Called by a handler that cannot answer now. The request's connection is
+ * parked (libmicrohttpd suspends it: no thread waits, no bytes are read) and
+ * the handler returns at once, leaving resp without a status. Then:
+ *  - p must be passed to ksvc_complete exactly once, from any thread; it may
+ *    be completed before the handler has returned.
+ *  - Until then req and everything it points to (method, path, body, remote,
+ *    request_id, ksvc_request_header) stay valid and may be read from any
+ *    thread (one at a time). After ksvc_complete neither req nor p may be used.
+ *  - Log fields added to resp before ksvc_defer are kept and written on the
+ *    request's log line together with the completion's; resp's other members
+ *    (status, body, headers) are ignored.
+ *  - The request's log line and metrics (its duration included) are written
+ *    when it is completed, by the polling thread that then sends the answer:
+ *    ksvc_complete itself only hands the answer over and wakes that thread.
+ *  - A deferred request is not timed out by the server: the caller bounds it
+ *    (upstream timeout, card timeout) and completes it with an error answer.
+ *  - ksvc_server_stop waits for outstanding deferred requests.
+ * Returns NULL (and nothing is parked) when req is not a request being
+ * handled by a ksvc server or when the request was deferred already; the
+ * handler must then answer synchronously. */
+struct ksvc_pending;
+struct ksvc_pending *ksvc_defer(const struct ksvc_request *req);
+
+/* Answers a deferred request with resp: its contents are taken (body and log
+ * stolen, raw copied; resp is zeroed) and the connection is woken to send it.
+ * A status of 0 becomes 500 internal. Any thread, exactly once per p. */
+void ksvc_complete(struct ksvc_pending *p, struct ksvc_response *resp);
 
 /* Blocks until SIGINT or SIGTERM (which the caller has blocked in every
  * thread before starting the server); returns the signal number. */
@@ -86,6 +157,13 @@ json_t *ksvc_request_json_object(const struct ksvc_request *req, struct ksvc_res
 /* The same for a body and Content-Type given directly (NULL type: JSON assumed). */
 json_t *ksvc_json_object_parse(const char *body, size_t len, const char *content_type,
                                struct ksvc_response *resp);
+
+/* Why a request's framing is refused: NULL when its headers are acceptable,
+ * else a sentence naming the fault (Content-Length with Transfer-Encoding,
+ * differing Content-Length values, a Transfer-Encoding other than chunked,
+ * no or several Host headers in HTTP/1.1). headers is an array of n
+ * name/value pairs; version is "HTTP/1.1" or "HTTP/1.0". */
+const char *ksvc_framing_fault(const char *version, const char *const (*headers)[2], size_t n);
 
 /* Sets a JSON body (stolen) and a status. */
 void ksvc_reply(struct ksvc_response *resp, int status, json_t *body);

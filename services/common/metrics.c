@@ -9,11 +9,17 @@
 
 #define NAME_MAX_LEN 80
 #define LABELS_MAX_LEN 160
-#define HIST_ROUTES 24
+#define ROUTE_MAX_LEN 64
+/* (method, status) pairs per route; more are folded into one "other" entry */
+#define ROUTE_CODES 32
 
 static const double hist_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                      0.25,  0.5,    1,     2.5,  5,     10,   30};
 #define HIST_BUCKETS (sizeof(hist_bounds) / sizeof(hist_bounds[0]))
+
+static const char *const known_methods[] = {"GET",    "HEAD",  "POST",    "PUT",
+                                            "DELETE", "PATCH", "OPTIONS", "other"};
+#define N_METHODS (sizeof(known_methods) / sizeof(known_methods[0]))
 
 struct metric {
     char name[NAME_MAX_LEN];
@@ -23,11 +29,19 @@ struct metric {
     double value;
 };
 
-struct histogram {
-    char route[64];
-    unsigned long long buckets[HIST_BUCKETS]; /* cumulative at render time */
+struct route_code {
+    unsigned char method; /* index in known_methods */
+    int status;           /* 0: the "other" overflow entry */
+    unsigned long long count;
+};
+
+struct route {
+    char name[ROUTE_MAX_LEN];
+    unsigned long long buckets[HIST_BUCKETS]; /* per bucket; made cumulative at render */
     unsigned long long count;
     double sum;
+    struct route_code codes[ROUTE_CODES];
+    size_t ncodes;
 };
 
 struct ksvc_metrics {
@@ -36,8 +50,8 @@ struct ksvc_metrics {
     struct metric m[KSVC_METRICS_MAX];
     size_t n;
     unsigned long long dropped;
-    struct histogram hist[HIST_ROUTES];
-    size_t nhist;
+    struct route routes[KSVC_METRICS_ROUTES + 1]; /* the last one is "other" */
+    size_t nroutes;
 };
 
 struct ksvc_metrics *ksvc_metrics_new(const char *prefix)
@@ -47,6 +61,7 @@ struct ksvc_metrics *ksvc_metrics_new(const char *prefix)
         return NULL;
     pthread_mutex_init(&m->lock, NULL);
     snprintf(m->prefix, sizeof(m->prefix), "%s", prefix);
+    snprintf(m->routes[KSVC_METRICS_ROUTES].name, ROUTE_MAX_LEN, "other");
     return m;
 }
 
@@ -78,53 +93,83 @@ static struct metric *find_or_add(struct ksvc_metrics *m, const char *name, cons
     return e;
 }
 
+static void update(struct ksvc_metrics *m, const char *name, const char *help, const char *labels,
+                   int gauge, int add, double v)
+{
+    pthread_mutex_lock(&m->lock);
+    struct metric *e = find_or_add(m, name, help, labels ? labels : "", gauge);
+    if (e != NULL)
+        e->value = add ? e->value + v : v;
+    pthread_mutex_unlock(&m->lock);
+}
+
 void ksvc_metric_add(struct ksvc_metrics *m, const char *name, const char *help, const char *labels,
                      double v)
 {
-    pthread_mutex_lock(&m->lock);
-    struct metric *e = find_or_add(m, name, help, labels ? labels : "", 0);
-    if (e != NULL)
-        e->value += v;
-    pthread_mutex_unlock(&m->lock);
+    update(m, name, help, labels, 0, 1, v);
 }
 
 void ksvc_metric_set(struct ksvc_metrics *m, const char *name, const char *help, const char *labels,
                      double v)
 {
-    pthread_mutex_lock(&m->lock);
-    struct metric *e = find_or_add(m, name, help, labels ? labels : "", 1);
-    if (e != NULL)
-        e->value = v;
-    pthread_mutex_unlock(&m->lock);
+    update(m, name, help, labels, 1, 0, v);
+}
+
+void ksvc_metric_set_total(struct ksvc_metrics *m, const char *name, const char *help,
+                           const char *labels, double v)
+{
+    update(m, name, help, labels, 0, 0, v);
+}
+
+static unsigned char method_index(const char *method)
+{
+    for (unsigned char i = 0; (size_t)i + 1 < N_METHODS; i++)
+        if (strcmp(known_methods[i], method) == 0)
+            return i;
+    return (unsigned char)(N_METHODS - 1);
+}
+
+/* The route's entry; "other" once the named ones are used up. Locked. */
+static struct route *route_entry(struct ksvc_metrics *m, const char *route)
+{
+    for (size_t i = 0; i < m->nroutes; i++)
+        if (strcmp(m->routes[i].name, route) == 0)
+            return &m->routes[i];
+    if (strcmp(route, "other") == 0 || m->nroutes == KSVC_METRICS_ROUTES ||
+        strlen(route) >= ROUTE_MAX_LEN)
+        return &m->routes[KSVC_METRICS_ROUTES];
+    struct route *r = &m->routes[m->nroutes++];
+    snprintf(r->name, sizeof(r->name), "%s", route);
+    return r;
 }
 
 void ksvc_metrics_request(struct ksvc_metrics *m, const char *route, const char *method, int status,
                           double seconds)
 {
-    char name[NAME_MAX_LEN], labels[LABELS_MAX_LEN];
-    snprintf(name, sizeof(name), "%s_http_requests_total", m->prefix);
-    snprintf(labels, sizeof(labels), "route=\"%s\",method=\"%s\",code=\"%d\"", route, method,
-             status);
-    ksvc_metric_add(m, name, "HTTP requests answered, by route, method and status.", labels, 1);
-
+    unsigned char mi = method_index(method);
     pthread_mutex_lock(&m->lock);
-    struct histogram *h = NULL;
-    for (size_t i = 0; i < m->nhist; i++)
-        if (strcmp(m->hist[i].route, route) == 0)
-            h = &m->hist[i];
-    if (h == NULL && m->nhist < HIST_ROUTES) {
-        h = &m->hist[m->nhist++];
-        snprintf(h->route, sizeof(h->route), "%s", route);
+    struct route *r = route_entry(m, route);
+    struct route_code *c = NULL;
+    for (size_t i = 0; i < r->ncodes && c == NULL; i++)
+        if (r->codes[i].method == mi && r->codes[i].status == status)
+            c = &r->codes[i];
+    if (c == NULL && r->ncodes + 1 < ROUTE_CODES) {
+        c = &r->codes[r->ncodes++];
+        c->method = mi;
+        c->status = status;
+    } else if (c == NULL) { /* the last entry gathers whatever does not fit */
+        c = &r->codes[ROUTE_CODES - 1];
+        c->method = (unsigned char)(N_METHODS - 1);
+        c->status = 0;
     }
-    if (h != NULL) {
-        for (size_t b = 0; b < HIST_BUCKETS; b++)
-            if (seconds <= hist_bounds[b]) {
-                h->buckets[b]++;
-                break;
-            }
-        h->count++;
-        h->sum += seconds;
-    }
+    c->count++;
+    for (size_t b = 0; b < HIST_BUCKETS; b++)
+        if (seconds <= hist_bounds[b]) {
+            r->buckets[b]++;
+            break;
+        }
+    r->count++;
+    r->sum += seconds;
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -163,6 +208,53 @@ static void text_add(struct text *t, const char *fmt, ...)
     }
 }
 
+static void render_requests(struct ksvc_metrics *m, struct text *t)
+{
+    size_t used[KSVC_METRICS_ROUTES + 1], n = 0;
+    for (size_t i = 0; i < m->nroutes; i++)
+        used[n++] = i;
+    if (m->routes[KSVC_METRICS_ROUTES].count > 0)
+        used[n++] = KSVC_METRICS_ROUTES;
+    if (n == 0)
+        return;
+    text_add(t,
+             "# HELP %s_http_requests_total HTTP requests answered, by route, method and status.\n"
+             "# TYPE %s_http_requests_total counter\n",
+             m->prefix, m->prefix);
+    for (size_t k = 0; k < n; k++) {
+        const struct route *r = &m->routes[used[k]];
+        for (size_t i = 0; i < r->ncodes; i++)
+            text_add(t, "%s_http_requests_total{route=\"%s\",method=\"%s\",code=\"%d\"} %llu\n",
+                     m->prefix, r->name, known_methods[r->codes[i].method], r->codes[i].status,
+                     r->codes[i].count);
+        const struct route_code *o = &r->codes[ROUTE_CODES - 1]; /* the overflow entry */
+        if (o->count > 0)
+            text_add(t,
+                     "%s_http_requests_total{route=\"%s\",method=\"other\",code=\"other\"} "
+                     "%llu\n",
+                     m->prefix, r->name, o->count);
+    }
+    text_add(t,
+             "# HELP %s_http_request_duration_seconds Time from request to response.\n"
+             "# TYPE %s_http_request_duration_seconds histogram\n",
+             m->prefix, m->prefix);
+    for (size_t k = 0; k < n; k++) {
+        const struct route *r = &m->routes[used[k]];
+        unsigned long long cum = 0;
+        for (size_t b = 0; b < HIST_BUCKETS; b++) {
+            cum += r->buckets[b];
+            text_add(t, "%s_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
+                     m->prefix, r->name, hist_bounds[b], cum);
+        }
+        text_add(t,
+                 "%s_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n"
+                 "%s_http_request_duration_seconds_sum{route=\"%s\"} %.9g\n"
+                 "%s_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
+                 m->prefix, r->name, r->count, m->prefix, r->name, r->sum, m->prefix, r->name,
+                 r->count);
+    }
+}
+
 char *ksvc_metrics_render(struct ksvc_metrics *m)
 {
     struct text t = {0};
@@ -188,26 +280,7 @@ char *ksvc_metrics_render(struct ksvc_metrics *m)
                 text_add(&t, "%s %.17g\n", f->name, f->value);
         }
     }
-    if (m->nhist > 0)
-        text_add(&t,
-                 "# HELP %s_http_request_duration_seconds Time from request to response.\n"
-                 "# TYPE %s_http_request_duration_seconds histogram\n",
-                 m->prefix, m->prefix);
-    for (size_t i = 0; i < m->nhist; i++) {
-        const struct histogram *h = &m->hist[i];
-        unsigned long long cum = 0;
-        for (size_t b = 0; b < HIST_BUCKETS; b++) {
-            cum += h->buckets[b];
-            text_add(&t, "%s_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
-                     m->prefix, h->route, hist_bounds[b], cum);
-        }
-        text_add(&t,
-                 "%s_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n"
-                 "%s_http_request_duration_seconds_sum{route=\"%s\"} %.9g\n"
-                 "%s_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
-                 m->prefix, h->route, h->count, m->prefix, h->route, h->sum, m->prefix, h->route,
-                 h->count);
-    }
+    render_requests(m, &t);
     text_add(&t,
              "# HELP %s_metrics_dropped_total Metric updates dropped because the table was full.\n"
              "# TYPE %s_metrics_dropped_total counter\n%s_metrics_dropped_total %llu\n",

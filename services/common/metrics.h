@@ -1,12 +1,16 @@
 /* A small Prometheus registry: named counters and gauges with an optional
- * label set, and the HTTP request histogram every service exports.
- * Thread-safe; the table is fixed-size so a label can't grow it forever. */
+ * label set, and the HTTP request counts and histogram every service
+ * exports. Thread-safe. Both tables are fixed-size so no label can grow them
+ * forever, and they are separate: HTTP requests (which a client chooses) can
+ * never take the places of the service's own metrics. */
 #ifndef KCARD_SERVICES_METRICS_H
 #define KCARD_SERVICES_METRICS_H
 
 #include <stddef.h>
 
-#define KSVC_METRICS_MAX 128
+#define KSVC_METRICS_MAX 256
+/* Distinct HTTP routes counted by name; later ones are counted as "other". */
+#define KSVC_METRICS_ROUTES 24
 
 struct ksvc_metrics;
 
@@ -20,7 +24,12 @@ void ksvc_metric_add(struct ksvc_metrics *m, const char *name, const char *help,
                      double v);
 void ksvc_metric_set(struct ksvc_metrics *m, const char *name, const char *help, const char *labels,
                      double v);
-/* One HTTP request: route (a known path or "other"), status and seconds. */
+/* Sets the counter name{labels} to v: a count kept elsewhere (an atomic). */
+void ksvc_metric_set_total(struct ksvc_metrics *m, const char *name, const char *help,
+                           const char *labels, double v);
+/* One HTTP request: route (a known path or "other"), method, status and
+ * seconds. A method other than GET HEAD POST PUT DELETE PATCH OPTIONS is
+ * counted as "other"; a route past KSVC_METRICS_ROUTES as "other". */
 void ksvc_metrics_request(struct ksvc_metrics *m, const char *route, const char *method, int status,
                           double seconds);
 

@@ -104,6 +104,30 @@ int ksvc_parse_int_option(const char *prog, const char *opt, const char *s, long
     return 0;
 }
 
+int ksvc_limit_option(const char *prog, int c, const char *arg, struct ksvc_limits *limits)
+{
+    int v = 0;
+    switch (c) {
+    case KSVC_OPT_MAX_CONNECTIONS:
+        if (ksvc_parse_int_option(prog, "--max-connections", arg, 1, 1000000, &v) != 0)
+            return -1;
+        limits->max_connections = (unsigned)v;
+        return 1;
+    case KSVC_OPT_MAX_PER_ADDRESS:
+        if (ksvc_parse_int_option(prog, "--max-connections-per-address", arg, 1, 1000000, &v) != 0)
+            return -1;
+        limits->max_per_address = (unsigned)v;
+        return 1;
+    case KSVC_OPT_REQUEST_TIMEOUT:
+        if (ksvc_parse_int_option(prog, "--request-timeout", arg, 1, 3600, &v) != 0)
+            return -1;
+        limits->request_timeout_s = (unsigned)v;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 int ksvc_serve_until_stopped(const char *prog, struct ksvc_server *server, const char *port_file)
 {
     if (port_file != NULL && write_port_file(port_file, ksvc_server_port(server)) != 0) {

@@ -22,6 +22,35 @@ int ksvc_make_parent_dirs(const char *path, char *err, size_t errlen);
 int ksvc_parse_int_option(const char *prog, const char *opt, const char *s, long lo, long hi,
                           int *out);
 
+/* The connection limits every service takes (http.h, struct ksvc_limits):
+ * put KSVC_LIMIT_OPTIONS in the getopt_long table, hand each of its option
+ * codes to ksvc_limit_option, print KSVC_LIMIT_USAGE in --help, and pass
+ * the limits in ksvc_server_cfg.limits. */
+#define KSVC_OPT_MAX_CONNECTIONS 0x4b01
+#define KSVC_OPT_MAX_PER_ADDRESS 0x4b02
+#define KSVC_OPT_REQUEST_TIMEOUT 0x4b03
+/* clang-format off */
+#define KSVC_LIMIT_OPTIONS                                                                         \
+    {"max-connections", required_argument, NULL, KSVC_OPT_MAX_CONNECTIONS},                        \
+    {"max-connections-per-address", required_argument, NULL, KSVC_OPT_MAX_PER_ADDRESS},            \
+    {"request-timeout", required_argument, NULL, KSVC_OPT_REQUEST_TIMEOUT}
+/* clang-format on */
+#define KSVC_LIMIT_USAGE                                                                           \
+    "  --max-connections N     open connections in all (default 1024); more are\n"                 \
+    "                          closed at once and counted in /metrics\n"                           \
+    "  --max-connections-per-address N\n"                                                          \
+    "                          open connections from one client address (default 256)\n"           \
+    "  --request-timeout S     seconds a client has to send a request's headers and\n"             \
+    "                          body, from connecting or from the previous answer\n"                \
+    "                          (default 10); slower connections are closed\n"
+
+struct ksvc_limits;
+
+/* 1 when c is one of KSVC_LIMIT_OPTIONS and arg was stored in limits, 0
+ * when c is another option, -1 when arg is not a valid value (said on
+ * stderr, prefixed with prog). */
+int ksvc_limit_option(const char *prog, int c, const char *arg, struct ksvc_limits *limits);
+
 struct ksvc_server;
 
 /* The end of every service main: writes the port to port_file (when not

@@ -1,6 +1,8 @@
-/* Signed k_proxy -> k_server requests (see upstream.h). */
+/* Signed k_proxy -> k_server requests and k_server's per-instance replay
+ * windows (see upstream.h). */
 #include "services/common/upstream.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,11 @@
 #include "services/common/crypto.h"
 
 #define SCHEME "KC-HMAC-SHA256 "
+/* The canonical string's first line: KC1 signed a random nonce, KC2 the
+ * instance and its sequence number. */
+#define VERSION_LINE "KC2"
+#define SEQ_DIGITS_MAX 19 /* below 10^19 < 2^64 */
+#define BUCKETS 4096
 
 const char *ksvc_upstream_verdict_code(enum ksvc_upstream_verdict v)
 {
@@ -27,8 +34,10 @@ const char *ksvc_upstream_verdict_code(enum ksvc_upstream_verdict v)
         return "stale_request";
     case KSVC_UPSTREAM_REPLAYED:
         return "replayed_request";
-    case KSVC_UPSTREAM_CACHE_FULL:
-        return "replay_cache_full";
+    case KSVC_UPSTREAM_STATE_FAILED:
+        return "state_failed";
+    case KSVC_UPSTREAM_TOO_MANY:
+        return "too_many_instances";
     }
     return "unknown";
 }
@@ -48,40 +57,44 @@ static bool ref_valid(const char *ref)
            strspn(ref, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") == n;
 }
 
-/* HMAC over "KC1\n" METHOD "\n" PATH "\n" ts "\n" nonce "\n" ref "\n" hex(SHA-256(body)). */
+/* HMAC over "KC2\n" METHOD "\n" PATH "\n" ts "\n" hex(instance) "\n" seq "\n"
+ * ref "\n" hex(SHA-256(body)), built on the stack: no heap per request. */
 static int signature(const uint8_t key[KSVC_UPSTREAM_KEY_LEN], const char *method, const char *path,
-                     long long ts, const char *nonce, const char *ref, const void *body,
-                     size_t body_len, uint8_t sig[32])
+                     long long ts, const uint8_t instance[KSVC_UPSTREAM_INSTANCE_LEN], uint64_t seq,
+                     const char *ref, const void *body, size_t body_len, uint8_t sig[32])
 {
     uint8_t digest[32];
-    char digest_hex[65];
+    char digest_hex[65], instance_hex[2 * KSVC_UPSTREAM_INSTANCE_LEN + 1], msg[1024];
     if (ksvc_sha256(body_len ? body : "", body_len, digest) != 0)
         return -1;
     ksvc_hex(digest, sizeof(digest), digest_hex);
-    char *msg = NULL;
-    int n =
-        asprintf(&msg, "KC1\n%s\n%s\n%lld\n%s\n%s\n%s", method, path, ts, nonce, ref, digest_hex);
-    if (n < 0)
-        return -1;
-    int rc = ksvc_hmac_sha256(key, KSVC_UPSTREAM_KEY_LEN, msg, (size_t)n, sig);
-    free(msg);
-    return rc;
+    ksvc_hex(instance, KSVC_UPSTREAM_INSTANCE_LEN, instance_hex);
+    int n = snprintf(msg, sizeof(msg), VERSION_LINE "\n%s\n%s\n%lld\n%s\n%" PRIu64 "\n%s\n%s",
+                     method, path, ts, instance_hex, seq, ref, digest_hex);
+    if (n < 0 || (size_t)n >= sizeof(msg))
+        return -1; /* only an absurd path gets here: it is refused */
+    return ksvc_hmac_sha256(key, KSVC_UPSTREAM_KEY_LEN, msg, (size_t)n, sig);
 }
 
-int ksvc_upstream_sign(const uint8_t key[KSVC_UPSTREAM_KEY_LEN], const char *method,
-                       const char *path, const char *ref, const void *body, size_t body_len,
-                       time_t now, char *header, size_t cap)
+static bool seq_valid(uint64_t seq)
 {
-    uint8_t nonce_raw[16], sig[32];
-    char nonce[33], sig_hex[65];
-    if (!ref_valid(ref) || ksvc_random(nonce_raw, sizeof(nonce_raw)) != 0)
-        return -1;
-    ksvc_hex(nonce_raw, sizeof(nonce_raw), nonce);
-    if (signature(key, method, path, (long long)now, nonce, ref, body, body_len, sig) != 0)
+    return seq >= 1 && seq <= UINT64_C(9999999999999999999);
+}
+
+int ksvc_upstream_sign(const uint8_t key[KSVC_UPSTREAM_KEY_LEN],
+                       const uint8_t instance[KSVC_UPSTREAM_INSTANCE_LEN], uint64_t seq,
+                       const char *method, const char *path, const char *ref, const void *body,
+                       size_t body_len, time_t now, char *header, size_t cap)
+{
+    uint8_t sig[32];
+    char sig_hex[65], instance_hex[2 * KSVC_UPSTREAM_INSTANCE_LEN + 1];
+    if (!ref_valid(ref) || !seq_valid(seq) || now < 0 ||
+        signature(key, method, path, (long long)now, instance, seq, ref, body, body_len, sig) != 0)
         return -1;
     ksvc_hex(sig, sizeof(sig), sig_hex);
-    int n = snprintf(header, cap, SCHEME "ts=%lld, nonce=%s, ref=%s, sig=%s", (long long)now, nonce,
-                     ref, sig_hex);
+    ksvc_hex(instance, KSVC_UPSTREAM_INSTANCE_LEN, instance_hex);
+    int n = snprintf(header, cap, SCHEME "ts=%lld, inst=%s, seq=%" PRIu64 ", ref=%s, sig=%s",
+                     (long long)now, instance_hex, seq, ref, sig_hex);
     return n > 0 && (size_t)n < cap ? 0 : -1;
 }
 
@@ -107,6 +120,11 @@ static bool take_param(const char **p, const char *name, char *out, size_t cap)
     return true;
 }
 
+static bool all_digits(const char *s)
+{
+    return s[0] != '\0' && strspn(s, "0123456789") == strlen(s);
+}
+
 enum ksvc_upstream_verdict ksvc_upstream_parse(const char *header, struct ksvc_upstream_auth *a)
 {
     memset(a, 0, sizeof(*a));
@@ -115,127 +133,36 @@ enum ksvc_upstream_verdict ksvc_upstream_parse(const char *header, struct ksvc_u
     if (strlen(header) > KSVC_UPSTREAM_HEADER_MAX)
         return KSVC_UPSTREAM_MALFORMED;
     const char *p = header + strlen(SCHEME);
-    char ts[24], sig[65];
-    if (!take_param(&p, "ts", ts, sizeof(ts)) ||
-        !take_param(&p, "nonce", a->nonce, sizeof(a->nonce)) ||
+    char ts[24], inst[2 * KSVC_UPSTREAM_INSTANCE_LEN + 1], seq[SEQ_DIGITS_MAX + 1], sig[65];
+    if (!take_param(&p, "ts", ts, sizeof(ts)) || !take_param(&p, "inst", inst, sizeof(inst)) ||
+        !take_param(&p, "seq", seq, sizeof(seq)) ||
         !take_param(&p, "ref", a->ref, sizeof(a->ref)) ||
         !take_param(&p, "sig", sig, sizeof(sig)) || *p != '\0')
         return KSVC_UPSTREAM_MALFORMED;
-    if (strspn(ts, "0123456789") != strlen(ts) || strlen(ts) > 18)
+    if (!all_digits(ts) || strlen(ts) > 18)
         return KSVC_UPSTREAM_MALFORMED;
     a->ts = strtoll(ts, NULL, 10);
-    uint8_t nonce_raw[16];
-    if (!ksvc_unhex(a->nonce, nonce_raw, sizeof(nonce_raw)) || !ref_valid(a->ref) ||
-        !ksvc_unhex(sig, a->sig, sizeof(a->sig)))
+    /* one spelling per number: no sign, no leading zero, at most 19 digits */
+    if (!all_digits(seq) || seq[0] == '0')
+        return KSVC_UPSTREAM_MALFORMED;
+    a->seq = strtoull(seq, NULL, 10);
+    if (!ksvc_unhex(inst, a->instance, sizeof(a->instance)) || !ref_valid(a->ref) ||
+        !ksvc_unhex(sig, a->sig, sizeof(a->sig)) || !seq_valid(a->seq))
         return KSVC_UPSTREAM_MALFORMED;
     return KSVC_UPSTREAM_OK;
 }
 
-/* Two generations of open-addressing tables: nonces go into the current one,
- * and every 2*skew seconds the current one becomes the previous one and the
- * old previous one is emptied. A nonce is thus remembered for at least the
- * whole window in which its timestamp is accepted, with no deletions. */
-struct replay_table {
-    uint8_t (*nonce)[16];
-    size_t used;
-};
-
-struct ksvc_replay_cache {
-    pthread_mutex_t lock;
-    struct replay_table gen[2]; /* gen[cur] current, gen[!cur] previous */
-    int cur;
-    size_t cap; /* per generation */
-    long long rotated_at;
-};
-
-struct ksvc_replay_cache *ksvc_replay_cache_new(size_t capacity)
-{
-    struct ksvc_replay_cache *c = calloc(1, sizeof(*c));
-    if (c == NULL)
-        return NULL;
-    pthread_mutex_init(&c->lock, NULL);
-    c->rotated_at = -1;
-    c->cap = capacity ? capacity : KSVC_REPLAY_CAPACITY;
-    for (int g = 0; g < 2; g++) {
-        c->gen[g].nonce = calloc(c->cap, 16);
-        if (c->gen[g].nonce == NULL) {
-            ksvc_replay_cache_free(c);
-            return NULL;
-        }
-    }
-    return c;
-}
-
-void ksvc_replay_cache_free(struct ksvc_replay_cache *c)
-{
-    if (c == NULL)
-        return;
-    pthread_mutex_destroy(&c->lock);
-    free(c->gen[0].nonce);
-    free(c->gen[1].nonce);
-    free(c);
-}
-
-static const uint8_t empty_slot[16];
-
-/* The slot holding nonce, or the empty slot where it would go; cap when full. */
-static size_t table_find(const struct replay_table *t, size_t cap, const uint8_t nonce[16])
-{
-    uint64_t h;
-    memcpy(&h, nonce, sizeof(h)); /* the nonce is random: its bytes are the hash */
-    for (size_t i = 0; i < cap; i++) {
-        size_t slot = (size_t)((h + i) % cap);
-        if (memcmp(t->nonce[slot], nonce, 16) == 0 || memcmp(t->nonce[slot], empty_slot, 16) == 0)
-            return slot;
-    }
-    return cap;
-}
-
-static enum ksvc_upstream_verdict spend_nonce(struct ksvc_replay_cache *c, const uint8_t nonce[16],
-                                              time_t now)
-{
-    enum ksvc_upstream_verdict v = KSVC_UPSTREAM_CACHE_FULL;
-    if (memcmp(nonce, empty_slot, 16) == 0)
-        return KSVC_UPSTREAM_MALFORMED; /* the all-zero nonce marks empty slots */
-    pthread_mutex_lock(&c->lock);
-    if (c->rotated_at < 0)
-        c->rotated_at = (long long)now;
-    if ((long long)now - c->rotated_at >= 2 * KSVC_UPSTREAM_SKEW_S) {
-        c->cur = !c->cur;
-        memset(c->gen[c->cur].nonce, 0, c->cap * 16);
-        c->gen[c->cur].used = 0;
-        c->rotated_at = (long long)now;
-    }
-    struct replay_table *cur = &c->gen[c->cur], *prev = &c->gen[!c->cur];
-    size_t p = table_find(prev, c->cap, nonce);
-    if (p != c->cap && memcmp(prev->nonce[p], nonce, 16) == 0) {
-        v = KSVC_UPSTREAM_REPLAYED;
-        goto out;
-    }
-    size_t slot = table_find(cur, c->cap, nonce);
-    if (slot != c->cap && memcmp(cur->nonce[slot], nonce, 16) == 0)
-        v = KSVC_UPSTREAM_REPLAYED;
-    else if (slot != c->cap && cur->used < c->cap - c->cap / 4) { /* keep probe chains short */
-        memcpy(cur->nonce[slot], nonce, 16);
-        cur->used++;
-        v = KSVC_UPSTREAM_OK;
-    }
-out:
-    pthread_mutex_unlock(&c->lock);
-    return v;
-}
-
-enum ksvc_upstream_verdict ksvc_upstream_verify(const uint8_t key[KSVC_UPSTREAM_KEY_LEN],
-                                                struct ksvc_replay_cache *cache, const char *header,
-                                                const char *method, const char *path,
-                                                const void *body, size_t body_len, time_t now,
-                                                struct ksvc_upstream_auth *a)
+enum ksvc_upstream_verdict ksvc_upstream_authenticate(const uint8_t key[KSVC_UPSTREAM_KEY_LEN],
+                                                      const char *header, const char *method,
+                                                      const char *path, const void *body,
+                                                      size_t body_len, time_t now,
+                                                      struct ksvc_upstream_auth *a)
 {
     enum ksvc_upstream_verdict v = ksvc_upstream_parse(header, a);
     if (v != KSVC_UPSTREAM_OK)
         return v;
     uint8_t want[32];
-    if (signature(key, method, path, a->ts, a->nonce, a->ref, body, body_len, want) != 0)
+    if (signature(key, method, path, a->ts, a->instance, a->seq, a->ref, body, body_len, want) != 0)
         return KSVC_UPSTREAM_BAD_SIG;
     bool match = ksvc_ct_equal(want, a->sig, sizeof(want));
     OPENSSL_cleanse(want, sizeof(want));
@@ -244,9 +171,308 @@ enum ksvc_upstream_verdict ksvc_upstream_verify(const uint8_t key[KSVC_UPSTREAM_
     if (a->ts > (long long)now + KSVC_UPSTREAM_SKEW_S ||
         a->ts < (long long)now - KSVC_UPSTREAM_SKEW_S)
         return KSVC_UPSTREAM_STALE;
-    uint8_t nonce_raw[16];
-    ksvc_unhex(a->nonce, nonce_raw, sizeof(nonce_raw));
-    return spend_nonce(cache, nonce_raw, now);
+    return KSVC_UPSTREAM_OK;
+}
+
+/* ---- one instance's window ---- */
+
+#define WINDOW_WORDS (KSVC_REPLAY_WINDOW / 64)
+
+static void bit_clear(struct ksvc_replay_window *w, uint64_t seq)
+{
+    uint64_t i = seq % KSVC_REPLAY_WINDOW;
+    w->bits[i / 64] &= ~(UINT64_C(1) << (i % 64));
+}
+
+static bool bit_test_and_set(struct ksvc_replay_window *w, uint64_t seq)
+{
+    uint64_t i = seq % KSVC_REPLAY_WINDOW, mask = UINT64_C(1) << (i % 64);
+    bool was = (w->bits[i / 64] & mask) != 0;
+    w->bits[i / 64] |= mask;
+    return was;
+}
+
+enum ksvc_upstream_verdict ksvc_replay_window_spend(struct ksvc_replay_window *w, uint64_t seq)
+{
+    if (seq == 0)
+        return KSVC_UPSTREAM_MALFORMED;
+    if (seq > w->high) {
+        /* the bitmap covers (high - WINDOW, high]: clear what the new mark
+         * brings into it, which still holds numbers of the old lap */
+        if (seq - w->high >= KSVC_REPLAY_WINDOW)
+            memset(w->bits, 0, sizeof(w->bits));
+        else
+            for (uint64_t s = w->high + 1; s < seq; s++)
+                bit_clear(w, s);
+        bit_clear(w, seq);
+        bit_test_and_set(w, seq);
+        w->high = seq;
+        return KSVC_UPSTREAM_OK;
+    }
+    if (w->high - seq >= KSVC_REPLAY_WINDOW)
+        return KSVC_UPSTREAM_REPLAYED; /* below the window: cannot tell, so refuse */
+    return bit_test_and_set(w, seq) ? KSVC_UPSTREAM_REPLAYED : KSVC_UPSTREAM_OK;
+}
+
+/* ---- the table of instances ---- */
+
+enum instance_state {
+    INSTANCE_PENDING, /* being recorded durably; its requests wait */
+    INSTANCE_LIVE,
+    INSTANCE_CLOSED, /* from the previous run: refuse everything */
+};
+
+struct instance {
+    struct instance *next; /* bucket chain */
+    uint8_t id[KSVC_UPSTREAM_INSTANCE_LEN];
+    enum instance_state state;
+    int64_t gen;
+    long long max_ts;       /* LIVE: the newest timestamp accepted */
+    long long closed_until; /* CLOSED: refused until then (k_server's clock) */
+    struct ksvc_replay_window window;
+};
+
+struct ksvc_replay_table {
+    pthread_mutex_t lock;
+    pthread_cond_t recorded; /* a PENDING instance became LIVE or went away */
+    struct instance *bucket[BUCKETS];
+    size_t count;
+    int64_t next_gen;
+    struct ksvc_replay_persist persist;
+    bool persistent;
+};
+
+struct ksvc_replay_table *ksvc_replay_table_new(const struct ksvc_replay_persist *persist)
+{
+    struct ksvc_replay_table *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return NULL;
+    pthread_mutex_init(&t->lock, NULL);
+    pthread_cond_init(&t->recorded, NULL);
+    t->next_gen = 1;
+    if (persist != NULL) {
+        t->persist = *persist;
+        t->persistent = true;
+    }
+    return t;
+}
+
+void ksvc_replay_table_free(struct ksvc_replay_table *t)
+{
+    if (t == NULL)
+        return;
+    for (size_t b = 0; b < BUCKETS; b++)
+        for (struct instance *i = t->bucket[b], *next; i != NULL; i = next) {
+            next = i->next;
+            free(i);
+        }
+    pthread_cond_destroy(&t->recorded);
+    pthread_mutex_destroy(&t->lock);
+    free(t);
+}
+
+/* Instance ids are random (and only a holder of the key can make k_server
+ * see one): their bytes are the hash. */
+static size_t bucket_of(const uint8_t id[KSVC_UPSTREAM_INSTANCE_LEN])
+{
+    uint32_t h;
+    memcpy(&h, id, sizeof(h));
+    return h % BUCKETS;
+}
+
+static struct instance *find(struct ksvc_replay_table *t,
+                             const uint8_t id[KSVC_UPSTREAM_INSTANCE_LEN])
+{
+    for (struct instance *i = t->bucket[bucket_of(id)]; i != NULL; i = i->next)
+        if (memcmp(i->id, id, KSVC_UPSTREAM_INSTANCE_LEN) == 0)
+            return i;
+    return NULL;
+}
+
+static struct instance *insert(struct ksvc_replay_table *t,
+                               const uint8_t id[KSVC_UPSTREAM_INSTANCE_LEN])
+{
+    struct instance *i = calloc(1, sizeof(*i));
+    if (i == NULL)
+        return NULL;
+    memcpy(i->id, id, KSVC_UPSTREAM_INSTANCE_LEN);
+    size_t b = bucket_of(id);
+    i->next = t->bucket[b];
+    t->bucket[b] = i;
+    t->count++;
+    return i;
+}
+
+static void unlink_instance(struct ksvc_replay_table *t, struct instance *gone)
+{
+    for (struct instance **p = &t->bucket[bucket_of(gone->id)]; *p != NULL; p = &(*p)->next)
+        if (*p == gone) {
+            *p = gone->next;
+            t->count--;
+            return;
+        }
+}
+
+int ksvc_replay_table_close(struct ksvc_replay_table *t,
+                            const uint8_t id[KSVC_UPSTREAM_INSTANCE_LEN], int64_t gen, time_t now)
+{
+    int rc = 0;
+    pthread_mutex_lock(&t->lock);
+    struct instance *i = find(t, id);
+    if (i == NULL)
+        i = insert(t, id);
+    if (i == NULL)
+        rc = -1;
+    else {
+        i->state = INSTANCE_CLOSED;
+        i->gen = gen;
+        i->closed_until = (long long)now + 2 * KSVC_UPSTREAM_SKEW_S + KSVC_REPLAY_MARGIN_S;
+        if (gen >= t->next_gen)
+            t->next_gen = gen + 1;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return rc;
+}
+
+/* Expired instances are unlinked under the lock into *gone (a list through
+ * next); the caller frees them after telling persist, outside the lock. */
+static size_t collect_expired(struct ksvc_replay_table *t, time_t now, struct instance **gone)
+{
+    size_t n = 0;
+    for (size_t b = 0; b < BUCKETS; b++)
+        for (struct instance **p = &t->bucket[b]; *p != NULL;) {
+            struct instance *i = *p;
+            bool expired =
+                (i->state == INSTANCE_LIVE &&
+                 i->max_ts < (long long)now - KSVC_UPSTREAM_SKEW_S - KSVC_REPLAY_MARGIN_S) ||
+                (i->state == INSTANCE_CLOSED && (long long)now > i->closed_until);
+            if (!expired) {
+                p = &i->next;
+                continue;
+            }
+            *p = i->next;
+            t->count--;
+            i->next = *gone;
+            *gone = i;
+            n++;
+        }
+    return n;
+}
+
+static void forget_and_free(struct ksvc_replay_table *t, struct instance *gone, size_t n)
+{
+    uint8_t(*ids)[KSVC_UPSTREAM_INSTANCE_LEN] = NULL;
+    int64_t *gens = NULL;
+    if (t->persistent && n > 0) {
+        ids = calloc(n, sizeof(*ids));
+        gens = calloc(n, sizeof(*gens));
+    }
+    size_t k = 0;
+    for (struct instance *i = gone, *next; i != NULL; i = next) {
+        next = i->next;
+        if (ids != NULL && gens != NULL && k < n) {
+            memcpy(ids[k], i->id, sizeof(ids[k]));
+            gens[k++] = i->gen;
+        }
+        free(i);
+    }
+    /* out of memory: the records stay, which only keeps refusing instances
+     * that no longer send anything */
+    if (k > 0)
+        t->persist.forget(t->persist.arg, (const uint8_t(*)[KSVC_UPSTREAM_INSTANCE_LEN])ids, gens,
+                          k);
+    free(ids);
+    free(gens);
+}
+
+size_t ksvc_replay_table_expire(struct ksvc_replay_table *t, time_t now)
+{
+    struct instance *gone = NULL;
+    pthread_mutex_lock(&t->lock);
+    size_t n = collect_expired(t, now, &gone);
+    pthread_mutex_unlock(&t->lock);
+    forget_and_free(t, gone, n);
+    return n;
+}
+
+size_t ksvc_replay_table_count(struct ksvc_replay_table *t)
+{
+    pthread_mutex_lock(&t->lock);
+    size_t n = t->count;
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}
+
+/* Makes a new instance LIVE: recorded durably first, without the lock, so
+ * that requests of other instances go on meanwhile. Called and returns with
+ * the lock held; i may be gone (freed) when this fails. */
+static enum ksvc_upstream_verdict admit_new(struct ksvc_replay_table *t, struct instance *i)
+{
+    i->state = INSTANCE_PENDING;
+    i->gen = t->next_gen++;
+    if (t->persistent) {
+        uint8_t id[KSVC_UPSTREAM_INSTANCE_LEN];
+        memcpy(id, i->id, sizeof(id));
+        int64_t gen = i->gen;
+        pthread_mutex_unlock(&t->lock);
+        int rc = t->persist.record(t->persist.arg, id, gen);
+        pthread_mutex_lock(&t->lock);
+        pthread_cond_broadcast(&t->recorded);
+        if (rc != 0) {
+            unlink_instance(t, i); /* nobody else touches a PENDING entry */
+            free(i);
+            return KSVC_UPSTREAM_STATE_FAILED;
+        }
+    }
+    i->state = INSTANCE_LIVE;
+    return KSVC_UPSTREAM_OK;
+}
+
+enum ksvc_upstream_verdict ksvc_replay_table_spend(struct ksvc_replay_table *t,
+                                                   const uint8_t id[KSVC_UPSTREAM_INSTANCE_LEN],
+                                                   uint64_t seq, long long ts, time_t now)
+{
+    enum ksvc_upstream_verdict v = KSVC_UPSTREAM_OK;
+    struct instance *gone = NULL;
+    size_t ngone = 0;
+    pthread_mutex_lock(&t->lock);
+    struct instance *i;
+    while ((i = find(t, id)) != NULL && i->state == INSTANCE_PENDING)
+        pthread_cond_wait(&t->recorded, &t->lock);
+    if (i == NULL) {
+        if (t->count >= KSVC_REPLAY_MAX_INSTANCES)
+            ngone = collect_expired(t, now, &gone);
+        if (t->count >= KSVC_REPLAY_MAX_INSTANCES)
+            v = KSVC_UPSTREAM_TOO_MANY;
+        else if ((i = insert(t, id)) == NULL)
+            v = KSVC_UPSTREAM_STATE_FAILED;
+        else
+            v = admit_new(t, i);
+        /* admit_new dropped the lock: i is LIVE, or was freed on failure */
+    }
+    if (v == KSVC_UPSTREAM_OK) {
+        if (i->state == INSTANCE_CLOSED)
+            v = KSVC_UPSTREAM_REPLAYED;
+        else if ((v = ksvc_replay_window_spend(&i->window, seq)) == KSVC_UPSTREAM_OK &&
+                 ts > i->max_ts)
+            i->max_ts = ts;
+    }
+    pthread_mutex_unlock(&t->lock);
+    forget_and_free(t, gone, ngone);
+    return v;
+}
+
+enum ksvc_upstream_verdict ksvc_upstream_verify(const uint8_t key[KSVC_UPSTREAM_KEY_LEN],
+                                                struct ksvc_replay_table *table, const char *header,
+                                                const char *method, const char *path,
+                                                const void *body, size_t body_len, time_t now,
+                                                struct ksvc_upstream_auth *a)
+{
+    enum ksvc_upstream_verdict v =
+        ksvc_upstream_authenticate(key, header, method, path, body, body_len, now, a);
+    if (v != KSVC_UPSTREAM_OK)
+        return v;
+    return ksvc_replay_table_spend(table, a->instance, a->seq, a->ts, now);
 }
 
 int ksvc_session_ref(const uint8_t ref_key[32], const char *session_id, char out[23])

@@ -24,34 +24,36 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: k_client_portal [options]\n"
-               "\n"
-               "The browser page of the kcard session chain: register, list and unregister\n"
-               "users, log in through the card, call the protected counter, log out. Every\n"
-               "call goes to k_proxy; its session token stays in this process.\n"
-               "\n"
-               "  --host ADDR             address to listen on (default 127.0.0.1)\n"
-               "  --port N                port (default 8766; 0 picks a free one)\n"
-               "  --proxy-base-url URL    k_proxy (default https://127.0.0.1:9771)\n"
-               "  --proxy-ca-file FILE    CA certificate that signed k_proxy's (HTTPS)\n"
-               "  --proxy-timeout-ms MS   bound on one k_proxy request, card touch included\n"
-               "                          (default 65000)\n"
-               "  --max-sessions N        browser sessions kept at most (default 1024)\n"
-               "  --static-dir DIR        the page's files (default: ../../services/\n"
-               "                          k_client_portal/static from the executable, i.e.\n"
-               "                          the source tree of a build/bin binary)\n"
-               "  --tls-certfile FILE     serve HTTPS with this PEM certificate chain\n"
-               "  --tls-keyfile FILE      and this PEM private key (the cookie is then Secure)\n"
-               "  --port-file FILE        write the port listened on to FILE once ready\n"
-               "  -h, --help              this text\n"
-               "  --version               the version\n"
-               "\n"
-               "Page: GET / (index.html, app.js, style.css). API: POST /api/register\n"
-               "/api/unregister /api/login /api/counter /api/logout, GET /api/users\n"
-               "/api/session; GET /healthz /metrics. Logs one JSON line per event on stderr.\n"
-               "\n"
-               "Exit status: 0 stopped by SIGINT/SIGTERM, 1 runtime failure, 2 usage,\n"
-               "3 could not start (page files, address in use).\n");
+    fprintf(
+        f,
+        "usage: k_client_portal [options]\n"
+        "\n"
+        "The browser page of the kcard session chain: register, list and unregister\n"
+        "users, log in through the card, call the protected counter, log out. Every\n"
+        "call goes to k_proxy; its session token stays in this process.\n"
+        "\n"
+        "  --host ADDR             address to listen on (default 127.0.0.1)\n"
+        "  --port N                port (default 8766; 0 picks a free one)\n"
+        "  --proxy-base-url URL    k_proxy (default https://127.0.0.1:9771)\n"
+        "  --proxy-ca-file FILE    CA certificate that signed k_proxy's (HTTPS)\n"
+        "  --proxy-timeout-ms MS   bound on one k_proxy request, card touch included\n"
+        "                          (default 65000)\n"
+        "  --max-sessions N        browser sessions kept at most (default 1024)\n"
+        "  --static-dir DIR        the page's files (default: ../../services/\n"
+        "                          k_client_portal/static from the executable, i.e.\n"
+        "                          the source tree of a build/bin binary)\n"
+        "  --tls-certfile FILE     serve HTTPS with this PEM certificate chain\n"
+        "  --tls-keyfile FILE      and this PEM private key (the cookie is then Secure)\n"
+        "  --port-file FILE        write the port listened on to FILE once ready\n" KSVC_LIMIT_USAGE
+        "  -h, --help              this text\n"
+        "  --version               the version\n"
+        "\n"
+        "Page: GET / (index.html, app.js, style.css). API: POST /api/register\n"
+        "/api/unregister /api/login /api/counter /api/logout, GET /api/users\n"
+        "/api/session; GET /healthz /metrics. Logs one JSON line per event on stderr.\n"
+        "\n"
+        "Exit status: 0 stopped by SIGINT/SIGTERM, 1 runtime failure, 2 usage,\n"
+        "3 could not start (page files, address in use).\n");
 }
 
 /* The nearest services/k_client_portal/static above the executable's folder
@@ -130,6 +132,7 @@ int main(int argc, char **argv)
         {"tls-certfile", required_argument, NULL, 'C'},
         {"tls-keyfile", required_argument, NULL, 'K'},
         {"port-file", required_argument, NULL, 'P'},
+        KSVC_LIMIT_OPTIONS,
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -138,6 +141,7 @@ int main(int argc, char **argv)
                *static_dir = NULL, *port_file = NULL, *tls_cert = NULL, *tls_key = NULL;
     int port = 8766, timeout_ms = 65000, max_sessions = KCP_SESSIONS_DEFAULT;
     int c;
+    struct ksvc_limits limits = {0};
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'H':
@@ -181,6 +185,12 @@ int main(int argc, char **argv)
         case 'V':
             printf("k_client_portal (kcard) 0.1\n");
             return 0;
+        case KSVC_OPT_MAX_CONNECTIONS:
+        case KSVC_OPT_MAX_PER_ADDRESS:
+        case KSVC_OPT_REQUEST_TIMEOUT:
+            if (ksvc_limit_option("k_client_portal", c, optarg, &limits) < 0)
+                return EXIT_USAGE;
+            break;
         default:
             usage(stderr);
             return EXIT_USAGE;
@@ -243,7 +253,9 @@ int main(int argc, char **argv)
         .port = port,
         .tls_cert_file = tls_cert,
         .tls_key_file = tls_key,
+        .limits = limits,
         .handler = on_request,
+        .may_block = ksvc_always_blocks, /* each call waits on k_proxy */
         .health = on_health,
         .metrics_refresh = on_metrics,
         .ctx = &portal,

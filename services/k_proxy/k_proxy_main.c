@@ -51,8 +51,11 @@ static void usage(FILE *f)
                "  --upstream-timeout-ms MS bound on one k_server request (default 5000)\n"
                "  --state-db FILE          users and sessions, SQLite (default\n"
                "                           $XDG_STATE_HOME/kcard/k_proxy.db)\n"
-               "  --port-file FILE         write the port listened on to FILE once ready\n"
-               "  -h, --help               this text\n"
+               "  --init                   make a new database in an existing empty file (an\n"
+               "                           absent file is always created; an empty one is\n"
+               "                           otherwise refused)\n"
+               "  --port-file FILE         write the port listened on to FILE once "
+               "ready\n" KSVC_LIMIT_USAGE "  -h, --help               this text\n"
                "  --version                the version\n"
                "\n"
                "Endpoints: POST /session/login /session/status /session/logout\n"
@@ -66,6 +69,8 @@ static void usage(FILE *f)
 struct options {
     const char *host, *token_arg, *token_file, *cert, *key, *state, *port_file, *ca_file, *rp_id;
     int port, card_timeout_ms, upstream_timeout_ms;
+    bool init;
+    struct ksvc_limits limits;
 };
 
 static int parse_options(int argc, char **argv, struct kpx_proxy *p, struct options *o)
@@ -86,7 +91,9 @@ static int parse_options(int argc, char **argv, struct kpx_proxy *p, struct opti
         {"card-timeout-ms", required_argument, NULL, 'W'},
         {"upstream-timeout-ms", required_argument, NULL, 'U'},
         {"state-db", required_argument, NULL, 's'},
+        {"init", no_argument, NULL, 'I'},
         {"port-file", required_argument, NULL, 'P'},
+        KSVC_LIMIT_OPTIONS,
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -153,6 +160,9 @@ static int parse_options(int argc, char **argv, struct kpx_proxy *p, struct opti
         case 's':
             o->state = optarg;
             break;
+        case 'I':
+            o->init = true;
+            break;
         case 'P':
             o->port_file = optarg;
             break;
@@ -162,6 +172,12 @@ static int parse_options(int argc, char **argv, struct kpx_proxy *p, struct opti
         case 'V':
             printf("k_proxy (kcard) 0.1\n");
             exit(0);
+        case KSVC_OPT_MAX_CONNECTIONS:
+        case KSVC_OPT_MAX_PER_ADDRESS:
+        case KSVC_OPT_REQUEST_TIMEOUT:
+            if (ksvc_limit_option("k_proxy", c, optarg, &o->limits) < 0)
+                return -1;
+            break;
         default:
             usage(stderr);
             return -1;
@@ -220,13 +236,21 @@ int main(int argc, char **argv)
         fprintf(stderr, "k_proxy: cannot derive the upstream key\n");
         goto out;
     }
-    p.store = kpx_store_open(p.state_db, err, sizeof(err));
+    bool created = false;
+    p.store = kpx_store_open_init(p.state_db, o.init, &created, err, sizeof(err));
     if (p.store == NULL) {
         fprintf(stderr, "k_proxy: state database: %s\n", err);
         goto out;
     }
+    if (created)
+        ksvc_log("info", "state_created", json_pack("{s:s}", "state_db", p.state_db));
     if (kpx_store_ref_key(p.store, p.ref_key) != 0) {
         fprintf(stderr, "k_proxy: state database %s: cannot read the reference key\n", p.state_db);
+        goto out;
+    }
+    /* request counts written back and expired sessions swept once a second */
+    if (kpx_store_start(p.store, 0, err, sizeof(err)) != KPX_STORE_OK) {
+        fprintf(stderr, "k_proxy: state database: %s\n", err);
         goto out;
     }
     struct kpx_upstream_cfg ucfg = {.base_url = p.server_base_url,
@@ -253,7 +277,9 @@ int main(int argc, char **argv)
         .port = o.port,
         .tls_cert_file = o.cert,
         .tls_key_file = o.key,
+        .limits = o.limits,
         .handler = kpx_handle_request,
+        .may_block = kpx_may_block, /* the card, SQLite writes, blocking upstream calls */
         .health = kpx_health,
         .metrics_refresh = kpx_metrics_refresh,
         .ctx = &p,

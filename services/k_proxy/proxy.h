@@ -35,6 +35,8 @@ const char *kpx_auth_mode_answer(enum kpx_auth_mode m);
 
 /* The HTTP routes (services/API.md, k_proxy). */
 void kpx_handle_request(void *ctx, const struct ksvc_request *req, struct ksvc_response *resp);
+/* The server's may_block: false for the requests answered from memory. */
+bool kpx_may_block(void *ctx, const struct ksvc_request *req);
 bool kpx_health(void *ctx, json_t *out);
 void kpx_metrics_refresh(void *ctx, struct ksvc_metrics *m);
 

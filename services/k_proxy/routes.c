@@ -159,7 +159,7 @@ static void reply_session(struct kpx_proxy *p, struct ksvc_response *resp, const
     struct kpx_session s;
     const char *mode = kpx_auth_mode_answer(p->mode);
     int64_t now = now_s();
-    kpx_store_sessions_purge_expired(p->store, now, NULL, NULL, 0);
+    /* expired sessions are swept by the store's thread, not by logins */
     if (kpx_store_session_create(p->store, username, mode, p->session_ttl_s, now, token, &s, err,
                                  sizeof(err)) != KPX_STORE_OK) {
         ksvc_reply_error(resp, 500, "state_failed", "%s", err);
@@ -170,9 +170,7 @@ static void reply_session(struct kpx_proxy *p, struct ksvc_response *resp, const
                          "auth_mode", mode, "expires_at", (json_int_t)s.expires_at, "expires_in",
                          (json_int_t)(s.expires_at - now)));
     OPENSSL_cleanse(token, sizeof(token));
-    char ref[23];
-    if (ksvc_session_ref(p->ref_key, s.id, ref) == 0)
-        ksvc_log_field(resp, "ref", json_string(ref));
+    ksvc_log_field(resp, "ref", json_string(s.ref));
 }
 
 static void route_login(struct kpx_proxy *p, const struct ksvc_request *req,
@@ -245,15 +243,12 @@ static void route_counter(struct kpx_proxy *p, const struct ksvc_request *req,
     struct kpx_session s;
     if (!session_of(p, req, resp, true, &s))
         return;
-    char ref[23], msg[512];
-    if (ksvc_session_ref(p->ref_key, s.id, ref) != 0) {
-        ksvc_reply_error(resp, 500, "internal", "cannot derive the session reference");
-        return;
-    }
-    ksvc_log_field(resp, "ref", json_string(ref));
+    char msg[512];
+    /* the reference was made at login: nothing to derive per request */
+    ksvc_log_field(resp, "ref", json_string(s.ref));
     int64_t value = 0;
     enum kpx_upstream_status st =
-        kpx_upstream_counter_next(p->upstream, ref, &value, msg, sizeof(msg));
+        kpx_upstream_counter_next(p->upstream, s.ref, &value, msg, sizeof(msg));
     static const char *names[] = {"ok", "unreachable", "timeout", "refused", "bad_reply"};
     count(p, "kcard_k_proxy_upstream_requests_total", "Requests to k_server, by result.", "result",
           names[st]);
@@ -447,6 +442,23 @@ void kpx_handle_request(void *ctx, const struct ksvc_request *req, struct ksvc_r
     ksvc_reply_error(resp, 404, "not_found", "no such endpoint: %.64s", req->path);
 }
 
+/* Which requests may block their thread (the server runs those on its
+ * workers): the card, SQLite writes and reads of the user registry, and the
+ * upstream call. A session's status is answered from memory, and unknown
+ * paths at once, on the polling thread. */
+bool kpx_may_block(void *ctx, const struct ksvc_request *req)
+{
+    (void)ctx;
+    if (strcmp(req->path, "/session/status") == 0)
+        return false;
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+        if (strcmp(routes[i].path, req->path) == 0)
+            return true;
+    return false;
+}
+
+/* Health and metrics read the store's figures from memory: no table scan,
+ * no wait on SQLite (issue 10, point 5). */
 bool kpx_health(void *ctx, json_t *out)
 {
     struct kpx_proxy *p = ctx;
@@ -462,8 +474,23 @@ bool kpx_health(void *ctx, json_t *out)
 void kpx_metrics_refresh(void *ctx, struct ksvc_metrics *m)
 {
     struct kpx_proxy *p = ctx;
-    int64_t active = 0;
-    if (kpx_store_sessions_active(p->store, now_s(), &active, NULL, 0) == KPX_STORE_OK)
-        ksvc_metric_set(m, "kcard_k_proxy_sessions_active", "Sessions live now.", "",
-                        (double)active);
+    struct kpx_store_stats st;
+    kpx_store_stats(p->store, now_s(), &st);
+    ksvc_metric_set(m, "kcard_k_proxy_sessions_active", "Sessions live now.", "",
+                    (double)st.sessions_active);
+    /* counters kept by the store: set, not added */
+    ksvc_metric_set_total(m, "kcard_k_proxy_sessions_expired_total",
+                          "Expired sessions swept from memory and the database.", "",
+                          (double)st.sessions_swept);
+    ksvc_metric_set_total(m, "kcard_k_proxy_request_count_flushes_total",
+                          "Write-backs of the sessions' request counts, by result.",
+                          "result=\"ok\"", (double)st.flushes);
+    ksvc_metric_set_total(m, "kcard_k_proxy_request_count_flushes_total",
+                          "Write-backs of the sessions' request counts, by result.",
+                          "result=\"failed\"", (double)st.flush_failures);
+    if (p->upstream != NULL)
+        ksvc_metric_set_total(m, "kcard_k_proxy_upstream_instance_renewals_total",
+                              "New instance ids taken after k_server refused a request as "
+                              "replayed (a restart of k_server).",
+                              "", (double)kpx_upstream_renewals(p->upstream));
 }

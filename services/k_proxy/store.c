@@ -1,33 +1,144 @@
-/* k_proxy's users, sessions and reference key in SQLite (see store.h). */
+/* k_proxy's users and reference key in SQLite, and its sessions in memory
+ * backed by SQLite (see store.h). */
 #include "services/k_proxy/store.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <sqlite3.h>
 
 #include "services/common/crypto.h"
 #include "services/common/svc_util.h"
 
 #define BUSY_TIMEOUT_MS 5000
+#define STRIPES 64         /* independent locks of the session table */
+#define STRIPE_BUCKETS0 16 /* buckets of a stripe at first; doubled when full */
+#define SWEEP_BATCH 256    /* expired sessions removed per transaction */
+#define FLUSH_INTERVAL_MS 1000
+#define FLUSH_CHUNK 4096 /* request counts written per transaction, at most */
+
+/* One session in memory. Immutable after login but for the counters and
+ * the links; freed only by a flush (kpx_store_flush), after it is unlinked
+ * and retired, so that the dirty list never points at freed memory. */
+struct mem_session {
+    struct mem_session *next;       /* hash chain; the retired list once unlinked */
+    struct mem_session *dirty_next; /* the dirty list */
+    int64_t rowid;                  /* of its row: write-backs skip the id index */
+    _Atomic int64_t requests;
+    atomic_int dirty; /* on the dirty list, its count not written back */
+    atomic_int dead;  /* unlinked: nothing more to write back */
+    size_t heap_pos;  /* in the expiry heap (heap_lock) */
+    int64_t created_at, expires_at;
+    uint8_t hash[KSVC_SHA256_LEN];
+    char id[KPX_SESSION_ID_LEN + 1];
+    char ref[KPX_REF_LEN + 1];
+    const char *auth_mode; /* into names, after the username */
+    char names[];          /* username NUL auth_mode NUL */
+};
+
+struct stripe {
+    pthread_rwlock_t lock;
+    struct mem_session **buckets;
+    size_t nbuckets; /* a power of two */
+    size_t count;
+};
+
+enum stmt_id {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_SESSION_INSERT,
+    ST_SESSION_DELETE,
+    ST_SESSION_REQUESTS,
+    ST_SESSIONS_OF_USER_DELETE,
+    ST_USER_ADD,
+    ST_USER_GET,
+    ST_USER_DELETE,
+    ST_USER_LIST,
+    ST_USER_SIGN_COUNT,
+    ST_USER_EXISTS,
+    ST_COUNT,
+};
+
+#define USER_COLS                                                                                  \
+    "username, registered_at, auth_mode, credential_id, cose_key, alg, sign_count, user_id"
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SESSION_INSERT] = "INSERT INTO sessions (id, token_hash, username, auth_mode, created_at, "
+                          "expires_at, requests, revoked) VALUES (?1,?2,?3,?4,?5,?6,0,0)",
+    [ST_SESSION_DELETE] = "DELETE FROM sessions WHERE rowid = ?3 AND id = ?1",
+    [ST_SESSION_REQUESTS] = "UPDATE sessions SET requests = ?2 WHERE rowid = ?3 AND id = ?1",
+    [ST_SESSIONS_OF_USER_DELETE] = "DELETE FROM sessions WHERE username = ?1 RETURNING token_hash",
+    [ST_USER_ADD] = "INSERT INTO users (" USER_COLS ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+    [ST_USER_GET] = "SELECT " USER_COLS " FROM users WHERE username = ?1",
+    [ST_USER_DELETE] = "DELETE FROM users WHERE username = ?1",
+    [ST_USER_LIST] = "SELECT " USER_COLS " FROM users ORDER BY registered_at, username",
+    [ST_USER_SIGN_COUNT] = "UPDATE users SET sign_count = ?2 WHERE username = ?1 AND "
+                           "(?2 > sign_count OR (?2 = 0 AND sign_count = 0))",
+    [ST_USER_EXISTS] = "SELECT count(*) FROM users WHERE username = ?1",
+};
+
+struct flush_item {
+    struct mem_session *x;
+    int64_t requests;
+};
 
 struct kpx_store {
     sqlite3 *db;
-    pthread_mutex_t lock; /* one connection: every call runs under it */
+    sqlite3_stmt *st[ST_COUNT];
+    /* The connection, and every change of the user or session set (so a
+     * row and its memory twin change together). Never taken by a lookup
+     * or a touch. Order: db_lock, then a stripe, then heap_lock. */
+    pthread_mutex_t db_lock;
     uint8_t ref_key[KPX_REF_KEY_LEN];
-};
+    /* HMAC(ref_key) set up once: a session reference costs one MAC, not a
+     * key schedule and an algorithm fetch (100k of them at a start) */
+    pthread_mutex_t ref_lock;
+    EVP_MAC *ref_mac;
+    EVP_MAC_CTX *ref_ctx;
 
-/* The session columns every session query returns, in this order. */
-#define SESSION_COLS "id, token_hash, username, auth_mode, created_at, expires_at, requests"
+    struct stripe stripes[STRIPES];
+
+    pthread_mutex_t heap_lock; /* the expiry min-heap on expires_at */
+    struct mem_session **heap;
+    size_t heap_len, heap_cap;
+
+    /* Lock-free stacks, pushed one by one and taken whole by a flush (so
+     * no ABA): sessions whose count changed, and sessions unlinked and
+     * waiting to be freed. */
+    struct mem_session *_Atomic dirty;
+    struct mem_session *_Atomic retired;
+
+    pthread_mutex_t flush_lock; /* one flush at a time; owns the scratch */
+    struct flush_item *scratch;
+    size_t scratch_cap;
+
+    pthread_mutex_t run_lock; /* the background thread */
+    pthread_cond_t run_cond;
+    pthread_t thread;
+    bool running, stopping;
+    int interval_ms;
+    char *path;          /* NULL for ":memory:" */
+    sqlite3 *checkpoint; /* the thread's own connection: WAL checkpoints
+                            without db_lock, off the login path */
+
+    _Atomic int64_t swept, flushes, flush_failures, counts_written;
+};
 
 __attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t errlen, const char *fmt,
                                                          ...)
@@ -111,6 +222,16 @@ static bool token_well_formed(const char *token)
 static int token_hash(const char *token, uint8_t out[KSVC_SHA256_LEN])
 {
     return ksvc_sha256(token, KPX_TOKEN_LEN, out) == 0 ? KPX_STORE_OK : KPX_STORE_ERROR;
+}
+
+static bool session_id_valid(const char *id, size_t len)
+{
+    if (len != KPX_SESSION_ID_LEN)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+            return false;
+    return true;
 }
 
 /* ---- opening ------------------------------------------------------------ */
@@ -241,13 +362,515 @@ static int load_ref_key(struct kpx_store *s, char *err, size_t errlen)
     return ok ? 0 : -1;
 }
 
+/* ---- the session table in memory ---------------------------------------- */
+
+static uint64_t hash_word(const uint8_t hash[KSVC_SHA256_LEN])
+{
+    uint64_t w;
+
+    memcpy(&w, hash, sizeof(w)); /* SHA-256 output: uniform, and no caller picks it */
+    return w;
+}
+
+static struct stripe *stripe_of(struct kpx_store *s, const uint8_t hash[KSVC_SHA256_LEN])
+{
+    return &s->stripes[hash_word(hash) % STRIPES];
+}
+
+static size_t bucket_index(const struct stripe *st, const uint8_t hash[KSVC_SHA256_LEN])
+{
+    return (size_t)(hash_word(hash) / STRIPES) & (st->nbuckets - 1);
+}
+
+/* The session of hash in its stripe (locked by the caller), or NULL. */
+static struct mem_session *stripe_find(const struct stripe *st, const uint8_t hash[KSVC_SHA256_LEN])
+{
+    for (struct mem_session *x = st->buckets[bucket_index(st, hash)]; x != NULL; x = x->next)
+        if (CRYPTO_memcmp(x->hash, hash, KSVC_SHA256_LEN) == 0)
+            return x;
+    return NULL;
+}
+
+/* Doubles the buckets of a full stripe; on allocation failure the chains
+ * just grow longer. */
+static void stripe_grow(struct stripe *st)
+{
+    size_t n = st->nbuckets * 2;
+    struct mem_session **b = calloc(n, sizeof(*b));
+
+    if (b == NULL)
+        return;
+    for (size_t i = 0; i < st->nbuckets; i++) {
+        struct mem_session *x = st->buckets[i], *next;
+        for (; x != NULL; x = next) {
+            next = x->next;
+            size_t j = (size_t)(hash_word(x->hash) / STRIPES) & (n - 1);
+            x->next = b[j];
+            b[j] = x;
+        }
+    }
+    free(st->buckets);
+    st->buckets = b;
+    st->nbuckets = n;
+}
+
+static void stripe_link(struct kpx_store *s, struct mem_session *x)
+{
+    struct stripe *st = stripe_of(s, x->hash);
+
+    pthread_rwlock_wrlock(&st->lock);
+    if (st->count >= st->nbuckets)
+        stripe_grow(st);
+    size_t i = bucket_index(st, x->hash);
+    x->next = st->buckets[i];
+    st->buckets[i] = x;
+    st->count++;
+    pthread_rwlock_unlock(&st->lock);
+}
+
+/* Unlinks x from its stripe and marks it dead; false when it was not there. */
+static bool stripe_unlink(struct kpx_store *s, struct mem_session *x)
+{
+    struct stripe *st = stripe_of(s, x->hash);
+    bool found = false;
+
+    pthread_rwlock_wrlock(&st->lock);
+    for (struct mem_session **pp = &st->buckets[bucket_index(st, x->hash)]; *pp != NULL;
+         pp = &(*pp)->next) {
+        if (*pp == x) {
+            *pp = x->next;
+            x->next = NULL;
+            st->count--;
+            found = true;
+            break;
+        }
+    }
+    atomic_store(&x->dead, 1);
+    pthread_rwlock_unlock(&st->lock);
+    return found;
+}
+
+static void heap_set(struct kpx_store *s, size_t i, struct mem_session *x)
+{
+    s->heap[i] = x;
+    x->heap_pos = i;
+}
+
+static void heap_up(struct kpx_store *s, size_t i)
+{
+    struct mem_session *x = s->heap[i];
+
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (s->heap[parent]->expires_at <= x->expires_at)
+            break;
+        heap_set(s, i, s->heap[parent]);
+        i = parent;
+    }
+    heap_set(s, i, x);
+}
+
+static void heap_down(struct kpx_store *s, size_t i)
+{
+    struct mem_session *x = s->heap[i];
+
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= s->heap_len)
+            break;
+        if (c + 1 < s->heap_len && s->heap[c + 1]->expires_at < s->heap[c]->expires_at)
+            c++;
+        if (s->heap[c]->expires_at >= x->expires_at)
+            break;
+        heap_set(s, i, s->heap[c]);
+        i = c;
+    }
+    heap_set(s, i, x);
+}
+
+/* Room for one more entry (heap_lock held). */
+static int heap_reserve(struct kpx_store *s)
+{
+    size_t cap;
+    struct mem_session **h;
+
+    if (s->heap_len < s->heap_cap)
+        return 0;
+    cap = s->heap_cap > 0 ? s->heap_cap * 2 : 1024;
+    if ((h = realloc(s->heap, cap * sizeof(*h))) == NULL)
+        return -1;
+    s->heap = h;
+    s->heap_cap = cap;
+    return 0;
+}
+
+/* After heap_reserve (heap_lock held). */
+static void heap_push(struct kpx_store *s, struct mem_session *x)
+{
+    heap_set(s, s->heap_len++, x);
+    heap_up(s, s->heap_len - 1);
+}
+
+static void heap_remove(struct kpx_store *s, struct mem_session *x)
+{
+    size_t i = x->heap_pos;
+
+    if (i >= s->heap_len || s->heap[i] != x)
+        return;
+    s->heap_len--;
+    if (i == s->heap_len)
+        return;
+    struct mem_session *last = s->heap[s->heap_len];
+    heap_set(s, i, last);
+    heap_up(s, i);
+    heap_down(s, last->heap_pos);
+}
+
+/* Entries expired at now (heap_lock held): a walk of the heap's top that
+ * stops at live entries, so it costs what is waiting to be swept. */
+static int64_t heap_count_expired(const struct kpx_store *s, int64_t now)
+{
+    size_t stack[2 * 64 + 2], top = 0;
+    int64_t n = 0;
+
+    if (s->heap_len > 0 && s->heap[0]->expires_at <= now)
+        stack[top++] = 0;
+    while (top > 0) {
+        size_t i = stack[--top];
+        n++;
+        for (size_t c = 2 * i + 1; c <= 2 * i + 2 && c < s->heap_len; c++)
+            if (s->heap[c]->expires_at <= now && top < sizeof(stack) / sizeof(stack[0]))
+                stack[top++] = c;
+    }
+    return n;
+}
+
+/* Queues x to be freed by the next flush (x already unlinked). */
+static void retire(struct kpx_store *s, struct mem_session *x)
+{
+    struct mem_session *head = atomic_load(&s->retired);
+
+    do
+        x->next = head;
+    while (!atomic_compare_exchange_weak(&s->retired, &head, x));
+}
+
+/* Queues x's count for the next flush, once per flush. */
+static void mark_dirty(struct kpx_store *s, struct mem_session *x)
+{
+    struct mem_session *head;
+
+    if (atomic_exchange(&x->dirty, 1) != 0)
+        return;
+    head = atomic_load(&s->dirty);
+    do
+        x->dirty_next = head;
+    while (!atomic_compare_exchange_weak(&s->dirty, &head, x));
+}
+
+static void mem_free(struct mem_session *x)
+{
+    OPENSSL_cleanse(x->hash, sizeof(x->hash));
+    free(x);
+}
+
+static void mem_free_list(struct mem_session *x)
+{
+    struct mem_session *next;
+
+    for (; x != NULL; x = next) {
+        next = x->next;
+        mem_free(x);
+    }
+}
+
+/* The opaque reference of a session id, as ksvc_session_ref makes it:
+ * base64url(HMAC-SHA256(ref_key, id))[0..22). */
+static int make_ref(struct kpx_store *s, const char *id, char out[KPX_REF_LEN + 1])
+{
+    uint8_t mac[32];
+    char b64[48];
+    size_t n = 0;
+    int ok;
+
+    pthread_mutex_lock(&s->ref_lock);
+    ok = s->ref_ctx != NULL && EVP_MAC_init(s->ref_ctx, NULL, 0, NULL) == 1 &&
+         EVP_MAC_update(s->ref_ctx, (const unsigned char *)id, strlen(id)) == 1 &&
+         EVP_MAC_final(s->ref_ctx, mac, &n, sizeof(mac)) == 1 && n == sizeof(mac);
+    pthread_mutex_unlock(&s->ref_lock);
+    ok = ok && ksvc_b64url_encode(mac, sizeof(mac), b64, sizeof(b64)) >= KPX_REF_LEN;
+    OPENSSL_cleanse(mac, sizeof(mac));
+    if (!ok)
+        return -1;
+    memcpy(out, b64, KPX_REF_LEN);
+    out[KPX_REF_LEN] = '\0';
+    return 0;
+}
+
+static int ref_setup(struct kpx_store *s, char *err, size_t errlen)
+{
+    char digest[] = "SHA256";
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+        OSSL_PARAM_construct_end(),
+    };
+
+    if ((s->ref_mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL ||
+        (s->ref_ctx = EVP_MAC_CTX_new(s->ref_mac)) == NULL ||
+        EVP_MAC_init(s->ref_ctx, s->ref_key, sizeof(s->ref_key), params) != 1) {
+        seterr(err, errlen, "cannot set up HMAC-SHA256 for the session references");
+        return -1;
+    }
+    return 0;
+}
+
+/* A session object for a row or a login; NULL when out of memory. */
+static struct mem_session *mem_new(struct kpx_store *s, const char *id, const uint8_t *hash,
+                                   const char *username, const char *auth_mode, int64_t created_at,
+                                   int64_t expires_at, int64_t requests)
+{
+    size_t nu = strlen(username), na = strlen(auth_mode);
+    struct mem_session *x = calloc(1, sizeof(*x) + nu + 1 + na + 1);
+
+    if (x == NULL)
+        return NULL;
+    memcpy(x->names, username, nu + 1);
+    memcpy(x->names + nu + 1, auth_mode, na + 1);
+    x->auth_mode = x->names + nu + 1;
+    memcpy(x->hash, hash, KSVC_SHA256_LEN);
+    snprintf(x->id, sizeof(x->id), "%s", id);
+    x->created_at = created_at;
+    x->expires_at = expires_at;
+    atomic_init(&x->requests, requests);
+    atomic_init(&x->dirty, 0);
+    atomic_init(&x->dead, 0);
+    if (make_ref(s, x->id, x->ref) != 0) {
+        free(x);
+        return NULL;
+    }
+    return x;
+}
+
+static void session_out(const struct mem_session *x, int64_t requests, struct kpx_session *out)
+{
+    if (out == NULL)
+        return;
+    memset(out, 0, sizeof(*out));
+    memcpy(out->id, x->id, sizeof(out->id));
+    snprintf(out->username, sizeof(out->username), "%s", x->names);
+    snprintf(out->auth_mode, sizeof(out->auth_mode), "%s", x->auth_mode);
+    out->created_at = x->created_at;
+    out->expires_at = x->expires_at;
+    out->requests = requests;
+    memcpy(out->ref, x->ref, sizeof(out->ref));
+}
+
+/* Links a new session into the table and the heap (db_lock held, heap
+ * room reserved). */
+static void mem_insert(struct kpx_store *s, struct mem_session *x)
+{
+    stripe_link(s, x);
+    pthread_mutex_lock(&s->heap_lock);
+    heap_push(s, x);
+    pthread_mutex_unlock(&s->heap_lock);
+}
+
+/* Unlinks x from the table and the heap and retires it (db_lock held). */
+static void mem_remove(struct kpx_store *s, struct mem_session *x)
+{
+    if (!stripe_unlink(s, x))
+        return;
+    pthread_mutex_lock(&s->heap_lock);
+    heap_remove(s, x);
+    pthread_mutex_unlock(&s->heap_lock);
+    retire(s, x);
+}
+
+static int heap_make_room(struct kpx_store *s)
+{
+    pthread_mutex_lock(&s->heap_lock);
+    int rc = heap_reserve(s);
+    pthread_mutex_unlock(&s->heap_lock);
+    return rc;
+}
+
+/* ---- prepared statements ------------------------------------------------ */
+
+/* Makes a used statement ready for its next use. */
+static void stmt_done(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+/* Runs BEGIN/COMMIT/ROLLBACK (db_lock held); 0 or -1. */
+static int tx(struct kpx_store *s, enum stmt_id id)
+{
+    int rc = sqlite3_step(s->st[id]) == SQLITE_DONE ? 0 : -1;
+
+    sqlite3_reset(s->st[id]);
+    return rc;
+}
+
+static int prepare_all(struct kpx_store *s, char *err, size_t errlen)
+{
+    for (int i = 0; i < ST_COUNT; i++) {
+        if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
+                               NULL) != SQLITE_OK) {
+            seterr(err, errlen, "cannot prepare a statement: %s", sqlite3_errmsg(s->db));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Loads every session row (read-only; a malformed row refuses the file),
+ * then deletes the rows of sessions revoked by an older k_proxy. */
+static int load_sessions(struct kpx_store *s, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t row = 0, revoked = 0;
+    int rc = -1, step;
+
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT id, token_hash, username, auth_mode, created_at, expires_at, "
+                           "requests, revoked, rowid FROM sessions",
+                           -1, &st, NULL) != SQLITE_OK) {
+        seterr(err, errlen, "cannot read the sessions: %s", sqlite3_errmsg(s->db));
+        return -1;
+    }
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        size_t id_len = (size_t)sqlite3_column_bytes(st, 0);
+        const char *user = (const char *)sqlite3_column_text(st, 2);
+        const char *mode = (const char *)sqlite3_column_text(st, 3);
+        struct mem_session *x;
+
+        row++;
+        if (sqlite3_column_type(st, 7) != SQLITE_INTEGER) {
+            seterr(err, errlen, "session row %lld is malformed (revoked)", (long long)row);
+            goto out;
+        }
+        if (sqlite3_column_int64(st, 7) != 0) {
+            revoked++;
+            continue;
+        }
+        if (id == NULL || !session_id_valid(id, id_len) ||
+            sqlite3_column_type(st, 1) != SQLITE_BLOB ||
+            sqlite3_column_bytes(st, 1) != KSVC_SHA256_LEN || !kpx_username_valid(user) ||
+            strlen(user) != (size_t)sqlite3_column_bytes(st, 2) || !auth_mode_valid(mode) ||
+            strlen(mode) != (size_t)sqlite3_column_bytes(st, 3) ||
+            sqlite3_column_type(st, 4) != SQLITE_INTEGER ||
+            sqlite3_column_type(st, 5) != SQLITE_INTEGER ||
+            sqlite3_column_type(st, 6) != SQLITE_INTEGER || sqlite3_column_int64(st, 6) < 0) {
+            seterr(err, errlen,
+                   "session row %lld is malformed (id, token hash, username, auth mode, times "
+                   "or request count)",
+                   (long long)row);
+            goto out;
+        }
+        x = mem_new(s, id, sqlite3_column_blob(st, 1), user, mode, sqlite3_column_int64(st, 4),
+                    sqlite3_column_int64(st, 5), sqlite3_column_int64(st, 6));
+        if (x != NULL)
+            x->rowid = sqlite3_column_int64(st, 8);
+        if (x == NULL || heap_make_room(s) != 0) {
+            free(x);
+            seterr(err, errlen, "out of memory loading %lld sessions", (long long)row);
+            goto out;
+        }
+        {
+            struct stripe *sp = stripe_of(s, x->hash);
+            pthread_rwlock_rdlock(&sp->lock);
+            bool dup = stripe_find(sp, x->hash) != NULL;
+            pthread_rwlock_unlock(&sp->lock);
+            if (dup) { /* the UNIQUE constraint forbids it; a file edited behind our back */
+                free(x);
+                seterr(err, errlen, "session row %lld repeats a token hash", (long long)row);
+                goto out;
+            }
+        }
+        mem_insert(s, x);
+    }
+    if (step != SQLITE_DONE) {
+        seterr(err, errlen, "cannot read the sessions: %s", sqlite3_errmsg(s->db));
+        goto out;
+    }
+    rc = 0;
+out:
+    sqlite3_finalize(st);
+    if (rc == 0 && revoked > 0 &&
+        exec(s->db, "DELETE FROM sessions WHERE revoked != 0", err, errlen) != 0)
+        rc = -1;
+    return rc;
+}
+
+/* ---- opening, the background thread, closing ---------------------------- */
+
+static int init_locks(struct kpx_store *s)
+{
+    pthread_rwlockattr_t ra;
+    pthread_condattr_t ca;
+
+    pthread_mutex_init(&s->db_lock, NULL);
+    pthread_mutex_init(&s->ref_lock, NULL);
+    pthread_mutex_init(&s->heap_lock, NULL);
+    pthread_mutex_init(&s->flush_lock, NULL);
+    pthread_mutex_init(&s->run_lock, NULL);
+    if (pthread_condattr_init(&ca) != 0 || pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+        pthread_cond_init(&s->run_cond, &ca) != 0)
+        return -1;
+    pthread_condattr_destroy(&ca);
+    if (pthread_rwlockattr_init(&ra) != 0)
+        return -1;
+    /* logins must not starve behind a stream of lookups on their stripe */
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    for (int i = 0; i < STRIPES; i++) {
+        struct stripe *st = &s->stripes[i];
+        if (pthread_rwlock_init(&st->lock, &ra) != 0 ||
+            (st->buckets = calloc(STRIPE_BUCKETS0, sizeof(*st->buckets))) == NULL) {
+            pthread_rwlockattr_destroy(&ra);
+            return -1;
+        }
+        st->nbuckets = STRIPE_BUCKETS0;
+    }
+    pthread_rwlockattr_destroy(&ra);
+    return 0;
+}
+
+/* An existing file of 0 bytes is not a database k_proxy made: refused,
+ * like any other foreign file, rather than taken as new (unless --init). */
+static int check_not_empty(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+
+    if (stat(path, &st) != 0) {
+        seterr(err, errlen, "cannot stat it: %s", strerror(errno));
+        return -1;
+    }
+    if (S_ISREG(st.st_mode) && st.st_size == 0) {
+        seterr(err, errlen,
+               "not a k_proxy database: the file is empty (remove it, or start with --init, to "
+               "make a new one)");
+        return -1;
+    }
+    return 0;
+}
+
 struct kpx_store *kpx_store_open(const char *path, char *err, size_t errlen)
+{
+    return kpx_store_open_init(path, false, NULL, err, errlen);
+}
+
+struct kpx_store *kpx_store_open_init(const char *path, bool init, bool *created, char *err,
+                                      size_t errlen)
 {
     struct kpx_store *s;
     char why[512];
     bool memory, fresh;
     int version = 0;
 
+    if (created != NULL)
+        *created = false;
     if (path == NULL || path[0] == '\0') {
         seterr(err, errlen, "no state database path given");
         return NULL;
@@ -256,9 +879,20 @@ struct kpx_store *kpx_store_open(const char *path, char *err, size_t errlen)
         seterr(err, errlen, "out of memory");
         return NULL;
     }
-    pthread_mutex_init(&s->lock, NULL);
+    if (init_locks(s) != 0) {
+        seterr(err, errlen, "out of memory");
+        goto fail;
+    }
     memory = strcmp(path, ":memory:") == 0;
     fresh = memory || access(path, F_OK) != 0;
+    if (!memory && (s->path = strdup(path)) == NULL) {
+        seterr(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (!memory && !fresh && !init && check_not_empty(path, why, sizeof(why)) != 0) {
+        seterr(err, errlen, "%s: %s", path, why);
+        goto fail;
+    }
     if (!memory && fresh) {
         int fd;
         if (ksvc_make_parent_dirs(path, err, errlen) != 0)
@@ -277,29 +911,218 @@ struct kpx_store *kpx_store_open(const char *path, char *err, size_t errlen)
         goto fail;
     }
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
-    /* WAL with synchronous=NORMAL: every commit survives a crash of k_proxy;
-     * only a power loss can drop the last moments (a login to repeat, a
-     * request count). FULL would cost an fsync per counter request. */
+    /* WAL with synchronous=NORMAL: every commit (a login, a logout) survives
+     * a crash of k_proxy; only a power loss can drop the last moments. */
     if (check_existing(s->db, fresh, &version, why, sizeof(why)) != 0 ||
         exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", why, sizeof(why)) != 0 ||
         (version == 0 && create_schema(s->db, why, sizeof(why)) != 0) ||
-        load_ref_key(s, why, sizeof(why)) != 0) {
+        load_ref_key(s, why, sizeof(why)) != 0 || ref_setup(s, why, sizeof(why)) != 0 ||
+        load_sessions(s, why, sizeof(why)) != 0 || prepare_all(s, why, sizeof(why)) != 0) {
         seterr(err, errlen, "%s: %s", path, why);
         goto fail;
     }
+    if (created != NULL)
+        *created = version == 0 && !memory;
     return s;
 fail:
     kpx_store_close(s);
     return NULL;
 }
 
+static void *background(void *arg)
+{
+    struct kpx_store *s = arg;
+
+    pthread_mutex_lock(&s->run_lock);
+    while (!s->stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += s->interval_ms / 1000;
+        until.tv_nsec += (long)(s->interval_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (!s->stopping &&
+               pthread_cond_timedwait(&s->run_cond, &s->run_lock, &until) != ETIMEDOUT)
+            ;
+        if (s->stopping)
+            break;
+        pthread_mutex_unlock(&s->run_lock);
+        kpx_store_flush(s, NULL, 0);
+        kpx_store_sessions_sweep(s, (int64_t)time(NULL), 0, NULL, NULL, 0);
+        if (s->checkpoint != NULL)
+            sqlite3_wal_checkpoint_v2(s->checkpoint, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        pthread_mutex_lock(&s->run_lock);
+    }
+    pthread_mutex_unlock(&s->run_lock);
+    return NULL;
+}
+
+int kpx_store_start(struct kpx_store *s, int interval_ms, char *err, size_t errlen)
+{
+    int rc;
+
+    if (s == NULL)
+        return KPX_STORE_INVALID;
+    pthread_mutex_lock(&s->run_lock);
+    if (s->running) {
+        pthread_mutex_unlock(&s->run_lock);
+        seterr(err, errlen, "the store's background thread runs already");
+        return KPX_STORE_INVALID;
+    }
+    s->interval_ms = interval_ms > 0 ? interval_ms : FLUSH_INTERVAL_MS;
+    s->stopping = false;
+    /* Checkpoints move from the commits (where they copy and sync pages
+     * under db_lock, more of them the bigger the table) to the thread. */
+    if (s->path != NULL && s->checkpoint == NULL) {
+        if (sqlite3_open_v2(s->path, &s->checkpoint, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK) {
+            sqlite3_busy_timeout(s->checkpoint, BUSY_TIMEOUT_MS);
+            pthread_mutex_lock(&s->db_lock);
+            sqlite3_wal_autocheckpoint(s->db, 0);
+            pthread_mutex_unlock(&s->db_lock);
+        } else {
+            sqlite3_close(s->checkpoint); /* commits keep checkpointing */
+            s->checkpoint = NULL;
+        }
+    }
+    rc = pthread_create(&s->thread, NULL, background, s);
+    s->running = rc == 0;
+    if (rc != 0 && s->checkpoint != NULL) {
+        pthread_mutex_lock(&s->db_lock);
+        sqlite3_wal_autocheckpoint(s->db, 1000 /* SQLite's default */);
+        pthread_mutex_unlock(&s->db_lock);
+        sqlite3_close(s->checkpoint);
+        s->checkpoint = NULL;
+    }
+    pthread_mutex_unlock(&s->run_lock);
+    if (rc != 0) {
+        seterr(err, errlen, "cannot start the store's background thread: %s", strerror(rc));
+        return KPX_STORE_ERROR;
+    }
+    return KPX_STORE_OK;
+}
+
+static void stop_background(struct kpx_store *s)
+{
+    bool running;
+
+    pthread_mutex_lock(&s->run_lock);
+    running = s->running;
+    s->stopping = true;
+    pthread_cond_broadcast(&s->run_cond);
+    pthread_mutex_unlock(&s->run_lock);
+    if (running)
+        pthread_join(s->thread, NULL);
+    s->running = false;
+    sqlite3_close(s->checkpoint); /* the main connection's close checkpoints */
+    s->checkpoint = NULL;
+}
+
+int kpx_store_flush(struct kpx_store *s, char *err, size_t errlen)
+{
+    struct mem_session *dirty, *retired, *x, *next;
+    size_t n = 0;
+    int rc = KPX_STORE_OK;
+
+    if (s == NULL)
+        return KPX_STORE_INVALID;
+    pthread_mutex_lock(&s->flush_lock);
+    /* Retired first: a session in this retired batch was pushed dirty only
+     * before it was unlinked, so into this dirty batch or an earlier one,
+     * never a later one; freeing the batch below is then safe. */
+    retired = atomic_exchange(&s->retired, NULL);
+    dirty = atomic_exchange(&s->dirty, NULL);
+
+    /* Clear each flag before reading its count: a touch after the clear
+     * queues the session again, one before it is in the count read. */
+    for (x = dirty; x != NULL; x = next) {
+        next = x->dirty_next;
+        atomic_store(&x->dirty, 0);
+        if (atomic_load(&x->dead))
+            continue;
+        if (n == s->scratch_cap) {
+            size_t cap = s->scratch_cap > 0 ? s->scratch_cap * 2 : 256;
+            struct flush_item *p = realloc(s->scratch, cap * sizeof(*p));
+            if (p == NULL) {
+                mark_dirty(s, x); /* the next flush */
+                continue;
+            }
+            s->scratch = p;
+            s->scratch_cap = cap;
+        }
+        s->scratch[n].x = x;
+        s->scratch[n].requests = atomic_load(&x->requests);
+        n++;
+    }
+    /* One transaction, or one per FLUSH_CHUNK sessions when more changed:
+     * db_lock is let go between them, so a login waits for one at most. */
+    for (size_t from = 0; from < n; from += FLUSH_CHUNK) {
+        size_t to = n - from > FLUSH_CHUNK ? from + FLUSH_CHUNK : n;
+        sqlite3_stmt *st = s->st[ST_SESSION_REQUESTS];
+        bool ok;
+        pthread_mutex_lock(&s->db_lock);
+        ok = tx(s, ST_BEGIN) == 0;
+        for (size_t i = from; ok && i < to; i++) {
+            ok = sqlite3_bind_text(st, 1, s->scratch[i].x->id, -1, SQLITE_STATIC) == SQLITE_OK &&
+                 sqlite3_bind_int64(st, 2, s->scratch[i].requests) == SQLITE_OK &&
+                 sqlite3_bind_int64(st, 3, s->scratch[i].x->rowid) == SQLITE_OK &&
+                 sqlite3_step(st) == SQLITE_DONE;
+            stmt_done(st);
+        }
+        if (ok)
+            ok = tx(s, ST_COMMIT) == 0;
+        if (!ok) {
+            rc = db_fail(s, err, errlen, "request count write-back");
+            tx(s, ST_ROLLBACK);
+        }
+        pthread_mutex_unlock(&s->db_lock);
+        if (ok) {
+            atomic_fetch_add(&s->flushes, 1);
+            atomic_fetch_add(&s->counts_written, (int64_t)(to - from));
+        } else {
+            atomic_fetch_add(&s->flush_failures, 1);
+            for (size_t i = from; i < to; i++) /* kept for the next flush */
+                if (!atomic_load(&s->scratch[i].x->dead))
+                    mark_dirty(s, s->scratch[i].x);
+        }
+    }
+    /* Retired before the lists were taken: no later dirty entry names them. */
+    mem_free_list(retired);
+    pthread_mutex_unlock(&s->flush_lock);
+    return rc;
+}
+
 void kpx_store_close(struct kpx_store *s)
 {
     if (s == NULL)
         return;
+    stop_background(s);
+    if (s->st[ST_COUNT - 1] != NULL)
+        kpx_store_flush(s, NULL, 0);
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(s->st[i]);
     sqlite3_close(s->db);
+    for (int i = 0; i < STRIPES; i++) {
+        struct stripe *st = &s->stripes[i];
+        for (size_t b = 0; b < st->nbuckets; b++)
+            mem_free_list(st->buckets[b]);
+        free(st->buckets);
+        pthread_rwlock_destroy(&st->lock);
+    }
+    mem_free_list(atomic_load(&s->retired));
+    free(s->heap);
+    free(s->scratch);
     OPENSSL_cleanse(s->ref_key, sizeof(s->ref_key));
-    pthread_mutex_destroy(&s->lock);
+    EVP_MAC_CTX_free(s->ref_ctx);
+    EVP_MAC_free(s->ref_mac);
+    free(s->path);
+    pthread_mutex_destroy(&s->db_lock);
+    pthread_mutex_destroy(&s->ref_lock);
+    pthread_mutex_destroy(&s->heap_lock);
+    pthread_mutex_destroy(&s->flush_lock);
+    pthread_mutex_destroy(&s->run_lock);
+    pthread_cond_destroy(&s->run_cond);
     free(s);
 }
 
@@ -345,9 +1168,6 @@ static int copy_blob(sqlite3_stmt *st, int col, uint8_t *out, size_t cap, size_t
     return 0;
 }
 
-#define USER_COLS                                                                                  \
-    "username, registered_at, auth_mode, credential_id, cose_key, alg, sign_count, user_id"
-
 static int read_user(sqlite3_stmt *st, struct kpx_user *u)
 {
     int64_t count;
@@ -368,29 +1188,6 @@ static int read_user(sqlite3_stmt *st, struct kpx_user *u)
     return 0;
 }
 
-/* Row of SESSION_COLS; the stored hash must equal want (constant time). */
-static int read_session(sqlite3_stmt *st, const uint8_t want[KSVC_SHA256_LEN],
-                        struct kpx_session *out)
-{
-    struct kpx_session tmp;
-
-    memset(&tmp, 0, sizeof(tmp));
-    if (sqlite3_column_type(st, 1) != SQLITE_BLOB ||
-        sqlite3_column_bytes(st, 1) != KSVC_SHA256_LEN ||
-        CRYPTO_memcmp(sqlite3_column_blob(st, 1), want, KSVC_SHA256_LEN) != 0)
-        return KPX_STORE_NOT_FOUND;
-    if (copy_text(st, 0, tmp.id, sizeof(tmp.id)) != 0 ||
-        copy_text(st, 2, tmp.username, sizeof(tmp.username)) != 0 ||
-        copy_text(st, 3, tmp.auth_mode, sizeof(tmp.auth_mode)) != 0)
-        return KPX_STORE_ERROR;
-    tmp.created_at = sqlite3_column_int64(st, 4);
-    tmp.expires_at = sqlite3_column_int64(st, 5);
-    tmp.requests = sqlite3_column_int64(st, 6);
-    if (out != NULL)
-        *out = tmp;
-    return KPX_STORE_OK;
-}
-
 /* ---- users -------------------------------------------------------------- */
 
 static int bind_blob_or_null(sqlite3_stmt *st, int idx, const uint8_t *p, size_t len)
@@ -402,7 +1199,7 @@ static int bind_blob_or_null(sqlite3_stmt *st, int idx, const uint8_t *p, size_t
 
 int kpx_store_user_add(struct kpx_store *s, const struct kpx_user *u, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st;
     int rc;
 
     if (s == NULL || u == NULL)
@@ -417,13 +1214,11 @@ int kpx_store_user_add(struct kpx_store *s, const struct kpx_user *u, char *err,
         seterr(err, errlen, "user record out of bounds (auth mode or credential lengths)");
         return KPX_STORE_INVALID;
     }
-    pthread_mutex_lock(&s->lock);
-    if (sqlite3_prepare_v2(s->db,
-                           "INSERT INTO users (" USER_COLS ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8)", -1,
-                           &st, NULL) != SQLITE_OK ||
-        sqlite3_bind_text(st, 1, u->username, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+    pthread_mutex_lock(&s->db_lock);
+    st = s->st[ST_USER_ADD];
+    if (sqlite3_bind_text(st, 1, u->username, -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_int64(st, 2, u->registered_at) != SQLITE_OK ||
-        sqlite3_bind_text(st, 3, u->auth_mode, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+        sqlite3_bind_text(st, 3, u->auth_mode, -1, SQLITE_STATIC) != SQLITE_OK ||
         bind_blob_or_null(st, 4, u->cred.cred_id, u->cred.cred_id_len) != SQLITE_OK ||
         bind_blob_or_null(st, 5, u->cred.cose_key, u->cred.cose_key_len) != SQLITE_OK ||
         sqlite3_bind_int(st, 6, u->cred.alg) != SQLITE_OK ||
@@ -442,25 +1237,24 @@ int kpx_store_user_add(struct kpx_store *s, const struct kpx_user *u, char *err,
         rc = db_fail(s, err, errlen, "user add");
     }
 out:
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->lock);
+    stmt_done(st);
+    pthread_mutex_unlock(&s->db_lock);
     return rc;
 }
 
 int kpx_store_user_get(struct kpx_store *s, const char *username, struct kpx_user *out, char *err,
                        size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st;
     int rc;
 
     if (s == NULL || out == NULL || !kpx_username_valid(username)) {
         seterr(err, errlen, "invalid username");
         return KPX_STORE_INVALID;
     }
-    pthread_mutex_lock(&s->lock);
-    if (sqlite3_prepare_v2(s->db, "SELECT " USER_COLS " FROM users WHERE username = ?1", -1, &st,
-                           NULL) != SQLITE_OK ||
-        sqlite3_bind_text(st, 1, username, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
+    pthread_mutex_lock(&s->db_lock);
+    st = s->st[ST_USER_GET];
+    if (sqlite3_bind_text(st, 1, username, -1, SQLITE_STATIC) != SQLITE_OK) {
         rc = db_fail(s, err, errlen, "user get");
         goto out;
     }
@@ -476,31 +1270,54 @@ int kpx_store_user_get(struct kpx_store *s, const char *username, struct kpx_use
         rc = db_fail(s, err, errlen, "user get");
     }
 out:
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->lock);
+    stmt_done(st);
+    pthread_mutex_unlock(&s->db_lock);
     return rc;
 }
 
-/* Runs a one-parameter (text) statement to completion; *changes gets
- * sqlite3_changes. */
-static int run_text(struct kpx_store *s, const char *sql, const char *arg, int64_t *changes)
+/* Removes from memory the session of a token hash (db_lock held); true
+ * when there was one. */
+static bool remove_by_hash(struct kpx_store *s, const uint8_t hash[KSVC_SHA256_LEN])
 {
-    sqlite3_stmt *st = NULL;
-    int ok = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK &&
-             sqlite3_bind_text(st, 1, arg, -1, SQLITE_TRANSIENT) == SQLITE_OK &&
-             sqlite3_step(st) == SQLITE_DONE;
+    struct stripe *sp = stripe_of(s, hash);
+    struct mem_session *x;
 
-    sqlite3_finalize(st);
-    if (ok && changes != NULL)
-        *changes = sqlite3_changes(s->db);
-    return ok ? 0 : -1;
+    pthread_rwlock_rdlock(&sp->lock);
+    x = stripe_find(sp, hash);
+    pthread_rwlock_unlock(&sp->lock);
+    if (x == NULL) /* only db_lock holders unlink: x stays valid */
+        return false;
+    mem_remove(s, x);
+    return true;
+}
+
+struct hash_list {
+    uint8_t (*h)[KSVC_SHA256_LEN];
+    size_t n, cap;
+};
+
+static int hash_list_add(struct hash_list *l, const void *hash)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap > 0 ? l->cap * 2 : 16;
+        void *p = realloc(l->h, cap * sizeof(*l->h));
+        if (p == NULL)
+            return -1;
+        l->h = p;
+        l->cap = cap;
+    }
+    memcpy(l->h[l->n++], hash, KSVC_SHA256_LEN);
+    return 0;
 }
 
 int kpx_store_user_delete(struct kpx_store *s, const char *username, int64_t *sessions_revoked,
                           char *err, size_t errlen)
 {
-    int64_t users = 0, sessions = 0;
-    int rc;
+    struct hash_list ended = {0};
+    sqlite3_stmt *st;
+    int64_t users = 0, revoked = 0;
+    int rc = KPX_STORE_ERROR, step;
+    bool ok;
 
     if (sessions_revoked != NULL)
         *sessions_revoked = 0;
@@ -508,41 +1325,59 @@ int kpx_store_user_delete(struct kpx_store *s, const char *username, int64_t *se
         seterr(err, errlen, "invalid username");
         return KPX_STORE_INVALID;
     }
-    pthread_mutex_lock(&s->lock);
-    if (exec(s->db, "BEGIN IMMEDIATE", err, errlen) != 0) {
-        rc = KPX_STORE_ERROR;
-        goto out;
-    }
-    if (run_text(s, "DELETE FROM users WHERE username = ?1", username, &users) != 0 ||
-        (users > 0 && run_text(s,
-                               "UPDATE sessions SET revoked = 1 WHERE username = ?1 AND "
-                               "revoked = 0",
-                               username, &sessions) != 0)) {
+    pthread_mutex_lock(&s->db_lock);
+    if (tx(s, ST_BEGIN) != 0) {
         rc = db_fail(s, err, errlen, "user delete");
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         goto out;
     }
-    if (exec(s->db, "COMMIT", err, errlen) != 0) {
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-        rc = KPX_STORE_ERROR;
+    st = s->st[ST_USER_DELETE];
+    ok = sqlite3_bind_text(st, 1, username, -1, SQLITE_STATIC) == SQLITE_OK &&
+         sqlite3_step(st) == SQLITE_DONE;
+    stmt_done(st);
+    if (ok)
+        users = sqlite3_changes(s->db);
+    if (ok && users > 0) {
+        /* the username index finds the user's rows; their hashes find the
+         * sessions in memory: nothing here grows with the table */
+        st = s->st[ST_SESSIONS_OF_USER_DELETE];
+        ok = sqlite3_bind_text(st, 1, username, -1, SQLITE_STATIC) == SQLITE_OK;
+        while (ok && (step = sqlite3_step(st)) == SQLITE_ROW) {
+            if (sqlite3_column_type(st, 0) == SQLITE_BLOB &&
+                sqlite3_column_bytes(st, 0) == KSVC_SHA256_LEN &&
+                hash_list_add(&ended, sqlite3_column_blob(st, 0)) != 0)
+                ok = false;
+        }
+        if (ok && step != SQLITE_DONE)
+            ok = false;
+        stmt_done(st);
+    }
+    if (!ok || tx(s, ST_COMMIT) != 0) {
+        rc = db_fail(s, err, errlen, "user delete");
+        tx(s, ST_ROLLBACK);
         goto out;
     }
+    for (size_t i = 0; i < ended.n; i++)
+        if (remove_by_hash(s, ended.h[i]))
+            revoked++;
     if (users == 0) {
         seterr(err, errlen, "user %s is not registered", username);
         rc = KPX_STORE_NOT_FOUND;
     } else {
         rc = KPX_STORE_OK;
         if (sessions_revoked != NULL)
-            *sessions_revoked = sessions;
+            *sessions_revoked = revoked;
     }
 out:
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->db_lock);
+    if (ended.h != NULL)
+        OPENSSL_cleanse(ended.h, ended.cap * sizeof(*ended.h));
+    free(ended.h);
     return rc;
 }
 
 int kpx_store_user_list(struct kpx_store *s, kpx_user_fn fn, void *ctx, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st;
     struct kpx_user *u;
     int rc;
 
@@ -552,13 +1387,8 @@ int kpx_store_user_list(struct kpx_store *s, kpx_user_fn fn, void *ctx, char *er
         seterr(err, errlen, "out of memory");
         return KPX_STORE_ERROR;
     }
-    pthread_mutex_lock(&s->lock);
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT " USER_COLS " FROM users ORDER BY registered_at, username", -1,
-                           &st, NULL) != SQLITE_OK) {
-        rc = db_fail(s, err, errlen, "user list");
-        goto out;
-    }
+    pthread_mutex_lock(&s->db_lock);
+    st = s->st[ST_USER_LIST];
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (read_user(st, u) != 0) {
             seterr(err, errlen, "a stored user record is malformed");
@@ -570,8 +1400,8 @@ int kpx_store_user_list(struct kpx_store *s, kpx_user_fn fn, void *ctx, char *er
     }
     rc = rc == SQLITE_DONE ? KPX_STORE_OK : db_fail(s, err, errlen, "user list");
 out:
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->lock);
+    stmt_done(st);
+    pthread_mutex_unlock(&s->db_lock);
     free(u);
     return rc;
 }
@@ -579,21 +1409,21 @@ out:
 int kpx_store_user_update_sign_count(struct kpx_store *s, const char *username, uint32_t sign_count,
                                      char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st;
     int64_t exists = 0;
     int rc;
+    bool ok;
 
     if (s == NULL || !kpx_username_valid(username)) {
         seterr(err, errlen, "invalid username");
         return KPX_STORE_INVALID;
     }
-    pthread_mutex_lock(&s->lock);
-    if (sqlite3_prepare_v2(s->db,
-                           "UPDATE users SET sign_count = ?2 WHERE username = ?1 AND "
-                           "(?2 > sign_count OR (?2 = 0 AND sign_count = 0))",
-                           -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_bind_text(st, 1, username, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
-        sqlite3_bind_int64(st, 2, sign_count) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE) {
+    pthread_mutex_lock(&s->db_lock);
+    st = s->st[ST_USER_SIGN_COUNT];
+    ok = sqlite3_bind_text(st, 1, username, -1, SQLITE_STATIC) == SQLITE_OK &&
+         sqlite3_bind_int64(st, 2, sign_count) == SQLITE_OK && sqlite3_step(st) == SQLITE_DONE;
+    stmt_done(st);
+    if (!ok) {
         rc = db_fail(s, err, errlen, "sign count update");
         goto out;
     }
@@ -601,17 +1431,15 @@ int kpx_store_user_update_sign_count(struct kpx_store *s, const char *username, 
         rc = KPX_STORE_OK;
         goto out;
     }
-    sqlite3_finalize(st);
-    st = NULL;
-    if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM users WHERE username = ?1", -1, &st,
-                           NULL) != SQLITE_OK ||
-        sqlite3_bind_text(st, 1, username, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW) {
+    st = s->st[ST_USER_EXISTS];
+    ok = sqlite3_bind_text(st, 1, username, -1, SQLITE_STATIC) == SQLITE_OK &&
+         sqlite3_step(st) == SQLITE_ROW;
+    if (ok)
+        exists = sqlite3_column_int64(st, 0);
+    stmt_done(st);
+    if (!ok) {
         rc = db_fail(s, err, errlen, "sign count update");
-        goto out;
-    }
-    exists = sqlite3_column_int64(st, 0);
-    if (exists == 0) {
+    } else if (exists == 0) {
         seterr(err, errlen, "user %s is not registered", username);
         rc = KPX_STORE_NOT_FOUND;
     } else {
@@ -620,12 +1448,27 @@ int kpx_store_user_update_sign_count(struct kpx_store *s, const char *username, 
         rc = KPX_STORE_CONFLICT;
     }
 out:
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->db_lock);
     return rc;
 }
 
 /* ---- sessions ----------------------------------------------------------- */
+
+/* Time-ordered ids: the first 6 bytes of a session id are the login's
+ * milliseconds (big-endian), the other 10 stay random, so that new rows
+ * append to the id index instead of landing on random pages of it. */
+static void session_id_prefix(uint8_t id[KPX_SESSION_ID_LEN / 2])
+{
+    struct timespec ts;
+    uint64_t ms;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    for (int i = 5; i >= 0; i--) {
+        id[i] = (uint8_t)ms;
+        ms >>= 8;
+    }
+}
 
 int kpx_store_session_create(struct kpx_store *s, const char *username, const char *auth_mode,
                              int64_t ttl_s, int64_t now, char token_out[KPX_TOKEN_BUF],
@@ -633,8 +1476,10 @@ int kpx_store_session_create(struct kpx_store *s, const char *username, const ch
 {
     uint8_t raw[32], hash[KSVC_SHA256_LEN], idraw[KPX_SESSION_ID_LEN / 2];
     char token[KPX_TOKEN_BUF], id[KPX_SESSION_ID_LEN + 1];
-    sqlite3_stmt *st = NULL;
+    struct mem_session *x;
+    sqlite3_stmt *st;
     int rc;
+    bool ok;
 
     if (token_out != NULL)
         token_out[0] = '\0';
@@ -652,47 +1497,57 @@ int kpx_store_session_create(struct kpx_store *s, const char *username, const ch
         return KPX_STORE_ERROR;
     }
     OPENSSL_cleanse(raw, sizeof(raw));
+    session_id_prefix(idraw);
     ksvc_hex(idraw, sizeof(idraw), id);
-
-    pthread_mutex_lock(&s->lock);
-    if (sqlite3_prepare_v2(s->db,
-                           "INSERT INTO sessions (id, token_hash, username, auth_mode, created_at, "
-                           "expires_at, requests, revoked) VALUES (?1,?2,?3,?4,?5,?6,0,0)",
-                           -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
-        sqlite3_bind_blob(st, 2, hash, sizeof(hash), SQLITE_TRANSIENT) != SQLITE_OK ||
-        sqlite3_bind_text(st, 3, username, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
-        sqlite3_bind_text(st, 4, auth_mode, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
-        sqlite3_bind_int64(st, 5, now) != SQLITE_OK ||
-        sqlite3_bind_int64(st, 6, now + ttl_s) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE) {
-        rc = db_fail(s, err, errlen, "session create");
-    } else {
-        rc = KPX_STORE_OK;
-        memcpy(token_out, token, KPX_TOKEN_BUF);
-        if (out != NULL) {
-            memset(out, 0, sizeof(*out));
-            memcpy(out->id, id, sizeof(out->id));
-            snprintf(out->username, sizeof(out->username), "%s", username);
-            snprintf(out->auth_mode, sizeof(out->auth_mode), "%s", auth_mode);
-            out->created_at = now;
-            out->expires_at = now + ttl_s;
-            out->requests = 0;
-        }
+    x = mem_new(s, id, hash, username, auth_mode, now, now + ttl_s, 0);
+    OPENSSL_cleanse(hash, sizeof(hash));
+    if (x == NULL) {
+        OPENSSL_cleanse(token, sizeof(token));
+        seterr(err, errlen, "out of memory (or the session reference failed)");
+        return KPX_STORE_ERROR;
     }
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->lock);
+
+    pthread_mutex_lock(&s->db_lock);
+    if (heap_make_room(s) != 0) {
+        seterr(err, errlen, "out of memory");
+        rc = KPX_STORE_ERROR;
+        goto out;
+    }
+    st = s->st[ST_SESSION_INSERT];
+    ok = sqlite3_bind_text(st, 1, x->id, -1, SQLITE_STATIC) == SQLITE_OK &&
+         sqlite3_bind_blob(st, 2, x->hash, KSVC_SHA256_LEN, SQLITE_STATIC) == SQLITE_OK &&
+         sqlite3_bind_text(st, 3, username, -1, SQLITE_STATIC) == SQLITE_OK &&
+         sqlite3_bind_text(st, 4, auth_mode, -1, SQLITE_STATIC) == SQLITE_OK &&
+         sqlite3_bind_int64(st, 5, now) == SQLITE_OK &&
+         sqlite3_bind_int64(st, 6, now + ttl_s) == SQLITE_OK && sqlite3_step(st) == SQLITE_DONE;
+    stmt_done(st);
+    if (!ok) {
+        rc = db_fail(s, err, errlen, "session create");
+        goto out;
+    }
+    /* durable first, then visible */
+    x->rowid = sqlite3_last_insert_rowid(s->db);
+    mem_insert(s, x);
+    session_out(x, 0, out);
+    x = NULL;
+    memcpy(token_out, token, KPX_TOKEN_BUF);
+    rc = KPX_STORE_OK;
+out:
+    pthread_mutex_unlock(&s->db_lock);
+    if (x != NULL)
+        mem_free(x);
     OPENSSL_cleanse(token, sizeof(token));
     return rc;
 }
 
-/* Runs sql (params: ?1 token hash, ?2 now) returning SESSION_COLS for the
- * live session of token. */
-static int session_query(struct kpx_store *s, const char *sql, const char *what, const char *token,
-                         int64_t now, struct kpx_session *out, char *err, size_t errlen)
+/* Finds the live session of token: out filled, counted when touch. */
+static int session_find(struct kpx_store *s, const char *token, int64_t now, bool touch,
+                        struct kpx_session *out, char *err, size_t errlen)
 {
     uint8_t hash[KSVC_SHA256_LEN];
-    sqlite3_stmt *st = NULL;
-    int rc, step;
+    struct stripe *sp;
+    struct mem_session *x;
+    int rc = KPX_STORE_NOT_FOUND;
 
     if (s == NULL)
         return KPX_STORE_INVALID;
@@ -704,104 +1559,187 @@ static int session_query(struct kpx_store *s, const char *sql, const char *what,
         seterr(err, errlen, "cannot hash the token");
         return KPX_STORE_ERROR;
     }
-    pthread_mutex_lock(&s->lock);
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_bind_blob(st, 1, hash, sizeof(hash), SQLITE_TRANSIENT) != SQLITE_OK ||
-        sqlite3_bind_int64(st, 2, now) != SQLITE_OK) {
-        rc = db_fail(s, err, errlen, what);
-        goto out;
+    sp = stripe_of(s, hash);
+    pthread_rwlock_rdlock(&sp->lock);
+    x = stripe_find(sp, hash);
+    if (x != NULL && x->expires_at > now) {
+        int64_t n;
+        if (touch) {
+            n = atomic_fetch_add(&x->requests, 1) + 1;
+            mark_dirty(s, x);
+        } else {
+            n = atomic_load(&x->requests);
+        }
+        session_out(x, n, out);
+        rc = KPX_STORE_OK;
     }
-    step = sqlite3_step(st);
-    if (step == SQLITE_ROW) {
-        rc = read_session(st, hash, out);
-        /* RETURNING statements finish (and commit) when stepped to the end */
-        while ((step = sqlite3_step(st)) == SQLITE_ROW)
-            ;
-    } else {
-        rc = KPX_STORE_NOT_FOUND;
-    }
-    if (step != SQLITE_DONE)
-        rc = db_fail(s, err, errlen, what);
-    else if (rc == KPX_STORE_NOT_FOUND)
-        seterr(err, errlen, "no live session for that token (unknown, expired or revoked)");
-    else if (rc == KPX_STORE_ERROR)
-        seterr(err, errlen, "a stored session record is malformed");
-out:
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->lock);
+    pthread_rwlock_unlock(&sp->lock);
     OPENSSL_cleanse(hash, sizeof(hash));
+    if (rc == KPX_STORE_NOT_FOUND)
+        seterr(err, errlen, "no live session for that token (unknown, expired or revoked)");
     return rc;
 }
 
 int kpx_store_session_lookup(struct kpx_store *s, const char *token, int64_t now,
                              struct kpx_session *out, char *err, size_t errlen)
 {
-    return session_query(s,
-                         "SELECT " SESSION_COLS " FROM sessions WHERE token_hash = ?1 AND "
-                         "revoked = 0 AND expires_at > ?2",
-                         "session lookup", token, now, out, err, errlen);
+    return session_find(s, token, now, false, out, err, errlen);
 }
 
 int kpx_store_session_touch(struct kpx_store *s, const char *token, int64_t now,
                             struct kpx_session *out, char *err, size_t errlen)
 {
-    return session_query(s,
-                         "UPDATE sessions SET requests = requests + 1 WHERE token_hash = ?1 AND "
-                         "revoked = 0 AND expires_at > ?2 RETURNING " SESSION_COLS,
-                         "session touch", token, now, out, err, errlen);
+    return session_find(s, token, now, true, out, err, errlen);
 }
 
 int kpx_store_session_revoke(struct kpx_store *s, const char *token, int64_t now,
                              struct kpx_session *out, char *err, size_t errlen)
 {
-    return session_query(s,
-                         "UPDATE sessions SET revoked = 1 WHERE token_hash = ?1 AND "
-                         "revoked = 0 AND expires_at > ?2 RETURNING " SESSION_COLS,
-                         "session revoke", token, now, out, err, errlen);
-}
+    uint8_t hash[KSVC_SHA256_LEN];
+    struct stripe *sp;
+    struct mem_session *x;
+    sqlite3_stmt *st;
+    int rc;
+    bool ok;
 
-static int count_query(struct kpx_store *s, const char *sql, int64_t now, bool changes,
-                       int64_t *result, const char *what, char *err, size_t errlen)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = KPX_STORE_OK, step;
-
-    if (result != NULL)
-        *result = 0;
     if (s == NULL)
         return KPX_STORE_INVALID;
-    pthread_mutex_lock(&s->lock);
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_bind_int64(st, 1, now) != SQLITE_OK) {
-        rc = db_fail(s, err, errlen, what);
+    if (!token_well_formed(token)) {
+        seterr(err, errlen, "not a session token");
+        return KPX_STORE_NOT_FOUND;
+    }
+    if (token_hash(token, hash) != KPX_STORE_OK) {
+        seterr(err, errlen, "cannot hash the token");
+        return KPX_STORE_ERROR;
+    }
+    sp = stripe_of(s, hash);
+    pthread_mutex_lock(&s->db_lock);
+    pthread_rwlock_rdlock(&sp->lock);
+    x = stripe_find(sp, hash);
+    if (x != NULL && x->expires_at <= now)
+        x = NULL;
+    if (x != NULL)
+        session_out(x, atomic_load(&x->requests), out);
+    pthread_rwlock_unlock(&sp->lock);
+    OPENSSL_cleanse(hash, sizeof(hash));
+    if (x == NULL) {
+        seterr(err, errlen, "no live session for that token (unknown, expired or revoked)");
+        rc = KPX_STORE_NOT_FOUND;
         goto out;
     }
-    step = sqlite3_step(st);
-    if (changes && step == SQLITE_DONE) {
-        if (result != NULL)
-            *result = sqlite3_changes(s->db);
-    } else if (!changes && step == SQLITE_ROW) {
-        if (result != NULL)
-            *result = sqlite3_column_int64(st, 0);
-    } else {
-        rc = db_fail(s, err, errlen, what);
+    /* the row goes first: once this returns, no restart brings it back */
+    st = s->st[ST_SESSION_DELETE];
+    ok = sqlite3_bind_text(st, 1, x->id, -1, SQLITE_STATIC) == SQLITE_OK &&
+         sqlite3_bind_int64(st, 3, x->rowid) == SQLITE_OK && sqlite3_step(st) == SQLITE_DONE;
+    stmt_done(st);
+    if (!ok) {
+        rc = db_fail(s, err, errlen, "session revoke");
+        goto out;
     }
+    mem_remove(s, x);
+    rc = KPX_STORE_OK;
 out:
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->db_lock);
     return rc;
 }
 
-int kpx_store_sessions_purge_expired(struct kpx_store *s, int64_t now, int64_t *removed, char *err,
-                                     size_t errlen)
+/* One batch of the sweep; *n receives how many were removed. */
+static int sweep_batch(struct kpx_store *s, int64_t now, size_t max, size_t *n, char *err,
+                       size_t errlen)
 {
-    return count_query(s, "DELETE FROM sessions WHERE expires_at <= ?1 OR revoked != 0", now, true,
-                       removed, "session purge", err, errlen);
+    struct mem_session *batch[SWEEP_BATCH];
+    sqlite3_stmt *st = s->st[ST_SESSION_DELETE];
+    int rc = KPX_STORE_OK;
+    bool ok;
+
+    *n = 0;
+    if (max > SWEEP_BATCH)
+        max = SWEEP_BATCH;
+    pthread_mutex_lock(&s->db_lock);
+    pthread_mutex_lock(&s->heap_lock);
+    while (*n < max && s->heap_len > 0 && s->heap[0]->expires_at <= now) {
+        batch[(*n)++] = s->heap[0];
+        heap_remove(s, s->heap[0]);
+    }
+    pthread_mutex_unlock(&s->heap_lock);
+    if (*n == 0) {
+        pthread_mutex_unlock(&s->db_lock);
+        return KPX_STORE_OK;
+    }
+    for (size_t i = 0; i < *n; i++)
+        stripe_unlink(s, batch[i]);
+    /* Gone from memory either way; rows a failed delete leaves are loaded
+     * again at the next start, expired, and swept then. */
+    ok = tx(s, ST_BEGIN) == 0;
+    for (size_t i = 0; ok && i < *n; i++) {
+        ok = sqlite3_bind_text(st, 1, batch[i]->id, -1, SQLITE_STATIC) == SQLITE_OK &&
+             sqlite3_bind_int64(st, 3, batch[i]->rowid) == SQLITE_OK &&
+             sqlite3_step(st) == SQLITE_DONE;
+        stmt_done(st);
+    }
+    if (!ok || tx(s, ST_COMMIT) != 0) {
+        rc = db_fail(s, err, errlen, "session sweep");
+        tx(s, ST_ROLLBACK);
+    }
+    for (size_t i = 0; i < *n; i++)
+        retire(s, batch[i]);
+    pthread_mutex_unlock(&s->db_lock);
+    atomic_fetch_add(&s->swept, (int64_t)*n);
+    return rc;
+}
+
+int kpx_store_sessions_sweep(struct kpx_store *s, int64_t now, int64_t max, int64_t *removed,
+                             char *err, size_t errlen)
+{
+    int64_t total = 0;
+    int rc = KPX_STORE_OK;
+
+    if (removed != NULL)
+        *removed = 0;
+    if (s == NULL)
+        return KPX_STORE_INVALID;
+    for (;;) {
+        size_t want = SWEEP_BATCH, n = 0;
+        if (max > 0 && max - total < (int64_t)want)
+            want = (size_t)(max - total);
+        if (want == 0)
+            break;
+        /* db_lock is let go between batches: logins wait one batch at most */
+        rc = sweep_batch(s, now, want, &n, err, errlen);
+        total += (int64_t)n;
+        if (rc != KPX_STORE_OK || n < want)
+            break;
+    }
+    if (removed != NULL)
+        *removed = total;
+    return rc;
 }
 
 int kpx_store_sessions_active(struct kpx_store *s, int64_t now, int64_t *count, char *err,
                               size_t errlen)
 {
-    return count_query(s, "SELECT count(*) FROM sessions WHERE revoked = 0 AND expires_at > ?1",
-                       now, false, count, "session count", err, errlen);
+    (void)err;
+    (void)errlen;
+    if (count != NULL)
+        *count = 0;
+    if (s == NULL || count == NULL)
+        return KPX_STORE_INVALID;
+    pthread_mutex_lock(&s->heap_lock);
+    *count = (int64_t)s->heap_len - heap_count_expired(s, now);
+    pthread_mutex_unlock(&s->heap_lock);
+    return KPX_STORE_OK;
+}
+
+void kpx_store_stats(struct kpx_store *s, int64_t now, struct kpx_store_stats *out)
+{
+    if (out == NULL)
+        return;
+    memset(out, 0, sizeof(*out));
+    if (s == NULL)
+        return;
+    kpx_store_sessions_active(s, now, &out->sessions_active, NULL, 0);
+    out->sessions_swept = atomic_load(&s->swept);
+    out->flushes = atomic_load(&s->flushes);
+    out->flush_failures = atomic_load(&s->flush_failures);
+    out->counts_written = atomic_load(&s->counts_written);
 }

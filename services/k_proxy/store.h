@@ -1,13 +1,24 @@
-/* k_proxy's durable state in SQLite: the user registry, the sessions and
- * the key of the opaque session references (services/API.md).
+/* k_proxy's state: the user registry and the reference key in SQLite, and
+ * the sessions in memory, backed by SQLite (services/API.md).
  *
- * Bearer tokens are never stored: a session row keeps SHA-256(token), looked
- * up by that hash and compared again in constant time. Expired and revoked
- * sessions are never returned.
+ * Bearer tokens are never stored: a session keeps SHA-256(token), found by
+ * that hash in a striped hash table and compared again in constant time.
+ * Expired and revoked sessions are never returned.
  *
- * One connection (WAL journal, busy_timeout 5 s for other processes)
- * guarded by a mutex: every call is thread-safe and atomic with respect to
- * the others (e.g. 8 threads touching one session count exactly).
+ * Sessions: every session of the database is loaded at open. Login, logout
+ * and revocation (user delete) are written through to SQLite before the call
+ * returns, so a kill -9 never loses a session or a logout. Per-session
+ * request counts live in memory (an atomic per session: lookups and touches
+ * take only a read lock of one stripe and never wait on SQLite) and are
+ * written back in one transaction by kpx_store_flush, which the background
+ * thread (kpx_store_start) runs about once a second and close runs once
+ * more: a kill -9 loses at most the last interval's counts. Expiry is a
+ * min-heap on expires_at swept in small batches by the same thread.
+ *
+ * One SQLite connection (WAL, synchronous=NORMAL, busy_timeout 5 s for other
+ * processes; statements prepared once) behind a mutex that every change of
+ * the user or session set holds: every call is thread-safe and atomic with
+ * respect to the others (e.g. 8 threads touching one session count exactly).
  *
  * Return codes: KPX_STORE_OK (0), a positive "expected" answer
  * (NOT_FOUND, EXISTS, CONFLICT) or a negative error (INVALID: bad
@@ -27,8 +38,9 @@
 #define KPX_AUTH_MODE_MAX 32  /* bytes, NUL included */
 #define KPX_TOKEN_LEN 43      /* base64url of 32 random bytes, no padding */
 #define KPX_TOKEN_BUF 44      /* KPX_TOKEN_LEN + NUL */
-#define KPX_SESSION_ID_LEN 32 /* hex of 16 random bytes */
+#define KPX_SESSION_ID_LEN 32 /* hex of 16 bytes: login ms (6), random (10) */
 #define KPX_REF_KEY_LEN 32
+#define KPX_REF_LEN 22 /* the opaque session reference sent to k_server */
 
 enum kpx_store_rc {
     KPX_STORE_OK = 0,
@@ -53,6 +65,16 @@ struct kpx_session {
     char auth_mode[KPX_AUTH_MODE_MAX];
     int64_t created_at, expires_at; /* unix seconds */
     int64_t requests;
+    char ref[KPX_REF_LEN + 1]; /* base64url(HMAC(ref_key, id))[0..22), made at login */
+};
+
+/* What /healthz and /metrics show, read from memory. */
+struct kpx_store_stats {
+    int64_t sessions_active; /* live at now */
+    int64_t sessions_swept;  /* expired sessions removed since open */
+    int64_t flushes;         /* request-count write-backs that committed */
+    int64_t flush_failures;  /* ... that failed (counts kept for the next one) */
+    int64_t counts_written;  /* session rows updated by them */
 };
 
 struct kpx_store;
@@ -62,11 +84,28 @@ bool kpx_username_valid(const char *username);
 
 /* Opens the database at path, creating it (mode 0600) and its folder (0700)
  * when missing; ":memory:" for tests. Creates the schema and the 32-byte
- * random ref_key once. A file from a newer schema, a SQLite file with
- * foreign tables or a corrupt file is refused (NULL, err says why) and
- * left byte-identical. */
+ * random ref_key once, and loads every session into memory. An empty file,
+ * a file from a newer schema, a SQLite file with foreign tables, a corrupt
+ * file or a malformed session row is refused (NULL, err says why) and left
+ * byte-identical. No thread is started: see kpx_store_start. */
 struct kpx_store *kpx_store_open(const char *path, char *err, size_t errlen);
+/* The same, and with init an existing empty file is made a new database
+ * (what k_proxy --init asks for); *created (may be NULL) tells whether a
+ * new database was made (an absent file, or init). */
+struct kpx_store *kpx_store_open_init(const char *path, bool init, bool *created, char *err,
+                                      size_t errlen);
+/* Stops the background thread, writes the request counts back and closes. */
 void kpx_store_close(struct kpx_store *s);
+
+/* Starts the background thread: every interval_ms (<= 0: 1000) it flushes
+ * the request counts and sweeps the sessions expired at time(NULL). */
+int kpx_store_start(struct kpx_store *s, int interval_ms, char *err, size_t errlen);
+
+/* Writes every request count changed since the last flush in one
+ * transaction (one per 4096 sessions when more changed, so that a login
+ * never waits long for the write-back). On failure the counts stay pending
+ * for the next flush. */
+int kpx_store_flush(struct kpx_store *s, char *err, size_t errlen);
 
 /* The HMAC key R of the opaque session references (API.md). */
 int kpx_store_ref_key(struct kpx_store *s, uint8_t out[KPX_REF_KEY_LEN]);
@@ -78,8 +117,9 @@ int kpx_store_user_add(struct kpx_store *s, const struct kpx_user *u, char *err,
 /* OK with *out filled, or NOT_FOUND. */
 int kpx_store_user_get(struct kpx_store *s, const char *username, struct kpx_user *out, char *err,
                        size_t errlen);
-/* Removes the user and revokes all its sessions in one transaction;
- * *sessions_revoked (may be NULL) receives how many live ones ended. */
+/* Removes the user and all its sessions in one transaction (found through
+ * the username index, not a scan), durable before this returns;
+ * *sessions_revoked (may be NULL) receives how many ended in memory. */
 int kpx_store_user_delete(struct kpx_store *s, const char *username, int64_t *sessions_revoked,
                           char *err, size_t errlen);
 /* Calls fn for every user, oldest registration first (then by name); a
@@ -95,9 +135,10 @@ int kpx_store_user_update_sign_count(struct kpx_store *s, const char *username, 
 
 /* ---- sessions ----------------------------------------------------------- */
 
-/* A new session valid for ttl_s seconds from now: token_out receives the
- * bearer token (43 chars + NUL; only its hash is stored), *out (may be
- * NULL) the session. */
+/* A new session valid for ttl_s seconds from now, written to the database
+ * before this returns: token_out receives the bearer token (43 chars + NUL;
+ * only its hash is stored), *out (may be NULL) the session and its
+ * reference. */
 int kpx_store_session_create(struct kpx_store *s, const char *username, const char *auth_mode,
                              int64_t ttl_s, int64_t now, char token_out[KPX_TOKEN_BUF],
                              struct kpx_session *out, char *err, size_t errlen);
@@ -109,16 +150,21 @@ int kpx_store_session_lookup(struct kpx_store *s, const char *token, int64_t now
 /* Lookup and count one request atomically: out->requests is the new count. */
 int kpx_store_session_touch(struct kpx_store *s, const char *token, int64_t now,
                             struct kpx_session *out, char *err, size_t errlen);
-/* Ends the live session of a token: OK with *out (may be NULL) as it was,
- * or NOT_FOUND (unknown, expired or already revoked). */
+/* Ends the live session of a token, its row deleted before this returns:
+ * OK with *out (may be NULL) as it was, or NOT_FOUND (unknown, expired or
+ * already revoked). */
 int kpx_store_session_revoke(struct kpx_store *s, const char *token, int64_t now,
                              struct kpx_session *out, char *err, size_t errlen);
-/* Deletes expired (expires_at <= now) and revoked sessions; *removed (may
- * be NULL) receives how many. */
-int kpx_store_sessions_purge_expired(struct kpx_store *s, int64_t now, int64_t *removed, char *err,
-                                     size_t errlen);
-/* Live sessions at now (for /metrics). */
+/* Removes sessions expired at now (expires_at <= now), earliest first, at
+ * most max (<= 0: all) in batches of a few hundred, from memory and from
+ * the database; *removed (may be NULL) receives how many. */
+int kpx_store_sessions_sweep(struct kpx_store *s, int64_t now, int64_t max, int64_t *removed,
+                             char *err, size_t errlen);
+/* Live sessions at now (for /healthz and /metrics), from memory: no table
+ * scan (the cost grows only with the expired sessions not swept yet). */
 int kpx_store_sessions_active(struct kpx_store *s, int64_t now, int64_t *count, char *err,
                               size_t errlen);
+/* The figures of struct kpx_store_stats, from memory. */
+void kpx_store_stats(struct kpx_store *s, int64_t now, struct kpx_store_stats *out);
 
 #endif

@@ -1,7 +1,21 @@
-/* Signed requests from k_proxy to k_server (see upstream_client.h). */
+/* Signed requests from k_proxy to k_server (see upstream_client.h).
+ *
+ * Each request carries this process's instance id and the next number of
+ * its sequence (services/API.md). The id is random and made at every start,
+ * not kept in the state database: a sequence then never has to continue
+ * across a restart, so nothing is written per request or per block here, and
+ * a copied or restored state file can never make two processes (or one
+ * process twice) sign the same (id, seq). k_server bounds what this costs it
+ * by forgetting instances idle for longer than the skew window plus a margin
+ * (their requests are stale by then). After k_server restarts it refuses
+ * every request of the instances it knew (it cannot know which numbers they
+ * had used), so on a replayed_request refusal this client moves to a new
+ * instance id and sends the request once more, newly signed. */
 #include "services/k_proxy/upstream_client.h"
 
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +24,8 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
+
+#include "services/common/crypto.h"
 
 #define POOL_MAX 32
 #define REPLY_MAX (64 * 1024)
@@ -23,6 +39,10 @@ struct kpx_upstream {
     pthread_mutex_t lock;
     CURL *idle[POOL_MAX]; /* handles keep their connection cache between requests */
     size_t nidle;
+    /* under lock: the signing identity, and how often it was renewed */
+    uint8_t instance[KSVC_UPSTREAM_INSTANCE_LEN];
+    uint64_t seq; /* the last number used */
+    unsigned long renewals;
 };
 
 struct reply {
@@ -71,6 +91,11 @@ struct kpx_upstream *kpx_upstream_new(const struct kpx_upstream_cfg *cfg, char *
     memcpy(u->key, cfg->key, sizeof(u->key));
     u->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 5000;
     pthread_mutex_init(&u->lock, NULL);
+    if (ksvc_random(u->instance, sizeof(u->instance)) != 0) {
+        snprintf(err, errlen, "no random bytes for the instance id");
+        kpx_upstream_free(u);
+        return NULL;
+    }
     return u;
 }
 
@@ -140,13 +165,55 @@ static void error_code(const char *body, size_t len, char *out, size_t cap)
     json_decref(j);
 }
 
-enum kpx_upstream_status kpx_upstream_counter_next(struct kpx_upstream *u, const char *ref,
-                                                   int64_t *value, char *msg, size_t msglen)
+/* The identity to sign the next request with: the instance and the next
+ * number of its sequence. */
+static void next_identity(struct kpx_upstream *u, uint8_t instance[KSVC_UPSTREAM_INSTANCE_LEN],
+                          uint64_t *seq)
+{
+    pthread_mutex_lock(&u->lock);
+    memcpy(instance, u->instance, KSVC_UPSTREAM_INSTANCE_LEN);
+    *seq = ++u->seq;
+    pthread_mutex_unlock(&u->lock);
+}
+
+/* k_server refused a request of instance as replayed: continue under a new
+ * instance, unless a concurrent request already did. */
+static int renew_identity(struct kpx_upstream *u,
+                          const uint8_t instance[KSVC_UPSTREAM_INSTANCE_LEN])
+{
+    uint8_t fresh[KSVC_UPSTREAM_INSTANCE_LEN];
+    if (ksvc_random(fresh, sizeof(fresh)) != 0)
+        return -1;
+    pthread_mutex_lock(&u->lock);
+    if (memcmp(u->instance, instance, sizeof(fresh)) == 0) {
+        memcpy(u->instance, fresh, sizeof(fresh));
+        u->seq = 0;
+        u->renewals++;
+    }
+    pthread_mutex_unlock(&u->lock);
+    return 0;
+}
+
+unsigned long kpx_upstream_renewals(struct kpx_upstream *u)
+{
+    pthread_mutex_lock(&u->lock);
+    unsigned long n = u->renewals;
+    pthread_mutex_unlock(&u->lock);
+    return n;
+}
+
+/* One signed request; *replayed is set when k_server refused it as replayed. */
+static enum kpx_upstream_status attempt(struct kpx_upstream *u, const char *ref, int64_t *value,
+                                        uint8_t instance[KSVC_UPSTREAM_INSTANCE_LEN],
+                                        bool *replayed, char *msg, size_t msglen)
 {
     static const char body[] = "{}";
     char authz[KSVC_UPSTREAM_HEADER_MAX + 32], header[KSVC_UPSTREAM_HEADER_MAX + 64];
-    if (ksvc_upstream_sign(u->key, "POST", COUNTER_PATH, ref, body, strlen(body), time(NULL), authz,
-                           sizeof(authz)) != 0) {
+    uint64_t seq = 0;
+    *replayed = false;
+    next_identity(u, instance, &seq);
+    if (ksvc_upstream_sign(u->key, instance, seq, "POST", COUNTER_PATH, ref, body, strlen(body),
+                           time(NULL), authz, sizeof(authz)) != 0) {
         snprintf(msg, msglen, "cannot sign the request to k_server");
         return KPX_UPSTREAM_BAD_REPLY;
     }
@@ -195,10 +262,16 @@ enum kpx_upstream_status kpx_upstream_counter_next(struct kpx_upstream *u, const
         char why[64];
         error_code(r->buf, r->len, why, sizeof(why));
         st = KPX_UPSTREAM_REFUSED;
-        snprintf(msg, msglen,
-                 "k_server refused k_proxy's signature (%s): are both started with the same "
-                 "--proxy-token, and are their clocks within %d s?",
-                 why[0] ? why : "no reason given", KSVC_UPSTREAM_SKEW_S);
+        *replayed = strcmp(why, "replayed_request") == 0;
+        if (*replayed)
+            snprintf(msg, msglen,
+                     "k_server refused k_proxy's request as replayed (sequence number %" PRIu64 ")",
+                     seq);
+        else
+            snprintf(msg, msglen,
+                     "k_server refused k_proxy's signature (%s): are both started with the "
+                     "same --proxy-token, and are their clocks within %d s?",
+                     why[0] ? why : "no reason given", KSVC_UPSTREAM_SKEW_S);
     } else if (code != 200) {
         char why[64];
         error_code(r->buf, r->len, why, sizeof(why));
@@ -213,5 +286,20 @@ out:
     free(r);
     if (h != NULL)
         give_back(u, h);
+    return st;
+}
+
+enum kpx_upstream_status kpx_upstream_counter_next(struct kpx_upstream *u, const char *ref,
+                                                   int64_t *value, char *msg, size_t msglen)
+{
+    uint8_t instance[KSVC_UPSTREAM_INSTANCE_LEN];
+    bool replayed = false;
+    enum kpx_upstream_status st = attempt(u, ref, value, instance, &replayed, msg, msglen);
+    /* A replayed_request for a number this process never sent before: k_server
+     * restarted (and closed the instance), or the request was overtaken by
+     * more than the window. A refused request was not served, so sending it
+     * again, newly signed under a new instance, hands out no value twice. */
+    if (st == KPX_UPSTREAM_REFUSED && replayed && renew_identity(u, instance) == 0)
+        st = attempt(u, ref, value, instance, &replayed, msg, msglen);
     return st;
 }

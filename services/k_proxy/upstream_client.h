@@ -28,9 +28,14 @@ struct kpx_upstream;
 struct kpx_upstream *kpx_upstream_new(const struct kpx_upstream_cfg *cfg, char *err, size_t errlen);
 void kpx_upstream_free(struct kpx_upstream *u);
 
-/* Next counter value for the session reference ref; msg names what failed. */
+/* Next counter value for the session reference ref; msg names what failed.
+ * Requests are signed with this process's instance id and sequence; a
+ * request k_server refuses as replayed is sent once more under a new
+ * instance id (see upstream_client.c). */
 enum kpx_upstream_status kpx_upstream_counter_next(struct kpx_upstream *u, const char *ref,
                                                    int64_t *value, char *msg, size_t msglen);
+/* How often the instance id was renewed after such a refusal. */
+unsigned long kpx_upstream_renewals(struct kpx_upstream *u);
 
 /* Parses k_server's answer {"counter": N >= 1, "ref": ref}; 0 or -1 with msg set. */
 int kpx_upstream_parse_counter(const char *body, size_t len, const char *ref, int64_t *value,

@@ -1,33 +1,42 @@
-/* The durable counter of k_server (see counter.h). */
+/* The durable state of k_server (see counter.h). */
 #include "services/k_server/counter.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <pthread.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
 
 #include "services/common/svc_util.h"
 
-#define SCHEMA_VERSION 1
-/* Values are reserved on disk this many at a time, so a request costs an
- * fsync only once per block. A crash (not a clean stop) skips the rest of the
- * block: a gap, never a value handed out twice. */
-#define RESERVE_BLOCK 64
+/* 1: the counter; 2: and the replay-protection instances. */
+#define SCHEMA_VERSION 2
+/* the reserving thread starts the next block when fewer are left */
+#define LOW_WATER (KSRV_RESERVE_BLOCK / 2)
 
 struct ksrv_counter {
     sqlite3 *db;
-    sqlite3_stmt *reserve;
-    int64_t last;     /* the last value handed out */
-    int64_t reserved; /* durable upper bound: no value above it was handed out */
-    pthread_mutex_t lock;
+    sqlite3_stmt *reserve, *inst_add, *inst_del, *inst_all;
+    pthread_mutex_t db_lock; /* one statement at a time on the connection */
+
+    pthread_mutex_t lock;   /* what follows */
+    pthread_cond_t wanted;  /* the reserving thread has work */
+    pthread_cond_t granted; /* a reservation was stored, or failed */
+    int64_t last;           /* the last value handed out */
+    int64_t reserved;       /* durable upper bound: no value above it was handed out */
+    unsigned long failures; /* reservations that failed, ever */
+    bool failing;           /* the last one failed */
+    char failure[256];
+    bool stop;
+    bool thread_started;
+    bool made_schema; /* this open created the tables */
+    pthread_t thread;
 };
 
 static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
@@ -35,12 +44,24 @@ static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
     char *msg = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
         return 0;
-    snprintf(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db));
+    if (err != NULL)
+        snprintf(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db));
     sqlite3_free(msg);
     return -1;
 }
 
-static int check_schema(struct ksrv_counter *c, bool fresh, char *err, size_t errlen)
+static int count_tables(sqlite3 *db)
+{
+    sqlite3_stmt *q = NULL;
+    int tables = -1;
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master", -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW)
+        tables = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    return tables;
+}
+
+static int check_schema(struct ksrv_counter *c, bool fresh, bool init, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
     int version = -1;
@@ -53,16 +74,17 @@ static int check_schema(struct ksrv_counter *c, bool fresh, char *err, size_t er
         return -1;
     }
     if (version == 0 && !fresh) {
-        /* an existing file with tables we did not make: refuse rather than guess */
-        sqlite3_stmt *q = NULL;
-        int tables = -1;
-        if (sqlite3_prepare_v2(c->db, "SELECT count(*) FROM sqlite_master", -1, &q, NULL) ==
-                SQLITE_OK &&
-            sqlite3_step(q) == SQLITE_ROW)
-            tables = sqlite3_column_int(q, 0);
-        sqlite3_finalize(q);
+        /* an existing file we did not make: refuse rather than guess, so a
+         * lost or emptied database never starts the counter again at 1 */
+        int tables = count_tables(c->db);
         if (tables != 0) {
             snprintf(err, errlen, "not a k_server database: it has tables but no kcard schema");
+            return -1;
+        }
+        if (!init) {
+            snprintf(err, errlen,
+                     "not a k_server database: an SQLite file without tables (give --init to "
+                     "make a new counter in it)");
             return -1;
         }
     }
@@ -73,37 +95,143 @@ static int check_schema(struct ksrv_counter *c, bool fresh, char *err, size_t er
     }
     if (version == SCHEMA_VERSION)
         return 0;
+    c->made_schema = version == 0;
     return exec(
         c->db,
         "BEGIN IMMEDIATE;"
         "CREATE TABLE IF NOT EXISTS counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
         "INSERT OR IGNORE INTO counter VALUES ('protected', 0);"
         "INSERT OR IGNORE INTO counter VALUES ('reserved', 0);"
-        "PRAGMA user_version = 1;"
+        "CREATE TABLE IF NOT EXISTS replay_instances (id BLOB PRIMARY KEY, gen INTEGER NOT NULL);"
+        "PRAGMA user_version = 2;"
         "COMMIT;",
         err, errlen);
 }
 
-struct ksrv_counter *ksrv_counter_open(const char *path, char *err, size_t errlen)
+/* Stores value in the counter row name (durably: synchronous=FULL). */
+static int store(struct ksrv_counter *c, const char *name, int64_t value)
+{
+    pthread_mutex_lock(&c->db_lock);
+    int ok = sqlite3_bind_int64(c->reserve, 1, value) == SQLITE_OK &&
+             sqlite3_bind_text(c->reserve, 2, name, -1, SQLITE_STATIC) == SQLITE_OK &&
+             sqlite3_step(c->reserve) == SQLITE_DONE && sqlite3_changes(c->db) == 1;
+    sqlite3_reset(c->reserve);
+    sqlite3_clear_bindings(c->reserve);
+    pthread_mutex_unlock(&c->db_lock);
+    return ok ? 0 : -1;
+}
+
+static int64_t next_block(int64_t from)
+{
+    return from > INT64_MAX - KSRV_RESERVE_BLOCK ? INT64_MAX : from + KSRV_RESERVE_BLOCK;
+}
+
+/* The reserving thread: keeps at least LOW_WATER values reserved ahead of
+ * the last one handed out, storing each new bound without c->lock held, so
+ * requests go on from memory during the fsync. */
+static void *reserver(void *arg)
+{
+    struct ksrv_counter *c = arg;
+    pthread_mutex_lock(&c->lock);
+    while (!c->stop) {
+        bool low = c->reserved - c->last < LOW_WATER && c->reserved < INT64_MAX;
+        if (!low || c->failing) {
+            /* after a failure, try again when a request asks (or each second) */
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += 1;
+            bool was_failing = c->failing;
+            pthread_cond_timedwait(&c->wanted, &c->lock, &until);
+            if (was_failing)
+                c->failing = false; /* retry once now */
+            continue;
+        }
+        int64_t upto = next_block(c->reserved);
+        pthread_mutex_unlock(&c->lock);
+        int rc = store(c, "reserved", upto);
+        char why[200];
+        if (rc != 0) {
+            pthread_mutex_lock(&c->db_lock);
+            snprintf(why, sizeof(why), "%s", sqlite3_errmsg(c->db));
+            pthread_mutex_unlock(&c->db_lock);
+        }
+        pthread_mutex_lock(&c->lock);
+        if (rc == 0) {
+            c->reserved = upto;
+            c->failing = false;
+        } else {
+            c->failing = true;
+            c->failures++;
+            snprintf(c->failure, sizeof(c->failure), "cannot reserve counter values: %s", why);
+        }
+        pthread_cond_broadcast(&c->granted);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return NULL;
+}
+
+static int prepare(struct ksrv_counter *c, const char *sql, sqlite3_stmt **st, char *err,
+                   size_t errlen)
+{
+    if (sqlite3_prepare_v2(c->db, sql, -1, st, NULL) == SQLITE_OK)
+        return 0;
+    snprintf(err, errlen, "%s", sqlite3_errmsg(c->db));
+    return -1;
+}
+
+/* An existing file is taken only when it is a k_server database: a 0-byte
+ * one (truncated, or made by touch) is refused unless init. */
+static int check_existing(const char *path, bool init, bool *fresh, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        if (errno != ENOENT) {
+            snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+            return -1;
+        }
+        *fresh = true;
+        if (ksvc_make_parent_dirs(path, err, errlen) != 0)
+            return -1;
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+            return -1;
+        }
+        close(fd);
+        return 0;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: not a regular file", path);
+        return -1;
+    }
+    if (st.st_size == 0 && !init) {
+        snprintf(err, errlen,
+                 "%s: an empty file, not a k_server database (give --init to make a new "
+                 "counter in it; the counter would start again at 1)",
+                 path);
+        return -1;
+    }
+    *fresh = false;
+    return 0;
+}
+
+struct ksrv_counter *ksrv_counter_open(const char *path, bool init, bool *created, char *err,
+                                       size_t errlen)
 {
     struct ksrv_counter *c = calloc(1, sizeof(*c));
     if (c == NULL) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    pthread_mutex_init(&c->db_lock, NULL);
     pthread_mutex_init(&c->lock, NULL);
-    bool memory = strcmp(path, ":memory:") == 0;
-    bool fresh = memory || access(path, F_OK) != 0;
-    if (!memory && fresh) {
-        if (ksvc_make_parent_dirs(path, err, errlen) != 0)
-            goto fail;
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0) {
-            snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
-            goto fail;
-        }
-        close(fd);
-    }
+    pthread_cond_init(&c->wanted, NULL);
+    pthread_cond_init(&c->granted, NULL);
+    bool memory = strcmp(path, ":memory:") == 0, fresh = memory;
+    if (created != NULL)
+        *created = false;
+    if (!memory && check_existing(path, init, &fresh, err, errlen) != 0)
+        goto fail;
     if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL) !=
         SQLITE_OK) {
         snprintf(err, errlen, "cannot open %s: %s", path,
@@ -112,12 +240,16 @@ struct ksrv_counter *ksrv_counter_open(const char *path, char *err, size_t errle
     }
     sqlite3_busy_timeout(c->db, 5000);
     char why[256];
-    /* exclusive: a second k_server on the same file would hand out the same values */
+    /* exclusive: a second k_server on the same file would hand out the same
+     * values. A rollback journal, not WAL: a commit is in the database file
+     * itself once it returns, so no side file holds a reservation (a lost
+     * -wal file after a crash repeated values); at one commit per block the
+     * extra fsyncs cost nothing a request waits for. */
     if (exec(c->db,
-             "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; "
+             "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=DELETE; "
              "PRAGMA synchronous=FULL;",
              why, sizeof(why)) != 0 ||
-        check_schema(c, fresh, why, sizeof(why)) != 0 ||
+        check_schema(c, fresh, init, why, sizeof(why)) != 0 ||
         exec(c->db, "BEGIN IMMEDIATE; COMMIT;", why, sizeof(why)) != 0) {
         snprintf(err, errlen, "%s: %s%s", path, why,
                  strstr(why, "locked") ? " (another k_server uses it)" : "");
@@ -133,34 +265,54 @@ struct ksrv_counter *ksrv_counter_open(const char *path, char *err, size_t errle
     /* after a clean stop both rows are equal; after a crash the reservation wins */
     c->last = c->reserved = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    if (sqlite3_prepare_v2(c->db, "UPDATE counter SET value = ?1 WHERE name = ?2", -1, &c->reserve,
-                           NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(c->db));
+    if (c->last < 0) {
+        snprintf(err, errlen, "%s: the stored counter is negative", path);
         goto fail;
     }
+    if (prepare(c, "UPDATE counter SET value = ?1 WHERE name = ?2", &c->reserve, why,
+                sizeof(why)) != 0 ||
+        prepare(c, "INSERT OR REPLACE INTO replay_instances (id, gen) VALUES (?1, ?2)",
+                &c->inst_add, why, sizeof(why)) != 0 ||
+        prepare(c, "DELETE FROM replay_instances WHERE id = ?1 AND gen = ?2", &c->inst_del, why,
+                sizeof(why)) != 0 ||
+        prepare(c, "SELECT id, gen FROM replay_instances", &c->inst_all, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "%s: %s", path, why);
+        goto fail;
+    }
+    /* the first block now, so that the first request does not wait for it
+     * and a file that cannot be written is refused at start */
+    int64_t upto = next_block(c->reserved);
+    if (store(c, "reserved", upto) != 0) {
+        snprintf(err, errlen, "%s: cannot reserve counter values: %s", path, sqlite3_errmsg(c->db));
+        goto fail;
+    }
+    c->reserved = upto;
+    if (pthread_create(&c->thread, NULL, reserver, c) != 0) {
+        snprintf(err, errlen, "cannot start the reserving thread");
+        goto fail;
+    }
+    c->thread_started = true;
+    if (created != NULL)
+        *created = c->made_schema && !memory;
     return c;
 fail:
     ksrv_counter_close(c);
     return NULL;
 }
 
-/* Stores value in row name (durably: synchronous=FULL). */
-static int store(struct ksrv_counter *c, const char *name, int64_t value)
-{
-    int ok = sqlite3_bind_int64(c->reserve, 1, value) == SQLITE_OK &&
-             sqlite3_bind_text(c->reserve, 2, name, -1, SQLITE_STATIC) == SQLITE_OK &&
-             sqlite3_step(c->reserve) == SQLITE_DONE && sqlite3_changes(c->db) == 1;
-    sqlite3_reset(c->reserve);
-    sqlite3_clear_bindings(c->reserve);
-    return ok ? 0 : -1;
-}
-
 void ksrv_counter_close(struct ksrv_counter *c)
 {
     if (c == NULL)
         return;
+    if (c->thread_started) {
+        pthread_mutex_lock(&c->lock);
+        c->stop = true;
+        pthread_cond_broadcast(&c->wanted);
+        pthread_mutex_unlock(&c->lock);
+        pthread_join(c->thread, NULL);
+    }
     if (c->reserve != NULL) {
-        /* a clean stop gives back the unused part of the block: no gap */
+        /* a clean stop gives back the unused part of the reservation: no gap */
         pthread_mutex_lock(&c->lock);
         if (exec(c->db, "BEGIN IMMEDIATE", NULL, 0) == 0) {
             int ok = store(c, "protected", c->last) == 0 && store(c, "reserved", c->last) == 0;
@@ -169,8 +321,14 @@ void ksrv_counter_close(struct ksrv_counter *c)
         pthread_mutex_unlock(&c->lock);
     }
     sqlite3_finalize(c->reserve);
+    sqlite3_finalize(c->inst_add);
+    sqlite3_finalize(c->inst_del);
+    sqlite3_finalize(c->inst_all);
     sqlite3_close(c->db);
+    pthread_cond_destroy(&c->granted);
+    pthread_cond_destroy(&c->wanted);
     pthread_mutex_destroy(&c->lock);
+    pthread_mutex_destroy(&c->db_lock);
     free(c);
 }
 
@@ -178,20 +336,28 @@ int ksrv_counter_next(struct ksrv_counter *c, int64_t *value, char *err, size_t 
 {
     int rc = 0;
     pthread_mutex_lock(&c->lock);
-    if (c->last == INT64_MAX) {
-        snprintf(err, errlen, "the counter is exhausted");
-        rc = -1;
-    } else if (c->last + 1 > c->reserved) {
-        int64_t upto = c->last > INT64_MAX - RESERVE_BLOCK ? INT64_MAX : c->last + RESERVE_BLOCK;
-        if (store(c, "reserved", upto) != 0) {
-            snprintf(err, errlen, "cannot reserve counter values: %s", sqlite3_errmsg(c->db));
+    unsigned long failures = c->failures;
+    for (;;) {
+        if (c->last == INT64_MAX) {
+            snprintf(err, errlen, "the counter is exhausted");
             rc = -1;
-        } else {
-            c->reserved = upto;
+            break;
         }
+        if (c->last < c->reserved) {
+            *value = ++c->last;
+            if (c->reserved - c->last < LOW_WATER)
+                pthread_cond_signal(&c->wanted);
+            break;
+        }
+        /* the whole reservation is handed out: wait for the next block */
+        if (c->failures != failures || c->stop) {
+            snprintf(err, errlen, "%s", c->stop ? "k_server is stopping" : c->failure);
+            rc = -1;
+            break;
+        }
+        pthread_cond_signal(&c->wanted);
+        pthread_cond_wait(&c->granted, &c->lock);
     }
-    if (rc == 0)
-        *value = ++c->last;
     pthread_mutex_unlock(&c->lock);
     return rc;
 }
@@ -202,4 +368,80 @@ int ksrv_counter_current(struct ksrv_counter *c, int64_t *value)
     *value = c->last;
     pthread_mutex_unlock(&c->lock);
     return 0;
+}
+
+int64_t ksrv_counter_reserved(struct ksrv_counter *c)
+{
+    pthread_mutex_lock(&c->lock);
+    int64_t r = c->reserved;
+    pthread_mutex_unlock(&c->lock);
+    return r;
+}
+
+bool ksrv_counter_healthy(struct ksrv_counter *c, char *why, size_t cap)
+{
+    pthread_mutex_lock(&c->lock);
+    bool ok = !c->failing;
+    if (!ok)
+        snprintf(why, cap, "%s", c->failure);
+    pthread_mutex_unlock(&c->lock);
+    return ok;
+}
+
+int ksrv_instance_record(struct ksrv_counter *c, const uint8_t id[16], int64_t gen)
+{
+    pthread_mutex_lock(&c->db_lock);
+    int ok = sqlite3_bind_blob(c->inst_add, 1, id, 16, SQLITE_STATIC) == SQLITE_OK &&
+             sqlite3_bind_int64(c->inst_add, 2, gen) == SQLITE_OK &&
+             sqlite3_step(c->inst_add) == SQLITE_DONE;
+    sqlite3_reset(c->inst_add);
+    sqlite3_clear_bindings(c->inst_add);
+    pthread_mutex_unlock(&c->db_lock);
+    return ok ? 0 : -1;
+}
+
+void ksrv_instance_forget(struct ksrv_counter *c, const uint8_t (*ids)[16], const int64_t *gens,
+                          size_t n)
+{
+    pthread_mutex_lock(&c->db_lock);
+    if (exec(c->db, "BEGIN IMMEDIATE", NULL, 0) == 0) {
+        int ok = 1;
+        for (size_t k = 0; k < n && ok; k++) {
+            ok = sqlite3_bind_blob(c->inst_del, 1, ids[k], 16, SQLITE_STATIC) == SQLITE_OK &&
+                 sqlite3_bind_int64(c->inst_del, 2, gens[k]) == SQLITE_OK &&
+                 sqlite3_step(c->inst_del) == SQLITE_DONE;
+            sqlite3_reset(c->inst_del);
+            sqlite3_clear_bindings(c->inst_del);
+        }
+        exec(c->db, ok ? "COMMIT" : "ROLLBACK", NULL, 0);
+    }
+    pthread_mutex_unlock(&c->db_lock);
+}
+
+int ksrv_instance_each(struct ksrv_counter *c,
+                       int (*each)(void *arg, const uint8_t id[16], int64_t gen), void *arg,
+                       char *err, size_t errlen)
+{
+    int rc = 0, step;
+    pthread_mutex_lock(&c->db_lock);
+    while ((step = sqlite3_step(c->inst_all)) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(c->inst_all, 0) != 16) {
+            snprintf(err, errlen, "a replay_instances row has an id that is not 16 bytes");
+            rc = -1;
+            break;
+        }
+        const uint8_t *id = sqlite3_column_blob(c->inst_all, 0);
+        if (each(arg, id, sqlite3_column_int64(c->inst_all, 1)) != 0) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+            break;
+        }
+    }
+    if (rc == 0 && step != SQLITE_DONE) {
+        snprintf(err, errlen, "%s", sqlite3_errmsg(c->db));
+        rc = -1;
+    }
+    sqlite3_reset(c->inst_all);
+    pthread_mutex_unlock(&c->db_lock);
+    return rc;
 }

@@ -59,7 +59,7 @@ if [ "$code" = 401 ] && json_true "$T/out" "j['error'] == 'unsigned_request' and
     ok "k_server refuses the prototype's X-Proxy-Token header (401, named)"
 else not_ok "k_server refuses X-Proxy-Token" "HTTP $code"; fi
 code=$(curl -sS -o "$T/out" -w '%{http_code}' -X POST "http://127.0.0.1:$KS_PORT/counter/next" \
-    -H 'Authorization: KC-HMAC-SHA256 ts=1, nonce=000102030405060708090a0b0c0d0e0f, ref=x, sig=0000000000000000000000000000000000000000000000000000000000000000')
+    -H 'Authorization: KC-HMAC-SHA256 ts=1, inst=000102030405060708090a0b0c0d0e0f, seq=1, ref=x, sig=0000000000000000000000000000000000000000000000000000000000000000')
 if [ "$code" = 401 ] && json_true "$T/out" "j['error'] == 'bad_signature'"; then ok "a forged signature is 401 bad_signature"; else not_ok "forged signature" "HTTP $code"; fi
 
 # ---- request fields never select authority ----

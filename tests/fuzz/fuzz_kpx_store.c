@@ -1,7 +1,10 @@
 /* k_proxy's store reads its rows back from a file: fuzz (a) whole database
- * files handed to kpx_store_open (corrupt, foreign, newer: refused, never a
- * crash) and (b) rows of any SQLite type and size written behind the
- * store's back, read through user get/list and session lookup. */
+ * files handed to kpx_store_open (corrupt, foreign, newer, empty: refused,
+ * never a crash) and (b) rows of any SQLite type and size written behind
+ * the store's back: session rows are loaded into memory at open (a
+ * malformed one refuses the file), user rows read through get/list; then
+ * the loaded sessions go through touch, flush, sweep, revoke and user
+ * delete. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +69,14 @@ static void exercise(void)
     kpx_store_session_touch(s, TOKEN, 1000, &sess, err, sizeof(err));
     kpx_store_ref_key(s, key);
     kpx_store_session_create(s, "alice", "card_probe", 60, 1000, token, &sess, err, sizeof(err));
+    kpx_store_flush(s, err, sizeof(err));
+    {
+        int64_t n;
+        kpx_store_sessions_active(s, 1000, &n, err, sizeof(err));
+        kpx_store_sessions_sweep(s, 1030, 1, &n, err, sizeof(err));
+    }
+    kpx_store_session_revoke(s, TOKEN, 1000, &sess, err, sizeof(err));
+    kpx_store_user_delete(s, "alice", NULL, err, sizeof(err));
     kpx_store_close(s);
 }
 
@@ -140,16 +151,28 @@ static void fuzz_rows(const uint8_t *data, size_t size)
                            "INSERT INTO sessions (id, token_hash, username, auth_mode, created_at, "
                            "expires_at, requests, revoked) VALUES (?1,?2,?3,?4,?5,?6,?7,0)",
                            -1, &st, NULL) == SQLITE_OK) {
-        bind_field(st, 1, &data, &size);
-        if (size > 0 && data[0] % 4 == 0) {
+        uint8_t shape = size > 0 ? data[0] : 0;
+        if (shape & 0x80) { /* a well-formed row but for its numbers */
+            sqlite3_bind_text(st, 1, "00112233445566778899aabbccddeeff", -1, SQLITE_STATIC);
+            sqlite3_bind_blob(st, 2, hash, sizeof(hash), SQLITE_TRANSIENT);
+            sqlite3_bind_text(st, 3, "alice", -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 4, "card_probe", -1, SQLITE_STATIC);
             data++;
             size--;
-            bind_field(st, 2, &data, &size);
+            for (int i = 5; i <= 7; i++)
+                bind_field(st, i, &data, &size);
         } else {
-            sqlite3_bind_blob(st, 2, hash, sizeof(hash), SQLITE_TRANSIENT);
+            bind_field(st, 1, &data, &size);
+            if (size > 0 && data[0] % 4 == 0) {
+                data++;
+                size--;
+                bind_field(st, 2, &data, &size);
+            } else {
+                sqlite3_bind_blob(st, 2, hash, sizeof(hash), SQLITE_TRANSIENT);
+            }
+            for (int i = 3; i <= 7; i++)
+                bind_field(st, i, &data, &size);
         }
-        for (int i = 3; i <= 7; i++)
-            bind_field(st, i, &data, &size);
         sqlite3_step(st);
     }
     sqlite3_finalize(st);

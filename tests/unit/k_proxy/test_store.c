@@ -11,12 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include <sqlite3.h>
 
+#include "services/common/upstream.h"
 #include "services/k_proxy/store.h"
 
 #define NOW 1700000000
@@ -39,6 +41,26 @@ static void tmpdir_remove(struct tmpdir *t)
 
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->dir);
     assert_int_equal(system(cmd), 0);
+}
+
+/* The stored request count of session id, read behind the store's back
+ * on a connection of its own; -1 when there is no such row. */
+static int64_t row_requests(const char *path, const char *id)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT requests FROM sessions WHERE id = ?1", -1, &st, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC), SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
 }
 
 static struct kpx_store *mem_store(void)
@@ -214,34 +236,55 @@ static void test_session_touch_revoke(void **state)
     kpx_store_close(s);
 }
 
-static void test_purge(void **state)
+static void test_sweep_batches(void **state)
 {
     struct kpx_store *s = mem_store();
-    char t1[KPX_TOKEN_BUF], t2[KPX_TOKEN_BUF], t3[KPX_TOKEN_BUF], err[256];
+    char tokens[600][KPX_TOKEN_BUF], err[256];
     int64_t removed = -1, active = -1;
+    struct kpx_store_stats st;
 
     (void)state;
-    assert_int_equal(
-        kpx_store_session_create(s, "a", "card_probe", 10, NOW, t1, NULL, err, sizeof(err)),
-        KPX_STORE_OK);
-    assert_int_equal(
-        kpx_store_session_create(s, "b", "card_probe", 100, NOW, t2, NULL, err, sizeof(err)),
-        KPX_STORE_OK);
-    assert_int_equal(
-        kpx_store_session_create(s, "c", "card_probe", 100, NOW, t3, NULL, err, sizeof(err)),
-        KPX_STORE_OK);
-    assert_int_equal(kpx_store_session_revoke(s, t3, NOW, NULL, err, sizeof(err)), KPX_STORE_OK);
-    assert_int_equal(kpx_store_sessions_purge_expired(s, NOW + 20, &removed, err, sizeof(err)),
+    /* session i expires at NOW + 10 + i: the sweep takes the earliest first */
+    for (int i = 0; i < 600; i++)
+        assert_int_equal(kpx_store_session_create(s, "a", "card_probe", 10 + i, NOW, tokens[i],
+                                                  NULL, err, sizeof(err)),
+                         KPX_STORE_OK);
+    /* a revoked session is gone at once: nothing left for the sweep */
+    assert_int_equal(kpx_store_session_revoke(s, tokens[599], NOW, NULL, err, sizeof(err)),
                      KPX_STORE_OK);
-    assert_int_equal(removed, 2);
-    assert_int_equal(kpx_store_sessions_active(s, NOW + 20, &active, err, sizeof(err)),
+    assert_int_equal(kpx_store_sessions_active(s, NOW + 9, &active, err, sizeof(err)),
                      KPX_STORE_OK);
-    assert_int_equal(active, 1);
-    assert_int_equal(kpx_store_session_lookup(s, t2, NOW + 20, NULL, err, sizeof(err)),
+    assert_int_equal(active, 599);
+    assert_int_equal(kpx_store_sessions_active(s, NOW + 10, &active, err, sizeof(err)),
                      KPX_STORE_OK);
-    assert_int_equal(kpx_store_sessions_purge_expired(s, NOW + 20, &removed, err, sizeof(err)),
+    assert_int_equal(active, 598); /* session 0 expires at NOW + 10 */
+    /* at NOW + 10 + 299, sessions 0..299 are expired; sweep 100 of them */
+    assert_int_equal(kpx_store_sessions_sweep(s, NOW + 10 + 299, 100, &removed, err, sizeof(err)),
+                     KPX_STORE_OK);
+    assert_int_equal(removed, 100);
+    assert_int_equal(kpx_store_sessions_active(s, NOW + 10 + 299, &active, err, sizeof(err)),
+                     KPX_STORE_OK);
+    assert_int_equal(active, 299); /* 300..598 */
+    /* then the rest in batches, and no live one */
+    assert_int_equal(kpx_store_sessions_sweep(s, NOW + 10 + 299, 0, &removed, err, sizeof(err)),
+                     KPX_STORE_OK);
+    assert_int_equal(removed, 200);
+    assert_int_equal(kpx_store_sessions_sweep(s, NOW + 10 + 299, 0, &removed, err, sizeof(err)),
                      KPX_STORE_OK);
     assert_int_equal(removed, 0);
+    assert_int_equal(kpx_store_session_lookup(s, tokens[300], NOW, NULL, err, sizeof(err)),
+                     KPX_STORE_OK);
+    assert_int_equal(kpx_store_session_lookup(s, tokens[299], NOW, NULL, err, sizeof(err)),
+                     KPX_STORE_NOT_FOUND); /* swept: gone even at an earlier time */
+    assert_int_equal(kpx_store_session_lookup(s, tokens[0], NOW, NULL, err, sizeof(err)),
+                     KPX_STORE_NOT_FOUND);
+    /* a batch larger than one transaction's worth */
+    assert_int_equal(kpx_store_sessions_sweep(s, NOW + 10000, 0, &removed, err, sizeof(err)),
+                     KPX_STORE_OK);
+    assert_int_equal(removed, 299);
+    kpx_store_stats(s, NOW, &st);
+    assert_int_equal(st.sessions_swept, 599);
+    assert_int_equal(st.sessions_active, 0);
     kpx_store_close(s);
 }
 
@@ -319,24 +362,29 @@ static void test_users(void **state)
 
 static void test_user_delete_revokes_sessions(void **state)
 {
-    struct kpx_store *s = mem_store();
+    struct tmpdir t;
+    struct kpx_store *s, *again;
     char a1[KPX_TOKEN_BUF], a2[KPX_TOKEN_BUF], b1[KPX_TOKEN_BUF], err[256];
     struct kpx_user u;
+    struct kpx_session as, bs;
     int64_t revoked = -1;
 
     (void)state;
+    tmpdir_make(&t);
+    s = kpx_store_open(t.db, err, sizeof(err));
+    assert_non_null(s);
     fill_user(&u, "alice", NOW);
     assert_int_equal(kpx_store_user_add(s, &u, err, sizeof(err)), KPX_STORE_OK);
     fill_user(&u, "bob", NOW);
     assert_int_equal(kpx_store_user_add(s, &u, err, sizeof(err)), KPX_STORE_OK);
-    assert_int_equal(kpx_store_session_create(s, "alice", "fido2_assertion", 300, NOW, a1, NULL,
-                                              err, sizeof(err)),
+    assert_int_equal(kpx_store_session_create(s, "alice", "fido2_assertion", 300, NOW, a1, &as, err,
+                                              sizeof(err)),
                      KPX_STORE_OK);
     assert_int_equal(kpx_store_session_create(s, "alice", "fido2_assertion", 300, NOW, a2, NULL,
                                               err, sizeof(err)),
                      KPX_STORE_OK);
     assert_int_equal(
-        kpx_store_session_create(s, "bob", "fido2_assertion", 300, NOW, b1, NULL, err, sizeof(err)),
+        kpx_store_session_create(s, "bob", "fido2_assertion", 300, NOW, b1, &bs, err, sizeof(err)),
         KPX_STORE_OK);
 
     assert_int_equal(kpx_store_user_delete(s, "alice", &revoked, err, sizeof(err)), KPX_STORE_OK);
@@ -351,7 +399,154 @@ static void test_user_delete_revokes_sessions(void **state)
     assert_int_equal(kpx_store_user_delete(s, "alice", &revoked, err, sizeof(err)),
                      KPX_STORE_NOT_FOUND);
     assert_int_equal(revoked, 0);
+    /* durable before it returned: the rows are gone, and a store opened on
+     * the file now (a restart after kill -9: s never flushed nor closed)
+     * knows only bob's session */
+    assert_int_equal(row_requests(t.db, as.id), -1);
+    assert_int_equal(row_requests(t.db, bs.id), 0);
+    again = kpx_store_open(t.db, err, sizeof(err));
+    assert_non_null(again);
+    assert_int_equal(kpx_store_session_lookup(again, a1, NOW + 1, NULL, err, sizeof(err)),
+                     KPX_STORE_NOT_FOUND);
+    assert_int_equal(kpx_store_session_lookup(again, a2, NOW + 1, NULL, err, sizeof(err)),
+                     KPX_STORE_NOT_FOUND);
+    assert_int_equal(kpx_store_session_lookup(again, b1, NOW + 1, NULL, err, sizeof(err)),
+                     KPX_STORE_OK);
+    kpx_store_close(again);
     kpx_store_close(s);
+    tmpdir_remove(&t);
+}
+
+/* A logout is in the file before it is answered: a store opened on the
+ * file right after (the restart after a kill -9) refuses the token. */
+static void test_logout_durable(void **state)
+{
+    struct tmpdir t;
+    struct kpx_store *s, *again;
+    char tok[KPX_TOKEN_BUF], keep[KPX_TOKEN_BUF], err[256];
+    struct kpx_session x, k;
+
+    (void)state;
+    tmpdir_make(&t);
+    s = kpx_store_open(t.db, err, sizeof(err));
+    assert_non_null(s);
+    assert_int_equal(
+        kpx_store_session_create(s, "alice", "card_probe", 300, NOW, tok, &x, err, sizeof(err)),
+        KPX_STORE_OK);
+    assert_int_equal(
+        kpx_store_session_create(s, "alice", "card_probe", 300, NOW, keep, &k, err, sizeof(err)),
+        KPX_STORE_OK);
+    /* a login is durable at once too */
+    assert_int_equal(row_requests(t.db, x.id), 0);
+    assert_int_equal(kpx_store_session_revoke(s, tok, NOW + 1, &x, err, sizeof(err)), KPX_STORE_OK);
+    assert_int_equal(row_requests(t.db, x.id), -1);
+    again = kpx_store_open(t.db, err, sizeof(err));
+    assert_non_null(again);
+    assert_int_equal(kpx_store_session_lookup(again, tok, NOW + 2, NULL, err, sizeof(err)),
+                     KPX_STORE_NOT_FOUND);
+    assert_int_equal(kpx_store_session_lookup(again, keep, NOW + 2, &x, err, sizeof(err)),
+                     KPX_STORE_OK);
+    assert_string_equal(x.ref, k.ref); /* the same reference after a restart */
+    kpx_store_close(again);
+    assert_int_equal(kpx_store_session_revoke(s, tok, NOW + 2, NULL, err, sizeof(err)),
+                     KPX_STORE_NOT_FOUND);
+    kpx_store_close(s);
+    tmpdir_remove(&t);
+}
+
+/* Request counts: in memory at once, in the file after a flush; a crash
+ * loses only what was not flushed yet; close flushes. */
+static void test_counts_flushed(void **state)
+{
+    struct tmpdir t;
+    struct kpx_store *s, *again;
+    char tok[KPX_TOKEN_BUF], err[256];
+    struct kpx_session x;
+    struct kpx_store_stats st;
+
+    (void)state;
+    tmpdir_make(&t);
+    s = kpx_store_open(t.db, err, sizeof(err));
+    assert_non_null(s);
+    assert_int_equal(
+        kpx_store_session_create(s, "carol", "card_probe", 300, NOW, tok, &x, err, sizeof(err)),
+        KPX_STORE_OK);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(kpx_store_session_touch(s, tok, NOW, NULL, err, sizeof(err)),
+                         KPX_STORE_OK);
+    assert_int_equal(kpx_store_session_lookup(s, tok, NOW, &x, err, sizeof(err)), KPX_STORE_OK);
+    assert_int_equal(x.requests, 5);
+    assert_int_equal(row_requests(t.db, x.id), 0); /* not written yet */
+    assert_int_equal(kpx_store_flush(s, err, sizeof(err)), KPX_STORE_OK);
+    assert_int_equal(row_requests(t.db, x.id), 5);
+    kpx_store_stats(s, NOW, &st);
+    assert_int_equal(st.flushes, 1);
+    assert_int_equal(st.counts_written, 1);
+    assert_int_equal(st.flush_failures, 0);
+    /* nothing changed: a flush writes nothing */
+    assert_int_equal(kpx_store_flush(s, err, sizeof(err)), KPX_STORE_OK);
+    kpx_store_stats(s, NOW, &st);
+    assert_int_equal(st.counts_written, 1);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(kpx_store_session_touch(s, tok, NOW, NULL, err, sizeof(err)),
+                         KPX_STORE_OK);
+    /* a restart now (s neither flushed nor closed) sees the last flush */
+    again = kpx_store_open(t.db, err, sizeof(err));
+    assert_non_null(again);
+    assert_int_equal(kpx_store_session_lookup(again, tok, NOW, &x, err, sizeof(err)), KPX_STORE_OK);
+    assert_int_equal(x.requests, 5);
+    kpx_store_close(again); /* had nothing to write */
+    kpx_store_close(s);     /* writes the 8 */
+    again = kpx_store_open(t.db, err, sizeof(err));
+    assert_non_null(again);
+    assert_int_equal(kpx_store_session_lookup(again, tok, NOW, &x, err, sizeof(err)), KPX_STORE_OK);
+    assert_int_equal(x.requests, 8);
+    kpx_store_close(again);
+    tmpdir_remove(&t);
+}
+
+/* The background thread writes counts back and sweeps expired sessions by
+ * itself (waits are bounded; nothing is timed). */
+static void test_background_thread(void **state)
+{
+    struct tmpdir t;
+    struct kpx_store *s;
+    char tok[KPX_TOKEN_BUF], brief[KPX_TOKEN_BUF], err[256];
+    struct kpx_session x, b;
+    struct kpx_store_stats st;
+    int64_t now = (int64_t)time(NULL);
+    int tries;
+
+    (void)state;
+    tmpdir_make(&t);
+    s = kpx_store_open(t.db, err, sizeof(err));
+    assert_non_null(s);
+    assert_int_equal(kpx_store_start(s, 20, err, sizeof(err)), KPX_STORE_OK);
+    assert_int_equal(kpx_store_start(s, 20, err, sizeof(err)), KPX_STORE_INVALID);
+    assert_int_equal(
+        kpx_store_session_create(s, "dan", "card_probe", 3600, now, tok, &x, err, sizeof(err)),
+        KPX_STORE_OK);
+    /* expired already by the real clock: the thread sweeps it */
+    assert_int_equal(
+        kpx_store_session_create(s, "dan", "card_probe", 1, now - 10, brief, &b, err, sizeof(err)),
+        KPX_STORE_OK);
+    assert_int_equal(row_requests(t.db, b.id), 0);
+    for (int i = 0; i < 7; i++)
+        assert_int_equal(kpx_store_session_touch(s, tok, now, NULL, err, sizeof(err)),
+                         KPX_STORE_OK);
+    for (tries = 0; tries < 1000; tries++) { /* at most 10 s */
+        kpx_store_stats(s, now, &st);
+        if (row_requests(t.db, x.id) == 7 && row_requests(t.db, b.id) == -1 &&
+            st.sessions_swept == 1)
+            break;
+        usleep(10000);
+    }
+    assert_int_equal(row_requests(t.db, x.id), 7);
+    assert_int_equal(row_requests(t.db, b.id), -1);
+    assert_int_equal(st.sessions_swept, 1);
+    assert_true(st.flushes >= 1);
+    kpx_store_close(s);
+    tmpdir_remove(&t);
 }
 
 static void test_sign_count_rule(void **state)
@@ -420,7 +615,7 @@ static void test_persistence_and_mode(void **state)
     struct kpx_user u;
     struct kpx_session x;
     uint8_t k1[KPX_REF_KEY_LEN], k2[KPX_REF_KEY_LEN];
-    char token[KPX_TOKEN_BUF], err[256] = "", wal[300];
+    char token[KPX_TOKEN_BUF], err[256] = "", wal[300], ref[KPX_REF_LEN + 1];
     struct stat st;
     size_t cap = 1 << 20, n;
     uint8_t *buf = malloc(cap);
@@ -428,10 +623,14 @@ static void test_persistence_and_mode(void **state)
     (void)state;
     assert_non_null(buf);
     tmpdir_make(&t);
-    s = kpx_store_open(t.db, err, sizeof(err));
-    if (s == NULL)
-        print_error("open: %s\n", err);
-    assert_non_null(s);
+    {
+        bool created = false;
+        s = kpx_store_open_init(t.db, false, &created, err, sizeof(err));
+        if (s == NULL)
+            print_error("open: %s\n", err);
+        assert_non_null(s);
+        assert_true(created); /* the file was absent */
+    }
     assert_int_equal(stat(t.db, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
     {
@@ -447,7 +646,15 @@ static void test_persistence_and_mode(void **state)
                      KPX_STORE_OK);
     assert_int_equal(kpx_store_session_touch(s, token, NOW + 1, &x, err, sizeof(err)),
                      KPX_STORE_OK);
+    assert_int_equal(strlen(x.ref), KPX_REF_LEN);
+    snprintf(ref, sizeof(ref), "%s", x.ref);
     assert_int_equal(kpx_store_ref_key(s, k1), KPX_STORE_OK);
+    {
+        /* the reference made at login is the one of API.md */
+        char want[23];
+        assert_int_equal(ksvc_session_ref(k1, x.id, want), 0);
+        assert_string_equal(x.ref, want);
+    }
 
     /* the bearer token never reaches the disk in clear */
     snprintf(wal, sizeof(wal), "%s-wal", t.db);
@@ -471,8 +678,9 @@ static void test_persistence_and_mode(void **state)
     assert_int_equal(u.cred.cose_key_len, 77);
     assert_int_equal(kpx_store_session_lookup(s, token, NOW + 2, &x, err, sizeof(err)),
                      KPX_STORE_OK);
-    assert_int_equal(x.requests, 1);
+    assert_int_equal(x.requests, 1); /* written back by close */
     assert_string_equal(x.username, "alice");
+    assert_string_equal(x.ref, ref);
     kpx_store_close(s);
     free(buf);
     tmpdir_remove(&t);
@@ -560,6 +768,67 @@ static void test_refuses_foreign_files(void **state)
         close(fd);
         expect_refused(path, "corrupt");
     }
+
+    /* an empty file is not taken as new: refused, left empty */
+    {
+        char err[256] = "";
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/empty.db", t.dir);
+        f = fopen(path, "wb");
+        assert_non_null(f);
+        fclose(f);
+        assert_null(kpx_store_open(path, err, sizeof(err)));
+        assert_non_null(strstr(err, "empty"));
+        assert_non_null(strstr(err, "--init"));
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_size, 0);
+    }
+    /* unless asked to make it a new one (--init); creation is reported */
+    {
+        char err[256] = "";
+        bool created = false;
+        struct kpx_store *s = kpx_store_open_init(path, true, &created, err, sizeof(err));
+        assert_non_null(s);
+        assert_true(created);
+        kpx_store_close(s);
+        s = kpx_store_open_init(path, true, &created, err, sizeof(err));
+        assert_non_null(s); /* --init on a k_proxy database just opens it */
+        assert_false(created);
+        kpx_store_close(s);
+        /* --init does not make a foreign file new */
+        snprintf(path, sizeof(path), "%s/foreign.db", t.dir);
+        assert_null(kpx_store_open_init(path, true, &created, err, sizeof(err)));
+        assert_false(created);
+    }
+
+    /* a store whose session rows were edited behind its back */
+    {
+        static const char *const bad_rows[] = {
+            "INSERT INTO sessions VALUES ('0123456789abcdef0123456789abcdef', "
+            "randomblob(32), 'bad name', 'card_probe', 1, 2, 0, 0)",
+            "INSERT INTO sessions VALUES ('0123456789abcdef0123456789abcdef', "
+            "randomblob(31), 'alice', 'card_probe', 1, 2, 0, 0)",
+            "INSERT INTO sessions VALUES ('x', randomblob(32), 'alice', 'card_probe', 1, 2, 0, 0)",
+            "INSERT INTO sessions VALUES ('0123456789abcdef0123456789abcdef', "
+            "randomblob(32), 'alice', 'card_probe', 'soon', 2, 0, 0)",
+            "INSERT INTO sessions VALUES ('0123456789abcdef0123456789abcdef', "
+            "randomblob(32), 'alice', '', 1, 2, 0, 0)",
+            "INSERT INTO sessions VALUES ('0123456789abcdef0123456789abcdef', "
+            "randomblob(32), 'alice', 'card_probe', 1, 2, -5, 0)",
+        };
+        for (size_t i = 0; i < sizeof(bad_rows) / sizeof(bad_rows[0]); i++) {
+            char err[256];
+            struct kpx_store *s;
+            snprintf(path, sizeof(path), "%s/rows%zu.db", t.dir, i);
+            s = kpx_store_open(path, err, sizeof(err));
+            assert_non_null(s);
+            kpx_store_close(s);
+            assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+            assert_int_equal(sqlite3_exec(db, bad_rows[i], NULL, NULL, NULL), SQLITE_OK);
+            sqlite3_close(db);
+            expect_refused(path, "malformed");
+        }
+    }
     tmpdir_remove(&t);
 }
 
@@ -628,6 +897,153 @@ static void test_concurrent_touch_file(void **state)
     tmpdir_remove(&t);
 }
 
+/* Touches, logins, logouts and revocations at once while the background
+ * thread writes counts back and frees what was unlinked: every count of a
+ * session that stays arrives in the file, nothing freed is touched (the
+ * sanitizer builds watch), and the ended sessions stay ended. */
+#define MIX_KEEP 16
+#define MIX_ROUNDS 3000
+
+struct mixer {
+    struct kpx_store *s;
+    char (*keep)[KPX_TOKEN_BUF];
+    int touches[MIX_KEEP];
+    int id;
+    int64_t now; /* the real clock's: the background thread sweeps by it */
+};
+
+static void *mix_touch(void *arg)
+{
+    struct mixer *m = arg;
+    char err[256];
+
+    for (int i = 0; i < MIX_ROUNDS; i++) {
+        int k = (i * 7 + m->id) % MIX_KEEP;
+        assert_int_equal(kpx_store_session_touch(m->s, m->keep[k], m->now, NULL, err, sizeof(err)),
+                         KPX_STORE_OK);
+        m->touches[k]++;
+    }
+    return NULL;
+}
+
+static void *mix_churn(void *arg)
+{
+    struct mixer *m = arg;
+    char tok[KPX_TOKEN_BUF], err[256];
+    struct kpx_user u;
+
+    memset(&u, 0, sizeof(u));
+    snprintf(u.username, sizeof(u.username), "churn");
+    snprintf(u.auth_mode, sizeof(u.auth_mode), "card_probe");
+    for (int i = 0; i < MIX_ROUNDS / 10; i++) {
+        /* the third kind stays (another user) for the sweep at the end */
+        assert_int_equal(kpx_store_session_create(m->s, i % 3 == 2 ? "stay" : "churn", "card_probe",
+                                                  300, m->now, tok, NULL, err, sizeof(err)),
+                         KPX_STORE_OK);
+        assert_int_equal(kpx_store_session_touch(m->s, tok, m->now, NULL, err, sizeof(err)),
+                         KPX_STORE_OK);
+        if (i % 3 == 0) {
+            assert_int_equal(kpx_store_session_revoke(m->s, tok, m->now, NULL, err, sizeof(err)),
+                             KPX_STORE_OK);
+        } else if (i % 3 == 1) {
+            assert_int_equal(kpx_store_user_add(m->s, &u, err, sizeof(err)), KPX_STORE_OK);
+            assert_int_equal(kpx_store_user_delete(m->s, "churn", NULL, err, sizeof(err)),
+                             KPX_STORE_OK);
+        } else {
+            /* left for the sweep at the end */
+        }
+        assert_int_equal(kpx_store_sessions_sweep(m->s, m->now - 1, 0, NULL, err, sizeof(err)),
+                         KPX_STORE_OK);
+        if (i % 3 != 2)
+            assert_int_equal(kpx_store_session_lookup(m->s, tok, m->now, NULL, err, sizeof(err)),
+                             KPX_STORE_NOT_FOUND);
+    }
+    return NULL;
+}
+
+static void test_concurrent_mixed(void **state)
+{
+    struct tmpdir t;
+    struct kpx_store *s;
+    char keep[MIX_KEEP][KPX_TOKEN_BUF], err[256];
+    struct mixer m[4];
+    pthread_t th[4];
+    int64_t n = -1, now = (int64_t)time(NULL);
+
+    (void)state;
+    tmpdir_make(&t);
+    s = kpx_store_open(t.db, err, sizeof(err));
+    assert_non_null(s);
+    assert_int_equal(kpx_store_start(s, 2, err, sizeof(err)), KPX_STORE_OK);
+    for (int k = 0; k < MIX_KEEP; k++)
+        assert_int_equal(kpx_store_session_create(s, "keep", "card_probe", 300, now, keep[k], NULL,
+                                                  err, sizeof(err)),
+                         KPX_STORE_OK);
+    for (int i = 0; i < 4; i++) {
+        memset(&m[i], 0, sizeof(m[i]));
+        m[i].s = s;
+        m[i].keep = keep;
+        m[i].id = i;
+        m[i].now = now;
+        assert_int_equal(pthread_create(&th[i], NULL, i < 3 ? mix_touch : mix_churn, &m[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    /* the churn's third kind is left; sweep it */
+    assert_int_equal(kpx_store_sessions_sweep(s, now + 1000, 0, &n, err, sizeof(err)),
+                     KPX_STORE_OK);
+    assert_int_equal(n, MIX_KEEP + MIX_ROUNDS / 10 / 3);
+    kpx_store_close(s);
+    s = kpx_store_open(t.db, err, sizeof(err));
+    assert_non_null(s);
+    assert_int_equal(kpx_store_sessions_active(s, now, &n, err, sizeof(err)), KPX_STORE_OK);
+    assert_int_equal(n, 0); /* all swept: nothing came back */
+    kpx_store_close(s);
+    tmpdir_remove(&t);
+}
+
+static void test_concurrent_counts_durable(void **state)
+{
+    struct tmpdir t;
+    struct kpx_store *s;
+    char keep[MIX_KEEP][KPX_TOKEN_BUF], err[256];
+    struct mixer m[3];
+    pthread_t th[3];
+    struct kpx_session x;
+    int64_t now = (int64_t)time(NULL);
+
+    (void)state;
+    tmpdir_make(&t);
+    s = kpx_store_open(t.db, err, sizeof(err));
+    assert_non_null(s);
+    assert_int_equal(kpx_store_start(s, 1, err, sizeof(err)), KPX_STORE_OK);
+    for (int k = 0; k < MIX_KEEP; k++)
+        assert_int_equal(kpx_store_session_create(s, "keep", "card_probe", 300, now, keep[k], NULL,
+                                                  err, sizeof(err)),
+                         KPX_STORE_OK);
+    for (int i = 0; i < 3; i++) {
+        memset(&m[i], 0, sizeof(m[i]));
+        m[i].s = s;
+        m[i].keep = keep;
+        m[i].id = i;
+        m[i].now = now;
+        assert_int_equal(pthread_create(&th[i], NULL, mix_touch, &m[i]), 0);
+    }
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    kpx_store_close(s);
+    s = kpx_store_open(t.db, err, sizeof(err));
+    assert_non_null(s);
+    for (int k = 0; k < MIX_KEEP; k++) {
+        int want = m[0].touches[k] + m[1].touches[k] + m[2].touches[k];
+        assert_int_equal(kpx_store_session_lookup(s, keep[k], now, &x, err, sizeof(err)),
+                         KPX_STORE_OK);
+        assert_int_equal(x.requests, want);
+    }
+    kpx_store_close(s);
+    tmpdir_remove(&t);
+}
+
 static void test_rc_names(void **state)
 {
     (void)state;
@@ -647,15 +1063,20 @@ int main(void)
         cmocka_unit_test(test_session_create_lookup),
         cmocka_unit_test(test_session_expiry),
         cmocka_unit_test(test_session_touch_revoke),
-        cmocka_unit_test(test_purge),
+        cmocka_unit_test(test_sweep_batches),
         cmocka_unit_test(test_users),
         cmocka_unit_test(test_user_delete_revokes_sessions),
+        cmocka_unit_test(test_logout_durable),
+        cmocka_unit_test(test_counts_flushed),
+        cmocka_unit_test(test_background_thread),
         cmocka_unit_test(test_sign_count_rule),
         cmocka_unit_test(test_ref_key),
         cmocka_unit_test(test_persistence_and_mode),
         cmocka_unit_test(test_refuses_foreign_files),
         cmocka_unit_test(test_concurrent_touch_memory),
         cmocka_unit_test(test_concurrent_touch_file),
+        cmocka_unit_test(test_concurrent_mixed),
+        cmocka_unit_test(test_concurrent_counts_durable),
         cmocka_unit_test(test_rc_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

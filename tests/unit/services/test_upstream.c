@@ -1,10 +1,12 @@
 /* The services' shared code: base64url, hex, HKDF/HMAC against vectors from
- * python3-cryptography, the k_proxy -> k_server request signature, the
- * replay cache, bearer parsing and the metrics text. */
+ * python3-cryptography and Python's hmac, the k_proxy -> k_server request
+ * signature (instance and sequence number included), bearer parsing and the
+ * metrics text. The replay windows are in test_replay.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,11 +20,13 @@
 /* HKDF-SHA256("dev-proxy-token", salt "kcard upstream v1", info "k_proxy->k_server"),
  * computed with python3-cryptography. */
 static const char key_hex[] = "0ae8db3380715a9d17fd11d10481493b5611aa97f067b9084700534c27190080";
-/* HMAC of the canonical string for POST /counter/next, ts 1700000000, nonce
- * 000102..0f, ref abcDEF_-123, body "{}" (python3-cryptography). */
-static const char sig_hex[] = "cb5d2e1d5e1f7bdb9263e534cf1ae3c9c93d979ee9d6fb5a2ec2954557444f19";
+/* HMAC of the canonical string "KC2\nPOST\n/counter/next\n1700000000\n"
+ * "000102..0f\n42\nabcDEF_-123\n" hex(SHA-256("{}")), computed with Python's
+ * hmac and hashlib. */
+static const char sig_hex[] = "05bb0c25893701c3a83c00ed739ad846485eeccd31177f8e4891e4bef78dfba0";
 #define TS 1700000000
-#define NONCE "000102030405060708090a0b0c0d0e0f"
+#define INST "000102030405060708090a0b0c0d0e0f"
+static const uint8_t inst1[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 
 static void test_b64url(void **state)
 {
@@ -80,20 +84,41 @@ static void test_verify_vector(void **state)
     (void)state;
     uint8_t key[32];
     ksvc_upstream_key("dev-proxy-token", key);
-    struct ksvc_replay_cache *c = ksvc_replay_cache_new(64);
+    struct ksvc_replay_table *t = ksvc_replay_table_new(NULL);
     struct ksvc_upstream_auth a;
     char header[256];
     snprintf(header, sizeof(header),
-             "KC-HMAC-SHA256 ts=%d, nonce=" NONCE ", ref=abcDEF_-123, sig=%s", TS, sig_hex);
+             "KC-HMAC-SHA256 ts=%d, inst=" INST ", seq=42, ref=abcDEF_-123, sig=%s", TS, sig_hex);
     assert_int_equal(
-        ksvc_upstream_verify(key, c, header, "POST", "/counter/next", "{}", 2, TS + 5, &a),
+        ksvc_upstream_verify(key, t, header, "POST", "/counter/next", "{}", 2, TS + 5, &a),
         KSVC_UPSTREAM_OK);
     assert_string_equal(a.ref, "abcDEF_-123");
+    assert_memory_equal(a.instance, inst1, 16);
+    assert_int_equal(a.seq, 42);
     /* the same header again is a replay */
     assert_int_equal(
-        ksvc_upstream_verify(key, c, header, "POST", "/counter/next", "{}", 2, TS + 6, &a),
+        ksvc_upstream_verify(key, t, header, "POST", "/counter/next", "{}", 2, TS + 6, &a),
         KSVC_UPSTREAM_REPLAYED);
-    ksvc_replay_cache_free(c);
+    /* our signer makes the same header */
+    char mine[256];
+    assert_int_equal(ksvc_upstream_sign(key, inst1, 42, "POST", "/counter/next", "abcDEF_-123",
+                                        "{}", 2, TS, mine, sizeof(mine)),
+                     0);
+    assert_string_equal(mine, header);
+    ksvc_replay_table_free(t);
+}
+
+/* The header with the value of one parameter replaced. */
+static void with_param(const char *h, const char *name, const char *value, char *out, size_t cap)
+{
+    char key[16];
+    snprintf(key, sizeof(key), "%s=", name);
+    const char *at = strstr(h, key);
+    assert_non_null(at);
+    const char *end = strchr(at, ',');
+    if (end == NULL)
+        end = at + strlen(at);
+    snprintf(out, cap, "%.*s%s%s%s", (int)(at - h), h, key, value, end);
 }
 
 static void test_sign_verify_and_tamper(void **state)
@@ -102,97 +127,100 @@ static void test_sign_verify_and_tamper(void **state)
     uint8_t key[32], other[32];
     ksvc_upstream_key("dev-proxy-token", key);
     ksvc_upstream_key("another-token", other);
-    struct ksvc_replay_cache *c = ksvc_replay_cache_new(256);
+    struct ksvc_replay_table *t = ksvc_replay_table_new(NULL);
     struct ksvc_upstream_auth a;
-    char h[256];
+    char h[256], forged[256];
     time_t now = 1800000000;
-    assert_int_equal(
-        ksvc_upstream_sign(key, "POST", "/counter/next", "ref1", "{}", 2, now, h, sizeof(h)), 0);
+    assert_int_equal(ksvc_upstream_sign(key, inst1, 7, "POST", "/counter/next", "ref1", "{}", 2,
+                                        now, h, sizeof(h)),
+                     0);
+    assert_true(strlen(h) <= KSVC_UPSTREAM_HEADER_MAX);
     /* every field is bound by the signature */
-    assert_int_equal(ksvc_upstream_verify(key, c, h, "GET", "/counter/next", "{}", 2, now, &a),
+    assert_int_equal(ksvc_upstream_verify(key, t, h, "GET", "/counter/next", "{}", 2, now, &a),
                      KSVC_UPSTREAM_BAD_SIG);
-    assert_int_equal(ksvc_upstream_verify(key, c, h, "POST", "/counter/nexT", "{}", 2, now, &a),
+    assert_int_equal(ksvc_upstream_verify(key, t, h, "POST", "/counter/nexT", "{}", 2, now, &a),
                      KSVC_UPSTREAM_BAD_SIG);
-    assert_int_equal(ksvc_upstream_verify(key, c, h, "POST", "/counter/next", "{ }", 3, now, &a),
+    assert_int_equal(ksvc_upstream_verify(key, t, h, "POST", "/counter/next", "{ }", 3, now, &a),
                      KSVC_UPSTREAM_BAD_SIG);
-    assert_int_equal(ksvc_upstream_verify(other, c, h, "POST", "/counter/next", "{}", 2, now, &a),
+    assert_int_equal(ksvc_upstream_verify(other, t, h, "POST", "/counter/next", "{}", 2, now, &a),
                      KSVC_UPSTREAM_BAD_SIG);
-    char forged[256];
-    snprintf(forged, sizeof(forged), "%s", h);
-    char *ref = strstr(forged, "ref=ref1");
-    ref[7] = '2';
-    assert_int_equal(
-        ksvc_upstream_verify(key, c, forged, "POST", "/counter/next", "{}", 2, now, &a),
-        KSVC_UPSTREAM_BAD_SIG);
+    const char *fields[][2] = {
+        {"ref", "ref2"},
+        {"seq", "8"},
+        {"inst", "000102030405060708090a0b0c0d0e0e"},
+        {"ts", "1800000001"},
+    };
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        with_param(h, fields[i][0], fields[i][1], forged, sizeof(forged));
+        assert_int_equal(
+            ksvc_upstream_verify(key, t, forged, "POST", "/counter/next", "{}", 2, now, &a),
+            KSVC_UPSTREAM_BAD_SIG);
+    }
     /* clock skew beyond 30 s either way */
     assert_int_equal(
-        ksvc_upstream_verify(key, c, h, "POST", "/counter/next", "{}", 2, now + 31, &a),
+        ksvc_upstream_verify(key, t, h, "POST", "/counter/next", "{}", 2, now + 31, &a),
         KSVC_UPSTREAM_STALE);
     assert_int_equal(
-        ksvc_upstream_verify(key, c, h, "POST", "/counter/next", "{}", 2, now - 31, &a),
+        ksvc_upstream_verify(key, t, h, "POST", "/counter/next", "{}", 2, now - 31, &a),
         KSVC_UPSTREAM_STALE);
-    /* failed attempts did not spend the nonce */
+    /* failed attempts did not spend the sequence number */
     assert_int_equal(
-        ksvc_upstream_verify(key, c, h, "POST", "/counter/next", "{}", 2, now + 30, &a),
+        ksvc_upstream_verify(key, t, h, "POST", "/counter/next", "{}", 2, now + 30, &a),
         KSVC_UPSTREAM_OK);
-    ksvc_replay_cache_free(c);
+    assert_int_equal(
+        ksvc_upstream_verify(key, t, h, "POST", "/counter/next", "{}", 2, now + 30, &a),
+        KSVC_UPSTREAM_REPLAYED);
+    /* the signer refuses what the parser would */
+    assert_int_equal(ksvc_upstream_sign(key, inst1, 0, "POST", "/p", "r", "", 0, now, h, sizeof(h)),
+                     -1);
+    assert_int_equal(ksvc_upstream_sign(key, inst1, UINT64_C(10000000000000000000), "POST", "/p",
+                                        "r", "", 0, now, h, sizeof(h)),
+                     -1);
+    assert_int_equal(
+        ksvc_upstream_sign(key, inst1, 1, "POST", "/p", "a b", "", 0, now, h, sizeof(h)), -1);
+    assert_int_equal(ksvc_upstream_sign(key, inst1, 1, "POST", "/p", "r", "", 0, now, h, 40), -1);
+    ksvc_replay_table_free(t);
 }
 
 static void test_parse_rejects(void **state)
 {
     (void)state;
     struct ksvc_upstream_auth a;
-    const char *ok = "KC-HMAC-SHA256 ts=1, nonce=" NONCE ", ref=r, sig=" /* 64 hex */
-                     "cb5d2e1d5e1f7bdb9263e534cf1ae3c9c93d979ee9d6fb5a2ec2954557444f19";
+#define SIG "cb5d2e1d5e1f7bdb9263e534cf1ae3c9c93d979ee9d6fb5a2ec2954557444f19"
+    const char *ok = "KC-HMAC-SHA256 ts=1, inst=" INST ", seq=1, ref=r, sig=" SIG;
     assert_int_equal(ksvc_upstream_parse(ok, &a), KSVC_UPSTREAM_OK);
+    assert_int_equal(a.seq, 1);
+    assert_int_equal(ksvc_upstream_parse("KC-HMAC-SHA256 ts=1, inst=" INST
+                                         ", seq=9999999999999999999, ref=r, sig=" SIG,
+                                         &a),
+                     KSVC_UPSTREAM_OK);
+    assert_true(a.seq == UINT64_C(9999999999999999999));
     assert_int_equal(ksvc_upstream_parse(NULL, &a), KSVC_UPSTREAM_UNSIGNED);
     assert_int_equal(ksvc_upstream_parse("Bearer abc", &a), KSVC_UPSTREAM_UNSIGNED);
     const char *bad[] = {
         "KC-HMAC-SHA256 ",
-        "KC-HMAC-SHA256 ts=1, nonce=" NONCE ", ref=r",
-        "KC-HMAC-SHA256 ts=-1, nonce=" NONCE ", ref=r, sig=00",
-        "KC-HMAC-SHA256 ts=1,nonce=" NONCE ", ref=r, sig=00",
-        "KC-HMAC-SHA256 nonce=" NONCE ", ts=1, ref=r, sig=00",
-        "KC-HMAC-SHA256 ts=1, nonce=00, ref=r, "
-        "sig=cb5d2e1d5e1f7bdb9263e534cf1ae3c9c93d979ee9d6fb5a2ec2954557444f19",
-        "KC-HMAC-SHA256 ts=1, nonce=" NONCE ", ref=a b, "
-        "sig=cb5d2e1d5e1f7bdb9263e534cf1ae3c9c93d979ee9d6fb5a2ec2954557444f19",
-        "KC-HMAC-SHA256 ts=1, nonce=" NONCE ", ref=r, "
-        "sig=cb5d2e1d5e1f7bdb9263e534cf1ae3c9c93d979ee9d6fb5a2ec2954557444f19, x=1",
-        "KC-HMAC-SHA256 ts=99999999999999999999, nonce=" NONCE ", ref=r, "
-        "sig=cb5d2e1d5e1f7bdb9263e534cf1ae3c9c93d979ee9d6fb5a2ec2954557444f19",
+        "KC-HMAC-SHA256 ts=1, inst=" INST ", seq=1, ref=r",
+        "KC-HMAC-SHA256 ts=-1, inst=" INST ", seq=1, ref=r, sig=" SIG,
+        "KC-HMAC-SHA256 ts=1,inst=" INST ", seq=1, ref=r, sig=" SIG,
+        "KC-HMAC-SHA256 inst=" INST ", ts=1, seq=1, ref=r, sig=" SIG,
+        "KC-HMAC-SHA256 ts=1, inst=00, seq=1, ref=r, sig=" SIG,
+        "KC-HMAC-SHA256 ts=1, inst=" INST "00, seq=1, ref=r, sig=" SIG,
+        "KC-HMAC-SHA256 ts=1, inst=" INST ", seq=0, ref=r, sig=" SIG,
+        "KC-HMAC-SHA256 ts=1, inst=" INST ", seq=01, ref=r, sig=" SIG,
+        "KC-HMAC-SHA256 ts=1, inst=" INST ", seq=-1, ref=r, sig=" SIG,
+        "KC-HMAC-SHA256 ts=1, inst=" INST ", seq=+1, ref=r, sig=" SIG,
+        "KC-HMAC-SHA256 ts=1, inst=" INST ", seq=1x, ref=r, sig=" SIG,
+        "KC-HMAC-SHA256 ts=1, inst=" INST ", seq=10000000000000000000, ref=r, sig=" SIG,
+        "KC-HMAC-SHA256 ts=1, inst=" INST ", ref=r, sig=" SIG,
+        "KC-HMAC-SHA256 ts=1, inst=" INST ", seq=1, ref=a b, sig=" SIG,
+        "KC-HMAC-SHA256 ts=1, inst=" INST ", seq=1, ref=r, sig=" SIG ", x=1",
+        "KC-HMAC-SHA256 ts=99999999999999999999, inst=" INST ", seq=1, ref=r, sig=" SIG,
+        /* the KC1 header with a nonce is refused: k_proxy and k_server upgrade together */
+        "KC-HMAC-SHA256 ts=1, nonce=" INST ", ref=r, sig=" SIG,
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(ksvc_upstream_parse(bad[i], &a), KSVC_UPSTREAM_MALFORMED);
-}
-
-static void test_replay_cache_rotation_and_capacity(void **state)
-{
-    (void)state;
-    struct ksvc_replay_cache *c = ksvc_replay_cache_new(8);
-    uint8_t key[32];
-    ksvc_upstream_key("t", key);
-    struct ksvc_upstream_auth a;
-    char h[10][256];
-    time_t now = 1800000000;
-    int ok = 0, full = 0;
-    for (int i = 0; i < 10; i++) {
-        ksvc_upstream_sign(key, "POST", "/p", "r", "", 0, now, h[i], sizeof(h[i]));
-        enum ksvc_upstream_verdict v =
-            ksvc_upstream_verify(key, c, h[i], "POST", "/p", "", 0, now, &a);
-        ok += v == KSVC_UPSTREAM_OK;
-        full += v == KSVC_UPSTREAM_CACHE_FULL;
-    }
-    assert_int_equal(ok, 6); /* three quarters of 8 */
-    assert_int_equal(full, 4);
-    /* after one rotation the old nonces are still remembered */
-    assert_int_equal(ksvc_upstream_verify(key, c, h[0], "POST", "/p", "", 0, now + 29, &a),
-                     KSVC_UPSTREAM_REPLAYED);
-    char fresh[256];
-    ksvc_upstream_sign(key, "POST", "/p", "r", "", 0, now + 60, fresh, sizeof(fresh));
-    assert_int_equal(ksvc_upstream_verify(key, c, fresh, "POST", "/p", "", 0, now + 60, &a),
-                     KSVC_UPSTREAM_OK);
-    ksvc_replay_cache_free(c);
+#undef SIG
 }
 
 static void test_session_ref(void **state)
@@ -271,7 +299,6 @@ int main(void)
         cmocka_unit_test(test_verify_vector),
         cmocka_unit_test(test_sign_verify_and_tamper),
         cmocka_unit_test(test_parse_rejects),
-        cmocka_unit_test(test_replay_cache_rotation_and_capacity),
         cmocka_unit_test(test_session_ref),
         cmocka_unit_test(test_bearer),
         cmocka_unit_test(test_metrics_text),

@@ -1,0 +1,338 @@
+#!/bin/sh
+# Issue 9's load benchmarks of the session chain, with an nginx ceiling run
+# side by side on the same machine, printed as figures, ratios and MET/MISSED
+# per target. Not a gate: exits 0 whatever the figures (1 only for bad usage).
+#
+# usage: sh bench/chain_load.sh [BUILD]     (make bench runs it from run.sh)
+#
+#   nginx ceiling   nginx (Debian) in a temporary prefix on loopback: a trivial
+#                   upstream answering {"counter":1}, nginx proxying to it with
+#                   keepalive, plain and with TLS in front (fixtures/tls/gen.sh)
+#   chain           vcard + k_server + k_proxy as tests/e2e/lib.sh starts them,
+#                   one login, then wrk -t2 -c32 POSTing /resource/counter with
+#                   the bearer token (bench/wrk/counter.lua records every status
+#                   and every counter value; afterwards the values are checked
+#                   unique and gap-free), plain and with both hops over TLS
+#   CPU             utime+stime (/proc/PID/stat) and context switches
+#                   (/proc/PID/task/*/status) of k_proxy + k_server vs nginx's
+#                   workers over each run, per request
+#   chain-regress   its own CPU (rusage) per request at parallelism 32
+#   logins          logins/s (probe mode, vcard --presence yes) on a fresh
+#                   k_proxy, then on the same one with 100k sessions preloaded
+#                   into its state database (benchtool.py preload)
+#   trickle         10,000 connections from 127.0.0.2 trickling header bytes
+#                   at k_proxy while 10 counter calls from 127.0.0.1 are timed
+#
+# Environment: BENCH_SECONDS (each chain run, default 60), BENCH_NGINX_SECONDS
+# (each nginx run, 3 rounds in all, default the smaller of BENCH_SECONDS and 21),
+# BENCH_LOGIN_SECONDS (default 5), BENCH_CR_REQUESTS (default 20000),
+# BENCH_TRICKLE_CONNS (default 10000), BENCH_RESULTS (where the raw results
+# are kept, default BUILD/bench/chain_load).
+case ${1:-} in
+-h | --help)
+    sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
+    exit 0
+    ;;
+-*)
+    echo "usage: sh bench/chain_load.sh [BUILD] (see --help)" >&2
+    exit 1
+    ;;
+esac
+BUILD=${1:-build}
+. tests/e2e/lib.sh
+
+for n in "${BENCH_SECONDS:-60}" "${BENCH_NGINX_SECONDS:-0}" "${BENCH_LOGIN_SECONDS:-5}" \
+    "${BENCH_CR_REQUESTS:-1}" "${BENCH_TRICKLE_CONNS:-1}"; do
+    case $n in
+    '' | *[!0-9]*)
+        echo "chain_load: BENCH_* settings must be whole numbers (got '$n')" >&2
+        exit 1
+        ;;
+    esac
+done
+SECS=${BENCH_SECONDS:-60}
+NGINX_SECS=${BENCH_NGINX_SECONDS:-$((SECS < 21 ? SECS : 21))}
+LOGIN_SECS=${BENCH_LOGIN_SECONDS:-5}
+CR_N=${BENCH_CR_REQUESTS:-20000}
+TRICKLE_CONNS=${BENCH_TRICKLE_CONNS:-10000}
+R=${BENCH_RESULTS:-$BUILD/bench/chain_load}
+BT=bench/benchtool.py
+# the ceiling: the median of 3 rounds (other work on the machine comes and goes)
+NGINX_ROUND=$(((NGINX_SECS + 2) / 3))
+rm -rf "$R"
+mkdir -p "$R" || exit 1
+
+NG_PID=""
+bench_cleanup() {
+    stop_nginx
+    cleanup
+}
+trap bench_cleanup EXIT
+trap 'exit 1' INT TERM
+
+note() { echo "  $*" | tee -a "$R/notes"; }
+
+# ---- nginx -----------------------------------------------------------------
+NGINX=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
+
+stop_nginx() {
+    [ -n "$NG_PID" ] || return 0
+    _workers=$($PY -c 'import sys; sys.path.insert(0, "bench"); import benchtool; print(" ".join(map(str, benchtool.children(int(sys.argv[1])))))' "$NG_PID" 2>/dev/null)
+    kill -TERM "$NG_PID" 2>/dev/null
+    wait_exit "$NG_PID"
+    kill -KILL "$NG_PID" 2>/dev/null
+    for _w in $_workers; do kill -KILL "$_w" 2>/dev/null; done
+    wait "$NG_PID" 2>/dev/null
+    NG_PID=""
+}
+
+# Waits (bounded, 5 s) for URL to answer 200.
+wait_http() {
+    _tries=100
+    while [ "$_tries" -gt 0 ]; do
+        [ "$(curl -sk -m 1 -o /dev/null -w '%{http_code}' -X POST "$1" 2>/dev/null)" = 200 ] && return 0
+        sleep 0.05
+        _tries=$((_tries - 1))
+    done
+    return 1
+}
+
+start_nginx() {
+    NG=$E2E_TMP/nginx
+    mkdir -p "$NG/tmp" || return 1
+    # shellcheck disable=SC2046
+    set -- $("$PY" "$BT" freeport 3)
+    NG_UP=$1
+    NG_PLAIN=$2
+    NG_TLS=$3
+    sed -e "s#@PREFIX@#$NG#g" -e "s#@UP_PORT@#$NG_UP#g" -e "s#@PLAIN_PORT@#$NG_PLAIN#g" \
+        -e "s#@TLS_PORT@#$NG_TLS#g" -e "s#@CERT@#$TLS/k_proxy.crt#g" -e "s#@KEY@#$TLS/k_proxy.key#g" \
+        bench/nginx/ceiling.conf.in >"$NG/nginx.conf" || return 1
+    "$NGINX" -p "$NG" -c "$NG/nginx.conf" -e "$NG/error.log" 2>>"$NG/error.log" &
+    NG_PID=$!
+    if ! wait_http "http://127.0.0.1:$NG_PLAIN/resource/counter" ||
+        ! wait_http "https://127.0.0.1:$NG_TLS/resource/counter"; then
+        note "nginx did not answer within 5 s; its error log:"
+        sed 's/^/    | /' "$NG/error.log" | head -n 10
+        stop_nginx
+        return 1
+    fi
+}
+
+# ---- wrk -------------------------------------------------------------------
+# run_wrk NAME URL SECONDS CONNS [measure options...]: wrk with
+# bench/wrk/counter.lua, its output in $R/NAME.wrk, the CPU of the processes
+# named by the measure options in $R/NAME.cpu.json. $TOKEN, $VALUES,
+# $WRK_PATH and $WRK_BODY go to the script.
+run_wrk() {
+    _name=$1
+    _url=$2
+    _secs=$3
+    _conns=$4
+    shift 4
+    _threads=2
+    [ "$_conns" -lt 2 ] && _threads=1
+    env BENCH_TOKEN="${TOKEN:-}" BENCH_VALUES="${VALUES:-}" BENCH_PATH="${WRK_PATH:-/resource/counter}" \
+        BENCH_BODY="${WRK_BODY:-}" timeout -k 5 $((_secs + 60)) "$PY" "$BT" measure --out "$R/$_name.cpu.json" "$@" -- \
+        wrk -t"$_threads" -c"$_conns" -d"${_secs}s" -s bench/wrk/counter.lua "$_url" \
+        >"$R/$_name.wrk" 2>&1
+    _rc=$?
+    [ "$_rc" -eq 0 ] || note "$_name: wrk exited $_rc"
+    grep -q '^BENCH ' "$R/$_name.wrk" || {
+        note "$_name: no BENCH line from wrk:"
+        sed 's/^/    | /' "$R/$_name.wrk" | head -n 10
+    }
+}
+
+# ---- the chain ---------------------------------------------------------------
+# chain_up http|https: a fresh k_server and k_proxy, one login; sets TOKEN, KP_URL.
+chain_up() {
+    TOKEN=""
+    if [ "$1" = https ]; then
+        S="--tls-certfile $TLS/k_server.crt --tls-keyfile $TLS/k_server.key"
+        P="--tls-certfile $TLS/k_proxy.crt --tls-keyfile $TLS/k_proxy.key --server-ca-file $TLS/ca.crt"
+        CURL_CA="--cacert $TLS/ca.crt"
+    else
+        S=""
+        P=""
+        CURL_CA=""
+    fi
+    # shellcheck disable=SC2086
+    start_k_server $S || return 1
+    # shellcheck disable=SC2086
+    start_k_proxy --server-base-url "$1://127.0.0.1:$KS_PORT" --device "$VCARD_URI" $P || return 1
+    KP_URL="$1://127.0.0.1:$KP_PORT"
+    login || return 1
+}
+
+login() {
+    # shellcheck disable=SC2086
+    _code=$(curl -sS -m 30 $CURL_CA -o "$E2E_TMP/login.json" -w '%{http_code}' -X POST \
+        "$KP_URL/session/login" -H 'Content-Type: application/json' -d '{"username":"bench"}' \
+        2>"$E2E_TMP/login.err")
+    if [ "$_code" != 200 ]; then
+        note "login answered HTTP $_code: $(head -c 300 "$E2E_TMP/login.json" "$E2E_TMP/login.err" 2>/dev/null)"
+        return 1
+    fi
+    TOKEN=$(json_get "$E2E_TMP/login.json" "j['session_token']")
+    [ -n "$TOKEN" ]
+}
+
+chain_down() {
+    [ -n "${KP_PID:-}" ] && stop_pid "$KP_PID"
+    [ -n "${KS_PID:-}" ] && stop_pid "$KS_PID"
+    KP_PID=""
+    KS_PID=""
+}
+
+# chain_run NAME http|https: the sustained counter load on a fresh chain.
+chain_run() {
+    echo "== $1: wrk -t2 -c32 -d${SECS}s POST /resource/counter through k_proxy -> k_server over $2"
+    if chain_up "$2"; then
+        VALUES="$R/$1.values"
+        WRK_PATH=""
+        WRK_BODY=""
+        run_wrk "$1" "$KP_URL/resource/counter" "$SECS" 32 \
+            --pid "k_proxy=$KP_PID" --pid "k_server=$KS_PID"
+        # what k_server handed out last, once the requests wrk left in flight are done
+        sleep 1
+        # shellcheck disable=SC2086
+        _issued=$(curl -sS -m 5 $CURL_CA "$2://127.0.0.1:$KS_PORT/healthz" 2>/dev/null |
+            "$PY" -c 'import json,sys; print(int(json.load(sys.stdin)["counter"]))' 2>/dev/null)
+        "$PY" "$BT" values "$R/$1.values" --issued "${_issued:-none}" --allow-missing 32 >"$R/$1.values.json"
+        grep -h 'Requests/sec\|Non-2xx\|Socket errors' "$R/$1.wrk" | sed 's/^/  /'
+    else
+        note "$1: the chain did not come up; not measured"
+    fi
+    chain_down
+}
+
+if ! command -v wrk >/dev/null 2>&1; then
+    echo "chain_load: wrk is not installed (bench/install-deps.sh installs it); skipped"
+    exit 0
+fi
+if ! command -v curl >/dev/null 2>&1; then
+    echo "chain_load: curl is not installed; skipped"
+    exit 0
+fi
+TLS=$E2E_TMP/tls
+sh fixtures/tls/gen.sh --quiet "$TLS" >/dev/null || {
+    echo "chain_load: fixtures/tls/gen.sh failed; skipped"
+    exit 0
+}
+echo "== chain load bench: chain runs ${SECS} s, nginx runs ${NGINX_SECS} s, wrk -t2 -c32; $(nproc) cores; results in $R"
+
+# 1. the nginx ceiling and 2. the chain, each chain run right after its
+# nginx run, so that other work on the machine weighs on both alike
+HAVE_NGINX=0
+if [ -x "$NGINX" ] && start_nginx; then
+    HAVE_NGINX=1
+else
+    note "nginx is not available (bench/install-deps.sh installs it): no ceiling, no ratios"
+fi
+start_vcard --presence yes || {
+    echo "chain_load: vcard did not start; chain not measured"
+    "$PY" "$BT" report "$R"
+    exit 0
+}
+for mode in plain tls; do
+    if [ "$HAVE_NGINX" -eq 1 ]; then
+        _port=$NG_PLAIN
+        _scheme=http
+        if [ "$mode" = tls ]; then
+            _port=$NG_TLS
+            _scheme=https
+        fi
+        echo "== nginx_$mode: 3 rounds of wrk -t2 -c32 -d${NGINX_ROUND}s through nginx -> nginx upstream over $_scheme (the ceiling)"
+        TOKEN=""
+        VALUES=""
+        WRK_PATH=""
+        WRK_BODY=""
+        for _round in 1 2 3; do
+            run_wrk "nginx_$mode.r$_round" "$_scheme://127.0.0.1:$_port/resource/counter" "$NGINX_ROUND" 32 \
+                --tree "nginx=$NG_PID"
+            grep -h 'Requests/sec' "$R/nginx_$mode.r$_round.wrk" | sed 's/^/  /'
+        done
+    fi
+    if [ "$mode" = tls ]; then chain_run chain_tls https; else chain_run chain_plain http; fi
+done
+stop_nginx
+
+# 3. chain-regress's own CPU per request at parallelism 32
+echo "== chain-regress --requests $CR_N --parallelism 32 over http (its own CPU)"
+if chain_up http; then
+    echo "$CR_N" >"$R/chain_regress.n"
+    timeout -k 5 120 "$PY" "$BT" measure --out "$R/chain_regress.cpu.json" \
+        --pid "k_proxy=$KP_PID" --pid "k_server=$KS_PID" -- \
+        "$BIN/chain-regress" --base-url "$KP_URL" --requests "$CR_N" --parallelism 32 \
+        --username bench >"$R/chain_regress.out" 2>&1
+    tail -n 1 "$R/chain_regress.out" | cut -c 1-200 | sed 's/^/  /'
+else
+    note "chain-regress: the chain did not come up; not measured"
+fi
+chain_down
+
+# 4. logins/s: a fresh k_proxy, then the same database with 100k more sessions
+echo "== logins/s (probe mode, wrk -t1 -c4 -d${LOGIN_SECS}s): fresh k_proxy, then with 100k sessions"
+if chain_up http; then
+    WRK_PATH=/session/login
+    WRK_BODY='{"username":"bench"}'
+    VALUES=""
+    TOKEN=""
+    run_wrk login_fresh "$KP_URL/session/login" "$LOGIN_SECS" 4 --pid "k_proxy=$KP_PID"
+    grep -h 'Requests/sec' "$R/login_fresh.wrk" | sed 's/^/  fresh:     /'
+    stop_pid "$KP_PID"
+    KP_PID=""
+    if "$PY" "$BT" preload "$KP_DIR/k_proxy.db" 100000 >"$R/preload.json" 2>"$R/preload.err"; then
+        echo "  preloaded: $(json_get "$R/preload.json" "'%d sessions (columns made afresh: %s)' % (j['sessions'], ', '.join(j['fresh_columns']))")"
+        # the same k_proxy (lib.sh's way, on the same directory and so the
+        # preloaded database); loading 100k sessions may take longer than the
+        # 5 s lib.sh waits, so wait on up to 60 s
+        rm -f "$KP_DIR/port"
+        _t0=$(date +%s.%N)
+        _start_service k_proxy "$KP_DIR" --server-base-url "http://127.0.0.1:$KS_PORT" \
+            --device "$VCARD_URI" 2>/dev/null
+        # shellcheck disable=SC2154 # _pid: set by lib.sh's _start_service
+        KP_PID=$_pid
+        _tries=1100 # 55 s more
+        while [ ! -s "$KP_DIR/port" ] && kill -0 "$KP_PID" 2>/dev/null && [ "$_tries" -gt 0 ]; do
+            sleep 0.05
+            _tries=$((_tries - 1))
+        done
+        if [ -s "$KP_DIR/port" ]; then
+            echo "  k_proxy with 100k sessions ready in $($PY -c "import sys,time; print('%.2f s' % (time.time() - float(sys.argv[1])))" "$_t0")"
+            KP_URL="http://127.0.0.1:$(cat "$KP_DIR/port")"
+            _active=$(curl -sS -m 5 "$KP_URL/metrics" 2>/dev/null | sed -n 's/^kcard_k_proxy_sessions_active \([0-9]*\).*/\1/p')
+            echo "  its /metrics: kcard_k_proxy_sessions_active ${_active:-(not reported)}"
+            run_wrk login_100k "$KP_URL/session/login" "$LOGIN_SECS" 4 --pid "k_proxy=$KP_PID"
+            grep -h 'Requests/sec' "$R/login_100k.wrk" | sed 's/^/  100k:      /'
+        else
+            note "k_proxy did not start on the preloaded database within 60 s; its log:"
+            sed 's/^/    | /' "$KP_DIR/log" | head -n 10
+        fi
+    else
+        note "preloading 100k sessions failed: $(head -c 300 "$R/preload.err")"
+    fi
+else
+    note "logins: the chain did not come up; not measured"
+fi
+chain_down
+
+# 5. a counter call while 10,000 connections from 127.0.0.2 trickle headers
+echo "== $TRICKLE_CONNS connections from 127.0.0.2 trickling headers at k_proxy; 10 counter calls from 127.0.0.1"
+if chain_up http; then
+    timeout -k 5 120 "$PY" "$BT" trickle --port "$KP_PORT" --url "$KP_URL" --token "$TOKEN" \
+        --conns "$TRICKLE_CONNS" --tries 10 --out "$R/trickle.json" || note "trickle: exit $?"
+    kill -0 "$KP_PID" 2>/dev/null || note "trickle: k_proxy DIED under the trickling connections"
+else
+    note "trickle: the chain did not come up; not measured"
+fi
+chain_down
+stop_vcard
+
+"$PY" "$BT" report "$R"
+if [ -s "$R/notes" ]; then
+    echo "notes:"
+    cat "$R/notes"
+fi
+exit 0

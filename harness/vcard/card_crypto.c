@@ -10,6 +10,7 @@
 #include <openssl/obj_mac.h>
 #include <openssl/objects.h>
 #include <openssl/param_build.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -459,4 +460,21 @@ void vc_counter_set(struct vc_card *c, const uint8_t *id, size_t id_len, uint32_
 
     if (k != NULL)
         k->count = v;
+}
+
+int vc_hmac_sha256(const uint8_t *key, size_t klen, const uint8_t *m1, size_t l1, const uint8_t *m2,
+                   size_t l2, uint8_t out[32])
+{
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    size_t n = 0;
+    int ok = ctx != NULL && EVP_MAC_init(ctx, key, klen, params) == 1 &&
+             EVP_MAC_update(ctx, m1, l1) == 1 && (l2 == 0 || EVP_MAC_update(ctx, m2, l2) == 1) &&
+             EVP_MAC_final(ctx, out, &n, 32) == 1 && n == 32;
+
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(mac);
+    return ok ? 0 : -1;
 }

@@ -163,6 +163,9 @@ void vc_item_text_copy(const cbor_item_t *it, char *dst, size_t cap);
 /* card_crypto.c */
 int vc_random(uint8_t *p, size_t len);
 int vc_sha256(const uint8_t *p, size_t len, uint8_t out[32]);
+/* HMAC-SHA256 of m1 || m2 (m2 may be NULL with l2 0). */
+int vc_hmac_sha256(const uint8_t *key, size_t klen, const uint8_t *m1, size_t l1, const uint8_t *m2,
+                   size_t l2, uint8_t out[32]);
 int vc_cred_new(struct vc_card *c, int alg, int cred_protect, uint8_t flags,
                 const uint8_t rp_id_hash[32], struct vc_cred *out, EVP_PKEY **pkey);
 /* 0 if id is a credential of this card for this rp; -1 otherwise. */

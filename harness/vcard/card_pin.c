@@ -177,23 +177,6 @@ uint8_t vc_hmac_secret_input(struct vc_card *c, const cbor_item_t *in, struct vc
     return KC_CTAP2_OK;
 }
 
-static int hmac_sha256(const uint8_t *key, size_t klen, const uint8_t *m1, size_t l1,
-                       const uint8_t *m2, size_t l2, uint8_t out[32])
-{
-    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    EVP_MAC_CTX *ctx = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
-                           OSSL_PARAM_construct_end()};
-    size_t n = 0;
-    int ok = ctx != NULL && EVP_MAC_init(ctx, key, klen, params) == 1 &&
-             EVP_MAC_update(ctx, m1, l1) == 1 && (l2 == 0 || EVP_MAC_update(ctx, m2, l2) == 1) &&
-             EVP_MAC_final(ctx, out, &n, 32) == 1 && n == 32;
-
-    EVP_MAC_CTX_free(ctx);
-    EVP_MAC_free(mac);
-    return ok ? 0 : -1;
-}
-
 /* CredRandom is derived from the master key and the credential id, one
  * value with UV and another without, so nothing more has to be stored. */
 int vc_hmac_secret_output(struct vc_card *c, const struct vc_hmac_in *in, const struct vc_cred *cr,
@@ -203,11 +186,11 @@ int vc_hmac_secret_output(struct vc_card *c, const struct vc_hmac_in *in, const 
     int rc = -1;
 
     label[15] = uv ? 1 : 0;
-    if (hmac_sha256(c->master_key, sizeof(c->master_key), label, sizeof(label), cr->id,
-                    VC_CRED_ID_LEN, cred_random) != 0 ||
-        hmac_sha256(cred_random, 32, in->salt, 32, NULL, 0, outs) != 0 ||
+    if (vc_hmac_sha256(c->master_key, sizeof(c->master_key), label, sizeof(label), cr->id,
+                       VC_CRED_ID_LEN, cred_random) != 0 ||
+        vc_hmac_sha256(cred_random, 32, in->salt, 32, NULL, 0, outs) != 0 ||
         (in->salt_len == 64 &&
-         hmac_sha256(cred_random, 32, in->salt + 32, 32, NULL, 0, outs + 32) != 0) ||
+         vc_hmac_sha256(cred_random, 32, in->salt + 32, 32, NULL, 0, outs + 32) != 0) ||
         kc_pinp_encrypt(in->proto, in->shared, in->shared_len, outs, in->salt_len, out, cap,
                         out_len) != 0)
         goto out;

@@ -2,10 +2,12 @@
  * atomically after every change (temporary file in the same folder, fsync,
  * rename, fsync of the folder) with mode 0600, and loaded strictly: a file
  * that is unreadable or not exactly what we write is an error, never
- * silently replaced. The map travels inside {"state": bytes, "sha256":
- * bytes}, so a damaged byte anywhere (the master key included) is caught
- * rather than turning into a different card; files of the first format,
- * without the digest, still load and gain it on the next write. */
+ * silently replaced. The map travels inside {"state": bytes, "mac": bytes},
+ * an HMAC-SHA256 under a key derived from the card's master key, so a
+ * damaged byte anywhere (the master key included) is caught rather than
+ * turning into a different card. Files of the earlier formats (a bare map,
+ * or "sha256" in place of "mac") still load and gain the MAC on the next
+ * write. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -125,15 +127,32 @@ static int fsync_dir_of(const char *path)
     return rc;
 }
 
-/* The state map's bytes wrapped with their SHA-256: {"sha256", "state"}. */
-static int seal(const uint8_t *inner, size_t inner_len, uint8_t **out, size_t *out_len)
+/* The key of the state file's MAC: HMAC-SHA256(master key, label), so
+ * the MAC follows the card and proves the master key unchanged. */
+static int state_mac(const uint8_t master_key[32], const uint8_t *inner, size_t inner_len,
+                     uint8_t mac[32])
 {
-    uint8_t digest[32];
+    static const uint8_t label[] = "kcard vcard state file MAC v1";
+    uint8_t key[32];
+    int rc = vc_hmac_sha256(master_key, 32, label, sizeof(label) - 1, NULL, 0, key) == 0 &&
+                     vc_hmac_sha256(key, sizeof(key), inner, inner_len, NULL, 0, mac) == 0
+                 ? 0
+                 : -1;
+
+    OPENSSL_cleanse(key, sizeof(key));
+    return rc;
+}
+
+/* The state map's bytes wrapped with their MAC: {"mac", "state"}. */
+static int seal(const struct vc_card *c, const uint8_t *inner, size_t inner_len, uint8_t **out,
+                size_t *out_len)
+{
+    uint8_t mac[32];
     cbor_item_t *w = cbor_new_definite_map(2);
     int rc = -1;
 
-    if (w != NULL && vc_sha256(inner, inner_len, digest) == 0 &&
-        kc_cbor_map_add_str(w, "sha256", kc_cbor_new_bytes(digest, sizeof(digest))) == KC_OK &&
+    if (w != NULL && state_mac(c->master_key, inner, inner_len, mac) == 0 &&
+        kc_cbor_map_add_str(w, "mac", kc_cbor_new_bytes(mac, sizeof(mac))) == KC_OK &&
         kc_cbor_map_add_str(w, "state", kc_cbor_new_bytes(inner, inner_len)) == KC_OK &&
         kc_cbor_serialize(w, out, out_len) == KC_OK)
         rc = 0;
@@ -157,7 +176,7 @@ int vc_state_save(struct vc_card *c)
     int fd = -1, rc = -1;
 
     if (m == NULL || kc_cbor_serialize(m, &inner, &inner_len) != KC_OK ||
-        seal(inner, inner_len, &buf, &len) != 0)
+        seal(c, inner, inner_len, &buf, &len) != 0)
         goto out;
     if (asprintf(&tmp, "%s.tmpXXXXXX", c->state_path) < 0) {
         tmp = NULL;
@@ -202,23 +221,41 @@ out:
 static const char *unseal(cbor_item_t *item, cbor_item_t **inner)
 {
     cbor_item_t *state = kc_cbor_map_get_str(item, "state");
+    cbor_item_t *mac = kc_cbor_map_get_str(item, "mac");
     cbor_item_t *digest = kc_cbor_map_get_str(item, "sha256");
-    uint8_t want[32];
+    cbor_item_t *seal_item = mac != NULL ? mac : digest;
+    uint8_t want[32], master_key[32];
+    bool ok;
 
     *inner = NULL;
-    if (state == NULL && digest == NULL) {
-        *inner = cbor_incref(item); /* first format: no digest to check */
+    if (state == NULL && seal_item == NULL) {
+        *inner = cbor_incref(item); /* first format: nothing to check */
         return NULL;
     }
-    if (state == NULL || digest == NULL || !kc_cbor_is_bytes(state) || !kc_cbor_is_bytes(digest) ||
-        cbor_bytestring_length(digest) != sizeof(want) || cbor_map_size(item) != 2)
-        return "the sealed form is malformed (want exactly sha256 and state, as bytes)";
-    if (vc_sha256(cbor_bytestring_handle(state), cbor_bytestring_length(state), want) != 0)
-        return "cannot compute its digest";
-    if (CRYPTO_memcmp(want, cbor_bytestring_handle(digest), sizeof(want)) != 0)
-        return "its SHA-256 does not match (the file was altered or damaged)";
+    if (state == NULL || seal_item == NULL || (mac != NULL && digest != NULL) ||
+        !kc_cbor_is_bytes(state) || !kc_cbor_is_bytes(seal_item) ||
+        cbor_bytestring_length(seal_item) != sizeof(want) || cbor_map_size(item) != 2)
+        return "the sealed form is malformed (want exactly mac and state, as bytes)";
+    if (digest != NULL) { /* the second format: a plain digest */
+        if (vc_sha256(cbor_bytestring_handle(state), cbor_bytestring_length(state), want) != 0)
+            return "cannot compute its digest";
+        if (CRYPTO_memcmp(want, cbor_bytestring_handle(digest), sizeof(want)) != 0)
+            return "its SHA-256 does not match (the file was altered or damaged)";
+    }
     if (kc_cbor_load(cbor_bytestring_handle(state), cbor_bytestring_length(state), inner) != KC_OK)
         return "the sealed state is not valid CBOR";
+    if (digest != NULL)
+        return NULL;
+    ok = cbor_isa_map(*inner) &&
+         kc_cbor_bytes(kc_cbor_map_get_str(*inner, "master_key"), 32, 32, master_key, NULL) ==
+             KC_OK &&
+         state_mac(master_key, cbor_bytestring_handle(state), cbor_bytestring_length(state),
+                   want) == 0;
+    OPENSSL_cleanse(master_key, sizeof(master_key));
+    if (!ok)
+        return "the sealed state has no 32-byte master_key to check its MAC with";
+    if (CRYPTO_memcmp(want, cbor_bytestring_handle(mac), sizeof(want)) != 0)
+        return "its MAC does not match (the file was altered or damaged)";
     return NULL;
 }
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "ctaphid/cbor_util.h"
+#include "harness/vcard/card_int.h"
 #include "tests/unit/vcard/test_card_util.h"
 
 struct dir {
@@ -193,8 +194,9 @@ static void test_corrupt(void **state)
 }
 
 /* Two flipped bytes in the master key used to load as a different card:
- * the file's digest catches them, and the file is left as it was. A file of
- * the first format (the bare map, no digest) still loads. */
+ * the file's MAC catches them, and the file is left as it was. Files of the
+ * earlier formats (the bare map; the map with a SHA-256) still load, and a
+ * digest that does not match is refused too. */
 static void test_flipped_bytes(void **state)
 {
     static const char key[] = "master_key";
@@ -227,7 +229,7 @@ static void test_flipped_bytes(void **state)
     bad[at + 20 - good] ^= 0x80;
     write_file(d.file, bad, good_len);
     assert_null(try_open(d.file, err, sizeof(err)));
-    assert_non_null(strstr(err, "SHA-256 does not match"));
+    assert_non_null(strstr(err, "MAC does not match"));
     assert_non_null(strstr(err, d.file));
     f = fopen(d.file, "rb");
     assert_non_null(f);
@@ -241,10 +243,36 @@ static void test_flipped_bytes(void **state)
     inner = kc_cbor_map_get_str(outer, "state");
     assert_non_null(inner);
     write_file(d.file, cbor_bytestring_handle(inner), cbor_bytestring_length(inner));
-    cbor_decref(&outer);
     c = try_open(d.file, err, sizeof(err));
     assert_non_null(c);
     vc_card_free(c);
+
+    /* the second format: {"sha256", "state"}, good and then damaged */
+    {
+        uint8_t digest[32], *buf = NULL;
+        size_t len = 0;
+        cbor_item_t *w = cbor_new_definite_map(2);
+
+        assert_int_equal(
+            vc_sha256(cbor_bytestring_handle(inner), cbor_bytestring_length(inner), digest), 0);
+        assert_int_equal(kc_cbor_map_add_str(w, "sha256", kc_cbor_new_bytes(digest, 32)), KC_OK);
+        assert_int_equal(kc_cbor_map_add_str(w, "state",
+                                             kc_cbor_new_bytes(cbor_bytestring_handle(inner),
+                                                               cbor_bytestring_length(inner))),
+                         KC_OK);
+        assert_int_equal(kc_cbor_serialize(w, &buf, &len), KC_OK);
+        write_file(d.file, buf, len);
+        c = try_open(d.file, err, sizeof(err));
+        assert_non_null(c);
+        vc_card_free(c);
+        buf[len - 3] ^= 0x04; /* a byte of the state, at its end */
+        write_file(d.file, buf, len);
+        assert_null(try_open(d.file, err, sizeof(err)));
+        assert_non_null(strstr(err, "SHA-256 does not match"));
+        free(buf);
+        cbor_decref(&w);
+    }
+    cbor_decref(&outer);
     dir_free(&d);
 }
 

@@ -12,7 +12,8 @@ libcurl:libcurl4-openssl-dev sqlite3:libsqlite3-dev libpcap:libpcap-dev"
 TOOLS="cc:gcc make:make pkg-config:pkg-config clang:clang python3:python3 timeout:coreutils
 fido2-token:fido2-tools clang-format:clang-format curl:curl openssl:openssl ip:iproute2
 chromium:chromium node:nodejs npm:npm
-tshark:tshark text2pcap:wireshark-common"
+tshark:tshark text2pcap:wireshark-common
+ssh:openssh-client ssh-keygen:openssh-client sshd:openssh-server"
 # python modules used by test-vector generators and the interop test -> package
 PYMODS="cryptography:python3-cryptography fido2:python3-fido2"
 

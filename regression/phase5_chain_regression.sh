@@ -3,11 +3,13 @@
 # now a thin wrapper over chain-regress (docs/man/chain-regress.1).
 #
 # Drives the run from the client host over SSH (default k_client), against
-# https://127.0.0.1:9771 with the CA /home/user/chromecard/tls/phase2/ca.crt
-# inside the client, as alice, 20 requests at parallelism 8 (env REQUESTS,
-# PARALLELISM). The exit code is chain-regress's: 0 pass, 1 a check failed,
-# 2 usage, 3 no HTTP answer (connect, TLS, CA file) or ssh failed, 4 login
-# refused.
+# https://127.0.0.1:9771 with the client's CA (--cacert, else KCARD_CA, else
+# the client's own default: KCARD_CA there or
+# /home/user/chromecard/tls/phase2/ca.crt), as alice, 20 requests at
+# parallelism 8 (env REQUESTS, PARALLELISM). The exit code is chain-regress's:
+# 0 pass, 1 a check failed, 2 usage, 3 no HTTP answer (connect, TLS, CA file),
+# ssh failed (one line names the cause: unreachable, host key, key refused,
+# connection lost) or chain-regress is missing on the client, 4 login refused.
 #
 #   REQUESTS=50 PARALLELISM=12 phase5_chain_regression.sh
 #   phase5_chain_regression.sh --username alice --client-host k_client
@@ -26,8 +28,11 @@ usage: $PROG [options] [-- chain-regress options]
                           'local' runs it here
   --base-url URL          k_proxy as seen from the client
                           (default https://127.0.0.1:9771)
-  --cacert FILE           CA certificate on the client (default \$KCARD_CA,
-                          else $DEFAULT_CA)
+  --cacert FILE           CA certificate, a path on the client (default
+                          \$KCARD_CA here; over ssh, else the client's own:
+                          \$KCARD_CA there, else
+                          $DEFAULT_CA)
+  --ssh-config FILE       ssh -F FILE (e.g. the split chain's DIR/ssh_config)
   --interactive-card      say when to touch the card; login waits longer
   --expect-auth-mode M    the login's auth_mode must be M (e.g. fido2_assertion)
   --json                  chain-regress's JSON report on stdout
@@ -36,9 +41,13 @@ usage: $PROG [options] [-- chain-regress options]
 
 environment: REQUESTS (20), PARALLELISM (8), KCARD_CA, CHAIN_REGRESS (the
 local program), CHAIN_REGRESS_REMOTE (the program on the client host,
-default chain-regress), SSH (default ssh).
+default chain-regress), SSH (default ssh; BatchMode=yes is added, and
+ConnectTimeout=10, ServerAliveInterval=5, ServerAliveCountMax=3 when the ssh
+configuration sets none).
 exit status: that of chain-regress (0 pass, 1 check failed, 2 usage,
-3 no HTTP answer, 4 login refused); 3 also when ssh cannot reach the host.
+3 no HTTP answer, 4 login refused); 3 also when ssh fails (unreachable or
+refused, unknown or changed host key, key refused, connection lost; one line
+says which) and when chain-regress is missing on the client.
 EOF
 }
 
@@ -55,7 +64,8 @@ quote() {
 username=alice
 client_host=k_client
 base_url=https://127.0.0.1:9771
-cacert=${KCARD_CA:-$DEFAULT_CA}
+cacert=${KCARD_CA:-}
+ssh_config=
 interactive=
 expect=
 json=
@@ -67,9 +77,10 @@ need() {
 
 while [ "$#" -gt 0 ]; do
     case $1 in
-    --username | --client-host | --base-url | --cacert | --expect-auth-mode)
+    --username | --client-host | --base-url | --cacert | --expect-auth-mode | --ssh-config)
         need "$@"
         case $1 in
+        --ssh-config) ssh_config=$2 ;;
         --username) username=$2 ;;
         --client-host) client_host=$2 ;;
         --base-url) base_url=$2 ;;
@@ -83,6 +94,7 @@ while [ "$#" -gt 0 ]; do
     --base-url=*) base_url=${1#*=} && shift ;;
     --cacert=*) cacert=${1#*=} && shift ;;
     --expect-auth-mode=*) expect=${1#*=} && shift ;;
+    --ssh-config=*) ssh_config=${1#*=} && shift ;;
     --interactive-card) interactive=1 && shift ;;
     --json) json=1 && shift ;;
     -v | --verbose) verbose=1 && shift ;;
@@ -102,6 +114,9 @@ done
 case $client_host in
 -*) die_usage "--client-host: '$client_host' is not a host name" ;;
 esac
+if [ -n "$ssh_config" ] && [ ! -r "$ssh_config" ]; then
+    die_usage "--ssh-config: cannot read '$ssh_config'"
+fi
 
 # the arguments for chain-regress, rebuilt as "$@" (extra ones after --)
 set -- --username "$username" --base-url "$base_url" "$@"
@@ -114,6 +129,8 @@ set -- --username "$username" --base-url "$base_url" "$@"
 [ -n "$verbose" ] && set -- "$@" -v
 
 if [ "$client_host" = local ]; then
+    # chain-regress's own default CA here
+    [ -z "$cacert" ] && set -- "$@" --cacert "$DEFAULT_CA"
     prog=${CHAIN_REGRESS:-}
     if [ -z "$prog" ]; then
         prog=$(command -v chain-regress 2>/dev/null)
@@ -134,14 +151,81 @@ if [ "$client_host" = local ]; then
     exec "$prog" "$@"
 fi
 
-remote=$(quote "${CHAIN_REGRESS_REMOTE:-chain-regress}")
+remote_prog=${CHAIN_REGRESS_REMOTE:-chain-regress}
+remote=$(quote "$remote_prog")
 for a in "$@"; do
     remote="$remote $(quote "$a")"
 done
-${SSH:-ssh} -n -o BatchMode=yes -- "$client_host" "$remote"
-rc=$?
-if [ "$rc" -eq 255 ]; then
-    echo "$PROG: ssh to $client_host failed (exit 255)" >&2
-    exit 3
+# no CA named here: the client's own, KCARD_CA in its ssh session, else the
+# runbook's path (expanded by the client's shell)
+if [ -z "$cacert" ]; then
+    remote="$remote --cacert \"\${KCARD_CA:-$DEFAULT_CA}\""
 fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/phase5-regress.XXXXXX") || exit 3
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# the ssh command as words: $SSH split on blanks, then -F
+# shellcheck disable=SC2086
+set -- ${SSH:-ssh}
+[ -n "$ssh_config" ] && set -- "$@" -F "$ssh_config"
+
+# what the ssh configuration says for this host (OpenSSH's -G): bound the
+# connect and a dead connection unless the configuration already does
+known_hosts="the known_hosts file"
+if "$@" -G -- "$client_host" >"$tmp/config" 2>/dev/null; then
+    grep -qi '^connecttimeout none' "$tmp/config" && set -- "$@" -o ConnectTimeout=10
+    grep -qi '^serveraliveinterval 0$' "$tmp/config" &&
+        set -- "$@" -o ServerAliveInterval=5 -o ServerAliveCountMax=3
+    kh=$(sed -n 's/^userknownhostsfile \([^ ]*\).*/\1/p' "$tmp/config" | head -n 1)
+    [ -n "$kh" ] && known_hosts=$kh
+fi
+
+# ssh's stderr (and the remote's) goes on to ours as it comes, and into a
+# file for the diagnosis; stdout (--json) is passed through untouched
+{ { "$@" -n -o BatchMode=yes -- "$client_host" "$remote" 2>&1 1>&3 3>&-; echo "$?" >"$tmp/rc"; } |
+    tee "$tmp/err" >&2 3>&-; } 3>&1
+rc=$(cat "$tmp/rc" 2>/dev/null)
+[ -n "$rc" ] || rc=3
+
+# has LINE-PATTERN: ssh said so (case-insensitive)
+has() {
+    tr -d '\r' <"$tmp/err" | grep -qi -- "$1"
+}
+said() {
+    tr -d '\r' <"$tmp/err" | grep -i -- "$1" | head -n 1
+}
+fail3() {
+    echo "$PROG: $*" >&2
+    exit 3
+}
+
+case $rc in
+255)
+    last=$(tr -d '\r' <"$tmp/err" | grep -v '^[[:space:]]*$' | tail -n 1)
+    if has 'REMOTE HOST IDENTIFICATION HAS CHANGED'; then
+        where=$(said 'Offending .* key in ' | sed 's/.*Offending .* key in //')
+        fail3 "ssh: the host key of $client_host has CHANGED from the one in ${where:-$known_hosts}; nothing was accepted: check the new key, then fix that entry (ssh-keygen -R)"
+    elif has 'host key is known for' || has 'Host key verification failed'; then
+        fail3 "ssh: the host key of $client_host is not known (strict checking, nothing was accepted): check its fingerprint and add it to $known_hosts"
+    elif has 'Permission denied ('; then
+        fail3 "ssh: $client_host refused our key: $(said "Permission denied (" | sed "s/.*\(Permission denied ([^)]*)\).*/\1/") (BatchMode: no password is tried; authorize the key there)"
+    elif has 'not responding' || has 'closed by remote host' || has 'Broken pipe' ||
+        has 'Connection reset'; then
+        fail3 "ssh: the connection to $client_host was lost during the run: $last"
+    elif has 'Could not resolve' || has 'Connection refused' || has 'timed out' ||
+        has 'No route to host' || has 'Network is unreachable' || has 'Connection closed by'; then
+        fail3 "ssh cannot reach $client_host: $last"
+    fi
+    fail3 "ssh to $client_host failed (exit 255): ${last:-no message}"
+    ;;
+127)
+    fail3 "$remote_prog not found on $client_host (not on the PATH of its ssh session): install kcard on the client (make install there), or name it with CHAIN_REGRESS_REMOTE"
+    ;;
+126)
+    fail3 "$remote_prog on $client_host cannot be run (exit 126): install kcard on the client again"
+    ;;
+esac
 exit "$rc"

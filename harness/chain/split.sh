@@ -10,6 +10,7 @@
 #                 kc-forward 9780:<k_server ns>:8780
 #                 k_proxy --port 8771 --server-base-url https://127.0.0.1:9780 ...
 #   k_server ns:  k_server --port 8780 ...
+#   host <-veth-> k_client ns: /usr/sbin/sshd on the k_client address, port 22
 #
 # usage:
 #   split.sh up DIR                 start everything; DIR/env names the
@@ -25,6 +26,16 @@
 # logs are in DIR/logs, state databases in DIR/state. Extra arguments, split
 # on blanks: SPLIT_VCARD_ARGS, SPLIT_SERVER_ARGS, SPLIT_PROXY_ARGS (for example
 # SPLIT_PROXY_ARGS="--auth-mode fido2-direct"); SPLIT_UP_TIMEOUT (seconds, 20).
+#
+# The SSH hop (as operators reach the client VM): a veth pair joins the host
+# namespace to k_client (a /30 out of 198.18.0.0/15, RFC 2544's test range),
+# and Debian's sshd listens only on the k_client end, with its own host key,
+# client key and sshd_config in DIR/ssh. DIR/ssh_config names the host
+# k_client (ssh -F DIR/ssh_config k_client; phase5_chain_regression.sh
+# --ssh-config DIR/ssh_config). The remote PATH starts with $BIN and KCARD_CA
+# is the run's CA, as on a client VM with kcard installed. SPLIT_SSH=0 leaves
+# the hop out; SPLIT_SSHD names the server (default /usr/sbin/sshd). The
+# machine's own sshd, its config, users and ~/.ssh are not touched.
 set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -43,7 +54,7 @@ die() {
 }
 
 usage() {
-    sed -n '14,20p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '15,21p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -164,6 +175,9 @@ do_up() {
     for b in vcard k_server k_proxy kc-forward; do
         [ -x "$BIN/$b" ] || die "$BIN/$b missing (make $BUILD/bin/$b)"
     done
+    if [ "${SPLIT_SSH:-1}" != 0 ] && [ ! -x "${SPLIT_SSHD:-/usr/sbin/sshd}" ]; then
+        die "${SPLIT_SSHD:-/usr/sbin/sshd} missing: install openssh-server (ci/install-deps.sh), or SPLIT_SSH=0 to leave the SSH hop out"
+    fi
     if [ -f "$DIR/env" ]; then
         load_env
         if alive k_proxy || alive k_server; then
@@ -250,9 +264,145 @@ do_up() {
         fail_up "k_server /healthz not reachable through 9780 within ${UP_TIMEOUT}s"
     wait_healthy "$NS_CLIENT" https://127.0.0.1:9771/healthz k_proxy fwd_proxy ||
         fail_up "k_proxy /healthz not reachable through 9771 within ${UP_TIMEOUT}s"
+    start_ssh_hop
     trap - INT TERM HUP
     env_set SPLIT_UP 1
     echo "split.sh: up: $NS_CLIENT -> $NS_PROXY -> $NS_SERVER; env in $DIR/env"
+}
+
+# ---- the SSH hop: host namespace -> sshd in k_client ----
+
+# pick_ssh_net: a free /30 in 198.18.0.0/15; sets SSH_NET (its first address, x.y.z.N)
+pick_ssh_net() {
+    _tries=8
+    while [ "$_tries" -gt 0 ]; do
+        # shellcheck disable=SC2046 # three numbers, split on purpose
+        set -- $(od -An -N3 -tu1 /dev/urandom)
+        _net="198.$((18 + $1 % 2)).$2.$(($3 / 4 * 4))"
+        _pre=${_net%.*}
+        _last=${_net##*.}
+        # taken when any address of the /30 is already on this machine
+        if ! ip -4 -o addr show | grep -Eq "inet $_pre\.($_last|$((_last + 1))|$((_last + 2))|$((_last + 3)))/"; then
+            SSH_NET=$_net
+            return 0
+        fi
+        _tries=$((_tries - 1))
+    done
+    return 1
+}
+
+write_sshd_config() {
+    cat <<EOF
+# sshd of the k_client namespace of split chain $SPLIT_ID (harness/chain/split.sh)
+ListenAddress $SSH_ADDR:22
+HostKey $SSH_DIR/host_ed25519_key
+PidFile $SSH_DIR/sshd.pid
+AuthorizedKeysFile $SSH_DIR/authorized_keys
+AllowUsers $1
+PermitRootLogin prohibit-password
+AuthenticationMethods publickey
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+# DIR may lie below /tmp (mode 1777), which StrictModes refuses: split.sh
+# keeps DIR/ssh at 0700 and the keys at 0600 itself
+StrictModes no
+PermitUserEnvironment no
+AllowTcpForwarding no
+AllowAgentForwarding no
+X11Forwarding no
+PermitTunnel no
+PrintMotd no
+PrintLastLog no
+# a dropped client ends its session (and the run) within about 6 s
+ClientAliveInterval 2
+ClientAliveCountMax 3
+LogLevel VERBOSE
+# sanitizer settings of a test run reach the remote chain-regress
+AcceptEnv ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+# kcard installed on the client: chain-regress on the PATH, the CA in KCARD_CA
+SetEnv PATH=$BIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin KCARD_CA=$CA_FILE
+EOF
+}
+
+write_ssh_config() {
+    cat <<EOF
+# ssh_config for split chain $SPLIT_ID (harness/chain/split.sh):
+#   ssh -F $DIR/ssh_config k_client
+Host k_client
+    HostName $SSH_ADDR
+    Port 22
+    User $1
+    IdentityFile $SSH_DIR/id_ed25519
+    IdentitiesOnly yes
+    IdentityAgent none
+    UserKnownHostsFile $SSH_DIR/known_hosts
+    GlobalKnownHostsFile /dev/null
+    StrictHostKeyChecking yes
+    UpdateHostKeys no
+    BatchMode yes
+    PreferredAuthentications publickey
+    ConnectTimeout 5
+    ServerAliveInterval 2
+    ServerAliveCountMax 3
+    SendEnv ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+EOF
+}
+
+start_ssh_hop() {
+    [ "${SPLIT_SSH:-1}" = 0 ] && return 0
+    sshd=${SPLIT_SSHD:-/usr/sbin/sshd}
+    [ -x "$sshd" ] || fail_up "$sshd missing: install openssh-server (ci/install-deps.sh), or SPLIT_SSH=0 to leave the SSH hop out"
+    for t in ssh ssh-keygen; do
+        command -v "$t" >/dev/null 2>&1 || fail_up "$t missing: install openssh-client"
+    done
+    case $DIR$BIN in
+    *[[:space:]]*) fail_up "DIR and BIN must not contain blanks (sshd_config, ssh_config)" ;;
+    esac
+    user=$(id -un) || fail_up "id -un"
+
+    pick_ssh_net || fail_up "no free /30 in 198.18.0.0/15 for the SSH hop"
+    env_set VETH_HOST "${SPLIT_ID}h"
+    env_set SSH_HOST_ADDR "${SSH_NET%.*}.$((${SSH_NET##*.} + 1))"
+    env_set SSH_ADDR "${SSH_NET%.*}.$((${SSH_NET##*.} + 2))"
+    ip link add "$VETH_HOST" type veth peer name "${SPLIT_ID}c" netns "$NS_CLIENT" ||
+        fail_up "ip link add $VETH_HOST (veth to $NS_CLIENT)"
+    if ! { ip addr add "$SSH_HOST_ADDR/30" dev "$VETH_HOST" &&
+        ip link set "$VETH_HOST" up &&
+        ip netns exec "$NS_CLIENT" ip addr add "$SSH_ADDR/30" dev "${SPLIT_ID}c" &&
+        ip netns exec "$NS_CLIENT" ip link set "${SPLIT_ID}c" up; }; then
+        fail_up "addresses on the veth pair $VETH_HOST"
+    fi
+
+    env_set SSH_DIR "$DIR/ssh"
+    rm -rf "$SSH_DIR"
+    (umask 077 && mkdir -p "$SSH_DIR") || fail_up "cannot create $SSH_DIR"
+    for key in host_ed25519_key id_ed25519; do
+        ssh-keygen -q -t ed25519 -N '' -C "$key, split chain $SPLIT_ID" -f "$SSH_DIR/$key" \
+            </dev/null >/dev/null 2>>"$DIR/logs/ssh-keygen.log" || fail_up "ssh-keygen $key"
+    done
+    (umask 077 && cp "$SSH_DIR/id_ed25519.pub" "$SSH_DIR/authorized_keys" &&
+        printf 'k_client,%s %s\n' "$SSH_ADDR" "$(cut -d' ' -f1,2 "$SSH_DIR/host_ed25519_key.pub")" \
+            >"$SSH_DIR/known_hosts" &&
+        write_sshd_config "$user" >"$SSH_DIR/sshd_config" &&
+        write_ssh_config "$user" >"$DIR/ssh_config") || fail_up "cannot write $SSH_DIR"
+    env_set SSH_CONFIG "$DIR/ssh_config"
+
+    # Debian's sshd wants its privilege separation directory
+    if [ ! -d /run/sshd ]; then
+        (umask 022 && mkdir -p /run/sshd) || fail_up "cannot create /run/sshd"
+    fi
+    "$sshd" -t -f "$SSH_DIR/sshd_config" >"$DIR/logs/sshd.log" 2>&1 ||
+        fail_up "sshd -t: $SSH_DIR/sshd_config refused"
+    start sshd "$NS_CLIENT" "$sshd" -D -e -f "$SSH_DIR/sshd_config"
+    wait_until 5 grep -q "Server listening on $SSH_ADDR port 22" "$DIR/logs/sshd.log" || {
+        must_live sshd
+        fail_up "sshd not listening on $SSH_ADDR:22 within 5 s"
+    }
+    # the whole hop, as the wrapper will use it
+    ssh -F "$DIR/ssh_config" -n k_client true >"$DIR/logs/ssh-check.log" 2>&1 ||
+        fail_up "ssh -F $DIR/ssh_config k_client true failed: $(tail -n 1 "$DIR/logs/ssh-check.log")"
 }
 
 # stop PID NAME: TERM, then KILL after 3 s; only a PID that still runs NAME
@@ -277,6 +427,7 @@ do_down() {
     [ -f "$DIR/env" ] || return 0
     load_env
     # front to back, so nothing is left waiting on a dead upstream
+    stop_pid "${PID_sshd:-}" sshd
     stop_pid "${PID_fwd_proxy:-}" kc-forward
     stop_pid "${PID_k_proxy:-}" k_proxy
     stop_pid "${PID_fwd_server:-}" kc-forward
@@ -291,7 +442,12 @@ do_down() {
         done
         ip netns del "$ns" || rc=1
     done
-    rm -f "$DIR/env" "$DIR/proxy-token" "$DIR/vcard.sock"
+    # the veth pair goes with the k_client namespace; a half-made one may not
+    if [ -n "${VETH_HOST:-}" ] && ip link show "$VETH_HOST" >/dev/null 2>&1; then
+        ip link del "$VETH_HOST" || rc=1
+    fi
+    rm -f "$DIR/env" "$DIR/proxy-token" "$DIR/vcard.sock" "$DIR/ssh_config"
+    rm -rf "$DIR/ssh"
     [ "$rc" -eq 0 ] && echo "split.sh: down: ${SPLIT_ID:-?} stopped, namespaces deleted"
     return "$rc"
 }
@@ -299,8 +455,9 @@ do_down() {
 do_status() {
     load_env
     rc=0
-    for p in vcard k_server fwd_server k_proxy fwd_proxy; do
+    for p in vcard k_server fwd_server k_proxy fwd_proxy sshd; do
         eval "_pid=\${PID_$p:-}"
+        [ "$p" = sshd ] && [ -z "$_pid" ] && continue # SPLIT_SSH=0
         if alive "$p"; then
             echo "$p: running (pid $_pid)"
         else

@@ -239,6 +239,24 @@ void kcr_print_human(const struct kcr_opts *o, const struct kcr_run *r, FILE *f)
 /* The whole run as one JSON object; NULL when out of memory. */
 json_t *kcr_report_json(const struct kcr_opts *o, const struct kcr_run *r);
 
+/* ---- libcurl's allocations (kcr_alloc.c) ---------------------------------- */
+
+/* malloc, free, realloc, calloc and strdup over a cache of freed blocks by
+ * size class, kept by the one thread that called kcr_alloc_bind_thread
+ * (other threads may use them too: they get and give plain malloc blocks);
+ * blocks are only for these functions. Release frees that thread's cached
+ * blocks (after curl_global_cleanup and the last jansson value is gone). */
+void kcr_alloc_bind_thread(void);
+void *kcr_alloc_malloc(size_t n);
+void kcr_alloc_free(void *p);
+void *kcr_alloc_realloc(void *p, size_t n);
+void *kcr_alloc_calloc(size_t count, size_t size);
+char *kcr_alloc_strdup(const char *s);
+void kcr_alloc_release(void);
+/* Whether chain-regress installs them for libcurl and jansson: not in
+ * sanitizer builds, where AddressSanitizer must see every block. */
+bool kcr_alloc_enabled(void);
+
 /* ---- HTTP (kcr_http.c) --------------------------------------------------- */
 
 struct kcr_xfer {
@@ -253,22 +271,32 @@ struct kcr_xfer {
     char curl_error[256];
     char *resp; /* NUL-terminated, resp_len bytes; free with kcr_xfer_release */
     size_t resp_len;
+    bool resp_lent; /* resp is the slot's buffer, valid only inside on_done */
     double ms;
     long new_connections;
 };
 
 struct kcr_http;
 
+/* curl_global_init, with libcurl allocating through kcr_alloc_* when
+ * kcr_alloc_enabled(); cleanup also releases the cached blocks. */
 bool kcr_http_global_init(void);
 void kcr_http_global_cleanup(void);
 /* One multi handle, its connections kept for reuse (up to max_conns). */
 struct kcr_http *kcr_http_new(const char *base_url, const char *cacert, unsigned max_conns);
 void kcr_http_free(struct kcr_http *h);
-/* Runs n transfers with at most parallelism in flight; each is filled in.
- * on_done (may be NULL) is called as each one ends. False only when
- * curl itself failed (out of memory, bad handle). */
+/* Runs n transfers with at most parallelism (and at most max_conns) in
+ * flight; each is filled in. on_done (may be NULL) is called as each one
+ * ends; its x->resp is then lent (reused for the next transfer once on_done
+ * returns); without on_done each x->resp is the caller's. False only when
+ * curl or epoll itself failed (out of memory, bad handle). */
 bool kcr_http_run(struct kcr_http *h, struct kcr_xfer *x, size_t n, unsigned parallelism,
                   void (*on_done)(void *ctx, size_t i, struct kcr_xfer *x), void *ctx);
+/* n transfers like tmpl (its path, body, token, timeout_ms), each handed
+ * to on_done (required) as it ends: no per-transfer array, however many. */
+bool kcr_http_repeat(struct kcr_http *h, const struct kcr_xfer *tmpl, size_t n,
+                     unsigned parallelism, void (*on_done)(void *ctx, size_t i, struct kcr_xfer *x),
+                     void *ctx);
 void kcr_xfer_release(struct kcr_xfer *x);
 /* A short hint for a curl error code, e.g. the CA file; "" when none. */
 const char *kcr_curl_hint(int curl_code);

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include <openssl/crypto.h>
@@ -83,7 +84,6 @@ static void on_counter(void *ctx, size_t i, struct kcr_xfer *x)
 {
     struct burst_ctx *b = ctx;
     struct kcr_sample *s = &b->r->samples[i];
-    char extra[64] = "";
 
     s->ms = x->ms;
     s->curl_code = x->curl_code;
@@ -93,11 +93,12 @@ static void on_counter(void *ctx, size_t i, struct kcr_xfer *x)
         say(s->why, sizeof(s->why), "no answer: curl error %d: %s", x->curl_code, x->curl_error);
     } else {
         kcr_judge_counter(x->status, x->resp, x->resp_len, s);
+    }
+    /* per-request lines only with -v: formatting costs the driver CPU */
+    if (b->o->verbose) {
+        char path[48], extra[64] = "";
         if (s->has_counter)
             say(extra, sizeof(extra), ", counter %lld", s->counter);
-    }
-    if (b->o->verbose) {
-        char path[48];
         say(path, sizeof(path), "/resource/counter #%zu", i + 1);
         verbose_line(b->o, path, x, s->why[0] ? "" : extra);
         if (x->curl_code == 0 && s->why[0] != '\0')
@@ -109,25 +110,61 @@ static void on_counter(void *ctx, size_t i, struct kcr_xfer *x)
 static bool burst(struct kcr_http *h, const struct kcr_opts *o, struct kcr_run *r,
                   const char *token)
 {
-    struct kcr_xfer *x = calloc(o->requests, sizeof(*x));
+    struct kcr_xfer tmpl = {0};
     struct burst_ctx b = {o, r};
     double t0;
     bool good;
 
-    if (x == NULL)
-        return false;
-    for (unsigned i = 0; i < o->requests; i++) {
-        x[i].path = "/resource/counter";
-        x[i].token = token;
-        x[i].timeout_ms = o->timeout_ms;
-    }
+    tmpl.path = "/resource/counter";
+    tmpl.token = token;
+    tmpl.timeout_ms = o->timeout_ms;
     t0 = now_ms();
-    good = kcr_http_run(h, x, o->requests, o->parallelism, on_counter, &b);
+    good = kcr_http_repeat(h, &tmpl, o->requests, o->parallelism, on_counter, &b);
     r->burst_ms = now_ms() - t0;
-    for (unsigned i = 0; i < o->requests; i++)
-        kcr_xfer_release(&x[i]);
-    free(x);
     return good && kcr_judge_burst(o, r);
+}
+
+/* The per-request results of a long burst span megabytes: on huge pages
+ * where the kernel allows (madvise mode), so that filling them costs a few
+ * page faults rather than one per 4 KiB; smaller ones (and all of them in
+ * sanitizer builds) come from calloc. */
+#define HUGE_PAGE (2u * 1024 * 1024)
+
+static struct kcr_sample *alloc_samples(size_t n, size_t *mapped)
+{
+    size_t bytes = n * sizeof(struct kcr_sample), len;
+    void *p;
+
+    *mapped = 0;
+    if (n == 0 || bytes / n != sizeof(struct kcr_sample))
+        return NULL;
+    /* sanitizer builds keep calloc, whose bounds AddressSanitizer checks */
+    if (bytes < HUGE_PAGE || !kcr_alloc_enabled())
+        return calloc(n, sizeof(struct kcr_sample));
+    len = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+    p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    (void)madvise(p, len, MADV_HUGEPAGE); /* a hint: without it, 4 KiB pages */
+    *mapped = len;
+    return p; /* anonymous memory starts zeroed, as calloc's */
+}
+
+static void free_samples(struct kcr_sample *s, size_t mapped)
+{
+    if (mapped != 0)
+        munmap(s, mapped);
+    else
+        free(s);
+}
+
+/* json_dumps's text goes back to the allocator jansson got it from */
+static void free_json_text(char *text)
+{
+    json_free_t jfree;
+
+    json_get_alloc_funcs(NULL, &jfree);
+    jfree(text);
 }
 
 /* the chain, step by step; false only when curl or memory failed */
@@ -217,7 +254,7 @@ static bool run_chain(struct kcr_http *h, const struct kcr_opts *o, struct kcr_r
 out:
     kcr_xfer_release(&x);
     OPENSSL_cleanse(&login, sizeof(login));
-    free(body);
+    free_json_text(body);
     return good;
 }
 
@@ -227,9 +264,15 @@ int main(int argc, char **argv)
     struct kcr_opts o;
     struct kcr_run r;
     struct kcr_http *h = NULL;
+    size_t samples_mapped = 0;
     char err[512];
     int rc;
 
+    /* before any JSON value exists: jansson's blocks come from the cache too */
+    if (kcr_alloc_enabled()) {
+        kcr_alloc_bind_thread();
+        json_set_alloc_funcs(kcr_alloc_malloc, kcr_alloc_free);
+    }
     switch (kcr_opts_parse(argc, argv, &env, &o, err, sizeof(err))) {
     case KCR_OPTS_HELP:
         kcr_usage(stdout);
@@ -250,7 +293,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "chain-regress: libcurl could not be initialised\n");
         return KCR_EXIT_INTERNAL;
     }
-    r.samples = calloc(o.requests, sizeof(*r.samples));
+    r.samples = alloc_samples(o.requests, &samples_mapped);
     r.n_samples = o.requests;
     h = kcr_http_new(o.base_url, o.cacert, o.parallelism);
     if (r.samples == NULL || h == NULL || !run_chain(h, &o, &r)) {
@@ -276,7 +319,7 @@ int main(int argc, char **argv)
         rc = KCR_EXIT_INTERNAL;
 out:
     kcr_http_free(h);
-    free(r.samples);
+    free_samples(r.samples, samples_mapped);
     kcr_http_global_cleanup();
     return rc;
 }

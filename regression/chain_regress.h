@@ -54,6 +54,7 @@ struct kcr_opts {
     bool interactive_card;
     bool json;
     bool verbose;
+    char analyze[4096]; /* --analyze FILE ("-" stdin); "" = run the chain */
 };
 
 /* environment values the options fall back on (NULL = unset) */
@@ -238,6 +239,60 @@ void kcr_verdict(const struct kcr_opts *o, struct kcr_run *r);
 void kcr_print_human(const struct kcr_opts *o, const struct kcr_run *r, FILE *f);
 /* The whole run as one JSON object; NULL when out of memory. */
 json_t *kcr_report_json(const struct kcr_opts *o, const struct kcr_run *r);
+
+/* ---- a run recorded elsewhere, analysed here (kcr_input.c) --------------- */
+
+/* --analyze reads one line per answer, as phase5_chain_regression.sh
+ * --remote curl records them with plain curl on the client (format in
+ * chain-regress(1)):
+ *   STEP SP CURL_EXIT SP HTTP_CODE SP SECONDS SP CONNECTS SP BODY LF
+ * STEP is login, status, counter, logout, after_logout (answers), burst
+ * (the burst's wall-clock SECONDS) or cacert (BODY: the CA file used). */
+#define KCR_LINE_MAX (KCR_MAX_BODY + 128) /* bytes before the LF */
+#define KCR_LINES_MAX (KCR_MAX_REQUESTS + 16)
+
+enum kcr_line_kind {
+    KCR_LINE_STEP = 0, /* step: a kcr_step_id */
+    KCR_LINE_BURST,
+    KCR_LINE_CACERT,
+};
+
+struct kcr_line {
+    enum kcr_line_kind kind;
+    enum kcr_step_id step; /* KCR_LINE_STEP only */
+    int curl_code;         /* curl's exit status, 0..99 */
+    long status;           /* 100..599; 0 (written 000) when there was no answer */
+    double ms;             /* SECONDS in milliseconds */
+    long connects;
+    const char *body; /* into the line, body_len bytes; may be empty */
+    size_t body_len;
+};
+
+/* One line without its LF; false with why naming the field that is wrong. */
+bool kcr_input_parse_line(const char *line, size_t len, struct kcr_line *out, char *why,
+                          size_t whylen);
+
+struct kcr_input {
+    struct kcr_opts *o; /* a cacert line sets o->cacert, for the report */
+    struct kcr_run *r;  /* r->samples: o->requests of them */
+    size_t lineno;
+    int last; /* the last step line's kcr_step_id, -1 before login */
+    bool burst_seen, cacert_seen;
+    size_t counters; /* counter lines so far */
+};
+
+/* The run starts empty; r->samples must hold o->requests samples. */
+void kcr_input_init(struct kcr_input *in, struct kcr_opts *o, struct kcr_run *r);
+/* One line (no LF): judged like the answer it records. False on bad
+ * input, err naming the line number and what was wrong. */
+bool kcr_input_feed(struct kcr_input *in, const char *line, size_t len, char *err, size_t errlen);
+/* After the last line: the burst judged, then the verdict. False when out
+ * of memory. */
+bool kcr_input_finish(struct kcr_input *in);
+/* Every line of f, fed and finished. KCR_EXIT_OK when the input was
+ * well-formed (r has the verdict), KCR_EXIT_USAGE with err naming the line
+ * when not, KCR_EXIT_INTERNAL when out of memory or f could not be read. */
+int kcr_input_read(FILE *f, struct kcr_opts *o, struct kcr_run *r, char *err, size_t errlen);
 
 /* ---- libcurl's allocations (kcr_alloc.c) ---------------------------------- */
 

@@ -258,6 +258,54 @@ out:
     return good;
 }
 
+/* the report, lines or JSON, on stdout; rc unless writing it failed */
+static int report(const struct kcr_opts *o, const struct kcr_run *r, int rc)
+{
+    if (o->json) {
+        json_t *doc = kcr_report_json(o, r);
+        if (doc == NULL || json_dumpf(doc, stdout, JSON_INDENT(2)) != 0) {
+            fprintf(stderr, "chain-regress: could not write the JSON report\n");
+            rc = rc == KCR_EXIT_OK ? KCR_EXIT_INTERNAL : rc;
+        } else {
+            fputc('\n', stdout);
+        }
+        json_decref(doc);
+    } else {
+        kcr_print_human(o, r, stdout);
+    }
+    if (fflush(stdout) != 0 && rc == KCR_EXIT_OK)
+        rc = KCR_EXIT_INTERNAL;
+    return rc;
+}
+
+/* --analyze: a run recorded elsewhere, judged and reported as our own */
+static int analyze(struct kcr_opts *o)
+{
+    struct kcr_run r;
+    FILE *f = stdin;
+    char err[512];
+    int rc;
+
+    memset(&r, 0, sizeof(r));
+    if (strcmp(o->analyze, "-") != 0 && (f = fopen(o->analyze, "r")) == NULL) {
+        fprintf(stderr, "chain-regress: --analyze: cannot open '%s'\n", o->analyze);
+        return KCR_EXIT_USAGE;
+    }
+    r.samples = calloc(o->requests, sizeof(*r.samples));
+    if (r.samples == NULL) {
+        rc = KCR_EXIT_INTERNAL;
+        fprintf(stderr, "chain-regress: out of memory\n");
+    } else if ((rc = kcr_input_read(f, o, &r, err, sizeof(err))) != KCR_EXIT_OK) {
+        fprintf(stderr, "chain-regress: --analyze %s: %s\n", o->analyze, err);
+    } else {
+        rc = report(o, &r, r.exit_code);
+    }
+    if (f != stdin)
+        fclose(f);
+    free(r.samples);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     struct kcr_env env = {getenv("REQUESTS"), getenv("PARALLELISM"), getenv("KCARD_CA")};
@@ -286,6 +334,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "chain-regress: %s (see --help)\n", err);
         return KCR_EXIT_USAGE;
     }
+    if (o.analyze[0] != '\0')
+        return analyze(&o);
     memset(&r, 0, sizeof(r));
     /* CURLOPT_NOSIGNAL leaves SIGPIPE to us: a peer closing mid-write is an error, not death */
     signal(SIGPIPE, SIG_IGN);
@@ -302,21 +352,7 @@ int main(int argc, char **argv)
         goto out;
     }
     kcr_verdict(&o, &r);
-    rc = r.exit_code;
-    if (o.json) {
-        json_t *doc = kcr_report_json(&o, &r);
-        if (doc == NULL || json_dumpf(doc, stdout, JSON_INDENT(2)) != 0) {
-            fprintf(stderr, "chain-regress: could not write the JSON report\n");
-            rc = rc == KCR_EXIT_OK ? KCR_EXIT_INTERNAL : rc;
-        } else {
-            fputc('\n', stdout);
-        }
-        json_decref(doc);
-    } else {
-        kcr_print_human(&o, &r, stdout);
-    }
-    if (fflush(stdout) != 0 && rc == KCR_EXIT_OK)
-        rc = KCR_EXIT_INTERNAL;
+    rc = report(&o, &r, r.exit_code);
 out:
     kcr_http_free(h);
     free_samples(r.samples, samples_mapped);

@@ -158,6 +158,7 @@ enum {
     OPT_INTERACTIVE_CARD,
     OPT_JSON,
     OPT_VERSION,
+    OPT_ANALYZE,
 };
 
 static const struct option long_opts[] = {
@@ -171,6 +172,7 @@ static const struct option long_opts[] = {
     {"expect-auth-mode", required_argument, NULL, OPT_EXPECT_AUTH_MODE},
     {"interactive-card", no_argument, NULL, OPT_INTERACTIVE_CARD},
     {"json", no_argument, NULL, OPT_JSON},
+    {"analyze", required_argument, NULL, OPT_ANALYZE},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -241,6 +243,10 @@ static int one_opt(int c, const char *arg, struct kcr_opts *o, char *err, size_t
     case OPT_JSON:
         o->json = true;
         break;
+    case OPT_ANALYZE:
+        if (*arg == '\0' || !copy_str(o->analyze, sizeof(o->analyze), arg))
+            return usage_error(err, errlen, "--analyze: the file name is empty or too long");
+        break;
     case 'v':
         o->verbose = true;
         break;
@@ -309,6 +315,9 @@ void kcr_usage(FILE *f)
             "  --interactive-card       say when to touch the card; login waits --card-timeout\n"
             "  --card-timeout S         seconds the login may wait for the card (default %d)\n"
             "  --json                   one JSON document on stdout\n"
+            "  --analyze FILE           judge a run recorded with plain curl (one line per\n"
+            "                           answer, '-' for stdin; see chain-regress(1)) instead\n"
+            "                           of running one; the options describe that run\n"
             "  -v, --verbose            each request on stderr\n"
             "  -h, --help               this text\n"
             "  --version                print the version\n"
@@ -316,7 +325,7 @@ void kcr_usage(FILE *f)
             "exit status:\n"
             "  0  every check passed\n"
             "  1  a check failed (duplicates, gaps, a wrong status, the auth mode)\n"
-            "  2  usage error\n"
+            "  2  usage error, or a malformed --analyze line (named)\n"
             "  3  no HTTP answer: could not connect, TLS or CA file failure, timeout\n"
             "  4  login refused (401 or 403 from /session/login, e.g. the card denied)\n",
             KCR_DEFAULT_BASE_URL, KCR_DEFAULT_USERNAME, KCR_MAX_REQUESTS, KCR_DEFAULT_REQUESTS,

@@ -422,8 +422,15 @@ static void add_headers(struct MHD_Response *mr, const struct conn_state *st,
         MHD_add_response_header(mr, MHD_HTTP_HEADER_ALLOW, r->allow);
     if (r->set_cookie[0] != '\0')
         MHD_add_response_header(mr, MHD_HTTP_HEADER_SET_COOKIE, r->set_cookie);
-    if (r->content_type != NULL) /* pages: no sniffing */
-        MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff");
+    if (r->retry_after > 0) {
+        char secs[16];
+        snprintf(secs, sizeof(secs), "%d", r->retry_after);
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+    }
+    MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff"); /* no sniffing, ever */
+    for (const char *const *h = st->s->cfg.extra_headers; h != NULL && h[0] != NULL && h[1] != NULL;
+         h += 2)
+        MHD_add_response_header(mr, h[0], h[1]);
     if (st->close)
         MHD_add_response_header(mr, MHD_HTTP_HEADER_CONNECTION, "close");
 }

@@ -45,6 +45,7 @@ struct ksvc_response {
     char www_authenticate[64];
     char allow[64];
     char set_cookie[192]; /* "" or a Set-Cookie header value */
+    int retry_after;      /* > 0: a Retry-After header of that many seconds (429, 503) */
     const char
         *content_type; /* non-NULL: raw (borrowed, copied before the call returns) is the body */
     const char *raw;
@@ -87,6 +88,10 @@ struct ksvc_server_cfg {
     ksvc_health_fn health;
     ksvc_metrics_fn metrics_refresh;
     void *ctx;
+    /* Headers added to every answer, /healthz and /metrics included: name,
+     * value, name, value, ..., NULL (e.g. the portal's Content-Security-Policy).
+     * NULL: none. Every answer also has X-Content-Type-Options: nosniff. */
+    const char *const *extra_headers;
 };
 
 struct ksvc_server;

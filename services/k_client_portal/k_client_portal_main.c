@@ -44,6 +44,9 @@ static void usage(FILE *f)
         "                          the source tree of a build/bin binary)\n"
         "  --tls-certfile FILE     serve HTTPS with this PEM certificate chain\n"
         "  --tls-keyfile FILE      and this PEM private key (the cookie is then Secure)\n"
+        "  --allowed-host NAME     also answer requests whose Host names NAME (repeatable;\n"
+        "                          always answered: localhost, this machine's name and\n"
+        "                          any address of its interfaces; others get 421)\n"
         "  --port-file FILE        write the port listened on to FILE once ready\n" KSVC_LIMIT_USAGE
         "  -h, --help              this text\n"
         "  --version               the version\n"
@@ -90,6 +93,18 @@ static int default_static_dir(char *out, size_t cap)
     return -1;
 }
 
+/* On every answer: the page loads only its own files, is never framed
+ * (clickjacking the card's buttons), and leaks no URL to other sites. */
+static const char *const page_headers[] = {
+    "Content-Security-Policy",
+    "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "X-Frame-Options",
+    "DENY",
+    "Referrer-Policy",
+    "no-referrer",
+    NULL,
+};
+
 /* The shared server's handler: the headers the portal's routes look at. */
 static void on_request(void *ctx, const struct ksvc_request *req, struct ksvc_response *resp)
 {
@@ -132,6 +147,7 @@ int main(int argc, char **argv)
         {"tls-certfile", required_argument, NULL, 'C'},
         {"tls-keyfile", required_argument, NULL, 'K'},
         {"port-file", required_argument, NULL, 'P'},
+        {"allowed-host", required_argument, NULL, 'A'},
         KSVC_LIMIT_OPTIONS,
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -142,6 +158,8 @@ int main(int argc, char **argv)
     int port = 8766, timeout_ms = 65000, max_sessions = KCP_SESSIONS_DEFAULT;
     int c;
     struct ksvc_limits limits = {0};
+    const char *allowed_hosts[KSVC_GUARD_NAMES_MAX];
+    size_t nallowed_hosts = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'H':
@@ -179,6 +197,14 @@ int main(int argc, char **argv)
         case 'P':
             port_file = optarg;
             break;
+        case 'A':
+            if (nallowed_hosts == KSVC_GUARD_NAMES_MAX) {
+                fprintf(stderr, "k_client_portal: --allowed-host: at most %d\n",
+                        KSVC_GUARD_NAMES_MAX);
+                return EXIT_USAGE;
+            }
+            allowed_hosts[nallowed_hosts++] = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -211,6 +237,18 @@ int main(int argc, char **argv)
                 base);
         return EXIT_USAGE;
     }
+    /* the Host check on every address, 0.0.0.0 too: DNS-rebinding pages
+     * name their own host */
+    static struct ksvc_guard guard;
+    ksvc_guard_init(&guard, host, false);
+    for (size_t i = 0; i < nallowed_hosts; i++) {
+        char gerr[256];
+        if (ksvc_guard_add_host(&guard, allowed_hosts[i], gerr, sizeof(gerr)) != 0) {
+            fprintf(stderr, "k_client_portal: %s\n", gerr);
+            ksvc_guard_free(&guard);
+            return EXIT_USAGE;
+        }
+    }
     char base_url[1024];
     snprintf(base_url, sizeof(base_url), "%s", base);
     size_t bl = strlen(base_url);
@@ -235,6 +273,7 @@ int main(int argc, char **argv)
     struct ksvc_server *server = NULL;
     struct kcp_portal portal = {
         .listen_host = host,
+        .guard = &guard,
         .tls = tls_cert != NULL,
         .proxy = {.base_url = base_url, .ca_file = ca, .timeout_ms = timeout_ms},
         .sessions = kcp_sessions_new((size_t)max_sessions),
@@ -259,6 +298,7 @@ int main(int argc, char **argv)
         .health = on_health,
         .metrics_refresh = on_metrics,
         .ctx = &portal,
+        .extra_headers = page_headers,
     };
     if (ksvc_server_start(&cfg, &server, err, sizeof(err)) != 0) {
         fprintf(stderr, "k_client_portal: %s\n", err);
@@ -274,6 +314,7 @@ out:
     ksvc_server_stop(server);
     kcp_free_assets(&portal);
     kcp_sessions_free(portal.sessions);
+    ksvc_guard_free(&guard);
     curl_global_cleanup();
     return status;
 }

@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "services/common/guard.h"
 #include "services/common/http.h"
 
 #define KCP_COOKIE_NAME "kcp_session"
@@ -38,8 +39,10 @@ bool kcp_username_valid(const char *s);
 int kcp_parse_username_body(const char *body, size_t len, char out[KCP_USERNAME_MAX + 1],
                             const char **code, char *message, size_t msgcap);
 /* Whether a Host header names this portal: a loopback name or the listen
- * address, with an optional port; any name when listening on 0.0.0.0 or ::.
- * Refusing other names keeps DNS-rebinding pages from driving the card. */
+ * address, with an optional port. Refusing other names keeps DNS-rebinding
+ * pages from driving the card. The running portal uses its guard instead
+ * (kcp_portal.guard: also this machine's interface addresses, --allowed-host);
+ * this is the check without one. */
 bool kcp_host_allowed(const char *host, const char *listen_host);
 /* The file name of a static asset for a request path ("/" -> "index.html"),
  * and its Content-Type; NULL when the path is not a served asset. */
@@ -102,8 +105,9 @@ struct kcp_asset {
 };
 
 struct kcp_portal {
-    const char *listen_host; /* --host, for kcp_host_allowed */
-    bool tls;                /* the page is served over HTTPS: cookies are Secure */
+    const char *listen_host;  /* --host, for kcp_host_allowed */
+    struct ksvc_guard *guard; /* the Host check; NULL: kcp_host_allowed */
+    bool tls;                 /* the page is served over HTTPS: cookies are Secure */
     struct kcp_proxy_cfg proxy;
     struct kcp_sessions *sessions;
     struct kcp_asset index_html, app_js, style_css;

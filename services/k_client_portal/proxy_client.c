@@ -66,7 +66,10 @@ int kcp_proxy_call(const struct kcp_proxy_cfg *cfg, const char *method, const ch
     h = curl_slist_append(headers, "Accept: application/json");
     if (h != NULL)
         headers = h;
-    if (payload != NULL && (h = curl_slist_append(headers, "Content-Type: application/json")))
+    /* every POST says JSON, bodiless ones too: libcurl would otherwise label
+     * them form data, which k_proxy refuses (415) */
+    if ((payload != NULL || strcmp(method, "POST") == 0) &&
+        (h = curl_slist_append(headers, "Content-Type: application/json")))
         headers = h;
     if (bearer != NULL) {
         snprintf(auth, sizeof(auth), "Authorization: Bearer %s", bearer);

@@ -281,10 +281,13 @@ static const struct {
 void kcp_handle(struct kcp_portal *p, const struct ksvc_request *req, const struct kcp_headers *h,
                 struct ksvc_response *out)
 {
-    if (!kcp_host_allowed(h->host, p->listen_host)) {
+    if (p->guard != NULL ? !ksvc_guard_host_ok(p->guard, h->host)
+                         : !kcp_host_allowed(h->host, p->listen_host)) {
         ksvc_reply_error(out, 421, "unknown_host",
-                         "this portal answers to 127.0.0.1, localhost or its --host, not %.80s",
+                         "this portal answers to this machine's addresses, localhost, its --host "
+                         "or an --allowed-host name, not %.80s",
                          h->host ? h->host : "(no Host header)");
+        ksvc_log_field(out, "guard", json_string("unknown_host"));
         return;
     }
     const char *type = NULL;

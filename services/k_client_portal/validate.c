@@ -67,9 +67,6 @@ const char *kcp_static_asset(const char *path, const char **content_type)
 
 bool kcp_host_allowed(const char *host, const char *listen_host)
 {
-    if (listen_host != NULL &&
-        (strcmp(listen_host, "0.0.0.0") == 0 || strcmp(listen_host, "::") == 0))
-        return true; /* listening everywhere: any name may reach it */
     if (host == NULL || host[0] == '\0')
         return false;
     /* the name without its port: [v6]:port, v6 literal in brackets, name:port */

@@ -14,7 +14,10 @@
 #include "services/common/svc_util.h"
 #include "services/common/upstream.h"
 #include "services/k_proxy/card_auth.h"
+#include "services/k_proxy/card_worker.h"
+#include "services/k_proxy/limits.h"
 #include "services/k_proxy/proxy.h"
+#include "services/k_proxy/reach.h"
 #include "services/k_proxy/store.h"
 #include "services/k_proxy/upstream_client.h"
 
@@ -24,54 +27,120 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: k_proxy --proxy-token TOKEN [options]\n"
-               "\n"
-               "The card-gated session proxy of the kcard session chain: one login through the\n"
-               "card, then the session reaches k_server's protected counter without the card.\n"
-               "\n"
-               "  --host ADDR              address to listen on (default 127.0.0.1)\n"
-               "  --port N                 port (default 8770; 0 picks a free one)\n"
-               "  --session-ttl SECONDS    session lifetime (default 300)\n"
-               "  --server-base-url URL    k_server (default http://127.0.0.1:8780)\n"
-               "  --server-ca-file FILE    CA certificate that signed k_server's (HTTPS)\n"
-               "  --proxy-token TOKEN      the secret shared with k_server; requests to it are\n"
-               "                           signed with a key derived from it\n"
-               "  --proxy-token-file F     read the token from F instead (also: environment\n"
-               "                           KCARD_PROXY_TOKEN)\n"
-               "  --tls-certfile FILE      serve HTTPS with this PEM certificate chain\n"
-               "  --tls-keyfile FILE       and this PEM private key\n"
-               "  --auth-mode MODE         probe (card presence and approval, default) or\n"
-               "                           fido2-direct (getAssertion verified against the\n"
-               "                           credential enrolled for the user)\n"
-               "  --device URI             the card: auto (default), hidraw:/dev/hidrawN,\n"
-               "                           hidapi:VID:PID, udp:HOST:PORT (also KCARD_DEVICE)\n"
-               "  --rp-id ID               relying party id for fido2-direct (default localhost)\n"
-               "  --card-timeout-ms MS     bound on one card operation incl. the touch\n"
-               "                           (default 30000)\n"
-               "  --upstream-timeout-ms MS bound on one k_server request (default 5000)\n"
-               "  --state-db FILE          users and sessions, SQLite (default\n"
-               "                           $XDG_STATE_HOME/kcard/k_proxy.db)\n"
-               "  --init                   make a new database in an existing empty file (an\n"
-               "                           absent file is always created; an empty one is\n"
-               "                           otherwise refused)\n"
-               "  --port-file FILE         write the port listened on to FILE once "
-               "ready\n" KSVC_LIMIT_USAGE "  -h, --help               this text\n"
-               "  --version                the version\n"
-               "\n"
-               "Endpoints: POST /session/login /session/status /session/logout\n"
-               "/resource/counter /enroll/register /enroll/unregister, GET /users /healthz\n"
-               "/metrics. Logs one JSON line per event on stderr.\n"
-               "\n"
-               "Exit status: 0 stopped by SIGINT/SIGTERM, 1 runtime failure, 2 usage,\n"
-               "3 could not start (state database, TLS material, address in use).\n");
+    fprintf(f,
+            "usage: k_proxy --proxy-token TOKEN [options]\n"
+            "\n"
+            "The card-gated session proxy of the kcard session chain: one login through the\n"
+            "card, then the session reaches k_server's protected counter without the card.\n"
+            "\n"
+            "  --host ADDR              address to listen on (default 127.0.0.1)\n"
+            "  --port N                 port (default 8770; 0 picks a free one)\n"
+            "  --session-ttl SECONDS    session lifetime (default 300)\n"
+            "  --server-base-url URL    k_server (default http://127.0.0.1:8780)\n"
+            "  --server-ca-file FILE    CA certificate that signed k_server's (HTTPS)\n"
+            "  --proxy-token TOKEN      the secret shared with k_server; requests to it are\n"
+            "                           signed with a key derived from it\n"
+            "  --proxy-token-file F     read the token from F instead (also: environment\n"
+            "                           KCARD_PROXY_TOKEN)\n"
+            "  --tls-certfile FILE      serve HTTPS with this PEM certificate chain\n"
+            "  --tls-keyfile FILE       and this PEM private key\n"
+            "  --auth-mode MODE         probe (card presence and approval, default) or\n"
+            "                           fido2-direct (getAssertion verified against the\n"
+            "                           credential enrolled for the user)\n"
+            "  --device URI             the card: auto (default), hidraw:/dev/hidrawN,\n"
+            "                           hidapi:VID:PID, udp:HOST:PORT (also KCARD_DEVICE)\n"
+            "  --rp-id ID               relying party id for fido2-direct (default localhost)\n"
+            "  --card-timeout-ms MS     bound on one card operation incl. the touch\n"
+            "                           (default 30000)\n"
+            "  --upstream-timeout-ms MS bound on one k_server request (default 5000)\n"
+            "  --counter-limit-session RATE[:BURST]\n"
+            "                           /resource/counter calls a second per session, and\n"
+            "                           the burst above it (default 50000:5000; 0: no\n"
+            "                           limit; BURST defaults to RATE); more get 429\n"
+            "  --counter-limit-address RATE[:BURST]\n"
+            "                           the same per client address (default 100000:10000)\n"
+            "  --login-limit-user RATE[:BURST]\n"
+            "                           logins and enrolments a second per username\n"
+            "                           (default 5:30)\n"
+            "  --login-limit-address RATE[:BURST]\n"
+            "                           the same per client address (default 50:200)\n"
+            "  --lockout-after N        card denials in a row that lock a username out of\n"
+            "                           logins and enrolments (default 5; 0: never)\n"
+            "  --lockout-address-after N  the same for a client address (default 20)\n"
+            "  --lockout-base-ms MS     the first lockout (default 1000); each further\n"
+            "                           denial doubles it\n"
+            "  --lockout-max-s S        the longest lockout (default 900)\n"
+            "  --max-card-waiters N     logins and enrolments waiting for the card or using\n"
+            "                           it (default 8); more get 503 card_busy at once\n"
+            "  --state-db FILE          users and sessions, SQLite (default\n"
+            "                           $XDG_STATE_HOME/kcard/k_proxy.db)\n"
+            "  --init                   make a new database in an existing empty file (an\n"
+            "                           absent file is always created; an empty one is\n"
+            "                           otherwise refused)\n"
+            "  --allowed-host NAME      also accept requests whose Host names NAME (repeatable;\n"
+            "                           always accepted: localhost, this machine's name and\n"
+            "                           any address of its interfaces; others get 421)\n"
+            "  --allowed-origin ORIGIN  accept requests carrying Origin: ORIGIN, as\n"
+            "                           scheme://host[:port] (repeatable; default none: a\n"
+            "                           request with an Origin gets 403)\n"
+            "  --port-file FILE         write the port listened on to FILE once "
+            "ready\n" KSVC_LIMIT_USAGE "  -h, --help               this text\n"
+            "  --version                the version\n"
+            "\n"
+            "Endpoints: POST /session/login /session/status /session/logout\n"
+            "/resource/counter /enroll/register /enroll/unregister, GET /users /healthz\n"
+            "/metrics. Logs one JSON line per event on stderr.\n"
+            "\n"
+            "Exit status: 0 stopped by SIGINT/SIGTERM, 1 runtime failure, 2 usage,\n"
+            "3 could not start (state database, TLS material, address in use).\n");
 }
 
 struct options {
     const char *host, *token_arg, *token_file, *cert, *key, *state, *port_file, *ca_file, *rp_id;
     int port, card_timeout_ms, upstream_timeout_ms;
+    struct kpx_limits_cfg lim;
+    int max_card_waiters;
     bool init;
     struct ksvc_limits limits;
+    const char *allowed_hosts[KSVC_GUARD_NAMES_MAX], *allowed_origins[KSVC_GUARD_NAMES_MAX];
+    size_t nallowed_hosts, nallowed_origins;
 };
+
+/* The limit options (limits.h, card_worker.h). */
+enum {
+    OPT_COUNTER_SESSION = 0x4c01,
+    OPT_COUNTER_ADDRESS,
+    OPT_LOGIN_USER,
+    OPT_LOGIN_ADDRESS,
+    OPT_LOCKOUT_AFTER,
+    OPT_LOCKOUT_ADDRESS_AFTER,
+    OPT_LOCKOUT_BASE,
+    OPT_LOCKOUT_MAX,
+    OPT_MAX_CARD_WAITERS,
+};
+
+/* RATE[:BURST], numbers from 0 to 1e9; BURST defaults to RATE (at least 1). */
+static int parse_rate_option(const char *name, const char *arg, struct kpx_rate *out)
+{
+    char *end = NULL;
+    double rate = strtod(arg, &end), burst = rate < 1 ? 1 : rate;
+    bool ok = end != arg && rate >= 0 && rate <= 1e9;
+    if (ok && *end == ':') {
+        const char *b = end + 1;
+        burst = strtod(b, &end);
+        ok = end != b && burst >= 1 && burst <= 1e9;
+    }
+    if (!ok || *end != '\0') {
+        fprintf(stderr,
+                "k_proxy: %s %s: want RATE[:BURST], a rate a second from 0 (no limit) to 1e9 "
+                "and a burst from 1 to 1e9\n",
+                name, arg);
+        return -1;
+    }
+    out->rate = rate;
+    out->burst = burst;
+    return 0;
+}
 
 static int parse_options(int argc, char **argv, struct kpx_proxy *p, struct options *o)
 {
@@ -90,9 +159,20 @@ static int parse_options(int argc, char **argv, struct kpx_proxy *p, struct opti
         {"rp-id", required_argument, NULL, 'r'},
         {"card-timeout-ms", required_argument, NULL, 'W'},
         {"upstream-timeout-ms", required_argument, NULL, 'U'},
+        {"counter-limit-session", required_argument, NULL, OPT_COUNTER_SESSION},
+        {"counter-limit-address", required_argument, NULL, OPT_COUNTER_ADDRESS},
+        {"login-limit-user", required_argument, NULL, OPT_LOGIN_USER},
+        {"login-limit-address", required_argument, NULL, OPT_LOGIN_ADDRESS},
+        {"lockout-after", required_argument, NULL, OPT_LOCKOUT_AFTER},
+        {"lockout-address-after", required_argument, NULL, OPT_LOCKOUT_ADDRESS_AFTER},
+        {"lockout-base-ms", required_argument, NULL, OPT_LOCKOUT_BASE},
+        {"lockout-max-s", required_argument, NULL, OPT_LOCKOUT_MAX},
+        {"max-card-waiters", required_argument, NULL, OPT_MAX_CARD_WAITERS},
         {"state-db", required_argument, NULL, 's'},
         {"init", no_argument, NULL, 'I'},
         {"port-file", required_argument, NULL, 'P'},
+        {"allowed-host", required_argument, NULL, 'A'},
+        {"allowed-origin", required_argument, NULL, 'O'},
         KSVC_LIMIT_OPTIONS,
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -160,12 +240,72 @@ static int parse_options(int argc, char **argv, struct kpx_proxy *p, struct opti
         case 's':
             o->state = optarg;
             break;
+        case OPT_COUNTER_SESSION:
+        case OPT_COUNTER_ADDRESS:
+        case OPT_LOGIN_USER:
+        case OPT_LOGIN_ADDRESS: {
+            struct kpx_rate *r = c == OPT_COUNTER_SESSION   ? &o->lim.counter_session
+                                 : c == OPT_COUNTER_ADDRESS ? &o->lim.counter_address
+                                 : c == OPT_LOGIN_USER      ? &o->lim.login_user
+                                                            : &o->lim.login_address;
+            const char *name = c == OPT_COUNTER_SESSION   ? "--counter-limit-session"
+                               : c == OPT_COUNTER_ADDRESS ? "--counter-limit-address"
+                               : c == OPT_LOGIN_USER      ? "--login-limit-user"
+                                                          : "--login-limit-address";
+            if (parse_rate_option(name, optarg, r) != 0)
+                return -1;
+            break;
+        }
+        case OPT_LOCKOUT_AFTER:
+        case OPT_LOCKOUT_ADDRESS_AFTER: {
+            int n = 0;
+            if (ksvc_parse_int_option("k_proxy",
+                                      c == OPT_LOCKOUT_AFTER ? "--lockout-after"
+                                                             : "--lockout-address-after",
+                                      optarg, 0, 1000000, &n) != 0)
+                return -1;
+            if (c == OPT_LOCKOUT_AFTER)
+                o->lim.lockout_after_user = (unsigned)n;
+            else
+                o->lim.lockout_after_address = (unsigned)n;
+            break;
+        }
+        case OPT_LOCKOUT_BASE:
+        case OPT_LOCKOUT_MAX: {
+            int n = 0;
+            if (ksvc_parse_int_option(
+                    "k_proxy", c == OPT_LOCKOUT_BASE ? "--lockout-base-ms" : "--lockout-max-s",
+                    optarg, 1, c == OPT_LOCKOUT_BASE ? 3600000 : 86400, &n) != 0)
+                return -1;
+            if (c == OPT_LOCKOUT_BASE)
+                o->lim.lockout_base_ms = (unsigned)n;
+            else
+                o->lim.lockout_max_s = (unsigned)n;
+            break;
+        }
+        case OPT_MAX_CARD_WAITERS:
+            if (ksvc_parse_int_option("k_proxy", "--max-card-waiters", optarg, 1,
+                                      KPX_MAX_CARD_WAITERS_LIMIT, &o->max_card_waiters) != 0)
+                return -1;
+            break;
         case 'I':
             o->init = true;
             break;
         case 'P':
             o->port_file = optarg;
             break;
+        case 'A':
+        case 'O': {
+            const char **list = c == 'A' ? o->allowed_hosts : o->allowed_origins;
+            size_t *n = c == 'A' ? &o->nallowed_hosts : &o->nallowed_origins;
+            if (*n == KSVC_GUARD_NAMES_MAX) {
+                fprintf(stderr, "k_proxy: --allowed-%s: at most %d\n", c == 'A' ? "host" : "origin",
+                        KSVC_GUARD_NAMES_MAX);
+                return -1;
+            }
+            list[(*n)++] = optarg;
+            break;
+        }
         case 'h':
             usage(stdout);
             exit(0);
@@ -191,6 +331,18 @@ static int parse_options(int argc, char **argv, struct kpx_proxy *p, struct opti
         fprintf(stderr, "k_proxy: --tls-certfile and --tls-keyfile go together\n");
         return -1;
     }
+    char err[256];
+    ksvc_guard_init(&p->guard, o->host, true);
+    for (size_t i = 0; i < o->nallowed_hosts; i++)
+        if (ksvc_guard_add_host(&p->guard, o->allowed_hosts[i], err, sizeof(err)) != 0) {
+            fprintf(stderr, "k_proxy: %s\n", err);
+            return -1;
+        }
+    for (size_t i = 0; i < o->nallowed_origins; i++)
+        if (ksvc_guard_add_origin(&p->guard, o->allowed_origins[i], err, sizeof(err)) != 0) {
+            fprintf(stderr, "k_proxy: %s\n", err);
+            return -1;
+        }
     if (strncmp(p->server_base_url, "https://", 8) != 0 && o->ca_file != NULL) {
         fprintf(stderr, "k_proxy: --server-ca-file needs an https:// --server-base-url\n");
         return -1;
@@ -208,7 +360,9 @@ int main(int argc, char **argv)
                         .port = 8770,
                         .rp_id = "localhost",
                         .card_timeout_ms = 30000,
-                        .upstream_timeout_ms = 5000};
+                        .upstream_timeout_ms = 5000,
+                        .max_card_waiters = KPX_MAX_CARD_WAITERS_DEFAULT};
+    kpx_limits_cfg_default(&o.lim);
     if (parse_options(argc, argv, &p, &o) != 0)
         return EXIT_USAGE;
     char token[1024] = "";
@@ -271,6 +425,31 @@ int main(int argc, char **argv)
         fprintf(stderr, "k_proxy: card: %s\n", err);
         goto out;
     }
+    p.card_timeout_ms = o.card_timeout_ms;
+    p.limits = kpx_limits_new(&o.lim, err, sizeof(err));
+    if (p.limits == NULL) {
+        fprintf(stderr, "k_proxy: limits: %s\n", err);
+        goto out;
+    }
+    /* logins and enrolments use the card on this thread, never on an HTTP one */
+    p.card_worker = kpx_card_worker_new((unsigned)o.max_card_waiters, err, sizeof(err));
+    if (p.card_worker == NULL) {
+        fprintf(stderr, "k_proxy: %s\n", err);
+        goto out;
+    }
+    /* /healthz says whether k_server and the card are there: checked once a
+     * second in the background, never per /healthz call */
+    struct kpx_reach_cfg rcfg = {
+        .server_base_url = p.server_base_url,
+        .ca_file = o.ca_file,
+        .device_uri = p.device,
+        .timeout_ms = o.upstream_timeout_ms < 1000 ? o.upstream_timeout_ms : 1000,
+    };
+    p.reach = kpx_reach_start(&rcfg, err, sizeof(err));
+    if (p.reach == NULL) {
+        fprintf(stderr, "k_proxy: %s\n", err);
+        goto out;
+    }
     struct ksvc_server_cfg cfg = {
         .service = "k_proxy",
         .host = o.host,
@@ -279,7 +458,7 @@ int main(int argc, char **argv)
         .tls_key_file = o.key,
         .limits = o.limits,
         .handler = kpx_handle_request,
-        .may_block = kpx_may_block, /* the card, SQLite writes, blocking upstream calls */
+        .may_block = kpx_may_block, /* SQLite writes; the card and the counter call are parked */
         .health = kpx_health,
         .metrics_refresh = kpx_metrics_refresh,
         .ctx = &p,
@@ -295,10 +474,15 @@ int main(int argc, char **argv)
                        p.server_base_url, "session_ttl", p.session_ttl_s, "state_db", p.state_db));
     status = ksvc_serve_until_stopped("k_proxy", p.http, o.port_file) == 0 ? 0 : EXIT_RUNTIME;
 out:
+    kpx_card_worker_stop(p.card_worker); /* answers what waits for the card first */
     ksvc_server_stop(p.http);
+    kpx_card_worker_free(p.card_worker);
+    kpx_limits_free(p.limits);
     kpx_card_free(p.card);
     kpx_upstream_free(p.upstream);
     kpx_store_close(p.store);
+    ksvc_guard_free(&p.guard);
+    kpx_reach_stop(p.reach);
     OPENSSL_cleanse(p.ref_key, sizeof(p.ref_key));
     curl_global_cleanup();
     return status;

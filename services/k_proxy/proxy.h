@@ -6,11 +6,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "services/common/guard.h"
 #include "services/common/http.h"
 
 struct kpx_store;
 struct kpx_card;
 struct kpx_upstream;
+struct kpx_reach;
+struct kpx_limits;
+struct kpx_card_worker;
 
 enum kpx_auth_mode {
     KPX_AUTH_PROBE,        /* card presence + approval (the prototype's default) */
@@ -28,6 +32,11 @@ struct kpx_proxy {
     struct kpx_upstream *upstream;
     uint8_t ref_key[32]; /* HMAC key of the opaque session references for k_server */
     struct ksvc_server *http;
+    struct ksvc_guard guard;   /* Host, Origin, Content-Type (services/common/guard.h) */
+    struct kpx_reach *reach;   /* k_server and card reachability, checked in the background */
+    struct kpx_limits *limits; /* rate limits and lockouts (limits.h); NULL: none */
+    struct kpx_card_worker *card_worker; /* the card thread (card_worker.h); NULL: inline */
+    int card_timeout_ms;                 /* a job queued longer gets card_busy */
 };
 
 /* The answer's name of a mode: "card_probe" or "fido2_assertion". */

@@ -1,5 +1,8 @@
-/* k_proxy's client of k_server: signed POST /counter/next over libcurl,
- * with a pool of handles so connections (and TLS sessions) are reused. */
+/* k_proxy's client of k_server: signed POST /counter/next over libcurl's
+ * multi interface, driven by one event-loop thread. Requests are started from
+ * any thread and complete through a callback on that loop thread; connections
+ * (and TLS sessions) are pooled and request slots with their reply buffers
+ * are preallocated, so a request costs no heap allocation. */
 #ifndef KCARD_K_PROXY_UPSTREAM_CLIENT_H
 #define KCARD_K_PROXY_UPSTREAM_CLIENT_H
 
@@ -8,30 +11,63 @@
 
 #include "services/common/upstream.h"
 
+#define KPX_UPSTREAM_CONNECTIONS_DEFAULT 192
+#define KPX_UPSTREAM_CALLER_MAX 160 /* bytes of caller data a request carries */
+
 struct kpx_upstream_cfg {
     const char *base_url; /* http(s)://host:port, no trailing path */
     const char *ca_file;  /* NULL: the system trust store */
     const uint8_t *key;   /* KSVC_UPSTREAM_KEY_LEN bytes, copied */
-    int timeout_ms;       /* whole request; <= 0: 5000 */
+    int timeout_ms;       /* whole request, waiting for a connection included; <= 0: 5000 */
+    /* connections to k_server at most (and requests on the wire at once);
+     * 0: KPX_UPSTREAM_CONNECTIONS_DEFAULT. Below k_server's per-address limit. */
+    unsigned max_connections;
 };
 
 enum kpx_upstream_status {
     KPX_UPSTREAM_OK = 0,
-    KPX_UPSTREAM_UNREACHABLE, /* connect/TLS/transfer failure */
+    KPX_UPSTREAM_UNREACHABLE, /* connect/TLS/transfer failure, or the client stopping */
     KPX_UPSTREAM_TIMEOUT,
     KPX_UPSTREAM_REFUSED,   /* k_server answered 401/403: signature not accepted */
     KPX_UPSTREAM_BAD_REPLY, /* another status, or a body that does not parse */
 };
 
+/* What a request came to, given to its callback. */
+struct kpx_upstream_result {
+    enum kpx_upstream_status status;
+    int64_t value;   /* the counter value when OK */
+    const char *msg; /* what failed; "" when OK */
+    void *caller;    /* the caller's bytes copied at start (KPX_UPSTREAM_CALLER_MAX) */
+};
+
+/* Runs on the client's loop thread, once per started request; it must not
+ * block. r and everything it points to are valid during the call only. */
+typedef void (*kpx_upstream_done_fn)(void *arg, const struct kpx_upstream_result *r);
+
 struct kpx_upstream;
 
+/* Starts the loop thread. */
 struct kpx_upstream *kpx_upstream_new(const struct kpx_upstream_cfg *cfg, char *err, size_t errlen);
+/* Stops the loop: requests still queued or in flight are completed with
+ * UNREACHABLE before it returns; then frees everything. */
 void kpx_upstream_free(struct kpx_upstream *u);
 
-/* Next counter value for the session reference ref; msg names what failed.
- * Requests are signed with this process's instance id and sequence; a
- * request k_server refuses as replayed is sent once more under a new
- * instance id (see upstream_client.c). */
+/* Asks k_server for the next counter value of the session reference ref,
+ * from any thread, without waiting: done(arg, result) is called on the loop
+ * thread when it is answered, failed or timed out (possibly before this
+ * returns). caller_len bytes at caller are copied into the request and handed
+ * back as result->caller. Returns 0, or -1 (done is not called) when the
+ * client is stopping, caller_len is over KPX_UPSTREAM_CALLER_MAX, or every
+ * request slot is in use.
+ *
+ * Requests are signed with this process's instance id and the next number of
+ * its sequence when they are put on the wire; one k_server refuses as
+ * replayed is sent once more under a new instance id (see upstream_client.c). */
+int kpx_upstream_counter_start(struct kpx_upstream *u, const char *ref, const void *caller,
+                               size_t caller_len, kpx_upstream_done_fn done, void *arg);
+
+/* The same, waiting for the answer (for callers that may block); msg names
+ * what failed. */
 enum kpx_upstream_status kpx_upstream_counter_next(struct kpx_upstream *u, const char *ref,
                                                    int64_t *value, char *msg, size_t msglen);
 /* How often the instance id was renewed after such a refusal. */

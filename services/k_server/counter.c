@@ -33,6 +33,8 @@ struct ksrv_counter {
     unsigned long failures; /* reservations that failed, ever */
     bool failing;           /* the last one failed */
     char failure[256];
+    bool instance_failing; /* the last k_proxy instance could not be recorded */
+    char instance_failure[256];
     bool stop;
     bool thread_started;
     bool made_schema; /* this open created the tables */
@@ -381,9 +383,11 @@ int64_t ksrv_counter_reserved(struct ksrv_counter *c)
 bool ksrv_counter_healthy(struct ksrv_counter *c, char *why, size_t cap)
 {
     pthread_mutex_lock(&c->lock);
-    bool ok = !c->failing;
-    if (!ok)
+    bool ok = !c->failing && !c->instance_failing;
+    if (c->failing)
         snprintf(why, cap, "%s", c->failure);
+    else if (c->instance_failing)
+        snprintf(why, cap, "%s", c->instance_failure);
     pthread_mutex_unlock(&c->lock);
     return ok;
 }
@@ -394,9 +398,20 @@ int ksrv_instance_record(struct ksrv_counter *c, const uint8_t id[16], int64_t g
     int ok = sqlite3_bind_blob(c->inst_add, 1, id, 16, SQLITE_STATIC) == SQLITE_OK &&
              sqlite3_bind_int64(c->inst_add, 2, gen) == SQLITE_OK &&
              sqlite3_step(c->inst_add) == SQLITE_DONE;
+    char why[200] = "";
+    if (!ok)
+        snprintf(why, sizeof(why), "%s", sqlite3_errmsg(c->db));
     sqlite3_reset(c->inst_add);
     sqlite3_clear_bindings(c->inst_add);
     pthread_mutex_unlock(&c->db_lock);
+    /* every counter call of a new k_proxy instance fails until this
+     * succeeds (a full disk, say): /healthz must say so */
+    pthread_mutex_lock(&c->lock);
+    c->instance_failing = !ok;
+    if (!ok)
+        snprintf(c->instance_failure, sizeof(c->instance_failure),
+                 "cannot record a k_proxy instance in the state database: %s", why);
+    pthread_mutex_unlock(&c->lock);
     return ok ? 0 : -1;
 }
 

@@ -169,6 +169,24 @@ rc=$?
 if [ "$rc" -eq 1 ]; then ok "wrapper: the remote exit code is passed through"; else
     not_ok "wrapper: the remote exit code is passed through" "exit $rc"
 fi
+# --remote curl: plain curl through the stand-in ssh, judged here
+SSH="$T/ssh" SSH_LOG="$T/ssh.log" CHAIN_REGRESS="$RUN_TOOL" REQUESTS=9 PARALLELISM=3 \
+    "$WRAPPER" --remote curl --base-url "$URL" --json >"$T/out" 2>"$T/err"
+rc=$?
+if [ "$rc" -eq 0 ]; then ok "wrapper --remote curl over ssh passes"; else
+    not_ok "wrapper --remote curl over ssh passes" "exit $rc"
+    run_show
+fi
+jcheck "--remote curl: 9 unique gap-free values at parallelism 3, 401 after logout" \
+    'j["requests"] == 9 and j["parallelism"] == 3 and len(set(j["counters"])) == 9 and max(j["counters"]) - min(j["counters"]) == 8 and j["steps"][4]["status"] == 401'
+CHAIN_REGRESS="$RUN_TOOL" REQUESTS=4 "$WRAPPER" --client-host local --remote curl \
+    --base-url http://127.0.0.1:1 >"$T/out" 2>"$T/err"
+rc=$?
+if [ "$rc" -eq 3 ]; then ok "wrapper --remote curl: nothing listening gives 3"; else
+    not_ok "wrapper --remote curl: nothing listening gives 3" "exit $rc"
+    run_show
+fi
+grep_out "--remote curl: curl's own error is named" "login .*curl error 7: curl: (7)"
 CHAIN_REGRESS="$RUN_TOOL" "$WRAPPER" --client-host local --base-url http://127.0.0.1:1 \
     >"$T/out" 2>"$T/err"
 rc=$?

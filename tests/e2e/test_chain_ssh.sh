@@ -11,8 +11,14 @@
 # connection, unknown host, unknown and changed host key (known_hosts never
 # written), key refused (no prompt, no hang), chain-regress missing on the
 # client, the CA file missing on the client, the connection dropped mid-run
-# (within a bound). Needs root (ip netns) and openssh-server; otherwise it
-# fails, saying so.
+# (within a bound). The curl-only mode (--remote curl) over the same hop:
+# passes with the defaults (--json intact, unique and gap-free, 401 after
+# logout), REQUESTS/PARALLELISM honoured, the lines report, an interactive
+# login approved through vcard-ctl (the prompt over the hop), a client whose
+# PATH holds only sh, curl and a few POSIX tools (no chain-regress) passes,
+# the CA file missing there exits 3 naming it, a malformed recorded line
+# exits 2, and k_proxy stopped mid-burst exits 3 naming curl's error. Needs
+# root (ip netns) and openssh-server; otherwise it fails, saying so.
 # shellcheck source=tests/e2e/lib.sh
 . tests/e2e/lib.sh
 
@@ -170,6 +176,102 @@ else
     not_ok "vcard-ctl presence ask" "$(cat "$T/ctl.err")"
 fi
 
+# ---- --remote curl: plain curl on the client, judged here ----
+wrapper --ssh-config "$CFG" --remote curl --json
+want_rc "--remote curl, defaults over ssh: the run passes (--json)" 0
+jcheck "--remote curl: --json intact, pass, exit 0" \
+    'j["ok"] is True and j["verdict"] == "pass" and j["exit"] == 0 and j["tool"] == "chain-regress"'
+jcheck "--remote curl: alice, https://127.0.0.1:9771, the client's CA, 20 at parallelism 8" \
+    'j["username"] == "alice" and j["base_url"] == "https://127.0.0.1:9771" and j["cacert"] == "'"$CA_FILE"'" and j["requests"] == 20 and j["parallelism"] == 8'
+jcheck "--remote curl: 20 unique gap-free values, 401 after logout, fido2_assertion" \
+    'len(j["counters"]) == 20 and len(set(j["counters"])) == 20 and max(j["counters"]) - min(j["counters"]) == 19 and j["analysis"]["unique"] and j["analysis"]["gap_free"] and j["steps"][3]["status"] == 200 and j["steps"][4]["status"] == 401 and j["auth_mode"] == "fido2_assertion"'
+jcheck "--remote curl: latency of 20 answers, a burst time, one connection each" \
+    'j["latency_ms"]["n"] == 20 and 0 < j["latency_ms"]["min"] <= j["latency_ms"]["max"] and j["burst_ms"] > 0 and j["connections"] == 20'
+
+REQUESTS=37 PARALLELISM=5 wrapper --ssh-config "$CFG" --remote curl --json
+want_rc "--remote curl: REQUESTS=37 PARALLELISM=5 passes" 0
+jcheck "--remote curl: REQUESTS and PARALLELISM honoured on the client" \
+    'j["requests"] == 37 and j["parallelism"] == 5 and len(set(j["counters"])) == 37 and max(j["counters"]) - min(j["counters"]) == 36'
+
+wrapper --ssh-config "$CFG" --remote curl
+want_rc "--remote curl: the lines report passes" 0
+if grep -q "^counter  *ok  *20 x 200 of 20 at parallelism 8.*unique and gap-free" "$T/out" &&
+    [ "$(tail -n 1 "$T/out" | cut -c1-5)" = "PASS:" ]; then
+    ok "--remote curl: the same lines, ending in the verdict"
+else
+    not_ok "--remote curl: the same lines, ending in the verdict"
+    show_head 8 "$T/out"
+fi
+
+# interactive in curl mode: the client's prompt comes back on stderr
+if "$CTL" --control "$VCARD_CTL" presence ask >/dev/null 2>"$T/ctl.err"; then
+    timeout -k 2 40 sh "$WRAPPER" --ssh-config "$CFG" --remote curl --interactive-card \
+        --expect-auth-mode fido2_assertion --json >"$T/iout" 2>"$T/ierr" </dev/null &
+    ipid=$!
+    if wait_for_line "$T/ierr" "touch the card to approve login for alice" 200; then
+        ok "--remote curl --interactive-card: the prompt comes back over ssh"
+    else
+        not_ok "--remote curl --interactive-card: the prompt comes back over ssh"
+    fi
+    "$CTL" --control "$VCARD_CTL" approve >/dev/null 2>&1 || not_ok "vcard-ctl approve (curl)"
+    wait "$ipid"
+    rc=$?
+    if [ "$rc" -eq 0 ] && json_true "$T/iout" 'j["ok"] is True and j["auth_mode"] == "fido2_assertion"'; then
+        ok "--remote curl --interactive-card --expect-auth-mode fido2_assertion: approved, passes"
+    else
+        not_ok "--remote curl --interactive-card --expect-auth-mode fido2_assertion: approved, passes" "exit $rc"
+        show_head 10 "$T/iout" "$T/ierr"
+    fi
+    "$CTL" --control "$VCARD_CTL" presence yes >/dev/null 2>&1
+else
+    not_ok "vcard-ctl presence ask (curl)" "$(cat "$T/ctl.err")"
+fi
+
+# a client without kcard: its ssh session's PATH holds sh, curl and the few
+# POSIX tools the run uses, nothing else (real ssh; the remote command, not
+# ssh -G, gets $REMOTE_PREFIX in front)
+cat >"$T/ssh-prefix" <<'EOF'
+#!/bin/sh
+for a in "$@"; do
+    [ "$a" = -G ] && exec ssh "$@"
+done
+n=$#
+for a in "$@"; do
+    n=$((n - 1))
+    if [ "$n" -eq 0 ]; then set -- "$@" "$REMOTE_PREFIX $a"; else set -- "$@" "$a"; fi
+    shift
+done
+exec ssh "$@"
+EOF
+mkdir -p "$T/curlonly" "$T/rtmp"
+for tool in sh curl mktemp dd tr sed date cat rm; do
+    ln -sf "$(command -v "$tool")" "$T/curlonly/$tool"
+done
+export REMOTE_PREFIX="PATH=$T/curlonly; export PATH;"
+SSH="sh $T/ssh-prefix" wrapper --ssh-config "$CFG" --remote curl --json
+want_rc "no chain-regress on the client's PATH: --remote curl passes" 0
+jcheck "no chain-regress on the client: 20 unique gap-free values" \
+    'j["ok"] is True and len(set(j["counters"])) == 20 and max(j["counters"]) - min(j["counters"]) == 19'
+SSH="sh $T/ssh-prefix" wrapper --ssh-config "$CFG"
+want_rc "no chain-regress on the client's PATH: the default mode exits 3" 3
+one_line "no chain-regress on the client: the cause offers --remote curl" \
+    "chain-regress not found on k_client.*--remote curl"
+unset REMOTE_PREFIX
+
+wrapper --ssh-config "$CFG" --remote curl --cacert /home/user/no-such/ca.crt
+want_rc "--remote curl: the CA file missing on the client: exit 3" 3
+grep_out "--remote curl: the CA path as seen from the client is named" \
+    "curl error 77: .*/home/user/no-such/ca.crt"
+
+printf 'login 0 2x0 0.1 1 {}\n' >"$T/bad.lines"
+timeout 10 "$BIN/chain-regress" --analyze "$T/bad.lines" >"$T/out" 2>"$T/err"
+RC=$?
+want_rc "--analyze: a malformed line exits 2" 2
+if grep -q "line 1: HTTP_CODE" "$T/err"; then ok "--analyze: the bad line and field are named"; else
+    not_ok "--analyze: the bad line and field are named"
+    show_head 4 "$T/err"
+fi
+
 # ---- failures an operator meets: exit 3, one line naming the cause ----
 sed 's/^\( *Port \).*/\12222/' "$CFG" >"$T/cfg_refused"
 wrapper --ssh-config "$T/cfg_refused"
@@ -263,6 +365,39 @@ if "$CTL" --control "$VCARD_CTL" presence ask >/dev/null 2>"$T/ctl.err"; then
     "$CTL" --control "$VCARD_CTL" presence yes >/dev/null 2>&1
 else
     not_ok "vcard-ctl presence ask (drop)" "$(cat "$T/ctl.err")"
+fi
+
+# --remote curl, k_proxy stopped in the middle of the burst: the counter
+# requests lose their answers, the run fails with 3 naming curl's error (the
+# client's temporary files in $T/rtmp show when the burst has begun)
+REMOTE_PREFIX="TMPDIR=$T/rtmp; export TMPDIR;" REQUESTS=600 PARALLELISM=2 SSH="sh $T/ssh-prefix" \
+    timeout -k 2 40 sh "$WRAPPER" --ssh-config "$CFG" --remote curl >"$T/out" 2>"$T/err" </dev/null &
+bpid=$!
+# burst_begun: a counter answer is recorded on the client
+burst_begun() {
+    for _f in "$T"/rtmp/kcr-curl.*/o0; do
+        [ -s "$_f" ] && return 0
+    done
+    return 1
+}
+_tries=200 # 10 s
+while [ "$_tries" -gt 0 ] && ! burst_begun; do
+    sleep 0.05
+    _tries=$((_tries - 1))
+done
+# shellcheck disable=SC2154 # from $DIR/env
+kill -TERM "$PID_k_proxy" 2>/dev/null
+wait "$bpid"
+RC=$?
+want_rc "--remote curl, k_proxy stopped mid-burst: exit 3" 3
+if tail -n 1 "$T/out" | grep -q "^FAIL: counter: .*no answer [1-9].*first failure: no answer: curl error [0-9]"; then
+    ok "--remote curl, k_proxy stopped: the verdict names the burst and curl's error"
+else
+    not_ok "--remote curl, k_proxy stopped: the verdict names the burst and curl's error"
+    show_head 8 "$T/out" "$T/err"
+fi
+if [ -z "$(ls "$T/rtmp")" ]; then ok "--remote curl: the client's temporary files are removed"; else
+    not_ok "--remote curl: the client's temporary files are removed" "$(ls "$T/rtmp")"
 fi
 
 # ---- nothing of the machine's own touched; down stops sshd ----

@@ -29,10 +29,20 @@ function presence(mode: string): boolean {
 test.describe.configure({ mode: 'serial' });
 
 let page: Page;
+// Console messages about the Content-Security-Policy: the page must run
+// whole under the portal's strict policy (no inline script or style).
+const cspViolations: string[] = [];
 
 test.beforeAll(async ({ browser }) => {
   page = await browser.newPage();
-  await page.goto('/');
+  page.on('console', (m) => {
+    if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
+  });
+  const answer = await page.goto('/');
+  const csp = answer?.headers()['content-security-policy'] ?? '';
+  expect(csp).toContain("frame-ancestors 'none'");
+  expect(csp).toContain("default-src 'self'");
+  expect(answer?.headers()['x-frame-options']).toBe('DENY');
   await expect(page.getByTestId('status')).toHaveText('Ready.');
 });
 
@@ -112,4 +122,21 @@ test('unregister removes the user from the list', async () => {
   await page.getByTestId('unregister').click();
   await expect(page.getByTestId('status')).toHaveText(`Unregistered ${user}.`);
   await expect(page.locator(`#users li[data-username="${user}"]`)).toHaveCount(0);
+});
+
+test('the page runs under its Content-Security-Policy and cannot be framed', async ({ browser }) => {
+  expect(cspViolations).toEqual([]);
+  // another page framing the portal: the frame stays empty
+  const other = await browser.newPage();
+  const url = new URL('/', page.url()).toString();
+  const refused = other.waitForEvent('console', {
+    predicate: (m) => /frame-ancestors/.test(m.text()),
+    timeout: 10000,
+  });
+  await other.setContent(`<iframe id="f" src="${url}"></iframe>`);
+  await refused; // Chromium says it refused to frame the portal
+  const framed = other.frames().find((f) => f.url() === url);
+  const testids = framed ? await framed.locator('[data-testid="status"]').count() : 0;
+  expect(testids).toBe(0);
+  await other.close();
 });

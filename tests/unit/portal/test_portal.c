@@ -128,7 +128,8 @@ static void test_host_names(void **state)
     assert_true(kcp_host_allowed("LocalHost:1", "127.0.0.1"));
     assert_true(kcp_host_allowed("[::1]:8766", "127.0.0.1"));
     assert_true(kcp_host_allowed("10.1.2.3:8766", "10.1.2.3"));
-    assert_true(kcp_host_allowed("anything.example:80", "0.0.0.0"));
+    /* listening everywhere is no reason to answer to any name (issue 10) */
+    assert_false(kcp_host_allowed("anything.example:80", "0.0.0.0"));
     /* a rebinding name, and malformed ports and brackets */
     assert_false(kcp_host_allowed("evil.example:8766", "127.0.0.1"));
     assert_false(kcp_host_allowed("127.0.0.1.evil.example", "127.0.0.1"));

@@ -203,6 +203,26 @@ static void test_parse_number(void **state)
     assert_false(kcr_parse_number(NULL, 0, 1, &v));
 }
 
+static void test_analyze(void **state)
+{
+    struct kcr_opts o;
+    static char longname[5000];
+
+    (void)state;
+    assert_int_equal(parse(&o, NULL), KCR_OPTS_RUN);
+    assert_string_equal(o.analyze, "");
+    assert_int_equal(parse(&o, "--analyze", "-", "--requests", "7", NULL), KCR_OPTS_RUN);
+    assert_string_equal(o.analyze, "-");
+    assert_int_equal(o.requests, 7);
+    assert_int_equal(parse(&o, "--analyze", "/tmp/run.lines", NULL), KCR_OPTS_RUN);
+    assert_string_equal(o.analyze, "/tmp/run.lines");
+    assert_int_equal(parse(&o, "--analyze", "", NULL), KCR_OPTS_USAGE);
+    assert_non_null(strstr(err, "--analyze"));
+    memset(longname, 'a', sizeof(longname) - 1);
+    assert_int_equal(parse(&o, "--analyze", longname, NULL), KCR_OPTS_USAGE);
+    assert_int_equal(parse(&o, "--analyze", NULL), KCR_OPTS_USAGE);
+}
+
 static void test_usage_names_exit_codes(void **state)
 {
     char *buf = NULL;
@@ -232,6 +252,7 @@ int main(void)
         cmocka_unit_test(test_help_and_version),
         cmocka_unit_test(test_environment),
         cmocka_unit_test(test_parse_number),
+        cmocka_unit_test(test_analyze),
         cmocka_unit_test(test_usage_names_exit_codes),
     };
 

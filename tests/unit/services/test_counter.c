@@ -367,6 +367,37 @@ static void test_schema_1_upgraded(void **state)
     ksrv_counter_close(c);
 }
 
+/* A k_proxy instance that cannot be recorded (a full disk, say) makes every
+ * call of that instance fail: health says so until a record succeeds. */
+static void test_instance_record_failure_unhealthy(void **state)
+{
+    (void)state;
+    char err[256], why[256] = "";
+    struct ksrv_counter *c = ksrv_counter_open(path, false, NULL, err, sizeof(err));
+    assert_non_null(c);
+    ksrv_counter_close(c);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TRIGGER fail_add BEFORE INSERT ON replay_instances "
+                                  "WHEN NEW.gen = 666 BEGIN SELECT RAISE(FAIL, 'disk is full'); "
+                                  "END;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    c = ksrv_counter_open(path, false, NULL, err, sizeof(err));
+    assert_non_null(c);
+    const uint8_t id[16] = {1, 2, 3};
+    assert_true(ksrv_counter_healthy(c, why, sizeof(why)));
+    assert_int_equal(ksrv_instance_record(c, id, 666), -1);
+    assert_false(ksrv_counter_healthy(c, why, sizeof(why)));
+    assert_non_null(strstr(why, "k_proxy instance"));
+    assert_non_null(strstr(why, "disk is full"));
+    assert_int_equal(ksrv_instance_record(c, id, 7), 0);
+    assert_true(ksrv_counter_healthy(c, why, sizeof(why)));
+    ksrv_counter_close(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -379,6 +410,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crash_during_ahead_reservation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_files_and_init, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_1_upgraded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_instance_record_failure_unhealthy, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,13 @@
 /* The services' shared code: base64url, hex, HKDF/HMAC against vectors from
  * python3-cryptography and Python's hmac, the k_proxy -> k_server request
  * signature (instance and sequence number included), bearer parsing and the
- * metrics text. The replay windows are in test_replay.c. */
+ * metrics text. The replay windows are in test_replay.c.
+ *
+ * k_proxy's asynchronous client of k_server is tested against a small
+ * k_server stand-in run in this process on 127.0.0.1 (libmicrohttpd, an
+ * ephemeral port, every wait bounded): many requests in flight, renewal of
+ * the instance id on a replayed_request refusal, timeouts, failures and a
+ * stop with requests in flight. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,10 +18,18 @@
 
 #include <cmocka.h>
 
+#include <curl/curl.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "services/common/crypto.h"
 #include "services/common/http.h"
 #include "services/common/metrics.h"
 #include "services/common/upstream.h"
+#include "services/k_proxy/upstream_client.h"
 
 /* HKDF-SHA256("dev-proxy-token", salt "kcard upstream v1", info "k_proxy->k_server"),
  * computed with python3-cryptography. */
@@ -290,6 +304,434 @@ static void test_metrics_text(void **state)
     ksvc_metrics_free(m);
 }
 
+/* ---- k_proxy's client of k_server, against a stand-in on loopback ---- */
+
+#define STUB_SEEN_MAX 4096
+
+enum stub_mode { STUB_COUNTER, STUB_FAIL_500, STUB_WRONG_REF };
+
+/* A k_server stand-in: verifies the signature and the replay window as
+ * k_server does, and hands out 1, 2, 3... */
+struct stub {
+    struct MHD_Daemon *d;
+    uint8_t key[32];
+    struct ksvc_replay_table *table;
+    atomic_int delay_ms;
+    atomic_int mode;
+    atomic_llong counter;
+    pthread_mutex_t lock;
+    size_t nseen; /* (instance, seq) of every accepted request */
+    uint8_t inst[STUB_SEEN_MAX][16];
+    uint64_t seq[STUB_SEEN_MAX];
+    size_t refused_replayed;
+    char base_url[64];
+};
+
+static enum MHD_Result stub_reply(struct MHD_Connection *c, unsigned status, json_t *j)
+{
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    enum MHD_Result rc = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static enum MHD_Result stub_handler(void *cls, struct MHD_Connection *c, const char *url,
+                                    const char *method, const char *version,
+                                    const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    (void)upload_data;
+    static int started;
+    struct stub *st = cls;
+    if (*con_cls == NULL) {
+        *con_cls = &started;
+        return MHD_YES;
+    }
+    if (*upload_size > 0) { /* the body is "{}" */
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    int delay = atomic_load(&st->delay_ms);
+    if (delay > 0)
+        usleep((useconds_t)delay * 1000);
+    if (strcmp(url, "/counter/next") != 0 || strcmp(method, "POST") != 0)
+        return stub_reply(c, 404, json_pack("{s:s}", "error", "not_found"));
+    int mode = atomic_load(&st->mode);
+    if (mode == STUB_FAIL_500)
+        return stub_reply(c, 500, json_pack("{s:s}", "error", "internal"));
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    struct ksvc_upstream_auth a;
+    enum ksvc_upstream_verdict v = ksvc_upstream_verify(st->key, st->table, h, "POST",
+                                                        "/counter/next", "{}", 2, time(NULL), &a);
+    if (v != KSVC_UPSTREAM_OK) {
+        pthread_mutex_lock(&st->lock);
+        st->refused_replayed += v == KSVC_UPSTREAM_REPLAYED;
+        pthread_mutex_unlock(&st->lock);
+        return stub_reply(c, 401, json_pack("{s:s}", "error", ksvc_upstream_verdict_code(v)));
+    }
+    pthread_mutex_lock(&st->lock);
+    if (st->nseen < STUB_SEEN_MAX) {
+        memcpy(st->inst[st->nseen], a.instance, 16);
+        st->seq[st->nseen++] = a.seq;
+    }
+    pthread_mutex_unlock(&st->lock);
+    long long n = atomic_fetch_add(&st->counter, 1) + 1;
+    return stub_reply(c, 200,
+                      json_pack("{s:I, s:s}", "counter", (json_int_t)n, "ref",
+                                mode == STUB_WRONG_REF ? "someone-else" : a.ref));
+}
+
+static struct stub *stub_start(void)
+{
+    struct stub *st = calloc(1, sizeof(*st));
+    assert_non_null(st);
+    assert_int_equal(ksvc_upstream_key("dev-proxy-token", st->key), 0);
+    st->table = ksvc_replay_table_new(NULL);
+    assert_non_null(st->table);
+    pthread_mutex_init(&st->lock, NULL);
+    st->d = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL, 0, NULL,
+        NULL, stub_handler, st, MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_SOCK_ADDR, NULL, MHD_OPTION_END);
+    assert_non_null(st->d);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(st->d, MHD_DAEMON_INFO_BIND_PORT);
+    assert_non_null(info);
+    snprintf(st->base_url, sizeof(st->base_url), "http://127.0.0.1:%u", info->port);
+    return st;
+}
+
+static void stub_stop(struct stub *st)
+{
+    MHD_stop_daemon(st->d);
+    ksvc_replay_table_free(st->table);
+    pthread_mutex_destroy(&st->lock);
+    free(st);
+}
+
+static struct kpx_upstream *client_for(const char *base_url, const char *token, int timeout_ms,
+                                       unsigned max_connections)
+{
+    uint8_t key[32];
+    char err[256];
+    assert_int_equal(ksvc_upstream_key(token, key), 0);
+    struct kpx_upstream_cfg cfg = {.base_url = base_url,
+                                   .key = key,
+                                   .timeout_ms = timeout_ms,
+                                   .max_connections = max_connections};
+    struct kpx_upstream *u = kpx_upstream_new(&cfg, err, sizeof(err));
+    if (u == NULL)
+        fail_msg("kpx_upstream_new: %s", err);
+    return u;
+}
+
+/* Collects the callbacks of a batch of requests. */
+struct batch {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    size_t want, got;
+    size_t status[5];
+    int64_t values[STUB_SEEN_MAX];
+    size_t nvalues;
+    char last_msg[512];
+    bool caller_intact;
+};
+
+struct call_tag {
+    uint32_t magic;
+    uint32_t index;
+};
+
+static void batch_init(struct batch *b, size_t want)
+{
+    memset(b, 0, sizeof(*b));
+    pthread_mutex_init(&b->lock, NULL);
+    pthread_cond_init(&b->cond, NULL);
+    b->want = want;
+    b->caller_intact = true;
+}
+
+static void batch_done(void *arg, const struct kpx_upstream_result *r)
+{
+    struct batch *b = arg;
+    const struct call_tag *tag = r->caller;
+    pthread_mutex_lock(&b->lock);
+    if (tag->magic != 0x6b637264 || tag->index >= b->want)
+        b->caller_intact = false;
+    b->status[r->status]++;
+    if (r->status == KPX_UPSTREAM_OK && b->nvalues < STUB_SEEN_MAX)
+        b->values[b->nvalues++] = r->value;
+    snprintf(b->last_msg, sizeof(b->last_msg), "%s", r->msg);
+    b->got++;
+    pthread_cond_broadcast(&b->cond);
+    pthread_mutex_unlock(&b->lock);
+}
+
+/* Waits (at most limit_s) for every callback of the batch; true when all came. */
+static bool batch_wait(struct batch *b, int limit_s)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += limit_s;
+    pthread_mutex_lock(&b->lock);
+    int rc = 0;
+    while (b->got < b->want && rc == 0)
+        rc = pthread_cond_timedwait(&b->cond, &b->lock, &until);
+    bool all = b->got == b->want;
+    pthread_mutex_unlock(&b->lock);
+    return all;
+}
+
+static void batch_start(struct kpx_upstream *u, struct batch *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct call_tag tag = {.magic = 0x6b637264, .index = (uint32_t)i};
+        assert_int_equal(kpx_upstream_counter_start(u, "AbCdEfGhIjKlMnOpQrStUv", &tag, sizeof(tag),
+                                                    batch_done, b),
+                         0);
+    }
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void assert_distinct_identities(struct stub *st)
+{
+    for (size_t i = 0; i < st->nseen; i++)
+        for (size_t j = i + 1; j < st->nseen; j++)
+            assert_false(st->seq[i] == st->seq[j] && memcmp(st->inst[i], st->inst[j], 16) == 0);
+}
+
+/* 500 requests in flight over 16 connections: all answered, values 1..500
+ * each once, every (instance, seq) distinct and accepted by the window. */
+static void test_client_many_in_flight(void **state)
+{
+    (void)state;
+    struct stub *st = stub_start();
+    struct kpx_upstream *u = client_for(st->base_url, "dev-proxy-token", 10000, 16);
+    static struct batch b;
+    batch_init(&b, 500);
+    batch_start(u, &b, 500);
+    assert_true(batch_wait(&b, 20));
+    assert_true(b.caller_intact);
+    assert_int_equal(b.status[KPX_UPSTREAM_OK], 500);
+    qsort(b.values, b.nvalues, sizeof(b.values[0]), cmp_i64);
+    for (size_t i = 0; i < b.nvalues; i++)
+        assert_int_equal(b.values[i], (int64_t)i + 1);
+    assert_int_equal(st->nseen, 500);
+    assert_int_equal(st->refused_replayed, 0);
+    assert_distinct_identities(st);
+    /* again, on the same connections and slots */
+    batch_init(&b, 300);
+    batch_start(u, &b, 300);
+    assert_true(batch_wait(&b, 20));
+    assert_int_equal(b.status[KPX_UPSTREAM_OK], 300);
+    assert_int_equal(st->nseen, 800);
+    assert_distinct_identities(st);
+    assert_int_equal(kpx_upstream_renewals(u), 0);
+    kpx_upstream_free(u);
+    stub_stop(st);
+}
+
+/* After k_server "restarts" (it closes the instance it knew), requests of
+ * that instance are refused as replayed: the client takes a new instance
+ * once and every request is served, none twice. */
+static void test_client_renews_on_replay(void **state)
+{
+    (void)state;
+    struct stub *st = stub_start();
+    struct kpx_upstream *u = client_for(st->base_url, "dev-proxy-token", 5000, 8);
+    int64_t value = 0;
+    char msg[512];
+    assert_int_equal(
+        kpx_upstream_counter_next(u, "AbCdEfGhIjKlMnOpQrStUv", &value, msg, sizeof(msg)),
+        KPX_UPSTREAM_OK);
+    assert_int_equal(value, 1);
+    assert_int_equal(st->nseen, 1);
+    uint8_t old[16];
+    memcpy(old, st->inst[0], 16);
+    assert_int_equal(ksvc_replay_table_close(st->table, old, 1, time(NULL)), 0);
+    static struct batch b;
+    batch_init(&b, 40);
+    batch_start(u, &b, 40);
+    assert_true(batch_wait(&b, 10));
+    assert_int_equal(b.status[KPX_UPSTREAM_OK], 40);
+    assert_int_equal(kpx_upstream_renewals(u), 1);
+    assert_true(st->refused_replayed >= 1);
+    assert_int_equal(st->nseen, 41);
+    for (size_t i = 1; i < st->nseen; i++) /* all served under the new instance */
+        assert_memory_not_equal(st->inst[i], old, 16);
+    assert_distinct_identities(st);
+    qsort(b.values, b.nvalues, sizeof(b.values[0]), cmp_i64);
+    for (size_t i = 0; i < b.nvalues; i++)
+        assert_int_equal(b.values[i], (int64_t)i + 2);
+    kpx_upstream_free(u);
+    stub_stop(st);
+}
+
+/* A signature k_server does not accept is REFUSED, and no renewal. */
+static void test_client_refused(void **state)
+{
+    (void)state;
+    struct stub *st = stub_start();
+    struct kpx_upstream *u = client_for(st->base_url, "another-token", 5000, 0);
+    int64_t value = 0;
+    char msg[512];
+    assert_int_equal(
+        kpx_upstream_counter_next(u, "AbCdEfGhIjKlMnOpQrStUv", &value, msg, sizeof(msg)),
+        KPX_UPSTREAM_REFUSED);
+    assert_non_null(strstr(msg, "bad_signature"));
+    assert_int_equal(kpx_upstream_renewals(u), 0);
+    kpx_upstream_free(u);
+    stub_stop(st);
+}
+
+static double elapsed_ms(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* A k_server slower than the timeout: TIMEOUT, in about the timeout, also
+ * for requests that waited for a connection. */
+static void test_client_timeout(void **state)
+{
+    (void)state;
+    struct stub *st = stub_start();
+    atomic_store(&st->delay_ms, 900);
+    struct kpx_upstream *u = client_for(st->base_url, "dev-proxy-token", 200, 2);
+    static struct batch b;
+    batch_init(&b, 6);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    batch_start(u, &b, 6);
+    assert_true(batch_wait(&b, 5));
+    double ms = elapsed_ms(&t0);
+    assert_int_equal(b.status[KPX_UPSTREAM_TIMEOUT], 6);
+    assert_non_null(strstr(b.last_msg, "did not answer within 200 ms"));
+    assert_true(ms >= 150 && ms < 800);
+    kpx_upstream_free(u);
+    stub_stop(st);
+}
+
+/* Answers that are not a counter for this reference are BAD_REPLY. */
+static void test_client_bad_reply(void **state)
+{
+    (void)state;
+    struct stub *st = stub_start();
+    struct kpx_upstream *u = client_for(st->base_url, "dev-proxy-token", 5000, 0);
+    int64_t value = 0;
+    char msg[512];
+    atomic_store(&st->mode, STUB_FAIL_500);
+    assert_int_equal(
+        kpx_upstream_counter_next(u, "AbCdEfGhIjKlMnOpQrStUv", &value, msg, sizeof(msg)),
+        KPX_UPSTREAM_BAD_REPLY);
+    assert_non_null(strstr(msg, "HTTP 500 (internal)"));
+    atomic_store(&st->mode, STUB_WRONG_REF);
+    assert_int_equal(
+        kpx_upstream_counter_next(u, "AbCdEfGhIjKlMnOpQrStUv", &value, msg, sizeof(msg)),
+        KPX_UPSTREAM_BAD_REPLY);
+    assert_non_null(strstr(msg, "another session reference"));
+    atomic_store(&st->mode, STUB_COUNTER);
+    assert_int_equal(
+        kpx_upstream_counter_next(u, "AbCdEfGhIjKlMnOpQrStUv", &value, msg, sizeof(msg)),
+        KPX_UPSTREAM_OK);
+    /* a reference that cannot be signed */
+    assert_int_equal(kpx_upstream_counter_next(u, "not a ref!", &value, msg, sizeof(msg)),
+                     KPX_UPSTREAM_BAD_REPLY);
+    assert_non_null(strstr(msg, "cannot sign"));
+    /* nor one too long for a request slot (not cut to a valid one) */
+    char longref[KSVC_UPSTREAM_REF_MAX + 8];
+    memset(longref, 'A', sizeof(longref) - 1);
+    longref[sizeof(longref) - 1] = '\0';
+    assert_int_equal(kpx_upstream_counter_next(u, longref, &value, msg, sizeof(msg)),
+                     KPX_UPSTREAM_BAD_REPLY);
+    assert_non_null(strstr(msg, "cannot sign"));
+    kpx_upstream_free(u);
+    stub_stop(st);
+}
+
+/* Nothing listening: UNREACHABLE, at once. */
+static void test_client_unreachable(void **state)
+{
+    (void)state;
+    struct stub *st = stub_start();
+    char url[64];
+    snprintf(url, sizeof(url), "%s", st->base_url);
+    stub_stop(st); /* the port is closed now */
+    struct kpx_upstream *u = client_for(url, "dev-proxy-token", 2000, 0);
+    int64_t value = 0;
+    char msg[512];
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(
+        kpx_upstream_counter_next(u, "AbCdEfGhIjKlMnOpQrStUv", &value, msg, sizeof(msg)),
+        KPX_UPSTREAM_UNREACHABLE);
+    assert_true(elapsed_ms(&t0) < 1500);
+    assert_non_null(strstr(msg, url));
+    kpx_upstream_free(u);
+}
+
+/* Freeing the client completes requests in flight and queued with
+ * UNREACHABLE before it returns; starting after that is refused. */
+static void test_client_stop_completes_all(void **state)
+{
+    (void)state;
+    struct stub *st = stub_start();
+    atomic_store(&st->delay_ms, 700);
+    struct kpx_upstream *u = client_for(st->base_url, "dev-proxy-token", 5000, 4);
+    static struct batch b;
+    batch_init(&b, 10);
+    batch_start(u, &b, 10);
+    usleep(100 * 1000); /* 4 on the wire, 6 waiting */
+    kpx_upstream_free(u);
+    pthread_mutex_lock(&b.lock);
+    assert_int_equal(b.got, 10);
+    assert_int_equal(b.status[KPX_UPSTREAM_UNREACHABLE], 10);
+    assert_string_equal(b.last_msg, "k_proxy is stopping");
+    pthread_mutex_unlock(&b.lock);
+    stub_stop(st);
+}
+
+static void test_client_bad_config(void **state)
+{
+    (void)state;
+    uint8_t key[32] = {0};
+    char err[256];
+    struct kpx_upstream_cfg cfg = {.base_url = "ftp://127.0.0.1:1", .key = key};
+    assert_null(kpx_upstream_new(&cfg, err, sizeof(err)));
+    assert_non_null(strstr(err, "must start with http:// or https://"));
+    struct kpx_upstream *u = client_for("http://127.0.0.1:9", "dev-proxy-token", 1000, 0);
+    static struct batch b;
+    batch_init(&b, 1);
+    uint8_t big[KPX_UPSTREAM_CALLER_MAX + 1] = {0};
+    assert_int_equal(
+        kpx_upstream_counter_start(u, "AbCdEfGhIjKlMnOpQrStUv", big, sizeof(big), batch_done, &b),
+        -1);
+    kpx_upstream_free(u);
+    assert_int_equal(b.got, 0);
+}
+
+static int curl_setup(void **state)
+{
+    (void)state;
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+}
+
+static int curl_teardown(void **state)
+{
+    (void)state;
+    curl_global_cleanup();
+    return 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -302,6 +744,14 @@ int main(void)
         cmocka_unit_test(test_session_ref),
         cmocka_unit_test(test_bearer),
         cmocka_unit_test(test_metrics_text),
+        cmocka_unit_test(test_client_many_in_flight),
+        cmocka_unit_test(test_client_renews_on_replay),
+        cmocka_unit_test(test_client_refused),
+        cmocka_unit_test(test_client_timeout),
+        cmocka_unit_test(test_client_bad_reply),
+        cmocka_unit_test(test_client_unreachable),
+        cmocka_unit_test(test_client_stop_completes_all),
+        cmocka_unit_test(test_client_bad_config),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, curl_setup, curl_teardown);
 }

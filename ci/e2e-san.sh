@@ -17,7 +17,8 @@ sh tests/e2e/run.sh build/san tests/e2e/test_chain.sh tests/e2e/test_chain_fido2
     tests/e2e/test_replay.sh tests/e2e/test_interop.sh tests/e2e/test_interop_cards.sh \
     tests/e2e/test_chain_replay.sh tests/e2e/test_chain_sessions.sh tests/e2e/test_http_limits.sh \
     tests/e2e/test_service_metrics.sh tests/e2e/test_chain_ssh.sh \
-    tests/e2e/test_chain_limits.sh tests/e2e/test_cross_site.sh | tee "$out"
+    tests/e2e/test_chain_limits.sh tests/e2e/test_cross_site.sh \
+    tests/e2e/test_rawctap_cred.sh tests/e2e/test_rawctap_config.sh tests/e2e/test_rawctap_largeblob.sh | tee "$out"
 set -- $(sed -n 's/^e2e: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$out" | tail -n 1)
 pass=${1:-0}
 fail=${2:-1}

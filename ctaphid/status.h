@@ -64,6 +64,7 @@ enum kc_ctap2_cmd {
     KC_CTAP2_RESET = 0x07,
     KC_CTAP2_GET_NEXT_ASSERTION = 0x08,
     KC_CTAP2_SELECTION = 0x0b,
+    KC_CTAP2_LARGE_BLOBS = 0x0c,
 };
 
 /* authenticatorClientPIN subcommands */

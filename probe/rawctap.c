@@ -11,6 +11,9 @@
 #include "ctaphid/udp.h"
 #include "probe/rawctap.h"
 
+int rc_cmd_cred(struct rc_ctx *ctx, int argc, char **argv);       /* rawctap_cred.c */
+int rc_cmd_large_blob(struct rc_ctx *ctx, int argc, char **argv); /* rawctap_largeblob.c */
+
 static const struct rc_cmd rc_cmds[] = {
     {"list", rc_cmd_list, "",
      "List FIDO devices (hidraw nodes with usage page 0xF1D0 and\n"
@@ -31,7 +34,13 @@ static const struct rc_cmd rc_cmds[] = {
      "  --uv            ask for user verification\n"
      "  --pin PIN       PIN for a pinUvAuthToken (also --pin-file F or $RAWCTAP_PIN)\n"
      "  --cred-file F   save rp_id, cred_id, alg, public key and sign_count as JSON\n"
-     "  --pem           print the public key as PEM (default COSE hex)"},
+     "  --pem           print the public key as PEM (default COSE hex)\n"
+     "extensions (each output shown as ext_*; large_blob_key in hex):\n"
+     "  --hmac-secret        make the credential with hmac-secret\n"
+     "  --cred-protect N     credProtect level 1, 2 or 3\n"
+     "  --cred-blob B64      credBlob to store with the credential (base64url)\n"
+     "  --large-blob-key     ask for the credential's largeBlobKey (needs --rk)\n"
+     "  --min-pin-length     ask for the minimum PIN length (rp ids the card allows)"},
     {"get-assertion", rc_cmd_get_assertion,
      "--rp-id ID [--cred-id B64 ... | --cred-file F] [--no-up] [--uv] [--pin PIN]",
      "authenticatorGetAssertion; verifies the signature with the key saved by\n"
@@ -42,21 +51,78 @@ static const struct rc_cmd rc_cmds[] = {
      "  --cred-file F   credential file written by make-credential\n"
      "  --no-up         do not ask for user presence (up=false)\n"
      "  --uv            ask for user verification\n"
-     "  --pin PIN       PIN for a pinUvAuthToken (also --pin-file F or $RAWCTAP_PIN)"},
+     "  --pin PIN       PIN for a pinUvAuthToken (also --pin-file F or $RAWCTAP_PIN)\n"
+     "extensions:\n"
+     "  --hmac-secret S1[,S2]  hmac-secret with one or two 32-byte salts (hex); prints\n"
+     "                         hmac_output1 [hmac_output2], decrypted (exit 4\n"
+     "                         NO_HMAC_SECRET_OUTPUT when the card gives none)\n"
+     "  --hmac-protocol N      PIN/UV auth protocol for hmac-secret (default: the card's\n"
+     "                         preferred)\n"
+     "  --cred-blob            ask for the credential's credBlob (getCredBlob)\n"
+     "  --large-blob-key       ask for the credential's largeBlobKey"},
     {"selection", rc_cmd_selection, "", "authenticatorSelection: the card asks for presence."},
     {"reset", rc_cmd_reset, "",
      "authenticatorReset: erases every credential and the PIN (only allowed shortly\n"
      "after power-up; needs presence)."},
     {"pin", rc_cmd_pin,
-     "status | set | change [--pin PIN] [--new-pin PIN] [--protocol N [--force-protocol]]",
+     "status | set | change | retries | uv-retries [--pin PIN] [--new-pin PIN]\n"
+     "       [--protocol N [--force-protocol]]",
      "ClientPIN. status: PIN set?, retries, the card's protocols and the one used. set: set\n"
      "the first PIN (--new-pin or $RAWCTAP_NEW_PIN). change: --pin old, --new-pin new.\n"
+     "retries: PIN attempts left (getPINRetries) and whether the PIN is blocked until a\n"
+     "power cycle (soft block: 3 wrong PINs in a row) or for good (hard block: 0 left,\n"
+     "only reset, which erases every credential, recovers); exit 4 when blocked.\n"
+     "uv-retries: built-in UV attempts left (getUVRetries); exit 4 when none are left.\n"
      "  --pin PIN         current PIN (also --pin-file F or $RAWCTAP_PIN)\n"
      "  --new-pin PIN     new PIN (also --new-pin-file F or $RAWCTAP_NEW_PIN)\n"
      "  --protocol N      PIN/UV auth protocol 1 or 2 (default: 2 when the card offers\n"
      "                    it, else 1); one the card does not offer in getInfo is refused\n"
      "                    (exit 4, PIN_PROTOCOL_NOT_OFFERED)\n"
      "  --force-protocol  send --protocol N even so (the card's answer is named)"},
+    {"config", rc_cmd_config,
+     "toggle-always-uv | set-min-pin-length N [--rp-id ID]... [--force-change] |\n"
+     "       enable-enterprise-attestation [--pin PIN | --pin-file F]",
+     "authenticatorConfig (CTAP 2.1): toggle alwaysUv, raise the minimum PIN length, or\n"
+     "enable enterprise attestation; then prints what getInfo says (always_uv,\n"
+     "min_pin_length, force_pin_change, enterprise_attestation). Exit 4: the card does not\n"
+     "offer it (CONFIG_NOT_OFFERED) or refused (its status named, with the fix).\n"
+     "  --pin PIN         the card's PIN, for a token with the acfg permission (also\n"
+     "                    --pin-file F or $RAWCTAP_PIN); needed once a PIN is set\n"
+     "  --rp-id ID        set-min-pin-length: a relying party allowed to read the\n"
+     "                    minimum (minPinLength extension); repeatable\n"
+     "  --force-change    set-min-pin-length: the PIN must be changed before next use"},
+    {"cred", rc_cmd_cred,
+     "metadata | rps | list --rp-id ID | delete --cred-id B64 |\n"
+     "       update-user --cred-id B64 --user-id B64 [--name N] [--display-name D]\n"
+     "       [--pin PIN | --pin-file F]",
+     "authenticatorCredentialManagement (0x0A; 0x41 on 2.1-PRE cards): the resident\n"
+     "credentials. metadata: existing and remaining counts; rps: the relying parties;\n"
+     "list: one rp's credentials (id, user, alg, credProtect, public key); delete: one\n"
+     "credential; update-user: its user name and display name. Needs the PIN (a\n"
+     "pinUvAuthToken with the cm permission, protocol 2 when offered, else 1). Exit 4\n"
+     "with the card's status named (CTAP2_ERR_NO_CREDENTIALS, ...), or\n"
+     "CRED_MGMT_NOT_OFFERED when getInfo has neither credMgmt nor credentialMgmtPreview.\n"
+     "  --pin PIN          the card's PIN (also --pin-file F or $RAWCTAP_PIN)\n"
+     "  --rp-id ID         list: the relying party (its SHA-256 is sent)\n"
+     "  --cred-id B64      delete, update-user: the credential id (base64url)\n"
+     "  --user-id B64      update-user: the credential's user id (base64url; must match)\n"
+     "  --name N           update-user: new user name (left out: removed)\n"
+     "  --display-name D   update-user: new display name (left out: removed)"},
+    {"large-blob", rc_cmd_large_blob,
+     "get|set [--file F] [--key-hex K | --cred-id B64 --rp-id ID] [--pin PIN | --pin-file F]",
+     "authenticatorLargeBlobs (CTAP 2.1): the serialized large-blob array, read and written\n"
+     "in fragments of maxFragmentLength (maxMsgSize - 64); get checks its integrity hash\n"
+     "(exit 5, LARGE_BLOB_HASH_MISMATCH, when it is wrong). set writes the CBOR array in F\n"
+     "with its hash appended, each fragment authorised by a token with the lbw permission\n"
+     "when a PIN is given. With --key-hex or --cred-id, one credential's blob: get prints\n"
+     "it, set replaces it (AES-256-GCM under the largeBlobKey). Exit 4: the card lacks\n"
+     "largeBlobs (LARGE_BLOBS_NOT_OFFERED) or refused (its status named).\n"
+     "  --file F          set: the array (or blob) to write; get: where to save it\n"
+     "  --key-hex K       the credential's largeBlobKey (32 bytes, hex)\n"
+     "  --cred-id B64     fetch the key with getAssertion {largeBlobKey: true} (presence)\n"
+     "  --rp-id ID        with --cred-id: the credential's relying party\n"
+     "  --pin PIN         the card's PIN (also --pin-file F or $RAWCTAP_PIN); needed by set\n"
+     "                    once a PIN is set"},
     {"u2f-register", rc_cmd_u2f_register, "[--app-id ID] [--key-file F]",
      "CTAP1/U2F register over CTAPHID_MSG; verifies the fido-u2f attestation.\n"
      "  --app-id ID     application id (hashed with SHA-256; default \"localhost\")\n"

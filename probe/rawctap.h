@@ -117,6 +117,7 @@ int rc_cmd_get_assertion(struct rc_ctx *ctx, int argc, char **argv);
 int rc_cmd_selection(struct rc_ctx *ctx, int argc, char **argv);
 int rc_cmd_reset(struct rc_ctx *ctx, int argc, char **argv);
 int rc_cmd_pin(struct rc_ctx *ctx, int argc, char **argv);
+int rc_cmd_config(struct rc_ctx *ctx, int argc, char **argv); /* rawctap_config.c */
 int rc_cmd_u2f_register(struct rc_ctx *ctx, int argc, char **argv);
 int rc_cmd_u2f_authenticate(struct rc_ctx *ctx, int argc, char **argv);
 int rc_cmd_doctor(struct rc_ctx *ctx, int argc, char **argv); /* rawctap_doctor.c */

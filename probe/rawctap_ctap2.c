@@ -11,6 +11,7 @@
 #include "ctaphid/ctap2.h"
 #include "ctaphid/status.h"
 #include "probe/rawctap.h"
+#include "probe/rawctap_ext.h"
 
 #define RC_PIN_MAX 128
 #define RC_MAX_ALLOW 16
@@ -239,6 +240,11 @@ int rc_cmd_info(struct rc_ctx *ctx, int argc, char **argv)
         rc_out_int(ctx, "max_msg_size", (long long)info.max_msg_size);
     if (kc_info_has(&info, KC_INFO_MIN_PIN_LENGTH))
         rc_out_int(ctx, "min_pin_length", (long long)info.min_pin_length);
+    if (kc_info_has(&info, KC_INFO_FORCE_PIN_CHANGE)) /* set by config set-min-pin-length */
+        rc_out_bool(ctx, "force_pin_change", info.force_pin_change);
+    if (kc_info_has(&info, KC_INFO_MAX_RPIDS_MIN_PIN))
+        rc_out_int(ctx, "max_rpids_for_set_min_pin_length",
+                   (long long)info.max_rpids_for_set_min_pin_length);
     if (kc_info_has(&info, KC_INFO_FIRMWARE_VERSION))
         rc_out_int(ctx, "firmware_version", (long long)info.firmware_version);
     if (kc_info_has(&info, KC_INFO_REMAINING_DISC_CREDS))
@@ -274,6 +280,7 @@ struct rc_mc_opts {
     bool rk, uv, pem;
     const char *pin, *pin_file;
     const char *cred_file;
+    struct rc_ext_opts ext; /* rawctap_ext.c */
 };
 
 static int rc_mc_opt(struct rc_ctx *ctx, void *st, int c, const char *arg)
@@ -305,8 +312,10 @@ static int rc_mc_opt(struct rc_ctx *ctx, void *st, int c, const char *arg)
     case 'm':
         o->pem = true;
         return 0;
-    default:
-        return rc_usage_error("make-credential", "unexpected option");
+    default: {
+        int e = rc_ext_opt("make-credential", &o->ext, c, arg);
+        return e >= 0 ? e : rc_usage_error("make-credential", "unexpected option");
+    }
     }
 }
 
@@ -323,16 +332,24 @@ static int rc_mc_u2f_fallback(struct rc_ctx *ctx, const struct rc_mc_opts *o, co
 
 int rc_cmd_make_credential(struct rc_ctx *ctx, int argc, char **argv)
 {
-    static const struct option lo[] = {{"rp-id", required_argument, NULL, 'r'},
-                                       {"user", required_argument, NULL, 'u'},
-                                       {"rk", no_argument, NULL, 'k'},
-                                       {"uv", no_argument, NULL, 'U'},
-                                       {"pin", required_argument, NULL, 'p'},
-                                       {"pin-file", required_argument, NULL, 'P'},
-                                       {"cred-file", required_argument, NULL, 'c'},
-                                       {"pem", no_argument, NULL, 'm'},
-                                       {NULL, 0, NULL, 0}};
+    static const struct option lo[] = {
+        {"rp-id", required_argument, NULL, 'r'},
+        {"user", required_argument, NULL, 'u'},
+        {"rk", no_argument, NULL, 'k'},
+        {"uv", no_argument, NULL, 'U'},
+        {"pin", required_argument, NULL, 'p'},
+        {"pin-file", required_argument, NULL, 'P'},
+        {"cred-file", required_argument, NULL, 'c'},
+        {"pem", no_argument, NULL, 'm'},
+        {"hmac-secret", no_argument, NULL, RC_EXT_HMAC},
+        {"cred-protect", required_argument, NULL, RC_EXT_CRED_PROTECT},
+        {"cred-blob", required_argument, NULL, RC_EXT_CRED_BLOB},
+        {"large-blob-key", no_argument, NULL, RC_EXT_LARGE_BLOB_KEY},
+        {"min-pin-length", no_argument, NULL, RC_EXT_MIN_PIN_LENGTH},
+        {NULL, 0, NULL, 0}};
     struct rc_mc_opts o = {.user = "rawctap"};
+    uint8_t *ext_buf = NULL;
+    size_t ext_len = 0;
     char pin[RC_PIN_MAX];
     int r = rc_parse_cmd_no_operands(ctx, argc, argv, "", lo, rc_mc_opt, &o);
     if (r != 0)
@@ -389,6 +406,10 @@ int rc_cmd_make_credential(struct rc_ctx *ctx, int argc, char **argv)
     req.uv = o.uv;
     req.pin = have_pin == 1 ? pin : NULL;
     req.info = &info;
+    if ((r = rc_ext_mc_request(ctx, &o.ext, &req, &ext_buf, &ext_len)) != RC_EXIT_OK)
+        goto out;
+    req.extensions_cbor = ext_buf;
+    req.extensions_len = ext_len;
 
     rc_verbose(ctx, 1, "makeCredential rp %s, %s%s%s", o.rp_id, kc_cose_alg_name(ctx->alg),
                o.rk ? ", rk" : "", o.uv ? ", uv" : "");
@@ -442,6 +463,7 @@ int rc_cmd_make_credential(struct rc_ctx *ctx, int argc, char **argv)
     rc_out_bool(ctx, "uv", (att.ad.flags & KC_AD_UV) != 0);
     rc_out_hex(ctx, "aaguid", att.ad.aaguid, sizeof(att.ad.aaguid));
     rc_out_bool(ctx, "pin_used", att.pin.used_pin);
+    rc_ext_mc_show(ctx, &o.ext, &att);
     rc_out_real(ctx, "seconds", secs);
     if (key.alg != ctx->alg)
         rc_verbose(ctx, 1, "asked for %s, the card made %s", kc_cose_alg_name(ctx->alg),
@@ -457,6 +479,7 @@ int rc_cmd_make_credential(struct rc_ctx *ctx, int argc, char **argv)
     free(hex);
 out:
     OPENSSL_cleanse(pin, sizeof(pin));
+    free(ext_buf);
     kc_cose_key_free(&key);
     kc_attestation_free(&att);
     return r;
@@ -471,6 +494,7 @@ struct rc_ga_opts {
     const char *cred_file;
     bool no_up, uv;
     const char *pin, *pin_file;
+    struct rc_ext_opts ext; /* rawctap_ext.c */
 };
 
 static int rc_ga_opt(struct rc_ctx *ctx, void *st, int c, const char *arg)
@@ -501,22 +525,32 @@ static int rc_ga_opt(struct rc_ctx *ctx, void *st, int c, const char *arg)
     case 'P':
         o->pin_file = arg;
         return 0;
-    default:
-        return rc_usage_error("get-assertion", "unexpected option");
+    default: {
+        int e = rc_ext_opt("get-assertion", &o->ext, c, arg);
+        return e >= 0 ? e : rc_usage_error("get-assertion", "unexpected option");
+    }
     }
 }
 
 int rc_cmd_get_assertion(struct rc_ctx *ctx, int argc, char **argv)
 {
-    static const struct option lo[] = {{"rp-id", required_argument, NULL, 'r'},
-                                       {"cred-id", required_argument, NULL, 'i'},
-                                       {"cred-file", required_argument, NULL, 'c'},
-                                       {"no-up", no_argument, NULL, 'n'},
-                                       {"uv", no_argument, NULL, 'U'},
-                                       {"pin", required_argument, NULL, 'p'},
-                                       {"pin-file", required_argument, NULL, 'P'},
-                                       {NULL, 0, NULL, 0}};
+    static const struct option lo[] = {
+        {"rp-id", required_argument, NULL, 'r'},
+        {"cred-id", required_argument, NULL, 'i'},
+        {"cred-file", required_argument, NULL, 'c'},
+        {"no-up", no_argument, NULL, 'n'},
+        {"uv", no_argument, NULL, 'U'},
+        {"pin", required_argument, NULL, 'p'},
+        {"pin-file", required_argument, NULL, 'P'},
+        {"hmac-secret", required_argument, NULL, RC_EXT_HMAC},
+        {"hmac-protocol", required_argument, NULL, RC_EXT_HMAC_PROTOCOL},
+        {"cred-blob", no_argument, NULL, RC_EXT_CRED_BLOB},
+        {"large-blob-key", no_argument, NULL, RC_EXT_LARGE_BLOB_KEY},
+        {NULL, 0, NULL, 0}};
     struct rc_ga_opts o;
+    struct rc_hmac hmac;
+    uint8_t *ext_buf = NULL;
+    size_t ext_len = 0;
     struct rc_cred_file cf;
     struct kc_cred_id allow[RC_MAX_ALLOW + 1];
     uint8_t *decoded[RC_MAX_ALLOW];
@@ -599,6 +633,10 @@ int rc_cmd_get_assertion(struct rc_ctx *ctx, int argc, char **argv)
     req.uv = o.uv;
     req.pin = have_pin == 1 ? pin : NULL;
     req.info = &info;
+    if ((r = rc_ext_ga_request(ctx, &info, &o.ext, &hmac, &ext_buf, &ext_len)) != RC_EXIT_OK)
+        goto out_free;
+    req.extensions_cbor = ext_buf;
+    req.extensions_len = ext_len;
     rc_verbose(ctx, 1, "getAssertion rp %s, %zu allowed credential(s), up=%s", o.rp_id, n_allow,
                req.up ? "true" : "false");
     ctx->presence_cmd = true;
@@ -626,6 +664,7 @@ int rc_cmd_get_assertion(struct rc_ctx *ctx, int argc, char **argv)
     if (a.has_user && a.user_name)
         rc_out_str(ctx, "user_name", a.user_name);
     rc_out_bool(ctx, "pin_used", a.pin.used_pin);
+    int xr = rc_ext_ga_show(ctx, &o.ext, &hmac, &a);
     rc_out_real(ctx, "seconds", secs);
 
     if (o.cred_file) {
@@ -643,9 +682,13 @@ int rc_cmd_get_assertion(struct rc_ctx *ctx, int argc, char **argv)
         rc_out_str(ctx, "verified", "no key");
         r = RC_EXIT_OK;
     }
+    if (r == RC_EXIT_OK)
+        r = xr;
     kc_assertion_free(&a);
 out_free:
     OPENSSL_cleanse(pin, sizeof(pin));
+    OPENSSL_cleanse(&hmac, sizeof(hmac));
+    free(ext_buf);
     for (size_t i = 0; i < o.n_cred_ids; i++)
         free(decoded[i]);
     rc_cred_file_free(&cf);

@@ -89,6 +89,87 @@ static int rc_pin_status(struct rc_ctx *ctx, const struct kc_info *card, const s
     return RC_EXIT_OK;
 }
 
+/* The block state of a PIN and what undoes it (JSON "pin_state", "fix"). */
+static int rc_pin_blocked(struct rc_ctx *ctx, const char *state, const char *error_name,
+                          const char *fix)
+{
+    rc_out_str(ctx, "pin_state", state);
+    rc_err(ctx, "pin retries: %s", fix);
+    if (ctx->json)
+        json_object_set_new(ctx->result, "fix", json_string(fix));
+    rc_json_error(ctx, error_name, RC_EXIT_CTAP);
+    return RC_EXIT_CTAP;
+}
+
+/* getPINRetries (0x01): attempts left, and whether the PIN is blocked until
+ * a power cycle (soft) or for good (hard). */
+static int rc_pin_retries(struct rc_ctx *ctx, const struct kc_info *info)
+{
+    struct kc_pin_retries rt;
+    int e;
+
+    memset(&rt, 0, sizeof(rt));
+    ctx->t_op_us = kc_now_us();
+    if ((e = kc_pin_get_retries(ctx->dev, info, &rt)) != KC_OK)
+        return rc_fail(ctx, "pin retries: getPINRetries", e);
+    rc_out_int(ctx, "retries", (long long)rt.retries);
+    rc_out_bool(ctx, "power_cycle_state", rt.power_cycle_state);
+    rc_out_real(ctx, "seconds", rc_secs_since(ctx->t_op_us));
+    if (rt.retries == 0)
+        return rc_pin_blocked(
+            ctx, "blocked", "PIN_BLOCKED",
+            "the PIN is blocked for good (hard block: 0 attempts left); nothing but "
+            "authenticatorReset recovers it (`rawctap reset` within about 10 s of plugging the "
+            "card in), and reset erases every credential on the card (every site must enrol it "
+            "again), the PIN and the card's settings");
+    if (rt.power_cycle_state)
+        return rc_pin_blocked(
+            ctx, "blocked-until-power-cycle", "PIN_AUTH_BLOCKED",
+            "the PIN is blocked until the card is power-cycled (soft block: 3 wrong PINs in a row "
+            "since power-up); the attempts left are kept and nothing is erased: unplug the card, "
+            "plug it in (a virtual card: `vcard-ctl replug` or restart it) and enter the right "
+            "PIN");
+    rc_out_str(ctx, "pin_state", "ok");
+    if (rt.retries <= 3)
+        rc_info(ctx,
+                "rawctap: only %llu PIN attempt(s) left: at 0 the PIN is blocked for good and only "
+                "a reset (which erases every credential) recovers the card",
+                (unsigned long long)rt.retries);
+    return RC_EXIT_OK;
+}
+
+/* getUVRetries (0x07): built-in user verification attempts left. */
+static int rc_pin_uv_retries(struct rc_ctx *ctx, const struct kc_info *info)
+{
+    struct kc_pin_retries rt;
+    int e;
+
+    memset(&rt, 0, sizeof(rt));
+    if (kc_info_option(info, "uv") < 0)
+        rc_verbose(ctx, 1, "the card advertises no uv option: it may have no built-in UV");
+    ctx->t_op_us = kc_now_us();
+    if ((e = kc_pin_get_uv_retries(ctx->dev, info, &rt)) != KC_OK) {
+        int r = rc_fail(ctx, "pin uv-retries: getUVRetries", e);
+        if (e == KC_CTAP2_ERR_INVALID_SUBCOMMAND || e == KC_CTAP1_ERR_INVALID_COMMAND)
+            rc_info(ctx, "rawctap: the card has no built-in user verification to count");
+        return r;
+    }
+    rc_out_int(ctx, "uv_retries", (long long)rt.uv_retries);
+    rc_out_real(ctx, "seconds", rc_secs_since(ctx->t_op_us));
+    if (rt.uv_retries == 0) {
+        const char *fix = "built-in UV is blocked (0 attempts left): use the PIN instead; a "
+                          "right PIN gives the UV attempts back";
+        rc_out_str(ctx, "uv_state", "blocked");
+        rc_err(ctx, "pin uv-retries: %s", fix);
+        if (ctx->json)
+            json_object_set_new(ctx->result, "fix", json_string(fix));
+        rc_json_error(ctx, "UV_BLOCKED", RC_EXIT_CTAP);
+        return RC_EXIT_CTAP;
+    }
+    rc_out_str(ctx, "uv_state", "ok");
+    return RC_EXIT_OK;
+}
+
 int rc_cmd_pin(struct rc_ctx *ctx, int argc, char **argv)
 {
     static const struct option lo[] = {{"pin", required_argument, NULL, 'p'},
@@ -108,15 +189,18 @@ int rc_cmd_pin(struct rc_ctx *ctx, int argc, char **argv)
     if (r != 0)
         return r;
     if (first >= argc)
-        return rc_usage_error(argv[0], "which one: status, set or change?");
+        return rc_usage_error(argv[0], "which one: status, set, change, retries or uv-retries?");
     const char *sub = argv[first];
     if (first + 1 < argc)
         return rc_usage_error(argv[0], "unexpected argument '%s'", argv[first + 1]);
     bool is_status = strcmp(sub, "status") == 0;
     bool is_set = strcmp(sub, "set") == 0;
     bool is_change = strcmp(sub, "change") == 0;
-    if (!is_status && !is_set && !is_change)
-        return rc_usage_error(argv[0], "unknown subcommand '%s' (status, set, change)", sub);
+    bool is_retries = strcmp(sub, "retries") == 0;
+    bool is_uv_retries = strcmp(sub, "uv-retries") == 0;
+    if (!is_status && !is_set && !is_change && !is_retries && !is_uv_retries)
+        return rc_usage_error(
+            argv[0], "unknown subcommand '%s' (status, set, change, retries, uv-retries)", sub);
     if (o.force_protocol && o.protocol == 0)
         return rc_usage_error(argv[0], "--force-protocol goes with --protocol N");
     if (ctx->json)
@@ -172,6 +256,10 @@ int rc_cmd_pin(struct rc_ctx *ctx, int argc, char **argv)
         r = rc_pin_status(ctx, &card, &info);
         goto out;
     }
+    if (is_retries || is_uv_retries) {
+        r = is_retries ? rc_pin_retries(ctx, &info) : rc_pin_uv_retries(ctx, &info);
+        goto out;
+    }
     char list[128];
     kc_info_pin_protocols_str(&card, list, sizeof(list));
     int proto = 0;
@@ -180,6 +268,23 @@ int rc_cmd_pin(struct rc_ctx *ctx, int argc, char **argv)
         char what[32];
         snprintf(what, sizeof(what), "pin %s", sub);
         r = rc_no_pin_protocol(ctx, &card, what, false);
+        goto out;
+    }
+    /* the card's minimum (getInfo minPINLength, which setMinPINLength raises)
+     * in code points: said here rather than as a bare invalid argument */
+    size_t min_cp = KC_PIN_MIN_LEN, new_cp = 0;
+    if (kc_info_has(&card, KC_INFO_MIN_PIN_LENGTH) && card.min_pin_length > KC_PIN_MIN_LEN &&
+        card.min_pin_length <= KC_PIN_MAX_LEN)
+        min_cp = (size_t)card.min_pin_length;
+    for (const char *q = newpin; *q != '\0'; q++)
+        new_cp += ((unsigned char)*q & 0xc0) != 0x80;
+    if (new_cp < min_cp) {
+        rc_err(ctx,
+               "pin %s: the new PIN has %zu code point(s); the card's minimum is %zu "
+               "(getInfo minPINLength)",
+               sub, new_cp, min_cp);
+        rc_json_error(ctx, "PIN_TOO_SHORT", RC_EXIT_USAGE);
+        r = RC_EXIT_USAGE;
         goto out;
     }
     rc_verbose(ctx, 1, "pin %s with protocol %d (card advertised [%s])", sub, proto, list);

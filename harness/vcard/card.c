@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "ctaphid/credman.h"
 #include "ctaphid/status.h"
 #include "harness/vcard/card_int.h"
 
@@ -116,6 +117,7 @@ static void set_pin_hash(struct vc_card *c, const uint8_t hash[16])
     memcpy(c->pin_hash, hash, 16);
     c->pin_set = true;
     c->pin_retries = VC_PIN_RETRIES_MAX;
+    c->pin_code_points = 0; /* known only for PINs set through ClientPIN */
 }
 
 /* The PIN state --pin and the personality ask for; *changed when the card's
@@ -219,6 +221,11 @@ struct vc_card *vc_card_new(const struct vc_config *cfg, char *err, size_t errle
     }
     if (apply_start_pin(c, true, &changed, err, errlen) != 0)
         goto fail;
+    /* --pin's length in code points, which setMinPINLength compares (the
+     * stored hash cannot tell it) */
+    if (c->start_pin_given && c->pin_set && c->pin_code_points == 0 &&
+        CRYPTO_memcmp(c->pin_hash, c->start_pin_hash, 16) == 0)
+        c->pin_code_points = vc_utf8_code_points((const uint8_t *)cfg->pin, strlen(cfg->pin));
     if ((recert = vc_attest_match_aaguid(c)) < 0) {
         vc_seterr(err, errlen, "vcard: issuing the attestation certificate failed");
         goto fail;
@@ -247,6 +254,7 @@ void vc_card_free(struct vc_card *c)
     EVP_PKEY_free(c->ka_key);
     free(c->att_cert);
     free(c->ctrs);
+    vc_largeblob_clear(c);
     free(c->state_path);
     pthread_mutex_destroy(&c->mu);
     OPENSSL_cleanse(c, sizeof(*c));
@@ -324,7 +332,8 @@ bool vc_card_ctap1_enabled(const struct vc_card *c)
     bool on;
 
     pthread_mutex_lock(&m->mu);
-    on = m->cfg.ctap1 && m->pers->ctap1;
+    /* alwaysUv turned on disables U2F, which cannot verify the user (7.2) */
+    on = m->cfg.ctap1 && m->pers->ctap1 && !(vc_config_offered(m) && vc_always_uv(m));
     pthread_mutex_unlock(&m->mu);
     return on;
 }
@@ -383,16 +392,26 @@ static enum vc_opt opt_of(bool present, bool value)
 static cbor_item_t *info_options(const struct vc_card *c, bool pin_protos)
 {
     const struct vc_personality *p = c->pers;
-    cbor_item_t *o = cbor_new_definite_map(8);
+    bool cfg = vc_config_offered(c);
+    cbor_item_t *o = cbor_new_definite_map(16);
     bool ok = o != NULL;
 
+    /* authenticatorConfig's options come from the card's settings */
+    ok = ok && put_opt(o, "ep", opt_of(cfg, c->ep));
     ok = ok && put_opt(o, "rk", VC_OPT_TRUE) && put_opt(o, "up", VC_OPT_TRUE);
     ok = ok && put_opt(o, "uv", c->cfg.uv ? VC_OPT_TRUE : p->opt_uv);
     ok = ok && put_opt(o, "plat", opt_of(p->opt_plat, false));
-    ok = ok && put_opt(o, "alwaysUv", p->opt_always_uv);
+    ok = ok && put_opt(o, "alwaysUv", cfg ? opt_of(true, vc_always_uv(c)) : p->opt_always_uv);
+    ok = ok && put_opt(o, "credMgmt", opt_of(p->cred_mgmt == VC_CRED_MGMT_2_1, true));
+    ok = ok && put_opt(o, "authnrCfg", opt_of(cfg, true));
     ok = ok && put_opt(o, "clientPin", opt_of(p->opt_client_pin && pin_protos, c->pin_set));
+    ok = ok && put_opt(o, "largeBlobs", opt_of(p->max_large_blob > 0, true));
     ok = ok && put_opt(o, "pinUvAuthToken", p->opt_pin_uv_auth_token);
-    ok = ok && put_opt(o, "makeCredUvNotRqd", p->opt_make_cred_uv_not_rqd);
+    ok = ok && put_opt(o, "setMinPINLength", opt_of(cfg, true));
+    ok = ok && put_opt(o, "makeCredUvNotRqd",
+                       cfg ? opt_of(true, !vc_always_uv(c)) : p->opt_make_cred_uv_not_rqd);
+    ok = ok &&
+         put_opt(o, "credentialMgmtPreview", opt_of(p->cred_mgmt == VC_CRED_MGMT_PREVIEW, true));
     if (!ok && o != NULL)
         cbor_decref(&o);
     return ok ? o : NULL;
@@ -426,8 +445,8 @@ static uint8_t get_info(struct vc_card *c, uint8_t *resp, size_t cap, size_t *re
     static const char *const transports[] = {"usb", NULL};
     const struct vc_personality *p = c->pers;
     bool pin_protos = !c->faults.on[VC_FAULT_NO_PIN_PROTOCOLS] && p->pin_protocols[0] != 0;
-    bool u2f = c->cfg.ctap1 && p->ctap1;
-    cbor_item_t *m = cbor_new_definite_map(16);
+    bool u2f = c->cfg.ctap1 && p->ctap1 && !(vc_config_offered(c) && vc_always_uv(c));
+    cbor_item_t *m = cbor_new_definite_map(24);
     cbor_item_t *opts = info_options(c, pin_protos);
     uint8_t st = KC_CTAP1_ERR_OTHER;
     bool ok;
@@ -447,12 +466,20 @@ static uint8_t get_info(struct vc_card *c, uint8_t *resp, size_t cap, size_t *re
     if (p->transports_usb)
         ok = ok && put_str_array(m, 9, transports, 2, true);
     ok = ok && put_int_array(m, 10, p->algorithms, VC_PERS_MAX_ALGS, true);
+    if (p->max_large_blob > 0)
+        ok = ok && kc_cbor_map_add_int(m, 11, kc_cbor_new_int(p->max_large_blob)) == KC_OK;
     if (p->force_pin_change_key)
         ok = ok && kc_cbor_map_add_int(m, 12, cbor_build_bool(c->force_pin_change)) == KC_OK;
     if (p->min_pin_length > 0)
-        ok = ok && kc_cbor_map_add_int(m, 13, kc_cbor_new_int(p->min_pin_length)) == KC_OK;
+        ok = ok && kc_cbor_map_add_int(m, 13, kc_cbor_new_int((int64_t)vc_min_pin_len(c))) == KC_OK;
     if (p->firmware_version > 0)
         ok = ok && kc_cbor_map_add_int(m, 14, kc_cbor_new_int(p->firmware_version)) == KC_OK;
+    if (p->max_cred_blob_len > 0)
+        ok = ok && kc_cbor_map_add_int(m, 15, kc_cbor_new_int(p->max_cred_blob_len)) == KC_OK;
+    if (vc_config_offered(c)) /* maxRPIDsForSetMinPINLength */
+        ok = ok && kc_cbor_map_add_int(m, 16, kc_cbor_new_int(VC_MIN_PIN_RPIDS_MAX)) == KC_OK;
+    /* keys ascending, whatever order the lines above add them in */
+    ok = ok && kc_cbor_map_canonical(m) == KC_OK;
     if (ok)
         st = vc_reply_item(m, resp, cap, resp_len);
     if (m != NULL)
@@ -484,11 +511,14 @@ static uint8_t reset(struct vc_card *c, vc_presence_fn up, void *ctx)
     free(c->ctrs);
     c->ctrs = NULL;
     c->n_ctr = 0;
+    c->cap_ctr = 0;
+    vc_largeblob_clear(c); /* back to the initial empty array (6.6) */
     c->pin_set = false;
     OPENSSL_cleanse(c->pin_hash, sizeof(c->pin_hash));
     c->pin_retries = VC_PIN_RETRIES_MAX;
     c->pin_boot_fails = 0;
     c->force_pin_change = false;
+    vc_config_reset(c); /* alwaysUv, minPINLength and ep back to factory */
     if (vc_pin_new_boot(c) != 0)
         return KC_CTAP1_ERR_OTHER;
     return vc_persist(c) == 0 ? KC_CTAP2_OK : KC_CTAP1_ERR_OTHER;
@@ -516,6 +546,8 @@ int vc_card_cbor(struct vc_card *c, const uint8_t *req, size_t len, uint8_t *res
     }
     if (req[0] != KC_CTAP2_GET_NEXT_ASSERTION)
         c->pending.active = false;
+    if (req[0] != KC_CTAP2_CRED_MGMT && req[0] != KC_CTAP2_CRED_MGMT_PRE)
+        vc_credman_cancel(c); /* an enumeration ends at any other command */
     /* getInfo advertises maxMsgSize: a longer request (command byte and
      * parameters) is refused before it is parsed, as a real card would */
     if (len > (size_t)c->pers->max_msg_size) {
@@ -548,6 +580,16 @@ int vc_card_cbor(struct vc_card *c, const uint8_t *req, size_t len, uint8_t *res
     case KC_CTAP2_SELECTION:
         st = selection(c, up, up_ctx);
         break;
+    case VC_CTAP2_CONFIG:
+        st = vc_config(c, body, blen);
+        break;
+    case KC_CTAP2_CRED_MGMT:
+    case KC_CTAP2_CRED_MGMT_PRE:
+        st = vc_credman(c, req[0], body, blen, resp, cap, resp_len);
+        break;
+    case KC_CTAP2_LARGE_BLOBS:
+        st = vc_large_blobs(c, body, blen, resp, cap, resp_len);
+        break;
     default:
         st = KC_CTAP1_ERR_INVALID_COMMAND;
         break;
@@ -570,7 +612,13 @@ int vc_card_msg(struct vc_card *c, const uint8_t *apdu, size_t len, uint8_t *res
         return -1;
     *resp_len = 0;
     pthread_mutex_lock(&c->mu);
-    vc_u2f(c, apdu, apdu != NULL ? len : 0, resp, cap, resp_len, up, up_ctx);
+    if (vc_config_offered(c) && vc_always_uv(c)) { /* U2F off under alwaysUv (7.2) */
+        resp[0] = (uint8_t)(KC_U2F_SW_INS_NOT_SUPPORTED >> 8);
+        resp[1] = (uint8_t)KC_U2F_SW_INS_NOT_SUPPORTED;
+        *resp_len = 2;
+    } else {
+        vc_u2f(c, apdu, apdu != NULL ? len : 0, resp, cap, resp_len, up, up_ctx);
+    }
     pthread_mutex_unlock(&c->mu);
     return *resp_len >= 2 ? 0 : -1;
 }
@@ -603,6 +651,11 @@ char *vc_card_status_json(const struct vc_card *c)
     json_object_set_new(o, "uv", json_boolean(vc_builtin_uv(m)));
     json_object_set_new(o, "personality", json_string(m->pers->name));
     json_object_set_new(o, "force_pin_change", json_boolean(m->force_pin_change));
+    json_object_set_new(o, "min_pin_length", json_integer((json_int_t)vc_min_pin_len(m)));
+    if (vc_config_offered(m)) { /* authenticatorConfig's settings (card_config.c) */
+        json_object_set_new(o, "always_uv", json_boolean(vc_always_uv(m)));
+        json_object_set_new(o, "enterprise_attestation", json_boolean(m->ep));
+    }
     json_object_set_new(
         o, "attestation",
         json_string(m->cfg.attestation <= VC_ATT_NONE ? att[m->cfg.attestation] : "unknown"));

@@ -415,24 +415,37 @@ static struct vc_counter *counter_find(struct vc_card *c, const uint8_t *id, siz
 {
     uint8_t h[32];
     struct vc_counter *n;
+    size_t lo = 0, hi = c->n_ctr, mid;
+    int cmp;
 
     if (vc_sha256(id, id_len, h) != 0)
         return NULL;
-    for (size_t i = 0; i < c->n_ctr; i++)
-        if (memcmp(c->ctrs[i].key, h, sizeof(c->ctrs[i].key)) == 0)
-            return &c->ctrs[i];
+    /* The table is sorted by key: a binary search keeps lookups fast however
+     * many credentials the card has signed with. */
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+        cmp = memcmp(c->ctrs[mid].key, h, sizeof(c->ctrs[mid].key));
+        if (cmp == 0)
+            return &c->ctrs[mid];
+        if (cmp < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     if (!create)
         return NULL;
-    if (c->n_ctr == VC_MAX_COUNTERS) {
-        /* Full: forget the oldest counter, as a card with bounded flash would. */
-        memmove(c->ctrs, c->ctrs + 1, (c->n_ctr - 1) * sizeof(*c->ctrs));
-        c->n_ctr--;
-    } else {
-        if ((n = realloc(c->ctrs, (c->n_ctr + 1) * sizeof(*c->ctrs))) == NULL)
+    if (c->ctrs == NULL || c->n_ctr >= c->cap_ctr) {
+        size_t cap = c->n_ctr < 16 ? 32 : c->n_ctr * 2;
+
+        if (cap > SIZE_MAX / sizeof(*c->ctrs) ||
+            (n = realloc(c->ctrs, cap * sizeof(*c->ctrs))) == NULL)
             return NULL;
         c->ctrs = n;
+        c->cap_ctr = cap;
     }
-    n = &c->ctrs[c->n_ctr++];
+    memmove(c->ctrs + lo + 1, c->ctrs + lo, (c->n_ctr - lo) * sizeof(*c->ctrs));
+    c->n_ctr++;
+    n = &c->ctrs[lo];
     memcpy(n->key, h, sizeof(n->key));
     n->count = 0;
     return n;

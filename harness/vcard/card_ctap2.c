@@ -170,9 +170,8 @@ static uint8_t check_uv(struct vc_card *c, const cbor_item_t *pin_auth,
     if (pin_auth == NULL && o->uv && !builtin)
         /* a CTAP 2.0 card with a PIN wants it instead (2.0's PIN_REQUIRED is
          * 2.1's PUAT_REQUIRED, both 0x36) */
-        return c->pers->uv_policy == VC_UV_POLICY_CTAP20 && c->pin_set
-                   ? KC_CTAP2_ERR_PUAT_REQUIRED
-                   : KC_CTAP2_ERR_INVALID_OPTION;
+        return vc_uv_policy(c) == VC_UV_POLICY_CTAP20 && c->pin_set ? KC_CTAP2_ERR_PUAT_REQUIRED
+                                                                    : KC_CTAP2_ERR_INVALID_OPTION;
     if (pin_auth != NULL) {
         if ((st = vc_pin_check_param(c, pin_auth, pin_proto, cbor_bytestring_handle(cdh), perm,
                                      rp_id)) != KC_CTAP2_OK)
@@ -189,7 +188,7 @@ static uint8_t mc_without_uv(const struct vc_card *c, const struct opts *o)
 {
     bool is_protected = c->pin_set || vc_builtin_uv(c);
 
-    switch (c->pers->uv_policy) {
+    switch (vc_uv_policy(c)) {
     case VC_UV_POLICY_UV_NOT_RQD:
         return c->pin_set && o->rk ? KC_CTAP2_ERR_PUAT_REQUIRED : KC_CTAP2_OK;
     case VC_UV_POLICY_CTAP20: /* CTAP2_ERR_PIN_REQUIRED, 0x36 */
@@ -212,15 +211,21 @@ static void put_be32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
-static cbor_item_t *ext_map(int cred_protect, bool hmac_secret)
+/* makeCredential's authData extensions, in canonical order: credBlob,
+ * credProtect, hmac-secret, minPinLength. */
+static cbor_item_t *ext_map(int cred_protect, bool hmac_secret, const struct vc_ext_mc *mx)
 {
-    cbor_item_t *m = cbor_new_definite_map((cred_protect ? 1 : 0) + (hmac_secret ? 1 : 0));
+    cbor_item_t *m = cbor_new_definite_map(4);
 
     if (m == NULL)
         return NULL;
-    if ((cred_protect &&
+    if ((mx->cred_blob >= 0 &&
+         kc_cbor_map_add_str(m, "credBlob", cbor_build_bool(mx->cred_blob == 1)) != KC_OK) ||
+        (cred_protect &&
          kc_cbor_map_add_str(m, "credProtect", kc_cbor_new_int(cred_protect)) != KC_OK) ||
-        (hmac_secret && kc_cbor_map_add_str(m, "hmac-secret", cbor_build_bool(true)) != KC_OK)) {
+        (hmac_secret && kc_cbor_map_add_str(m, "hmac-secret", cbor_build_bool(true)) != KC_OK) ||
+        (mx->min_pin >= 0 &&
+         kc_cbor_map_add_str(m, "minPinLength", kc_cbor_new_int(mx->min_pin)) != KC_OK)) {
         cbor_decref(&m);
         return NULL;
     }
@@ -410,6 +415,7 @@ static uint8_t check_exclude(struct vc_card *c, const cbor_item_t *list,
 
 struct mc_req {
     cbor_item_t *cdh, *rp, *user, *params, *exclude, *ext, *options, *pin_auth, *pin_proto;
+    cbor_item_t *ea; /* enterpriseAttestation (0x0A) */
 };
 
 static uint8_t mc_fields(const cbor_item_t *m, struct mc_req *r)
@@ -425,6 +431,7 @@ static uint8_t mc_fields(const cbor_item_t *m, struct mc_req *r)
     r->options = kc_cbor_map_get_int(m, 7);
     r->pin_auth = kc_cbor_map_get_int(m, 8);
     r->pin_proto = kc_cbor_map_get_int(m, 9);
+    r->ea = kc_cbor_map_get_int(m, 10);
     if (r->cdh == NULL || r->rp == NULL || r->user == NULL || r->params == NULL)
         return KC_CTAP2_ERR_MISSING_PARAMETER;
     if (!kc_cbor_is_bytes(r->cdh) || !cbor_isa_map(r->rp) ||
@@ -452,6 +459,9 @@ uint8_t vc_make_credential(struct vc_card *c, const uint8_t *p, size_t len, uint
     size_t ad_len = 0;
     int alg, cred_protect = 0;
     bool hmac = false, uv = false;
+    bool ep_att = false; /* an enterprise attestation given (card_config.c) */
+    struct vc_ext_mc mx; /* credBlob, largeBlobKey, minPinLength (card_largeblob.c) */
+    uint8_t lbk[32];
     const char *fmt = NULL;
     int64_t n;
 
@@ -500,12 +510,16 @@ uint8_t vc_make_credential(struct vc_card *c, const uint8_t *p, size_t len, uint
         }
         hmac = cbor_get_bool(v);
     }
+    if ((st = vc_ext_mc_parse(c, r.ext, o.rk, rk.rp_id, &mx)) != KC_CTAP2_OK)
+        goto out;
     if ((st = pin_auth_preflight(c, r.pin_auth, r.pin_proto, up, ctx)) != KC_CTAP2_OK)
         goto out;
     if (o.has_up && !o.up) {
         st = KC_CTAP2_ERR_INVALID_OPTION;
         goto out;
     }
+    if ((st = vc_enterprise_attestation(c, r.ea, rk.rp_id, &ep_att)) != KC_CTAP2_OK)
+        goto out;
     if ((st = check_uv(c, r.pin_auth, r.pin_proto, &o, r.cdh, KC_PERM_MC, rk.rp_id, &uv)) !=
         KC_CTAP2_OK)
         goto out;
@@ -522,7 +536,8 @@ uint8_t vc_make_credential(struct vc_card *c, const uint8_t *p, size_t len, uint
         st = KC_CTAP2_ERR_KEY_STORE_FULL;
         goto out;
     }
-    if ((cred_protect || hmac) && (ext = ext_map(cred_protect, hmac)) == NULL) {
+    if ((cred_protect || hmac || mx.cred_blob >= 0 || mx.min_pin >= 0) &&
+        (ext = ext_map(cred_protect, hmac, &mx)) == NULL) {
         st = KC_CTAP1_ERR_OTHER;
         goto out;
     }
@@ -531,16 +546,29 @@ uint8_t vc_make_credential(struct vc_card *c, const uint8_t *p, size_t len, uint
                     rp_id_hash, &cr, &key) != 0 ||
         make_auth_data(c, rp_id_hash, flags, 0, &cr, key, ext, ad, &ad_len) != 0 ||
         (stmt = att_stmt(c, key, alg, ad, ad_len, cbor_bytestring_handle(r.cdh), &fmt)) == NULL ||
-        (out = cbor_new_definite_map(3)) == NULL ||
+        (out = cbor_new_definite_map(5)) == NULL ||
         kc_cbor_map_add_int(out, 1, kc_cbor_new_text(fmt)) != KC_OK ||
         kc_cbor_map_add_int(out, 2, kc_cbor_new_bytes(ad, ad_len)) != KC_OK ||
         kc_cbor_map_add_int(out, 3, cbor_incref(stmt)) != KC_OK) {
         st = KC_CTAP1_ERR_OTHER;
         goto out;
     }
+    if (ep_att && kc_cbor_map_add_int(out, 4, cbor_build_bool(true)) != KC_OK) { /* epAtt */
+        st = KC_CTAP1_ERR_OTHER;
+        goto out;
+    }
+    if (mx.large_blob_key && (vc_large_blob_key(c, cr.id, lbk) != 0 ||
+                              kc_cbor_map_add_int(out, 5, kc_cbor_new_bytes(lbk, 32)) != KC_OK)) {
+        st = KC_CTAP1_ERR_OTHER;
+        goto out;
+    }
     if (o.rk) {
         memcpy(rk.id, cr.id, VC_CRED_ID_LEN);
         rk.cred_protect = cred_protect;
+        if (mx.cred_blob == 1) {
+            memcpy(rk.cred_blob, mx.blob, mx.blob_len);
+            rk.cred_blob_len = mx.blob_len;
+        }
         if ((st = store_rk(c, &rk)) != KC_CTAP2_OK)
             goto out;
     }
@@ -552,6 +580,7 @@ uint8_t vc_make_credential(struct vc_card *c, const uint8_t *p, size_t len, uint
     st = vc_reply_item(out, resp, cap, resp_len);
 out:
     OPENSSL_cleanse(&cr, sizeof(cr));
+    OPENSSL_cleanse(lbk, sizeof(lbk));
     EVP_PKEY_free(key);
     if (ext != NULL)
         cbor_decref(&ext);
@@ -586,10 +615,13 @@ static cbor_item_t *user_entity(const struct vc_rk *rk)
  * number > 0 adds numberOfCredentials. */
 static uint8_t assertion(struct vc_card *c, const struct vc_cred *cr, const uint8_t rp_id_hash[32],
                          const struct vc_rk *rk, uint8_t flags, const uint8_t cdh[32],
-                         size_t number, const struct vc_hmac_in *hs, uint8_t *resp, size_t cap,
-                         size_t *resp_len)
+                         size_t number, const struct vc_hmac_in *hs, const struct vc_ext_ga *gx,
+                         uint8_t *resp, size_t cap, size_t *resp_len)
 {
-    uint8_t ad[AUTHDATA_MAX], sig[SIG_MAX], st = KC_CTAP1_ERR_OTHER, hout[80];
+    uint8_t ad[AUTHDATA_MAX], sig[SIG_MAX], st = KC_CTAP1_ERR_OTHER, hout[80], lbk[32];
+    /* credBlob and largeBlobKey belong to resident credentials (card_largeblob.c) */
+    bool want_blob = gx != NULL && gx->cred_blob && rk != NULL;
+    bool want_lbk = gx != NULL && gx->large_blob_key && rk != NULL;
     size_t ad_len = 0, sig_len = sizeof(sig), hlen = 0;
     EVP_PKEY *key = vc_cred_pkey(c, cr);
     cbor_item_t *m = NULL, *ext = NULL;
@@ -597,11 +629,17 @@ static uint8_t assertion(struct vc_card *c, const struct vc_cred *cr, const uint
 
     if (key == NULL)
         return KC_CTAP1_ERR_OTHER;
+    /* authData extensions in canonical order: credBlob, then hmac-secret */
+    if (want_blob &&
+        ((ext = cbor_new_definite_map(2)) == NULL ||
+         kc_cbor_map_add_str(ext, "credBlob",
+                             kc_cbor_new_bytes(rk->cred_blob, rk->cred_blob_len)) != KC_OK))
+        goto out;
     /* hmac-secret answers only for credentials made with it */
     if (hs != NULL && hs->present && (cr->flags & VC_CRED_FLAG_HMAC_SECRET)) {
         if (vc_hmac_secret_output(c, hs, cr, (flags & VC_AUTH_FLAG_UV) != 0, hout, sizeof(hout),
                                   &hlen) != 0 ||
-            (ext = cbor_new_definite_map(1)) == NULL ||
+            (ext == NULL && (ext = cbor_new_definite_map(1)) == NULL) ||
             kc_cbor_map_add_str(ext, "hmac-secret", kc_cbor_new_bytes(hout, hlen)) != KC_OK)
             goto out;
     }
@@ -609,18 +647,23 @@ static uint8_t assertion(struct vc_card *c, const struct vc_cred *cr, const uint
     if (make_auth_data(c, rp_id_hash, flags, count, NULL, NULL, ext, ad, &ad_len) != 0 ||
         vc_sign(c, key, cr->alg, ad, ad_len, cdh, 32, sig, &sig_len) != 0)
         goto out;
-    if ((m = cbor_new_definite_map(3 + (rk ? 1 : 0) + (number ? 1 : 0))) == NULL ||
+    if ((m = cbor_new_definite_map(3 + (rk ? 1 : 0) + (number ? 1 : 0) + (want_lbk ? 1 : 0))) ==
+            NULL ||
         kc_cbor_map_add_int(m, 1, cred_descriptor(cr->id, VC_CRED_ID_LEN)) != KC_OK ||
         kc_cbor_map_add_int(m, 2, kc_cbor_new_bytes(ad, ad_len)) != KC_OK ||
         kc_cbor_map_add_int(m, 3, kc_cbor_new_bytes(sig, sig_len)) != KC_OK ||
         (rk && kc_cbor_map_add_int(m, 4, user_entity(rk)) != KC_OK) ||
         (number && kc_cbor_map_add_int(m, 5, kc_cbor_new_int((int64_t)number)) != KC_OK))
         goto out;
+    if (want_lbk && (vc_large_blob_key(c, cr->id, lbk) != 0 ||
+                     kc_cbor_map_add_int(m, 7, kc_cbor_new_bytes(lbk, 32)) != KC_OK))
+        goto out;
     if (vc_persist(c) != 0)
         goto out;
     st = vc_reply_item(m, resp, cap, resp_len);
 out:
     OPENSSL_cleanse(hout, sizeof(hout));
+    OPENSSL_cleanse(lbk, sizeof(lbk));
     if (ext != NULL)
         cbor_decref(&ext);
     if (m != NULL)
@@ -684,9 +727,11 @@ uint8_t vc_get_assertion(struct vc_card *c, const uint8_t *p, size_t len, uint8_
     bool found = false, uv = false;
     size_t nfound = 0, idx[VC_MAX_RK];
     struct vc_hmac_in hs;
+    struct vc_ext_ga gx;
 
     memset(&cr, 0, sizeof(cr));
     memset(&hs, 0, sizeof(hs));
+    memset(&gx, 0, sizeof(gx));
     if ((st = vc_parse_request(p, len, &req)) != KC_CTAP2_OK ||
         (st = ga_fields(req, &r)) != KC_CTAP2_OK || (st = parse_opts(r.options, &o)) != KC_CTAP2_OK)
         goto out;
@@ -698,7 +743,8 @@ uint8_t vc_get_assertion(struct vc_card *c, const uint8_t *p, size_t len, uint8_
     if ((st = pin_auth_preflight(c, r.pin_auth, r.pin_proto, up, ctx)) != KC_CTAP2_OK)
         goto out;
     if ((st = vc_hmac_secret_input(c, kc_cbor_map_get_str(r.ext, "hmac-secret"), &hs)) !=
-        KC_CTAP2_OK)
+            KC_CTAP2_OK ||
+        (st = vc_ext_ga_parse(c, r.ext, &gx)) != KC_CTAP2_OK)
         goto out;
     if (kc_cbor_map_get_str(r.options, "rk") != NULL) {
         st = KC_CTAP2_ERR_UNSUPPORTED_OPTION;
@@ -707,7 +753,7 @@ uint8_t vc_get_assertion(struct vc_card *c, const uint8_t *p, size_t len, uint8_
     if ((st = check_uv(c, r.pin_auth, r.pin_proto, &o, r.cdh, KC_PERM_GA, rp_id, &uv)) !=
         KC_CTAP2_OK)
         goto out;
-    if (!uv && o.up && c->pers->uv_policy == VC_UV_POLICY_ALWAYS_UV) {
+    if (!uv && o.up && vc_uv_policy(c) == VC_UV_POLICY_ALWAYS_UV) {
         st = KC_CTAP2_ERR_PUAT_REQUIRED;
         goto out;
     }
@@ -755,7 +801,7 @@ uint8_t vc_get_assertion(struct vc_card *c, const uint8_t *p, size_t len, uint8_
         }
     }
     st = assertion(c, &cr, rp_id_hash, rk, flags, cbor_bytestring_handle(r.cdh),
-                   nfound > 1 ? nfound : 0, &hs, resp, cap, resp_len);
+                   nfound > 1 ? nfound : 0, &hs, &gx, resp, cap, resp_len);
     if (st == KC_CTAP2_OK && nfound > 1) {
         c->pending.active = true;
         memcpy(c->pending.idx, idx, nfound * sizeof(idx[0]));
@@ -763,6 +809,8 @@ uint8_t vc_get_assertion(struct vc_card *c, const uint8_t *p, size_t len, uint8_
         c->pending.next = 1;
         memcpy(c->pending.cdh, cbor_bytestring_handle(r.cdh), 32);
         c->pending.flags = flags;
+        c->pending.ext_cred_blob = gx.cred_blob;
+        c->pending.ext_large_blob_key = gx.large_blob_key;
         vc_now(&c->pending.deadline);
     }
 out:
@@ -778,6 +826,7 @@ uint8_t vc_get_next_assertion(struct vc_card *c, uint8_t *resp, size_t cap, size
     struct vc_pending *pd = &c->pending;
     const struct vc_rk *rk;
     struct vc_cred cr;
+    struct vc_ext_ga gx;
     uint8_t st;
 
     if (!pd->active || pd->next >= pd->n || vc_ms_since(&pd->deadline) > VC_NEXT_ASSERTION_MS) {
@@ -791,7 +840,10 @@ uint8_t vc_get_next_assertion(struct vc_card *c, uint8_t *resp, size_t cap, size
     rk = &c->rks[pd->idx[pd->next++]];
     if (vc_cred_open(c, rk->id, VC_CRED_ID_LEN, rk->rp_id_hash, &cr) != 0)
         return KC_CTAP2_ERR_INVALID_CREDENTIAL;
-    st = assertion(c, &cr, rk->rp_id_hash, rk, pd->flags, pd->cdh, 0, NULL, resp, cap, resp_len);
+    gx.cred_blob = pd->ext_cred_blob;
+    gx.large_blob_key = pd->ext_large_blob_key;
+    st = assertion(c, &cr, rk->rp_id_hash, rk, pd->flags, pd->cdh, 0, NULL, &gx, resp, cap,
+                   resp_len);
     OPENSSL_cleanse(&cr, sizeof(cr));
     vc_now(&pd->deadline); /* the timer restarts with each response */
     if (pd->next >= pd->n)

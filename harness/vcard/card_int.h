@@ -19,13 +19,16 @@
 #define VC_MAX_MSG_SIZE 1200 /* kcard-2.1's; each personality has its own */
 #define VC_MAX_CRED_IN_LIST 16
 #define VC_MAX_RK 50
-#define VC_MAX_COUNTERS 4096
+#define VC_CRED_BLOB_MAX 32 /* the most any personality's maxCredBlobLength says */
 #define VC_RP_ID_MAX 255
 #define VC_USER_ID_MAX 64
 #define VC_NAME_MAX 64
 #define VC_PIN_RETRIES_MAX 8
 #define VC_PIN_MIN_LEN 4
 #define VC_PIN_MAX_LEN 63
+#define VC_MIN_PIN_RPIDS_MAX 4 /* getInfo maxRPIDsForSetMinPINLength */
+#define VC_UV_RETRIES_MAX 8
+#define VC_CTAP2_CONFIG 0x0d        /* authenticatorConfig */
 #define VC_DEFAULT_START_PIN "1234" /* pin-blocked, force-pin-change without --pin */
 #define VC_PIN_BLOCK_LEN 64
 #define VC_PIN_BOOT_FAILS 3
@@ -69,7 +72,9 @@ struct vc_rk {
     char user_name[VC_NAME_MAX + 1];
     char display_name[VC_NAME_MAX + 1];
     int cred_protect;
-    uint64_t seq; /* creation order: larger is newer */
+    uint64_t seq;                        /* creation order: larger is newer */
+    uint8_t cred_blob[VC_CRED_BLOB_MAX]; /* credBlob extension */
+    size_t cred_blob_len;
 };
 
 /* signCount of one credential, keyed by a hash of its id. */
@@ -85,7 +90,19 @@ struct vc_pending {
     uint8_t cdh[32];
     uint8_t flags;
     struct timespec deadline;
+    bool ext_cred_blob, ext_large_blob_key; /* getCredBlob, largeBlobKey asked */
 };
+
+/* An enumeration of authenticatorCredentialManagement in progress
+ * (enumerateRPs / enumerateCredentials): what the next GetNext returns.
+ * Cleared by any other command (card_credman.c). */
+struct vc_cm_enum {
+    int kind;              /* 0 none, VC_CM_ENUM_RPS or VC_CM_ENUM_CREDS */
+    size_t idx[VC_MAX_RK]; /* indexes into rks */
+    size_t n, next;
+};
+#define VC_CM_ENUM_RPS 1
+#define VC_CM_ENUM_CREDS 2
 
 #define VC_KEY_CACHE 8
 
@@ -115,11 +132,24 @@ struct vc_card {
     uint8_t pin_hash[16];
     int pin_retries;
     bool force_pin_change; /* getInfo 0x0C; tokens refused until changePIN */
+    /* authenticatorConfig (card_config.c); used only where the personality
+     * offers it (authnr_cfg) */
+    size_t pin_code_points; /* the PIN's length in code points; 0: unknown */
+    int min_pin_len;        /* setMinPINLength; 0: the personality's */
+    bool always_uv;         /* toggleAlwaysUv: the alwaysUv option */
+    bool always_uv_set;     /* always_uv was toggled (else the personality's) */
+    bool ep;                /* enterprise attestation enabled */
+    char min_pin_rpids[VC_MIN_PIN_RPIDS_MAX][VC_RP_ID_MAX + 1];
+    size_t n_min_pin_rpids;
     struct vc_rk rks[VC_MAX_RK];
     size_t n_rk;
     uint64_t next_seq;
-    struct vc_counter *ctrs;
-    size_t n_ctr;
+    struct vc_counter *ctrs; /* sorted by key; grows without a cap */
+    size_t n_ctr, cap_ctr;
+    uint8_t *lb_array; /* serialized large-blob array; NULL: the initial one */
+    size_t lb_len;
+    uint8_t *lb_pending; /* a set in progress (card_largeblob.c) */
+    size_t lb_expected, lb_next;
 
     /* per boot */
     struct timespec boot;
@@ -131,6 +161,7 @@ struct vc_card {
     bool token_has_rp;
     char token_rp[VC_RP_ID_MAX + 1];
     struct vc_pending pending;
+    struct vc_cm_enum cm_enum;
 };
 
 /* card.c */
@@ -217,6 +248,61 @@ struct vc_hmac_in {
 uint8_t vc_hmac_secret_input(struct vc_card *c, const cbor_item_t *in, struct vc_hmac_in *out);
 int vc_hmac_secret_output(struct vc_card *c, const struct vc_hmac_in *in, const struct vc_cred *cr,
                           bool uv, uint8_t *out, size_t cap, size_t *out_len);
+
+/* card_largeblob.c: authenticatorLargeBlobs (CTAP 2.1 6.10) */
+#define VC_LARGE_BLOB_STORE_MAX 65536 /* what --state accepts */
+uint8_t vc_large_blobs(struct vc_card *c, const uint8_t *p, size_t len, uint8_t *resp, size_t cap,
+                       size_t *resp_len);
+/* The committed array (the initial empty array until one is written). */
+const uint8_t *vc_largeblob_array(const struct vc_card *c, size_t *len);
+/* Back to the initial array (authenticatorReset); frees everything. */
+void vc_largeblob_clear(struct vc_card *c);
+
+/* card_credman.c: authenticatorCredentialManagement (0x0A, and 0x41 on a
+ * 2.1-PRE personality); vc_credman_cancel ends an enumeration in progress. */
+uint8_t vc_credman(struct vc_card *c, uint8_t cmd, const uint8_t *p, size_t len, uint8_t *resp,
+                   size_t cap, size_t *resp_len);
+void vc_credman_cancel(struct vc_card *c);
+
+/* card_config.c: authenticatorConfig (CTAP 2.1 6.11), the state it keeps
+ * and what the rest of the card reads from it */
+uint8_t vc_config(struct vc_card *c, const uint8_t *p, size_t len);
+bool vc_config_offered(const struct vc_card *c);         /* authnrCfg */
+bool vc_always_uv(const struct vc_card *c);              /* alwaysUv in effect */
+enum vc_uv_policy vc_uv_policy(const struct vc_card *c); /* alwaysUv applied */
+size_t vc_min_pin_len(const struct vc_card *c);          /* code points, >= 4 */
+bool vc_min_pin_rp_allowed(const struct vc_card *c, const char *rp_id);
+/* enterpriseAttestation (makeCredential 0x0A): KC_CTAP2_OK with *ep_att
+ * set when the attestation given is an enterprise one. */
+uint8_t vc_enterprise_attestation(const struct vc_card *c, const cbor_item_t *ea, const char *rp_id,
+                                  bool *ep_att);
+/* The PIN's code points, as setMinPINLength compares them. */
+size_t vc_utf8_code_points(const uint8_t *p, size_t len);
+void vc_config_reset(struct vc_card *c); /* authenticatorReset: factory settings */
+/* The settings' place in --state: {"config": map}; a file without it
+ * (written before) loads as factory settings. NULL: fine, else why not. */
+cbor_item_t *vc_config_state_item(const struct vc_card *c);
+const char *vc_config_state_load(struct vc_card *c, const cbor_item_t *m);
+
+/* The CTAP 2.1 extensions beside large blobs (card_largeblob.c):
+ * credBlob, largeBlobKey, minPinLength, each only where the personality
+ * offers it (an extension not offered is ignored, as unknown ones are). */
+struct vc_ext_mc {
+    int cred_blob; /* -1 not asked; 0 refused (authData false); 1 stored */
+    uint8_t blob[VC_CRED_BLOB_MAX];
+    size_t blob_len;
+    bool large_blob_key; /* answer key 0x05 */
+    int64_t min_pin;     /* -1: no "minPinLength" output */
+};
+uint8_t vc_ext_mc_parse(struct vc_card *c, const cbor_item_t *ext, bool rk, const char *rp_id,
+                        struct vc_ext_mc *out);
+/* The credential's largeBlobKey: HMAC-SHA256(key from the master key, id). */
+int vc_large_blob_key(const struct vc_card *c, const uint8_t id[VC_CRED_ID_LEN], uint8_t out[32]);
+struct vc_ext_ga {
+    bool cred_blob;      /* getCredBlob: true */
+    bool large_blob_key; /* largeBlobKey: true */
+};
+uint8_t vc_ext_ga_parse(const struct vc_card *c, const cbor_item_t *ext, struct vc_ext_ga *out);
 
 /* card_u2f.c */
 void vc_u2f(struct vc_card *c, const uint8_t *apdu, size_t len, uint8_t *resp, size_t cap,

@@ -209,8 +209,8 @@ static uint8_t need_bytes(const cbor_item_t *it)
 }
 
 /* Decrypts newPinEnc and checks the padded block and the PIN policy. */
-static uint8_t new_pin_hash(const struct pin_req *r, const uint8_t *shared, size_t slen,
-                            uint8_t hash[16])
+static uint8_t new_pin_hash(const struct vc_card *c, const struct pin_req *r, const uint8_t *shared,
+                            size_t slen, uint8_t hash[16], size_t *cp)
 {
     uint8_t block[VC_PIN_BLOCK_LEN + 32], full[32];
     size_t blen = 0, plen;
@@ -226,7 +226,9 @@ static uint8_t new_pin_hash(const struct pin_req *r, const uint8_t *shared, size
         goto out;
     }
     plen = strnlen((const char *)block, VC_PIN_BLOCK_LEN);
-    if (plen < VC_PIN_MIN_LEN || plen > VC_PIN_BLOCK_LEN - 1)
+    /* minPINLength counts code points (setMinPINLength may have raised it) */
+    *cp = vc_utf8_code_points(block, plen);
+    if (plen < VC_PIN_MIN_LEN || plen > VC_PIN_BLOCK_LEN - 1 || *cp < vc_min_pin_len(c))
         goto out;
     if (vc_sha256(block, plen, full) != 0) {
         st = KC_CTAP1_ERR_OTHER;
@@ -293,6 +295,20 @@ static uint8_t get_retries(struct vc_card *c, uint8_t *resp, size_t cap, size_t 
     return st;
 }
 
+/* getUVRetries (0x07): vcard's built-in UV never fails, so its
+ * attempts are always all left. */
+static uint8_t get_uv_retries(uint8_t *resp, size_t cap, size_t *resp_len)
+{
+    cbor_item_t *m = cbor_new_definite_map(1);
+    uint8_t st = KC_CTAP1_ERR_OTHER;
+
+    if (m != NULL && kc_cbor_map_add_int(m, 5, kc_cbor_new_int(VC_UV_RETRIES_MAX)) == KC_OK)
+        st = vc_reply_item(m, resp, cap, resp_len);
+    if (m != NULL)
+        cbor_decref(&m);
+    return st;
+}
+
 static uint8_t get_key_agreement(struct vc_card *c, uint8_t *resp, size_t cap, size_t *resp_len)
 {
     cbor_item_t *m = cbor_new_definite_map(1), *k = NULL;
@@ -309,7 +325,7 @@ static uint8_t get_key_agreement(struct vc_card *c, uint8_t *resp, size_t cap, s
 static uint8_t set_pin(struct vc_card *c, const struct pin_req *r)
 {
     uint8_t shared[KC_PINP_SHARED_MAX], hash[16], st;
-    size_t slen = 0;
+    size_t slen = 0, cp = 0;
 
     if ((st = need_bytes(r->auth)) != KC_CTAP2_OK || (st = need_bytes(r->new_pin)) != KC_CTAP2_OK)
         return st;
@@ -323,9 +339,10 @@ static uint8_t set_pin(struct vc_card *c, const struct pin_req *r)
         st = KC_CTAP2_ERR_PIN_AUTH_INVALID;
         goto out;
     }
-    if ((st = new_pin_hash(r, shared, slen, hash)) != KC_CTAP2_OK)
+    if ((st = new_pin_hash(c, r, shared, slen, hash, &cp)) != KC_CTAP2_OK)
         goto out;
     memcpy(c->pin_hash, hash, 16);
+    c->pin_code_points = cp;
     c->pin_set = true;
     c->pin_retries = VC_PIN_RETRIES_MAX;
     st = vc_persist(c) == 0 ? KC_CTAP2_OK : KC_CTAP1_ERR_OTHER;
@@ -338,7 +355,7 @@ out:
 static uint8_t change_pin(struct vc_card *c, const struct pin_req *r)
 {
     uint8_t shared[KC_PINP_SHARED_MAX], hash[16], *msg = NULL, st;
-    size_t slen = 0, l1, l2;
+    size_t slen = 0, l1, l2, cp = 0;
 
     if ((st = need_bytes(r->auth)) != KC_CTAP2_OK || (st = need_bytes(r->new_pin)) != KC_CTAP2_OK ||
         (st = need_bytes(r->pin_hash)) != KC_CTAP2_OK)
@@ -363,7 +380,7 @@ static uint8_t change_pin(struct vc_card *c, const struct pin_req *r)
         goto out;
     }
     if ((st = check_pin_hash(c, r, shared, slen)) != KC_CTAP2_OK ||
-        (st = new_pin_hash(r, shared, slen, hash)) != KC_CTAP2_OK)
+        (st = new_pin_hash(c, r, shared, slen, hash, &cp)) != KC_CTAP2_OK)
         goto out;
     /* a forced change must pick another PIN (vcard's reading of forcePINChange) */
     if (c->force_pin_change && CRYPTO_memcmp(hash, c->pin_hash, 16) == 0) {
@@ -371,6 +388,7 @@ static uint8_t change_pin(struct vc_card *c, const struct pin_req *r)
         goto out;
     }
     memcpy(c->pin_hash, hash, 16);
+    c->pin_code_points = cp;
     c->force_pin_change = false;
     /* existing tokens stop working once the PIN changes */
     if (token_reset(c) != 0) {
@@ -403,11 +421,14 @@ static uint8_t get_token(struct vc_card *c, const struct pin_req *r, bool with_p
             return KC_CTAP2_ERR_CBOR_UNEXPECTED_TYPE;
         if ((p = cbor_get_int(r->perms)) == 0)
             return KC_CTAP1_ERR_INVALID_PARAMETER;
-        if ((p & ~(uint64_t)(KC_PERM_MC | KC_PERM_GA)) != 0)
+        if ((p &
+             ~(uint64_t)(KC_PERM_MC | KC_PERM_GA | (c->pers->max_large_blob > 0 ? KC_PERM_LBW : 0) |
+                         (c->pers->cred_mgmt == VC_CRED_MGMT_2_1 ? KC_PERM_CM : 0) |
+                         (vc_config_offered(c) ? KC_PERM_ACFG : 0))) != 0)
             return KC_CTAP2_ERR_UNAUTHORIZED_PERMISSION;
-        if (r->rp_id == NULL)
+        if (r->rp_id == NULL && (p & (KC_PERM_MC | KC_PERM_GA)) != 0)
             return KC_CTAP2_ERR_MISSING_PARAMETER; /* mc and ga need an rp */
-        if (cbor_string_length(r->rp_id) > VC_RP_ID_MAX)
+        if (r->rp_id != NULL && cbor_string_length(r->rp_id) > VC_RP_ID_MAX)
             return KC_CTAP1_ERR_INVALID_LENGTH;
         perms = (uint8_t)p;
     }
@@ -430,9 +451,9 @@ static uint8_t get_token(struct vc_card *c, const struct pin_req *r, bool with_p
     }
     c->token_in_use = true;
     c->token_perms = perms;
-    c->token_has_rp = with_perms;
+    c->token_has_rp = with_perms && r->rp_id != NULL;
     c->token_rp[0] = '\0';
-    if (with_perms)
+    if (c->token_has_rp)
         vc_item_text_copy(r->rp_id, c->token_rp, sizeof(c->token_rp));
     st = KC_CTAP1_ERR_OTHER;
     if (kc_pinp_encrypt(r->proto, shared, slen, c->token, sizeof(c->token), enc, sizeof(enc),
@@ -476,6 +497,10 @@ uint8_t vc_client_pin(struct vc_card *c, const uint8_t *p, size_t len, uint8_t *
     r.rp_id = kc_cbor_map_get_int(req, 10);
     if (cmd == KC_PIN_GET_RETRIES) {
         st = get_retries(c, resp, cap, resp_len);
+        goto out;
+    }
+    if (cmd == KC_PIN_GET_UV_RETRIES && vc_builtin_uv(c)) {
+        st = get_uv_retries(resp, cap, resp_len);
         goto out;
     }
     if (cmd != KC_PIN_GET_KEY_AGREEMENT && cmd != KC_PIN_SET_PIN && cmd != KC_PIN_CHANGE_PIN &&

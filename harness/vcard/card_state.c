@@ -27,12 +27,16 @@
 
 static bool put_rk(cbor_item_t *arr, const struct vc_rk *rk)
 {
-    cbor_item_t *m = cbor_new_definite_map(8);
+    cbor_item_t *m = cbor_new_definite_map(9);
     bool ok;
 
     if (m == NULL)
         return false;
-    ok = kc_cbor_map_add_str(m, "id", kc_cbor_new_bytes(rk->id, VC_CRED_ID_LEN)) == KC_OK &&
+    /* credBlob: written when the credential has one; older files lack it */
+    ok = rk->cred_blob_len == 0 ||
+         kc_cbor_map_add_str(m, "cred_blob", kc_cbor_new_bytes(rk->cred_blob, rk->cred_blob_len)) ==
+             KC_OK;
+    ok = ok && kc_cbor_map_add_str(m, "id", kc_cbor_new_bytes(rk->id, VC_CRED_ID_LEN)) == KC_OK &&
          kc_cbor_map_add_str(m, "rp_id_hash", kc_cbor_new_bytes(rk->rp_id_hash, 32)) == KC_OK &&
          kc_cbor_map_add_str(m, "rp_id", kc_cbor_new_text(rk->rp_id)) == KC_OK &&
          kc_cbor_map_add_str(m, "user_id", kc_cbor_new_bytes(rk->user_id, rk->user_id_len)) ==
@@ -61,7 +65,7 @@ static bool put_counter(cbor_item_t *arr, const struct vc_counter *k)
 
 static cbor_item_t *state_item(const struct vc_card *c)
 {
-    cbor_item_t *m = cbor_new_definite_map(11);
+    cbor_item_t *m = cbor_new_definite_map(16);
     cbor_item_t *rks = cbor_new_definite_array(c->n_rk);
     cbor_item_t *ctrs = cbor_new_definite_array(c->n_ctr);
     unsigned char *der = NULL;
@@ -85,6 +89,12 @@ static cbor_item_t *state_item(const struct vc_card *c)
         kc_cbor_map_add_str(m, "next_seq", kc_cbor_new_int((int64_t)c->next_seq)) == KC_OK &&
         kc_cbor_map_add_str(m, "rks", cbor_incref(rks)) == KC_OK &&
         kc_cbor_map_add_str(m, "counters", cbor_incref(ctrs)) == KC_OK;
+    /* written once the array differs from the initial one */
+    if (ok && c->lb_array != NULL)
+        ok = kc_cbor_map_add_str(m, "large_blobs", kc_cbor_new_bytes(c->lb_array, c->lb_len)) ==
+             KC_OK;
+    /* authenticatorConfig's settings (card_config.c) */
+    ok = ok && kc_cbor_map_add_str(m, "config", vc_config_state_item(c)) == KC_OK;
     if (der != NULL) {
         OPENSSL_cleanse(der, (size_t)der_len);
         OPENSSL_free(der);
@@ -308,9 +318,17 @@ static const char *load_rks(struct vc_card *c, const cbor_item_t *arr)
         rk->cred_protect = (int)u;
         if (!get_uint(v[i], "seq", UINT64_MAX, &rk->seq))
             return "a resident credential has no seq";
+        if (kc_cbor_map_get_str(v[i], "cred_blob") != NULL &&
+            !get_bytes(v[i], "cred_blob", rk->cred_blob, 0, VC_CRED_BLOB_MAX, &rk->cred_blob_len))
+            return "a resident credential has a bad cred_blob";
         c->n_rk++;
     }
     return NULL;
+}
+
+static int counter_cmp(const void *a, const void *b)
+{
+    return memcmp(((const struct vc_counter *)a)->key, ((const struct vc_counter *)b)->key, 16);
 }
 
 static const char *load_counters(struct vc_card *c, const cbor_item_t *arr)
@@ -321,10 +339,10 @@ static const char *load_counters(struct vc_card *c, const cbor_item_t *arr)
     if (arr == NULL || !cbor_isa_array(arr) || !cbor_array_is_definite(arr))
         return "\"counters\" is not an array";
     n = cbor_array_size(arr);
-    if (n > VC_MAX_COUNTERS)
-        return "too many counters";
+    /* no cap: the table grows with the card (the file size bounds it) */
     if (n > 0 && (c->ctrs = calloc(n, sizeof(*c->ctrs))) == NULL)
         return "out of memory";
+    c->cap_ctr = n;
     v = cbor_array_handle(arr);
     for (size_t i = 0; i < n; i++) {
         if (!cbor_isa_array(v[i]) || !cbor_array_is_definite(v[i]) || cbor_array_size(v[i]) != 2)
@@ -337,6 +355,12 @@ static const char *load_counters(struct vc_card *c, const cbor_item_t *arr)
         c->ctrs[i].count = (uint32_t)cbor_get_int(pair[1]);
         c->n_ctr++;
     }
+    /* files written before the table was sorted keep insertion order */
+    if (n > 1)
+        qsort(c->ctrs, n, sizeof(*c->ctrs), counter_cmp);
+    for (size_t i = 1; i < n; i++)
+        if (memcmp(c->ctrs[i - 1].key, c->ctrs[i].key, 16) == 0)
+            return "two counters have the same key";
     return NULL;
 }
 
@@ -386,6 +410,12 @@ static const char *load_item(struct vc_card *c, const cbor_item_t *m)
     if (!get_uint(m, "next_seq", UINT64_MAX, &c->next_seq))
         return "\"next_seq\" missing";
     if ((why = load_rks(c, kc_cbor_map_get_str(m, "rks"))) != NULL)
+        return why;
+    /* written since large blobs; absent: the initial array */
+    if ((v = kc_cbor_map_get_str(m, "large_blobs")) != NULL &&
+        kc_cbor_bytes_dup(v, 17, VC_LARGE_BLOB_STORE_MAX, &c->lb_array, &c->lb_len) != KC_OK)
+        return "\"large_blobs\" is not 17 to 65536 bytes";
+    if ((why = vc_config_state_load(c, kc_cbor_map_get_str(m, "config"))) != NULL)
         return why;
     return load_counters(c, kc_cbor_map_get_str(m, "counters"));
 }

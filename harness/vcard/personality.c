@@ -1,8 +1,11 @@
 /* The table of card personalities (personality.h) and its look-ups. Every
  * entry is kcard's own data; the source note beside it names the public
  * facts it was written from. Only what vcard implements is advertised:
- * credMgmt, credentialMgmtPreview, largeBlobs, bioEnroll, authnrCfg,
- * setMinPINLength, credBlob and minPinLength are left out everywhere. */
+ * credMgmt and credentialMgmtPreview only where cred_mgmt says
+ * (card_credman.c); largeBlobs and largeBlobKey only where max_large_blob
+ * says, credBlob where max_cred_blob_len says, minPinLength (extension)
+ * beside authnr_cfg (card_largeblob.c); bioEnroll is left out everywhere; authnrCfg and
+ * setMinPINLength only where authnr_cfg says (authenticatorConfig, card_config.c). */
 #include <stdio.h>
 #include <string.h>
 
@@ -83,8 +86,8 @@ static const struct vc_personality table[] = {
          * 2.1-PRE firmware: U2F_V2, FIDO_2_0, FIDO_2_1_PRE; credProtect,
          * hmac-secret; es256, eddsa; rk, up, noplat, clientPin; maxmsgsiz
          * 1200; maxcredcntlst 8; pin protocols 1) and libfido2 #686 (caps
-         * wink, cbor, msg; device version 5.x). credentialMgmtPreview is left
-         * out: vcard has no credential management. */
+         * wink, cbor, msg; device version 5.x); credentialMgmtPreview and its
+         * command 0x41 as those cards offer them (CTAP 2.1 6.13). */
         .name = "ctap2.1-pre",
         .family = "CTAP 2.1-PRE key (YubiKey 5 fw 5.2 style: PIN protocol 1, no makeCredUvNotRqd)",
         .source = "libfido2 PR #380 and issue #686 getInfo dumps",
@@ -99,6 +102,7 @@ static const struct vc_personality table[] = {
         .cred_id_len_key = true,
         .transports_usb = true,
         .algorithms = {ES256, EDDSA},
+        .cred_mgmt = VC_CRED_MGMT_PREVIEW,
         .ctap2 = true,
         .ctap1 = true,
         .wink = true,
@@ -115,7 +119,7 @@ static const struct vc_personality table[] = {
         .family = "CTAP 2.1 key publishing the full 2.1 getInfo (OpenSK style, maxMsgSize 2048)",
         .source = "OpenSK process_get_info (google/OpenSK 893faa5)",
         .versions = {"U2F_V2", "FIDO_2_0", "FIDO_2_1"},
-        .extensions = {"credProtect", "hmac-secret"},
+        .extensions = {"credBlob", "credProtect", "hmac-secret", "largeBlobKey", "minPinLength"},
         .aaguid = "kcard-c21ful-001",
         .opt_client_pin = true,
         .opt_pin_uv_auth_token = VC_OPT_TRUE,
@@ -129,6 +133,10 @@ static const struct vc_personality table[] = {
         .force_pin_change_key = true,
         .min_pin_length = 4,
         .firmware_version = 0x00020001,
+        .cred_mgmt = VC_CRED_MGMT_2_1,
+        .max_large_blob = 4096,  /* CTAP 2.1 6.10: at least 1024 */
+        .max_cred_blob_len = 32, /* CTAP 2.1 12.2: at least 32 */
+        .authnr_cfg = true,
         .ctap2 = true,
         .ctap1 = true,
         .wink = true,
@@ -175,6 +183,8 @@ static const struct vc_personality table[] = {
         .force_pin_change_key = true,
         .min_pin_length = 4,
         .firmware_version = 0x00010002,
+        .cred_mgmt = VC_CRED_MGMT_2_1,
+        .authnr_cfg = true,
         .ctap2 = true,
         .ctap1 = false,
         .wink = false,
@@ -205,6 +215,8 @@ static const struct vc_personality table[] = {
         .force_pin_change_key = true,
         .min_pin_length = 4,
         .firmware_version = 0x00010000,
+        .cred_mgmt = VC_CRED_MGMT_2_1,
+        .authnr_cfg = true,
         .ctap2 = true,
         .ctap1 = false,
         .wink = true,

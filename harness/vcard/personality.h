@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define VC_PERSONALITY_DEFAULT "kcard-2.1"
-#define VC_PERS_MAX_STRINGS 5 /* versions, extensions: NULL-terminated */
+#define VC_PERS_MAX_STRINGS 8 /* versions, extensions: NULL-terminated */
 #define VC_PERS_MAX_ALGS 4    /* algorithms: 0-terminated */
 #define VC_PERS_MAX_PROTOS 3  /* pinUvAuthProtocols: 0-terminated */
 
@@ -21,6 +21,13 @@ enum vc_opt {
     VC_OPT_ABSENT = 0,
     VC_OPT_FALSE,
     VC_OPT_TRUE,
+};
+
+/* authenticatorCredentialManagement a personality offers. */
+enum vc_cred_mgmt {
+    VC_CRED_MGMT_NONE = 0,
+    VC_CRED_MGMT_PREVIEW, /* 2.1-PRE: command 0x41, option credentialMgmtPreview */
+    VC_CRED_MGMT_2_1,     /* CTAP 2.1: command 0x0A, option credMgmt */
 };
 
 /* What a makeCredential / getAssertion without pinUvAuthParam gets. */
@@ -71,6 +78,15 @@ struct vc_personality {
     bool force_pin_change_key;             /* key 0x0C published */
     int min_pin_length;                    /* 0: key 0x0D left out */
     uint32_t firmware_version;             /* 0: key 0x0E left out */
+    /* authenticatorConfig (0x0D): options authnrCfg, setMinPINLength,
+     * alwaysUv and ep, keys 0x0C/0x0D from the card's state, key 0x10 */
+    bool authnr_cfg;
+    enum vc_cred_mgmt cred_mgmt; /* credential management offered */
+    /* authenticatorLargeBlobs: option largeBlobs and key 0x0B
+     * maxSerializedLargeBlobArray; 0: not offered (INVALID_COMMAND) */
+    int max_large_blob;
+    /* credBlob extension: getInfo 0x0F maxCredBlobLength; 0: not offered */
+    int max_cred_blob_len;
 
     /* CTAPHID */
     bool ctap2;                /* CBOR capability; CTAPHID_CBOR answered */

@@ -541,8 +541,12 @@ static int read_udp(struct vc_server *s)
             pthread_mutex_unlock(&s->mu);
             continue;
         }
-        if (!s->faults.on[VC_FAULT_UNPLUG])
-            note_client(s, &sa, now);
+        if (s->faults.on[VC_FAULT_UNPLUG]) {
+            /* unplugged (from the start too): nothing answers, scripts included */
+            pthread_mutex_unlock(&s->mu);
+            continue;
+        }
+        note_client(s, &sa, now);
         if (s->script != NULL) {
             vc_script_input(s->script, &peer, buf, (size_t)n, now);
         } else {
@@ -1127,7 +1131,8 @@ struct vc_server *vc_server_new(struct vc_card *card, const struct vc_server_con
     apply_faults(s);
     s->uhid_wanted = cfg->uhid;
     s->uhid_vendor = cfg->uhid_vendor;
-    if (cfg->uhid && (s->uhid = new_uhid(s, err, errlen)) == NULL)
+    /* --fault unplug at start: no device until cleared or replugged */
+    if (cfg->uhid && !s->faults.on[VC_FAULT_UNPLUG] && (s->uhid = new_uhid(s, err, errlen)) == NULL)
         goto fail;
     if (cfg->control_path != NULL && ctl_listen(s, cfg->control_path, err, errlen) < 0)
         goto fail;

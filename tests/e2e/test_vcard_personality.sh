@@ -50,11 +50,11 @@ while IFS='|' read -r name expr; do
     jcheck "$name: getInfo as the family publishes it" "$expr"
     stop_vcard
 done <<'EOF'
-kcard-2.1|j["versions"]==["U2F_V2","FIDO_2_0","FIDO_2_1"] and j["max_msg_size"]==1200 and j["pin_protocols"]==[2,1] and j["options"].get("makeCredUvNotRqd") is True and j["options"].get("clientPin") is False
+kcard-2.1|j["versions"]==["U2F_V2","FIDO_2_0","FIDO_2_1"] and j["max_msg_size"]==1200 and j["pin_protocols"]==[2,1] and j["options"].get("makeCredUvNotRqd") is True and j["options"].get("clientPin") is False and "credMgmt" not in j["options"]
 ctap2.0-pin|j["versions"]==["U2F_V2","FIDO_2_0"] and j["max_msg_size"]==4096 and j["pin_protocols"]==[1] and "makeCredUvNotRqd" not in j["options"] and "pinUvAuthToken" not in j["options"] and j["options"]["clientPin"] is False
 ctap2.0-nopin|j["versions"]==["U2F_V2","FIDO_2_0"] and "clientPin" not in j["options"] and not j.get("pin_protocols")
-ctap2.1-pre|j["versions"]==["U2F_V2","FIDO_2_0","FIDO_2_1_PRE"] and j["pin_protocols"]==[1] and "makeCredUvNotRqd" not in j["options"] and "credentialMgmtPreview" not in j["options"]
-ctap2.1-full|j["versions"]==["U2F_V2","FIDO_2_0","FIDO_2_1"] and j["max_msg_size"]==2048 and j["pin_protocols"]==[2,1] and j["options"]["pinUvAuthToken"] is True and j["options"]["makeCredUvNotRqd"] is True and j.get("firmware_version")==0x20001
+ctap2.1-pre|j["versions"]==["U2F_V2","FIDO_2_0","FIDO_2_1_PRE"] and j["pin_protocols"]==[1] and "makeCredUvNotRqd" not in j["options"] and j["options"].get("credentialMgmtPreview") is True and "credMgmt" not in j["options"]
+ctap2.1-full|j["versions"]==["U2F_V2","FIDO_2_0","FIDO_2_1"] and j["max_msg_size"]==2048 and j["pin_protocols"]==[2,1] and j["options"]["pinUvAuthToken"] is True and j["options"]["makeCredUvNotRqd"] is True and j.get("firmware_version")==0x20001 and j["options"].get("credMgmt") is True
 fido2-no-u2f-7609|j["versions"]==["FIDO_2_0","FIDO_2_1"] and j["max_msg_size"]==7609 and j["pin_protocols"]==[2,1]
 always-uv|j["options"]["alwaysUv"] is True and j["options"]["makeCredUvNotRqd"] is False and "U2F_V2" not in j["versions"]
 needs-uv-mc|j["options"]["uv"] is True and "makeCredUvNotRqd" not in j["options"] and "FIDO_2_1_PRE" in j["versions"]

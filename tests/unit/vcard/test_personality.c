@@ -184,10 +184,12 @@ static const struct want_info wants[] = {
     {"ctap2.0-nopin", "U2F_V2,FIDO_2_0", "", "", 1200, -1, -1, 0, -1, -1, -1, -1, -1, 0},
     {"ctap2.1-pre", "U2F_V2,FIDO_2_0,FIDO_2_1_PRE", "credProtect,hmac-secret", "1", 1200, 0, -1, 0,
      -1, -1, -1, -1, -1, 2},
-    {"ctap2.1-full", "U2F_V2,FIDO_2_0,FIDO_2_1", "credProtect,hmac-secret", "2,1", 2048, 0, -1, -1,
-     -1, 1, 1, 0x20001, 0, 2},
-    {"fido2-no-u2f-7609", "FIDO_2_0,FIDO_2_1", "credProtect,hmac-secret", "2,1", 7609, 0, -1, -1,
-     -1, 1, 1, 0x10002, 0, 2},
+    /* alwaysUv false: authenticatorConfig's toggleAlwaysUv is offered */
+    {"ctap2.1-full", "U2F_V2,FIDO_2_0,FIDO_2_1",
+     "credBlob,credProtect,hmac-secret,largeBlobKey,minPinLength", "2,1", 2048, 0, -1, -1, 0, 1, 1,
+     0x20001, 0, 2},
+    {"fido2-no-u2f-7609", "FIDO_2_0,FIDO_2_1", "credProtect,hmac-secret", "2,1", 7609, 0, -1, -1, 0,
+     1, 1, 0x10002, 0, 2},
     {"always-uv", "FIDO_2_0,FIDO_2_1", "credProtect,hmac-secret", "2,1", 1200, 0, -1, -1, 1, 1, 0,
      0x10000, 0, 2},
     {"needs-uv-mc", "U2F_V2,FIDO_2_0,FIDO_2_1_PRE", "credProtect,hmac-secret", "1", 1200, 0, 1, 0,
@@ -233,8 +235,10 @@ static void test_get_info_each(void **state)
         assert_int_equal(opt(r, "alwaysUv"), w->always_uv);
         assert_int_equal(opt(r, "pinUvAuthToken"), w->token);
         assert_int_equal(opt(r, "makeCredUvNotRqd"), w->uv_not_rqd);
-        assert_null(map_get_text(map_get(r, 4), "credMgmt"));
-        assert_null(map_get_text(map_get(r, 4), "credentialMgmtPreview"));
+        /* credential management only where the personality offers it */
+        assert_int_equal(opt(r, "credMgmt"), p->cred_mgmt == VC_CRED_MGMT_2_1 ? 1 : -1);
+        assert_int_equal(opt(r, "credentialMgmtPreview"),
+                         p->cred_mgmt == VC_CRED_MGMT_PREVIEW ? 1 : -1);
         assert_int_equal(uint_at(r, 14), w->fw);
         v = map_get(r, 12);
         assert_int_equal(v == NULL ? -1 : cbor_get_bool(v) ? 1 : 0, w->force_key);

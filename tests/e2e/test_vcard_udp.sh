@@ -131,6 +131,27 @@ else
     not_ok "vcard --state restarts on its own file"
 fi
 file_mode_is_0600 "state file still has mode 0600 after rewrites"
+# two flipped bits in the master key: still CBOR, but the MAC (keyed from
+# the master key) no longer matches, so it is refused, not a different card
+cp "$STATE" "$STATE_DIR/good"
+"$PY" - "$STATE" <<'PYEOF'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+at = b.find(b"master_key") + len(b"master_key") + 2  # past the 32-byte string header
+b[at + 5] ^= 0x01
+b[at + 20] ^= 0x80
+open(p, "wb").write(bytes(b))
+PYEOF
+_sum=$(sha256sum <"$STATE")
+check_exit "state: flipped bits in the master key make vcard exit 3" 3 \
+    timeout -k 2 10 "$BIN/vcard" --listen 127.0.0.1:0 --state "$STATE"
+if grep -q "MAC does not match" "$E2E_TMP/last.err" && [ "$(sha256sum <"$STATE")" = "$_sum" ]; then
+    ok "state: the MAC catches them, and the file is left untouched"
+else
+    not_ok "state: the MAC catches flipped bits" "$(cat "$E2E_TMP/last.err")"
+fi
+cp "$STATE_DIR/good" "$STATE"
 # a state file cut in half: no longer CBOR
 _size=$(wc -c <"$STATE")
 head -c $((_size / 2)) "$STATE" >"$STATE_DIR/cut" && cat "$STATE_DIR/cut" >"$STATE"

@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 
 #include "services/common/svc_util.h"
+#include "services/common/upstream.h"
 
 /* 1: the counter; 2: and the replay-protection instances. */
 #define SCHEMA_VERSION 2
@@ -459,4 +460,49 @@ int ksrv_instance_each(struct ksrv_counter *c,
     sqlite3_reset(c->inst_all);
     pthread_mutex_unlock(&c->db_lock);
     return rc;
+}
+
+/* The replay table's persistence is this database. */
+static int persist_record(void *arg, const uint8_t id[KSVC_UPSTREAM_INSTANCE_LEN], int64_t gen)
+{
+    return ksrv_instance_record(arg, id, gen);
+}
+
+static void persist_forget(void *arg, const uint8_t (*ids)[KSVC_UPSTREAM_INSTANCE_LEN],
+                           const int64_t *gens, size_t n)
+{
+    ksrv_instance_forget(arg, ids, gens, n);
+}
+
+struct load_ctx {
+    struct ksvc_replay_table *table;
+    time_t now;
+    size_t n;
+};
+
+/* An instance the previous run recorded: closed (see upstream.h). */
+static int load_instance(void *arg, const uint8_t id[16], int64_t gen)
+{
+    struct load_ctx *l = arg;
+    l->n++;
+    return ksvc_replay_table_close(l->table, id, gen, l->now);
+}
+
+struct ksvc_replay_table *ksrv_replay_open(struct ksrv_counter *c, time_t now, size_t *loaded,
+                                           char *err, size_t errlen)
+{
+    struct ksvc_replay_persist persist = {
+        .record = persist_record, .forget = persist_forget, .arg = c};
+    struct load_ctx l = {.table = ksvc_replay_table_new(&persist), .now = now};
+    if (l.table == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (ksrv_instance_each(c, load_instance, &l, err, errlen) != 0) {
+        ksvc_replay_table_free(l.table);
+        return NULL;
+    }
+    if (loaded != NULL)
+        *loaded = l.n;
+    return l.table;
 }

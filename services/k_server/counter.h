@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Values are reserved on disk this many at a time, by a background thread
  * that starts the next block while half of the current one is left: a
@@ -51,5 +52,12 @@ void ksrv_instance_forget(struct ksrv_counter *c, const uint8_t (*ids)[16], cons
 int ksrv_instance_each(struct ksrv_counter *c,
                        int (*each)(void *arg, const uint8_t id[16], int64_t gen), void *arg,
                        char *err, size_t errlen);
+
+struct ksvc_replay_table;
+/* k_server's replay table, persisted in c's database: every instance the
+ * previous run recorded is loaded closed as of now (see upstream.h), their
+ * number in *loaded. NULL with err set on failure. */
+struct ksvc_replay_table *ksrv_replay_open(struct ksrv_counter *c, time_t now, size_t *loaded,
+                                           char *err, size_t errlen);
 
 #endif

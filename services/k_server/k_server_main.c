@@ -175,32 +175,6 @@ static void on_metrics(void *ctx, struct ksvc_metrics *m)
                     (double)ksvc_replay_table_count(ks->replay));
 }
 
-/* The replay table's persistence is the counter's database. */
-static int persist_record(void *arg, const uint8_t id[KSVC_UPSTREAM_INSTANCE_LEN], int64_t gen)
-{
-    return ksrv_instance_record(arg, id, gen);
-}
-
-static void persist_forget(void *arg, const uint8_t (*ids)[KSVC_UPSTREAM_INSTANCE_LEN],
-                           const int64_t *gens, size_t n)
-{
-    ksrv_instance_forget(arg, ids, gens, n);
-}
-
-struct load_ctx {
-    struct ksvc_replay_table *table;
-    time_t now;
-    size_t n;
-};
-
-/* An instance the previous run recorded: closed (see upstream.h). */
-static int load_instance(void *arg, const uint8_t id[16], int64_t gen)
-{
-    struct load_ctx *l = arg;
-    l->n++;
-    return ksvc_replay_table_close(l->table, id, gen, l->now);
-}
-
 static void *maintain(void *arg)
 {
     struct k_server *ks = arg;
@@ -329,14 +303,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "k_server: state database: %s\n", err);
         goto out;
     }
-    struct ksvc_replay_persist persist = {
-        .record = persist_record, .forget = persist_forget, .arg = ks.counter};
-    ks.replay = ksvc_replay_table_new(&persist);
-    struct load_ctx loaded = {.table = ks.replay, .now = time(NULL)};
-    if (ks.replay == NULL ||
-        ksrv_instance_each(ks.counter, load_instance, &loaded, err, sizeof(err)) != 0) {
-        fprintf(stderr, "k_server: state database %s: %s\n", ks.state_db,
-                ks.replay ? err : "out of memory");
+    size_t loaded = 0;
+    ks.replay = ksrv_replay_open(ks.counter, time(NULL), &loaded, err, sizeof(err));
+    if (ks.replay == NULL) {
+        fprintf(stderr, "k_server: state database %s: %s\n", ks.state_db, err);
         goto out;
     }
     if (pthread_create(&ks.maintenance, NULL, maintain, &ks) != 0) {
@@ -368,7 +338,7 @@ int main(int argc, char **argv)
     ksvc_log("info", "start",
              json_pack("{s:s, s:i, s:b, s:s, s:I, s:I}", "host", host, "port",
                        ksvc_server_port(ks.http), "tls", ksvc_server_tls(ks.http), "state_db",
-                       ks.state_db, "replay_instances_closed", (json_int_t)loaded.n, "counter",
+                       ks.state_db, "replay_instances_closed", (json_int_t)loaded, "counter",
                        (json_int_t)value));
     status = ksvc_serve_until_stopped("k_server", ks.http, port_file) == 0 ? 0 : EXIT_RUNTIME;
 out:

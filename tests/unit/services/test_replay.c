@@ -265,42 +265,21 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-static int db_record(void *arg, const uint8_t id[16], int64_t gen)
-{
-    return ksrv_instance_record(arg, id, gen);
-}
-
-static void db_forget(void *arg, const uint8_t (*ids)[16], const int64_t *gens, size_t n)
-{
-    ksrv_instance_forget(arg, ids, gens, n);
-}
-
 struct started {
     struct ksrv_counter *c;
     struct ksvc_replay_table *t;
     size_t loaded;
-    time_t now;
 };
 
-static int close_loaded(void *arg, const uint8_t id[16], int64_t gen)
-{
-    struct started *s = arg;
-    s->loaded++;
-    return ksvc_replay_table_close(s->t, id, gen, s->now);
-}
-
-/* What k_server's main does at start. */
+/* What k_server's main does at start (ksrv_replay_open). */
 static void start(struct started *s, const char *file, time_t now)
 {
     char err[256];
     s->c = ksrv_counter_open(file, false, NULL, err, sizeof(err));
     assert_non_null(s->c);
-    struct ksvc_replay_persist p = {.record = db_record, .forget = db_forget, .arg = s->c};
-    s->t = ksvc_replay_table_new(&p);
-    assert_non_null(s->t);
     s->loaded = 0;
-    s->now = now;
-    assert_int_equal(ksrv_instance_each(s->c, close_loaded, s, err, sizeof(err)), 0);
+    s->t = ksrv_replay_open(s->c, now, &s->loaded, err, sizeof(err));
+    assert_non_null(s->t);
 }
 
 static void stop(struct started *s)

@@ -11,6 +11,7 @@
  * rendered answer and the log line, so a request on a kept-alive connection
  * allocates little beyond what jansson and libmicrohttpd need. */
 #include "services/common/http.h"
+#include "services/common/svc_util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1042,12 +1043,7 @@ static void *reaper_main(void *arg)
     pthread_mutex_lock(&s->conn_lock);
     while (!s->reaper_stop) {
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += REAP_INTERVAL_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        ksvc_deadline_ms(CLOCK_REALTIME, REAP_INTERVAL_MS, &until);
         pthread_cond_timedwait(&s->reaper_wake, &s->conn_lock, &until);
         long long now = now_ms();
         for (struct conn_state *st = s->conns; st != NULL; st = st->next) {

@@ -1,6 +1,7 @@
 /* JSON-lines event log of the services (see log.h): a byte ring of whole
  * lines filled under a short lock and emptied by one writer thread. */
 #include "services/common/log.h"
+#include "services/common/svc_util.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -88,12 +89,7 @@ static void write_all(const char *p, size_t n)
 static void doze(void)
 {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += DOZE_MS * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    ksvc_deadline_ms(CLOCK_REALTIME, DOZE_MS, &until);
     pthread_cond_timedwait(&ring.more, &ring.lock, &until);
 }
 
@@ -209,13 +205,7 @@ void ksvc_log_text(const char *text, size_t len)
 void ksvc_log_flush(int timeout_ms)
 {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    ksvc_deadline_ms(CLOCK_REALTIME, timeout_ms, &until);
     pthread_mutex_lock(&ring.lock);
     pthread_cond_signal(&ring.more);
     while (ring.running && (ring.used > 0 || ring.writing))

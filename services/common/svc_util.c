@@ -138,3 +138,14 @@ int ksvc_serve_until_stopped(const char *prog, struct ksvc_server *server, const
     ksvc_log("info", "stop", json_pack("{s:i}", "signal", sig));
     return 0;
 }
+
+void ksvc_deadline_ms(clockid_t clock, long ms, struct timespec *out)
+{
+    clock_gettime(clock, out);
+    out->tv_sec += ms / 1000;
+    out->tv_nsec += (ms % 1000) * 1000000L;
+    if (out->tv_nsec >= 1000000000L) {
+        out->tv_sec++;
+        out->tv_nsec -= 1000000000L;
+    }
+}

@@ -5,6 +5,7 @@
 #define KCARD_SERVICES_SVC_UTIL_H
 
 #include <stddef.h>
+#include <time.h>
 
 /* The token from --proxy-token (arg), --proxy-token-file (file, first line)
  * or KCARD_PROXY_TOKEN, in that order; prints why to stderr, prefixed with
@@ -43,6 +44,10 @@ int ksvc_parse_int_option(const char *prog, const char *opt, const char *s, long
     "  --request-timeout S     seconds a client has to send a request's headers and\n"             \
     "                          body, from connecting or from the previous answer\n"                \
     "                          (default 10); slower connections are closed\n"
+
+/* *out = the time on clock ms milliseconds from now, for timed waits
+ * (pthread_cond_timedwait: CLOCK_REALTIME; pthread_mutex_clocklock). */
+void ksvc_deadline_ms(clockid_t clock, long ms, struct timespec *out);
 
 struct ksvc_limits;
 

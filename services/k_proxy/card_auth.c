@@ -1,6 +1,7 @@
 /* k_proxy's card gate (see card_auth.h): presence probe, approval,
  * enrolment and assertion login on the one card, one request at a time. */
 #include "services/k_proxy/card_auth.h"
+#include "services/common/svc_util.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -265,13 +266,7 @@ static bool op_begin(struct op *op, struct kpx_card *card, struct kpx_card_resul
     op->locked = false;
     op->ka = NULL;
     op->start_us = kc_now_us();
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += card->busy_wait_ms / 1000;
-    deadline.tv_nsec += (long)(card->busy_wait_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    ksvc_deadline_ms(CLOCK_MONOTONIC, card->busy_wait_ms, &deadline);
     rc = pthread_mutex_clocklock(&card->lock, CLOCK_MONOTONIC, &deadline);
     res->lock_wait_ms = ms_between(op->start_us, kc_now_us());
     if (rc != 0) {

@@ -1,6 +1,7 @@
 /* k_proxy's background reachability checks of k_server and the card (see
  * reach.h). */
 #include "services/k_proxy/reach.h"
+#include "services/common/svc_util.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -143,13 +144,7 @@ static void *reach_main(void *arg)
     pthread_mutex_lock(&r->lock);
     while (!r->stop) {
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += r->interval_ms / 1000;
-        until.tv_nsec += (long)(r->interval_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        ksvc_deadline_ms(CLOCK_REALTIME, r->interval_ms, &until);
         pthread_cond_timedwait(&r->wake, &r->lock, &until);
         if (r->stop)
             break;

@@ -16,7 +16,6 @@
 
 #include "ctaphid/ctap2.h"
 
-#define KC_CTAP2_AUTHENTICATOR_CONFIG 0x0d
 #define KC_CONFIG_RPIDS_MAX 32 /* minPinLengthRPIDs we send at most */
 
 enum kc_config_subcmd {

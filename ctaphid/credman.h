@@ -18,9 +18,6 @@
 
 #include "ctaphid/ctap2.h"
 
-#define KC_CTAP2_CRED_MGMT 0x0a
-#define KC_CTAP2_CRED_MGMT_PRE 0x41
-
 /* subCommand values */
 enum kc_credman_sub {
     KC_CM_GET_METADATA = 0x01,

@@ -51,10 +51,10 @@ static const struct code_name ctap2_cmds[] = {
     {KC_CTAP2_RESET, "authenticatorReset"},
     {KC_CTAP2_GET_NEXT_ASSERTION, "authenticatorGetNextAssertion"},
     {KC_CTAP2_SELECTION, "authenticatorSelection"},
-    {0x0a, "authenticatorCredentialManagement"},
+    {KC_CTAP2_CRED_MGMT, "authenticatorCredentialManagement"},
     {KC_CTAP2_LARGE_BLOBS, "authenticatorLargeBlobs"},
-    {0x0d, "authenticatorConfig"},
-    {0x41, "authenticatorCredentialManagement (2.1-PRE)"},
+    {KC_CTAP2_AUTHENTICATOR_CONFIG, "authenticatorConfig"},
+    {KC_CTAP2_CRED_MGMT_PRE, "authenticatorCredentialManagement (2.1-PRE)"},
 };
 
 static const struct code_name ctap2_status[] = {

@@ -63,8 +63,11 @@ enum kc_ctap2_cmd {
     KC_CTAP2_CLIENT_PIN = 0x06,
     KC_CTAP2_RESET = 0x07,
     KC_CTAP2_GET_NEXT_ASSERTION = 0x08,
+    KC_CTAP2_CRED_MGMT = 0x0a,
     KC_CTAP2_SELECTION = 0x0b,
     KC_CTAP2_LARGE_BLOBS = 0x0c,
+    KC_CTAP2_AUTHENTICATOR_CONFIG = 0x0d,
+    KC_CTAP2_CRED_MGMT_PRE = 0x41, /* the 2.1-PRE number of credential management */
 };
 
 /* authenticatorClientPIN subcommands */

@@ -1,10 +1,14 @@
 /* libmicrohttpd front of the services (see http.h).
  *
- * Threads: libmicrohttpd's epoll pool reads requests and runs handlers that
- * do not block; a worker pool runs the ones that may (cfg.may_block), with
- * the connection suspended meanwhile; a reaper closes connections past their
- * request deadline (libmicrohttpd itself only knows an idle timeout, which a
- * client trickling one byte at a time never reaches).
+ * Threads: one event loop per core, each with its own libmicrohttpd daemon in
+ * external epoll mode, all accepting from one listening socket; a loop reads
+ * requests and runs handlers that do not block, and services may put their
+ * own descriptors on it (k_proxy's upstream connections), so a request that
+ * waits for one is resumed and answered on the thread that read it. A worker
+ * pool runs the handlers that may block (cfg.may_block), with the connection
+ * suspended meanwhile; a reaper closes connections past their request
+ * deadline (libmicrohttpd itself only knows an idle timeout, which a client
+ * trickling one byte at a time never reaches).
  *
  * Per connection there is one conn_state (allocated when the connection is
  * accepted, reused by every request on it); its buffers hold the body, the
@@ -25,6 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -45,12 +52,16 @@
  * and the answer's headers (bodies go to conn_state), and is zeroed after
  * every request: 16 KiB (headers up to about 8 KiB) instead of its 32 */
 #define CONNECTION_POOL_BYTES ((size_t)16 * 1024)
+#define LOOP_EVENTS_MAX 64
+#define LOOP_SLEEP_MAX_MS 1000
+#define LISTEN_BACKLOG 4096
 
 /* Who answers a handled request: the handler (returned) or ksvc_complete. */
 enum handoff { HANDOFF_HANDLING, HANDOFF_RETURNED, HANDOFF_COMPLETED };
 
 struct conn_state {
     struct ksvc_server *s;
+    struct ksvc_loop *loop; /* the loop whose daemon holds the connection */
     struct MHD_Connection *conn;
     int fd;
     struct conn_state *prev, *next; /* s->conns, under s->conn_lock */
@@ -91,10 +102,40 @@ struct addr_count {
     unsigned count; /* 0: free slot */
 };
 
+/* A descriptor a service watches on a loop. */
+struct loop_watch {
+    ksvc_loop_io_fn fn;
+    void *arg;
+};
+
+/* One polling thread: its libmicrohttpd daemon, its epoll set (the daemon's
+ * own epoll descriptor, a wake-up eventfd and the services' descriptors) and
+ * the service timer. Only its thread touches it, but for the flags below. */
+struct ksvc_loop {
+    struct ksvc_server *s;
+    unsigned index;
+    struct MHD_Daemon *daemon;
+    int epfd, mhd_fd, wake_fd;
+    pthread_t thread;
+    pthread_t self; /* set by the loop's thread itself, first thing */
+    bool thread_started;
+    struct loop_watch *watches; /* indexed by descriptor */
+    size_t nwatches;
+    int64_t timer_at; /* -1: none */
+    bool resumed;     /* a connection was resumed on this thread since MHD_run */
+    ksvc_loop_timer_fn timer_fn;
+    void *timer_arg;
+    atomic_bool quiesce, quiesced, stop;
+    int start_rc; /* the loop_start hook's; -2: not run yet */
+    pthread_mutex_t start_lock;
+    pthread_cond_t started;
+};
+
 struct ksvc_server {
     struct ksvc_server_cfg cfg;
-    struct MHD_Daemon *daemon;
-    MHD_socket quiesced_fd;
+    struct ksvc_loop *loops;
+    unsigned nloops;
+    int listen_fd;
     struct ksvc_metrics *metrics;
     char *cert_pem, *key_pem;
     size_t key_len;
@@ -557,6 +598,8 @@ static void own_raw(struct conn_state *st, struct ksvc_response *f)
     }
 }
 
+static void loop_wake(struct ksvc_loop *loop);
+
 /* Hands resp to the parked connection and wakes it: its polling thread
  * renders, logs and sends it (on_request), so the thread completing it (a
  * service's event loop) does no more than this. After this st belongs to
@@ -571,9 +614,16 @@ static void finish_parked(struct conn_state *st, struct ksvc_response *resp)
     st->have_final = true;
     struct ksvc_server *s = st->s;
     struct MHD_Connection *conn = st->conn;
+    struct ksvc_loop *loop = st->loop;
     st->suspended = false;
     atomic_fetch_sub(&s->outstanding, 1);
     MHD_resume_connection(conn);
+    /* from another thread, the loop may be asleep: libmicrohttpd's own
+     * signal does not reach our epoll set */
+    if (ksvc_loop_is_current(loop))
+        loop->resumed = true; /* the loop runs libmicrohttpd before it sleeps */
+    else
+        loop_wake(loop);
 }
 
 static void builtin_health(struct ksvc_server *s, struct ksvc_response *resp)
@@ -760,7 +810,8 @@ static void begin_request(struct ksvc_server *s, struct conn_state *st, const ch
                           const char *method)
 {
     static const char hex[] = "0123456789abcdef";
-    st->req = (struct ksvc_request){.method = method, .path = url, .conn = st->conn, .state = st};
+    st->req = (struct ksvc_request){
+        .method = method, .path = url, .conn = st->conn, .state = st, .loop = st->loop};
     memcpy(st->req.request_id, s->boot_id, 8);
     unsigned long long n = atomic_fetch_add(&s->next_request, 1) + 1;
     for (int i = 19; i >= 8; i--, n >>= 4)
@@ -777,7 +828,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
 {
-    struct ksvc_server *s = cls;
+    struct ksvc_server *s = ((struct ksvc_loop *)cls)->s;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     struct conn_state *st = ci != NULL ? ci->socket_context : NULL;
@@ -834,6 +885,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return queue_ready(st);
     }
     if (s->nworkers > 0 && s->cfg.may_block != NULL && s->cfg.may_block(s->cfg.ctx, &st->req)) {
+        st->req.loop = NULL; /* a worker runs it */
         MHD_suspend_connection(conn);
         st->suspended = true;
         atomic_fetch_add(&s->outstanding, 1);
@@ -873,7 +925,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     (void)conn;
     (void)code;
-    struct ksvc_server *s = cls;
+    struct ksvc_server *s = ((struct ksvc_loop *)cls)->s;
     struct conn_state *st = *con_cls;
     if (st == NULL)
         return;
@@ -952,7 +1004,7 @@ static void addr_remove_slot(struct ksvc_server *s, size_t i)
 static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 {
     (void)addrlen;
-    struct ksvc_server *s = cls;
+    struct ksvc_server *s = ((struct ksvc_loop *)cls)->s;
     unsigned char key[16];
     bool keyed = address_key(addr, key, NULL, 0);
     enum MHD_Result ok = MHD_YES;
@@ -971,13 +1023,15 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
-    struct ksvc_server *s = cls;
+    struct ksvc_loop *loop = cls;
+    struct ksvc_server *s = loop->s;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         struct conn_state *st = calloc(1, sizeof(*st));
         *socket_context = st;
         if (st == NULL)
             return;
         st->s = s;
+        st->loop = loop;
         st->conn = conn;
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -1079,6 +1133,254 @@ static void on_mhd_error(void *cls, const char *fmt, va_list ap)
     ksvc_log("warn", "http_error", json_pack("{s:s}", "message", msg));
 }
 
+/* ---- the event loops ---- */
+
+int64_t ksvc_now_ms(void)
+{
+    return (int64_t)now_ms();
+}
+
+unsigned ksvc_loop_index(const struct ksvc_loop *loop)
+{
+    return loop->index;
+}
+
+bool ksvc_loop_is_current(const struct ksvc_loop *loop)
+{
+    return pthread_equal(pthread_self(), loop->self);
+}
+
+int ksvc_loop_watch(struct ksvc_loop *loop, int fd, uint32_t events, ksvc_loop_io_fn fn, void *arg)
+{
+    if (fd < 0 || fd == loop->mhd_fd || fd == loop->wake_fd) {
+        errno = EINVAL;
+        return -1;
+    }
+    if ((size_t)fd >= loop->nwatches) {
+        size_t n = loop->nwatches ? loop->nwatches : 64;
+        while (n <= (size_t)fd)
+            n *= 2;
+        struct loop_watch *w = realloc(loop->watches, n * sizeof(*w));
+        if (w == NULL)
+            return -1;
+        memset(w + loop->nwatches, 0, (n - loop->nwatches) * sizeof(*w));
+        loop->watches = w;
+        loop->nwatches = n;
+    }
+    struct loop_watch *w = &loop->watches[fd];
+    if (events == 0) {
+        if (w->fn != NULL)
+            epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL);
+        w->fn = NULL;
+        w->arg = NULL;
+        return 0;
+    }
+    struct epoll_event ev = {.events = events, .data.fd = fd};
+    int op = w->fn != NULL ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(loop->epfd, op, fd, &ev) != 0) {
+        /* a descriptor closed and reused behind our back: start afresh */
+        op = op == EPOLL_CTL_MOD ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+        if (epoll_ctl(loop->epfd, op, fd, &ev) != 0)
+            return -1;
+    }
+    w->fn = fn;
+    w->arg = arg;
+    return 0;
+}
+
+void ksvc_loop_timer(struct ksvc_loop *loop, int64_t at_ms, ksvc_loop_timer_fn fn, void *arg)
+{
+    loop->timer_at = at_ms;
+    loop->timer_fn = fn;
+    loop->timer_arg = arg;
+}
+
+static void loop_wake(struct ksvc_loop *loop)
+{
+    uint64_t one = 1;
+    if (write(loop->wake_fd, &one, sizeof(one)) < 0) { /* full: it is awake */
+    }
+}
+
+/* How long the loop may sleep, and whether libmicrohttpd has work now. */
+static int loop_sleep_ms(struct ksvc_loop *loop, bool *mhd_now)
+{
+    int64_t now = now_ms(), until = now + LOOP_SLEEP_MAX_MS;
+    MHD_UNSIGNED_LONG_LONG mt = 0;
+    *mhd_now = loop->resumed;
+    if (MHD_get_timeout(loop->daemon, &mt) == MHD_YES) {
+        if (mt == 0)
+            *mhd_now = true;
+        else if ((int64_t)mt < until - now)
+            until = now + (int64_t)mt;
+    }
+    if (loop->timer_at >= 0 && loop->timer_at < until)
+        until = loop->timer_at;
+    return *mhd_now || until <= now ? 0 : (int)(until - now);
+}
+
+static void *loop_main(void *arg)
+{
+    struct ksvc_loop *loop = arg;
+    loop->self = pthread_self();
+    struct ksvc_server *s = loop->s;
+    int rc = 0;
+    if (s->cfg.loop_start != NULL)
+        rc = s->cfg.loop_start(s->cfg.ctx, loop, loop->index);
+    pthread_mutex_lock(&loop->start_lock);
+    loop->start_rc = rc;
+    pthread_cond_signal(&loop->started);
+    pthread_mutex_unlock(&loop->start_lock);
+    if (rc != 0)
+        return NULL;
+    struct epoll_event ev[LOOP_EVENTS_MAX];
+    while (!atomic_load(&loop->stop)) {
+        bool mhd_now;
+        int wait_ms = loop_sleep_ms(loop, &mhd_now);
+        int64_t before = now_ms();
+        int n = epoll_wait(loop->epfd, ev, LOOP_EVENTS_MAX, wait_ms);
+        bool run_mhd = mhd_now || (n == 0 && wait_ms > 0);
+        for (int i = 0; i < n; i++) {
+            int fd = ev[i].data.fd;
+            if (fd == loop->mhd_fd) {
+                run_mhd = true;
+            } else if (fd == loop->wake_fd) {
+                run_mhd = true; /* a connection was resumed from another thread */
+                uint64_t count;
+                if (read(loop->wake_fd, &count, sizeof(count)) < 0) { /* drained already */
+                }
+            } else if ((size_t)fd < loop->nwatches && loop->watches[fd].fn != NULL) {
+                loop->watches[fd].fn(loop->watches[fd].arg, fd, ev[i].events);
+            }
+        }
+        if (loop->timer_at >= 0 && loop->timer_at <= now_ms()) {
+            loop->timer_at = -1;
+            loop->timer_fn(loop->timer_arg);
+        }
+        if (!run_mhd && n == 0 && now_ms() - before >= wait_ms)
+            run_mhd = true; /* libmicrohttpd's own timeouts */
+        if (run_mhd || loop->resumed) {
+            loop->resumed = false;
+            MHD_run(loop->daemon);
+        }
+        if (atomic_load(&loop->quiesce) && !atomic_load(&loop->quiesced)) {
+            MHD_quiesce_daemon(loop->daemon); /* the socket is closed once, by the server */
+            atomic_store(&loop->quiesced, true);
+        }
+    }
+    if (s->cfg.loop_stop != NULL)
+        s->cfg.loop_stop(s->cfg.ctx, loop, loop->index);
+    return NULL;
+}
+
+/* The listening socket the loops share (each daemon accepts from it). */
+static int listen_socket(const struct sockaddr_storage *ss, bool v6)
+{
+    int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    socklen_t len = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        (v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) ||
+        bind(fd, (const struct sockaddr *)ss, len) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+static int loop_start(struct ksvc_server *s, struct ksvc_loop *loop, unsigned index, char *err,
+                      size_t errlen)
+{
+    loop->s = s;
+    loop->index = index;
+    loop->epfd = loop->mhd_fd = loop->wake_fd = -1;
+    loop->timer_at = -1;
+    loop->start_rc = -2;
+    pthread_mutex_init(&loop->start_lock, NULL);
+    pthread_cond_init(&loop->started, NULL);
+    /* libmicrohttpd's own limit is only a backstop above ours (on_accept) */
+    unsigned mhd_limit = s->cfg.limits.max_connections * 2 + 1;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+                     (s->cert_pem ? MHD_USE_TLS : 0);
+    struct MHD_OptionItem tls_opts[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, s->cert_pem},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, s->key_pem},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    loop->daemon = MHD_start_daemon(
+        flags, 0, on_accept, loop, on_request, loop, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, s,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd, MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
+        MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.limits.idle_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_POOL_BYTES, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, loop, MHD_OPTION_NOTIFY_CONNECTION, on_connection, loop, MHD_OPTION_ARRAY,
+        s->cert_pem ? tls_opts : tls_opts + 2, MHD_OPTION_END);
+    if (loop->daemon == NULL) {
+        snprintf(err, errlen, "libmicrohttpd did not start%s (bad TLS material?)",
+                 s->cert_pem ? " with TLS" : "");
+        return -1;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(loop->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    loop->mhd_fd = di != NULL ? di->epoll_fd : -1;
+    loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+    loop->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    struct epoll_event mhd_ev = {.events = EPOLLIN, .data.fd = loop->mhd_fd};
+    struct epoll_event wake_ev = {.events = EPOLLIN, .data.fd = loop->wake_fd};
+    if (loop->mhd_fd < 0 || loop->epfd < 0 || loop->wake_fd < 0 ||
+        epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->mhd_fd, &mhd_ev) != 0 ||
+        epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->wake_fd, &wake_ev) != 0) {
+        snprintf(err, errlen, "cannot set up an event loop: %s", strerror(errno));
+        return -1;
+    }
+    if (pthread_create(&loop->thread, NULL, loop_main, loop) != 0) {
+        snprintf(err, errlen, "cannot start a polling thread");
+        return -1;
+    }
+    loop->thread_started = true;
+    pthread_mutex_lock(&loop->start_lock);
+    while (loop->start_rc == -2)
+        pthread_cond_wait(&loop->started, &loop->start_lock);
+    int rc = loop->start_rc;
+    pthread_mutex_unlock(&loop->start_lock);
+    if (rc != 0) {
+        snprintf(err, errlen, "the service could not set up polling thread %u", index);
+        pthread_join(loop->thread, NULL);
+        loop->thread_started = false;
+        return -1;
+    }
+    return 0;
+}
+
+/* Ends the loop's thread (its loop_stop hook runs there) and frees it. */
+static void loop_end(struct ksvc_loop *loop)
+{
+    if (loop->thread_started) {
+        atomic_store(&loop->stop, true);
+        loop_wake(loop);
+        pthread_join(loop->thread, NULL);
+        loop->thread_started = false;
+    }
+    if (loop->daemon != NULL)
+        MHD_stop_daemon(loop->daemon);
+    loop->daemon = NULL;
+    if (loop->epfd >= 0)
+        close(loop->epfd);
+    if (loop->wake_fd >= 0)
+        close(loop->wake_fd);
+    loop->epfd = loop->wake_fd = -1;
+    free(loop->watches);
+    loop->watches = NULL;
+    loop->nwatches = 0;
+    if (loop->s != NULL) {
+        pthread_mutex_destroy(&loop->start_lock);
+        pthread_cond_destroy(&loop->started);
+        loop->s = NULL;
+    }
+}
+
 /* ---- start and stop ---- */
 
 static int load_tls(struct ksvc_server *s, char *err, size_t errlen)
@@ -1176,7 +1478,7 @@ int ksvc_server_start(const struct ksvc_server_cfg *cfg, struct ksvc_server **ou
         return -1;
     }
     s->cfg = *cfg;
-    s->quiesced_fd = MHD_INVALID_SOCKET;
+    s->listen_fd = -1;
     pthread_mutex_init(&s->conn_lock, NULL);
     pthread_cond_init(&s->reaper_wake, NULL);
     pthread_mutex_init(&s->job_lock, NULL);
@@ -1232,31 +1534,28 @@ int ksvc_server_start(const struct ksvc_server_cfg *cfg, struct ksvc_server **ou
     }
     s->reaper_started = true;
 
-    /* libmicrohttpd's own limit splits across its threads; ours (on_accept)
-     * is the exact one, so its limit is only a backstop above ours */
-    unsigned mhd_limit = s->cfg.limits.max_connections * 2 + s->cfg.threads;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0) | (s->cert_pem ? MHD_USE_TLS : 0);
-    struct MHD_OptionItem tls_opts[] = {
-        {MHD_OPTION_HTTPS_MEM_CERT, 0, s->cert_pem},
-        {MHD_OPTION_HTTPS_MEM_KEY, 0, s->key_pem},
-        {MHD_OPTION_END, 0, NULL},
-    };
-    s->daemon = MHD_start_daemon(
-        flags, (uint16_t)cfg->port, on_accept, s, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
-        on_mhd_error, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
-        s->cfg.threads, MHD_OPTION_CONNECTION_LIMIT, mhd_limit, MHD_OPTION_CONNECTION_TIMEOUT,
-        s->cfg.limits.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_POOL_BYTES,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
-        s, MHD_OPTION_ARRAY, s->cert_pem ? tls_opts : tls_opts + 2, MHD_OPTION_END);
-    if (s->daemon == NULL) {
-        snprintf(err, errlen,
-                 "cannot listen on %s:%d%s (port in use, no permission, or bad TLS material)",
-                 cfg->host, cfg->port, s->cert_pem ? " with TLS" : "");
+    s->listen_fd = listen_socket(&ss, v6);
+    if (s->listen_fd < 0) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->host, cfg->port, strerror(errno));
         goto fail;
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = di ? di->port : cfg->port;
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof(bound);
+    s->port = cfg->port;
+    if (getsockname(s->listen_fd, (struct sockaddr *)&bound, &blen) == 0)
+        s->port =
+            ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)(void *)&bound)->sin6_port
+                                              : ((struct sockaddr_in *)(void *)&bound)->sin_port);
+    s->loops = calloc(s->cfg.threads, sizeof(*s->loops));
+    if (s->loops == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (; s->nloops < s->cfg.threads; s->nloops++)
+        if (loop_start(s, &s->loops[s->nloops], s->nloops, err, errlen) != 0) {
+            s->nloops++; /* half set up: loop_end frees it */
+            goto fail;
+        }
     *out = s;
     return 0;
 fail:
@@ -1299,12 +1598,28 @@ static void stop_workers(struct ksvc_server *s)
     s->nworkers = 0;
 }
 
+/* Stops every loop accepting (each quiesces its own daemon) and waits, up
+ * to a second, until they have. */
+static void quiesce_loops(struct ksvc_server *s)
+{
+    for (unsigned i = 0; i < s->nloops; i++) {
+        if (!s->loops[i].thread_started)
+            continue;
+        atomic_store(&s->loops[i].quiesce, true);
+        loop_wake(&s->loops[i]);
+    }
+    long long until = now_ms() + 1000;
+    for (unsigned i = 0; i < s->nloops; i++)
+        while (s->loops[i].thread_started && !atomic_load(&s->loops[i].quiesced) &&
+               now_ms() < until)
+            usleep(1000);
+}
+
 void ksvc_server_stop(struct ksvc_server *s)
 {
     if (s == NULL)
         return;
-    if (s->daemon != NULL)
-        s->quiesced_fd = MHD_quiesce_daemon(s->daemon);
+    quiesce_loops(s);
     stop_workers(s);
     long long until = now_ms() + STOP_WAIT_MS;
     while (atomic_load(&s->outstanding) > 0 && now_ms() < until)
@@ -1323,14 +1638,15 @@ void ksvc_server_stop(struct ksvc_server *s)
                  json_pack("{s:i}", "requests_not_completed", (int)left));
         return;
     }
-    if (s->daemon != NULL)
-        MHD_stop_daemon(s->daemon);
-    if (s->quiesced_fd != MHD_INVALID_SOCKET)
-        close(s->quiesced_fd);
+    for (unsigned i = 0; i < s->nloops; i++)
+        loop_end(&s->loops[i]);
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
     if (s->key_pem != NULL)
         OPENSSL_cleanse(s->key_pem, s->key_len);
     free(s->key_pem);
     free(s->cert_pem);
+    free(s->loops);
     free(s->workers);
     free(s->addrs);
     ksvc_metrics_free(s->metrics);

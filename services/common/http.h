@@ -1,5 +1,6 @@
-/* The services' HTTP(S) server: libmicrohttpd with an epoll thread pool (one
- * polling thread per core), bodies collected up to a cap, /healthz and
+/* The services' HTTP(S) server: libmicrohttpd driven by our own event loops
+ * (one polling thread per core, each with its own daemon in external epoll
+ * mode on a shared listening socket), bodies collected up to a cap, /healthz and
  * /metrics answered here, one JSON log line per request, connection limits
  * (total and per client address, refusals counted in /metrics), a deadline
  * for each request's headers and body, and strict framing (a request that
@@ -10,12 +11,18 @@
  * cfg.may_block says it may: then it runs on one of cfg.workers threads. A
  * handler that waits on something (an upstream call, a card operation) can
  * instead park its request with ksvc_defer and answer it later, from any
- * thread, with ksvc_complete: no thread waits meanwhile. */
+ * thread, with ksvc_complete: no thread waits meanwhile.
+ *
+ * A service can put its own descriptors and a timer on a polling thread's
+ * loop (struct ksvc_loop, below): work it starts from a handler then finishes
+ * on the same thread, so the answer is sent without a hand-over between
+ * threads (k_proxy's client of k_server does this). */
 #ifndef KCARD_SERVICES_HTTP_H
 #define KCARD_SERVICES_HTTP_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -33,10 +40,12 @@ struct ksvc_request {
     const char *path;
     const char *body; /* NUL-terminated; "" when there is none */
     size_t body_len;
-    char request_id[24]; /* boot id (8 hex) + request number (12 hex) */
-    char remote[64];     /* peer address */
-    void *conn;          /* the MHD connection, for ksvc_request_header */
-    void *state;         /* the HTTP layer's, for ksvc_defer; NULL outside a server */
+    char request_id[24];    /* boot id (8 hex) + request number (12 hex) */
+    char remote[64];        /* peer address */
+    void *conn;             /* the MHD connection, for ksvc_request_header */
+    void *state;            /* the HTTP layer's, for ksvc_defer; NULL outside a server */
+    struct ksvc_loop *loop; /* the polling thread's loop running the handler; NULL on a
+                               worker thread or outside a server */
 };
 
 struct ksvc_response {
@@ -61,6 +70,13 @@ typedef bool (*ksvc_health_fn)(void *ctx, json_t *out);
 typedef void (*ksvc_metrics_fn)(void *ctx, struct ksvc_metrics *m);
 /* True when the handler may block on this request (it then runs on a worker thread). */
 typedef bool (*ksvc_may_block_fn)(void *ctx, const struct ksvc_request *req);
+
+struct ksvc_loop;
+/* Called on each polling thread as its loop starts (before any request) and
+ * as it ends (after the last); index is 0 .. threads-1. A start hook that
+ * returns -1 stops the server from starting. */
+typedef int (*ksvc_loop_start_fn)(void *ctx, struct ksvc_loop *loop, unsigned index);
+typedef void (*ksvc_loop_stop_fn)(void *ctx, struct ksvc_loop *loop, unsigned index);
 
 /* What keeps a service answering when clients misbehave (0: the default). */
 struct ksvc_limits {
@@ -92,6 +108,8 @@ struct ksvc_server_cfg {
      * value, name, value, ..., NULL (e.g. the portal's Content-Security-Policy).
      * NULL: none. Every answer also has X-Content-Type-Options: nosniff. */
     const char *const *extra_headers;
+    ksvc_loop_start_fn loop_start; /* NULL: none */
+    ksvc_loop_stop_fn loop_stop;   /* NULL: none */
 };
 
 struct ksvc_server;
@@ -106,6 +124,26 @@ struct ksvc_metrics *ksvc_server_metrics(struct ksvc_server *s);
  * completed, then stops the server and frees it. Whatever completes deferred
  * requests must keep running until this returns. */
 void ksvc_server_stop(struct ksvc_server *s);
+
+/* ---- a polling thread's event loop ----
+ * Everything here is called on the loop's own thread (from a handler running
+ * there, from a watch or timer callback, or from the loop hooks). */
+
+/* Called with the epoll events (EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP) of fd. */
+typedef void (*ksvc_loop_io_fn)(void *arg, int fd, uint32_t events);
+typedef void (*ksvc_loop_timer_fn)(void *arg);
+
+/* Watches fd for events (EPOLLIN and/or EPOLLOUT), replacing what was
+ * watched before; events 0 stops watching it. 0 or -1 (errno set). */
+int ksvc_loop_watch(struct ksvc_loop *loop, int fd, uint32_t events, ksvc_loop_io_fn fn, void *arg);
+/* The loop's one service timer: fn(arg) runs once at at_ms (CLOCK_MONOTONIC
+ * milliseconds; at or before now: on the next pass); -1 cancels it. */
+void ksvc_loop_timer(struct ksvc_loop *loop, int64_t at_ms, ksvc_loop_timer_fn fn, void *arg);
+unsigned ksvc_loop_index(const struct ksvc_loop *loop);
+/* True when called on loop's own thread. */
+bool ksvc_loop_is_current(const struct ksvc_loop *loop);
+/* CLOCK_MONOTONIC in milliseconds, the clock of ksvc_loop_timer. */
+int64_t ksvc_now_ms(void);
 
 /* A ksvc_may_block_fn for services whose every handler may block. */
 bool ksvc_always_blocks(void *ctx, const struct ksvc_request *req);

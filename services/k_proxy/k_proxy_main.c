@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -350,6 +351,20 @@ static int parse_options(int argc, char **argv, struct kpx_proxy *p, struct opti
     return 0;
 }
 
+static int lane_start(void *ctx, struct ksvc_loop *loop, unsigned index)
+{
+    (void)index;
+    struct kpx_proxy *p = ctx;
+    return kpx_upstream_attach(p->upstream, loop);
+}
+
+static void lane_stop(void *ctx, struct ksvc_loop *loop, unsigned index)
+{
+    (void)index;
+    struct kpx_proxy *p = ctx;
+    kpx_upstream_detach(p->upstream, loop);
+}
+
 int main(int argc, char **argv)
 {
     struct kpx_proxy p = {.mode = KPX_AUTH_PROBE, .session_ttl_s = 300};
@@ -407,10 +422,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "k_proxy: state database: %s\n", err);
         goto out;
     }
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
     struct kpx_upstream_cfg ucfg = {.base_url = p.server_base_url,
                                     .ca_file = o.ca_file,
                                     .key = key,
-                                    .timeout_ms = o.upstream_timeout_ms};
+                                    .timeout_ms = o.upstream_timeout_ms,
+                                    .loop_lanes = cores < 1 ? 1 : (unsigned)cores};
     p.upstream = kpx_upstream_new(&ucfg, err, sizeof(err));
     OPENSSL_cleanse(key, sizeof(key));
     if (p.upstream == NULL) {
@@ -462,6 +479,9 @@ int main(int argc, char **argv)
         .health = kpx_health,
         .metrics_refresh = kpx_metrics_refresh,
         .ctx = &p,
+        /* each polling thread sends its counter calls to k_server itself */
+        .loop_start = lane_start,
+        .loop_stop = lane_stop,
     };
     if (ksvc_server_start(&cfg, &p.http, err, sizeof(err)) != 0) {
         fprintf(stderr, "k_proxy: %s\n", err);

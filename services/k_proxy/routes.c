@@ -522,7 +522,8 @@ struct counter_call {
 _Static_assert(sizeof(struct counter_call) <= KPX_UPSTREAM_CALLER_MAX,
                "a counter call fits in an upstream request slot");
 
-/* On the upstream client's loop thread. */
+/* On the thread driving the request's upstream lane (the polling thread
+ * that read the request). */
 static void counter_done(void *arg, const struct kpx_upstream_result *r)
 {
     struct kpx_proxy *p = arg;
@@ -553,7 +554,8 @@ static void route_counter(struct kpx_proxy *p, const struct ksvc_request *req,
         counter_answer(p, &r, s.username, s.expires_at, resp);
         return;
     }
-    if (kpx_upstream_counter_start(p->upstream, s.ref, &c, sizeof(c), counter_done, p) != 0) {
+    if (kpx_upstream_counter_start(p->upstream, req->loop, s.ref, &c, sizeof(c), counter_done, p) !=
+        0) {
         struct ksvc_response busy;
         memset(&busy, 0, sizeof(busy));
         count(p, "kcard_k_proxy_upstream_requests_total", "Requests to k_server, by result.",

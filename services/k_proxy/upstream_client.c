@@ -12,14 +12,18 @@
  * had used), so on a replayed_request refusal this client moves to a new
  * instance id and sends the request once more, newly signed.
  *
- * One loop thread owns the curl multi handle, the signing identity and every
- * request on the wire. It waits in epoll on the sockets curl asks for and
- * drives curl with curl_multi_socket_action, so a pass touches only the
- * transfers that have something to do (curl_multi_perform would poll every
- * transfer's socket on every pass). Other threads hand requests over through
- * a short mutex-protected queue and an eventfd. A request is signed when it is
- * put on the wire, and at most max_connections are on the wire at once (the
- * rest wait here, in order), so requests overtake each other by far less than
+ * Requests travel in lanes: a lane is a curl multi handle with its own
+ * connections, request slots and queue, driven by one thread that waits in
+ * epoll on the sockets curl asks for and calls curl_multi_socket_action, so a
+ * pass touches only the transfers that have something to do. Each of the HTTP
+ * server's polling threads gets a lane on its own event loop
+ * (kpx_upstream_attach): a counter call started by a handler there goes on
+ * the wire, and is answered, on the thread that read the request, with no
+ * hand-over between threads. Callers on other threads use the client's own
+ * lane, which has a thread of its own fed through a short mutex-protected
+ * queue and an eventfd. A request is signed when it is put on the wire, and
+ * a lane has at most its share of max_connections on the wire (the rest wait
+ * in it, in order), so requests overtake each other by far less than
  * k_server's replay window. Request slots (easy handle, header nodes, reply
  * buffer) are made once and reused: no heap allocation per request. */
 #include "services/k_proxy/upstream_client.h"
@@ -44,9 +48,11 @@
 #include <openssl/crypto.h>
 
 #include "services/common/crypto.h"
+#include "services/common/http.h"
 
-#define SLOTS_PREALLOCATED 256
-#define SLOTS_MAX 8192 /* requests started and not yet completed, at most */
+#define SLOTS_PREALLOCATED 64 /* per lane */
+#define SLOTS_MAX 8192        /* per lane: requests started and not yet completed, at most */
+#define LANES_MAX 64
 #define REPLY_MAX 4096 /* k_server's answers are under 200 bytes */
 #define POLL_MAX_MS 1000
 #define EVENTS_MAX 64
@@ -59,12 +65,14 @@ static char content_type_header[] = "Content-Type: application/json";
 static char no_accept_header[] = "Accept:";
 static const char request_body[] = "{}";
 
+struct lane;
+
 struct slot {
     struct slot *next;     /* in the free list, a queue, or NULL */
-    struct slot *all_next; /* every slot, for freeing */
-    struct kpx_upstream *u;
+    struct slot *all_next; /* every slot of the lane, for freeing */
+    struct lane *lane;
     CURL *easy;
-    bool configured; /* options set (on the loop thread) */
+    bool configured; /* options set (on the lane's thread) */
     bool on_wire;    /* added to the multi handle */
     bool retried;
     /* the request */
@@ -87,32 +95,47 @@ struct slot {
     char reply[REPLY_MAX + 1];
 };
 
+/* A multi handle, its connections and requests, and the thread driving it:
+ * an HTTP polling thread's loop (loop != NULL) or the lane's own thread. */
+struct lane {
+    struct kpx_upstream *u;
+    struct ksvc_loop *loop;
+    unsigned max_connections;
+    CURLM *multi;
+    CURLSH *share; /* TLS sessions and DNS, shared by the lane's handles */
+
+    /* the free list; under lock on the own lane (any thread takes from it) */
+    struct slot *free;
+    struct slot *all;
+    size_t nslots;
+
+    /* the own lane only: its thread, and requests handed over to it */
+    int epfd;
+    int wakefd;
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t lock;
+    struct slot *sub_head, *sub_tail;
+    bool stopping;
+    bool woken; /* a wakeup is pending: no need for another */
+
+    /* the driving thread's own */
+    struct slot *wait_head, *wait_tail; /* waiting for a connection */
+    unsigned on_wire;
+    int64_t timer_at; /* when curl wants CURL_SOCKET_TIMEOUT; -1: never */
+};
+
 struct kpx_upstream {
     char url[1024];
     char *ca_file;
     uint8_t key[KSVC_UPSTREAM_KEY_LEN];
     long timeout_ms;
-    unsigned max_connections;
-    CURLM *multi;
-    CURLSH *share; /* TLS sessions and DNS, shared by the slots' handles */
-    int epfd;      /* the loop's: curl's sockets and wakefd */
-    int wakefd;    /* eventfd: requests were handed over, or stop */
-    pthread_t thread;
-    bool thread_started;
+    unsigned max_connections, lane_connections;
+    struct lane *own;              /* for callers off the polling threads */
+    struct lane *loops[LANES_MAX]; /* by polling thread index */
     atomic_ulong renewals;
 
-    pthread_mutex_t lock; /* guards what follows, up to the loop's own */
-    struct slot *free;
-    struct slot *all;
-    size_t nslots;
-    struct slot *sub_head, *sub_tail; /* handed over, not yet taken by the loop */
-    bool stopping;
-    bool woken; /* a wakeup is pending: no need for another */
-
-    /* the loop thread's own */
-    struct slot *wait_head, *wait_tail; /* waiting for a connection */
-    unsigned on_wire;
-    int64_t timer_at; /* when curl wants CURL_SOCKET_TIMEOUT; -1: never */
+    pthread_mutex_t id_lock; /* the signing identity, shared by every lane */
     uint8_t instance[KSVC_UPSTREAM_INSTANCE_LEN];
     uint64_t seq; /* the last number used */
 };
@@ -122,6 +145,18 @@ static int64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void lane_lock(struct lane *l)
+{
+    if (l->loop == NULL)
+        pthread_mutex_lock(&l->lock);
+}
+
+static void lane_unlock(struct lane *l)
+{
+    if (l->loop == NULL)
+        pthread_mutex_unlock(&l->lock);
 }
 
 static size_t on_data(char *data, size_t size, size_t n, void *arg)
@@ -138,7 +173,7 @@ static size_t on_data(char *data, size_t size, size_t n, void *arg)
     return len;
 }
 
-static struct slot *slot_new(struct kpx_upstream *u)
+static struct slot *slot_new(struct lane *l)
 {
     struct slot *s = calloc(1, sizeof(*s));
     if (s == NULL)
@@ -147,24 +182,25 @@ static struct slot *slot_new(struct kpx_upstream *u)
         free(s);
         return NULL;
     }
-    s->u = u;
+    s->lane = l;
     s->headers[0].data = s->authz;
     s->headers[0].next = &s->headers[1];
     s->headers[1].data = content_type_header;
     s->headers[1].next = &s->headers[2];
     s->headers[2].data = no_accept_header;
     s->headers[2].next = NULL;
-    s->all_next = u->all;
-    u->all = s;
-    u->nslots++;
+    s->all_next = l->all;
+    l->all = s;
+    l->nslots++;
     return s;
 }
 
-/* The handle's options, set once on the loop thread (the share handle is
+/* The handle's options, set once on the lane's thread (the share handle is
  * used without locks, so only that thread may touch it). */
 static int slot_configure(struct slot *s)
 {
-    struct kpx_upstream *u = s->u;
+    struct lane *l = s->lane;
+    struct kpx_upstream *u = l->u;
     CURL *h = s->easy;
     bool ok = curl_easy_setopt(h, CURLOPT_URL, u->url) == CURLE_OK &&
               curl_easy_setopt(h, CURLOPT_POSTFIELDS, request_body) == CURLE_OK &&
@@ -183,7 +219,7 @@ static int slot_configure(struct slot *s)
               curl_easy_setopt(h, CURLOPT_NOPROXY, "*") == CURLE_OK &&
               /* the answers are small: a small receive buffer is cheaper to allocate */
               curl_easy_setopt(h, CURLOPT_BUFFERSIZE, (long)REPLY_MAX) == CURLE_OK &&
-              curl_easy_setopt(h, CURLOPT_SHARE, u->share) == CURLE_OK &&
+              curl_easy_setopt(h, CURLOPT_SHARE, l->share) == CURLE_OK &&
               (u->ca_file == NULL || curl_easy_setopt(h, CURLOPT_CAINFO, u->ca_file) == CURLE_OK);
     s->configured = ok;
     return ok ? 0 : -1;
@@ -192,7 +228,7 @@ static int slot_configure(struct slot *s)
 /* Hands the result to the caller and puts the slot back in the free list. */
 static void finish(struct slot *s, enum kpx_upstream_status st, int64_t value)
 {
-    struct kpx_upstream *u = s->u;
+    struct lane *l = s->lane;
     struct kpx_upstream_result r = {.status = st,
                                     .value = value,
                                     .msg = st == KPX_UPSTREAM_OK ? "" : s->msg,
@@ -200,10 +236,10 @@ static void finish(struct slot *s, enum kpx_upstream_status st, int64_t value)
     s->done(s->arg, &r);
     s->done = NULL;
     s->arg = NULL;
-    pthread_mutex_lock(&u->lock);
-    s->next = u->free;
-    u->free = s;
-    pthread_mutex_unlock(&u->lock);
+    lane_lock(l);
+    s->next = l->free;
+    l->free = s;
+    lane_unlock(l);
 }
 
 static void fail(struct slot *s, enum kpx_upstream_status st, const char *fmt, ...)
@@ -219,14 +255,17 @@ static void fail(struct slot *s, enum kpx_upstream_status st, const char *fmt, .
 
 /* Signs the request with the next number of the sequence and puts it on the
  * wire; completes it at once when that fails. */
-static void send_request(struct kpx_upstream *u, struct slot *s, int64_t now)
+static void send_request(struct lane *l, struct slot *s, int64_t now)
 {
+    struct kpx_upstream *u = l->u;
     if (!s->configured && slot_configure(s) != 0) {
         fail(s, KPX_UPSTREAM_UNREACHABLE, "cannot set up a request to k_server");
         return;
     }
+    pthread_mutex_lock(&u->id_lock);
     memcpy(s->instance, u->instance, sizeof(s->instance));
     s->seq = ++u->seq;
+    pthread_mutex_unlock(&u->id_lock);
     memcpy(s->authz, AUTHZ_PREFIX, strlen(AUTHZ_PREFIX));
     char *value = s->authz + strlen(AUTHZ_PREFIX);
     size_t cap = sizeof(s->authz) - strlen(AUTHZ_PREFIX);
@@ -244,12 +283,12 @@ static void send_request(struct kpx_upstream *u, struct slot *s, int64_t now)
     s->curl_err[0] = '\0';
     if (curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, left) != CURLE_OK ||
         curl_easy_setopt(s->easy, CURLOPT_CONNECTTIMEOUT_MS, left) != CURLE_OK ||
-        curl_multi_add_handle(u->multi, s->easy) != CURLM_OK) {
+        curl_multi_add_handle(l->multi, s->easy) != CURLM_OK) {
         fail(s, KPX_UPSTREAM_UNREACHABLE, "cannot start a request to k_server");
         return;
     }
     s->on_wire = true;
-    u->on_wire++;
+    l->on_wire++;
 }
 
 int kpx_upstream_parse_counter(const char *body, size_t len, const char *ref, int64_t *value,
@@ -288,15 +327,20 @@ static void error_code(const char *body, size_t len, char *out, size_t cap)
  * new instance, unless an earlier refusal already did. */
 static int renew_identity(struct kpx_upstream *u, const struct slot *s)
 {
-    if (memcmp(u->instance, s->instance, sizeof(u->instance)) != 0)
-        return 0;
-    uint8_t fresh[KSVC_UPSTREAM_INSTANCE_LEN];
-    if (ksvc_random(fresh, sizeof(fresh)) != 0)
-        return -1;
-    memcpy(u->instance, fresh, sizeof(fresh));
-    u->seq = 0;
-    atomic_fetch_add(&u->renewals, 1);
-    return 0;
+    int rc = 0;
+    pthread_mutex_lock(&u->id_lock);
+    if (memcmp(u->instance, s->instance, sizeof(u->instance)) == 0) {
+        uint8_t fresh[KSVC_UPSTREAM_INSTANCE_LEN];
+        if (ksvc_random(fresh, sizeof(fresh)) != 0) {
+            rc = -1;
+        } else {
+            memcpy(u->instance, fresh, sizeof(fresh));
+            u->seq = 0;
+            atomic_fetch_add(&u->renewals, 1);
+        }
+    }
+    pthread_mutex_unlock(&u->id_lock);
+    return rc;
 }
 
 unsigned long kpx_upstream_renewals(struct kpx_upstream *u)
@@ -305,13 +349,14 @@ unsigned long kpx_upstream_renewals(struct kpx_upstream *u)
 }
 
 /* A transfer ended with cc: answer the caller, or send it once more. */
-static void transfer_done(struct kpx_upstream *u, struct slot *s, CURLcode cc)
+static void transfer_done(struct lane *l, struct slot *s, CURLcode cc)
 {
+    struct kpx_upstream *u = l->u;
     long code = 0;
     curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &code);
-    curl_multi_remove_handle(u->multi, s->easy);
+    curl_multi_remove_handle(l->multi, s->easy);
     s->on_wire = false;
-    u->on_wire--;
+    l->on_wire--;
     if (cc == CURLE_OPERATION_TIMEDOUT) {
         fail(s, KPX_UPSTREAM_TIMEOUT, "k_server at %s did not answer within %ld ms", u->url,
              u->timeout_ms);
@@ -333,7 +378,7 @@ static void transfer_done(struct kpx_upstream *u, struct slot *s, CURLcode cc)
                 int64_t now = now_ms();
                 s->retried = true;
                 s->deadline_ms = now + u->timeout_ms;
-                send_request(u, s, now);
+                send_request(l, s, now);
                 return;
             }
             fail(s, KPX_UPSTREAM_REFUSED,
@@ -362,81 +407,135 @@ static void transfer_done(struct kpx_upstream *u, struct slot *s, CURLcode cc)
 
 /* Requests waiting for a connection: those past their deadline time out,
  * the others go on the wire while there is room. */
-static void launch_waiting(struct kpx_upstream *u)
+static void launch_waiting(struct lane *l)
 {
     int64_t now = now_ms();
-    while (u->wait_head != NULL) {
-        struct slot *s = u->wait_head;
-        if (s->deadline_ms > now && u->on_wire >= u->max_connections)
+    while (l->wait_head != NULL) {
+        struct slot *s = l->wait_head;
+        if (s->deadline_ms > now && l->on_wire >= l->max_connections)
             break;
-        u->wait_head = s->next;
-        if (u->wait_head == NULL)
-            u->wait_tail = NULL;
+        l->wait_head = s->next;
+        if (l->wait_head == NULL)
+            l->wait_tail = NULL;
         s->next = NULL;
         if (s->deadline_ms <= now)
             fail(s, KPX_UPSTREAM_TIMEOUT,
-                 "k_server at %s did not answer within %ld ms (no connection was free)", u->url,
-                 u->timeout_ms);
+                 "k_server at %s did not answer within %ld ms (no connection was free)", l->u->url,
+                 l->u->timeout_ms);
         else
-            send_request(u, s, now);
+            send_request(l, s, now);
     }
 }
 
-static void read_finished(struct kpx_upstream *u)
+static void read_finished(struct lane *l)
 {
     CURLMsg *m;
     int left = 0;
-    while ((m = curl_multi_info_read(u->multi, &left)) != NULL) {
+    while ((m = curl_multi_info_read(l->multi, &left)) != NULL) {
         if (m->msg != CURLMSG_DONE)
             continue;
         char *priv = NULL;
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
         CURLcode cc = m->data.result;
         if (priv != NULL)
-            transfer_done(u, (struct slot *)priv, cc);
+            transfer_done(l, (struct slot *)priv, cc);
     }
 }
 
-/* Completes everything left when the client stops. */
-static void fail_all(struct kpx_upstream *u)
+/* Completes everything left when the lane stops. */
+static void fail_all(struct lane *l)
 {
-    while (u->wait_head != NULL) {
-        struct slot *s = u->wait_head;
-        u->wait_head = s->next;
+    while (l->wait_head != NULL) {
+        struct slot *s = l->wait_head;
+        l->wait_head = s->next;
         s->next = NULL;
         fail(s, KPX_UPSTREAM_UNREACHABLE, "k_proxy is stopping");
     }
-    u->wait_tail = NULL;
+    l->wait_tail = NULL;
     /* the list of slots no longer changes: nothing is started once stopping */
-    for (struct slot *s = u->all; s != NULL; s = s->all_next) {
+    for (struct slot *s = l->all; s != NULL; s = s->all_next) {
         if (!s->on_wire)
             continue;
-        curl_multi_remove_handle(u->multi, s->easy);
+        curl_multi_remove_handle(l->multi, s->easy);
         s->on_wire = false;
-        u->on_wire--;
+        l->on_wire--;
         fail(s, KPX_UPSTREAM_UNREACHABLE, "k_proxy is stopping");
     }
+}
+
+/* When the lane must next be driven: curl's timer or the oldest waiting
+ * request's deadline; -1: no need. */
+static int64_t lane_due(const struct lane *l)
+{
+    int64_t due = l->timer_at;
+    if (l->wait_head != NULL && (due < 0 || l->wait_head->deadline_ms < due))
+        due = l->wait_head->deadline_ms;
+    return due;
+}
+
+static void lane_on_loop_timer(void *arg);
+
+/* After the lane was driven: on a polling thread's loop, its timer follows. */
+static void lane_settle(struct lane *l)
+{
+    read_finished(l);
+    launch_waiting(l);
+    if (l->loop != NULL)
+        ksvc_loop_timer(l->loop, lane_due(l), lane_on_loop_timer, l);
+}
+
+static void lane_on_timeouts(struct lane *l)
+{
+    int running = 0;
+    if (l->timer_at >= 0 && l->timer_at <= now_ms()) {
+        l->timer_at = -1;
+        curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
+}
+
+static void lane_on_loop_timer(void *arg)
+{
+    struct lane *l = arg;
+    lane_on_timeouts(l);
+    lane_settle(l);
+}
+
+static void lane_socket_action(struct lane *l, int fd, uint32_t events)
+{
+    int running = 0;
+    int flags = ((events & EPOLLIN) ? CURL_CSELECT_IN : 0) |
+                ((events & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
+                ((events & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0);
+    curl_multi_socket_action(l->multi, (curl_socket_t)fd, flags, &running);
+}
+
+/* A socket of a lane on a polling thread's loop is ready. */
+static void lane_on_loop_io(void *arg, int fd, uint32_t events)
+{
+    struct lane *l = arg;
+    lane_socket_action(l, fd, events);
+    lane_on_timeouts(l);
+    lane_settle(l);
 }
 
 /* CURLMOPT_SOCKETFUNCTION: what curl wants to hear about a socket. */
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *arg, void *socket_arg)
 {
     (void)easy;
-    struct kpx_upstream *u = arg;
-    if (what == CURL_POLL_REMOVE) {
-        epoll_ctl(u->epfd, EPOLL_CTL_DEL, fd, NULL);
+    (void)socket_arg;
+    struct lane *l = arg;
+    uint32_t events = what == CURL_POLL_REMOVE ? 0u
+                                               : ((what & CURL_POLL_IN) ? EPOLLIN : 0u) |
+                                                     ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
+    if (l->loop != NULL)
+        return ksvc_loop_watch(l->loop, fd, events, lane_on_loop_io, l) == 0 ? 0 : -1;
+    if (events == 0) {
+        epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
         return 0;
     }
-    struct epoll_event ev = {.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) |
-                                       ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u),
-                             .data.u64 = (uint64_t)fd};
-    if (socket_arg == NULL) { /* new to us */
-        if (epoll_ctl(u->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
-            epoll_ctl(u->epfd, EPOLL_CTL_MOD, fd, &ev);
-        curl_multi_assign(u->multi, fd, u);
-    } else if (epoll_ctl(u->epfd, EPOLL_CTL_MOD, fd, &ev) != 0) {
-        epoll_ctl(u->epfd, EPOLL_CTL_ADD, fd, &ev);
-    }
+    struct epoll_event ev = {.events = events, .data.u64 = (uint64_t)fd};
+    if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev) != 0)
+        epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev);
     return 0;
 }
 
@@ -444,74 +543,161 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *arg, void *so
 static int on_timer(CURLM *multi, long timeout_ms, void *arg)
 {
     (void)multi;
-    struct kpx_upstream *u = arg;
-    u->timer_at = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    struct lane *l = arg;
+    l->timer_at = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    if (l->loop != NULL)
+        ksvc_loop_timer(l->loop, lane_due(l), lane_on_loop_timer, l);
     return 0;
 }
 
-/* How long the loop may sleep: until curl's timer, the oldest waiting
- * request's deadline, or POLL_MAX_MS. */
-static int sleep_ms(const struct kpx_upstream *u)
+/* How long the own lane's thread may sleep. */
+static int sleep_ms(const struct lane *l)
 {
-    int64_t now = now_ms(), until = now + POLL_MAX_MS;
-    if (u->timer_at >= 0 && u->timer_at < until)
-        until = u->timer_at;
-    if (u->wait_head != NULL && u->wait_head->deadline_ms < until)
-        until = u->wait_head->deadline_ms;
+    int64_t now = now_ms(), until = now + POLL_MAX_MS, due = lane_due(l);
+    if (due >= 0 && due < until)
+        until = due;
     return until <= now ? 0 : (int)(until - now);
 }
 
-static void *loop(void *arg)
+/* The own lane's thread. */
+static void *own_loop(void *arg)
 {
-    struct kpx_upstream *u = arg;
+    struct lane *l = arg;
     struct epoll_event events[EVENTS_MAX];
-    int running = 0;
     for (;;) {
-        pthread_mutex_lock(&u->lock);
-        struct slot *head = u->sub_head, *tail = u->sub_tail;
-        u->sub_head = u->sub_tail = NULL;
-        u->woken = false;
-        bool stopping = u->stopping;
-        pthread_mutex_unlock(&u->lock);
+        pthread_mutex_lock(&l->lock);
+        struct slot *head = l->sub_head, *tail = l->sub_tail;
+        l->sub_head = l->sub_tail = NULL;
+        l->woken = false;
+        bool stopping = l->stopping;
+        pthread_mutex_unlock(&l->lock);
         if (head != NULL) {
-            if (u->wait_tail != NULL)
-                u->wait_tail->next = head;
+            if (l->wait_tail != NULL)
+                l->wait_tail->next = head;
             else
-                u->wait_head = head;
-            u->wait_tail = tail;
+                l->wait_head = head;
+            l->wait_tail = tail;
         }
         if (stopping)
             break;
-        launch_waiting(u);
-        int n = epoll_wait(u->epfd, events, EVENTS_MAX, sleep_ms(u));
+        launch_waiting(l);
+        int n = epoll_wait(l->epfd, events, EVENTS_MAX, sleep_ms(l));
         for (int i = 0; i < n; i++) {
             if (events[i].data.u64 == WAKE_TAG) {
                 uint64_t count;
-                if (read(u->wakefd, &count, sizeof(count)) < 0) { /* drained: nothing to do */
+                if (read(l->wakefd, &count, sizeof(count)) < 0) { /* drained: nothing to do */
                 }
                 continue;
             }
-            int flags = ((events[i].events & EPOLLIN) ? CURL_CSELECT_IN : 0) |
-                        ((events[i].events & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
-                        ((events[i].events & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0);
-            curl_multi_socket_action(u->multi, (curl_socket_t)events[i].data.u64, flags, &running);
+            lane_socket_action(l, (int)events[i].data.u64, events[i].events);
         }
-        if (u->timer_at >= 0 && u->timer_at <= now_ms()) {
-            u->timer_at = -1;
-            curl_multi_socket_action(u->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-        }
-        read_finished(u);
+        lane_on_timeouts(l);
+        read_finished(l);
     }
-    fail_all(u);
+    fail_all(l);
     return NULL;
 }
 
-/* Wakes the loop (any thread). */
-static void wake_loop(struct kpx_upstream *u)
+/* Wakes the own lane's thread (any thread). */
+static void wake_own(struct lane *l)
 {
     uint64_t one = 1;
-    if (write(u->wakefd, &one, sizeof(one)) < 0) { /* the counter is full: it is awake */
+    if (write(l->wakefd, &one, sizeof(one)) < 0) { /* the counter is full: it is awake */
     }
+}
+
+static void lane_free(struct lane *l)
+{
+    if (l == NULL)
+        return;
+    if (l->thread_started) {
+        pthread_mutex_lock(&l->lock);
+        l->stopping = true;
+        pthread_mutex_unlock(&l->lock);
+        wake_own(l);
+        pthread_join(l->thread, NULL);
+    } else if (l->loop != NULL) {
+        fail_all(l); /* on the loop's thread, as it ends */
+        ksvc_loop_timer(l->loop, -1, NULL, NULL);
+    }
+    while (l->all != NULL) {
+        struct slot *s = l->all;
+        l->all = s->all_next;
+        if (l->multi != NULL)
+            curl_multi_remove_handle(l->multi, s->easy);
+        curl_easy_cleanup(s->easy);
+        free(s);
+    }
+    /* the handles' connections close here: curl tells on_socket to forget them */
+    curl_multi_cleanup(l->multi);
+    curl_share_cleanup(l->share);
+    if (l->epfd >= 0)
+        close(l->epfd);
+    if (l->wakefd >= 0)
+        close(l->wakefd);
+    if (l->loop == NULL)
+        pthread_mutex_destroy(&l->lock);
+    free(l);
+}
+
+/* A lane on loop (NULL: with its own thread, started here). */
+static struct lane *lane_new(struct kpx_upstream *u, struct ksvc_loop *loop, char *err,
+                             size_t errlen)
+{
+    struct lane *l = calloc(1, sizeof(*l));
+    if (l == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    l->u = u;
+    l->loop = loop;
+    l->max_connections = u->lane_connections;
+    l->epfd = l->wakefd = -1;
+    l->timer_at = -1;
+    if (loop == NULL)
+        pthread_mutex_init(&l->lock, NULL);
+    l->multi = curl_multi_init();
+    l->share = curl_share_init();
+    if (l->multi == NULL || l->share == NULL ||
+        curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
+        curl_multi_setopt(l->multi, CURLMOPT_SOCKETDATA, l) != CURLM_OK ||
+        curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
+        curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, l) != CURLM_OK ||
+        curl_share_setopt(l->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK ||
+        curl_share_setopt(l->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK ||
+        curl_multi_setopt(l->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)l->max_connections) !=
+            CURLM_OK ||
+        curl_multi_setopt(l->multi, CURLMOPT_MAXCONNECTS, (long)l->max_connections) != CURLM_OK) {
+        snprintf(err, errlen, "libcurl: cannot set up the client of k_server");
+        goto fail;
+    }
+    for (size_t i = 0; i < SLOTS_PREALLOCATED; i++) {
+        struct slot *s = slot_new(l);
+        if (s == NULL) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        s->next = l->free;
+        l->free = s;
+    }
+    if (loop != NULL)
+        return l;
+    l->epfd = epoll_create1(EPOLL_CLOEXEC);
+    l->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    struct epoll_event wake = {.events = EPOLLIN, .data.u64 = WAKE_TAG};
+    if (l->epfd < 0 || l->wakefd < 0 || epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wakefd, &wake) != 0) {
+        snprintf(err, errlen, "cannot set up the client of k_server's event loop");
+        goto fail;
+    }
+    if (pthread_create(&l->thread, NULL, own_loop, l) != 0) {
+        snprintf(err, errlen, "cannot start the thread of the client of k_server");
+        goto fail;
+    }
+    l->thread_started = true;
+    return l;
+fail:
+    lane_free(l);
+    return NULL;
 }
 
 struct kpx_upstream *kpx_upstream_new(const struct kpx_upstream_cfg *cfg, char *err, size_t errlen)
@@ -530,15 +716,17 @@ struct kpx_upstream *kpx_upstream_new(const struct kpx_upstream_cfg *cfg, char *
         free(u);
         return NULL;
     }
-    u->epfd = u->wakefd = -1;
     memcpy(u->url, cfg->base_url, blen);
     memcpy(u->url + blen, COUNTER_PATH, strlen(COUNTER_PATH) + 1);
     memcpy(u->key, cfg->key, sizeof(u->key));
     u->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 5000;
     u->max_connections =
         cfg->max_connections > 0 ? cfg->max_connections : KPX_UPSTREAM_CONNECTIONS_DEFAULT;
+    /* the own lane and one per polling thread share the connections */
+    unsigned lanes = (cfg->loop_lanes < LANES_MAX ? cfg->loop_lanes : LANES_MAX) + 1;
+    u->lane_connections = u->max_connections / lanes ? u->max_connections / lanes : 1;
     atomic_init(&u->renewals, 0);
-    pthread_mutex_init(&u->lock, NULL);
+    pthread_mutex_init(&u->id_lock, NULL);
     if (cfg->ca_file != NULL && (u->ca_file = strdup(cfg->ca_file)) == NULL) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -547,101 +735,84 @@ struct kpx_upstream *kpx_upstream_new(const struct kpx_upstream_cfg *cfg, char *
         snprintf(err, errlen, "no random bytes for the instance id");
         goto fail;
     }
-    u->multi = curl_multi_init();
-    u->share = curl_share_init();
-    u->timer_at = -1;
-    u->epfd = epoll_create1(EPOLL_CLOEXEC);
-    u->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    struct epoll_event wake = {.events = EPOLLIN, .data.u64 = WAKE_TAG};
-    if (u->multi == NULL || u->share == NULL || u->epfd < 0 || u->wakefd < 0 ||
-        epoll_ctl(u->epfd, EPOLL_CTL_ADD, u->wakefd, &wake) != 0 ||
-        curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
-        curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u) != CURLM_OK ||
-        curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
-        curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u) != CURLM_OK ||
-        curl_share_setopt(u->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK ||
-        curl_share_setopt(u->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK ||
-        curl_multi_setopt(u->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)u->max_connections) !=
-            CURLM_OK ||
-        curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, (long)u->max_connections) != CURLM_OK) {
-        snprintf(err, errlen, "libcurl: cannot set up the client of k_server");
+    if ((u->own = lane_new(u, NULL, err, errlen)) == NULL)
         goto fail;
-    }
-    for (size_t i = 0; i < SLOTS_PREALLOCATED; i++) {
-        struct slot *s = slot_new(u);
-        if (s == NULL) {
-            snprintf(err, errlen, "out of memory");
-            goto fail;
-        }
-        s->next = u->free;
-        u->free = s;
-    }
-    if (pthread_create(&u->thread, NULL, loop, u) != 0) {
-        snprintf(err, errlen, "cannot start the thread of the client of k_server");
-        goto fail;
-    }
-    u->thread_started = true;
     return u;
 fail:
     kpx_upstream_free(u);
     return NULL;
 }
 
+int kpx_upstream_attach(struct kpx_upstream *u, struct ksvc_loop *loop)
+{
+    unsigned i = ksvc_loop_index(loop);
+    if (i >= LANES_MAX)
+        return 0; /* served by the own lane */
+    char err[128];
+    struct lane *l = lane_new(u, loop, err, sizeof(err));
+    if (l == NULL)
+        return -1;
+    u->loops[i] = l;
+    return 0;
+}
+
+void kpx_upstream_detach(struct kpx_upstream *u, struct ksvc_loop *loop)
+{
+    unsigned i = ksvc_loop_index(loop);
+    if (i >= LANES_MAX || u->loops[i] == NULL)
+        return;
+    lane_free(u->loops[i]);
+    u->loops[i] = NULL;
+}
+
 void kpx_upstream_free(struct kpx_upstream *u)
 {
     if (u == NULL)
         return;
-    if (u->thread_started) {
-        pthread_mutex_lock(&u->lock);
-        u->stopping = true;
-        pthread_mutex_unlock(&u->lock);
-        wake_loop(u);
-        pthread_join(u->thread, NULL);
-    }
-    while (u->all != NULL) {
-        struct slot *s = u->all;
-        u->all = s->all_next;
-        curl_easy_cleanup(s->easy);
-        free(s);
-    }
-    curl_multi_cleanup(u->multi);
-    curl_share_cleanup(u->share);
-    if (u->epfd >= 0)
-        close(u->epfd);
-    if (u->wakefd >= 0)
-        close(u->wakefd);
+    lane_free(u->own);
     OPENSSL_cleanse(u->key, sizeof(u->key));
-    pthread_mutex_destroy(&u->lock);
+    pthread_mutex_destroy(&u->id_lock);
     free(u->ca_file);
     free(u);
 }
 
-int kpx_upstream_counter_start(struct kpx_upstream *u, const char *ref, const void *caller,
-                               size_t caller_len, kpx_upstream_done_fn done, void *arg)
+/* A free slot of l, made when there is none (up to SLOTS_MAX); NULL when
+ * none can be had or the lane is stopping. */
+static struct slot *take_slot(struct lane *l)
+{
+    lane_lock(l);
+    struct slot *s = l->free;
+    if (s != NULL)
+        l->free = s->next;
+    else if (!l->stopping && l->nslots < SLOTS_MAX)
+        s = slot_new(l); /* grows once, reused after */
+    if (s != NULL && l->stopping) {
+        s->next = l->free;
+        l->free = s;
+        s = NULL;
+    }
+    lane_unlock(l);
+    return s;
+}
+
+int kpx_upstream_counter_start(struct kpx_upstream *u, struct ksvc_loop *loop, const char *ref,
+                               const void *caller, size_t caller_len, kpx_upstream_done_fn done,
+                               void *arg)
 {
     if (caller_len > KPX_UPSTREAM_CALLER_MAX || done == NULL)
         return -1;
-    int64_t deadline = now_ms() + u->timeout_ms;
-    bool wake = false;
-    pthread_mutex_lock(&u->lock);
-    struct slot *s = u->free;
-    if (s != NULL)
-        u->free = s->next;
-    else if (!u->stopping && u->nslots < SLOTS_MAX)
-        s = slot_new(u); /* grows once, reused after */
-    if (s == NULL || u->stopping) {
-        if (s != NULL) {
-            s->next = u->free;
-            u->free = s;
-        }
-        pthread_mutex_unlock(&u->lock);
+    struct lane *l = u->own;
+    if (loop != NULL && ksvc_loop_index(loop) < LANES_MAX && u->loops[ksvc_loop_index(loop)] &&
+        ksvc_loop_is_current(loop))
+        l = u->loops[ksvc_loop_index(loop)];
+    struct slot *s = take_slot(l);
+    if (s == NULL)
         return -1;
-    }
     s->next = NULL;
     s->done = done;
     s->arg = arg;
     s->retried = false;
-    s->deadline_ms = deadline;
+    s->deadline_ms = now_ms() + u->timeout_ms;
     /* one that does not fit is not a reference: left empty, it fails signing */
     if (strlen(ref) < sizeof(s->ref))
         memcpy(s->ref, ref, strlen(ref) + 1);
@@ -649,18 +820,30 @@ int kpx_upstream_counter_start(struct kpx_upstream *u, const char *ref, const vo
         s->ref[0] = '\0';
     if (caller_len > 0)
         memcpy(s->caller, caller, caller_len);
-    if (u->sub_tail != NULL)
-        u->sub_tail->next = s;
+    if (l->loop != NULL) { /* this thread drives the lane: on the wire now */
+        if (l->wait_tail != NULL)
+            l->wait_tail->next = s;
+        else
+            l->wait_head = s;
+        l->wait_tail = s;
+        launch_waiting(l);
+        ksvc_loop_timer(l->loop, lane_due(l), lane_on_loop_timer, l);
+        return 0;
+    }
+    bool wake = false;
+    pthread_mutex_lock(&l->lock);
+    if (l->sub_tail != NULL)
+        l->sub_tail->next = s;
     else
-        u->sub_head = s;
-    u->sub_tail = s;
-    if (!u->woken) {
-        u->woken = true;
+        l->sub_head = s;
+    l->sub_tail = s;
+    if (!l->woken) {
+        l->woken = true;
         wake = true;
     }
-    pthread_mutex_unlock(&u->lock);
+    pthread_mutex_unlock(&l->lock);
     if (wake)
-        wake_loop(u);
+        wake_own(l);
     return 0;
 }
 
@@ -694,7 +877,7 @@ enum kpx_upstream_status kpx_upstream_counter_next(struct kpx_upstream *u, const
     pthread_mutex_init(&w.lock, NULL);
     pthread_cond_init(&w.cond, NULL);
     enum kpx_upstream_status st = KPX_UPSTREAM_UNREACHABLE;
-    if (kpx_upstream_counter_start(u, ref, NULL, 0, wake_waiter, &w) != 0) {
+    if (kpx_upstream_counter_start(u, NULL, ref, NULL, 0, wake_waiter, &w) != 0) {
         snprintf(msg, msglen, "k_proxy cannot send more requests to k_server now");
     } else {
         pthread_mutex_lock(&w.lock);

@@ -489,8 +489,8 @@ static void batch_start(struct kpx_upstream *u, struct batch *b, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         struct call_tag tag = {.magic = 0x6b637264, .index = (uint32_t)i};
-        assert_int_equal(kpx_upstream_counter_start(u, "AbCdEfGhIjKlMnOpQrStUv", &tag, sizeof(tag),
-                                                    batch_done, b),
+        assert_int_equal(kpx_upstream_counter_start(u, NULL, "AbCdEfGhIjKlMnOpQrStUv", &tag,
+                                                    sizeof(tag), batch_done, b),
                          0);
     }
 }
@@ -712,9 +712,9 @@ static void test_client_bad_config(void **state)
     static struct batch b;
     batch_init(&b, 1);
     uint8_t big[KPX_UPSTREAM_CALLER_MAX + 1] = {0};
-    assert_int_equal(
-        kpx_upstream_counter_start(u, "AbCdEfGhIjKlMnOpQrStUv", big, sizeof(big), batch_done, &b),
-        -1);
+    assert_int_equal(kpx_upstream_counter_start(u, NULL, "AbCdEfGhIjKlMnOpQrStUv", big, sizeof(big),
+                                                batch_done, &b),
+                     -1);
     kpx_upstream_free(u);
     assert_int_equal(b.got, 0);
 }

@@ -571,14 +571,15 @@ def cmd_report(args):
     listed = []
     for run in ("nginx_plain", "chain_plain", "nginx_tls", "chain_tls", "login_fresh", "login_100k"):
         names = [run]
-        if run.startswith("nginx"):
+        rounds = run.startswith(("nginx", "login"))  # run in rounds: the median counts
+        if rounds:
             names = sorted(x[:-4] for x in os.listdir(d) if x.startswith(run + ".r") and x.endswith(".wrk"))
         for name in names:
             p = os.path.join(d, name + ".wrk")
             W[name] = parse_wrk(p) if os.path.exists(p) else None
             W[name + ".cpu"] = load(os.path.join(d, name + ".cpu.json"))
             listed.append(name)
-        if run.startswith("nginx") and names:
+        if rounds and names:
             W[run] = median_run([(W[n], W[n + ".cpu"]) for n in names])
     V = {r: load(os.path.join(d, r + ".values.json")) for r in ("chain_plain", "chain_tls")}
     CR = load(os.path.join(d, "chain_regress.cpu.json"))

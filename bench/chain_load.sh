@@ -18,8 +18,8 @@
 #                   workers over each run, per request
 #   chain-regress   its own CPU (rusage) per request at parallelism 32
 #   logins          logins/s (probe mode, vcard --presence yes) on a fresh
-#                   k_proxy, then on the same one with 100k sessions preloaded
-#                   into its state database (benchtool.py preload)
+#                   k_proxy and on one with 100k sessions preloaded into its
+#                   state database (benchtool.py preload), in turns, 3 rounds
 #   trickle         10,000 connections from 127.0.0.2 trickling header bytes
 #                   at k_proxy while 10 counter calls from 127.0.0.1 are timed
 #
@@ -276,48 +276,58 @@ else
 fi
 chain_down
 
-# 4. logins/s: a fresh k_proxy, then the same database with 100k more sessions
-echo "== logins/s (probe mode, wrk -t1 -c4 -d${LOGIN_SECS}s): fresh k_proxy, then with 100k sessions"
+# 4. logins/s: a fresh k_proxy and one whose database holds 100k sessions,
+# both up at once and measured in turns (3 rounds each, medians compared),
+# so that other work on the machine weighs on both alike
+echo "== logins/s (probe mode, wrk -t1 -c4): a fresh k_proxy and one with 100k sessions, 3 rounds of ${LOGIN_SECS} s each in turn"
 if chain_up http; then
-    WRK_PATH=/session/login
-    WRK_BODY='{"username":"bench"}'
-    VALUES=""
-    TOKEN=""
-    run_wrk login_fresh "$KP_URL/session/login" "$LOGIN_SECS" 4 --pid "k_proxy=$KP_PID"
-    grep -h 'Requests/sec' "$R/login_fresh.wrk" | sed 's/^/  fresh:     /'
+    FRESH_PID=$KP_PID
+    FRESH_URL=$KP_URL
+    # the second k_proxy: made with its database, stopped, preloaded, started again
+    # shellcheck disable=SC2086
+    start_k_proxy --server-base-url "http://127.0.0.1:$KS_PORT" --device "$VCARD_URI" $KP_BENCH_OPTS
     stop_pid "$KP_PID"
     KP_PID=""
     if "$PY" "$BT" preload "$KP_DIR/k_proxy.db" 100000 >"$R/preload.json" 2>"$R/preload.err"; then
         echo "  preloaded: $(json_get "$R/preload.json" "'%d sessions (columns made afresh: %s)' % (j['sessions'], ', '.join(j['fresh_columns']))")"
-        # the same k_proxy (lib.sh's way, on the same directory and so the
-        # preloaded database); loading 100k sessions may take longer than the
-        # 5 s lib.sh waits, so wait on up to 60 s
+        # lib.sh's way, on the same directory and so the preloaded database;
+        # loading 100k sessions may take longer than the 5 s lib.sh waits
         rm -f "$KP_DIR/port"
         _t0=$(date +%s.%N)
         # shellcheck disable=SC2086
         _start_service k_proxy "$KP_DIR" --server-base-url "http://127.0.0.1:$KS_PORT" $KP_BENCH_OPTS \
             --device "$VCARD_URI" 2>/dev/null
         # shellcheck disable=SC2154 # _pid: set by lib.sh's _start_service
-        KP_PID=$_pid
+        FULL_PID=$_pid
         _tries=1100 # 55 s more
-        while [ ! -s "$KP_DIR/port" ] && kill -0 "$KP_PID" 2>/dev/null && [ "$_tries" -gt 0 ]; do
+        while [ ! -s "$KP_DIR/port" ] && kill -0 "$FULL_PID" 2>/dev/null && [ "$_tries" -gt 0 ]; do
             sleep 0.05
             _tries=$((_tries - 1))
         done
         if [ -s "$KP_DIR/port" ]; then
             echo "  k_proxy with 100k sessions ready in $($PY -c "import sys,time; print('%.2f s' % (time.time() - float(sys.argv[1])))" "$_t0")"
-            KP_URL="http://127.0.0.1:$(cat "$KP_DIR/port")"
-            _active=$(curl -sS -m 5 "$KP_URL/metrics" 2>/dev/null | sed -n 's/^kcard_k_proxy_sessions_active \([0-9]*\).*/\1/p')
+            FULL_URL="http://127.0.0.1:$(cat "$KP_DIR/port")"
+            _active=$(curl -sS -m 5 "$FULL_URL/metrics" 2>/dev/null | sed -n 's/^kcard_k_proxy_sessions_active \([0-9]*\).*/\1/p')
             echo "  its /metrics: kcard_k_proxy_sessions_active ${_active:-(not reported)}"
-            run_wrk login_100k "$KP_URL/session/login" "$LOGIN_SECS" 4 --pid "k_proxy=$KP_PID"
-            grep -h 'Requests/sec' "$R/login_100k.wrk" | sed 's/^/  100k:      /'
+            WRK_PATH=/session/login
+            WRK_BODY='{"username":"bench"}'
+            VALUES=""
+            TOKEN=""
+            for _round in 1 2 3; do
+                run_wrk "login_fresh.r$_round" "$FRESH_URL/session/login" "$LOGIN_SECS" 4 --pid "k_proxy=$FRESH_PID"
+                grep -h 'Requests/sec' "$R/login_fresh.r$_round.wrk" | sed 's/^/  fresh:     /'
+                run_wrk "login_100k.r$_round" "$FULL_URL/session/login" "$LOGIN_SECS" 4 --pid "k_proxy=$FULL_PID"
+                grep -h 'Requests/sec' "$R/login_100k.r$_round.wrk" | sed 's/^/  100k:      /'
+            done
         else
             note "k_proxy did not start on the preloaded database within 60 s; its log:"
             sed 's/^/    | /' "$KP_DIR/log" | head -n 10
         fi
+        stop_pid "$FULL_PID"
     else
         note "preloading 100k sessions failed: $(head -c 300 "$R/preload.err")"
     fi
+    KP_PID=$FRESH_PID
 else
     note "logins: the chain did not come up; not measured"
 fi

@@ -283,9 +283,11 @@ echo "== logins/s (probe mode, wrk -t1 -c4): a fresh k_proxy and one with 100k s
 if chain_up http; then
     FRESH_PID=$KP_PID
     FRESH_URL=$KP_URL
-    # the second k_proxy: made with its database, stopped, preloaded, started again
+    # the second k_proxy: made with its database and one login (preload
+    # copies its session row), stopped, preloaded, started again
     # shellcheck disable=SC2086
-    start_k_proxy --server-base-url "http://127.0.0.1:$KS_PORT" --device "$VCARD_URI" $KP_BENCH_OPTS
+    start_k_proxy --server-base-url "http://127.0.0.1:$KS_PORT" --device "$VCARD_URI" $KP_BENCH_OPTS &&
+        KP_URL="http://127.0.0.1:$KP_PORT" && login
     stop_pid "$KP_PID"
     KP_PID=""
     if "$PY" "$BT" preload "$KP_DIR/k_proxy.db" 100000 >"$R/preload.json" 2>"$R/preload.err"; then

@@ -27,7 +27,8 @@
 #define STRIPE_BUCKETS0 16 /* buckets of a stripe at first; doubled when full */
 #define SWEEP_BATCH 256    /* expired sessions removed per transaction */
 #define FLUSH_INTERVAL_MS 1000
-#define FLUSH_CHUNK 4096 /* request counts written per transaction, at most */
+#define FLUSH_CHUNK 4096       /* request counts written per transaction, at most */
+#define WAL_REWIND_FRAMES 1000 /* SQLite's own autocheckpoint size */
 
 /* One session in memory. Immutable after login but for the counters and
  * the links; freed only by a flush (kpx_store_flush), after it is unlinked
@@ -933,6 +934,22 @@ fail:
     return NULL;
 }
 
+/* Copies the log into the database without waiting for anyone. Under
+ * steady writes that is not enough: the log is rewound only by a writer
+ * that starts when every frame is copied, and with a login every few
+ * milliseconds there is always a newer frame, so it would grow without end
+ * (and every read search a longer index). So when it holds more than
+ * WAL_REWIND_FRAMES, a second checkpoint waits for the writers (at most the
+ * busy timeout; the first one left little to copy) and empties it. */
+static void checkpoint(sqlite3 *db)
+{
+    int frames = 0, copied = 0;
+    if (sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied) ==
+            SQLITE_OK &&
+        frames > WAL_REWIND_FRAMES)
+        sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+}
+
 static void *background(void *arg)
 {
     struct kpx_store *s = arg;
@@ -956,11 +973,24 @@ static void *background(void *arg)
         kpx_store_flush(s, NULL, 0);
         kpx_store_sessions_sweep(s, (int64_t)time(NULL), 0, NULL, NULL, 0);
         if (s->checkpoint != NULL)
-            sqlite3_wal_checkpoint_v2(s->checkpoint, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+            checkpoint(s->checkpoint);
         pthread_mutex_lock(&s->run_lock);
     }
     pthread_mutex_unlock(&s->run_lock);
     return NULL;
+}
+
+/* A connection reads nothing before its first statement: until then it does
+ * not know the database is in WAL mode, and a checkpoint through it does
+ * nothing at all (the log would grow without end). True once it does. */
+static bool wal_opened(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    bool wal = sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK &&
+               sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL &&
+               strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+    sqlite3_finalize(st);
+    return wal;
 }
 
 int kpx_store_start(struct kpx_store *s, int interval_ms, char *err, size_t errlen)
@@ -980,7 +1010,8 @@ int kpx_store_start(struct kpx_store *s, int interval_ms, char *err, size_t errl
     /* Checkpoints move from the commits (where they copy and sync pages
      * under db_lock, more of them the bigger the table) to the thread. */
     if (s->path != NULL && s->checkpoint == NULL) {
-        if (sqlite3_open_v2(s->path, &s->checkpoint, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK) {
+        if (sqlite3_open_v2(s->path, &s->checkpoint, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+            wal_opened(s->checkpoint)) {
             sqlite3_busy_timeout(s->checkpoint, BUSY_TIMEOUT_MS);
             pthread_mutex_lock(&s->db_lock);
             sqlite3_wal_autocheckpoint(s->db, 0);

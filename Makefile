@@ -5,7 +5,7 @@
 BUILD    ?= build
 CC       ?= cc
 FUZZ_CC  ?= clang
-PKGS     := libcbor libcrypto hidapi-hidraw jansson libmicrohttpd libcurl sqlite3 libpcap
+PKGS     := libcbor libcrypto hidapi-hidraw jansson libmicrohttpd libcurl sqlite3 libpcap zlib
 TEST_PKGS := cmocka
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

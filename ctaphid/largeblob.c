@@ -1,8 +1,13 @@
 /* authenticatorLargeBlobs on the platform side (see ctaphid/largeblob.h):
  * fragmented reads and writes of the serialized large-blob array with its
  * integrity hash, and per-credential blobs under a largeBlobKey. */
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <zlib.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -15,7 +20,6 @@
 #include "ctaphid/pin_proto.h"
 
 #define AUTH_MSG_LEN 70
-#define STORED_BLOCK_MAX 65535
 
 size_t kc_largeblob_max_fragment(const struct kc_info *info)
 {
@@ -283,70 +287,155 @@ int kc_largeblob_set_array(struct kc_dev *d, const struct kc_info *info,
 
 /* ---- one credential's blob -------------------------------------------- */
 
-/* Raw DEFLATE of stored blocks: BFINAL/BTYPE byte, LEN, NLEN, data. */
-static int deflate_stored(const uint8_t *p, size_t len, uint8_t **out, size_t *out_len)
+/* Writes why (when given) as printf would; returns err. */
+static int why_err(char *why, size_t why_cap, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int why_err(char *why, size_t why_cap, int err, const char *fmt, ...)
 {
-    size_t blocks = len == 0 ? 1 : (len + STORED_BLOCK_MAX - 1) / STORED_BLOCK_MAX;
-    size_t n = len + 5 * blocks, o = 0;
+    va_list ap;
+
+    if (why != NULL && why_cap > 0) {
+        va_start(ap, fmt);
+        vsnprintf(why, why_cap, fmt, ap);
+        va_end(ap);
+    }
+    return err;
+}
+
+int kc_largeblob_deflate(const uint8_t *p, size_t len, uint8_t **out, size_t *out_len)
+{
+    z_stream zs;
+    uLong bound;
     uint8_t *q;
+    int zr;
 
-    if ((q = malloc(n)) == NULL)
+    if ((p == NULL && len > 0) || out == NULL || out_len == NULL || len > KC_LARGEBLOB_ORIG_MAX)
+        return KC_ERR_INVALID_ARG;
+    memset(&zs, 0, sizeof(zs));
+    if (deflateInit2(&zs, Z_BEST_COMPRESSION, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) !=
+        Z_OK)
         return KC_ERR_NOMEM;
-    for (size_t b = 0, off = 0; b < blocks; b++) {
-        size_t k = len - off < STORED_BLOCK_MAX ? len - off : STORED_BLOCK_MAX;
-
-        q[o++] = b + 1 == blocks ? 0x01 : 0x00;
-        q[o++] = (uint8_t)(k & 0xff);
-        q[o++] = (uint8_t)(k >> 8);
-        q[o++] = (uint8_t)(~k & 0xff);
-        q[o++] = (uint8_t)((~k >> 8) & 0xff);
-        if (k > 0)
-            memcpy(q + o, p + off, k);
-        o += k;
-        off += k;
+    bound = deflateBound(&zs, (uLong)len);
+    if ((q = malloc(bound > 0 ? bound : 1)) == NULL) {
+        deflateEnd(&zs);
+        return KC_ERR_NOMEM;
+    }
+    zs.next_in = (Bytef *)(uintptr_t)p;
+    zs.avail_in = (uInt)len;
+    zs.next_out = q;
+    zs.avail_out = (uInt)bound;
+    /* one call: deflateBound guarantees room for the whole stream */
+    zr = deflate(&zs, Z_FINISH);
+    *out_len = zs.total_out;
+    deflateEnd(&zs);
+    if (zr != Z_STREAM_END) {
+        OPENSSL_cleanse(q, bound);
+        free(q);
+        return KC_ERR_NOMEM;
     }
     *out = q;
-    *out_len = o;
     return KC_OK;
 }
 
-/* Reads stored blocks only; want is origSize. */
-static int inflate_stored(const uint8_t *p, size_t len, size_t want, uint8_t **out)
+/* One inflate pass with zlib's windowBits wbits (-15 raw, 15 RFC 1950)
+ * into q (want bytes). A byte past want goes to a spare and means the
+ * stream is longer than origSize. */
+static int inflate_pass(const uint8_t *z, size_t zlen, size_t want, uint8_t *q, int wbits,
+                        char *why, size_t why_cap)
 {
-    uint8_t *q = malloc(want > 0 ? want : 1);
-    size_t i = 0, o = 0;
-    bool final = false;
+    z_stream zs;
+    uint8_t spare;
+    bool past = false;
+    int zr, r;
 
-    if (q == NULL)
-        return KC_ERR_NOMEM;
-    while (!final) {
-        size_t k, nk;
-
-        if (i + 5 > len || (p[i] & 0x06) != 0) {
-            /* a Huffman block (BTYPE 01/10), or reserved, or truncated */
-            free(q);
-            return i + 5 > len ? KC_ERR_CBOR : KC_ERR_UNSUPPORTED;
+    memset(&zs, 0, sizeof(zs));
+    if (inflateInit2(&zs, wbits) != Z_OK)
+        return why_err(why, why_cap, KC_ERR_NOMEM, "zlib cannot start an inflater");
+    zs.next_in = (Bytef *)(uintptr_t)z;
+    zs.avail_in = (uInt)zlen;
+    zs.next_out = q;
+    zs.avail_out = (uInt)want;
+    for (;;) {
+        zr = inflate(&zs, Z_NO_FLUSH);
+        if (zr == Z_STREAM_END || zr == Z_DATA_ERROR || zr == Z_NEED_DICT || zr == Z_MEM_ERROR)
+            break;
+        if (zs.avail_out == 0) {
+            if (past)
+                break; /* a byte went to the spare: more than origSize */
+            past = true;
+            zs.next_out = &spare;
+            zs.avail_out = 1;
+            continue;
         }
-        if ((p[i] & 0xf8) != 0) {
-            free(q);
-            return KC_ERR_CBOR;
-        }
-        final = (p[i] & 0x01) != 0;
-        k = (size_t)p[i + 1] | (size_t)p[i + 2] << 8;
-        nk = (size_t)p[i + 3] | (size_t)p[i + 4] << 8;
-        i += 5;
-        if ((k ^ 0xffff) != nk || k > len - i || k > want - o) {
-            free(q);
-            return KC_ERR_CBOR;
-        }
-        if (k > 0)
-            memcpy(q + o, p + i, k);
-        i += k;
-        o += k;
+        if (zs.avail_in == 0 || zr != Z_OK)
+            break; /* input used up before the final block ended */
     }
-    if (o != want || i != len) {
+    if (zr == Z_MEM_ERROR)
+        r = why_err(why, why_cap, KC_ERR_NOMEM, "zlib ran out of memory inflating the blob");
+    else if (zr == Z_DATA_ERROR || zr == Z_NEED_DICT)
+        r = why_err(why, why_cap, KC_ERR_CBOR, "the DEFLATE stream is corrupt (zlib: %s)",
+                    zr == Z_NEED_DICT ? "needs a preset dictionary"
+                    : zs.msg != NULL  ? zs.msg
+                                      : "data error");
+    else if (zs.total_out > want)
+        r = why_err(why, why_cap, KC_ERR_TOO_LARGE,
+                    "the DEFLATE stream inflates to more than origSize (%zu bytes)", want);
+    else if (zr != Z_STREAM_END)
+        r = why_err(why, why_cap, KC_ERR_CBOR,
+                    "the DEFLATE stream is truncated: %zu bytes end before its final block", zlen);
+    else if (zs.total_out != want)
+        r = why_err(why, why_cap, KC_ERR_VERIFY,
+                    "the DEFLATE stream inflates to %lu bytes but origSize says %zu",
+                    (unsigned long)zs.total_out, want);
+    else if (zs.avail_in != 0)
+        r = why_err(why, why_cap, KC_ERR_CBOR, "%u bytes follow the DEFLATE stream's final block",
+                    zs.avail_in);
+    else
+        r = KC_OK;
+    inflateEnd(&zs);
+    return r;
+}
+
+/* RFC 1950's two header bytes: deflate with a window of at most 32 KiB,
+ * no preset dictionary, and the check bits right. */
+static bool zlib_header(const uint8_t *z, size_t zlen)
+{
+    return zlen >= 2 && (z[0] & 0x0f) == 8 && (z[0] >> 4) <= 7 && (z[1] & 0x20) == 0 &&
+           ((unsigned)z[0] << 8 | z[1]) % 31 == 0;
+}
+
+int kc_largeblob_inflate(const uint8_t *z, size_t zlen, uint64_t orig_size, uint8_t **out,
+                         char *why, size_t why_cap)
+{
+    uint8_t *q;
+    int r;
+
+    if ((z == NULL && zlen > 0) || out == NULL)
+        return KC_ERR_INVALID_ARG;
+    if (why != NULL && why_cap > 0)
+        why[0] = '\0';
+    /* origSize comes from the card: never allocate more than the cap */
+    if (orig_size > KC_LARGEBLOB_ORIG_MAX)
+        return why_err(why, why_cap, KC_ERR_TOO_LARGE,
+                       "origSize %llu is larger than kcard accepts (%u bytes)",
+                       (unsigned long long)orig_size, KC_LARGEBLOB_ORIG_MAX);
+    if (zlen > UINT_MAX)
+        return why_err(why, why_cap, KC_ERR_TOO_LARGE, "the DEFLATE stream is too long");
+    if ((q = malloc(orig_size > 0 ? (size_t)orig_size : 1)) == NULL)
+        return KC_ERR_NOMEM;
+    r = inflate_pass(z, zlen, (size_t)orig_size, q, -MAX_WBITS, why, why_cap);
+    /* libfido2 before 1.11 wrote RFC 1950 (zlib-wrapped) blobs; read them
+     * too, as it still does (Yubico/libfido2#560) */
+    if (r != KC_OK && r != KC_ERR_NOMEM && zlib_header(z, zlen)) {
+        char why2[160];
+
+        if (inflate_pass(z, zlen, (size_t)orig_size, q, MAX_WBITS, why2, sizeof(why2)) == KC_OK)
+            r = KC_OK;
+    }
+    if (r != KC_OK) {
+        OPENSSL_cleanse(q, (size_t)orig_size);
         free(q);
-        return KC_ERR_CBOR;
+        return r;
     }
     *out = q;
     return KC_OK;
@@ -393,11 +482,11 @@ int kc_largeblob_seal(const uint8_t key[KC_LARGEBLOB_KEY_LEN], const uint8_t *bl
     int r;
 
     if (key == NULL || (blob == NULL && len > 0) || entry == NULL || entry_len == NULL ||
-        len > KC_LARGEBLOB_READ_MAX)
+        len > KC_LARGEBLOB_ORIG_MAX)
         return KC_ERR_INVALID_ARG;
     if (RAND_bytes(nonce, sizeof(nonce)) != 1)
         return KC_ERR_CRYPTO;
-    if ((r = deflate_stored(blob, len, &z, &zlen)) != KC_OK)
+    if ((r = kc_largeblob_deflate(blob, len, &z, &zlen)) != KC_OK)
         return r;
     blob_ad(len, ad);
     if ((ct = malloc(zlen + KC_LARGEBLOB_TAG_LEN)) == NULL) {
@@ -426,36 +515,52 @@ out:
     return r;
 }
 
-/* Opens one array element with key: KC_OK (blob set), 1 when it is not
- * this key's, or an error for a malformed or compressed element. */
-static int open_entry(const cbor_item_t *e, const uint8_t key[32], uint8_t **blob, size_t *blob_len)
+/* Decrypts one array element with key: KC_OK (*z, *zlen: the DEFLATE
+ * stream, *size: origSize), 1 when it is not this key's. */
+static int decrypt_entry(const cbor_item_t *e, const uint8_t key[32], uint8_t **z, size_t *zlen,
+                         uint64_t *size)
 {
     const cbor_item_t *ct = cbor_isa_map(e) ? kc_cbor_map_get_int(e, 1) : NULL;
     const cbor_item_t *nonce = cbor_isa_map(e) ? kc_cbor_map_get_int(e, 2) : NULL;
     const cbor_item_t *orig = cbor_isa_map(e) ? kc_cbor_map_get_int(e, 3) : NULL;
-    uint8_t ad[12], *z;
+    uint8_t ad[12], *p;
     size_t clen;
-    uint64_t size;
-    int r;
 
     /* elements of another shape belong to someone else: skip them (6.10.3) */
     if (!kc_cbor_is_bytes(ct) || !kc_cbor_is_bytes(nonce) || orig == NULL || !cbor_isa_uint(orig) ||
         cbor_bytestring_length(nonce) != KC_LARGEBLOB_NONCE_LEN ||
         (clen = cbor_bytestring_length(ct)) < KC_LARGEBLOB_TAG_LEN)
         return 1;
-    size = cbor_get_int(orig);
-    if (size > KC_LARGEBLOB_READ_MAX)
-        return 1;
-    if ((z = malloc(clen)) == NULL)
+    /* origSize only feeds the associated data here: nothing is sized by it */
+    *size = cbor_get_int(orig);
+    if ((p = malloc(clen)) == NULL)
         return KC_ERR_NOMEM;
-    blob_ad(size, ad);
-    if (gcm(false, key, cbor_bytestring_handle(nonce), ad, cbor_bytestring_handle(ct), clen, z) !=
+    blob_ad(*size, ad);
+    if (gcm(false, key, cbor_bytestring_handle(nonce), ad, cbor_bytestring_handle(ct), clen, p) !=
         KC_OK) {
-        free(z);
+        free(p);
         return 1;
     }
-    r = inflate_stored(z, clen - KC_LARGEBLOB_TAG_LEN, (size_t)size, blob);
-    OPENSSL_cleanse(z, clen);
+    *z = p;
+    *zlen = clen - KC_LARGEBLOB_TAG_LEN;
+    return KC_OK;
+}
+
+/* Opens one array element with key: KC_OK (blob set), 1 when it is not
+ * this key's, or an error (why says which) for this key's element whose
+ * DEFLATE stream does not inflate to origSize bytes. */
+static int open_entry(const cbor_item_t *e, const uint8_t key[32], uint8_t **blob, size_t *blob_len,
+                      char *why, size_t why_cap)
+{
+    uint8_t *z = NULL;
+    size_t zlen = 0;
+    uint64_t size = 0;
+    int r;
+
+    if ((r = decrypt_entry(e, key, &z, &zlen, &size)) != KC_OK)
+        return r;
+    r = kc_largeblob_inflate(z, zlen, size, blob, why, why_cap);
+    OPENSSL_cleanse(z, zlen + KC_LARGEBLOB_TAG_LEN);
     free(z);
     if (r == KC_OK)
         *blob_len = (size_t)size;
@@ -463,21 +568,24 @@ static int open_entry(const cbor_item_t *e, const uint8_t key[32], uint8_t **blo
 }
 
 int kc_largeblob_open(const uint8_t *cbor_array, size_t len,
-                      const uint8_t key[KC_LARGEBLOB_KEY_LEN], uint8_t **blob, size_t *blob_len)
+                      const uint8_t key[KC_LARGEBLOB_KEY_LEN], uint8_t **blob, size_t *blob_len,
+                      char *why, size_t why_cap)
 {
     cbor_item_t *arr = NULL;
     int r = 1;
 
     if (cbor_array == NULL || key == NULL || blob == NULL || blob_len == NULL)
         return KC_ERR_INVALID_ARG;
+    if (why != NULL && why_cap > 0)
+        why[0] = '\0';
     if (kc_cbor_load(cbor_array, len, &arr) != KC_OK)
-        return KC_ERR_CBOR;
+        return why_err(why, why_cap, KC_ERR_CBOR, "the large-blob array is not CBOR");
     if (!cbor_isa_array(arr)) {
         cbor_decref(&arr);
-        return KC_ERR_CBOR;
+        return why_err(why, why_cap, KC_ERR_CBOR, "the large-blob array is not a CBOR array");
     }
     for (size_t i = 0; i < cbor_array_size(arr) && r == 1; i++)
-        r = open_entry(cbor_array_handle(arr)[i], key, blob, blob_len);
+        r = open_entry(cbor_array_handle(arr)[i], key, blob, blob_len, why, why_cap);
     cbor_decref(&arr);
     return r;
 }
@@ -487,8 +595,7 @@ int kc_largeblob_replace(const uint8_t *cbor_array, size_t len,
                          size_t entry_len, uint8_t **out, size_t *out_len)
 {
     cbor_item_t *arr = NULL, *fresh = NULL, *add = NULL;
-    uint8_t *blob = NULL;
-    size_t blob_len = 0, n;
+    size_t n;
     int r = KC_ERR_NOMEM;
 
     if (cbor_array == NULL || key == NULL || out == NULL || out_len == NULL ||
@@ -508,18 +615,18 @@ int kc_largeblob_replace(const uint8_t *cbor_array, size_t len,
         goto out;
     for (size_t i = 0; i < n; i++) {
         cbor_item_t *e = cbor_array_handle(arr)[i];
-        int o = open_entry(e, key, &blob, &blob_len);
+        uint8_t *z = NULL;
+        size_t zlen = 0;
+        uint64_t size = 0;
+        int o = decrypt_entry(e, key, &z, &zlen, &size);
 
-        if (o == KC_OK || o == KC_ERR_UNSUPPORTED) {
-            /* this key's old entry: dropped */
-            if (blob != NULL) {
-                OPENSSL_cleanse(blob, blob_len);
-                free(blob);
-                blob = NULL;
-            }
+        if (o == KC_OK) {
+            /* this key's old entry, readable or not: dropped, never inflated */
+            OPENSSL_cleanse(z, zlen + KC_LARGEBLOB_TAG_LEN);
+            free(z);
             continue;
         }
-        if (o < 0 && o != KC_ERR_CBOR) {
+        if (o < 0) {
             r = o;
             goto out;
         }

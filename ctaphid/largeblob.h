@@ -4,9 +4,12 @@
  * integrity hash checked, and one credential's blob sealed or opened with
  * its largeBlobKey (AES-256-GCM, associated data "blob" || uint64LE(size)).
  *
- * Blobs are DEFLATE streams (RFC 1951). kcard writes them as stored
- * (uncompressed) blocks, which every inflater reads, and reads stored
- * blocks only: a blob with Huffman-coded blocks is KC_ERR_UNSUPPORTED. */
+ * Blobs are raw DEFLATE streams (RFC 1951), compressed and inflated with
+ * zlib (windowBits -15). Reading trusts nothing in the entry: the inflated
+ * size must equal origSize, and origSize (which sizes the output buffer)
+ * is capped at KC_LARGEBLOB_ORIG_MAX, so a decompression bomb stops at the
+ * first byte past either. RFC 1950 (zlib-wrapped) streams, which libfido2
+ * wrote before 1.11, are read too. */
 #ifndef KCARD_CTAPHID_LARGEBLOB_H
 #define KCARD_CTAPHID_LARGEBLOB_H
 
@@ -20,6 +23,9 @@
 #define KC_LARGEBLOB_NONCE_LEN 12
 #define KC_LARGEBLOB_TAG_LEN 16
 #define KC_LARGEBLOB_READ_MAX (1u << 20) /* refuse arrays larger than this */
+/* refuse a blob whose origSize is larger: no card's array (at most
+ * READ_MAX) holds more that anyone would inflate on a client */
+#define KC_LARGEBLOB_ORIG_MAX (1u << 20)
 
 /* maxFragmentLength for the card: its maxMsgSize (1024 when absent) - 64. */
 size_t kc_largeblob_max_fragment(const struct kc_info *info);
@@ -56,16 +62,32 @@ int kc_largeblob_get_array(struct kc_dev *d, const struct kc_info *info, uint8_t
 int kc_largeblob_set_array(struct kc_dev *d, const struct kc_info *info,
                            const struct kc_pin_token *tok, const uint8_t *cbor_array, size_t len);
 
+/* Raw DEFLATE (zlib, best compression) of at most KC_LARGEBLOB_ORIG_MAX
+ * bytes into *out (malloc'd). */
+int kc_largeblob_deflate(const uint8_t *p, size_t len, uint8_t **out, size_t *out_len);
+/* Inflates a raw DEFLATE stream (or an RFC 1950 one) that must give
+ * exactly orig_size bytes into *out (malloc'd, orig_size bytes). Errors,
+ * with why (when not NULL) saying what was wrong: KC_ERR_TOO_LARGE
+ * (orig_size above KC_LARGEBLOB_ORIG_MAX, or the stream inflates past
+ * it), KC_ERR_VERIFY (it inflates to fewer bytes), KC_ERR_CBOR (corrupt,
+ * truncated, or bytes after the final block). */
+int kc_largeblob_inflate(const uint8_t *z, size_t zlen, uint64_t orig_size, uint8_t **out,
+                         char *why, size_t why_cap);
+
 /* One credential's blob. seal: a map {1: ciphertext, 2: nonce, 3: origSize}
- * encoded into *entry (malloc'd). open: searches an encoded CBOR array for
- * the entry key opens and returns its blob (malloc'd); KC_ERR_UNSUPPORTED
- * for a compressed blob, 1 when no entry opens with key. */
+ * of the compressed blob, encoded into *entry (malloc'd). open: searches an
+ * encoded CBOR array for the entry key opens and returns its blob
+ * (malloc'd); 1 when no entry opens with key, an error from
+ * kc_largeblob_inflate (why filled) when the key's entry does not inflate
+ * to origSize. */
 int kc_largeblob_seal(const uint8_t key[KC_LARGEBLOB_KEY_LEN], const uint8_t *blob, size_t len,
                       uint8_t **entry, size_t *entry_len);
 int kc_largeblob_open(const uint8_t *cbor_array, size_t len,
-                      const uint8_t key[KC_LARGEBLOB_KEY_LEN], uint8_t **blob, size_t *blob_len);
-/* Returns a new encoded array: cbor_array without the entries key opens,
- * plus entry (may be NULL: delete only). */
+                      const uint8_t key[KC_LARGEBLOB_KEY_LEN], uint8_t **blob, size_t *blob_len,
+                      char *why, size_t why_cap);
+/* Returns a new encoded array: cbor_array without the entries key
+ * decrypts (readable or not; they are never inflated), plus entry (may be
+ * NULL: delete only). */
 int kc_largeblob_replace(const uint8_t *cbor_array, size_t len,
                          const uint8_t key[KC_LARGEBLOB_KEY_LEN], const uint8_t *entry,
                          size_t entry_len, uint8_t **out, size_t *out_len);

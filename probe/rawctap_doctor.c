@@ -18,6 +18,7 @@
 #include <openssl/crypto.h>
 
 #include "ctaphid/cose.h"
+#include "ctaphid/credman.h"
 #include "ctaphid/ctap2.h"
 #include "ctaphid/discover.h"
 #include "ctaphid/pin.h"
@@ -419,16 +420,73 @@ static void step_getinfo(struct rc_doc_run *run)
     char list[64];
     kc_info_pin_protocols_str(in, list, sizeof(list));
     snprintf(ev->pin_protocols, sizeof(ev->pin_protocols), "%s", list);
+    ev->rk_remaining_known = kc_info_has(in, KC_INFO_REMAINING_DISC_CREDS);
+    ev->rk_remaining = in->remaining_discoverable_credentials;
+    char rk[64] = "";
+    if (ev->rk_remaining_known)
+        snprintf(rk, sizeof(rk), "; %llu discoverable credential slot(s) remaining",
+                 (unsigned long long)ev->rk_remaining);
     bool warn = ev->n_pin_protocols == 0 && ev->client_pin != 1;
     rc_doc_step_add(ev, "getinfo", warn ? RC_DOC_WARN : RC_DOC_PASS, rc_doc_ms_since(t0),
-                    "versions %s; pinUvAuthProtocols [%s]; clientPin %s%s%s%s",
+                    "versions %s; pinUvAuthProtocols [%s]; clientPin %s%s%s%s%s",
                     ev->versions[0] ? ev->versions : "none", list,
                     ev->client_pin < 0 ? "absent"
                     : ev->client_pin   ? "set"
                                        : "not set",
                     ev->always_uv == 1 ? "; alwaysUv" : "",
                     ev->mc_uv_not_rqd == 1 ? "; makeCredUvNotRqd" : "",
-                    ev->force_pin_change ? "; forcePINChange" : "");
+                    ev->force_pin_change ? "; forcePINChange" : "", rk);
+}
+
+/* ---- capacity: credential management's metadata, read only ---- */
+
+/* With the PIN the pin step saw accepted and a card offering credential
+ * management: how many resident credentials exist and how many more fit,
+ * added to the getinfo step's line. Nothing is deleted or advised: a full
+ * card is a fact to report, not a fault. The metadata's cm token replaces
+ * the card's current one, so the token for what follows (perm, rp_id) is
+ * fetched again. */
+static void step_capacity(struct rc_doc_run *run, uint8_t perm, const char *rp_id)
+{
+    struct rc_doc_evidence *ev = run->ev;
+    struct kc_credman cm;
+    struct kc_credman_metadata meta;
+    if (!run->have_token || run->pin == NULL || kc_credman_command(&run->info) == 0)
+        return;
+    ev->cm_ran = true;
+    memset(&meta, 0, sizeof(meta));
+    int r = kc_credman_open(&cm, run->ctx->dev, &run->info, run->pin);
+    if (r == KC_OK)
+        r = kc_credman_metadata(&cm, &meta);
+    kc_credman_close(&cm);
+    ev->cm_err = r;
+    rc_doc_note_gone(ev, r);
+    if (r == KC_OK) {
+        ev->cm_existing = meta.existing;
+        ev->cm_remaining = meta.remaining;
+    }
+    kc_pin_token_clear(&run->token);
+    run->have_token = false;
+    int t = kc_pin_token_for(run->ctx->dev, &run->info, run->pin, perm, rp_id, &run->token);
+    rc_doc_note_gone(ev, t);
+    if (t == KC_OK) {
+        run->have_token = true;
+    } else {
+        kc_pin_token_clear(&run->token);
+        ev->token_err = t;
+    }
+    for (size_t i = 0; i < ev->n_steps; i++) {
+        struct rc_doc_step *s = &ev->steps[i];
+        if (strcmp(s->name, "getinfo") != 0)
+            continue;
+        if (r == KC_OK)
+            append(s->detail, sizeof(s->detail),
+                   "; resident credentials: %llu existing, %llu remaining (credMgmt)",
+                   (unsigned long long)ev->cm_existing, (unsigned long long)ev->cm_remaining);
+        else
+            append(s->detail, sizeof(s->detail), "; credMgmt metadata: %s",
+                   r > 0 ? kc_ctap2_status_name((uint8_t)r) : kc_err_name(r));
+    }
 }
 
 /* ---- CTAP1 timing: VERSION, REGISTER's first answer, a check-only ---- */
@@ -975,6 +1033,14 @@ static int doctor_run(struct rc_doc_run *run)
     check_moved(run, ev->retries_err != KC_OK ? ev->retries_err : ev->token_err);
     if (named(run))
         goto done;
+    /* capacity: the resident credentials, when the PIN opened the way */
+    step_capacity(run, mc_next ? KC_PERM_MC : KC_PERM_GA,
+                  mc_next || !cred.have ? RC_DOC_RP_ID : cred.rp_id);
+    if (ev->cm_ran) {
+        check_moved(run, ev->cm_err != KC_OK ? ev->cm_err : ev->token_err);
+        if (named(run))
+            goto done;
+    }
     /* presence: the prompt and keepalives while waiting */
     if (!run->opts->no_presence) {
         step_presence(run, &cred);

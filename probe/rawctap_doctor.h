@@ -114,6 +114,15 @@ struct rc_doc_evidence {
     int mc_uv_not_rqd;      /* makeCredUvNotRqd: -1 absent, 0, 1 */
     bool force_pin_change;  /* getInfo forcePINChange (0x0c) */
     char pin_protocols[64]; /* "2, 1" or "none" */
+    /* resident-credential capacity, reported only (never a finding):
+     * getInfo's remainingDiscoverableCredentials (0x14) when the card gives
+     * it, and with a PIN the card accepted, credential management's
+     * metadata (existing and remaining) */
+    bool rk_remaining_known;
+    uint64_t rk_remaining;
+    bool cm_ran;
+    int cm_err; /* KC_OK, a CTAP2 status or KC_ERR_* */
+    uint64_t cm_existing, cm_remaining;
 
     /* pin: getRetries (a PIN is set) and, with --pin, a pinUvAuthToken.
      * The PIN itself is never part of the evidence. */

@@ -1171,6 +1171,25 @@ json_t *rc_doc_json(const struct rc_doc_evidence *ev, const struct rc_doc_verdic
     json_object_set_new(o, "pin_given", json_boolean(ev->pin_given));
     if (ev->retries_ran && ev->retries_err == KC_OK)
         json_object_set_new(o, "pin_retries", json_integer((json_int_t)ev->retries));
+    if (ev->rk_remaining_known || ev->cm_ran) {
+        /* resident-credential capacity: reported, never a finding */
+        json_t *cap = json_object();
+        if (ev->rk_remaining_known)
+            json_object_set_new(cap, "remaining_discoverable_credentials",
+                                json_integer((json_int_t)ev->rk_remaining));
+        if (ev->cm_ran && ev->cm_err == KC_OK) {
+            json_object_set_new(cap, "existing_resident_credentials",
+                                json_integer((json_int_t)ev->cm_existing));
+            json_object_set_new(cap, "remaining_resident_credentials",
+                                json_integer((json_int_t)ev->cm_remaining));
+        } else if (ev->cm_ran) {
+            json_object_set_new(cap, "cred_mgmt_error",
+                                json_string(ev->cm_err > 0
+                                                ? kc_ctap2_status_name((uint8_t)ev->cm_err)
+                                                : kc_err_name(ev->cm_err)));
+        }
+        json_object_set_new(o, "capacity", cap);
+    }
     for (size_t i = 0; i < ev->n_steps; i++) {
         const struct rc_doc_step *s = &ev->steps[i];
         json_array_append_new(steps, json_pack("{s:s, s:s, s:I, s:s}", "name", s->name, "result",

@@ -224,6 +224,7 @@ static int run_get(struct rc_ctx *ctx, const struct kc_info *info, const char *p
 {
     uint8_t *arr = NULL, *blob = NULL, key[KC_LARGEBLOB_KEY_LEN];
     size_t len = 0, blen = 0;
+    char why[160] = "";
     int r, e;
 
     if ((r = lb_read(ctx, info, &arr, &len)) != RC_EXIT_OK)
@@ -245,7 +246,7 @@ static int run_get(struct rc_ctx *ctx, const struct kc_info *info, const char *p
         free(arr);
         return r;
     }
-    e = kc_largeblob_open(arr, len, key, &blob, &blen);
+    e = kc_largeblob_open(arr, len, key, &blob, &blen, why, sizeof(why));
     OPENSSL_cleanse(key, sizeof(key));
     free(arr);
     if (e == 1) {
@@ -254,9 +255,9 @@ static int run_get(struct rc_ctx *ctx, const struct kc_info *info, const char *p
         return RC_EXIT_CTAP;
     }
     if (e != KC_OK) {
-        rc_err(ctx, "large-blob get: the credential's entry cannot be read: %s%s", kc_strerror(e),
-               e == KC_ERR_UNSUPPORTED ? " (Huffman-compressed; kcard reads stored DEFLATE only)"
-                                       : "");
+        rc_err(ctx,
+               "large-blob get: the credential's entry opens with its key but cannot be read: %s",
+               why[0] != '\0' ? why : kc_strerror(e));
         rc_json_error(ctx, kc_err_name(e), RC_EXIT_VERIFY);
         return RC_EXIT_VERIFY;
     }

@@ -478,6 +478,11 @@ static uint8_t get_info(struct vc_card *c, uint8_t *resp, size_t cap, size_t *re
         ok = ok && kc_cbor_map_add_int(m, 15, kc_cbor_new_int(p->max_cred_blob_len)) == KC_OK;
     if (vc_config_offered(c)) /* maxRPIDsForSetMinPINLength */
         ok = ok && kc_cbor_map_add_int(m, 16, kc_cbor_new_int(VC_MIN_PIN_RPIDS_MAX)) == KC_OK;
+    /* remainingDiscoverableCredentials (CTAP 2.1 6.4, 0x14): a 2.1 card with
+     * credential management says it; the 2.1-PRE ones did not have the key */
+    if (p->cred_mgmt == VC_CRED_MGMT_2_1)
+        ok = ok &&
+             kc_cbor_map_add_int(m, 0x14, kc_cbor_new_int((int64_t)(VC_MAX_RK - c->n_rk))) == KC_OK;
     /* keys ascending, whatever order the lines above add them in */
     ok = ok && kc_cbor_map_canonical(m) == KC_OK;
     if (ok)

@@ -379,6 +379,11 @@ static uint8_t store_rk(struct vc_card *c, const struct vc_rk *rk)
 
 /* 0 when d is a usable descriptor (already checked by check_descriptor_list)
  * naming a credential of this card for this rp; cr is then filled. */
+static const struct vc_rk *find_rk(const struct vc_card *c, const uint8_t *id);
+
+/* The credential a descriptor names, or -1. A resident credential's id
+ * still opens after the credential was deleted (or overwritten): it is gone
+ * all the same, as on a real card, unless it is still in the table. */
 static int open_descriptor(const struct vc_card *c, const cbor_item_t *d,
                            const uint8_t rp_id_hash[32], struct vc_cred *cr)
 {
@@ -388,7 +393,14 @@ static int open_descriptor(const struct vc_card *c, const cbor_item_t *d,
     if (check_descriptor(d, &usable) != KC_CTAP2_OK || !usable)
         return -1;
     id = kc_cbor_map_get_str(d, "id");
-    return vc_cred_open(c, cbor_bytestring_handle(id), cbor_bytestring_length(id), rp_id_hash, cr);
+    if (vc_cred_open(c, cbor_bytestring_handle(id), cbor_bytestring_length(id), rp_id_hash, cr) !=
+        0)
+        return -1;
+    if ((cr->flags & VC_CRED_FLAG_RK) != 0 && find_rk(c, cr->id) == NULL) {
+        OPENSSL_cleanse(cr, sizeof(*cr));
+        return -1;
+    }
+    return 0;
 }
 
 static uint8_t check_exclude(struct vc_card *c, const cbor_item_t *list,

@@ -1363,8 +1363,12 @@ static void loop_end(struct ksvc_loop *loop)
         pthread_join(loop->thread, NULL);
         loop->thread_started = false;
     }
-    if (loop->daemon != NULL)
+    if (loop->daemon != NULL) {
+        /* a daemon that still listens would close the shared socket */
+        if (!atomic_load(&loop->quiesced))
+            MHD_quiesce_daemon(loop->daemon);
         MHD_stop_daemon(loop->daemon);
+    }
     loop->daemon = NULL;
     if (loop->epfd >= 0)
         close(loop->epfd);

@@ -79,6 +79,15 @@ run "delete bob" 0 --device "$VCARD_URI" $FAST --json cred delete --cred-id "$BO
 jcheck "delete: status deleted" 'j["status"] == "deleted"'
 run "delete bob again" 4 --device "$VCARD_URI" $FAST --json cred delete --cred-id "$BOB"
 jcheck "second delete: CTAP2_ERR_NO_CREDENTIALS" 'j["error_name"] == "CTAP2_ERR_NO_CREDENTIALS"'
+# a deleted credential is gone, by its id too (its id still decrypts on vcard)
+run "assertion naming deleted bob" 4 --device "$VCARD_URI" $FAST --json get-assertion \
+    --rp-id example.com --cred-id "$BOB"
+jcheck "deleted bob: CTAP2_ERR_NO_CREDENTIALS" 'j["error_name"] == "CTAP2_ERR_NO_CREDENTIALS"'
+run "assertion naming alice still works" 0 --device "$VCARD_URI" $FAST --json get-assertion \
+    --rp-id example.com --cred-id "$ALICE"
+run "info says 48 discoverable credentials remain" 0 --device "$VCARD_URI" $FAST --json info
+jcheck "info: remaining_discoverable_credentials 48" \
+    'j.get("remaining_discoverable_credentials", j.get("info", {}).get("remaining_discoverable_credentials")) == 48'
 run "wrong PIN" 4 --device "$VCARD_URI" $FAST --json cred metadata --pin 9999
 jcheck "wrong PIN named" 'j["error_name"] == "CTAP2_ERR_PIN_INVALID"'
 run "-v names the command and the token" 0 --device "$VCARD_URI" $FAST -v cred metadata

@@ -16,6 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const uint8_t key[KC_LARGEBLOB_KEY_LEN] = {0x2a};
     uint8_t frag[2048], *blob = NULL, *out = NULL;
     size_t n = 0, blen = 0, olen = 0;
+    char why[160];
 
     if (size < 1)
         return 0;
@@ -26,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     data++;
     size--;
     (void)kc_largeblob_check(data, size);
-    if (kc_largeblob_open(data, size, key, &blob, &blen) == KC_OK)
+    if (kc_largeblob_open(data, size, key, &blob, &blen, why, sizeof(why)) == KC_OK)
         free(blob);
     if (kc_largeblob_replace(data, size, key, NULL, 0, &out, &olen) == KC_OK)
         free(out);

@@ -1,10 +1,17 @@
 # kcard — one GNU make build. `make` builds everything, `make check` builds
 # and runs every test, `make demo` shows the main job end to end.
 # Sources are found by wildcard: adding a file to a folder adds it to the build.
+#
+# Each part of the tree is one small static library (the table under "the
+# parts" below says what each holds and needs); each program, unit test, bench
+# and interop program links only the libraries of the parts it uses, and each
+# external package through its own `pkg-config --libs <name>`. Touching a file
+# of one part relinks only the programs and tests that use that part.
 
 BUILD    ?= build
 CC       ?= cc
 FUZZ_CC  ?= clang
+# every external package of the tree (each part compiles and links with its own, below)
 PKGS     := libcbor libcrypto hidapi-hidraw jansson libmicrohttpd libcurl sqlite3 libpcap zlib
 TEST_PKGS := cmocka
 
@@ -18,35 +25,132 @@ else
   LDSAN   :=
 endif
 
+# every package's compile flags: the fuzz targets and a file of no part use them
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 TEST_CFLAGS := $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
 TEST_LIBS   := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
-CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 -I. $(OPT) $(PKG_CFLAGS)
-LDLIBS  := $(PKG_LIBS) -lpthread
+# the packages' flags are added per part (PART_CFLAGS, below)
+CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 -I. $(OPT)
 
-# libctaphid: every .c in ctaphid/
-LIB_SRCS := $(wildcard ctaphid/*.c)
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
-LIB      := $(BUILD)/libctaphid.a
+# Flags of one package, asked once each: $(PC_LIBS.jansson) is
+# `pkg-config --libs jansson`, $(PC_CFLAGS.jansson) its --cflags.
+# pthread and m are the C library's own, not packages.
+$(foreach p,$(PKGS),$(eval PC_LIBS.$(p) := $(shell pkg-config --libs $(p) 2>/dev/null)))
+$(foreach p,$(PKGS),$(eval PC_CFLAGS.$(p) := $(shell pkg-config --cflags $(p) 2>/dev/null)))
+PC_LIBS.pthread := -lpthread
+PC_LIBS.m       := -lm
 
-# the virtual card's core: every .c in harness/vcard/ but the two mains
+# ---- the parts --------------------------------------------------------------
+# A part is one static library $(BUILD)/lib<part>.a built from <part>_SRCS.
+# <part>_USES names the parts it calls into, <part>_PKGS the packages it calls
+# (read off its #include lines and checked by linking):
+#
+#   library             holds                                uses        packages
+#   libctaphid          ctaphid/*.c                          -           libcbor libcrypto hidapi-hidraw
+#                                                                        jansson libpcap zlib pthread
+#   libkcsvc            services/common/*.c                  -           libmicrohttpd jansson libcrypto pthread
+#   libvcard            harness/vcard/* but its two mains    ctaphid     libcbor libcrypto jansson pthread
+#   libprobe            probe/* but rawctap.c, fido2_probe.c ctaphid     jansson libcrypto
+#   libk_server         services/k_server/* but main         kcsvc       sqlite3 libcrypto pthread
+#   libk_proxy          services/k_proxy/* but main          kcsvc       libcurl sqlite3 jansson libcrypto
+#                                                            ctaphid     pthread m
+#   libk_client_portal  services/k_client_portal/* but main  kcsvc       libcurl jansson libcrypto pthread
+#   libchain_regress    regression/*.c but main              -           libcurl jansson libcrypto
+#   libkc_forward       harness/chain/*.c but main           -           jansson
+#
+# A program, test or bench links its part's library, the libraries of every
+# part it uses (users first, for the static link) and the packages of all of
+# them.
+
+# libctaphid: the CTAPHID/CTAP2 library, every .c in ctaphid/
+ctaphid_SRCS := $(wildcard ctaphid/*.c)
+ctaphid_USES :=
+ctaphid_PKGS := libcbor libcrypto hidapi-hidraw jansson libpcap zlib pthread
+
+# libkcsvc: what the three services share (HTTP server, log, metrics, guard,
+# crypto, upstream), every .c in services/common/
+kcsvc_SRCS := $(wildcard services/common/*.c)
+kcsvc_USES :=
+kcsvc_PKGS := libmicrohttpd jansson libcrypto pthread
+
+# libvcard: the virtual card's core, every .c in harness/vcard/ but the two mains
 VCARD_MAINS := harness/vcard/vcard_main.c harness/vcard/vcard_ctl.c
-VCARD_SRCS  := $(filter-out $(VCARD_MAINS),$(wildcard harness/vcard/*.c))
-VCARD_OBJS  := $(VCARD_SRCS:%.c=$(BUILD)/%.o)
-VCARD_LIB   := $(BUILD)/libvcard.a
+vcard_SRCS := $(filter-out $(VCARD_MAINS),$(wildcard harness/vcard/*.c))
+vcard_USES := ctaphid
+vcard_PKGS := libcbor libcrypto jansson pthread
 
-# the chain's shared and per-service code (services/, regression/, harness/chain/):
-# every .c but the *_main.c files, which are the programs below
+# libprobe: rawctap's and fido2-probe's commands and output, every .c in probe/
+# but the two files that hold main()
+RAWCTAP_MAIN := probe/rawctap.c
+PROBE_MAIN   := probe/fido2_probe.c
+probe_SRCS := $(filter-out $(RAWCTAP_MAIN) $(PROBE_MAIN),$(wildcard probe/*.c))
+probe_USES := ctaphid
+probe_PKGS := jansson libcrypto
+
+# one library per program family of the chain: the program's folder but its
+# *_main.c (services/k_server/k_server_main.c -> build/bin/k_server with
+# libk_server.a, regression/chain_regress_main.c -> chain-regress with
+# libchain_regress.a, harness/chain/kc_forward_main.c -> kc-forward with
+# libkc_forward.a)
 SVC_MAINS := $(wildcard services/*/*_main.c regression/*_main.c harness/chain/*_main.c)
-SVC_SRCS  := $(filter-out $(SVC_MAINS),$(wildcard services/*/*.c regression/*.c harness/chain/*.c))
+family_srcs = $(filter-out %_main.c,$(wildcard $(1)/*.c))
+
+# libk_server: the counter service's store
+k_server_SRCS := $(call family_srcs,services/k_server)
+k_server_USES := kcsvc
+k_server_PKGS := sqlite3 libcrypto pthread
+
+# libk_proxy: the card proxy (routes, card worker and auth, store, limits, upstream)
+k_proxy_SRCS := $(call family_srcs,services/k_proxy)
+k_proxy_USES := kcsvc ctaphid
+k_proxy_PKGS := libcurl sqlite3 jansson libcrypto pthread m
+
+# libk_client_portal: the portal's routes, sessions, cookies and proxy client
+k_client_portal_SRCS := $(call family_srcs,services/k_client_portal)
+k_client_portal_USES := kcsvc
+k_client_portal_PKGS := libcurl jansson libcrypto pthread
+
+# libchain_regress: chain-regress's load run, parsing, analysis and report
+chain_regress_SRCS := $(call family_srcs,regression)
+chain_regress_USES :=
+chain_regress_PKGS := libcurl jansson libcrypto
+
+# libkc_forward: kc-forward's TCP relay and network-namespace helpers
+kc_forward_SRCS := $(call family_srcs,harness/chain)
+kc_forward_USES :=
+kc_forward_PKGS := jansson
+
+PARTS := ctaphid kcsvc vcard probe k_server k_proxy k_client_portal chain_regress kc_forward
+
+# the parts a list of parts needs, each after every part that uses it
+part_tree = $(foreach p,$(1),$(p) $(call part_tree,$($(p)_USES)))
+# a list with only the last copy of each word kept
+keep_last = $(if $(1),$(if $(filter $(firstword $(1)),$(wordlist 2,$(words $(1)),$(1))),,$(firstword $(1))) \
+            $(call keep_last,$(wordlist 2,$(words $(1)),$(1))))
+part_order = $(strip $(call keep_last,$(call part_tree,$(1))))
+# $(call part_libs,k_proxy): the archives to link, in link order
+part_libs = $(foreach p,$(call part_order,$(1)),$(BUILD)/lib$(p).a)
+# $(call part_ldlibs,k_proxy) and part_cflags: the packages' link and compile flags
+part_pkgs   = $(sort $(foreach p,$(call part_order,$(1)),$($(p)_PKGS)))
+part_ldlibs = $(strip $(foreach k,$(call part_pkgs,$(1)),$(PC_LIBS.$(k))))
+part_cflags = $(strip $(call keep_last,$(foreach k,$(call part_pkgs,$(1)),$(PC_CFLAGS.$(k)))))
+
+# the names the rest of the tree knows
+LIB_SRCS  := $(ctaphid_SRCS)
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIB       := $(BUILD)/libctaphid.a
+VCARD_SRCS := $(vcard_SRCS)
+VCARD_OBJS := $(VCARD_SRCS:%.c=$(BUILD)/%.o)
+VCARD_LIB  := $(BUILD)/libvcard.a
+SVC_SRCS  := $(kcsvc_SRCS)
 SVC_OBJS  := $(SVC_SRCS:%.c=$(BUILD)/%.o)
 SVC_LIB   := $(BUILD)/libkcsvc.a
+PART_LIBS := $(PARTS:%=$(BUILD)/lib%.a)
 
 # programs: name -> sources
-RAWCTAP_SRCS := $(wildcard probe/rawctap*.c)
-PROBE_SRCS   := $(wildcard probe/fido2_probe*.c)
+RAWCTAP_SRCS := $(wildcard $(RAWCTAP_MAIN))
+PROBE_SRCS   := $(wildcard $(PROBE_MAIN))
 PROGRAMS := $(BUILD)/bin/vcard $(BUILD)/bin/vcard-ctl
 ifneq ($(RAWCTAP_SRCS),)
   PROGRAMS += $(BUILD)/bin/rawctap
@@ -57,8 +161,9 @@ endif
 
 # a *_main.c becomes a program named after it: k_server_main.c -> k_server,
 # chain_regress_main.c -> chain-regress (services keep their k_ names)
+main_part = $(patsubst %_main.c,%,$(notdir $(1)))
 svc_prog = $(BUILD)/bin/$(if $(filter k_%,$(1)),$(1),$(subst _,-,$(1)))
-SVC_PROGRAMS := $(foreach m,$(SVC_MAINS),$(call svc_prog,$(patsubst %_main.c,%,$(notdir $(m)))))
+SVC_PROGRAMS := $(foreach m,$(SVC_MAINS),$(call svc_prog,$(call main_part,$(m))))
 PROGRAMS += $(SVC_PROGRAMS)
 
 UNIT_SRCS  := $(wildcard tests/unit/*/test_*.c tests/unit/test_*.c)
@@ -70,8 +175,8 @@ BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 INTEROP_SRCS := $(wildcard tests/interop/*.c)
 INTEROP_BINS := $(INTEROP_SRCS:tests/interop/%.c=$(BUILD)/interop/%)
 
-.PHONY: all deps lib programs unit unit-san e2e check demo fuzz fuzz-build bench clean format \
-        format-check interop vm-test install browser-test
+.PHONY: all deps lib libs programs unit unit-san e2e check demo fuzz fuzz-build bench clean \
+        format format-check interop vm-test install browser-test
 
 all: lib programs
 
@@ -79,71 +184,130 @@ deps:
 	@sh ci/install-deps.sh
 
 lib: $(LIB)
+libs: $(PART_LIBS)
 programs: $(PROGRAMS)
 
+# an object compiles with its part's package flags (PART_CFLAGS, set per
+# object below; a file of no part gets every package's)
+PART_CFLAGS = $(PKG_CFLAGS)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(PART_CFLAGS) -MMD -MP -c $< -o $@
 
-$(LIB): $(LIB_OBJS)
-	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
-
-$(VCARD_LIB): $(VCARD_OBJS)
-	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
-
-$(SVC_LIB): $(SVC_OBJS)
-	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
-
-define svc_rule
-$(call svc_prog,$(patsubst %_main.c,%,$(notdir $(1)))): $(BUILD)/$(1:%.c=%.o) $(SVC_LIB) $(LIB)
+define lib_rule
+$$($(1)_SRCS:%.c=$$(BUILD)/%.o): PART_CFLAGS := $(call part_cflags,$(1))
+$(BUILD)/lib$(1).a: $$($(1)_SRCS:%.c=$$(BUILD)/%.o)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(LDSAN) -o $$@ $$^ $$(LDLIBS)
+	rm -f $$@ && ar rcs $$@ $$^
 endef
-$(foreach m,$(SVC_MAINS),$(eval $(call svc_rule,$(m))))
+$(foreach p,$(PARTS),$(eval $(call lib_rule,$(p))))
 
-$(BUILD)/bin/vcard: $(BUILD)/harness/vcard/vcard_main.o $(VCARD_LIB) $(LIB)
+# $(call prog_rule,program,objects,parts): a program from its main's objects
+# and the libraries of the parts it uses
+define prog_rule
+$(2): PART_CFLAGS := $(call part_cflags,$(3))
+$(1): $(2) $(call part_libs,$(3))
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDSAN) -o $$@ $$^ $(call part_ldlibs,$(3))
+endef
+$(foreach m,$(SVC_MAINS),$(eval $(call prog_rule,$(call svc_prog,$(call main_part,$(m))),\
+    $(BUILD)/$(m:%.c=%.o),$(call main_part,$(m)))))
+$(eval $(call prog_rule,$(BUILD)/bin/vcard,$(BUILD)/harness/vcard/vcard_main.o,vcard))
+$(eval $(call prog_rule,$(BUILD)/bin/vcard-ctl,$(BUILD)/harness/vcard/vcard_ctl.o,ctaphid))
+$(eval $(call prog_rule,$(BUILD)/bin/rawctap,$(RAWCTAP_SRCS:%.c=$(BUILD)/%.o),probe))
+$(eval $(call prog_rule,$(BUILD)/bin/fido2-probe,$(PROBE_SRCS:%.c=$(BUILD)/%.o),probe))
+
+# unit tests: one cmocka program per tests/unit/<dir>/test_*.c, linked with
+# the parts it tests. UNIT_PARTS.<dir> maps a folder to its parts (the card
+# and k_proxy tests drive the virtual card in-process); UNIT_PARTS.<dir>/<test>
+# overrides it for one test; a folder not listed links every part but probe.
+# tests/unit/probe includes the probe .c files it tests, so it must not link
+# libprobe (duplicate symbols).
+UNIT_PARTS.ctaphid    := vcard ctaphid
+UNIT_PARTS.vcard      := vcard
+UNIT_PARTS.probe      := vcard ctaphid
+UNIT_PARTS.services   := kcsvc
+UNIT_PARTS.services/test_counter  := k_server
+UNIT_PARTS.services/test_replay   := k_server
+UNIT_PARTS.services/test_upstream := k_proxy
+UNIT_PARTS.k_proxy    := k_proxy vcard
+UNIT_PARTS.portal     := k_client_portal
+UNIT_PARTS.regression := chain_regress
+UNIT_PARTS.chain      := kc_forward
+ALL_PARTS_BUT_PROBE := $(filter-out probe,$(PARTS))
+# $(call unit_parts,tests/unit/dir/test_x.c): the test's own entry, else its folder's
+unit_key   = $(patsubst tests/unit/%.c,%,$(1))
+unit_dir   = $(patsubst %/,%,$(dir $(call unit_key,$(1))))
+unit_parts = $(or $(UNIT_PARTS.$(call unit_key,$(1))),$(UNIT_PARTS.$(call unit_dir,$(1))),$(ALL_PARTS_BUT_PROBE))
+
+define unit_rule
+$(BUILD)/$(1:%.c=%): $(1) $(call part_libs,$(2))
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) $(call part_cflags,$(2)) $$(TEST_CFLAGS) -MMD -MP -o $$@ $$< \
+	    $(call part_libs,$(2)) $$(LDSAN) $$(TEST_LIBS) $(call part_ldlibs,$(2))
+endef
+$(foreach t,$(UNIT_SRCS),$(eval $(call unit_rule,$(t),$(call unit_parts,$(t)))))
+
+# bench programs: BENCH_PARTS.<name> says what each measures; unlisted ones
+# link every part but probe
+BENCH_PARTS.bench_ctaphid   := ctaphid
+BENCH_PARTS.bench_kpx_store := k_proxy
+BENCH_PARTS.bench_vcard     := vcard
+define bench_rule
+$(BUILD)/bench/$(1): bench/$(1).c $(call part_libs,$(2))
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) $(call part_cflags,$(2)) -o $$@ $$< $(call part_libs,$(2)) $$(LDSAN) \
+	    $(call part_ldlibs,$(2))
+endef
+$(foreach b,$(BENCH_SRCS:bench/%.c=%),\
+    $(eval $(call bench_rule,$(b),$(or $(BENCH_PARTS.$(b)),$(ALL_PARTS_BUT_PROBE)))))
+
+# interop programs: libfido2 talking to the virtual card; none of kcard's
+# libraries, only libfido2 and libcrypto
+INTEROP_CFLAGS := $(strip $(shell pkg-config --cflags libfido2 libcrypto 2>/dev/null))
+INTEROP_LIBS   := $(strip $(shell pkg-config --libs libfido2 libcrypto 2>/dev/null))
+$(BUILD)/interop/%: tests/interop/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(INTEROP_CFLAGS) -o $@ $< $(LDSAN) $(INTEROP_LIBS)
 
-$(BUILD)/bin/vcard-ctl: $(BUILD)/harness/vcard/vcard_ctl.o $(LIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
-
-$(BUILD)/bin/rawctap: $(RAWCTAP_SRCS:%.c=$(BUILD)/%.o) $(LIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
-
-$(BUILD)/bin/fido2-probe: $(PROBE_SRCS:%.c=$(BUILD)/%.o) $(LIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
-
-# unit tests: one cmocka program per test_*.c, linked with both libraries
-$(BUILD)/tests/unit/%: tests/unit/%.c $(SVC_LIB) $(VCARD_LIB) $(LIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(TEST_CFLAGS) -MMD -MP -o $@ $< $(SVC_LIB) $(VCARD_LIB) $(LIB) $(LDSAN) $(TEST_LIBS) $(LDLIBS)
-
-$(BUILD)/bench/%: bench/%.c $(SVC_LIB) $(VCARD_LIB) $(LIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(SVC_LIB) $(VCARD_LIB) $(LIB) $(LDSAN) $(LDLIBS)
-
-$(BUILD)/interop/%: tests/interop/%.c $(LIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(shell pkg-config --cflags libfido2) -o $@ $< $(LIB) $(LDSAN) \
-	    $(shell pkg-config --libs libfido2) $(LDLIBS)
-
-# libFuzzer targets: clang, both libraries rebuilt with coverage + ASan/UBSan
+# libFuzzer targets: clang; each part's library rebuilt with coverage +
+# ASan/UBSan under build/fuzz/obj/, and each fuzzer linked with the parts it
+# feeds (FUZZ_PARTS.<name>; an unlisted one links every part but probe). The
+# probe fuzzers include the probe .c files they test.
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer-no-link,address,undefined $(PKG_CFLAGS)
-FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=build/fuzz/obj/%.o) $(VCARD_SRCS:%.c=build/fuzz/obj/%.o) \
-                 $(SVC_SRCS:%.c=build/fuzz/obj/%.o)
+FUZZ_SRCS_ALL := $(foreach p,$(filter-out probe,$(PARTS)),$($(p)_SRCS))
+FUZZ_LIB_OBJS := $(FUZZ_SRCS_ALL:%.c=build/fuzz/obj/%.o)
+FUZZ_PARTS_ctaphid := fuzz_assertion_decode fuzz_attestation_decode fuzz_attestation_verify \
+    fuzz_authdata fuzz_cose fuzz_credman_reply fuzz_hid_desc fuzz_info fuzz_largeblob_array \
+    fuzz_largeblob_inflate fuzz_pcap_import fuzz_pin_response fuzz_rawctap_credfile \
+    fuzz_rawctap_doctor fuzz_reassembly fuzz_replay_match fuzz_sysfs_uevent fuzz_trace_replay \
+    fuzz_u2f_response
+FUZZ_PARTS_vcard := fuzz_uhid_event fuzz_vcard_config fuzz_vcard_control fuzz_vcard_credman \
+    fuzz_vcard_ctap1 fuzz_vcard_ctap2 fuzz_vcard_hid fuzz_vcard_script fuzz_vcard_state
+FUZZ_PARTS_kcsvc := fuzz_guard fuzz_upstream_auth
+FUZZ_PARTS_k_proxy := fuzz_kpx_store fuzz_service_body fuzz_upstream_reply
+FUZZ_PARTS_k_client_portal := fuzz_portal_request
+FUZZ_PARTS_chain_regress := fuzz_chain_response fuzz_kcr_analyze_input
+$(foreach p,$(PARTS),$(foreach f,$(FUZZ_PARTS_$(p)),$(eval FUZZ_PARTS.$(f) := $(p))))
+fuzz_part_libs = $(foreach p,$(call part_order,$(1)),build/fuzz/obj/lib$(p).a)
+
 build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
-build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJS)
-	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJS) $(LDLIBS)
+define fuzz_lib_rule
+build/fuzz/obj/lib$(1).a: $$($(1)_SRCS:%.c=build/fuzz/obj/%.o)
+	@mkdir -p $$(dir $$@)
+	rm -f $$@ && ar rcs $$@ $$^
+endef
+$(foreach p,$(PARTS),$(eval $(call fuzz_lib_rule,$(p))))
+define fuzz_rule
+build/fuzz/$(1): tests/fuzz/$(1).c $(call fuzz_part_libs,$(2))
+	@mkdir -p $$(dir $$@)
+	$$(FUZZ_CC) $$(FUZZ_CFLAGS) -fsanitize=fuzzer -o $$@ $$< $(call fuzz_part_libs,$(2)) \
+	    $(call part_ldlibs,$(2))
+endef
+$(foreach f,$(FUZZ_SRCS:tests/fuzz/%.c=%),\
+    $(eval $(call fuzz_rule,$(f),$(or $(FUZZ_PARTS.$(f)),$(ALL_PARTS_BUT_PROBE)))))
 
 fuzz-build: $(FUZZ_BINS)
 

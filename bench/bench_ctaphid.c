@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "bench/bench_util.h"
+#include "ctaphid/discover.h"
 #include "ctaphid/io.h"
 #include "ctaphid/status.h"
 #include "ctaphid/transport.h"

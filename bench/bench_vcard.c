@@ -12,6 +12,7 @@
 
 #include "bench/bench_util.h"
 #include "ctaphid/ctap2.h"
+#include "ctaphid/discover.h"
 #include "ctaphid/io.h"
 #include "ctaphid/status.h"
 #include "harness/vcard/card.h"

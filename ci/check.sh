@@ -30,9 +30,10 @@ count() {
 
 total_pass=0
 total_fail=0
-for s in format unit unit-san e2e e2e-san browser vm-test fuzz; do
+for s in format layers unit unit-san e2e e2e-san browser vm-test fuzz; do
     case $s in
         format) stage format run $MAKE --no-print-directory format-check ;;
+        layers) stage layers run sh ci/include-graph.sh ;;
         unit) stage unit run $MAKE --no-print-directory unit ;;
         unit-san) stage unit-san run $MAKE --no-print-directory unit-san ;;
         e2e) stage e2e run $MAKE --no-print-directory e2e ;;

@@ -4,7 +4,9 @@
 
 #include <openssl/crypto.h>
 
+#include "ctaphid/auth_call.h"
 #include "ctaphid/cbor_util.h"
+#include "ctaphid/cred_int.h"
 #include "ctaphid/ctap2.h"
 #include "ctaphid/ctap2_int.h"
 #include "ctaphid/pin_proto.h"
@@ -176,32 +178,28 @@ static int encode_request(const void *req, const uint8_t *pin_uv_auth_param, siz
     return kc_get_assertion_encode(req, pin_uv_auth_param, param_len, pin_protocol, buf, len);
 }
 
+static int decode_response(const uint8_t *body, size_t len, void *result)
+{
+    return kc_assertion_decode(body, len, result);
+}
+
 int kc_ctap2_get_assertion(struct kc_dev *d, const struct kc_assert_request *req,
                            struct kc_assertion *a)
 {
-    struct kc_ctap2_auth auth;
-    struct kc_pin_outcome outcome = {0};
-    uint8_t *body = NULL;
-    size_t body_len = 0;
-    int r;
-
     if (d == NULL || a == NULL)
         return KC_ERR_INVALID_ARG;
     memset(a, 0, sizeof(*a));
     if (check_request(req) != KC_OK)
         return KC_ERR_INVALID_ARG;
-    auth = (struct kc_ctap2_auth){.info = req->info,
-                                  .token = req->token,
-                                  .pin = req->pin,
-                                  .permissions = KC_PERM_GA,
-                                  .rp_id = req->rp_id,
-                                  .client_data_hash = req->client_data_hash};
-    if ((r = kc_ctap2_authed_call(d, KC_CTAP2_GET_ASSERTION, &auth, encode_request, req, &body,
-                                  &body_len, &outcome)) == KC_OK)
-        r = kc_assertion_decode(body, body_len, a);
-    a->pin = outcome; /* also on failure: tools report what was tried */
-    free(body);
-    return r;
+    return kc_ctap2_authed_command(
+        d, KC_CTAP2_GET_ASSERTION,
+        &(struct kc_ctap2_auth){.info = req->info,
+                                .token = req->token,
+                                .pin = req->pin,
+                                .permissions = KC_PERM_GA,
+                                .rp_id = req->rp_id,
+                                .client_data_hash = req->client_data_hash},
+        encode_request, req, decode_response, a, &a->pin);
 }
 
 int kc_ctap2_get_next_assertion(struct kc_dev *d, struct kc_assertion *a)

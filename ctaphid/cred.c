@@ -5,7 +5,9 @@
 
 #include <openssl/crypto.h>
 
+#include "ctaphid/auth_call.h"
 #include "ctaphid/cbor_util.h"
+#include "ctaphid/cred_int.h"
 #include "ctaphid/ctap2.h"
 #include "ctaphid/ctap2_int.h"
 #include "ctaphid/pin_proto.h"
@@ -338,30 +340,26 @@ static int encode_request(const void *req, const uint8_t *pin_uv_auth_param, siz
     return kc_make_credential_encode(req, pin_uv_auth_param, param_len, pin_protocol, buf, len);
 }
 
+static int decode_response(const uint8_t *body, size_t len, void *result)
+{
+    return kc_attestation_decode(body, len, result);
+}
+
 int kc_ctap2_make_credential(struct kc_dev *d, const struct kc_cred_request *req,
                              struct kc_attestation *att)
 {
-    struct kc_ctap2_auth auth;
-    struct kc_pin_outcome outcome = {0};
-    uint8_t *body = NULL;
-    size_t body_len = 0;
-    int r;
-
     if (d == NULL || att == NULL)
         return KC_ERR_INVALID_ARG;
     memset(att, 0, sizeof(*att));
     if (check_request(req) != KC_OK)
         return KC_ERR_INVALID_ARG;
-    auth = (struct kc_ctap2_auth){.info = req->info,
-                                  .token = req->token,
-                                  .pin = req->pin,
-                                  .permissions = KC_PERM_MC,
-                                  .rp_id = req->rp_id,
-                                  .client_data_hash = req->client_data_hash};
-    if ((r = kc_ctap2_authed_call(d, KC_CTAP2_MAKE_CREDENTIAL, &auth, encode_request, req, &body,
-                                  &body_len, &outcome)) == KC_OK)
-        r = kc_attestation_decode(body, body_len, att);
-    att->pin = outcome; /* also on failure: tools report what was tried */
-    free(body);
-    return r;
+    return kc_ctap2_authed_command(
+        d, KC_CTAP2_MAKE_CREDENTIAL,
+        &(struct kc_ctap2_auth){.info = req->info,
+                                .token = req->token,
+                                .pin = req->pin,
+                                .permissions = KC_PERM_MC,
+                                .rp_id = req->rp_id,
+                                .client_data_hash = req->client_data_hash},
+        encode_request, req, decode_response, att, &att->pin);
 }

@@ -135,7 +135,6 @@ struct kc_pin_token {
     uint8_t token[KC_PIN_TOKEN_MAX];
     size_t len;
 };
-void kc_pin_token_clear(struct kc_pin_token *t);
 
 /* ---- authenticatorMakeCredential (0x01) -------------------------------- */
 

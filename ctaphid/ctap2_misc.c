@@ -8,7 +8,6 @@
 #include "ctaphid/cbor_util.h"
 #include "ctaphid/ctap2.h"
 #include "ctaphid/ctap2_int.h"
-#include "ctaphid/pin_proto.h"
 
 static int send_raw(struct kc_dev *d, uint8_t cmd, const uint8_t *params, size_t params_len,
                     uint8_t **resp, size_t *resp_len)
@@ -102,31 +101,6 @@ int kc_ctap2_call(struct kc_dev *d, uint8_t cmd, const uint8_t *params, size_t p
     return r;
 }
 
-int kc_ctap2_authed_call(struct kc_dev *d, uint8_t cmd, const struct kc_ctap2_auth *auth,
-                         kc_ctap2_encode_fn encode, const void *req, uint8_t **body,
-                         size_t *body_len, struct kc_pin_outcome *outcome)
-{
-    uint8_t param[KC_PINP_AUTH_MAX], *enc = NULL;
-    size_t param_len = 0, enc_len = 0;
-    int protocol = 0, r;
-
-    *body = NULL;
-    *body_len = 0;
-    memset(outcome, 0, sizeof(*outcome));
-    if ((r = kc_ctap2_pin_param(d, auth->info, auth->token, auth->pin, auth->permissions,
-                                auth->rp_id, auth->client_data_hash, param, &param_len, &protocol,
-                                outcome)) != KC_OK)
-        goto out;
-    if ((r = encode(req, param_len > 0 ? param : NULL, param_len, protocol, &enc, &enc_len)) !=
-        KC_OK)
-        goto out;
-    r = kc_ctap2_call(d, cmd, enc, enc_len, body, body_len);
-out:
-    OPENSSL_cleanse(param, sizeof(param));
-    free(enc);
-    return r;
-}
-
 /* Commands with no parameters and no response body. */
 static int simple_command(struct kc_dev *d, uint8_t cmd)
 {
@@ -146,10 +120,4 @@ int kc_ctap2_selection(struct kc_dev *d)
 int kc_ctap2_reset(struct kc_dev *d)
 {
     return simple_command(d, KC_CTAP2_RESET);
-}
-
-void kc_pin_token_clear(struct kc_pin_token *t)
-{
-    if (t != NULL)
-        OPENSSL_cleanse(t, sizeof(*t));
 }

@@ -3,8 +3,6 @@
 
 #include <ctype.h>
 #include <pthread.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 #include <dirent.h>
 #include <errno.h>
@@ -12,9 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctaphid/clock.h"
 #include "ctaphid/hid_desc.h"
-#include "ctaphid/hid_enum.h"
+#include "ctaphid/io.h"
 #include "ctaphid/status.h"
+#include "ctaphid/sysfs.h"
 #include "ctaphid/trace.h"
 
 #define MAX_FIND 256
@@ -224,60 +224,6 @@ int kc_discover_auto(char *uri, size_t len, char *err, size_t errlen)
 
 /* ---- identity, find, reopen ------------------------------------------ */
 
-void kc_card_id_str(const struct kc_card_id *id, char *buf, size_t len)
-{
-    if (buf == NULL || len == 0)
-        return;
-    if (id == NULL)
-        snprintf(buf, len, "(none)");
-    else if (strcmp(id->kind, "announce") == 0)
-        snprintf(buf, len, "announced %s", id->announce);
-    else
-        snprintf(buf, len, "%04x:%04x:%04x serial %s", id->bus, id->vid, id->pid,
-                 id->serial[0] != '\0' ? id->serial : "(none)");
-}
-
-int kc_card_id_of_hidraw(const char *path, int fd, struct kc_card_id *id)
-{
-    const char *root = kc_enum_env_or("KCARD_SYSFS_HIDRAW", KC_SYSFS_HIDRAW_DEFAULT);
-    const char *sysname;
-    char file[1024], text[4096];
-    struct kc_hid_uevent ue;
-    size_t len;
-
-    if (path == NULL || id == NULL)
-        return KC_ERR_INVALID_ARG;
-    memset(id, 0, sizeof(*id));
-    sysname = strrchr(path, '/');
-    sysname = sysname != NULL ? sysname + 1 : path;
-    if (sysname[0] == '\0' || strcmp(sysname, "..") == 0 || strcmp(sysname, ".") == 0)
-        return KC_ERR_NO_DEVICE;
-    snprintf(file, sizeof(file), "%s/%s/device/uevent", root, sysname);
-    len = kc_enum_read_file(file, text, sizeof(text));
-    if (len == 0 || kc_hid_uevent_parse(text, len, &ue) != KC_OK || !ue.have_id)
-        return KC_ERR_NO_DEVICE;
-    if (fd >= 0) {
-        /* the name could belong to another node than the one opened (a
-         * path outside /dev): trust sysfs only when the numbers agree */
-        struct stat st;
-        unsigned maj, min;
-        snprintf(file, sizeof(file), "%s/%s/dev", root, sysname);
-        len = kc_enum_read_file(file, text, sizeof(text) - 1);
-        if (len > 0 && fstat(fd, &st) == 0 && S_ISCHR(st.st_mode)) {
-            text[len] = '\0';
-            if (sscanf(text, "%u:%u", &maj, &min) != 2 || major(st.st_rdev) != maj ||
-                minor(st.st_rdev) != min)
-                return KC_ERR_NO_DEVICE;
-        }
-    }
-    snprintf(id->kind, sizeof(id->kind), "hidraw");
-    id->bus = ue.bus;
-    id->vid = ue.vid;
-    id->pid = ue.pid;
-    snprintf(id->serial, sizeof(id->serial), "%s", ue.uniq);
-    return KC_OK;
-}
-
 static bool same_card(const struct kc_dev_entry *e, const struct kc_card_id *id)
 {
     return !e->announced && e->bus == id->bus && e->vid == id->vid && e->pid == id->pid &&
@@ -388,4 +334,47 @@ int kc_transport_reopen_wait(struct kc_transport *t, int timeout_ms)
     while ((rc = kc_transport_reopen(t)) == KC_ERR_NO_DEVICE && kc_now_us() < deadline)
         usleep(100000);
     return rc;
+}
+
+/* ---- opening by URI, "auto" included ---------------------------------- */
+
+int kc_transport_open(const char *uri, struct kc_transport **out, char *errbuf, size_t errlen)
+{
+    char resolved[KC_URI_MAX];
+    int rc;
+
+    if (errbuf != NULL && errlen > 0)
+        errbuf[0] = '\0';
+    if (out == NULL || uri == NULL || uri[0] == '\0')
+        return kc_transport_open_backend(uri, out, errbuf, errlen);
+    *out = NULL;
+    if (strcmp(uri, "auto") != 0) {
+        rc = kc_transport_open_backend(uri, out, errbuf, errlen);
+    } else {
+        /* Resolved on every open, so a card that re-enumerates is found again. */
+        if ((rc = kc_discover_auto(resolved, sizeof(resolved), errbuf, errlen)) != KC_OK)
+            return rc;
+        if (strcmp(resolved, "auto") == 0)
+            return KC_ERR_NO_DEVICE;
+        if ((rc = kc_transport_open_backend(resolved, out, errbuf, errlen)) == KC_OK)
+            (*out)->opened_as_auto = true;
+    }
+    /* the framing layer follows a re-enumerated card through this */
+    if (rc == KC_OK)
+        (*out)->reopen = kc_transport_reopen_wait;
+    return rc;
+}
+
+int kc_dev_open(struct kc_dev **out, const char *uri, const struct kc_timeouts *to, char *errbuf,
+                size_t errlen)
+{
+    struct kc_transport *t = NULL;
+    int rc;
+
+    if (out == NULL || uri == NULL)
+        return KC_ERR_INVALID_ARG;
+    *out = NULL;
+    if ((rc = kc_transport_open(uri, &t, errbuf, errlen)) != KC_OK)
+        return rc;
+    return kc_dev_open_transport(out, t, to, uri, errbuf, errlen);
 }

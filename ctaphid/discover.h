@@ -2,7 +2,9 @@
  * descriptor, read from sysfs) and virtual cards announced as files in
  * $KCARD_ANNOUNCE_DIR (default /run/kcard/cards), one URI per file.
  * $KCARD_SYSFS_HIDRAW (default /sys/class/hidraw) and $KCARD_DEV_DIR
- * (default /dev) let tests point the scan at captured sysfs trees. */
+ * (default /dev) let tests point the scan at captured sysfs trees.
+ * The discovery layer also opens by URI ("auto" included) and follows a
+ * card that re-enumerates; the layers below it never call up into it. */
 #ifndef KCARD_CTAPHID_DISCOVER_H
 #define KCARD_CTAPHID_DISCOVER_H
 
@@ -10,10 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ctaphid/io.h"
+#include "ctaphid/sysfs.h" /* kc_card_id and the sysfs defaults */
 #include "ctaphid/transport.h"
-
-#define KC_ANNOUNCE_DIR_DEFAULT "/run/kcard/cards"
-#define KC_SYSFS_HIDRAW_DEFAULT "/sys/class/hidraw"
 
 struct kc_dev_entry {
     char uri[KC_URI_MAX]; /* e.g. "hidraw:/dev/hidraw3" or "udp:127.0.0.1:8111" */
@@ -25,6 +26,17 @@ struct kc_dev_entry {
     bool fido;            /* usage page 0xF1D0 (always true for announced cards) */
     bool announced;       /* from $KCARD_ANNOUNCE_DIR; name is the file's name */
 };
+
+/* Open a device by URI: "auto" is resolved here (kc_discover_auto, on
+ * every open), anything else goes to the backend table
+ * (kc_transport_open_backend). The transport gets kc_transport_reopen_wait
+ * as its reopen callback, so the framing layer can follow the card. On
+ * failure returns a KC_ERR_* and, if errbuf is not NULL, a sentence naming
+ * the path and the fix (e.g. permissions). */
+int kc_transport_open(const char *uri, struct kc_transport **out, char *errbuf, size_t errlen);
+/* Open by URI (as kc_transport_open) and run INIT (kc_dev_open_transport). */
+int kc_dev_open(struct kc_dev **out, const char *uri, const struct kc_timeouts *to, char *errbuf,
+                size_t errlen);
 
 /* Resolve "auto": the first FIDO hidraw node, else the first announced card.
  * Returns KC_OK, or KC_ERR_NO_DEVICE with a sentence in err naming where it
@@ -39,34 +51,10 @@ int kc_discover_list_all(struct kc_dev_entry *out, size_t cap, size_t *n);
 
 /* ---- a card's identity, and finding it again after re-enumeration ----- */
 
-/* A card is its HID id and serial (HID_UNIQ), never its hidrawN number:
- * after a replug the kernel may give it another node. An announced virtual
- * card is its announce file (vcard rewrites it when it re-plugs under a
- * new address). */
-struct kc_card_id {
-    char kind[16]; /* "hidraw" or "announce" */
-    uint16_t bus, vid, pid;
-    char serial[64];    /* HID_UNIQ, may be empty (then the first node with the ids) */
-    char announce[256]; /* kind "announce": the file's name in the announce dir */
-};
-
-/* "0003:1209:000a serial KC-1" or "announced vcard-12.uri". */
-void kc_card_id_str(const struct kc_card_id *id, char *buf, size_t len);
-
-/* The identity of the hidraw node at path (any directory; its last
- * component names the sysfs entry). With fd >= 0 the node's device number
- * must match sysfs's "dev" where sysfs has one. KC_OK or KC_ERR_NO_DEVICE. */
-int kc_card_id_of_hidraw(const char *path, int fd, struct kc_card_id *id);
-
 /* The URI of the card with this identity now: the FIDO hidraw node with
  * the same bus, ids and serial, or the announced card's current URI.
  * KC_ERR_NO_DEVICE with a sentence in err when it is not (yet) there. */
 int kc_discover_find(const struct kc_card_id *id, char *uri, size_t len, char *err, size_t errlen);
-
-/* The identity a hidraw transport remembered when it opened (read from
- * sysfs). KC_OK, KC_ERR_INVALID_ARG for another kind, KC_ERR_NO_DEVICE
- * when sysfs knew nothing of the node. Defined in hid_linux.c. */
-int kc_hidraw_identity(const struct kc_transport *t, struct kc_card_id *id);
 
 /* Re-resolves a transport whose card re-enumerated or was unplugged and
  * plugged in again (the read or write said KC_ERR_UNPLUGGED): finds the

@@ -12,25 +12,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ctaphid/sysfs.h" /* kc_hid_uevent, kc_enum_* */
 #include "ctaphid/transport.h"
 
 #define KC_ENUM_MAX_SIBLINGS 8
 #define KC_ENUM_PATH_MAX 256
 
-/* The fields of a HID device's sysfs uevent file that matter here. */
-struct kc_hid_uevent {
-    bool have_id;      /* HID_ID=BUS:VID:PID was present and well formed */
-    uint16_t bus;      /* BUS_* of linux/input.h (3 USB, 5 Bluetooth, 6 virtual) */
-    uint16_t vid, pid; /* HID_ID carries 32-bit fields; ids above 0xffff are rejected */
-    char name[128];    /* HID_NAME */
-    char uniq[64];     /* HID_UNIQ: the serial, often empty */
-    char phys[128];    /* HID_PHYS: "usb-0000:00:14.0-1/input0" */
-    char driver[32];   /* DRIVER */
-};
-
-/* Parses uevent text (KEY=VALUE lines; need not be NUL-terminated). Unknown
- * keys are ignored, over-long values truncated. KC_OK, or KC_ERR_INVALID_ARG. */
-int kc_hid_uevent_parse(const char *text, size_t len, struct kc_hid_uevent *out);
 /* "usb", "bluetooth", "virtual", "i2c", ... or "other". */
 const char *kc_hid_bus_name(uint16_t bus);
 
@@ -94,16 +81,5 @@ void kc_hid_node_check_access(struct kc_hid_node *node);
 
 /* The fix text for a node this user may not open (FIDO or not). */
 void kc_hid_access_fix(bool fido, enum kc_access a, char *buf, size_t len);
-
-/* Shared with discover.c: the entries of dir not starting with '.', in
- * natural order (hidraw2 before hidraw10), at most 256; NULL when the
- * directory cannot be read (*n is then 0). Free with kc_enum_free_names. */
-char **kc_enum_list_dir(const char *dir, size_t *n);
-void kc_enum_free_names(char **names, size_t n);
-/* Reads at most cap bytes of a file; 0 when it cannot be read. */
-size_t kc_enum_read_file(const char *path, void *buf, size_t cap);
-/* The environment variable name when set and not empty, else def (the
- * KCARD_SYSFS_HIDRAW / KCARD_DEV_DIR / KCARD_ANNOUNCE_DIR overrides). */
-const char *kc_enum_env_or(const char *name, const char *def);
 
 #endif

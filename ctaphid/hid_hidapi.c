@@ -12,8 +12,8 @@
 #include <hidapi/hidapi.h>
 
 #include "ctaphid/status.h"
-#include "ctaphid/transport_int.h"
 #include "ctaphid/text_int.h"
+#include "ctaphid/transport_int.h"
 
 #define HIDAPI_MAX_REPORT 1024
 

@@ -19,9 +19,9 @@
 
 #include <linux/hidraw.h>
 
-#include "ctaphid/discover.h"
 #include "ctaphid/hid_desc.h"
 #include "ctaphid/status.h"
+#include "ctaphid/sysfs.h"
 #include "ctaphid/trace.h"
 #include "ctaphid/transport_int.h"
 

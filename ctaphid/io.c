@@ -12,7 +12,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include "ctaphid/discover.h"
+#include "ctaphid/clock.h"
 #include "ctaphid/status.h"
 
 #define ABORT_POLL_MS 50
@@ -459,21 +459,20 @@ int kc_dev_init(struct kc_dev *d, struct kc_init_info *info)
     return KC_OK;
 }
 
-int kc_dev_open(struct kc_dev **out, const char *uri, const struct kc_timeouts *to, char *errbuf,
-                size_t errlen)
+int kc_dev_open_transport(struct kc_dev **out, struct kc_transport *t, const struct kc_timeouts *to,
+                          const char *name, char *errbuf, size_t errlen)
 {
-    struct kc_transport *t = NULL;
     struct kc_dev *d = NULL;
     int rc;
 
-    if (out == NULL || uri == NULL)
+    if (out == NULL || t == NULL || name == NULL) {
+        kc_transport_close(t);
         return KC_ERR_INVALID_ARG;
+    }
     *out = NULL;
-    if ((rc = kc_transport_open(uri, &t, errbuf, errlen)) != KC_OK)
-        return rc;
     if ((rc = kc_dev_wrap(&d, t, to)) != KC_OK) {
         if (errbuf != NULL && errlen > 0)
-            snprintf(errbuf, errlen, "%s: reports of %zu/%zu bytes cannot carry CTAPHID", uri,
+            snprintf(errbuf, errlen, "%s: reports of %zu/%zu bytes cannot carry CTAPHID", name,
                      t->in_report_len, t->out_report_len);
         kc_transport_close(t);
         return rc;
@@ -481,12 +480,12 @@ int kc_dev_open(struct kc_dev **out, const char *uri, const struct kc_timeouts *
     if ((rc = kc_dev_init(d, NULL)) != KC_OK) {
         if (errbuf != NULL && errlen > 0) {
             if (rc == KC_ERR_TIMEOUT)
-                snprintf(errbuf, errlen, "%s: no answer to CTAPHID_INIT within %d ms", uri,
+                snprintf(errbuf, errlen, "%s: no answer to CTAPHID_INIT within %d ms", name,
                          d->to.init_ms);
             else if (t->last_error[0] != '\0')
-                snprintf(errbuf, errlen, "%s: INIT failed: %s", uri, t->last_error);
+                snprintf(errbuf, errlen, "%s: INIT failed: %s", name, t->last_error);
             else
-                snprintf(errbuf, errlen, "%s: INIT failed: %s", uri, kc_strerror(rc));
+                snprintf(errbuf, errlen, "%s: INIT failed: %s", name, kc_strerror(rc));
         }
         kc_dev_close(d);
         return rc;
@@ -721,7 +720,7 @@ int kc_dev_transact(struct kc_dev *d, uint8_t cmd, const uint8_t *in, size_t in_
      * node: find it again by its identity, open a channel, and send the
      * request once more (the card never completed the first one). */
     kc_trace_event(d->trace, "unplugged", d->t->last_errno, d->t->uri);
-    if (kc_transport_reopen_wait(d->t, REENUMERATE_WAIT_MS) != KC_OK)
+    if (d->t->reopen == NULL || d->t->reopen(d->t, REENUMERATE_WAIT_MS) != KC_OK)
         return KC_ERR_UNPLUGGED;
     kc_trace_event(d->trace, "re-enumerated", 0, d->t->uri);
     d->have_cid = false;

@@ -8,8 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ctaphid/transport.h"
 #include "ctaphid/trace.h"
+#include "ctaphid/transport.h"
 
 struct kc_dev;
 
@@ -68,9 +68,11 @@ struct kc_last_packet {
     uint64_t at_us; /* since the request was sent */
 };
 
-/* Open by URI and run INIT. */
-int kc_dev_open(struct kc_dev **out, const char *uri, const struct kc_timeouts *to, char *errbuf,
-                size_t errlen);
+/* Wrap an opened transport t (taken: closed on failure) and run INIT; on
+ * failure errbuf gets a sentence naming name (the URI). Opening by URI,
+ * "auto" included, is discovery's: kc_dev_open in ctaphid/discover.h. */
+int kc_dev_open_transport(struct kc_dev **out, struct kc_transport *t, const struct kc_timeouts *to,
+                          const char *name, char *errbuf, size_t errlen);
 /* Wrap an already opened transport (takes ownership) without INIT. */
 int kc_dev_wrap(struct kc_dev **out, struct kc_transport *t, const struct kc_timeouts *to);
 void kc_dev_close(struct kc_dev *d);
@@ -86,7 +88,8 @@ void kc_dev_set_trace(struct kc_dev *d, struct kc_trace *tr); /* not owned */
 void kc_dev_set_busy_retry(struct kc_dev *d, bool on);
 /* On for devices opened as "auto" (off otherwise): when the node goes away
  * mid-command (KC_ERR_UNPLUGGED), find the card again by its identity
- * (kc_transport_reopen_wait, up to 3 s), run INIT, and send the request
+ * (the transport's reopen callback, set by the discovery layer:
+ * kc_transport_reopen_wait, up to 3 s), run INIT, and send the request
  * once more. kc_dev_reenumerated() tells whether the last transact did;
  * kc_transport(d)->uri is then the new node. */
 void kc_dev_set_follow(struct kc_dev *d, bool on);

@@ -523,36 +523,8 @@ int kc_pin_auth_param(const struct kc_pin_token *tok, const uint8_t *msg, size_t
     return kc_pinp_authenticate(tok->protocol, tok->token, tok->len, msg, len, out, out_len);
 }
 
-int kc_ctap2_pin_param(struct kc_dev *d, const struct kc_info *info, const struct kc_pin_token *tok,
-                       const char *pin, uint8_t permissions, const char *rp_id,
-                       const uint8_t cdh[KC_CDH_LEN], uint8_t *param, size_t *param_len,
-                       int *protocol, struct kc_pin_outcome *out)
+void kc_pin_token_clear(struct kc_pin_token *t)
 {
-    struct kc_pin_token fresh;
-    struct kc_info store;
-    int e;
-
-    *param_len = 0;
-    *protocol = 0;
-    memset(out, 0, sizeof(*out));
-    if (tok == NULL && pin == NULL)
-        return kc_pin_choose_protocol(info, false, protocol, out);
-    if (tok == NULL) {
-        if ((e = need_info(d, &info, &store)) != KC_OK)
-            return e;
-        if ((e = kc_pin_choose_protocol(info, true, protocol, out)) != KC_OK)
-            return e;
-        if ((e = kc_pin_token_for(d, info, pin, permissions, rp_id, &fresh)) != KC_OK)
-            return e;
-        tok = &fresh;
-    }
-    e = kc_pin_auth_param(tok, cdh, KC_CDH_LEN, param, param_len);
-    if (e == KC_OK) {
-        *protocol = tok->protocol;
-        out->protocol = tok->protocol;
-        out->used_pin = true;
-    }
-    if (tok == &fresh)
-        kc_pin_token_clear(&fresh);
-    return e;
+    if (t != NULL)
+        OPENSSL_cleanse(t, sizeof(*t));
 }

@@ -93,10 +93,8 @@ int kc_pin_get_token_with_permissions(struct kc_dev *d, const struct kc_info *in
  * the pinUvAuthToken option, getPinToken otherwise. */
 int kc_pin_token_for(struct kc_dev *d, const struct kc_info *info, const char *pin,
                      uint8_t permissions, const char *rp_id, struct kc_pin_token *tok);
-/* Protocol 2 encrypt with a caller-chosen IV: for known-answer tests only;
- * kc_pinp_encrypt draws a fresh random IV. */
-int kc_pinp2_encrypt_iv(const uint8_t *shared, size_t shared_len, const uint8_t iv[16],
-                        const uint8_t *pt, size_t len, uint8_t *out, size_t cap, size_t *out_len);
+/* Zeroes a token (OPENSSL_cleanse); NULL is ignored. */
+void kc_pin_token_clear(struct kc_pin_token *t);
 /* pinUvAuthParam = authenticate(token, msg): 16 bytes (p1) or 32 (p2) */
 int kc_pin_auth_param(const struct kc_pin_token *tok, const uint8_t *msg, size_t len, uint8_t *out,
                       size_t *out_len);

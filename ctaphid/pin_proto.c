@@ -2,6 +2,7 @@
  * host library and the virtual card. All crypto through OpenSSL EVP. */
 #include "ctaphid/pin_proto.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -12,7 +13,6 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
-#include "ctaphid/pin.h"
 #include "ctaphid/status.h"
 
 #define AES_BLOCK 16

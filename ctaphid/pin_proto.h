@@ -23,6 +23,10 @@ int kc_pinp_shared_secret(int protocol, EVP_PKEY *mine, EVP_PKEY *peer, uint8_t 
  * protocol 2: random 16-byte IV prepended to the ciphertext. */
 int kc_pinp_encrypt(int protocol, const uint8_t *shared, size_t shared_len, const uint8_t *pt,
                     size_t len, uint8_t *out, size_t cap, size_t *out_len);
+/* Protocol 2 encrypt with a caller-chosen IV: for known-answer tests only;
+ * kc_pinp_encrypt draws a fresh random IV. */
+int kc_pinp2_encrypt_iv(const uint8_t *shared, size_t shared_len, const uint8_t iv[16],
+                        const uint8_t *pt, size_t len, uint8_t *out, size_t cap, size_t *out_len);
 int kc_pinp_decrypt(int protocol, const uint8_t *shared, size_t shared_len, const uint8_t *ct,
                     size_t len, uint8_t *out, size_t cap, size_t *out_len);
 /* HMAC-SHA-256 with the protocol's key; protocol 1 truncates to 16 bytes.

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ctaphid/clock.h"
 #include "ctaphid/hid_enum.h"
 #include "ctaphid/status.h"
 #include "ctaphid/trace.h"

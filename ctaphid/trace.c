@@ -12,16 +12,8 @@
 
 #include <jansson.h>
 
+#include "ctaphid/clock.h"
 #include "ctaphid/status.h"
-
-uint64_t kc_now_us(void)
-{
-    struct timespec ts;
-
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-        return 0;
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 void kc_trace_init(struct kc_trace *tr, FILE *out, enum kc_trace_format format)
 {

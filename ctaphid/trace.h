@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "ctaphid/clock.h" /* kc_now_us, once declared here */
+
 enum kc_trace_format {
     KC_TRACE_HEX = 0,  /* "+0.001234 > cid=01020304 INIT len=8 | 86 00 08 ..." */
     KC_TRACE_JSON = 1, /* {"t_us":1234,"dir":"out","cid":"01020304","cmd":"INIT",
@@ -25,9 +27,6 @@ struct kc_trace {
     enum kc_trace_format format;
     uint64_t t0_us; /* monotonic start */
 };
-
-/* Monotonic clock in microseconds (CLOCK_MONOTONIC). */
-uint64_t kc_now_us(void);
 
 void kc_trace_init(struct kc_trace *tr, FILE *out, enum kc_trace_format format);
 void kc_trace_report(struct kc_trace *tr, enum kc_trace_dir dir, const uint8_t *report, size_t len);

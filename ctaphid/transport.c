@@ -1,4 +1,6 @@
-/* Device URIs to transports (design.md, "Transports"). */
+/* Device URIs to transports (design.md, "Transports"): a plain table from
+ * the URI's scheme to its backend. "auto" is resolved a layer up, by
+ * discovery (kc_transport_open in discover.c), which calls this table. */
 #include "ctaphid/transport.h"
 
 #include <errno.h>
@@ -7,9 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctaphid/discover.h"
+#include "ctaphid/clock.h"
 #include "ctaphid/status.h"
-#include "ctaphid/trace.h"
 #include "ctaphid/transport_int.h"
 
 static bool has_prefix(const char *s, const char *prefix)
@@ -38,11 +39,9 @@ static int open_concrete(const char *uri, struct kc_transport **out, char *errbu
     return KC_ERR_INVALID_ARG;
 }
 
-int kc_transport_open(const char *uri, struct kc_transport **out, char *errbuf, size_t errlen)
+int kc_transport_open_backend(const char *uri, struct kc_transport **out, char *errbuf,
+                              size_t errlen)
 {
-    char resolved[KC_URI_MAX];
-    int rc;
-
     if (errbuf != NULL && errlen > 0)
         errbuf[0] = '\0';
     if (out == NULL || uri == NULL || uri[0] == '\0') {
@@ -51,16 +50,7 @@ int kc_transport_open(const char *uri, struct kc_transport **out, char *errbuf, 
         return KC_ERR_INVALID_ARG;
     }
     *out = NULL;
-    if (strcmp(uri, "auto") != 0)
-        return open_concrete(uri, out, errbuf, errlen);
-    /* Resolved on every open, so a card that re-enumerates is found again. */
-    if ((rc = kc_discover_auto(resolved, sizeof(resolved), errbuf, errlen)) != KC_OK)
-        return rc;
-    if (strcmp(resolved, "auto") == 0)
-        return KC_ERR_NO_DEVICE;
-    if ((rc = open_concrete(resolved, out, errbuf, errlen)) == KC_OK)
-        (*out)->opened_as_auto = true;
-    return rc;
+    return open_concrete(uri, out, errbuf, errlen);
 }
 
 void kc_transport_close(struct kc_transport *t)

@@ -7,7 +7,8 @@
  *   udp:HOST:PORT[?local=PORT]             simulator, one report per datagram
  *   replay:FILE                            a JSON-lines trace played back as a device
  *   auto                                   first FIDO interface (hidraw scan, then
- *                                          cards announced in $KCARD_ANNOUNCE_DIR)
+ *                                          cards announced in $KCARD_ANNOUNCE_DIR);
+ *                                          resolved by ctaphid/discover.h
  */
 #ifndef KCARD_CTAPHID_TRANSPORT_H
 #define KCARD_CTAPHID_TRANSPORT_H
@@ -42,11 +43,19 @@ struct kc_transport {
     int last_errno;        /* errno of the last failed system call, 0 if none */
     bool opened_as_auto;   /* the user asked for "auto": the card, not the node */
     char last_error[256];  /* human description of the last failure */
+    /* Finds the card again after it re-enumerated and swaps the new node
+     * into t (KC_OK), waiting up to timeout_ms. Set by the discovery layer
+     * (kc_transport_open) so the framing layer can follow a card without
+     * calling up; NULL for a transport opened straight from a backend. */
+    int (*reopen)(struct kc_transport *t, int timeout_ms);
 };
 
-/* Open a device by URI. On failure returns a KC_ERR_* and, if errbuf is not
- * NULL, a sentence naming the path and the fix (e.g. permissions). */
-int kc_transport_open(const char *uri, struct kc_transport **out, char *errbuf, size_t errlen);
+/* Open a concrete device URI (not "auto": that is discovery's, see
+ * kc_transport_open in ctaphid/discover.h) through the scheme-to-backend
+ * table. On failure returns a KC_ERR_* and, if errbuf is not NULL, a
+ * sentence naming the path and the fix (e.g. permissions). */
+int kc_transport_open_backend(const char *uri, struct kc_transport **out, char *errbuf,
+                              size_t errlen);
 void kc_transport_close(struct kc_transport *t);
 
 /* Backends, also callable directly. */
@@ -54,6 +63,12 @@ int kc_hidraw_open(const char *path, struct kc_transport **out, char *errbuf, si
 int kc_hidapi_open(const char *spec, struct kc_transport **out, char *errbuf, size_t errlen);
 int kc_udp_open(const char *spec, struct kc_transport **out, char *errbuf, size_t errlen);
 int kc_replay_open(const char *file, struct kc_transport **out, char *errbuf, size_t errlen);
+
+/* The identity a hidraw transport remembered when it opened (read from
+ * sysfs, see ctaphid/sysfs.h). KC_OK, KC_ERR_INVALID_ARG for another kind,
+ * KC_ERR_NO_DEVICE when sysfs knew nothing of the node. */
+struct kc_card_id;
+int kc_hidraw_identity(const struct kc_transport *t, struct kc_card_id *id);
 
 /* Scripted in-memory transport for unit tests: the test queues the reports
  * the "device" will return and inspects what the host wrote. */

@@ -8,9 +8,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "ctaphid/clock.h"
 #include "ctaphid/status.h"
-#include "ctaphid/transport_int.h"
 #include "ctaphid/trace.h"
+#include "ctaphid/transport_int.h"
 
 struct mem_item {
     struct mem_item *next;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ctaphid/clock.h"
 #include "ctaphid/replay_player.h"
 #include "ctaphid/status.h"
 #include "ctaphid/trace.h"

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctaphid/discover.h"
 #include "ctaphid/status.h"
 #include "ctaphid/transport.h"
 #include "ctaphid/udp.h"

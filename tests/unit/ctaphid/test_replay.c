@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "ctaphid/ctap2.h"
+#include "ctaphid/discover.h"
 #include "ctaphid/io.h"
 #include "ctaphid/replay.h"
 #include "ctaphid/replay_match.h"

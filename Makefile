@@ -344,13 +344,106 @@ bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH_BINS)
 	@sh bench/run.sh $(BUILD)
 
-# Installs the programs, the regression wrapper and the man pages under PREFIX.
+# ---- libctaphid for other programs ------------------------------------------
+# The public face: one umbrella header, <kcard/ctaphid.h>, and the ctaphid
+# headers it includes, directly or through another (LIBCTAPHID_HEADERS: the
+# public ones, installed under include/kcard/ctaphid/; every other header is
+# private). The version is read from the umbrella's KC_VERSION_* lines.
+LIBCTAPHID_UMBRELLA := ctaphid/include/kcard/ctaphid.h
+LIBCTAPHID_HEADERS  := $(addprefix ctaphid/,status.h io.h discover.h ctap2.h pin.h credman.h \
+    config.h largeblob.h authdata.h trace.h clock.h transport.h sysfs.h)
+kc_version_part = $(shell sed -n 's/^.define KC_VERSION_$(1) \([0-9]*\)$$/\1/p' $(LIBCTAPHID_UMBRELLA))
+KC_VERSION_MAJOR := $(call kc_version_part,MAJOR)
+KC_VERSION_MINOR := $(call kc_version_part,MINOR)
+KC_VERSION_PATCH := $(call kc_version_part,PATCH)
+LIBCTAPHID_VERSION := $(KC_VERSION_MAJOR).$(KC_VERSION_MINOR).$(KC_VERSION_PATCH)
+LIBCTAPHID_SONAME  := libctaphid.so.$(KC_VERSION_MAJOR)
+LIBCTAPHID_SO      := $(BUILD)/$(LIBCTAPHID_SONAME)
+# The shared library exports exactly the functions listed in the version
+# script, which `make libctaphid-map` writes from the umbrella's declarations
+# (gcc -aux-info) minus the private ones below (test hooks, sysfs scanning);
+# an explicit list, not kc_* patterns, because internal cross-file helpers
+# share the kc_ prefix. libctaphid-map-check fails when map and umbrella differ.
+LIBCTAPHID_MAP := ctaphid/libctaphid.map
+LIBCTAPHID_PRIVATE_RE := ^kc_(mem_|reassembly_|frag_|enum_|hid_uevent_parse$$|card_id_of_hidraw$$)
+PIC_OBJS := $(ctaphid_SRCS:%.c=$(BUILD)/pic/%.o)
+
+.PHONY: libctaphid-shared libctaphid-map libctaphid-map-check
+libctaphid-shared: $(LIBCTAPHID_SO)
+
+# position-independent objects of libctaphid, for the shared library only.
+# Written under a temporary name and renamed: two `make install` runs at once
+# (the e2e tests run in parallel) never see a half-written object or library.
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC $(call part_cflags,ctaphid) -MMD -MP -MF $(@:.o=.d) -MT $@ -c $< \
+	    -o $@.$$$$.tmp && mv -f $@.$$$$.tmp $@
+
+$(LIBCTAPHID_SO): $(PIC_OBJS) $(LIBCTAPHID_MAP)
+	$(CC) $(LDSAN) -shared -Wl,-soname,$(LIBCTAPHID_SONAME) -Wl,--version-script=$(LIBCTAPHID_MAP) \
+	    -Wl,--no-undefined -o $@.$$$$.tmp $(PIC_OBJS) $(call part_ldlibs,ctaphid) && mv -f $@.$$$$.tmp $@
+	ln -sf $(LIBCTAPHID_SONAME) $(BUILD)/libctaphid.so
+
+# the kc_ functions the umbrella declares, one a line, but the private ones
+libctaphid_exports = printf '\043include "%s"\n' $(LIBCTAPHID_UMBRELLA) | \
+    $(CC) -std=c11 -D_GNU_SOURCE -I. $(call part_cflags,ctaphid) -x c -fsyntax-only \
+    -aux-info $(1).aux - && \
+    sed -n 's|^/\* \(\./\)\{0,1\}ctaphid/[a-z0-9_]*\.h:.*[ *]\(kc_[a-z0-9_]*\) (.*|\2|p' $(1).aux | \
+    LC_ALL=C sort -u | grep -Ev '$(LIBCTAPHID_PRIVATE_RE)'
+define libctaphid_map_text
+{ echo '/* libctaphid.so export list, written by `make libctaphid-map`: the kc_'; \
+  echo '   functions <kcard/ctaphid.h> declares but the private ones. */'; \
+  echo 'KCARD_CTAPHID_$(KC_VERSION_MAJOR) {'; echo '  global:'; \
+  $(call libctaphid_exports,$(1)) | sed 's/.*/    &;/'; \
+  echo '  local:'; echo '    *;'; echo '};'; rm -f $(1).aux; }
+endef
+libctaphid-map:
+	@mkdir -p $(BUILD)
+	$(call libctaphid_map_text,$(BUILD)/libctaphid-map) > $(BUILD)/libctaphid.map.new
+	mv $(BUILD)/libctaphid.map.new $(LIBCTAPHID_MAP)
+libctaphid-map-check:
+	@mkdir -p $(BUILD)
+	@$(call libctaphid_map_text,$(BUILD)/libctaphid-map) > $(BUILD)/libctaphid.map.new
+	@diff -u $(LIBCTAPHID_MAP) $(BUILD)/libctaphid.map.new && rm -f $(BUILD)/libctaphid.map.new && \
+	    echo "$(LIBCTAPHID_MAP) matches $(LIBCTAPHID_UMBRELLA)"
+
+# examples/ built in the tree against libctaphid.a (the e2e test
+# test_libctaphid_install.sh builds them against the installed tree instead)
+EXAMPLE_BINS := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+.PHONY: examples
+examples: $(EXAMPLE_BINS)
+$(BUILD)/examples/%: examples/%.c $(LIB) $(LIBCTAPHID_UMBRELLA)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Ictaphid/include $(call part_cflags,ctaphid) -o $@ $< $(LIB) $(LDSAN) \
+	    $(call part_ldlibs,ctaphid)
+
+# Installs the programs, the regression wrapper and the man pages under PREFIX,
+# and libctaphid: static and shared library, public headers (their
+# "ctaphid/x.h" includes rewritten to "kcard/ctaphid/x.h"), libctaphid.pc.
 PREFIX ?= /usr/local
-install: all
+LIBCTAPHID_PC_REQUIRES := $(filter-out pthread m,$(ctaphid_PKGS))
+LIBCTAPHID_PC_LIBS     := $(foreach k,$(filter pthread m,$(ctaphid_PKGS)),$(PC_LIBS.$(k)))
+install: all $(LIBCTAPHID_SO)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 regression/phase5_chain_regression.sh $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 docs/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man3 $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	    $(DESTDIR)$(PREFIX)/include/kcard/ctaphid
+	install -m 0644 docs/man/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
+	install -m 0644 $(LIB) $(DESTDIR)$(PREFIX)/lib/
+	install -m 0755 $(LIBCTAPHID_SO) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf $(LIBCTAPHID_SONAME) $(DESTDIR)$(PREFIX)/lib/libctaphid.so
+	for h in $(LIBCTAPHID_UMBRELLA:ctaphid/include/%=%) $(LIBCTAPHID_HEADERS:%=kcard/%); do \
+	    src=$$(echo "$$h" | sed 's|^kcard/ctaphid.h$$|$(LIBCTAPHID_UMBRELLA)|; s|^kcard/ctaphid/|ctaphid/|'); \
+	    sed 's|^\(.include "\)ctaphid/|\1kcard/ctaphid/|' "$$src" > $(DESTDIR)$(PREFIX)/include/$$h && \
+	    chmod 0644 $(DESTDIR)$(PREFIX)/include/$$h || exit 1; done
+	{ echo 'prefix=$(PREFIX)'; echo 'libdir=$${prefix}/lib'; echo 'includedir=$${prefix}/include'; \
+	  echo; echo 'Name: libctaphid'; \
+	  echo 'Description: kcard CTAPHID/CTAP2 library for FIDO2 security cards'; \
+	  echo 'Version: $(LIBCTAPHID_VERSION)'; echo 'Requires.private: $(LIBCTAPHID_PC_REQUIRES)'; \
+	  echo 'Cflags: -I$${includedir}'; echo 'Libs: -L$${libdir} -lctaphid'; \
+	  echo 'Libs.private: $(LIBCTAPHID_PC_LIBS)'; } > $(DESTDIR)$(PREFIX)/lib/pkgconfig/libctaphid.pc
 	if [ -d services/k_client_portal/static ]; then \
 	    install -d $(DESTDIR)$(PREFIX)/share/kcard/portal && \
 	    cp -R services/k_client_portal/static/. $(DESTDIR)$(PREFIX)/share/kcard/portal/; fi

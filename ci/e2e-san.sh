@@ -19,7 +19,8 @@ sh tests/e2e/run.sh build/san tests/e2e/test_chain.sh tests/e2e/test_chain_fido2
     tests/e2e/test_service_metrics.sh tests/e2e/test_chain_ssh.sh \
     tests/e2e/test_chain_limits.sh tests/e2e/test_cross_site.sh \
     tests/e2e/test_rawctap_cred.sh tests/e2e/test_rawctap_config.sh tests/e2e/test_rawctap_largeblob.sh \
-    tests/e2e/test_rawctap_largeblob_zlib.sh tests/e2e/test_kpx_wal.sh tests/e2e/test_doctor_capacity.sh | tee "$out"
+    tests/e2e/test_rawctap_largeblob_zlib.sh tests/e2e/test_kpx_wal.sh tests/e2e/test_doctor_capacity.sh \
+    tests/e2e/test_libctaphid_install.sh | tee "$out"
 set -- $(sed -n 's/^e2e: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$out" | tail -n 1)
 pass=${1:-0}
 fail=${2:-1}

@@ -186,30 +186,6 @@ static double seconds_since(const struct timespec *start)
 
 /* ---- small helpers for handlers ---- */
 
-char *ksvc_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = malloc(max + 1);
-    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
-    int failed = buf == NULL || ferror(f);
-    fclose(f);
-    if (failed || n > max) {
-        snprintf(err, errlen, "%s: %s", path, failed ? "read failed" : "file too large");
-        if (buf != NULL)
-            OPENSSL_cleanse(buf, max + 1);
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    if (len != NULL)
-        *len = n;
-    return buf;
-}
-
 const char *ksvc_request_header(const struct ksvc_request *req, const char *name)
 {
     if (req->conn == NULL)
@@ -810,8 +786,12 @@ static void begin_request(struct ksvc_server *s, struct conn_state *st, const ch
                           const char *method)
 {
     static const char hex[] = "0123456789abcdef";
-    st->req = (struct ksvc_request){
-        .method = method, .path = url, .conn = st->conn, .state = st, .loop = st->loop};
+    st->req = (struct ksvc_request){.method = method,
+                                    .path = url,
+                                    .conn = st->conn,
+                                    .state = st,
+                                    .loop = st->loop,
+                                    .metrics = s->metrics};
     memcpy(st->req.request_id, s->boot_id, 8);
     unsigned long long n = atomic_fetch_add(&s->next_request, 1) + 1;
     for (int i = 19; i >= 8; i--, n >>= 4)
@@ -1659,26 +1639,4 @@ void ksvc_server_stop(struct ksvc_server *s)
     pthread_mutex_destroy(&s->job_lock);
     pthread_cond_destroy(&s->job_ready);
     free(s);
-}
-
-void ksvc_block_signals(void)
-{
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-}
-
-int ksvc_wait_for_stop_signal(void)
-{
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    int sig = 0;
-    while (sigwait(&set, &sig) != 0)
-        ;
-    return sig;
 }

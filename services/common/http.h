@@ -46,6 +46,9 @@ struct ksvc_request {
     void *state;            /* the HTTP layer's, for ksvc_defer; NULL outside a server */
     struct ksvc_loop *loop; /* the polling thread's loop running the handler; NULL on a
                                worker thread or outside a server */
+    /* the server's registry, for a handler's counters (so no handler
+     * reaches back into its server); NULL outside a server */
+    struct ksvc_metrics *metrics;
 };
 
 struct ksvc_response {
@@ -180,12 +183,6 @@ struct ksvc_pending *ksvc_defer(const struct ksvc_request *req);
  * A status of 0 becomes 500 internal. Any thread, exactly once per p. */
 void ksvc_complete(struct ksvc_pending *p, struct ksvc_response *resp);
 
-/* Blocks until SIGINT or SIGTERM (which the caller has blocked in every
- * thread before starting the server); returns the signal number. */
-int ksvc_wait_for_stop_signal(void);
-/* Blocks SIGINT, SIGTERM and SIGPIPE in the calling thread (call first in main). */
-void ksvc_block_signals(void);
-
 /* A request header (case-insensitive name), or NULL. */
 const char *ksvc_request_header(const struct ksvc_request *req, const char *name);
 
@@ -217,8 +214,5 @@ void ksvc_reply_error(struct ksvc_response *resp, int status, const char *code, 
 void ksvc_reply_method_not_allowed(struct ksvc_response *resp, const char *allow);
 /* Adds one member to the request's log line (value stolen). */
 void ksvc_log_field(struct ksvc_response *resp, const char *key, json_t *value);
-
-/* Reads a whole PEM/text file of at most max bytes; NULL with err set. */
-char *ksvc_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen);
 
 #endif

@@ -1,6 +1,7 @@
 /* What every service main and state file needs: the proxy token from a flag,
  * a file or the environment; the default state path; the state folder; the
- * port file that tells scripts where a --port 0 service listens. */
+ * port file that tells scripts where a --port 0 service listens; reading a
+ * small file (PEM, token, page); the stop signals. */
 #ifndef KCARD_SERVICES_SVC_UTIL_H
 #define KCARD_SERVICES_SVC_UTIL_H
 
@@ -55,6 +56,15 @@ struct ksvc_limits;
  * when c is another option, -1 when arg is not a valid value (said on
  * stderr, prefixed with prog). */
 int ksvc_limit_option(const char *prog, int c, const char *arg, struct ksvc_limits *limits);
+
+/* Reads a whole PEM/text file of at most max bytes; NULL with err set. */
+char *ksvc_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen);
+
+/* Blocks SIGINT, SIGTERM and SIGPIPE in the calling thread (call first in main). */
+void ksvc_block_signals(void);
+/* Blocks until SIGINT or SIGTERM (which the caller has blocked in every
+ * thread before starting the server); returns the signal number. */
+int ksvc_wait_for_stop_signal(void);
 
 struct ksvc_server;
 

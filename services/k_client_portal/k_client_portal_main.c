@@ -304,7 +304,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "k_client_portal: %s\n", err);
         goto out;
     }
-    portal.metrics = ksvc_server_metrics(server);
     ksvc_log("info", "start",
              json_pack("{s:s, s:i, s:s, s:s?, s:s, s:I}", "host", host, "port",
                        ksvc_server_port(server), "proxy_base_url", base_url, "proxy_ca_file", ca,

@@ -111,7 +111,6 @@ struct kcp_portal {
     struct kcp_proxy_cfg proxy;
     struct kcp_sessions *sessions;
     struct kcp_asset index_html, app_js, style_css;
-    struct ksvc_metrics *metrics; /* may be NULL */
 };
 
 /* The request headers the portal looks at; each NULL when absent. */

@@ -7,14 +7,17 @@
 #include <openssl/crypto.h>
 
 #include "services/common/log.h"
+#include "services/common/svc_util.h"
 #include "services/k_client_portal/portal.h"
 
 #define COOKIE_ATTRS "Path=/; HttpOnly; SameSite=Strict"
 
-static void count(struct kcp_portal *p, const char *name, const char *help, const char *labels)
+/* Counts one in the request's registry (NULL outside a server: nothing). */
+static void count(const struct ksvc_request *req, const char *name, const char *help,
+                  const char *labels)
 {
-    if (p->metrics != NULL)
-        ksvc_metric_add(p->metrics, name, help, labels, 1);
+    if (req->metrics != NULL)
+        ksvc_metric_add(req->metrics, name, help, labels, 1);
 }
 
 /* A failed call: k_proxy unreachable (502) or too slow (504). */
@@ -166,7 +169,7 @@ static void api_login(struct kcp_portal *p, const struct ksvc_request *req,
     bool ok = forward(p, out, "POST", "/session/login", NULL, body, &res);
     json_decref(body);
     if (!ok) {
-        count(p, "kcard_k_client_portal_logins_total", "Logins through the portal by result.",
+        count(req, "kcard_k_client_portal_logins_total", "Logins through the portal by result.",
               "result=\"refused\"");
         return;
     }
@@ -209,7 +212,7 @@ static void api_login(struct kcp_portal *p, const struct ksvc_request *req,
     if (answer != NULL && at != NULL)
         json_object_set(answer, "expires_at", at);
     ksvc_reply(out, 200, answer);
-    count(p, "kcard_k_client_portal_logins_total", "Logins through the portal by result.",
+    count(req, "kcard_k_client_portal_logins_total", "Logins through the portal by result.",
           "result=\"ok\"");
     kcp_proxy_result_clear(&res);
 }

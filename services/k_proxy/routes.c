@@ -26,17 +26,21 @@ const char *kpx_auth_mode_answer(enum kpx_auth_mode m)
     return m == KPX_AUTH_FIDO2_DIRECT ? "fido2_assertion" : "card_probe";
 }
 
-static struct ksvc_metrics *metrics(struct kpx_proxy *p)
+/* Adds v to a counter of the request's registry (req->metrics: NULL
+ * outside a server, when nothing is counted). */
+static void add(struct ksvc_metrics *m, const char *name, const char *help, const char *labels,
+                double v)
 {
-    return ksvc_server_metrics(p->http);
+    if (m != NULL)
+        ksvc_metric_add(m, name, help, labels, v);
 }
 
-static void count(struct kpx_proxy *p, const char *name, const char *help, const char *label,
+static void count(struct ksvc_metrics *m, const char *name, const char *help, const char *label,
                   const char *value)
 {
     char labels[96];
     snprintf(labels, sizeof(labels), "%s=\"%s\"", label, value);
-    ksvc_metric_add(metrics(p), name, help, labels, 1);
+    add(m, name, help, labels, 1);
 }
 
 /* The username of a {"username": ...} body, or false with resp set. */
@@ -114,7 +118,7 @@ static bool session_of(struct kpx_proxy *p, const struct ksvc_request *req,
 }
 
 /* Maps a card result to the answer and the log line; true when it was OK. */
-static bool card_outcome(struct kpx_proxy *p, const char *op, const struct kpx_card_result *r,
+static bool card_outcome(struct ksvc_metrics *m, const char *op, const struct kpx_card_result *r,
                          struct ksvc_response *resp)
 {
     ksvc_log_field(resp, "card_outcome", json_string(kpx_card_outcome_name(r->outcome)));
@@ -128,12 +132,12 @@ static bool card_outcome(struct kpx_proxy *p, const char *op, const struct kpx_c
     char labels[96];
     snprintf(labels, sizeof(labels), "op=\"%s\",outcome=\"%s\"", op,
              kpx_card_outcome_name(r->outcome));
-    ksvc_metric_add(metrics(p), "kcard_k_proxy_card_operations_total",
-                    "Card operations, by operation and outcome.", labels, 1);
+    add(m, "kcard_k_proxy_card_operations_total", "Card operations, by operation and outcome.",
+        labels, 1);
     snprintf(labels, sizeof(labels), "op=\"%s\"", op);
-    ksvc_metric_add(metrics(p), "kcard_k_proxy_card_seconds_total",
-                    "Seconds spent in card operations, waiting for the user included.", labels,
-                    r->total_ms > 0 ? r->total_ms / 1000.0 : 0);
+    add(m, "kcard_k_proxy_card_seconds_total",
+        "Seconds spent in card operations, waiting for the user included.", labels,
+        r->total_ms > 0 ? r->total_ms / 1000.0 : 0);
     if (r->outcome == KPX_CARD_OK)
         return true;
     int status = 401;
@@ -180,15 +184,14 @@ static void reply_session(struct kpx_proxy *p, struct ksvc_response *resp, const
 
 /* ---- limits (limits.h) and the card thread (card_worker.h) ------------- */
 
-static void reply_limited(struct kpx_proxy *p, const char *route, const struct kpx_limit_verdict *v,
-                          struct ksvc_response *resp)
+static void reply_limited(struct ksvc_metrics *m, const char *route,
+                          const struct kpx_limit_verdict *v, struct ksvc_response *resp)
 {
     char labels[128];
     snprintf(labels, sizeof(labels), "route=\"%s\",scope=\"%s\"", route,
              kpx_limit_scope_name(v->scope));
-    ksvc_metric_add(metrics(p), "kcard_k_proxy_rate_limited_total",
-                    "Requests refused by a rate limit or a lockout, by route and scope.", labels,
-                    1);
+    add(m, "kcard_k_proxy_rate_limited_total",
+        "Requests refused by a rate limit or a lockout, by route and scope.", labels, 1);
     ksvc_log_field(resp, "limited", json_string(kpx_limit_scope_name(v->scope)));
     if (v->locked)
         ksvc_reply_error(resp, 429, "locked_out",
@@ -216,7 +219,7 @@ static bool counter_allowed(struct kpx_proxy *p, const struct ksvc_request *req,
     OPENSSL_cleanse(token, sizeof(token));
     if (v.scope == KPX_LIMIT_NONE)
         return true;
-    reply_limited(p, "/resource/counter", &v, resp);
+    reply_limited(req->metrics, "/resource/counter", &v, resp);
     return false;
 }
 
@@ -231,14 +234,15 @@ static bool attempt_allowed(struct kpx_proxy *p, const struct ksvc_request *req,
     kpx_limits_login(p->limits, username, req->remote, kpx_limits_now_ns(), &v);
     if (v.scope == KPX_LIMIT_NONE)
         return true;
-    reply_limited(p, req->path, &v, resp);
+    reply_limited(req->metrics, req->path, &v, resp);
     return false;
 }
 
 /* Feeds a card's answer to the lockouts: denials in a row lock the user
  * and the address out, an approval ends them. */
 static void attempt_result(struct kpx_proxy *p, const char *route, const char *username,
-                           const char *remote, enum kpx_card_outcome o, struct ksvc_response *resp)
+                           const struct ksvc_request *req, enum kpx_card_outcome o,
+                           struct ksvc_response *resp)
 {
     if (p->limits == NULL)
         return;
@@ -247,13 +251,14 @@ static void attempt_result(struct kpx_proxy *p, const char *route, const char *u
         res = KPX_LIMIT_SUCCESS;
     else if (o == KPX_CARD_DENIED || o == KPX_CARD_TIMEOUT || o == KPX_CARD_INVALID)
         res = KPX_LIMIT_DENIAL;
-    int started = kpx_limits_login_result(p->limits, username, remote, res, kpx_limits_now_ns());
+    int started =
+        kpx_limits_login_result(p->limits, username, req->remote, res, kpx_limits_now_ns());
     if (started > 0) {
         char labels[96];
         snprintf(labels, sizeof(labels), "route=\"%s\"", route);
-        ksvc_metric_add(metrics(p), "kcard_k_proxy_lockouts_total",
-                        "Lockouts started by card denials in a row (user or address), by route.",
-                        labels, started);
+        add(req->metrics, "kcard_k_proxy_lockouts_total",
+            "Lockouts started by card denials in a row (user or address), by route.", labels,
+            started);
         ksvc_log_field(resp, "lockout_started", json_integer(started));
     }
 }
@@ -352,10 +357,10 @@ static void to_card(struct kpx_proxy *p, struct card_job *j, struct ksvc_respons
     if (rc == KPX_CARD_FULL) {
         char labels[96];
         snprintf(labels, sizeof(labels), "route=\"%s\"", j->req->path);
-        ksvc_metric_add(metrics(p), "kcard_k_proxy_card_waiters_refused_total",
-                        "Logins and enrolments refused at once because --max-card-waiters "
-                        "were waiting for the card, by route.",
-                        labels, 1);
+        add(j->req->metrics, "kcard_k_proxy_card_waiters_refused_total",
+            "Logins and enrolments refused at once because --max-card-waiters "
+            "were waiting for the card, by route.",
+            labels, 1);
         ksvc_reply_error(&busy, 503, "card_busy",
                          "%u requests are waiting for the card already: retry shortly",
                          kpx_card_worker_max_waiters(p->card_worker));
@@ -401,7 +406,7 @@ static void route_login(struct kpx_proxy *p, const struct ksvc_request *req,
     if (p->mode != KPX_AUTH_PROBE) {
         int rc = kpx_store_user_get(p->store, username, &j->u, err, sizeof(err));
         if (rc == KPX_STORE_NOT_FOUND) {
-            count(p, "kcard_k_proxy_logins_total", "Logins, by outcome.", "outcome",
+            count(req->metrics, "kcard_k_proxy_logins_total", "Logins, by outcome.", "outcome",
                   "user_not_enrolled");
             ksvc_reply_error(resp, 401, "user_not_enrolled",
                              "%s has no credential: POST /enroll/register first", username);
@@ -437,7 +442,7 @@ static bool user_still_enrolled(struct card_job *j, struct ksvc_response *resp)
         ksvc_reply_error(resp, 500, "state_failed", "%s", err);
         return false;
     }
-    count(j->p, "kcard_k_proxy_logins_total", "Logins, by outcome.", "outcome",
+    count(j->req->metrics, "kcard_k_proxy_logins_total", "Logins, by outcome.", "outcome",
           "user_not_enrolled");
     ksvc_reply_error(resp, 401, "user_not_enrolled",
                      "%s has no credential: POST /enroll/register first", j->username);
@@ -470,10 +475,10 @@ static void login_card(struct card_job *j, struct ksvc_response *resp)
             return;
         }
     }
-    count(p, "kcard_k_proxy_logins_total", "Logins, by outcome.", "outcome",
+    count(j->req->metrics, "kcard_k_proxy_logins_total", "Logins, by outcome.", "outcome",
           kpx_card_outcome_name(r.outcome));
-    attempt_result(p, "/session/login", username, j->req->remote, r.outcome, resp);
-    if (card_outcome(p, "login", &r, resp))
+    attempt_result(p, "/session/login", username, j->req, r.outcome, resp);
+    if (card_outcome(j->req->metrics, "login", &r, resp))
         reply_session(p, resp, username);
 }
 
@@ -492,11 +497,11 @@ static void route_status(struct kpx_proxy *p, const struct ksvc_request *req,
 }
 
 /* The counter's answer to what k_server said, and its metric. */
-static void counter_answer(struct kpx_proxy *p, const struct kpx_upstream_result *r,
+static void counter_answer(struct ksvc_metrics *m, const struct kpx_upstream_result *r,
                            const char *username, int64_t expires_at, struct ksvc_response *resp)
 {
     static const char *names[] = {"ok", "unreachable", "timeout", "refused", "bad_reply"};
-    count(p, "kcard_k_proxy_upstream_requests_total", "Requests to k_server, by result.", "result",
+    count(m, "kcard_k_proxy_upstream_requests_total", "Requests to k_server, by result.", "result",
           names[r->status]);
     if (r->status == KPX_UPSTREAM_TIMEOUT) {
         ksvc_reply_error(resp, 504, "upstream_timeout", "%s", r->msg);
@@ -516,6 +521,7 @@ static void counter_answer(struct kpx_proxy *p, const struct kpx_upstream_result
  * upstream client's request slot: the request is parked meanwhile). */
 struct counter_call {
     struct ksvc_pending *pending;
+    struct ksvc_metrics *metrics; /* the request's */
     int64_t expires_at;
     char username[KPX_USERNAME_MAX + 1];
 };
@@ -526,11 +532,11 @@ _Static_assert(sizeof(struct counter_call) <= KPX_UPSTREAM_CALLER_MAX,
  * that read the request). */
 static void counter_done(void *arg, const struct kpx_upstream_result *r)
 {
-    struct kpx_proxy *p = arg;
+    (void)arg;
     struct counter_call *c = r->caller;
     struct ksvc_response resp;
     memset(&resp, 0, sizeof(resp));
-    counter_answer(p, r, c->username, c->expires_at, &resp);
+    counter_answer(c->metrics, r, c->username, c->expires_at, &resp);
     ksvc_complete(c->pending, &resp);
 }
 
@@ -544,22 +550,22 @@ static void route_counter(struct kpx_proxy *p, const struct ksvc_request *req,
         return;
     /* the reference was made at login: nothing to derive per request */
     ksvc_log_field(resp, "ref", json_string(s.ref));
-    struct counter_call c = {.expires_at = s.expires_at};
+    struct counter_call c = {.metrics = req->metrics, .expires_at = s.expires_at};
     snprintf(c.username, sizeof(c.username), "%s", s.username);
     c.pending = ksvc_defer(req);
     if (c.pending == NULL) { /* not parkable (outside a server): wait here */
         char msg[512];
         struct kpx_upstream_result r = {.msg = msg};
         r.status = kpx_upstream_counter_next(p->upstream, s.ref, &r.value, msg, sizeof(msg));
-        counter_answer(p, &r, s.username, s.expires_at, resp);
+        counter_answer(req->metrics, &r, s.username, s.expires_at, resp);
         return;
     }
     if (kpx_upstream_counter_start(p->upstream, req->loop, s.ref, &c, sizeof(c), counter_done, p) !=
         0) {
         struct ksvc_response busy;
         memset(&busy, 0, sizeof(busy));
-        count(p, "kcard_k_proxy_upstream_requests_total", "Requests to k_server, by result.",
-              "result", "busy");
+        count(req->metrics, "kcard_k_proxy_upstream_requests_total",
+              "Requests to k_server, by result.", "result", "busy");
         ksvc_reply_error(&busy, 503, "upstream_busy",
                          "k_proxy has too many requests to k_server in flight (or is stopping)");
         ksvc_complete(c.pending, &busy);
@@ -630,8 +636,8 @@ static void register_card(struct card_job *j, struct ksvc_response *resp)
         else
             kpx_card_register(p->card, username, &u->cred, &r);
     }
-    attempt_result(p, "/enroll/register", username, j->req->remote, r.outcome, resp);
-    if (!card_outcome(p, "register", &r, resp))
+    attempt_result(p, "/enroll/register", username, j->req, r.outcome, resp);
+    if (!card_outcome(j->req->metrics, "register", &r, resp))
         return;
     int rc = kpx_store_user_add(p->store, u, err, sizeof(err));
     if (rc == KPX_STORE_EXISTS) {
@@ -724,8 +730,8 @@ static void unregister_card(struct card_job *j, struct ksvc_response *resp)
         else
             kpx_card_probe_login(p->card, j->username, &r);
     }
-    attempt_result(p, "/enroll/unregister", j->username, j->req->remote, r.outcome, resp);
-    if (!card_outcome(p, "unregister", &r, resp))
+    attempt_result(p, "/enroll/unregister", j->username, j->req, r.outcome, resp);
+    if (!card_outcome(j->req->metrics, "unregister", &r, resp))
         return;
     ksvc_log_field(resp, "authorised_by", json_string("card"));
     unregister_user(p, j->username, resp);

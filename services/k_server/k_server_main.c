@@ -4,7 +4,6 @@
  * reference. */
 #include <getopt.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,27 +16,11 @@
 #include "services/common/svc_util.h"
 #include "services/common/upstream.h"
 #include "services/k_server/counter.h"
+#include "services/k_server/server.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
 #define EXIT_START 3
-
-struct k_server {
-    struct ksrv_counter *counter;
-    struct ksvc_replay_table *replay;
-    uint8_t key[KSVC_UPSTREAM_KEY_LEN];
-    char state_db[4096];
-    struct ksvc_server *http;
-    /* the server's metrics, set once ksvc_server_start has returned: a
-     * request can arrive before that (a k_proxy under load reconnects at
-     * once after a restart), when ks->http is not yet set */
-    _Atomic(struct ksvc_metrics *) metrics;
-    /* the maintenance thread: expires idle k_proxy instances */
-    pthread_t maintenance;
-    bool maintenance_started, stopping;
-    pthread_mutex_t stop_lock;
-    pthread_cond_t stop_cond;
-};
 
 static void usage(FILE *f)
 {
@@ -74,107 +57,7 @@ static void usage(FILE *f)
         "3 could not start (state database, TLS material, address in use).\n");
 }
 
-/* The metrics, waiting (at most a second) for the start to finish. */
-static struct ksvc_metrics *server_metrics(struct k_server *ks)
-{
-    struct ksvc_metrics *m;
-    for (int i = 0; (m = atomic_load(&ks->metrics)) == NULL && i < 1000; i++)
-        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
-    return m;
-}
-
-static void on_request(void *ctx, const struct ksvc_request *req, struct ksvc_response *resp)
-{
-    struct k_server *ks = ctx;
-    if (strcmp(req->path, "/counter/next") != 0) {
-        ksvc_reply_error(resp, 404, "not_found", "no such endpoint: %.64s", req->path);
-        return;
-    }
-    if (strcmp(req->method, "POST") != 0) {
-        ksvc_reply_method_not_allowed(resp, "POST");
-        return;
-    }
-    const char *authz = ksvc_request_header(req, "Authorization");
-    struct ksvc_upstream_auth a;
-    enum ksvc_upstream_verdict v =
-        ksvc_upstream_verify(ks->key, ks->replay, authz, req->method, req->path, req->body,
-                             req->body_len, time(NULL), &a);
-    bool server_side = v == KSVC_UPSTREAM_STATE_FAILED || v == KSVC_UPSTREAM_TOO_MANY;
-    if (v != KSVC_UPSTREAM_OK) {
-        char labels[64];
-        snprintf(labels, sizeof(labels), "reason=\"%s\"", ksvc_upstream_verdict_code(v));
-        struct ksvc_metrics *m = server_metrics(ks);
-        if (m != NULL)
-            ksvc_metric_add(m, "kcard_k_server_upstream_refused_total",
-                            "Requests refused because they were not signed by an authorised "
-                            "k_proxy.",
-                            labels, 1);
-        const char *why = "";
-        if (v == KSVC_UPSTREAM_UNSIGNED && ksvc_request_header(req, "X-Proxy-Token") != NULL)
-            why = "; the static X-Proxy-Token header is no longer accepted, k_proxy signs "
-                  "each request";
-        else if (v == KSVC_UPSTREAM_UNSIGNED)
-            why = "; expected Authorization: KC-HMAC-SHA256";
-        else if (v == KSVC_UPSTREAM_STALE)
-            why = "; check both clocks";
-        else if (v == KSVC_UPSTREAM_REPLAYED)
-            why = "; this k_proxy instance's sequence number was served before, is below its "
-                  "window, or the instance signed before k_server restarted (k_proxy then "
-                  "continues under a new instance id)";
-        else if (v == KSVC_UPSTREAM_STATE_FAILED)
-            why = "; cannot record the k_proxy instance in the state database";
-        else if (v == KSVC_UPSTREAM_TOO_MANY)
-            why = "; too many k_proxy instances signed within the skew window";
-        if (!server_side)
-            snprintf(resp->www_authenticate, sizeof(resp->www_authenticate), "KC-HMAC-SHA256");
-        if (v == KSVC_UPSTREAM_REPLAYED)
-            ksvc_log_field(resp, "seq", json_integer((json_int_t)a.seq));
-        ksvc_reply_error(resp, server_side ? 503 : 401, ksvc_upstream_verdict_code(v),
-                         "request refused: %s%s", ksvc_upstream_verdict_code(v), why);
-        return;
-    }
-    int64_t value = 0;
-    char err[256];
-    if (ksrv_counter_next(ks->counter, &value, err, sizeof(err)) != 0) {
-        ksvc_reply_error(resp, 500, "state_failed", "%s", err);
-        return;
-    }
-    ksvc_log_field(resp, "ref", json_string(a.ref));
-    ksvc_log_field(resp, "counter", json_integer(value));
-    ksvc_reply(resp, 200, json_pack("{s:I, s:s}", "counter", (json_int_t)value, "ref", a.ref));
-}
-
-static bool on_health(void *ctx, json_t *out)
-{
-    struct k_server *ks = ctx;
-    int64_t value = 0;
-    char why[256] = "";
-    bool ok = ksrv_counter_current(ks->counter, &value) == 0 &&
-              ksrv_counter_healthy(ks->counter, why, sizeof(why));
-    json_object_set_new(out, "counter", json_integer(value));
-    json_object_set_new(out, "state_db", json_string(ks->state_db));
-    json_object_set_new(out, "replay_instances",
-                        json_integer((json_int_t)ksvc_replay_table_count(ks->replay)));
-    if (!ok)
-        json_object_set_new(out, "reason", json_string(why));
-    return ok;
-}
-
-static void on_metrics(void *ctx, struct ksvc_metrics *m)
-{
-    struct k_server *ks = ctx;
-    int64_t value = 0;
-    if (ksrv_counter_current(ks->counter, &value) == 0)
-        ksvc_metric_set(m, "kcard_k_server_counter_value", "The last counter value handed out.", "",
-                        (double)value);
-    ksvc_metric_set(m, "kcard_k_server_counter_reserved",
-                    "The durable bound of counter values: a crash resumes above it.", "",
-                    (double)ksrv_counter_reserved(ks->counter));
-    ksvc_metric_set(m, "kcard_k_server_replay_instances",
-                    "k_proxy instances whose replay windows k_server keeps.", "",
-                    (double)ksvc_replay_table_count(ks->replay));
-}
-
+/* The maintenance thread: expires idle k_proxy instances once a second. */
 static void *maintain(void *arg)
 {
     struct k_server *ks = arg;
@@ -197,7 +80,16 @@ static void *maintain(void *arg)
     return NULL;
 }
 
-int main(int argc, char **argv)
+struct options {
+    const char *host, *token_arg, *token_file, *cert, *key, *state, *port_file;
+    int port;
+    bool init;
+    struct ksvc_limits limits;
+};
+
+/* The command line into o: 0, 1 when --help or --version answered (exit
+ * 0), -1 on a usage error (said on stderr). */
+static int parse_options(int argc, char **argv, struct options *o)
 {
     static const struct option opts[] = {
         {"host", required_argument, NULL, 'H'},
@@ -214,144 +106,178 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    const char *host = "127.0.0.1", *token_arg = NULL, *token_file = NULL, *cert = NULL,
-               *key = NULL, *state = NULL, *port_file = NULL;
-    int port = 8780, c;
-    bool init = false;
-    struct ksvc_limits limits = {0};
+    int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'H':
-            host = optarg;
+            o->host = optarg;
             break;
         case 'p':
-            if (ksvc_parse_int_option("k_server", "--port", optarg, 0, 65535, &port) != 0)
-                return EXIT_USAGE;
+            if (ksvc_parse_int_option("k_server", "--port", optarg, 0, 65535, &o->port) != 0)
+                return -1;
             break;
         case 't':
-            token_arg = optarg;
+            o->token_arg = optarg;
             break;
         case 'T':
-            token_file = optarg;
+            o->token_file = optarg;
             break;
         case 'c':
-            cert = optarg;
+            o->cert = optarg;
             break;
         case 'k':
-            key = optarg;
+            o->key = optarg;
             break;
         case 's':
-            state = optarg;
+            o->state = optarg;
             break;
         case 'P':
-            port_file = optarg;
+            o->port_file = optarg;
             break;
         case 'I':
-            init = true;
+            o->init = true;
             break;
         case 'h':
             usage(stdout);
-            return 0;
+            return 1;
         case 'V':
             printf("k_server (kcard) 0.1\n");
-            return 0;
+            return 1;
         case KSVC_OPT_MAX_CONNECTIONS:
         case KSVC_OPT_MAX_PER_ADDRESS:
         case KSVC_OPT_REQUEST_TIMEOUT:
-            if (ksvc_limit_option("k_server", c, optarg, &limits) < 0)
-                return EXIT_USAGE;
+            if (ksvc_limit_option("k_server", c, optarg, &o->limits) < 0)
+                return -1;
             break;
         default:
             usage(stderr);
-            return EXIT_USAGE;
+            return -1;
         }
     }
     if (optind != argc) {
         fprintf(stderr, "k_server: unexpected argument '%s'\n", argv[optind]);
-        return EXIT_USAGE;
+        return -1;
     }
+    return 0;
+}
+
+/* The upstream key from the token (then wiped) and the state path into ks,
+ * once the TLS files are known to go together; 0, or an exit status (said
+ * on stderr). */
+static int configure(struct k_server *ks, const struct options *o)
+{
     char token[1024] = "";
-    if (ksvc_load_token("k_server", token_arg, token_file, token, sizeof(token)) != 0)
+    if (ksvc_load_token("k_server", o->token_arg, o->token_file, token, sizeof(token)) != 0)
         return EXIT_USAGE;
-    if ((cert == NULL) != (key == NULL)) {
+    if ((o->cert == NULL) != (o->key == NULL)) {
+        OPENSSL_cleanse(token, sizeof(token));
         fprintf(stderr, "k_server: --tls-certfile and --tls-keyfile go together\n");
         return EXIT_USAGE;
     }
+    int rc = ksvc_upstream_key(token, ks->key);
+    OPENSSL_cleanse(token, sizeof(token));
+    if (rc != 0) {
+        fprintf(stderr, "k_server: cannot derive the upstream key\n");
+        return EXIT_RUNTIME;
+    }
+    if (o->state != NULL)
+        snprintf(ks->state_db, sizeof(ks->state_db), "%s", o->state);
+    else if (ksvc_default_state_path("k_server.db", ks->state_db, sizeof(ks->state_db)) != 0) {
+        fprintf(stderr, "k_server: no --state-db and neither XDG_STATE_HOME nor HOME is set\n");
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* Opens the counter and the replay windows and starts the maintenance
+ * thread; 0 or -1 (said on stderr). *loaded: instances closed at start. */
+static int open_state(struct k_server *ks, bool init, size_t *loaded)
+{
+    char err[512];
+    bool created = false;
+    ks->counter = ksrv_counter_open(ks->state_db, init, &created, err, sizeof(err));
+    if (ks->counter == NULL) {
+        fprintf(stderr, "k_server: state database: %s\n", err);
+        return -1;
+    }
+    ks->replay = ksrv_replay_open(ks->counter, time(NULL), loaded, err, sizeof(err));
+    if (ks->replay == NULL) {
+        fprintf(stderr, "k_server: state database %s: %s\n", ks->state_db, err);
+        return -1;
+    }
+    if (pthread_create(&ks->maintenance, NULL, maintain, ks) != 0) {
+        fprintf(stderr, "k_server: cannot start a thread\n");
+        return -1;
+    }
+    ks->maintenance_started = true;
+    if (created)
+        ksvc_log("info", "state_created", json_pack("{s:s}", "state_db", ks->state_db));
+    return 0;
+}
+
+/* Stops the maintenance thread and closes the state. */
+static void close_state(struct k_server *ks)
+{
+    if (ks->maintenance_started) {
+        pthread_mutex_lock(&ks->stop_lock);
+        ks->stopping = true;
+        pthread_cond_signal(&ks->stop_cond);
+        pthread_mutex_unlock(&ks->stop_lock);
+        pthread_join(ks->maintenance, NULL);
+    }
+    ksvc_replay_table_free(ks->replay);
+    ksrv_counter_close(ks->counter);
+}
+
+/* Starts the HTTP(S) server on the routes (routes.c) and serves until
+ * SIGINT/SIGTERM; 0 or an exit status. */
+static int serve(struct k_server *ks, const struct options *o, size_t loaded)
+{
+    char err[512];
+    struct ksvc_server_cfg cfg = {
+        .service = "k_server",
+        .host = o->host,
+        .port = o->port,
+        .tls_cert_file = o->cert,
+        .tls_key_file = o->key,
+        .limits = o->limits,
+        .handler = ksrv_handle_request,
+        .health = ksrv_health,
+        .metrics_refresh = ksrv_metrics_refresh,
+        .ctx = ks,
+    };
+    if (ksvc_server_start(&cfg, &ks->http, err, sizeof(err)) != 0) {
+        fprintf(stderr, "k_server: %s\n", err);
+        return EXIT_START;
+    }
+    int64_t value = 0;
+    ksrv_counter_current(ks->counter, &value);
+    ksvc_log("info", "start",
+             json_pack("{s:s, s:i, s:b, s:s, s:I, s:I}", "host", o->host, "port",
+                       ksvc_server_port(ks->http), "tls", ksvc_server_tls(ks->http), "state_db",
+                       ks->state_db, "replay_instances_closed", (json_int_t)loaded, "counter",
+                       (json_int_t)value));
+    return ksvc_serve_until_stopped("k_server", ks->http, o->port_file) == 0 ? 0 : EXIT_RUNTIME;
+}
+
+int main(int argc, char **argv)
+{
+    struct options o = {.host = "127.0.0.1", .port = 8780};
+    int rc = parse_options(argc, argv, &o);
+    if (rc != 0)
+        return rc > 0 ? 0 : EXIT_USAGE;
 
     ksvc_block_signals();
     ksvc_log_init("k_server");
     struct k_server ks = {0};
     pthread_mutex_init(&ks.stop_lock, NULL);
     pthread_cond_init(&ks.stop_cond, NULL);
-    char err[512];
-    int rc = ksvc_upstream_key(token, ks.key);
-    OPENSSL_cleanse(token, sizeof(token));
-    if (rc != 0) {
-        fprintf(stderr, "k_server: cannot derive the upstream key\n");
-        return EXIT_RUNTIME;
-    }
-    if (state != NULL)
-        snprintf(ks.state_db, sizeof(ks.state_db), "%s", state);
-    else if (ksvc_default_state_path("k_server.db", ks.state_db, sizeof(ks.state_db)) != 0) {
-        fprintf(stderr, "k_server: no --state-db and neither XDG_STATE_HOME nor HOME is set\n");
-        return EXIT_USAGE;
-    }
-    int status = EXIT_START;
-    bool created = false;
-    ks.counter = ksrv_counter_open(ks.state_db, init, &created, err, sizeof(err));
-    if (ks.counter == NULL) {
-        fprintf(stderr, "k_server: state database: %s\n", err);
-        goto out;
-    }
+    int status = configure(&ks, &o);
     size_t loaded = 0;
-    ks.replay = ksrv_replay_open(ks.counter, time(NULL), &loaded, err, sizeof(err));
-    if (ks.replay == NULL) {
-        fprintf(stderr, "k_server: state database %s: %s\n", ks.state_db, err);
-        goto out;
-    }
-    if (pthread_create(&ks.maintenance, NULL, maintain, &ks) != 0) {
-        fprintf(stderr, "k_server: cannot start a thread\n");
-        goto out;
-    }
-    ks.maintenance_started = true;
-    if (created)
-        ksvc_log("info", "state_created", json_pack("{s:s}", "state_db", ks.state_db));
-    struct ksvc_server_cfg cfg = {
-        .service = "k_server",
-        .host = host,
-        .port = port,
-        .tls_cert_file = cert,
-        .tls_key_file = key,
-        .limits = limits,
-        .handler = on_request,
-        .health = on_health,
-        .metrics_refresh = on_metrics,
-        .ctx = &ks,
-    };
-    if (ksvc_server_start(&cfg, &ks.http, err, sizeof(err)) != 0) {
-        fprintf(stderr, "k_server: %s\n", err);
-        goto out;
-    }
-    atomic_store(&ks.metrics, ksvc_server_metrics(ks.http));
-    int64_t value = 0;
-    ksrv_counter_current(ks.counter, &value);
-    ksvc_log("info", "start",
-             json_pack("{s:s, s:i, s:b, s:s, s:I, s:I}", "host", host, "port",
-                       ksvc_server_port(ks.http), "tls", ksvc_server_tls(ks.http), "state_db",
-                       ks.state_db, "replay_instances_closed", (json_int_t)loaded, "counter",
-                       (json_int_t)value));
-    status = ksvc_serve_until_stopped("k_server", ks.http, port_file) == 0 ? 0 : EXIT_RUNTIME;
-out:
+    if (status == 0)
+        status = open_state(&ks, o.init, &loaded) == 0 ? serve(&ks, &o, loaded) : EXIT_START;
     ksvc_server_stop(ks.http);
-    if (ks.maintenance_started) {
-        pthread_mutex_lock(&ks.stop_lock);
-        ks.stopping = true;
-        pthread_cond_signal(&ks.stop_cond);
-        pthread_mutex_unlock(&ks.stop_lock);
-        pthread_join(ks.maintenance, NULL);
-    }
-    ksvc_replay_table_free(ks.replay);
-    ksrv_counter_close(ks.counter);
+    close_state(&ks);
     pthread_cond_destroy(&ks.stop_cond);
     pthread_mutex_destroy(&ks.stop_lock);
     OPENSSL_cleanse(ks.key, sizeof(ks.key));

@@ -1217,9 +1217,9 @@ static void *loop_main(void *arg)
     while (!atomic_load(&loop->stop)) {
         bool mhd_now;
         int wait_ms = loop_sleep_ms(loop, &mhd_now);
-        int64_t before = now_ms();
         int n = epoll_wait(loop->epfd, ev, LOOP_EVENTS_MAX, wait_ms);
-        bool run_mhd = mhd_now || (n == 0 && wait_ms > 0);
+        /* woken by the timeout: libmicrohttpd's own timeouts may be due */
+        bool run_mhd = mhd_now || n == 0;
         for (int i = 0; i < n; i++) {
             int fd = ev[i].data.fd;
             if (fd == loop->mhd_fd) {
@@ -1237,8 +1237,6 @@ static void *loop_main(void *arg)
             loop->timer_at = -1;
             loop->timer_fn(loop->timer_arg);
         }
-        if (!run_mhd && n == 0 && now_ms() - before >= wait_ms)
-            run_mhd = true; /* libmicrohttpd's own timeouts */
         if (run_mhd || loop->resumed) {
             loop->resumed = false;
             MHD_run(loop->daemon);

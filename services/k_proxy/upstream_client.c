@@ -140,13 +140,6 @@ struct kpx_upstream {
     uint64_t seq; /* the last number used */
 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void lane_lock(struct lane *l)
 {
     if (l->loop == NULL)
@@ -375,7 +368,7 @@ static void transfer_done(struct lane *l, struct slot *s, CURLcode cc)
              * served, so sending it again, newly signed under a new instance,
              * hands out no value twice. */
             if (!s->retried && renew_identity(u, s) == 0) {
-                int64_t now = now_ms();
+                int64_t now = ksvc_now_ms();
                 s->retried = true;
                 s->deadline_ms = now + u->timeout_ms;
                 send_request(l, s, now);
@@ -409,7 +402,7 @@ static void transfer_done(struct lane *l, struct slot *s, CURLcode cc)
  * the others go on the wire while there is room. */
 static void launch_waiting(struct lane *l)
 {
-    int64_t now = now_ms();
+    int64_t now = ksvc_now_ms();
     while (l->wait_head != NULL) {
         struct slot *s = l->wait_head;
         if (s->deadline_ms > now && l->on_wire >= l->max_connections)
@@ -487,7 +480,7 @@ static void lane_settle(struct lane *l)
 static void lane_on_timeouts(struct lane *l)
 {
     int running = 0;
-    if (l->timer_at >= 0 && l->timer_at <= now_ms()) {
+    if (l->timer_at >= 0 && l->timer_at <= ksvc_now_ms()) {
         l->timer_at = -1;
         curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     }
@@ -544,7 +537,7 @@ static int on_timer(CURLM *multi, long timeout_ms, void *arg)
 {
     (void)multi;
     struct lane *l = arg;
-    l->timer_at = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    l->timer_at = timeout_ms < 0 ? -1 : ksvc_now_ms() + timeout_ms;
     if (l->loop != NULL)
         ksvc_loop_timer(l->loop, lane_due(l), lane_on_loop_timer, l);
     return 0;
@@ -553,7 +546,7 @@ static int on_timer(CURLM *multi, long timeout_ms, void *arg)
 /* How long the own lane's thread may sleep. */
 static int sleep_ms(const struct lane *l)
 {
-    int64_t now = now_ms(), until = now + POLL_MAX_MS, due = lane_due(l);
+    int64_t now = ksvc_now_ms(), until = now + POLL_MAX_MS, due = lane_due(l);
     if (due >= 0 && due < until)
         until = due;
     return until <= now ? 0 : (int)(until - now);
@@ -812,7 +805,7 @@ int kpx_upstream_counter_start(struct kpx_upstream *u, struct ksvc_loop *loop, c
     s->done = done;
     s->arg = arg;
     s->retried = false;
-    s->deadline_ms = now_ms() + u->timeout_ms;
+    s->deadline_ms = ksvc_now_ms() + u->timeout_ms;
     /* one that does not fit is not a reference: left empty, it fails signing */
     if (strlen(ref) < sizeof(s->ref))
         memcpy(s->ref, ref, strlen(ref) + 1);

@@ -51,7 +51,7 @@ PC_LIBS.m       := -lm
 #                                                                        jansson libpcap zlib pthread
 #   libkcsvc            services/common/*.c                  -           libmicrohttpd jansson libcrypto pthread
 #   libvcard            harness/vcard/* but its two mains    ctaphid     libcbor libcrypto jansson pthread
-#   libprobe            probe/* but rawctap.c, fido2_probe.c ctaphid     jansson libcrypto
+#   libtriage           triage/* but rawctap.c, fido2_probe.c ctaphid    jansson libcrypto
 #   libk_server         services/k_server/* but main         kcsvc       sqlite3 libcrypto pthread
 #   libk_proxy          services/k_proxy/* but main          kcsvc       libcurl sqlite3 jansson libcrypto
 #                                                            ctaphid     pthread m
@@ -80,13 +80,13 @@ vcard_SRCS := $(filter-out $(VCARD_MAINS),$(wildcard harness/vcard/*.c))
 vcard_USES := ctaphid
 vcard_PKGS := libcbor libcrypto jansson pthread
 
-# libprobe: rawctap's and fido2-probe's commands and output, every .c in probe/
+# libtriage: rawctap's and fido2-probe's commands and output, every .c in triage/
 # but the two files that hold main()
-RAWCTAP_MAIN := probe/rawctap.c
-PROBE_MAIN   := probe/fido2_probe.c
-probe_SRCS := $(filter-out $(RAWCTAP_MAIN) $(PROBE_MAIN),$(wildcard probe/*.c))
-probe_USES := ctaphid
-probe_PKGS := jansson libcrypto
+RAWCTAP_MAIN := triage/rawctap.c
+PROBE_MAIN   := triage/fido2_probe.c
+triage_SRCS := $(filter-out $(RAWCTAP_MAIN) $(PROBE_MAIN),$(wildcard triage/*.c))
+triage_USES := ctaphid
+triage_PKGS := jansson libcrypto
 
 # one library per program family of the chain: the program's folder but its
 # *_main.c (services/k_server/k_server_main.c -> build/bin/k_server with
@@ -121,7 +121,7 @@ kc_forward_SRCS := $(call family_srcs,harness/chain)
 kc_forward_USES :=
 kc_forward_PKGS := jansson
 
-PARTS := ctaphid kcsvc vcard probe k_server k_proxy k_client_portal chain_regress kc_forward
+PARTS := ctaphid kcsvc vcard triage k_server k_proxy k_client_portal chain_regress kc_forward
 
 # the parts a list of parts needs, each after every part that uses it
 part_tree = $(foreach p,$(1),$(p) $(call part_tree,$($(p)_USES)))
@@ -166,7 +166,7 @@ svc_prog = $(BUILD)/bin/$(if $(filter k_%,$(1)),$(1),$(subst _,-,$(1)))
 SVC_PROGRAMS := $(foreach m,$(SVC_MAINS),$(call svc_prog,$(call main_part,$(m))))
 PROGRAMS += $(SVC_PROGRAMS)
 
-UNIT_SRCS  := $(wildcard tests/unit/*/test_*.c tests/unit/test_*.c)
+UNIT_SRCS  := $(wildcard tests/unit/*/test_*.c tests/unit/*/*/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:%.c=$(BUILD)/%)
 FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
@@ -214,31 +214,31 @@ $(foreach m,$(SVC_MAINS),$(eval $(call prog_rule,$(call svc_prog,$(call main_par
     $(BUILD)/$(m:%.c=%.o),$(call main_part,$(m)))))
 $(eval $(call prog_rule,$(BUILD)/bin/vcard,$(BUILD)/harness/vcard/vcard_main.o,vcard))
 $(eval $(call prog_rule,$(BUILD)/bin/vcard-ctl,$(BUILD)/harness/vcard/vcard_ctl.o,ctaphid))
-$(eval $(call prog_rule,$(BUILD)/bin/rawctap,$(RAWCTAP_SRCS:%.c=$(BUILD)/%.o),probe))
-$(eval $(call prog_rule,$(BUILD)/bin/fido2-probe,$(PROBE_SRCS:%.c=$(BUILD)/%.o),probe))
+$(eval $(call prog_rule,$(BUILD)/bin/rawctap,$(RAWCTAP_SRCS:%.c=$(BUILD)/%.o),triage))
+$(eval $(call prog_rule,$(BUILD)/bin/fido2-probe,$(PROBE_SRCS:%.c=$(BUILD)/%.o),triage))
 
-# unit tests: one cmocka program per tests/unit/<dir>/test_*.c, linked with
-# the parts it tests. UNIT_PARTS.<dir> maps a folder to its parts (the card
-# and k_proxy tests drive the virtual card in-process); UNIT_PARTS.<dir>/<test>
-# overrides it for one test; a folder not listed links every part but probe.
-# tests/unit/probe includes the probe .c files it tests, so it must not link
-# libprobe (duplicate symbols).
-UNIT_PARTS.ctaphid    := vcard ctaphid
-UNIT_PARTS.vcard      := vcard
-UNIT_PARTS.probe      := vcard ctaphid
-UNIT_PARTS.services   := kcsvc
-UNIT_PARTS.services/test_counter  := k_server
-UNIT_PARTS.services/test_replay   := k_server
-UNIT_PARTS.services/test_upstream := k_proxy
-UNIT_PARTS.k_proxy    := k_proxy vcard
-UNIT_PARTS.portal     := k_client_portal
-UNIT_PARTS.regression := chain_regress
-UNIT_PARTS.chain      := kc_forward
-ALL_PARTS_BUT_PROBE := $(filter-out probe,$(PARTS))
+# unit tests: one cmocka program per tests/unit/<folder>/test_*.c, where
+# <folder> is the source folder it tests (tests/unit/services/k_proxy tests
+# services/k_proxy), linked with the parts it tests. UNIT_PARTS.<folder> maps a
+# folder to its parts (the card and k_proxy tests drive the virtual card
+# in-process); UNIT_PARTS.<folder>/<test> overrides it for one test; a folder
+# not listed links every part but triage. tests/unit/triage includes the
+# triage .c files it tests, so it must not link libtriage (duplicate symbols).
+UNIT_PARTS.ctaphid                  := vcard ctaphid
+UNIT_PARTS.harness/vcard            := vcard
+UNIT_PARTS.harness/chain            := kc_forward
+UNIT_PARTS.triage                   := vcard ctaphid
+UNIT_PARTS.services/common          := kcsvc
+UNIT_PARTS.services/k_server        := k_server
+UNIT_PARTS.services/k_proxy         := k_proxy vcard
+UNIT_PARTS.services/k_proxy/test_upstream := k_proxy
+UNIT_PARTS.services/k_client_portal := k_client_portal
+UNIT_PARTS.regression               := chain_regress
+ALL_PARTS_BUT_TRIAGE := $(filter-out triage,$(PARTS))
 # $(call unit_parts,tests/unit/dir/test_x.c): the test's own entry, else its folder's
 unit_key   = $(patsubst tests/unit/%.c,%,$(1))
 unit_dir   = $(patsubst %/,%,$(dir $(call unit_key,$(1))))
-unit_parts = $(or $(UNIT_PARTS.$(call unit_key,$(1))),$(UNIT_PARTS.$(call unit_dir,$(1))),$(ALL_PARTS_BUT_PROBE))
+unit_parts = $(or $(UNIT_PARTS.$(call unit_key,$(1))),$(UNIT_PARTS.$(call unit_dir,$(1))),$(ALL_PARTS_BUT_TRIAGE))
 
 define unit_rule
 $(BUILD)/$(1:%.c=%): $(1) $(call part_libs,$(2))
@@ -249,7 +249,7 @@ endef
 $(foreach t,$(UNIT_SRCS),$(eval $(call unit_rule,$(t),$(call unit_parts,$(t)))))
 
 # bench programs: BENCH_PARTS.<name> says what each measures; unlisted ones
-# link every part but probe
+# link every part but triage
 BENCH_PARTS.bench_ctaphid   := ctaphid
 BENCH_PARTS.bench_kpx_store := k_proxy
 BENCH_PARTS.bench_vcard     := vcard
@@ -260,7 +260,7 @@ $(BUILD)/bench/$(1): bench/$(1).c $(call part_libs,$(2))
 	    $(call part_ldlibs,$(2))
 endef
 $(foreach b,$(BENCH_SRCS:bench/%.c=%),\
-    $(eval $(call bench_rule,$(b),$(or $(BENCH_PARTS.$(b)),$(ALL_PARTS_BUT_PROBE)))))
+    $(eval $(call bench_rule,$(b),$(or $(BENCH_PARTS.$(b)),$(ALL_PARTS_BUT_TRIAGE)))))
 
 # interop programs: libfido2 talking to the virtual card; none of kcard's
 # libraries, only libfido2 and libcrypto
@@ -272,10 +272,10 @@ $(BUILD)/interop/%: tests/interop/%.c
 
 # libFuzzer targets: clang; each part's library rebuilt with coverage +
 # ASan/UBSan under build/fuzz/obj/, and each fuzzer linked with the parts it
-# feeds (FUZZ_PARTS.<name>; an unlisted one links every part but probe). The
-# probe fuzzers include the probe .c files they test.
+# feeds (FUZZ_PARTS.<name>; an unlisted one links every part but triage). The
+# triage fuzzers include the triage .c files they test.
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer-no-link,address,undefined $(PKG_CFLAGS)
-FUZZ_SRCS_ALL := $(foreach p,$(filter-out probe,$(PARTS)),$($(p)_SRCS))
+FUZZ_SRCS_ALL := $(foreach p,$(filter-out triage,$(PARTS)),$($(p)_SRCS))
 FUZZ_LIB_OBJS := $(FUZZ_SRCS_ALL:%.c=build/fuzz/obj/%.o)
 FUZZ_PARTS_ctaphid := fuzz_assertion_decode fuzz_attestation_decode fuzz_attestation_verify \
     fuzz_authdata fuzz_cose fuzz_credman_reply fuzz_hid_desc fuzz_info fuzz_largeblob_array \
@@ -307,7 +307,7 @@ build/fuzz/$(1): tests/fuzz/$(1).c $(call fuzz_part_libs,$(2))
 	    $(call part_ldlibs,$(2))
 endef
 $(foreach f,$(FUZZ_SRCS:tests/fuzz/%.c=%),\
-    $(eval $(call fuzz_rule,$(f),$(or $(FUZZ_PARTS.$(f)),$(ALL_PARTS_BUT_PROBE)))))
+    $(eval $(call fuzz_rule,$(f),$(or $(FUZZ_PARTS.$(f)),$(ALL_PARTS_BUT_TRIAGE)))))
 
 fuzz-build: $(FUZZ_BINS)
 

@@ -452,7 +452,7 @@ else
 fi
 
 # ---- every code is documented ----
-CODES=$(sed -n 's/^    {"\([A-Z0-9_]*\)", [0-9]},$/\1/p' probe/rawctap_doctor_tree.c)
+CODES=$(sed -n 's/^    {"\([A-Z0-9_]*\)", [0-9]},$/\1/p' triage/rawctap_doctor_tree.c)
 [ "$(echo "$CODES" | wc -w)" -ge 34 ] && ok "code table found" || not_ok "code table found"
 _missing=""
 for _c in $CODES; do

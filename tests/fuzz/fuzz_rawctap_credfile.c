@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "probe/rawctap_credfile.c"
-#include "probe/rawctap_util.c"
+#include "triage/rawctap_credfile.c"
+#include "triage/rawctap_util.c"
 
 void rc_err(struct rc_ctx *ctx, const char *fmt, ...)
 {

@@ -1,7 +1,7 @@
 /* libFuzzer target: the CBOR body of an authenticatorConfig (0x0D) request
  * into the virtual card's core, a ctap2.1-full card without a PIN, so every
  * subcommand is reached without a token (the acfg checks are covered by
- * tests/unit/vcard/test_config.c). The settings go back to factory before
+ * tests/unit/harness/vcard/test_config.c). The settings go back to factory before
  * each input: a raised minimum or alwaysUv turned on would otherwise close
  * the unauthenticated path for every input after it. Checks that the reply
  * is a status byte alone and that the settings stay in bounds. */

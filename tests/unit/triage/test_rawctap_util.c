@@ -1,0 +1,355 @@
+/* rawctap helpers: base64url and hex round trips and rejections, integer
+ * parsing, PIN sources, atomic writes, and credential files (save, load,
+ * malformed input). No device, no sockets. */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ctaphid/status.h"
+#include "triage/rawctap_credfile.c"
+#include "triage/rawctap_util.c"
+
+/* The credential-file code reports through these; rc_err keeps the last
+ * message so that a test can check its words. */
+static char last_err[1024];
+
+void rc_err(struct rc_ctx *ctx, const char *fmt, ...)
+{
+    va_list ap;
+    (void)ctx;
+    va_start(ap, fmt);
+    vsnprintf(last_err, sizeof(last_err), fmt, ap);
+    va_end(ap);
+}
+
+void rc_verbose(struct rc_ctx *ctx, int level, const char *fmt, ...)
+{
+    (void)ctx;
+    (void)level;
+    (void)fmt;
+}
+
+static void test_b64url_known_answers(void **state)
+{
+    (void)state;
+    /* RFC 4648 vectors, translated to the URL alphabet without padding */
+    static const struct {
+        const char *in, *out;
+    } v[] = {{"f", "Zg"},        {"fo", "Zm8"},        {"foo", "Zm9v"},
+             {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"}};
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        char *enc = rc_b64url_encode((const uint8_t *)v[i].in, strlen(v[i].in));
+        assert_non_null(enc);
+        assert_string_equal(enc, v[i].out);
+        uint8_t *dec = NULL;
+        size_t n = 0;
+        assert_int_equal(rc_b64url_decode(enc, &dec, &n), 0);
+        assert_int_equal(n, strlen(v[i].in));
+        assert_memory_equal(dec, v[i].in, n);
+        free(dec);
+        free(enc);
+    }
+}
+
+static void test_b64url_alphabet(void **state)
+{
+    (void)state;
+    const uint8_t bytes[] = {0xfb, 0xff, 0xbf};
+    char *enc = rc_b64url_encode(bytes, sizeof(bytes));
+    assert_string_equal(enc, "-_-_");
+    free(enc);
+    uint8_t *dec = NULL;
+    size_t n = 0;
+    /* standard alphabet with padding is accepted too */
+    assert_int_equal(rc_b64url_decode("+/+/", &dec, &n), 0);
+    assert_int_equal(n, 3);
+    assert_memory_equal(dec, bytes, 3);
+    free(dec);
+    assert_int_equal(rc_b64url_decode("Zg==", &dec, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(dec[0], 'f');
+    free(dec);
+}
+
+static void test_b64url_rejects(void **state)
+{
+    (void)state;
+    uint8_t *dec = NULL;
+    size_t n = 0;
+    assert_int_equal(rc_b64url_decode("", &dec, &n), -1);
+    assert_int_equal(rc_b64url_decode("Z", &dec, &n), -1);     /* 1 char mod 4 */
+    assert_int_equal(rc_b64url_decode("Zm9v!", &dec, &n), -1); /* bad char */
+    assert_int_equal(rc_b64url_decode("Z=g", &dec, &n), -1);   /* padding inside */
+    assert_int_equal(rc_b64url_decode("Zg===", &dec, &n), -1); /* too much padding */
+    assert_null(dec);
+}
+
+static void test_hex(void **state)
+{
+    (void)state;
+    const uint8_t b[] = {0x00, 0x7f, 0xa5, 0xff};
+    char *h = rc_hex_encode(b, sizeof(b));
+    assert_string_equal(h, "007fa5ff");
+    uint8_t *d = NULL;
+    size_t n = 0;
+    assert_int_equal(rc_hex_decode("007FA5ff", &d, &n), 0);
+    assert_int_equal(n, 4);
+    assert_memory_equal(d, b, 4);
+    free(d);
+    free(h);
+    assert_int_equal(rc_hex_decode("abc", &d, &n), -1);
+    assert_int_equal(rc_hex_decode("zz", &d, &n), -1);
+    assert_int_equal(rc_hex_decode("", &d, &n), -1);
+}
+
+static void test_parse_int(void **state)
+{
+    (void)state;
+    long v = 0;
+    assert_int_equal(rc_parse_int("7609", 0, 7609, &v), 0);
+    assert_int_equal(v, 7609);
+    assert_int_equal(rc_parse_int("7610", 0, 7609, &v), -1);
+    assert_int_equal(rc_parse_int("-1", 0, 10, &v), -1);
+    assert_int_equal(rc_parse_int("12x", 0, 100, &v), -1);
+    assert_int_equal(rc_parse_int("", 0, 100, &v), -1);
+    assert_int_equal(rc_parse_int(NULL, 0, 100, &v), -1);
+}
+
+static void test_pin_sources(void **state)
+{
+    (void)state;
+    char buf[16];
+    unsetenv("RAWCTAP_PIN");
+    assert_int_equal(rc_pin_get(NULL, NULL, buf, sizeof(buf)), 0);
+    setenv("RAWCTAP_PIN", "from-env", 1);
+    assert_int_equal(rc_pin_get(NULL, NULL, buf, sizeof(buf)), 1);
+    assert_string_equal(buf, "from-env");
+    char arg[] = "1234";
+    assert_int_equal(rc_pin_get(arg, NULL, buf, sizeof(buf)), 1);
+    assert_string_equal(buf, "1234");
+    /* the command-line copy is wiped */
+    assert_memory_equal(arg, "\0\0\0\0", 4);
+    /* too long for the buffer */
+    char longarg[] = "0123456789abcdefXYZ";
+    assert_int_equal(rc_pin_get(longarg, NULL, buf, sizeof(buf)), RC_EXIT_USAGE);
+
+    char path[] = "/tmp/rawctap-pin-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "4321\nsecond line\n", 17), 17);
+    close(fd);
+    assert_int_equal(rc_pin_get(NULL, path, buf, sizeof(buf)), 1);
+    assert_string_equal(buf, "4321");
+    /* a first line longer than the buffer is refused, not cut */
+    fd = open(path, O_WRONLY | O_TRUNC);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "0123456789abcdefXYZ\n", 20), 20);
+    close(fd);
+    assert_int_equal(rc_pin_get(NULL, path, buf, sizeof(buf)), RC_EXIT_USAGE);
+    unlink(path);
+    assert_int_equal(rc_pin_get(NULL, path, buf, sizeof(buf)), RC_EXIT_USAGE);
+    unsetenv("RAWCTAP_PIN");
+}
+
+static void test_write_atomic(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/rawctap-at-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof(path), "%s/f.json", dir);
+    assert_int_equal(rc_write_atomic(path, "one", 3), 0);
+    assert_int_equal(rc_write_atomic(path, "second", 6), 0);
+    FILE *fp = fopen(path, "r");
+    char got[16] = "";
+    assert_non_null(fp);
+    assert_int_equal(fread(got, 1, sizeof(got) - 1, fp), 6);
+    fclose(fp);
+    assert_string_equal(got, "second");
+    unlink(path);
+    /* a folder that does not exist: failure, nothing left behind */
+    char bad[96];
+    snprintf(bad, sizeof(bad), "%s/missing/f.json", dir);
+    assert_int_equal(rc_write_atomic(bad, "x", 1), -1);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+static void test_credfile_round_trip(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/rawctap-cf-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof(path), "%s/cred.json", dir);
+    const uint8_t cid[] = {1, 2, 3, 250, 251, 252};
+    const uint8_t cose[] = {0xa1, 0x01, 0x02};
+    struct rc_ctx ctx;
+    memset(&ctx, 0, sizeof(ctx));
+    assert_int_equal(rc_save_cred_file(&ctx, path, "example.org", cid, sizeof(cid), -7, cose,
+                                       sizeof(cose), "PEM", 41, "ctap2"),
+                     0);
+    struct rc_cred_file cf;
+    assert_int_equal(rc_cred_file_load(&ctx, path, &cf), 0);
+    assert_string_equal(cf.rp_id, "example.org");
+    assert_int_equal(cf.cred_id_len, sizeof(cid));
+    assert_memory_equal(cf.cred_id, cid, sizeof(cid));
+    assert_int_equal(cf.cose_len, sizeof(cose));
+    assert_memory_equal(cf.cose, cose, sizeof(cose));
+    assert_int_equal(cf.alg, -7);
+    assert_int_equal(cf.sign_count, 41);
+    assert_false(cf.u2f);
+    rc_cred_file_free(&cf);
+    unlink(path);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+static void test_credfile_rejects(void **state)
+{
+    (void)state;
+    struct rc_ctx ctx;
+    struct rc_cred_file cf;
+    memset(&ctx, 0, sizeof(ctx));
+    static const char *bad[] = {
+        "",
+        "[]",
+        "{\"rp_id\":\"a\"}",
+        /* sign_count negative */
+        "{\"rp_id\":\"a\",\"cred_id\":\"AQ\",\"alg\":-7,\"public_key_cose\":\"a1\","
+        "\"sign_count\":-1}",
+        /* sign_count above 32 bits */
+        "{\"rp_id\":\"a\",\"cred_id\":\"AQ\",\"alg\":-7,\"public_key_cose\":\"a1\","
+        "\"sign_count\":4294967296}",
+        /* cred_id not base64url */
+        "{\"rp_id\":\"a\",\"cred_id\":\"!!\",\"alg\":-7,\"public_key_cose\":\"a1\","
+        "\"sign_count\":0}",
+        /* key not hex */
+        "{\"rp_id\":\"a\",\"cred_id\":\"AQ\",\"alg\":-7,\"public_key_cose\":\"a\","
+        "\"sign_count\":0}",
+        /* wrong types */
+        "{\"rp_id\":1,\"cred_id\":\"AQ\",\"alg\":-7,\"public_key_cose\":\"a1\","
+        "\"sign_count\":0}",
+        /* duplicate key */
+        "{\"rp_id\":\"a\",\"rp_id\":\"b\",\"cred_id\":\"AQ\",\"alg\":-7,"
+        "\"public_key_cose\":\"a1\",\"sign_count\":0}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(rc_cred_file_parse(&ctx, "t", bad[i], strlen(bad[i]), &cf), RC_EXIT_USAGE);
+        assert_null(cf.rp_id);
+        assert_null(cf.cred_id);
+    }
+    const char *good = "{\"rp_id\":\"a\",\"cred_id\":\"AQ\",\"alg\":-7,\"public_key_cose\":"
+                       "\"a1\",\"sign_count\":4294967295,\"protocol\":\"ctap1\"}";
+    assert_int_equal(rc_cred_file_parse(&ctx, "t", good, strlen(good), &cf), 0);
+    assert_int_equal(cf.sign_count, 4294967295u);
+    assert_true(cf.u2f);
+    rc_cred_file_free(&cf);
+}
+
+static void test_json_write_file(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/rawctap-jw-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[64], missing[80], text[64];
+    snprintf(path, sizeof(path), "%s/f.json", dir);
+    snprintf(missing, sizeof(missing), "%s/no/such/f.json", dir);
+    struct rc_ctx ctx;
+    memset(&ctx, 0, sizeof(ctx));
+    json_t *j = json_pack("{s:i, s:s}", "b", 1, "a", "x");
+    assert_non_null(j);
+    assert_int_equal(rc_json_write_file(&ctx, path, j, "cannot update"), RC_EXIT_OK);
+    /* indented, in the order the keys were set, with a final newline */
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    size_t n = fread(text, 1, sizeof(text) - 1, fp);
+    fclose(fp);
+    text[n] = '\0';
+    assert_string_equal(text, "{\n  \"b\": 1,\n  \"a\": \"x\"\n}\n");
+    /* a failed write names the step and the path */
+    last_err[0] = '\0';
+    assert_int_equal(rc_json_write_file(&ctx, missing, j, "cannot update"), RC_EXIT_LOCAL);
+    char want[128];
+    snprintf(want, sizeof(want), "cannot update %s", missing);
+    assert_string_equal(last_err, want);
+    json_decref(j);
+    unlink(path);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+static void test_credfile_load_messages(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/rawctap-cm-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[64], want[128];
+    snprintf(path, sizeof(path), "%s/bad.json", dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("{\"rp_id\":", fp);
+    fclose(fp);
+    struct rc_ctx ctx;
+    struct rc_cred_file cf;
+    memset(&ctx, 0, sizeof(ctx));
+    /* from a file: "cannot read credential file PATH: reason (line N)" */
+    assert_int_equal(rc_cred_file_load(&ctx, path, &cf), RC_EXIT_USAGE);
+    assert_null(cf.rp_id);
+    snprintf(want, sizeof(want), "cannot read credential file %s: ", path);
+    assert_memory_equal(last_err, want, strlen(want));
+    assert_non_null(strstr(last_err, " (line 1)"));
+    /* from a buffer: "credential file NAME: reason (line N)" */
+    assert_int_equal(rc_cred_file_parse(&ctx, "buf", "{\"rp_id\":", 9, &cf), RC_EXIT_USAGE);
+    assert_memory_equal(last_err, "credential file buf: ", 21);
+    assert_non_null(strstr(last_err, " (line 1)"));
+    /* a missing file is refused the same way */
+    snprintf(path, sizeof(path), "%s/none.json", dir);
+    assert_int_equal(rc_cred_file_load(&ctx, path, &cf), RC_EXIT_USAGE);
+    snprintf(want, sizeof(want), "cannot read credential file %s: ", path);
+    assert_memory_equal(last_err, want, strlen(want));
+    snprintf(path, sizeof(path), "%s/bad.json", dir);
+    unlink(path);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+static void test_pubkey_pem(void **state)
+{
+    (void)state;
+    EVP_PKEY *pkey = EVP_EC_gen("P-256");
+    assert_non_null(pkey);
+    char *pem = rc_pubkey_pem(pkey);
+    assert_non_null(pem);
+    static const char head[] = "-----BEGIN PUBLIC KEY-----\n";
+    static const char tail[] = "-----END PUBLIC KEY-----\n";
+    size_t n = strlen(pem);
+    assert_true(n > sizeof(head) + sizeof(tail));
+    assert_memory_equal(pem, head, strlen(head));
+    assert_string_equal(pem + n - strlen(tail), tail);
+    free(pem);
+    EVP_PKEY_free(pkey);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_b64url_known_answers),
+        cmocka_unit_test(test_b64url_alphabet),
+        cmocka_unit_test(test_b64url_rejects),
+        cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_parse_int),
+        cmocka_unit_test(test_pin_sources),
+        cmocka_unit_test(test_write_atomic),
+        cmocka_unit_test(test_credfile_round_trip),
+        cmocka_unit_test(test_credfile_rejects),
+        cmocka_unit_test(test_json_write_file),
+        cmocka_unit_test(test_credfile_load_messages),
+        cmocka_unit_test(test_pubkey_pem),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

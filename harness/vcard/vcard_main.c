@@ -85,100 +85,99 @@ static void usage(FILE *f)
                "or the uhid device, or read the --script trace.\n");
 }
 
-int main(int argc, char **argv)
+/* vcard's long options (getopt_long codes past any short option) */
+enum {
+    OPT_LISTEN = 256,
+    OPT_STATE,
+    OPT_PRESENCE,
+    OPT_CONTROL,
+    OPT_ANNOUNCE,
+    OPT_FAULT,
+    OPT_ATTESTATION,
+    OPT_NO_CTAP1,
+    OPT_UV,
+    OPT_VERSION,
+    OPT_UHID,
+    OPT_RESET_WINDOW,
+    OPT_PERSONALITY,
+    OPT_LIST_PERSONALITIES,
+    OPT_PIN,
+    OPT_REPLY_PORT,
+    OPT_SCRIPT
+};
+static const struct option long_options[] = {
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"state", required_argument, NULL, OPT_STATE},
+    {"presence", required_argument, NULL, OPT_PRESENCE},
+    {"control", required_argument, NULL, OPT_CONTROL},
+    {"announce", required_argument, NULL, OPT_ANNOUNCE},
+    {"fault", required_argument, NULL, OPT_FAULT},
+    {"attestation", required_argument, NULL, OPT_ATTESTATION},
+    {"no-ctap1", no_argument, NULL, OPT_NO_CTAP1},
+    {"uv", no_argument, NULL, OPT_UV},
+    {"uhid", optional_argument, NULL, OPT_UHID},
+    {"reset-window-ms", required_argument, NULL, OPT_RESET_WINDOW},
+    {"personality", required_argument, NULL, OPT_PERSONALITY},
+    {"list-personalities", no_argument, NULL, OPT_LIST_PERSONALITIES},
+    {"pin", required_argument, NULL, OPT_PIN},
+    {"reply-port", required_argument, NULL, OPT_REPLY_PORT},
+    {"script", required_argument, NULL, OPT_SCRIPT},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+/* Reads the command line into the card's and the server's settings.
+ * Returns -1 to go on and start, or the exit code to leave with (--help,
+ * --version, --list-personalities, a usage error). */
+static int parse_options(int argc, char **argv, struct vc_config *cfg,
+                         struct vc_server_config *scfg, const char **script_path)
 {
-    enum {
-        OPT_LISTEN = 256,
-        OPT_STATE,
-        OPT_PRESENCE,
-        OPT_CONTROL,
-        OPT_ANNOUNCE,
-        OPT_FAULT,
-        OPT_ATTESTATION,
-        OPT_NO_CTAP1,
-        OPT_UV,
-        OPT_VERSION,
-        OPT_UHID,
-        OPT_RESET_WINDOW,
-        OPT_PERSONALITY,
-        OPT_LIST_PERSONALITIES,
-        OPT_PIN,
-        OPT_REPLY_PORT,
-        OPT_SCRIPT
-    };
-    static const struct option opts[] = {
-        {"listen", required_argument, NULL, OPT_LISTEN},
-        {"state", required_argument, NULL, OPT_STATE},
-        {"presence", required_argument, NULL, OPT_PRESENCE},
-        {"control", required_argument, NULL, OPT_CONTROL},
-        {"announce", required_argument, NULL, OPT_ANNOUNCE},
-        {"fault", required_argument, NULL, OPT_FAULT},
-        {"attestation", required_argument, NULL, OPT_ATTESTATION},
-        {"no-ctap1", no_argument, NULL, OPT_NO_CTAP1},
-        {"uv", no_argument, NULL, OPT_UV},
-        {"uhid", optional_argument, NULL, OPT_UHID},
-        {"reset-window-ms", required_argument, NULL, OPT_RESET_WINDOW},
-        {"personality", required_argument, NULL, OPT_PERSONALITY},
-        {"list-personalities", no_argument, NULL, OPT_LIST_PERSONALITIES},
-        {"pin", required_argument, NULL, OPT_PIN},
-        {"reply-port", required_argument, NULL, OPT_REPLY_PORT},
-        {"script", required_argument, NULL, OPT_SCRIPT},
-        {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, OPT_VERSION},
-        {NULL, 0, NULL, 0},
-    };
-    struct vc_config cfg;
-    struct vc_server_config scfg;
-    struct vc_card *card;
-    struct vc_server *srv;
-    struct sigaction sa;
     char err[256];
-    const char *script_path = NULL;
     int opt;
-    int rc;
 
-    memset(&cfg, 0, sizeof(cfg));
-    memset(&scfg, 0, sizeof(scfg));
-    cfg.attestation = VC_ATT_PACKED_BATCH;
-    cfg.ctap1 = true;
-    cfg.reset_window_ms = 10000;
-    scfg.listen = "127.0.0.1:8111";
-    scfg.presence.mode = VC_PRESENCE_YES;
+    memset(cfg, 0, sizeof(*cfg));
+    memset(scfg, 0, sizeof(*scfg));
+    cfg->attestation = VC_ATT_PACKED_BATCH;
+    cfg->ctap1 = true;
+    cfg->reset_window_ms = 10000;
+    scfg->listen = "127.0.0.1:8111";
+    scfg->presence.mode = VC_PRESENCE_YES;
 
-    while ((opt = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "vh", long_options, NULL)) != -1) {
         switch (opt) {
         case OPT_LISTEN:
-            scfg.listen = optarg;
+            scfg->listen = optarg;
             break;
         case OPT_STATE:
-            cfg.state_path = optarg;
+            cfg->state_path = optarg;
             break;
         case OPT_PRESENCE:
-            if (vc_presence_parse(optarg, &scfg.presence, err, sizeof(err)) < 0) {
+            if (vc_presence_parse(optarg, &scfg->presence, err, sizeof(err)) < 0) {
                 fprintf(stderr, "vcard: %s\n", err);
                 return EXIT_USAGE;
             }
             break;
         case OPT_CONTROL:
-            scfg.control_path = optarg;
+            scfg->control_path = optarg;
             break;
         case OPT_ANNOUNCE:
-            scfg.announce_dir = optarg;
+            scfg->announce_dir = optarg;
             break;
         case OPT_FAULT:
-            if (vc_fault_parse(optarg, &scfg.faults, err, sizeof(err)) < 0) {
+            if (vc_fault_parse(optarg, &scfg->faults, err, sizeof(err)) < 0) {
                 fprintf(stderr, "vcard: %s\n", err);
                 return EXIT_USAGE;
             }
             break;
         case OPT_ATTESTATION:
             if (strcmp(optarg, "packed") == 0) {
-                cfg.attestation = VC_ATT_PACKED_BATCH;
+                cfg->attestation = VC_ATT_PACKED_BATCH;
             } else if (strcmp(optarg, "self") == 0) {
-                cfg.attestation = VC_ATT_SELF;
+                cfg->attestation = VC_ATT_SELF;
             } else if (strcmp(optarg, "none") == 0) {
-                cfg.attestation = VC_ATT_NONE;
+                cfg->attestation = VC_ATT_NONE;
             } else {
                 fprintf(stderr, "vcard: bad attestation '%s' (want packed, self or none)\n",
                         optarg);
@@ -186,19 +185,19 @@ int main(int argc, char **argv)
             }
             break;
         case OPT_NO_CTAP1:
-            cfg.ctap1 = false;
+            cfg->ctap1 = false;
             break;
         case OPT_UV:
-            cfg.uv = true;
+            cfg->uv = true;
             break;
         case OPT_RESET_WINDOW:
-            if (parse_ms(optarg, 86400000L, &cfg.reset_window_ms) != 0) {
+            if (parse_ms(optarg, 86400000L, &cfg->reset_window_ms) != 0) {
                 fprintf(stderr, "vcard: bad --reset-window-ms '%s' (want 1..86400000)\n", optarg);
                 return EXIT_USAGE;
             }
             break;
         case OPT_PERSONALITY:
-            if ((cfg.personality = vc_personality_find(optarg)) == NULL) {
+            if ((cfg->personality = vc_personality_find(optarg)) == NULL) {
                 vc_personality_unknown(optarg, err, sizeof(err));
                 fprintf(stderr, "vcard: %s\n", err);
                 return EXIT_USAGE;
@@ -209,7 +208,7 @@ int main(int argc, char **argv)
                 printf("%-18s %s\n", vc_personality_at(i)->name, vc_personality_at(i)->family);
             return EXIT_OK;
         case OPT_PIN:
-            cfg.pin = optarg;
+            cfg->pin = optarg;
             break;
         case OPT_REPLY_PORT: {
             int port;
@@ -218,16 +217,16 @@ int main(int argc, char **argv)
                 fprintf(stderr, "vcard: bad --reply-port '%s' (want 1..65535)\n", optarg);
                 return EXIT_USAGE;
             }
-            scfg.reply_port = (uint16_t)port;
+            scfg->reply_port = (uint16_t)port;
             break;
         }
         case OPT_SCRIPT:
-            script_path = optarg;
+            *script_path = optarg;
             break;
         case OPT_UHID:
-            scfg.uhid = true;
+            scfg->uhid = true;
             if (optarg != NULL && strcmp(optarg, "vendor") == 0) {
-                scfg.uhid_vendor = true;
+                scfg->uhid_vendor = true;
             } else if (optarg != NULL) {
                 fprintf(stderr, "vcard: bad --uhid value '%s' (want --uhid or --uhid=vendor)\n",
                         optarg);
@@ -235,7 +234,7 @@ int main(int argc, char **argv)
             }
             break;
         case 'v':
-            scfg.verbose = true;
+            scfg->verbose = true;
             break;
         case 'h':
             usage(stdout);
@@ -253,9 +252,9 @@ int main(int argc, char **argv)
         usage(stderr);
         return EXIT_USAGE;
     }
-    if (cfg.pin != NULL) {
+    if (cfg->pin != NULL) {
         const struct vc_personality *p =
-            cfg.personality != NULL ? cfg.personality : vc_personality_default();
+            cfg->personality != NULL ? cfg->personality : vc_personality_default();
 
         if (!p->opt_client_pin) {
             /* such a card has no clientPin at all: a PIN could never be set on it */
@@ -266,15 +265,27 @@ int main(int argc, char **argv)
         }
     }
 
-    if (script_path != NULL && vc_script_load(script_path, &scfg.script, err, sizeof(err)) != 0) {
+    return -1;
+}
+
+/* Builds the card and its server and serves until SIGINT or SIGTERM. */
+static int run(const struct vc_config *cfg, struct vc_server_config *scfg, const char *script_path)
+{
+    struct vc_card *card;
+    struct vc_server *srv;
+    struct sigaction sa;
+    char err[256];
+    int rc;
+
+    if (script_path != NULL && vc_script_load(script_path, &scfg->script, err, sizeof(err)) != 0) {
         fprintf(stderr, "vcard: --script: %s\n", err);
         return EXIT_SETUP;
     }
-    card = vc_card_new(&cfg, err, sizeof(err));
+    card = vc_card_new(cfg, err, sizeof(err));
     if (card == NULL) {
         /* the core may already name itself */
         fprintf(stderr, "%s%s\n", strncmp(err, "vcard: ", 7) == 0 ? "" : "vcard: ", err);
-        vc_script_free(scfg.script);
+        vc_script_free(scfg->script);
         return EXIT_SETUP;
     }
     /* the worker thread inherits this mask: signals reach the poll loop */
@@ -292,22 +303,34 @@ int main(int argc, char **argv)
         sigaddset(&block, SIGINT);
         sigaddset(&block, SIGTERM);
         pthread_sigmask(SIG_BLOCK, &block, &old);
-        srv = vc_server_new(card, &scfg, err, sizeof(err));
+        srv = vc_server_new(card, scfg, err, sizeof(err));
         pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
     if (srv == NULL) {
         fprintf(stderr, "vcard: %s\n", err);
         vc_card_free(card);
-        vc_script_free(scfg.script);
+        vc_script_free(scfg->script);
         return EXIT_SETUP;
     }
-    if (scfg.uhid)
+    if (scfg->uhid)
         fprintf(stderr, "vcard: uhid device created\n");
     fprintf(stderr, "vcard: listening on %s\n", vc_server_uri(srv));
     fflush(stderr);
     rc = vc_server_run(srv, &stop_flag) == 0 ? EXIT_OK : EXIT_FAILURE_RUN;
     vc_server_free(srv);
     vc_card_free(card);
-    vc_script_free(scfg.script);
+    vc_script_free(scfg->script);
     return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct vc_config cfg;
+    struct vc_server_config scfg;
+    const char *script_path = NULL;
+    int rc;
+
+    if ((rc = parse_options(argc, argv, &cfg, &scfg, &script_path)) >= 0)
+        return rc;
+    return run(&cfg, &scfg, script_path);
 }

@@ -130,6 +130,37 @@ int ksvc_limit_option(const char *prog, int c, const char *arg, struct ksvc_limi
     }
 }
 
+int ksvc_listen_option(const char *prog, int c, const char *arg, struct ksvc_listen_opts *l)
+{
+    switch (c) {
+    case KSVC_OPT_HOST:
+        l->host = arg;
+        return 1;
+    case KSVC_OPT_PORT:
+        return ksvc_parse_int_option(prog, "--port", arg, 0, 65535, &l->port) != 0 ? -1 : 1;
+    case KSVC_OPT_TLS_CERT:
+        l->cert_file = arg;
+        return 1;
+    case KSVC_OPT_TLS_KEY:
+        l->key_file = arg;
+        return 1;
+    case KSVC_OPT_PORT_FILE:
+        l->port_file = arg;
+        return 1;
+    default:
+        return ksvc_limit_option(prog, c, arg, &l->limits);
+    }
+}
+
+int ksvc_listen_check(const char *prog, const struct ksvc_listen_opts *l)
+{
+    if ((l->cert_file == NULL) != (l->key_file == NULL)) {
+        fprintf(stderr, "%s: --tls-certfile and --tls-keyfile go together\n", prog);
+        return -1;
+    }
+    return 0;
+}
+
 int ksvc_serve_until_stopped(const char *prog, struct ksvc_server *server, const char *port_file)
 {
     if (port_file != NULL && write_port_file(port_file, ksvc_server_port(server)) != 0) {

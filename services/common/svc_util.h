@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "services/common/http.h"
+
 /* The token from --proxy-token (arg), --proxy-token-file (file, first line)
  * or KCARD_PROXY_TOKEN, in that order; prints why to stderr, prefixed with
  * prog, and returns -1 when there is none or both flags were given. */
@@ -45,6 +47,44 @@ int ksvc_parse_int_option(const char *prog, const char *opt, const char *s, long
     "  --request-timeout S     seconds a client has to send a request's headers and\n"             \
     "                          body, from connecting or from the previous answer\n"                \
     "                          (default 10); slower connections are closed\n"
+
+/* Where and how every service's front listens, as its command line says:
+ * put KSVC_LISTEN_OPTIONS (which holds KSVC_LIMIT_OPTIONS) in the
+ * getopt_long table, set the defaults in a struct ksvc_listen_opts, hand
+ * every option code to ksvc_listen_option and call ksvc_listen_check once
+ * parsing is done. The usage text stays each service's own (its defaults
+ * differ). */
+#define KSVC_OPT_HOST 0x4b10
+#define KSVC_OPT_PORT 0x4b11
+#define KSVC_OPT_TLS_CERT 0x4b12
+#define KSVC_OPT_TLS_KEY 0x4b13
+#define KSVC_OPT_PORT_FILE 0x4b14
+/* clang-format off */
+#define KSVC_LISTEN_OPTIONS                                                                        \
+    {"host", required_argument, NULL, KSVC_OPT_HOST},                                              \
+    {"port", required_argument, NULL, KSVC_OPT_PORT},                                              \
+    {"tls-certfile", required_argument, NULL, KSVC_OPT_TLS_CERT},                                  \
+    {"tls-keyfile", required_argument, NULL, KSVC_OPT_TLS_KEY},                                    \
+    {"port-file", required_argument, NULL, KSVC_OPT_PORT_FILE},                                    \
+    KSVC_LIMIT_OPTIONS
+/* clang-format on */
+
+struct ksvc_listen_opts {
+    const char *host;      /* --host */
+    int port;              /* --port, 0..65535 (0: any free port) */
+    const char *cert_file; /* --tls-certfile and --tls-keyfile, both or neither */
+    const char *key_file;
+    const char *port_file; /* --port-file */
+    struct ksvc_limits limits;
+};
+
+/* 1 when c is one of KSVC_LISTEN_OPTIONS and arg was stored in l, 0 when c
+ * is another option, -1 when arg is not a valid value (said on stderr,
+ * prefixed with prog). */
+int ksvc_listen_option(const char *prog, int c, const char *arg, struct ksvc_listen_opts *l);
+
+/* 0, or -1 when only one of the two TLS files was given (said on stderr). */
+int ksvc_listen_check(const char *prog, const struct ksvc_listen_opts *l);
 
 /* *out = the time on clock ms milliseconds from now, for timed waits
  * (pthread_cond_timedwait: CLOCK_REALTIME; pthread_mutex_clocklock). */

@@ -134,76 +134,60 @@ static void on_metrics(void *ctx, struct ksvc_metrics *m)
                     (double)kcp_sessions_count(p->sessions, time(NULL)));
 }
 
-int main(int argc, char **argv)
-{
-    static const struct option opts[] = {
-        {"host", required_argument, NULL, 'H'},
-        {"port", required_argument, NULL, 'p'},
-        {"proxy-base-url", required_argument, NULL, 'u'},
-        {"proxy-ca-file", required_argument, NULL, 'c'},
-        {"proxy-timeout-ms", required_argument, NULL, 't'},
-        {"max-sessions", required_argument, NULL, 'm'},
-        {"static-dir", required_argument, NULL, 's'},
-        {"tls-certfile", required_argument, NULL, 'C'},
-        {"tls-keyfile", required_argument, NULL, 'K'},
-        {"port-file", required_argument, NULL, 'P'},
-        {"allowed-host", required_argument, NULL, 'A'},
-        KSVC_LIMIT_OPTIONS,
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *host = "127.0.0.1", *base = "https://127.0.0.1:9771", *ca = NULL,
-               *static_dir = NULL, *port_file = NULL, *tls_cert = NULL, *tls_key = NULL;
-    int port = 8766, timeout_ms = 65000, max_sessions = KCP_SESSIONS_DEFAULT;
-    int c;
-    struct ksvc_limits limits = {0};
+struct options {
+    struct ksvc_listen_opts front;
+    const char *base, *ca, *static_dir;
+    int timeout_ms, max_sessions;
     const char *allowed_hosts[KSVC_GUARD_NAMES_MAX];
-    size_t nallowed_hosts = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    size_t nallowed_hosts;
+};
+
+static const struct option long_options[] = {
+    KSVC_LISTEN_OPTIONS,
+    {"proxy-base-url", required_argument, NULL, 'u'},
+    {"proxy-ca-file", required_argument, NULL, 'c'},
+    {"proxy-timeout-ms", required_argument, NULL, 't'},
+    {"max-sessions", required_argument, NULL, 'm'},
+    {"static-dir", required_argument, NULL, 's'},
+    {"allowed-host", required_argument, NULL, 'A'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
+/* The command line into o: -1 to go on and start, else the exit status
+ * (0 after --help or --version; usage errors are said on stderr). */
+static int parse_options(int argc, char **argv, struct options *o)
+{
+    int c;
+    while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
         switch (c) {
-        case 'H':
-            host = optarg;
-            break;
-        case 'p':
-            if (ksvc_parse_int_option("k_client_portal", "--port", optarg, 0, 65535, &port) != 0)
-                return EXIT_USAGE;
-            break;
         case 'u':
-            base = optarg;
+            o->base = optarg;
             break;
         case 'c':
-            ca = optarg;
+            o->ca = optarg;
             break;
         case 't':
             if (ksvc_parse_int_option("k_client_portal", "--proxy-timeout-ms", optarg, 100, 600000,
-                                      &timeout_ms) != 0)
+                                      &o->timeout_ms) != 0)
                 return EXIT_USAGE;
             break;
         case 'm':
             if (ksvc_parse_int_option("k_client_portal", "--max-sessions", optarg, 1, 1000000,
-                                      &max_sessions) != 0)
+                                      &o->max_sessions) != 0)
                 return EXIT_USAGE;
             break;
         case 's':
-            static_dir = optarg;
-            break;
-        case 'C':
-            tls_cert = optarg;
-            break;
-        case 'K':
-            tls_key = optarg;
-            break;
-        case 'P':
-            port_file = optarg;
+            o->static_dir = optarg;
             break;
         case 'A':
-            if (nallowed_hosts == KSVC_GUARD_NAMES_MAX) {
+            if (o->nallowed_hosts == KSVC_GUARD_NAMES_MAX) {
                 fprintf(stderr, "k_client_portal: --allowed-host: at most %d\n",
                         KSVC_GUARD_NAMES_MAX);
                 return EXIT_USAGE;
             }
-            allowed_hosts[nallowed_hosts++] = optarg;
+            o->allowed_hosts[o->nallowed_hosts++] = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -211,72 +195,93 @@ int main(int argc, char **argv)
         case 'V':
             printf("k_client_portal (kcard) 0.1\n");
             return 0;
-        case KSVC_OPT_MAX_CONNECTIONS:
-        case KSVC_OPT_MAX_PER_ADDRESS:
-        case KSVC_OPT_REQUEST_TIMEOUT:
-            if (ksvc_limit_option("k_client_portal", c, optarg, &limits) < 0)
+        default: {
+            int r = ksvc_listen_option("k_client_portal", c, optarg, &o->front);
+            if (r == 0)
+                usage(stderr);
+            if (r <= 0)
                 return EXIT_USAGE;
             break;
-        default:
-            usage(stderr);
-            return EXIT_USAGE;
+        }
         }
     }
     if (optind != argc) {
         fprintf(stderr, "k_client_portal: unexpected argument '%s'\n", argv[optind]);
         return EXIT_USAGE;
     }
-    if ((tls_cert == NULL) != (tls_key == NULL)) {
-        fprintf(stderr, "k_client_portal: --tls-certfile and --tls-keyfile go together\n");
+    if (ksvc_listen_check("k_client_portal", &o->front) != 0)
         return EXIT_USAGE;
-    }
-    if (strncmp(base, "http://", 7) != 0 && strncmp(base, "https://", 8) != 0) {
+    if (strncmp(o->base, "http://", 7) != 0 && strncmp(o->base, "https://", 8) != 0) {
         fprintf(stderr,
                 "k_client_portal: --proxy-base-url %s: must start with http:// or "
                 "https://\n",
-                base);
+                o->base);
         return EXIT_USAGE;
     }
+    return -1;
+}
+
+/* The Host check (guard), the proxy's base URL without trailing slashes and
+ * the page folder from o; 0, or an exit status (said on stderr). */
+static int configure(const struct options *o, struct ksvc_guard *guard, char *base_url,
+                     size_t base_cap, char *dir, size_t dir_cap)
+{
     /* the Host check on every address, 0.0.0.0 too: DNS-rebinding pages
      * name their own host */
-    static struct ksvc_guard guard;
-    ksvc_guard_init(&guard, host, false);
-    for (size_t i = 0; i < nallowed_hosts; i++) {
+    ksvc_guard_init(guard, o->front.host, false);
+    for (size_t i = 0; i < o->nallowed_hosts; i++) {
         char gerr[256];
-        if (ksvc_guard_add_host(&guard, allowed_hosts[i], gerr, sizeof(gerr)) != 0) {
+        if (ksvc_guard_add_host(guard, o->allowed_hosts[i], gerr, sizeof(gerr)) != 0) {
             fprintf(stderr, "k_client_portal: %s\n", gerr);
-            ksvc_guard_free(&guard);
             return EXIT_USAGE;
         }
     }
-    char base_url[1024];
-    snprintf(base_url, sizeof(base_url), "%s", base);
+    snprintf(base_url, base_cap, "%s", o->base);
     size_t bl = strlen(base_url);
     while (bl > 0 && base_url[bl - 1] == '/') /* paths are appended with their slash */
         base_url[--bl] = '\0';
-    char dir[PATH_MAX + 64];
-    if (static_dir != NULL)
-        snprintf(dir, sizeof(dir), "%s", static_dir);
-    else if (default_static_dir(dir, sizeof(dir)) != 0) {
+    if (o->static_dir != NULL)
+        snprintf(dir, dir_cap, "%s", o->static_dir);
+    else if (default_static_dir(dir, dir_cap) != 0) {
         fprintf(stderr, "k_client_portal: cannot find the page files; give --static-dir\n");
         return EXIT_USAGE;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct options o = {.front = {.host = "127.0.0.1", .port = 8766},
+                        .base = "https://127.0.0.1:9771",
+                        .timeout_ms = 65000,
+                        .max_sessions = KCP_SESSIONS_DEFAULT};
+    int status = parse_options(argc, argv, &o);
+    if (status >= 0)
+        return status;
+    static struct ksvc_guard guard;
+    char base_url[1024];
+    char dir[PATH_MAX + 64];
+    if ((status = configure(&o, &guard, base_url, sizeof(base_url), dir, sizeof(dir))) != 0) {
+        ksvc_guard_free(&guard);
+        return status;
     }
 
     ksvc_block_signals();
     ksvc_log_init("k_client_portal");
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "k_client_portal: cannot initialise libcurl\n");
+        ksvc_guard_free(&guard);
         return EXIT_RUNTIME;
     }
-    int status = EXIT_START;
+    status = EXIT_START;
     char err[512];
     struct ksvc_server *server = NULL;
     struct kcp_portal portal = {
-        .listen_host = host,
+        .listen_host = o.front.host,
         .guard = &guard,
-        .tls = tls_cert != NULL,
-        .proxy = {.base_url = base_url, .ca_file = ca, .timeout_ms = timeout_ms},
-        .sessions = kcp_sessions_new((size_t)max_sessions),
+        .tls = o.front.cert_file != NULL,
+        .proxy = {.base_url = base_url, .ca_file = o.ca, .timeout_ms = o.timeout_ms},
+        .sessions = kcp_sessions_new((size_t)o.max_sessions),
     };
     if (portal.sessions == NULL) {
         fprintf(stderr, "k_client_portal: out of memory\n");
@@ -288,11 +293,11 @@ int main(int argc, char **argv)
     }
     struct ksvc_server_cfg cfg = {
         .service = "k_client_portal",
-        .host = host,
-        .port = port,
-        .tls_cert_file = tls_cert,
-        .tls_key_file = tls_key,
-        .limits = limits,
+        .host = o.front.host,
+        .port = o.front.port,
+        .tls_cert_file = o.front.cert_file,
+        .tls_key_file = o.front.key_file,
+        .limits = o.front.limits,
         .handler = on_request,
         .may_block = ksvc_always_blocks, /* each call waits on k_proxy */
         .health = on_health,
@@ -305,10 +310,12 @@ int main(int argc, char **argv)
         goto out;
     }
     ksvc_log("info", "start",
-             json_pack("{s:s, s:i, s:s, s:s?, s:s, s:I}", "host", host, "port",
-                       ksvc_server_port(server), "proxy_base_url", base_url, "proxy_ca_file", ca,
-                       "static_dir", dir, "max_sessions", (json_int_t)max_sessions));
-    status = ksvc_serve_until_stopped("k_client_portal", server, port_file) == 0 ? 0 : EXIT_RUNTIME;
+             json_pack("{s:s, s:i, s:s, s:s?, s:s, s:I}", "host", o.front.host, "port",
+                       ksvc_server_port(server), "proxy_base_url", base_url, "proxy_ca_file", o.ca,
+                       "static_dir", dir, "max_sessions", (json_int_t)o.max_sessions));
+    status = ksvc_serve_until_stopped("k_client_portal", server, o.front.port_file) == 0
+                 ? 0
+                 : EXIT_RUNTIME;
 out:
     ksvc_server_stop(server);
     kcp_free_assets(&portal);

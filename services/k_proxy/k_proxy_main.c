@@ -97,12 +97,12 @@ static void usage(FILE *f)
 }
 
 struct options {
-    const char *host, *token_arg, *token_file, *cert, *key, *state, *port_file, *ca_file, *rp_id;
-    int port, card_timeout_ms, upstream_timeout_ms;
+    struct ksvc_listen_opts front;
+    const char *token_arg, *token_file, *state, *ca_file, *rp_id;
+    int card_timeout_ms, upstream_timeout_ms;
     struct kpx_limits_cfg lim;
     int max_card_waiters;
     bool init;
-    struct ksvc_limits limits;
     const char *allowed_hosts[KSVC_GUARD_NAMES_MAX], *allowed_origins[KSVC_GUARD_NAMES_MAX];
     size_t nallowed_hosts, nallowed_origins;
 };
@@ -143,52 +143,41 @@ static int parse_rate_option(const char *name, const char *arg, struct kpx_rate 
     return 0;
 }
 
+static const struct option long_options[] = {
+    KSVC_LISTEN_OPTIONS,
+    {"session-ttl", required_argument, NULL, 'L'},
+    {"server-base-url", required_argument, NULL, 'u'},
+    {"server-ca-file", required_argument, NULL, 'C'},
+    {"proxy-token", required_argument, NULL, 't'},
+    {"proxy-token-file", required_argument, NULL, 'T'},
+    {"auth-mode", required_argument, NULL, 'm'},
+    {"device", required_argument, NULL, 'd'},
+    {"rp-id", required_argument, NULL, 'r'},
+    {"card-timeout-ms", required_argument, NULL, 'W'},
+    {"upstream-timeout-ms", required_argument, NULL, 'U'},
+    {"counter-limit-session", required_argument, NULL, OPT_COUNTER_SESSION},
+    {"counter-limit-address", required_argument, NULL, OPT_COUNTER_ADDRESS},
+    {"login-limit-user", required_argument, NULL, OPT_LOGIN_USER},
+    {"login-limit-address", required_argument, NULL, OPT_LOGIN_ADDRESS},
+    {"lockout-after", required_argument, NULL, OPT_LOCKOUT_AFTER},
+    {"lockout-address-after", required_argument, NULL, OPT_LOCKOUT_ADDRESS_AFTER},
+    {"lockout-base-ms", required_argument, NULL, OPT_LOCKOUT_BASE},
+    {"lockout-max-s", required_argument, NULL, OPT_LOCKOUT_MAX},
+    {"max-card-waiters", required_argument, NULL, OPT_MAX_CARD_WAITERS},
+    {"state-db", required_argument, NULL, 's'},
+    {"init", no_argument, NULL, 'I'},
+    {"allowed-host", required_argument, NULL, 'A'},
+    {"allowed-origin", required_argument, NULL, 'O'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
 static int parse_options(int argc, char **argv, struct kpx_proxy *p, struct options *o)
 {
-    static const struct option opts[] = {
-        {"host", required_argument, NULL, 'H'},
-        {"port", required_argument, NULL, 'p'},
-        {"session-ttl", required_argument, NULL, 'L'},
-        {"server-base-url", required_argument, NULL, 'u'},
-        {"server-ca-file", required_argument, NULL, 'C'},
-        {"proxy-token", required_argument, NULL, 't'},
-        {"proxy-token-file", required_argument, NULL, 'T'},
-        {"tls-certfile", required_argument, NULL, 'c'},
-        {"tls-keyfile", required_argument, NULL, 'k'},
-        {"auth-mode", required_argument, NULL, 'm'},
-        {"device", required_argument, NULL, 'd'},
-        {"rp-id", required_argument, NULL, 'r'},
-        {"card-timeout-ms", required_argument, NULL, 'W'},
-        {"upstream-timeout-ms", required_argument, NULL, 'U'},
-        {"counter-limit-session", required_argument, NULL, OPT_COUNTER_SESSION},
-        {"counter-limit-address", required_argument, NULL, OPT_COUNTER_ADDRESS},
-        {"login-limit-user", required_argument, NULL, OPT_LOGIN_USER},
-        {"login-limit-address", required_argument, NULL, OPT_LOGIN_ADDRESS},
-        {"lockout-after", required_argument, NULL, OPT_LOCKOUT_AFTER},
-        {"lockout-address-after", required_argument, NULL, OPT_LOCKOUT_ADDRESS_AFTER},
-        {"lockout-base-ms", required_argument, NULL, OPT_LOCKOUT_BASE},
-        {"lockout-max-s", required_argument, NULL, OPT_LOCKOUT_MAX},
-        {"max-card-waiters", required_argument, NULL, OPT_MAX_CARD_WAITERS},
-        {"state-db", required_argument, NULL, 's'},
-        {"init", no_argument, NULL, 'I'},
-        {"port-file", required_argument, NULL, 'P'},
-        {"allowed-host", required_argument, NULL, 'A'},
-        {"allowed-origin", required_argument, NULL, 'O'},
-        KSVC_LIMIT_OPTIONS,
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
-    };
     int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
         switch (c) {
-        case 'H':
-            o->host = optarg;
-            break;
-        case 'p':
-            if (ksvc_parse_int_option("k_proxy", "--port", optarg, 0, 65535, &o->port) != 0)
-                return -1;
-            break;
         case 'L':
             if (ksvc_parse_int_option("k_proxy", "--session-ttl", optarg, 1, 7 * 24 * 3600,
                                       &p->session_ttl_s) != 0)
@@ -205,12 +194,6 @@ static int parse_options(int argc, char **argv, struct kpx_proxy *p, struct opti
             break;
         case 'T':
             o->token_file = optarg;
-            break;
-        case 'c':
-            o->cert = optarg;
-            break;
-        case 'k':
-            o->key = optarg;
             break;
         case 'm':
             if (strcmp(optarg, "probe") == 0)
@@ -292,9 +275,6 @@ static int parse_options(int argc, char **argv, struct kpx_proxy *p, struct opti
         case 'I':
             o->init = true;
             break;
-        case 'P':
-            o->port_file = optarg;
-            break;
         case 'A':
         case 'O': {
             const char **list = c == 'A' ? o->allowed_hosts : o->allowed_origins;
@@ -313,27 +293,24 @@ static int parse_options(int argc, char **argv, struct kpx_proxy *p, struct opti
         case 'V':
             printf("k_proxy (kcard) 0.1\n");
             exit(0);
-        case KSVC_OPT_MAX_CONNECTIONS:
-        case KSVC_OPT_MAX_PER_ADDRESS:
-        case KSVC_OPT_REQUEST_TIMEOUT:
-            if (ksvc_limit_option("k_proxy", c, optarg, &o->limits) < 0)
+        default: {
+            int r = ksvc_listen_option("k_proxy", c, optarg, &o->front);
+            if (r == 0)
+                usage(stderr);
+            if (r <= 0)
                 return -1;
             break;
-        default:
-            usage(stderr);
-            return -1;
+        }
         }
     }
     if (optind != argc) {
         fprintf(stderr, "k_proxy: unexpected argument '%s'\n", argv[optind]);
         return -1;
     }
-    if ((o->cert == NULL) != (o->key == NULL)) {
-        fprintf(stderr, "k_proxy: --tls-certfile and --tls-keyfile go together\n");
+    if (ksvc_listen_check("k_proxy", &o->front) != 0)
         return -1;
-    }
     char err[256];
-    ksvc_guard_init(&p->guard, o->host, true);
+    ksvc_guard_init(&p->guard, o->front.host, true);
     for (size_t i = 0; i < o->nallowed_hosts; i++)
         if (ksvc_guard_add_host(&p->guard, o->allowed_hosts[i], err, sizeof(err)) != 0) {
             fprintf(stderr, "k_proxy: %s\n", err);
@@ -371,8 +348,7 @@ int main(int argc, char **argv)
     snprintf(p.server_base_url, sizeof(p.server_base_url), "http://127.0.0.1:8780");
     snprintf(p.device, sizeof(p.device), "%s",
              getenv("KCARD_DEVICE") ? getenv("KCARD_DEVICE") : "auto");
-    struct options o = {.host = "127.0.0.1",
-                        .port = 8770,
+    struct options o = {.front = {.host = "127.0.0.1", .port = 8770},
                         .rp_id = "localhost",
                         .card_timeout_ms = 30000,
                         .upstream_timeout_ms = 5000,
@@ -469,11 +445,11 @@ int main(int argc, char **argv)
     }
     struct ksvc_server_cfg cfg = {
         .service = "k_proxy",
-        .host = o.host,
-        .port = o.port,
-        .tls_cert_file = o.cert,
-        .tls_key_file = o.key,
-        .limits = o.limits,
+        .host = o.front.host,
+        .port = o.front.port,
+        .tls_cert_file = o.front.cert_file,
+        .tls_key_file = o.front.key_file,
+        .limits = o.front.limits,
         .handler = kpx_handle_request,
         .may_block = kpx_may_block, /* SQLite writes; the card and the counter call are parked */
         .health = kpx_health,
@@ -488,11 +464,11 @@ int main(int argc, char **argv)
         goto out;
     }
     ksvc_log("info", "start",
-             json_pack("{s:s, s:i, s:b, s:s, s:s, s:s, s:i, s:s}", "host", o.host, "port",
+             json_pack("{s:s, s:i, s:b, s:s, s:s, s:s, s:i, s:s}", "host", o.front.host, "port",
                        ksvc_server_port(p.http), "tls", ksvc_server_tls(p.http), "auth_mode",
                        kpx_auth_mode_answer(p.mode), "device", p.device, "server_base_url",
                        p.server_base_url, "session_ttl", p.session_ttl_s, "state_db", p.state_db));
-    status = ksvc_serve_until_stopped("k_proxy", p.http, o.port_file) == 0 ? 0 : EXIT_RUNTIME;
+    status = ksvc_serve_until_stopped("k_proxy", p.http, o.front.port_file) == 0 ? 0 : EXIT_RUNTIME;
 out:
     kpx_card_worker_stop(p.card_worker); /* answers what waits for the card first */
     ksvc_server_stop(p.http);

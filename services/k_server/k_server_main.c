@@ -81,10 +81,9 @@ static void *maintain(void *arg)
 }
 
 struct options {
-    const char *host, *token_arg, *token_file, *cert, *key, *state, *port_file;
-    int port;
+    struct ksvc_listen_opts front;
+    const char *token_arg, *token_file, *state;
     bool init;
-    struct ksvc_limits limits;
 };
 
 /* The command line into o: 0, 1 when --help or --version answered (exit
@@ -92,16 +91,11 @@ struct options {
 static int parse_options(int argc, char **argv, struct options *o)
 {
     static const struct option opts[] = {
-        {"host", required_argument, NULL, 'H'},
-        {"port", required_argument, NULL, 'p'},
+        KSVC_LISTEN_OPTIONS,
         {"proxy-token", required_argument, NULL, 't'},
         {"proxy-token-file", required_argument, NULL, 'T'},
-        {"tls-certfile", required_argument, NULL, 'c'},
-        {"tls-keyfile", required_argument, NULL, 'k'},
         {"state-db", required_argument, NULL, 's'},
-        {"port-file", required_argument, NULL, 'P'},
         {"init", no_argument, NULL, 'I'},
-        KSVC_LIMIT_OPTIONS,
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -109,30 +103,14 @@ static int parse_options(int argc, char **argv, struct options *o)
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'H':
-            o->host = optarg;
-            break;
-        case 'p':
-            if (ksvc_parse_int_option("k_server", "--port", optarg, 0, 65535, &o->port) != 0)
-                return -1;
-            break;
         case 't':
             o->token_arg = optarg;
             break;
         case 'T':
             o->token_file = optarg;
             break;
-        case 'c':
-            o->cert = optarg;
-            break;
-        case 'k':
-            o->key = optarg;
-            break;
         case 's':
             o->state = optarg;
-            break;
-        case 'P':
-            o->port_file = optarg;
             break;
         case 'I':
             o->init = true;
@@ -143,15 +121,14 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 'V':
             printf("k_server (kcard) 0.1\n");
             return 1;
-        case KSVC_OPT_MAX_CONNECTIONS:
-        case KSVC_OPT_MAX_PER_ADDRESS:
-        case KSVC_OPT_REQUEST_TIMEOUT:
-            if (ksvc_limit_option("k_server", c, optarg, &o->limits) < 0)
+        default: {
+            int r = ksvc_listen_option("k_server", c, optarg, &o->front);
+            if (r == 0)
+                usage(stderr);
+            if (r <= 0)
                 return -1;
             break;
-        default:
-            usage(stderr);
-            return -1;
+        }
         }
     }
     if (optind != argc) {
@@ -169,9 +146,8 @@ static int configure(struct k_server *ks, const struct options *o)
     char token[1024] = "";
     if (ksvc_load_token("k_server", o->token_arg, o->token_file, token, sizeof(token)) != 0)
         return EXIT_USAGE;
-    if ((o->cert == NULL) != (o->key == NULL)) {
+    if (ksvc_listen_check("k_server", &o->front) != 0) {
         OPENSSL_cleanse(token, sizeof(token));
-        fprintf(stderr, "k_server: --tls-certfile and --tls-keyfile go together\n");
         return EXIT_USAGE;
     }
     int rc = ksvc_upstream_key(token, ks->key);
@@ -236,11 +212,11 @@ static int serve(struct k_server *ks, const struct options *o, size_t loaded)
     char err[512];
     struct ksvc_server_cfg cfg = {
         .service = "k_server",
-        .host = o->host,
-        .port = o->port,
-        .tls_cert_file = o->cert,
-        .tls_key_file = o->key,
-        .limits = o->limits,
+        .host = o->front.host,
+        .port = o->front.port,
+        .tls_cert_file = o->front.cert_file,
+        .tls_key_file = o->front.key_file,
+        .limits = o->front.limits,
         .handler = ksrv_handle_request,
         .health = ksrv_health,
         .metrics_refresh = ksrv_metrics_refresh,
@@ -253,16 +229,17 @@ static int serve(struct k_server *ks, const struct options *o, size_t loaded)
     int64_t value = 0;
     ksrv_counter_current(ks->counter, &value);
     ksvc_log("info", "start",
-             json_pack("{s:s, s:i, s:b, s:s, s:I, s:I}", "host", o->host, "port",
+             json_pack("{s:s, s:i, s:b, s:s, s:I, s:I}", "host", o->front.host, "port",
                        ksvc_server_port(ks->http), "tls", ksvc_server_tls(ks->http), "state_db",
                        ks->state_db, "replay_instances_closed", (json_int_t)loaded, "counter",
                        (json_int_t)value));
-    return ksvc_serve_until_stopped("k_server", ks->http, o->port_file) == 0 ? 0 : EXIT_RUNTIME;
+    return ksvc_serve_until_stopped("k_server", ks->http, o->front.port_file) == 0 ? 0
+                                                                                   : EXIT_RUNTIME;
 }
 
 int main(int argc, char **argv)
 {
-    struct options o = {.host = "127.0.0.1", .port = 8780};
+    struct options o = {.front = {.host = "127.0.0.1", .port = 8780}};
     int rc = parse_options(argc, argv, &o);
     if (rc != 0)
         return rc > 0 ? 0 : EXIT_USAGE;

@@ -47,37 +47,63 @@ PC_LIBS.m       := -lm
 # (read off its #include lines and checked by linking):
 #
 #   library             holds                                uses        packages
-#   libctaphid          ctaphid/*.c                          -           libcbor libcrypto hidapi-hidraw
+#   libkcutil           util/*.c but the two below           -           libcrypto
+#   libkcutil_sqlite    util/sqlite_db.c                     kcutil      sqlite3
+#   libkcutil_curl      util/curl_body.c                     kcutil      libcurl
+#   libctaphid          ctaphid/*.c                          kcutil      libcbor libcrypto hidapi-hidraw
 #                                                                        jansson libpcap zlib pthread
-#   libkcsvc            services/common/*.c                  -           libmicrohttpd jansson libcrypto pthread
+#   libkcsvc            services/common/*.c                  kcutil      libmicrohttpd jansson libcrypto pthread
 #   libvcard            harness/vcard/* but its two mains    ctaphid     libcbor libcrypto jansson pthread
+#                                                            kcutil
 #   libtriage           triage/* but rawctap.c, fido2_probe.c ctaphid    jansson libcrypto
+#                                                            kcutil
 #   libk_server         services/k_server/* but main         kcsvc       sqlite3 libcrypto pthread
+#                                                            kcutil(_sqlite)
 #   libk_proxy          services/k_proxy/* but main          kcsvc       libcurl sqlite3 jansson libcrypto
 #                                                            ctaphid     pthread m
+#                                                            kcutil(_sqlite,_curl)
 #   libk_client_portal  services/k_client_portal/* but main  kcsvc       libcurl jansson libcrypto pthread
-#   libchain_regress    regression/*.c but main              -           libcurl jansson libcrypto
-#   libkc_forward       harness/chain/*.c but main           -           jansson
+#                                                            kcutil(_curl)
+#   libchain_regress    regression/*.c but main              kcutil(_curl) libcurl jansson libcrypto
+#   libkc_forward       harness/chain/*.c but main           kcutil      jansson
 #
 # A program, test or bench links its part's library, the libraries of every
 # part it uses (users first, for the static link) and the packages of all of
 # them.
 
+# libkcutil: the bottom layer of helpers every part may use (hex, base64url,
+# random, error text, monotonic clock, capped buffer), every .c in util/ but
+# the SQLite and libcurl ones, which are parts of their own so that a program
+# without SQLite or libcurl names neither
+KCUTIL_SQLITE_SRCS := util/sqlite_db.c
+KCUTIL_CURL_SRCS   := util/curl_body.c
+kcutil_SRCS := $(filter-out $(KCUTIL_SQLITE_SRCS) $(KCUTIL_CURL_SRCS),$(wildcard util/*.c))
+kcutil_USES :=
+kcutil_PKGS := libcrypto
+# libkcutil_sqlite: open a state file, check it, apply the schema
+kcutil_sqlite_SRCS := $(wildcard $(KCUTIL_SQLITE_SRCS))
+kcutil_sqlite_USES := kcutil
+kcutil_sqlite_PKGS := sqlite3
+# libkcutil_curl: a transfer's answer into a capped buffer
+kcutil_curl_SRCS := $(wildcard $(KCUTIL_CURL_SRCS))
+kcutil_curl_USES := kcutil
+kcutil_curl_PKGS := libcurl
+
 # libctaphid: the CTAPHID/CTAP2 library, every .c in ctaphid/
 ctaphid_SRCS := $(wildcard ctaphid/*.c)
-ctaphid_USES :=
+ctaphid_USES := kcutil
 ctaphid_PKGS := libcbor libcrypto hidapi-hidraw jansson libpcap zlib pthread
 
 # libkcsvc: what the three services share (HTTP server, log, metrics, guard,
 # crypto, upstream), every .c in services/common/
 kcsvc_SRCS := $(wildcard services/common/*.c)
-kcsvc_USES :=
+kcsvc_USES := kcutil
 kcsvc_PKGS := libmicrohttpd jansson libcrypto pthread
 
 # libvcard: the virtual card's core, every .c in harness/vcard/ but the two mains
 VCARD_MAINS := harness/vcard/vcard_main.c harness/vcard/vcard_ctl.c
 vcard_SRCS := $(filter-out $(VCARD_MAINS),$(wildcard harness/vcard/*.c))
-vcard_USES := ctaphid
+vcard_USES := ctaphid kcutil
 vcard_PKGS := libcbor libcrypto jansson pthread
 
 # libtriage: rawctap's and fido2-probe's commands and output, every .c in triage/
@@ -85,7 +111,7 @@ vcard_PKGS := libcbor libcrypto jansson pthread
 RAWCTAP_MAIN := triage/rawctap.c
 PROBE_MAIN   := triage/fido2_probe.c
 triage_SRCS := $(filter-out $(RAWCTAP_MAIN) $(PROBE_MAIN),$(wildcard triage/*.c))
-triage_USES := ctaphid
+triage_USES := ctaphid kcutil
 triage_PKGS := jansson libcrypto
 
 # one library per program family of the chain: the program's folder but its
@@ -98,30 +124,30 @@ family_srcs = $(filter-out %_main.c,$(wildcard $(1)/*.c))
 
 # libk_server: the counter service's store
 k_server_SRCS := $(call family_srcs,services/k_server)
-k_server_USES := kcsvc
+k_server_USES := kcsvc kcutil_sqlite kcutil
 k_server_PKGS := sqlite3 libcrypto pthread
 
 # libk_proxy: the card proxy (routes, card worker and auth, store, limits, upstream)
 k_proxy_SRCS := $(call family_srcs,services/k_proxy)
-k_proxy_USES := kcsvc ctaphid
+k_proxy_USES := kcsvc ctaphid kcutil_sqlite kcutil_curl kcutil
 k_proxy_PKGS := libcurl sqlite3 jansson libcrypto pthread m
 
 # libk_client_portal: the portal's routes, sessions, cookies and proxy client
 k_client_portal_SRCS := $(call family_srcs,services/k_client_portal)
-k_client_portal_USES := kcsvc
+k_client_portal_USES := kcsvc kcutil_curl kcutil
 k_client_portal_PKGS := libcurl jansson libcrypto pthread
 
 # libchain_regress: chain-regress's load run, parsing, analysis and report
 chain_regress_SRCS := $(call family_srcs,regression)
-chain_regress_USES :=
+chain_regress_USES := kcutil_curl kcutil
 chain_regress_PKGS := libcurl jansson libcrypto
 
 # libkc_forward: kc-forward's TCP relay and network-namespace helpers
 kc_forward_SRCS := $(call family_srcs,harness/chain)
-kc_forward_USES :=
+kc_forward_USES := kcutil
 kc_forward_PKGS := jansson
 
-PARTS := ctaphid kcsvc vcard triage k_server k_proxy k_client_portal chain_regress kc_forward
+PARTS := kcutil kcutil_sqlite kcutil_curl ctaphid kcsvc vcard triage k_server k_proxy k_client_portal chain_regress kc_forward
 
 # the parts a list of parts needs, each after every part that uses it
 part_tree = $(foreach p,$(1),$(p) $(call part_tree,$($(p)_USES)))
@@ -222,12 +248,15 @@ $(eval $(call prog_rule,$(BUILD)/bin/fido2-probe,$(PROBE_SRCS:%.c=$(BUILD)/%.o),
 # services/k_proxy), linked with the parts it tests. UNIT_PARTS.<folder> maps a
 # folder to its parts (the card and k_proxy tests drive the virtual card
 # in-process); UNIT_PARTS.<folder>/<test> overrides it for one test; a folder
-# not listed links every part but triage. tests/unit/triage includes the
-# triage .c files it tests, so it must not link libtriage (duplicate symbols).
+# not listed links every part but triage (tests/unit/triage links libtriage;
+# the probe tests drive the virtual card in-process).
+UNIT_PARTS.util                     := kcutil
+UNIT_PARTS.util/test_sqlite_db      := kcutil_sqlite
+UNIT_PARTS.util/test_capbuf         := kcutil_curl
 UNIT_PARTS.ctaphid                  := vcard ctaphid
 UNIT_PARTS.harness/vcard            := vcard
 UNIT_PARTS.harness/chain            := kc_forward
-UNIT_PARTS.triage                   := vcard ctaphid
+UNIT_PARTS.triage                   := triage vcard ctaphid
 UNIT_PARTS.services/common          := kcsvc
 UNIT_PARTS.services/k_server        := k_server
 UNIT_PARTS.services/k_proxy         := k_proxy vcard
@@ -272,28 +301,28 @@ $(BUILD)/interop/%: tests/interop/%.c
 
 # libFuzzer targets: clang; each part's library rebuilt with coverage +
 # ASan/UBSan under build/fuzz/obj/, and each fuzzer linked with the parts it
-# feeds (FUZZ_PARTS.<name>; an unlisted one links every part but triage). The
-# triage fuzzers include the triage .c files they test.
+# feeds (FUZZ_PARTS.<name>; an unlisted one links every part but triage).
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer-no-link,address,undefined $(PKG_CFLAGS)
-FUZZ_SRCS_ALL := $(foreach p,$(filter-out triage,$(PARTS)),$($(p)_SRCS))
+FUZZ_SRCS_ALL := $(foreach p,$(PARTS),$($(p)_SRCS))
 FUZZ_LIB_OBJS := $(FUZZ_SRCS_ALL:%.c=build/fuzz/obj/%.o)
+FUZZ_PARTS_kcutil := fuzz_util_decode
 FUZZ_PARTS_ctaphid := fuzz_assertion_decode fuzz_attestation_decode fuzz_attestation_verify \
     fuzz_authdata fuzz_cose fuzz_credman_reply fuzz_hid_desc fuzz_info fuzz_largeblob_array \
-    fuzz_largeblob_inflate fuzz_pcap_import fuzz_pin_response fuzz_rawctap_credfile \
-    fuzz_rawctap_doctor fuzz_reassembly fuzz_replay_match fuzz_sysfs_uevent fuzz_trace_replay \
-    fuzz_u2f_response
+    fuzz_largeblob_inflate fuzz_pcap_import fuzz_pin_response fuzz_reassembly \
+    fuzz_replay_match fuzz_sysfs_uevent fuzz_trace_replay fuzz_u2f_response
 FUZZ_PARTS_vcard := fuzz_uhid_event fuzz_vcard_config fuzz_vcard_control fuzz_vcard_credman \
     fuzz_vcard_ctap1 fuzz_vcard_ctap2 fuzz_vcard_hid fuzz_vcard_script fuzz_vcard_state
 FUZZ_PARTS_kcsvc := fuzz_guard fuzz_upstream_auth
 FUZZ_PARTS_k_proxy := fuzz_kpx_store fuzz_service_body fuzz_upstream_reply
 FUZZ_PARTS_k_client_portal := fuzz_portal_request
 FUZZ_PARTS_chain_regress := fuzz_chain_response fuzz_kcr_analyze_input
+FUZZ_PARTS_triage := fuzz_rawctap_credfile fuzz_rawctap_doctor
 $(foreach p,$(PARTS),$(foreach f,$(FUZZ_PARTS_$(p)),$(eval FUZZ_PARTS.$(f) := $(p))))
 fuzz_part_libs = $(foreach p,$(call part_order,$(1)),build/fuzz/obj/lib$(p).a)
 
 build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
 define fuzz_lib_rule
 build/fuzz/obj/lib$(1).a: $$($(1)_SRCS:%.c=build/fuzz/obj/%.o)
 	@mkdir -p $$(dir $$@)
@@ -303,7 +332,7 @@ $(foreach p,$(PARTS),$(eval $(call fuzz_lib_rule,$(p))))
 define fuzz_rule
 build/fuzz/$(1): tests/fuzz/$(1).c $(call fuzz_part_libs,$(2))
 	@mkdir -p $$(dir $$@)
-	$$(FUZZ_CC) $$(FUZZ_CFLAGS) -fsanitize=fuzzer -o $$@ $$< $(call fuzz_part_libs,$(2)) \
+	$$(FUZZ_CC) $$(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP -o $$@ $$< $(call fuzz_part_libs,$(2)) \
 	    $(call part_ldlibs,$(2))
 endef
 $(foreach f,$(FUZZ_SRCS:tests/fuzz/%.c=%),\
@@ -366,10 +395,20 @@ LIBCTAPHID_SO      := $(BUILD)/$(LIBCTAPHID_SONAME)
 # share the kc_ prefix. libctaphid-map-check fails when map and umbrella differ.
 LIBCTAPHID_MAP := ctaphid/libctaphid.map
 LIBCTAPHID_PRIVATE_RE := ^kc_(mem_|reassembly_|frag_|enum_|hid_uevent_parse$$|card_id_of_hidraw$$)
-PIC_OBJS := $(ctaphid_SRCS:%.c=$(BUILD)/pic/%.o)
+# libctaphid carries the util/ helpers it calls (libkcutil's objects), so the
+# installed libraries stand alone; the version script keeps their kcu_
+# symbols local in the shared one
+LIBCTAPHID_ALL_SRCS := $(ctaphid_SRCS) $(kcutil_SRCS)
+PIC_OBJS := $(LIBCTAPHID_ALL_SRCS:%.c=$(BUILD)/pic/%.o)
+# the installed static archive: libctaphid.a and libkcutil.a in one
+LIBCTAPHID_DIST_A := $(BUILD)/dist/libctaphid.a
 
 .PHONY: libctaphid-shared libctaphid-map libctaphid-map-check
 libctaphid-shared: $(LIBCTAPHID_SO)
+
+$(LIBCTAPHID_DIST_A): $(LIBCTAPHID_ALL_SRCS:%.c=$(BUILD)/%.o)
+	@mkdir -p $(dir $@)
+	rm -f $@.$$$$.tmp && ar rcs $@.$$$$.tmp $^ && mv -f $@.$$$$.tmp $@
 
 # position-independent objects of libctaphid, for the shared library only.
 # Written under a temporary name and renamed: two `make install` runs at once
@@ -412,18 +451,18 @@ libctaphid-map-check:
 EXAMPLE_BINS := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
 .PHONY: examples
 examples: $(EXAMPLE_BINS)
-$(BUILD)/examples/%: examples/%.c $(LIB) $(LIBCTAPHID_UMBRELLA)
+$(BUILD)/examples/%: examples/%.c $(call part_libs,ctaphid) $(LIBCTAPHID_UMBRELLA)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Ictaphid/include $(call part_cflags,ctaphid) -o $@ $< $(LIB) $(LDSAN) \
-	    $(call part_ldlibs,ctaphid)
+	$(CC) $(CFLAGS) -Ictaphid/include $(call part_cflags,ctaphid) -o $@ $< \
+	    $(call part_libs,ctaphid) $(LDSAN) $(call part_ldlibs,ctaphid)
 
 # Installs the programs, the regression wrapper and the man pages under PREFIX,
 # and libctaphid: static and shared library, public headers (their
 # "ctaphid/x.h" includes rewritten to "kcard/ctaphid/x.h"), libctaphid.pc.
 PREFIX ?= /usr/local
-LIBCTAPHID_PC_REQUIRES := $(filter-out pthread m,$(ctaphid_PKGS))
-LIBCTAPHID_PC_LIBS     := $(foreach k,$(filter pthread m,$(ctaphid_PKGS)),$(PC_LIBS.$(k)))
-install: all $(LIBCTAPHID_SO)
+LIBCTAPHID_PC_REQUIRES := $(filter-out pthread m,$(call part_pkgs,ctaphid))
+LIBCTAPHID_PC_LIBS     := $(foreach k,$(filter pthread m,$(call part_pkgs,ctaphid)),$(PC_LIBS.$(k)))
+install: all $(LIBCTAPHID_SO) $(LIBCTAPHID_DIST_A)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 regression/phase5_chain_regression.sh $(DESTDIR)$(PREFIX)/bin/
@@ -431,7 +470,7 @@ install: all $(LIBCTAPHID_SO)
 	install -d $(DESTDIR)$(PREFIX)/share/man/man3 $(DESTDIR)$(PREFIX)/lib/pkgconfig \
 	    $(DESTDIR)$(PREFIX)/include/kcard/ctaphid
 	install -m 0644 docs/man/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
-	install -m 0644 $(LIB) $(DESTDIR)$(PREFIX)/lib/
+	install -m 0644 $(LIBCTAPHID_DIST_A) $(DESTDIR)$(PREFIX)/lib/
 	install -m 0755 $(LIBCTAPHID_SO) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf $(LIBCTAPHID_SONAME) $(DESTDIR)$(PREFIX)/lib/libctaphid.so
 	for h in $(LIBCTAPHID_UMBRELLA:ctaphid/include/%=%) $(LIBCTAPHID_HEADERS:%=kcard/%); do \
@@ -461,4 +500,4 @@ format-check:
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) build/fuzz -name '*.d' 2>/dev/null)

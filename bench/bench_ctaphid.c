@@ -14,8 +14,10 @@
 #include "bench/bench_util.h"
 #include "ctaphid/discover.h"
 #include "ctaphid/io.h"
+#include "ctaphid/io_int.h"
 #include "ctaphid/status.h"
 #include "ctaphid/transport.h"
+#include "ctaphid/transport_mem_int.h"
 
 static int cmp_double(const void *a, const void *b)
 {

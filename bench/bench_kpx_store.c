@@ -16,6 +16,7 @@
 #include "bench/bench_util.h"
 #include "services/common/crypto.h"
 #include "services/k_proxy/store.h"
+#include "util/b64url.h"
 
 #define PRELOAD 100000
 #define ROUNDS 7
@@ -56,7 +57,7 @@ static void token_of(int i, token_t out)
 
     snprintf(in, sizeof(in), "bench-session-%d", i);
     if (ksvc_sha256(in, strlen(in), seed) != 0 ||
-        ksvc_b64url_encode(seed, sizeof(seed), out, KPX_TOKEN_BUF) != KPX_TOKEN_LEN)
+        kcu_b64url_encode(seed, sizeof(seed), out, KPX_TOKEN_BUF) != KPX_TOKEN_LEN)
         die("token", "sha256 or base64url failed");
 }
 

@@ -5,6 +5,8 @@
 
 #include <time.h>
 
+#include "util/clock.h"
+
 /* CPU time of the whole process, in seconds. */
 static inline double cpu_seconds(void)
 {
@@ -16,9 +18,7 @@ static inline double cpu_seconds(void)
 /* Monotonic wall-clock time, in seconds. */
 static inline double wall_seconds(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)kcu_now_ns() / 1e9;
 }
 
 #endif

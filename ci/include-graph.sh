@@ -3,7 +3,8 @@
 # #include "ctaphid/..." lines of ctaphid/*.c and ctaphid/*.h, maps every
 # file to a module (x.c, x.h and x_int.h are one module) and every module to
 # a layer, and fails when an include points to a higher layer or when the
-# modules include each other in a circle.
+# modules include each other in a circle. util/ is the bottom layer of the
+# whole tree: a util/ file may include only util/ headers (and the system's).
 #
 # Usage: sh ci/include-graph.sh [ROOT]   (ROOT defaults to the repo root)
 # Exit 0 when the graph only points down, 1 otherwise (each finding named),
@@ -23,7 +24,7 @@ import sys
 # below it, never one above.
 LAYERS = [
     ("helpers, codecs and reports",
-     "status text clock cbor sysfs hid_desc trace trace_msg authdata cose pin_proto"),
+     "status clock cbor sysfs hid_desc trace trace_msg authdata cose pin_proto"),
     ("transports (URI-to-backend table and backends)",
      "transport hid_linux hid_hidapi hid_udp transport_mem transport_replay "
      "replay_match replay_player usbmon"),
@@ -38,7 +39,6 @@ LAYERS = [
 # Files whose module is not their own stem.
 ALIASES = {
     "cbor_util.h": "cbor",
-    "text_int.h": "text",
     "ctap2_misc.c": "ctap2",
     "replay.h": "transport_replay",
     "udp.h": "hid_udp",
@@ -170,6 +170,18 @@ else:
                   % (m, i + 1, name, layer_of[m] + 1))
             failed = True
 
+# util/: the bottom layer; any quoted include must be another util/ header
+util_inc = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
+util_files = sorted(glob.glob("util/*.[ch]"))
+for path in util_files:
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            hit = util_inc.match(line)
+            if hit is not None and not hit.group(1).startswith("util/"):
+                print("include-graph: %s includes \"%s\": util/ is the bottom layer and includes "
+                      "only util/ headers" % (path, hit.group(1)))
+                failed = True
+
 n_mod = len({module(f) for f in files})
 n_edges = sum(1 for k in edges if k[0] != "up")
 if failed:
@@ -177,6 +189,7 @@ if failed:
     print("include-graph: 0 passed, 1 failed")
     sys.exit(1)
 print("include-graph: ok: %d files, %d modules in %d layers, %d module edges, all pointing down, "
-      "no circle" % (len(files), n_mod, len(LAYERS), n_edges))
+      "no circle; %d util/ files including only util/" % (len(files), n_mod, len(LAYERS), n_edges,
+                                                          len(util_files)))
 print("include-graph: 1 passed, 0 failed")
 EOF

@@ -1,13 +1,9 @@
-/* The monotonic clock (CLOCK_MONOTONIC) in microseconds. */
+/* kc_now_us, libctaphid's public name for the monotonic clock of util/clock.c. */
 #include "ctaphid/clock.h"
 
-#include <time.h>
+#include "util/clock.h"
 
 uint64_t kc_now_us(void)
 {
-    struct timespec ts;
-
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-        return 0;
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    return kcu_now_us();
 }

@@ -17,7 +17,7 @@
 #include <openssl/x509.h>
 
 #include "ctaphid/status.h"
-#include "ctaphid/text_int.h"
+#include "util/err.h"
 
 /* COSE_Key labels (RFC 9052 section 7.1, RFC 9053 section 7) */
 #define LBL_KTY 1
@@ -76,7 +76,7 @@ static int collect_fields(const cbor_item_t *item, struct cose_fields *f, char *
 
     memset(f, 0, sizeof(*f));
     if (item == NULL || !cbor_isa_map(item) || !cbor_map_is_definite(item)) {
-        kc_set_text(why, whylen, "COSE_Key is not a definite-length CBOR map");
+        kcu_set_err(why, whylen, "COSE_Key is not a definite-length CBOR map");
         return KC_ERR_CBOR;
     }
     n = cbor_map_size(item);
@@ -86,13 +86,13 @@ static int collect_fields(const cbor_item_t *item, struct cose_fields *f, char *
         unsigned bit;
 
         if (kc_cbor_int(pairs[i].key, &label) != KC_OK) {
-            kc_set_text(why, whylen, "COSE_Key label %zu is not an integer", i);
+            kcu_set_err(why, whylen, "COSE_Key label %zu is not an integer", i);
             return KC_ERR_CBOR;
         }
         if (label >= -4 && label <= 5) {
             bit = 1u << (unsigned)(label + 4);
             if (seen & bit) {
-                kc_set_text(why, whylen, "COSE_Key label %lld appears twice", (long long)label);
+                kcu_set_err(why, whylen, "COSE_Key label %lld appears twice", (long long)label);
                 return KC_ERR_CBOR;
             }
             seen |= bit;
@@ -100,14 +100,14 @@ static int collect_fields(const cbor_item_t *item, struct cose_fields *f, char *
         switch (label) {
         case LBL_KTY:
             if (kc_cbor_int(val, &f->kty) != KC_OK) {
-                kc_set_text(why, whylen, "COSE_Key kty is not an integer");
+                kcu_set_err(why, whylen, "COSE_Key kty is not an integer");
                 return KC_ERR_CBOR;
             }
             f->have_kty = 1;
             break;
         case LBL_ALG:
             if (kc_cbor_int(val, &f->alg) != KC_OK) {
-                kc_set_text(why, whylen, "COSE_Key alg is not an integer");
+                kcu_set_err(why, whylen, "COSE_Key alg is not an integer");
                 return KC_ERR_CBOR;
             }
             f->have_alg = 1;
@@ -136,7 +136,7 @@ static int collect_fields(const cbor_item_t *item, struct cose_fields *f, char *
             /* Labels below -4 are type-specific parameters we do not know
              * (e.g. RSA private parts); others are unknown and harmless. */
             if (label < LBL_D) {
-                kc_set_text(why, whylen, "COSE_Key has unknown key parameter %lld",
+                kcu_set_err(why, whylen, "COSE_Key has unknown key parameter %lld",
                             (long long)label);
                 return KC_ERR_CBOR;
             }
@@ -144,15 +144,15 @@ static int collect_fields(const cbor_item_t *item, struct cose_fields *f, char *
         }
     }
     if (!f->have_kty) {
-        kc_set_text(why, whylen, "COSE_Key has no kty (label 1)");
+        kcu_set_err(why, whylen, "COSE_Key has no kty (label 1)");
         return KC_ERR_CBOR;
     }
     if (!f->have_alg) {
-        kc_set_text(why, whylen, "COSE_Key has no alg (label 3)");
+        kcu_set_err(why, whylen, "COSE_Key has no alg (label 3)");
         return KC_ERR_CBOR;
     }
     if (f->have_d) {
-        kc_set_text(why, whylen, "COSE_Key carries a private key (label -4)");
+        kcu_set_err(why, whylen, "COSE_Key carries a private key (label -4)");
         return KC_ERR_CBOR;
     }
     return KC_OK;
@@ -189,14 +189,14 @@ static int pkey_from_params(const char *type, OSSL_PARAM *params, EVP_PKEY **out
 static int alg_mismatch(const struct cose_fields *f, int kty, const char *kty_name, char *why,
                         size_t whylen)
 {
-    kc_set_text(why, whylen, "alg %lld (%s) does not match kty %d (%s)", (long long)f->alg,
+    kcu_set_err(why, whylen, "alg %lld (%s) does not match kty %d (%s)", (long long)f->alg,
                 kc_cose_alg_name((int)f->alg), kty, kty_name);
     return KC_ERR_CBOR;
 }
 
 static int no_crv(const char *kty_name, char *why, size_t whylen)
 {
-    kc_set_text(why, whylen, "%s key has no integer crv (label -1)", kty_name);
+    kcu_set_err(why, whylen, "%s key has no integer crv (label -1)", kty_name);
     return KC_ERR_CBOR;
 }
 
@@ -214,20 +214,20 @@ static int decode_ec2(const struct cose_fields *f, struct kc_cose_key *out, char
     if (!f->have_crv)
         return no_crv("EC2", why, whylen);
     if (f->crv != KC_COSE_CRV_P256) {
-        kc_set_text(why, whylen, "EC2 curve %lld is not P-256 (1)", (long long)f->crv);
+        kcu_set_err(why, whylen, "EC2 curve %lld is not P-256 (1)", (long long)f->crv);
         return KC_ERR_CBOR;
     }
     if (f->x_or_e == NULL || f->y == NULL) {
-        kc_set_text(why, whylen, "EC2 key lacks an x or y coordinate");
+        kcu_set_err(why, whylen, "EC2 key lacks an x or y coordinate");
         return KC_ERR_CBOR;
     }
     if (!kc_cbor_is_bytes(f->x_or_e) || !kc_cbor_is_bytes(f->y)) {
-        kc_set_text(why, whylen, "EC2 coordinates must be byte strings");
+        kcu_set_err(why, whylen, "EC2 coordinates must be byte strings");
         return KC_ERR_CBOR;
     }
     if (cbor_bytestring_length(f->x_or_e) != P256_COORD_LEN ||
         cbor_bytestring_length(f->y) != P256_COORD_LEN) {
-        kc_set_text(why, whylen, "EC2 coordinates are %zu and %zu bytes, P-256 needs 32",
+        kcu_set_err(why, whylen, "EC2 coordinates are %zu and %zu bytes, P-256 needs 32",
                     cbor_bytestring_length(f->x_or_e), cbor_bytestring_length(f->y));
         return KC_ERR_CBOR;
     }
@@ -239,7 +239,7 @@ static int decode_ec2(const struct cose_fields *f, struct kc_cose_key *out, char
     params[2] = OSSL_PARAM_construct_end();
     if (!pkey_from_params("EC", params, &pkey) || !public_check(pkey)) {
         EVP_PKEY_free(pkey);
-        kc_set_text(why, whylen, "EC2 point is not on the P-256 curve");
+        kcu_set_err(why, whylen, "EC2 point is not on the P-256 curve");
         return KC_ERR_CBOR;
     }
     out->kty = KC_COSE_KTY_EC2;
@@ -260,26 +260,26 @@ static int decode_okp(const struct cose_fields *f, struct kc_cose_key *out, char
     if (!f->have_crv)
         return no_crv("OKP", why, whylen);
     if (f->crv != KC_COSE_CRV_ED25519) {
-        kc_set_text(why, whylen, "OKP curve %lld is not Ed25519 (6)", (long long)f->crv);
+        kcu_set_err(why, whylen, "OKP curve %lld is not Ed25519 (6)", (long long)f->crv);
         return KC_ERR_UNSUPPORTED;
     }
     if (f->y != NULL) {
-        kc_set_text(why, whylen, "OKP key must not have a y coordinate");
+        kcu_set_err(why, whylen, "OKP key must not have a y coordinate");
         return KC_ERR_CBOR;
     }
     if (f->x_or_e == NULL || !kc_cbor_is_bytes(f->x_or_e)) {
-        kc_set_text(why, whylen, "OKP key lacks the x byte string");
+        kcu_set_err(why, whylen, "OKP key lacks the x byte string");
         return KC_ERR_CBOR;
     }
     if (cbor_bytestring_length(f->x_or_e) != ED25519_KEY_LEN) {
-        kc_set_text(why, whylen, "Ed25519 key is %zu bytes, needs 32",
+        kcu_set_err(why, whylen, "Ed25519 key is %zu bytes, needs 32",
                     cbor_bytestring_length(f->x_or_e));
         return KC_ERR_CBOR;
     }
     pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, cbor_bytestring_handle(f->x_or_e),
                                        ED25519_KEY_LEN);
     if (pkey == NULL) {
-        kc_set_text(why, whylen, "Ed25519 key rejected by OpenSSL");
+        kcu_set_err(why, whylen, "Ed25519 key rejected by OpenSSL");
         return KC_ERR_CBOR;
     }
     out->kty = KC_COSE_KTY_OKP;
@@ -304,17 +304,17 @@ static int decode_rsa(const struct cose_fields *f, struct kc_cose_key *out, char
     }
     if (f->crv_or_n == NULL || f->x_or_e == NULL || !kc_cbor_is_bytes(f->crv_or_n) ||
         !kc_cbor_is_bytes(f->x_or_e)) {
-        kc_set_text(why, whylen, "RSA key lacks the n or e byte string");
+        kcu_set_err(why, whylen, "RSA key lacks the n or e byte string");
         return KC_ERR_CBOR;
     }
     if (f->y != NULL) {
-        kc_set_text(why, whylen, "RSA key has unexpected label -3");
+        kcu_set_err(why, whylen, "RSA key has unexpected label -3");
         return KC_ERR_CBOR;
     }
     n_len = cbor_bytestring_length(f->crv_or_n);
     e_len = cbor_bytestring_length(f->x_or_e);
     if (n_len == 0 || n_len > RSA_MAX_BYTES || e_len == 0 || e_len > RSA_MAX_E_BYTES) {
-        kc_set_text(why, whylen, "RSA n (%zu bytes) or e (%zu bytes) has an unusable size", n_len,
+        kcu_set_err(why, whylen, "RSA n (%zu bytes) or e (%zu bytes) has an unusable size", n_len,
                     e_len);
         return KC_ERR_CBOR;
     }
@@ -325,7 +325,7 @@ static int decode_rsa(const struct cose_fields *f, struct kc_cose_key *out, char
         goto done;
     }
     if (BN_num_bits(n) < RSA_MIN_BITS) {
-        kc_set_text(why, whylen, "RSA modulus is %d bits, at least %d required", BN_num_bits(n),
+        kcu_set_err(why, whylen, "RSA modulus is %d bits, at least %d required", BN_num_bits(n),
                     RSA_MIN_BITS);
         goto done;
     }
@@ -333,7 +333,7 @@ static int decode_rsa(const struct cose_fields *f, struct kc_cose_key *out, char
      * same bytes could pass once and fail the next time; these checks are
      * deterministic and enough for verification (a bad n fails signatures). */
     if (!BN_is_odd(n) || !BN_is_odd(e) || BN_is_one(e) || BN_cmp(e, n) >= 0) {
-        kc_set_text(why, whylen, "RSA public key has an even modulus or an unusable exponent");
+        kcu_set_err(why, whylen, "RSA public key has an even modulus or an unusable exponent");
         goto done;
     }
     if ((bld = OSSL_PARAM_BLD_new()) == NULL ||
@@ -344,7 +344,7 @@ static int decode_rsa(const struct cose_fields *f, struct kc_cose_key *out, char
         goto done;
     }
     if (!pkey_from_params("RSA", params, &pkey)) {
-        kc_set_text(why, whylen, "RSA public key rejected by OpenSSL");
+        kcu_set_err(why, whylen, "RSA public key rejected by OpenSSL");
         goto done;
     }
     out->kty = KC_COSE_KTY_RSA;
@@ -371,7 +371,7 @@ int kc_cose_decode_item_reason(const cbor_item_t *item, struct kc_cose_key *out,
     if (out == NULL)
         return KC_ERR_INVALID_ARG;
     memset(out, 0, sizeof(*out));
-    kc_set_text(why, whylen, "ok");
+    kcu_set_err(why, whylen, "ok");
     if ((r = collect_fields(item, &f, why, whylen)) != KC_OK)
         return r;
     switch (f.kty) {
@@ -382,7 +382,7 @@ int kc_cose_decode_item_reason(const cbor_item_t *item, struct kc_cose_key *out,
     case KC_COSE_KTY_RSA:
         return decode_rsa(&f, out, why, whylen);
     default:
-        kc_set_text(why, whylen, "COSE key type %lld is not supported", (long long)f.kty);
+        kcu_set_err(why, whylen, "COSE key type %lld is not supported", (long long)f.kty);
         return KC_ERR_UNSUPPORTED;
     }
 }
@@ -404,18 +404,18 @@ int kc_cose_decode_reason(const uint8_t *buf, size_t len, struct kc_cose_key *ou
     if (consumed != NULL)
         *consumed = 0;
     if (buf == NULL || out == NULL) {
-        kc_set_text(why, whylen, "no input");
+        kcu_set_err(why, whylen, "no input");
         return KC_ERR_INVALID_ARG;
     }
     if (kc_cbor_size_check(buf, len, NULL) != KC_OK) {
-        kc_set_text(why, whylen, "COSE_Key is not well-formed CBOR");
+        kcu_set_err(why, whylen, "COSE_Key is not well-formed CBOR");
         return KC_ERR_CBOR;
     }
     item = cbor_load(buf, len, &res);
     if (item == NULL || res.error.code != CBOR_ERR_NONE) {
         if (item != NULL)
             cbor_decref(&item);
-        kc_set_text(why, whylen, "COSE_Key is not well-formed CBOR");
+        kcu_set_err(why, whylen, "COSE_Key is not well-formed CBOR");
         return KC_ERR_CBOR;
     }
     r = kc_cose_decode_item_reason(item, out, why, whylen);

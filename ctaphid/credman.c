@@ -10,6 +10,7 @@
 
 #include "ctaphid/cbor_util.h"
 #include "ctaphid/credman.h"
+#include "ctaphid/credman_int.h"
 #include "ctaphid/ctap2_int.h"
 #include "ctaphid/pin.h"
 #include "ctaphid/pin_proto.h"

@@ -14,8 +14,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <cbor.h>
-
 #include "ctaphid/ctap2.h"
 
 /* subCommand values */
@@ -105,24 +103,6 @@ struct kc_credman_cred {
     bool has_large_blob_key;
 };
 void kc_credman_cred_free(struct kc_credman_cred *c);
-
-/* A decoded reply (pure, for tests and the fuzzer). Which fields must be
- * present depends on sub: metadata 0x01/0x02, RPs 0x03/0x04 (+0x05 for
- * begin), credentials 0x06/0x07/0x08 (+0x09 for begin). */
-struct kc_credman_reply {
-    struct kc_credman_metadata meta;
-    struct kc_credman_rp rp;
-    struct kc_credman_cred cred;
-    uint64_t total; /* totalRPs / totalCredentials, on begin */
-};
-int kc_credman_reply_decode(uint8_t sub, const uint8_t *cbor, size_t len,
-                            struct kc_credman_reply *r);
-void kc_credman_reply_free(struct kc_credman_reply *r);
-
-/* The request body (after the command byte); pinUvAuthParam computed from
- * tok when tok is not NULL. Pure. free() *buf. params may be NULL. */
-int kc_credman_encode(uint8_t sub, const cbor_item_t *params, const struct kc_pin_token *tok,
-                      uint8_t **buf, size_t *len);
 
 int kc_credman_metadata(struct kc_credman *s, struct kc_credman_metadata *out);
 /* RPs: all of them, malloc'd array in *rps (free()); *n 0 when the card has

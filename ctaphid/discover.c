@@ -16,6 +16,7 @@
 #include "ctaphid/status.h"
 #include "ctaphid/sysfs.h"
 #include "ctaphid/trace.h"
+#include "ctaphid/transport_int.h"
 
 #define MAX_FIND 256
 

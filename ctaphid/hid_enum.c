@@ -23,7 +23,6 @@
 #include "ctaphid/hid_desc.h"
 #include "ctaphid/status.h"
 #include "ctaphid/sysfs.h"
-#include "ctaphid/text_int.h"
 
 #define MAX_NAMES 256
 #define UEVENT_MAX 4096

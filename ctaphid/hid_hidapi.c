@@ -12,8 +12,8 @@
 #include <hidapi/hidapi.h>
 
 #include "ctaphid/status.h"
-#include "ctaphid/text_int.h"
 #include "ctaphid/transport_int.h"
+#include "util/hex.h"
 
 #define HIDAPI_MAX_REPORT 1024
 
@@ -102,7 +102,7 @@ static bool parse_hex16(const char *s, size_t n, unsigned short *out)
 {
     uint32_t v;
 
-    if (!kc_hex_field(s, n, 4, &v))
+    if (!kcu_hex_field(s, n, 4, &v))
         return false;
     *out = (unsigned short)v;
     return true;

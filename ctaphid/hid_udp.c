@@ -27,9 +27,9 @@
 #include <unistd.h>
 
 #include "ctaphid/status.h"
-#include "ctaphid/text_int.h"
 #include "ctaphid/trace.h"
 #include "ctaphid/transport_int.h"
+#include "util/err.h"
 
 struct udp_priv {
     int fd;
@@ -396,7 +396,7 @@ int kc_udp_open(const char *spec, struct kc_transport **out, char *errbuf, size_
 
     if (!parse_spec(spec, p->host, sizeof(p->host), p->port, sizeof(p->port), local,
                     sizeof(local))) {
-        kc_set_text(errbuf, errlen, "udp:%s: expected udp:HOST:PORT[?local=PORT]", spec);
+        kcu_set_err(errbuf, errlen, "udp:%s: expected udp:HOST:PORT[?local=PORT]", spec);
         rc = KC_ERR_INVALID_ARG;
         goto fail;
     }
@@ -413,7 +413,7 @@ int kc_udp_open(const char *spec, struct kc_transport **out, char *errbuf, size_
         gai = 0;
     }
     if (gai != 0 || res == NULL) {
-        kc_set_text(errbuf, errlen, "udp:%s: cannot resolve %s: %s", spec, p->host,
+        kcu_set_err(errbuf, errlen, "udp:%s: cannot resolve %s: %s", spec, p->host,
                     gai != 0 ? gai_strerror(gai) : "no address");
         rc = KC_ERR_NO_DEVICE;
         goto fail;
@@ -421,20 +421,20 @@ int kc_udp_open(const char *spec, struct kc_transport **out, char *errbuf, size_
     p->fd = socket(res->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (p->fd < 0) {
         t->last_errno = errno;
-        kc_set_text(errbuf, errlen, "udp:%s: socket: %s", spec, strerror(errno));
+        kcu_set_err(errbuf, errlen, "udp:%s: socket: %s", spec, strerror(errno));
         rc = KC_ERR_IO;
         goto fail;
     }
     if (local[0] != '\0' && bind_local(p->fd, res, local) != 0) {
         t->last_errno = errno;
-        kc_set_text(errbuf, errlen, "udp:%s: cannot bind local port %s: %s%s", spec, local,
+        kcu_set_err(errbuf, errlen, "udp:%s: cannot bind local port %s: %s%s", spec, local,
                     strerror(errno),
                     errno == EADDRINUSE ? " (another client or simulator holds it)" : "");
         rc = errno == EACCES ? KC_ERR_PERMISSION : KC_ERR_IO;
         goto fail;
     }
     if (res->ai_addrlen > sizeof(p->remote)) {
-        kc_set_text(errbuf, errlen, "udp:%s: address too long", spec);
+        kcu_set_err(errbuf, errlen, "udp:%s: address too long", spec);
         rc = KC_ERR_INVALID_ARG;
         goto fail;
     }
@@ -451,7 +451,7 @@ int kc_udp_open(const char *spec, struct kc_transport **out, char *errbuf, size_
         p->connected = false;
     } else if (connect(p->fd, res->ai_addr, res->ai_addrlen) != 0) {
         t->last_errno = errno;
-        kc_set_text(errbuf, errlen, "udp:%s: connect: %s", spec, strerror(errno));
+        kcu_set_err(errbuf, errlen, "udp:%s: connect: %s", spec, strerror(errno));
         rc = KC_ERR_IO;
         goto fail;
     } else {

@@ -10,10 +10,12 @@
 #include <time.h>
 
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 
 #include "ctaphid/clock.h"
+#include "ctaphid/io_int.h"
 #include "ctaphid/status.h"
+#include "ctaphid/transport_int.h"
+#include "util/rand.h"
 
 #define ABORT_POLL_MS 50
 #define MAX_REPORT_LEN 1024
@@ -401,7 +403,7 @@ int kc_dev_init(struct kc_dev *d, struct kc_init_info *info)
     d->last_phase = KC_PHASE_NONE;
     d->last_packet.valid = false;
     d->last_hid_error = 0;
-    if (RAND_bytes(nonce, sizeof(nonce)) != 1)
+    if (kcu_random(nonce, sizeof(nonce)) != 0)
         return KC_ERR_CRYPTO;
     d->t_start_us = kc_now_us();
     if ((rc = send_message(d, KC_HID_BROADCAST_CID, KC_HID_INIT, nonce, sizeof(nonce))) != KC_OK) {

@@ -11,13 +11,15 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 
 #include "ctaphid/cbor_util.h"
 #include "ctaphid/ctap2_int.h"
 #include "ctaphid/largeblob.h"
+#include "ctaphid/largeblob_int.h"
 #include "ctaphid/pin.h"
 #include "ctaphid/pin_proto.h"
+#include "util/err.h"
+#include "util/rand.h"
 
 #define AUTH_MSG_LEN 70
 
@@ -287,21 +289,6 @@ int kc_largeblob_set_array(struct kc_dev *d, const struct kc_info *info,
 
 /* ---- one credential's blob -------------------------------------------- */
 
-/* Writes why (when given) as printf would; returns err. */
-static int why_err(char *why, size_t why_cap, int err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int why_err(char *why, size_t why_cap, int err, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (why != NULL && why_cap > 0) {
-        va_start(ap, fmt);
-        vsnprintf(why, why_cap, fmt, ap);
-        va_end(ap);
-    }
-    return err;
-}
-
 int kc_largeblob_deflate(const uint8_t *p, size_t len, uint8_t **out, size_t *out_len)
 {
     z_stream zs;
@@ -350,7 +337,7 @@ static int inflate_pass(const uint8_t *z, size_t zlen, size_t want, uint8_t *q, 
 
     memset(&zs, 0, sizeof(zs));
     if (inflateInit2(&zs, wbits) != Z_OK)
-        return why_err(why, why_cap, KC_ERR_NOMEM, "zlib cannot start an inflater");
+        return kcu_set_err_rc(why, why_cap, KC_ERR_NOMEM, "zlib cannot start an inflater");
     zs.next_in = (Bytef *)(uintptr_t)z;
     zs.avail_in = (uInt)zlen;
     zs.next_out = q;
@@ -371,25 +358,26 @@ static int inflate_pass(const uint8_t *z, size_t zlen, size_t want, uint8_t *q, 
             break; /* input used up before the final block ended */
     }
     if (zr == Z_MEM_ERROR)
-        r = why_err(why, why_cap, KC_ERR_NOMEM, "zlib ran out of memory inflating the blob");
+        r = kcu_set_err_rc(why, why_cap, KC_ERR_NOMEM, "zlib ran out of memory inflating the blob");
     else if (zr == Z_DATA_ERROR || zr == Z_NEED_DICT)
-        r = why_err(why, why_cap, KC_ERR_CBOR, "the DEFLATE stream is corrupt (zlib: %s)",
-                    zr == Z_NEED_DICT ? "needs a preset dictionary"
-                    : zs.msg != NULL  ? zs.msg
-                                      : "data error");
+        r = kcu_set_err_rc(why, why_cap, KC_ERR_CBOR, "the DEFLATE stream is corrupt (zlib: %s)",
+                           zr == Z_NEED_DICT ? "needs a preset dictionary"
+                           : zs.msg != NULL  ? zs.msg
+                                             : "data error");
     else if (zs.total_out > want)
-        r = why_err(why, why_cap, KC_ERR_TOO_LARGE,
-                    "the DEFLATE stream inflates to more than origSize (%zu bytes)", want);
+        r = kcu_set_err_rc(why, why_cap, KC_ERR_TOO_LARGE,
+                           "the DEFLATE stream inflates to more than origSize (%zu bytes)", want);
     else if (zr != Z_STREAM_END)
-        r = why_err(why, why_cap, KC_ERR_CBOR,
-                    "the DEFLATE stream is truncated: %zu bytes end before its final block", zlen);
+        r = kcu_set_err_rc(why, why_cap, KC_ERR_CBOR,
+                           "the DEFLATE stream is truncated: %zu bytes end before its final block",
+                           zlen);
     else if (zs.total_out != want)
-        r = why_err(why, why_cap, KC_ERR_VERIFY,
-                    "the DEFLATE stream inflates to %lu bytes but origSize says %zu",
-                    (unsigned long)zs.total_out, want);
+        r = kcu_set_err_rc(why, why_cap, KC_ERR_VERIFY,
+                           "the DEFLATE stream inflates to %lu bytes but origSize says %zu",
+                           (unsigned long)zs.total_out, want);
     else if (zs.avail_in != 0)
-        r = why_err(why, why_cap, KC_ERR_CBOR, "%u bytes follow the DEFLATE stream's final block",
-                    zs.avail_in);
+        r = kcu_set_err_rc(why, why_cap, KC_ERR_CBOR,
+                           "%u bytes follow the DEFLATE stream's final block", zs.avail_in);
     else
         r = KC_OK;
     inflateEnd(&zs);
@@ -416,11 +404,11 @@ int kc_largeblob_inflate(const uint8_t *z, size_t zlen, uint64_t orig_size, uint
         why[0] = '\0';
     /* origSize comes from the card: never allocate more than the cap */
     if (orig_size > KC_LARGEBLOB_ORIG_MAX)
-        return why_err(why, why_cap, KC_ERR_TOO_LARGE,
-                       "origSize %llu is larger than kcard accepts (%u bytes)",
-                       (unsigned long long)orig_size, KC_LARGEBLOB_ORIG_MAX);
+        return kcu_set_err_rc(why, why_cap, KC_ERR_TOO_LARGE,
+                              "origSize %llu is larger than kcard accepts (%u bytes)",
+                              (unsigned long long)orig_size, KC_LARGEBLOB_ORIG_MAX);
     if (zlen > UINT_MAX)
-        return why_err(why, why_cap, KC_ERR_TOO_LARGE, "the DEFLATE stream is too long");
+        return kcu_set_err_rc(why, why_cap, KC_ERR_TOO_LARGE, "the DEFLATE stream is too long");
     if ((q = malloc(orig_size > 0 ? (size_t)orig_size : 1)) == NULL)
         return KC_ERR_NOMEM;
     r = inflate_pass(z, zlen, (size_t)orig_size, q, -MAX_WBITS, why, why_cap);
@@ -484,7 +472,7 @@ int kc_largeblob_seal(const uint8_t key[KC_LARGEBLOB_KEY_LEN], const uint8_t *bl
     if (key == NULL || (blob == NULL && len > 0) || entry == NULL || entry_len == NULL ||
         len > KC_LARGEBLOB_ORIG_MAX)
         return KC_ERR_INVALID_ARG;
-    if (RAND_bytes(nonce, sizeof(nonce)) != 1)
+    if (kcu_random(nonce, sizeof(nonce)) != 0)
         return KC_ERR_CRYPTO;
     if ((r = kc_largeblob_deflate(blob, len, &z, &zlen)) != KC_OK)
         return r;
@@ -579,10 +567,11 @@ int kc_largeblob_open(const uint8_t *cbor_array, size_t len,
     if (why != NULL && why_cap > 0)
         why[0] = '\0';
     if (kc_cbor_load(cbor_array, len, &arr) != KC_OK)
-        return why_err(why, why_cap, KC_ERR_CBOR, "the large-blob array is not CBOR");
+        return kcu_set_err_rc(why, why_cap, KC_ERR_CBOR, "the large-blob array is not CBOR");
     if (!cbor_isa_array(arr)) {
         cbor_decref(&arr);
-        return why_err(why, why_cap, KC_ERR_CBOR, "the large-blob array is not a CBOR array");
+        return kcu_set_err_rc(why, why_cap, KC_ERR_CBOR,
+                              "the large-blob array is not a CBOR array");
     }
     for (size_t i = 0; i < cbor_array_size(arr) && r == 1; i++)
         r = open_entry(cbor_array_handle(arr)[i], key, blob, blob_len, why, why_cap);

@@ -30,15 +30,6 @@
 /* maxFragmentLength for the card: its maxMsgSize (1024 when absent) - 64. */
 size_t kc_largeblob_max_fragment(const struct kc_info *info);
 
-/* Request encoders and the get response's decoder (exposed for tests). */
-int kc_largeblob_encode_get(uint64_t want, uint64_t offset, uint8_t **buf, size_t *len);
-int kc_largeblob_encode_set(const uint8_t *frag, size_t frag_len, uint64_t offset, uint64_t total,
-                            const uint8_t *param, size_t param_len, int protocol, uint8_t **buf,
-                            size_t *len);
-/* {1: bytes}: the fragment copied into out. KC_ERR_CBOR when not that
- * shape, KC_ERR_TOO_LARGE when longer than cap. */
-int kc_largeblob_decode_get(const uint8_t *body, size_t len, uint8_t *out, size_t cap,
-                            size_t *out_len);
 /* The message a fragment's pinUvAuthParam covers: 32 x 0xff || 0x0c 0x00 ||
  * uint32LE(offset) || SHA-256(fragment); out holds 70 bytes. */
 int kc_largeblob_auth_message(uint64_t offset, const uint8_t *frag, size_t frag_len,

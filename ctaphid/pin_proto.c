@@ -11,9 +11,9 @@
 #include <openssl/hmac.h>
 #include <openssl/kdf.h>
 #include <openssl/params.h>
-#include <openssl/rand.h>
 
 #include "ctaphid/status.h"
+#include "util/rand.h"
 
 #define AES_BLOCK 16
 #define P256_COORD 32
@@ -179,7 +179,7 @@ int kc_pinp_encrypt(int protocol, const uint8_t *shared, size_t shared_len, cons
         len % AES_BLOCK != 0)
         return KC_ERR_INVALID_ARG;
     if (protocol == 2) {
-        if (RAND_bytes(iv, sizeof(iv)) != 1)
+        if (kcu_random(iv, sizeof(iv)) != 0)
             return KC_ERR_CRYPTO;
         return kc_pinp2_encrypt_iv(shared, shared_len, iv, pt, len, out, cap, out_len);
     }

@@ -10,6 +10,7 @@
 #include "ctaphid/hid_enum.h"
 #include "ctaphid/status.h"
 #include "ctaphid/trace.h"
+#include "ctaphid/transport_int.h"
 
 const char *kc_probe_fail_code(enum kc_probe_fail f)
 {

@@ -11,6 +11,7 @@
 
 #include "ctaphid/cbor_util.h"
 #include "ctaphid/status.h"
+#include "util/hex.h"
 
 #define PATH_MAX_LEN 160
 #define TEXT_SHOWN 40 /* characters of a text string shown in a message */
@@ -192,13 +193,10 @@ void kc_replay_msg_label(const struct kc_replay_msg *m, char *buf, size_t len)
 static void hex_short(const uint8_t *p, size_t len, char *buf, size_t cap)
 {
     size_t shown = len < BYTES_SHOWN ? len : BYTES_SHOWN;
-    size_t o = 0;
 
     if (cap < 2 * BYTES_SHOWN + 1)
         return;
-    for (size_t i = 0; i < shown; i++)
-        o += (size_t)snprintf(buf + o, cap - o, "%02x", p[i]);
-    buf[o] = '\0';
+    kcu_hex_encode(p, shown, buf);
 }
 
 static void describe_bytes(const uint8_t *p, size_t len, char *buf, size_t cap)

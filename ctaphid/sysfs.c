@@ -13,7 +13,7 @@
 #include <sys/sysmacros.h>
 
 #include "ctaphid/status.h"
-#include "ctaphid/text_int.h"
+#include "util/hex.h"
 
 #define MAX_NAMES 256
 
@@ -113,9 +113,9 @@ static bool parse_hid_id(const char *v, size_t len, struct kc_hid_uevent *out)
 
     if (c1 == NULL || (c2 = memchr(c1 + 1, ':', len - (size_t)(c1 + 1 - v))) == NULL)
         return false;
-    if (!kc_hex_field(v, (size_t)(c1 - v), 8, &bus) ||
-        !kc_hex_field(c1 + 1, (size_t)(c2 - c1 - 1), 8, &vid) ||
-        !kc_hex_field(c2 + 1, len - (size_t)(c2 + 1 - v), 8, &pid))
+    if (!kcu_hex_field(v, (size_t)(c1 - v), 8, &bus) ||
+        !kcu_hex_field(c1 + 1, (size_t)(c2 - c1 - 1), 8, &vid) ||
+        !kcu_hex_field(c2 + 1, len - (size_t)(c2 + 1 - v), 8, &pid))
         return false;
     if (bus > 0xffff || vid > 0xffff || pid > 0xffff)
         return false;

@@ -14,6 +14,7 @@
 
 #include "ctaphid/clock.h"
 #include "ctaphid/status.h"
+#include "util/hex.h"
 
 void kc_trace_init(struct kc_trace *tr, FILE *out, enum kc_trace_format format)
 {
@@ -60,16 +61,16 @@ static void view_report(const uint8_t *report, size_t len, struct report_view *v
     }
 }
 
-static void hex_encode(const uint8_t *p, size_t len, char *out, bool spaced)
+/* Hex of a report with a space between bytes, for the text trace. */
+static void hex_spaced(const uint8_t *p, size_t len, char *out)
 {
-    static const char digits[] = "0123456789abcdef";
     size_t o = 0;
 
     for (size_t i = 0; i < len; i++) {
-        if (spaced && i > 0)
+        if (i > 0)
             out[o++] = ' ';
-        out[o++] = digits[p[i] >> 4];
-        out[o++] = digits[p[i] & 0x0f];
+        kcu_hex_encode(p + i, 1, out + o);
+        o += 2;
     }
     out[o] = '\0';
 }
@@ -105,7 +106,7 @@ void kc_trace_report(struct kc_trace *tr, enum kc_trace_dir dir, const uint8_t *
 
     if (tr->format == KC_TRACE_JSON) {
         json_t *o = json_object();
-        hex_encode(report, len, hex, false);
+        kcu_hex_encode(report, len, hex);
         json_object_set_new(o, "t_us", json_integer((json_int_t)t));
         json_object_set_new(o, "dir", json_string(dir == KC_TRACE_OUT ? "out" : "in"));
         json_object_set_new(o, "cid", json_string(v.cid));
@@ -115,7 +116,7 @@ void kc_trace_report(struct kc_trace *tr, enum kc_trace_dir dir, const uint8_t *
         json_object_set_new(o, "hex", json_string(hex));
         emit_json(tr, o);
     } else {
-        hex_encode(report, len, hex, true);
+        hex_spaced(report, len, hex);
         fprintf(tr->out, "+%" PRIu64 ".%06" PRIu64 " %c cid=%s ", t / 1000000u, t % 1000000u,
                 dir == KC_TRACE_OUT ? '>' : '<', v.cid);
         if (v.init && v.bcnt >= 0)

@@ -10,7 +10,8 @@
 #include <jansson.h>
 
 #include "ctaphid/status.h"
-#include "ctaphid/text_int.h"
+#include "util/err.h"
+#include "util/hex.h"
 
 static uint32_t get_be32(const uint8_t *p)
 {
@@ -68,28 +69,6 @@ enum kc_asm_result kc_msg_asm_feed(struct kc_msg_asm *a, const uint8_t *report, 
 
 /* ---- parsing ------------------------------------------------------------ */
 
-static bool hex_decode(const char *s, uint8_t **out, size_t *outlen)
-{
-    size_t l = strlen(s);
-    uint8_t *b;
-
-    if (l % 2 != 0 || l == 0 || l / 2 > KC_TRACE_REPORT_MAX)
-        return false;
-    if ((b = malloc(l / 2)) == NULL)
-        return false;
-    for (size_t i = 0; i < l / 2; i++) {
-        int hi = kc_hex_digit(s[2 * i]), lo = kc_hex_digit(s[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            free(b);
-            return false;
-        }
-        b[i] = (uint8_t)(hi << 4 | lo);
-    }
-    *out = b;
-    *outlen = l / 2;
-    return true;
-}
-
 static int add_rec(struct kc_trace_log *log, size_t *cap, const struct kc_trace_rec *r)
 {
     if (log->n == *cap) {
@@ -123,7 +102,7 @@ static int parse_line(struct kc_trace_log *log, const char *line, size_t len, si
         return KC_OK;
     o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
     if (o == NULL || !json_is_object(o)) {
-        kc_set_text(errbuf, errlen, "replay %s line %zu: not a JSON object", log->name, lineno);
+        kcu_set_err(errbuf, errlen, "replay %s line %zu: not a JSON object", log->name, lineno);
         json_decref(o);
         return KC_ERR_PROTOCOL;
     }
@@ -134,8 +113,9 @@ static int parse_line(struct kc_trace_log *log, const char *line, size_t len, si
     memset(&r, 0, sizeof(r));
     if (!json_is_string(dir) || !json_is_string(hex) ||
         (strcmp(json_string_value(dir), "in") != 0 && strcmp(json_string_value(dir), "out") != 0) ||
-        !hex_decode(json_string_value(hex), &r.data, &r.len)) {
-        kc_set_text(errbuf, errlen,
+        kcu_hex_decode_alloc(json_string_value(hex), KC_TRACE_REPORT_MAX, &r.data, &r.len, NULL,
+                             0) != 0) {
+        kcu_set_err(errbuf, errlen,
                     "replay %s line %zu: expected \"dir\":\"in\"|\"out\" and a \"hex\" report "
                     "of 1..%u bytes",
                     log->name, lineno, KC_TRACE_REPORT_MAX);
@@ -152,7 +132,7 @@ static int parse_line(struct kc_trace_log *log, const char *line, size_t len, si
     r.report_no = log->n + 1;
     if ((rc = add_rec(log, cap, &r)) != KC_OK) {
         free(r.data);
-        kc_set_text(errbuf, errlen, "replay %s line %zu: %s", log->name, lineno,
+        kcu_set_err(errbuf, errlen, "replay %s line %zu: %s", log->name, lineno,
                     rc == KC_ERR_TOO_LARGE ? "more reports than a trace may hold"
                                            : "out of memory");
     }
@@ -278,7 +258,7 @@ int kc_trace_log_parse(const char *data, size_t len, const char *name, struct kc
         return KC_ERR_INVALID_ARG;
     *out = NULL;
     if (len > KC_TRACE_LOG_MAX_BYTES) {
-        kc_set_text(errbuf, errlen, "replay %s: larger than %u bytes", name ? name : "(buffer)",
+        kcu_set_err(errbuf, errlen, "replay %s: larger than %u bytes", name ? name : "(buffer)",
                     KC_TRACE_LOG_MAX_BYTES);
         return KC_ERR_TOO_LARGE;
     }
@@ -296,7 +276,7 @@ int kc_trace_log_parse(const char *data, size_t len, const char *name, struct kc
         pos += l + (nl != NULL ? 1 : 0);
     }
     if ((rc = group_messages(log)) != KC_OK) {
-        kc_set_text(errbuf, errlen, "replay %s: out of memory", log->name);
+        kcu_set_err(errbuf, errlen, "replay %s: out of memory", log->name);
         kc_trace_log_free(log);
         return rc;
     }
@@ -316,7 +296,7 @@ int kc_trace_log_load(const char *path, struct kc_trace_log **out, char *errbuf,
     *out = NULL;
     if ((f = fopen(path, "rb")) == NULL) {
         int err = errno;
-        kc_set_text(errbuf, errlen, "%s: cannot open: %s", path, strerror(err));
+        kcu_set_err(errbuf, errlen, "%s: cannot open: %s", path, strerror(err));
         return err == ENOENT ? KC_ERR_NO_DEVICE : err == EACCES ? KC_ERR_PERMISSION : KC_ERR_IO;
     }
     if ((buf = malloc(KC_TRACE_LOG_MAX_BYTES + 1)) == NULL) {
@@ -325,14 +305,14 @@ int kc_trace_log_load(const char *path, struct kc_trace_log **out, char *errbuf,
     }
     n = fread(buf, 1, KC_TRACE_LOG_MAX_BYTES + 1, f);
     if (ferror(f)) {
-        kc_set_text(errbuf, errlen, "%s: cannot read: %s", path, strerror(errno));
+        kcu_set_err(errbuf, errlen, "%s: cannot read: %s", path, strerror(errno));
         fclose(f);
         free(buf);
         return KC_ERR_IO;
     }
     fclose(f);
     if (n > KC_TRACE_LOG_MAX_BYTES) {
-        kc_set_text(errbuf, errlen, "%s: larger than %u bytes", path, KC_TRACE_LOG_MAX_BYTES);
+        kcu_set_err(errbuf, errlen, "%s: larger than %u bytes", path, KC_TRACE_LOG_MAX_BYTES);
         free(buf);
         return KC_ERR_TOO_LARGE;
     }
@@ -345,7 +325,6 @@ int kc_trace_log_load(const char *path, struct kc_trace_log **out, char *errbuf,
 
 char *kc_trace_report_line(uint64_t t_us, bool in, const uint8_t *report, size_t len)
 {
-    static const char digits[] = "0123456789abcdef";
     json_t *o;
     char cid[9] = "?";
     char *hex, *line;
@@ -353,13 +332,8 @@ char *kc_trace_report_line(uint64_t t_us, bool in, const uint8_t *report, size_t
 
     if (report == NULL || len == 0 || len > KC_TRACE_REPORT_MAX)
         return NULL;
-    if ((hex = malloc(len * 2 + 1)) == NULL)
+    if ((hex = kcu_hex_encode_alloc(report, len)) == NULL)
         return NULL;
-    for (size_t i = 0; i < len; i++) {
-        hex[2 * i] = digits[report[i] >> 4];
-        hex[2 * i + 1] = digits[report[i] & 0x0f];
-    }
-    hex[2 * len] = '\0';
     if (len >= 5)
         snprintf(cid, sizeof(cid), "%02x%02x%02x%02x", report[0], report[1], report[2], report[3]);
     o = json_object();

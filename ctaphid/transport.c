@@ -59,6 +59,33 @@ void kc_transport_close(struct kc_transport *t)
         t->ops->close(t);
 }
 
+const char *kc_transport_uri(const struct kc_transport *t)
+{
+    return t != NULL ? t->uri : "";
+}
+
+const char *kc_transport_kind(const struct kc_transport *t)
+{
+    return t != NULL && t->kind != NULL ? t->kind : "";
+}
+
+const char *kc_transport_last_error(const struct kc_transport *t)
+{
+    return t != NULL ? t->last_error : "";
+}
+
+int kc_transport_last_errno(const struct kc_transport *t)
+{
+    return t != NULL ? t->last_errno : 0;
+}
+
+int kc_transport_read(struct kc_transport *t, uint8_t *buf, size_t cap, int timeout_ms)
+{
+    if (t == NULL || t->ops == NULL || t->ops->read == NULL || buf == NULL || cap == 0)
+        return KC_ERR_INVALID_ARG;
+    return t->ops->read(t, buf, cap, timeout_ms);
+}
+
 uint64_t kc_read_deadline(int timeout_ms)
 {
     return timeout_ms < 0 ? UINT64_MAX : kc_now_us() + (uint64_t)timeout_ms * 1000u;

@@ -12,6 +12,7 @@
 #include "ctaphid/status.h"
 #include "ctaphid/trace.h"
 #include "ctaphid/transport_int.h"
+#include "ctaphid/transport_mem_int.h"
 
 struct mem_item {
     struct mem_item *next;

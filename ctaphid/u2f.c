@@ -13,8 +13,9 @@
 
 #include "ctaphid/cose.h"
 #include "ctaphid/status.h"
-#include "ctaphid/text_int.h"
 #include "ctaphid/verify.h"
+#include "util/clock.h"
+#include "util/err.h"
 
 #define APDU_HDR_LEN 7 /* CLA INS P1 P2 00 Lc1 Lc2 */
 #define APDU_LE_LEN 2
@@ -94,22 +95,22 @@ int kc_u2f_register_parse(const uint8_t *body, size_t len, struct kc_u2f_registe
     memset(out, 0, sizeof(*out));
     out->sw = sw;
     if (body == NULL) {
-        kc_set_text(out->reason, sizeof(out->reason), "no response");
+        kcu_set_err(out->reason, sizeof(out->reason), "no response");
         return KC_ERR_INVALID_ARG;
     }
     if (len < 1 + KC_U2F_PUBKEY_LEN + 1) {
-        kc_set_text(out->reason, sizeof(out->reason), "register response too short (%zu bytes)",
+        kcu_set_err(out->reason, sizeof(out->reason), "register response too short (%zu bytes)",
                     len);
         return KC_ERR_PROTOCOL;
     }
     if (body[off] != KC_U2F_REGISTER_ID) {
-        kc_set_text(out->reason, sizeof(out->reason),
+        kcu_set_err(out->reason, sizeof(out->reason),
                     "register response starts with 0x%02x, not the reserved 0x05", body[off]);
         return KC_ERR_PROTOCOL;
     }
     off++;
     if (body[off] != 0x04) {
-        kc_set_text(out->reason, sizeof(out->reason),
+        kcu_set_err(out->reason, sizeof(out->reason),
                     "user public key is not an uncompressed point");
         return KC_ERR_PROTOCOL;
     }
@@ -117,7 +118,7 @@ int kc_u2f_register_parse(const uint8_t *body, size_t len, struct kc_u2f_registe
     off += KC_U2F_PUBKEY_LEN;
     kh_len = body[off++];
     if (kh_len == 0 || kh_len > len - off) {
-        kc_set_text(out->reason, sizeof(out->reason),
+        kcu_set_err(out->reason, sizeof(out->reason),
                     "key handle length %zu does not fit the %zu bytes left", kh_len, len - off);
         return KC_ERR_PROTOCOL;
     }
@@ -125,7 +126,7 @@ int kc_u2f_register_parse(const uint8_t *body, size_t len, struct kc_u2f_registe
     out->key_handle_len = kh_len;
     off += kh_len;
     if (cert_der_len(body + off, len - off, &cert_len) != 0 || cert_len > KC_U2F_CERT_MAX) {
-        kc_set_text(out->reason, sizeof(out->reason),
+        kcu_set_err(out->reason, sizeof(out->reason),
                     "attestation certificate is not valid DER X.509 (or too large)");
         return KC_ERR_PROTOCOL;
     }
@@ -134,13 +135,13 @@ int kc_u2f_register_parse(const uint8_t *body, size_t len, struct kc_u2f_registe
     off += cert_len;
     sig_len = len - off;
     if (sig_len == 0 || sig_len > KC_U2F_SIG_MAX) {
-        kc_set_text(out->reason, sizeof(out->reason), "signature length %zu is out of range",
+        kcu_set_err(out->reason, sizeof(out->reason), "signature length %zu is out of range",
                     sig_len);
         return KC_ERR_PROTOCOL;
     }
     memcpy(out->sig, body + off, sig_len);
     out->sig_len = sig_len;
-    kc_set_text(out->reason, sizeof(out->reason), "ok");
+    kcu_set_err(out->reason, sizeof(out->reason), "ok");
     return KC_OK;
 }
 
@@ -155,17 +156,17 @@ int kc_u2f_authenticate_parse(const uint8_t *body, size_t len, struct kc_u2f_aut
     memset(out, 0, sizeof(*out));
     out->sw = sw;
     if (body == NULL) {
-        kc_set_text(out->reason, sizeof(out->reason), "no response");
+        kcu_set_err(out->reason, sizeof(out->reason), "no response");
         return KC_ERR_INVALID_ARG;
     }
     if (len < 1 + COUNTER_LEN + 1) {
-        kc_set_text(out->reason, sizeof(out->reason), "authenticate response too short (%zu bytes)",
+        kcu_set_err(out->reason, sizeof(out->reason), "authenticate response too short (%zu bytes)",
                     len);
         return KC_ERR_PROTOCOL;
     }
     sig_len = len - 1 - COUNTER_LEN;
     if (sig_len > KC_U2F_SIG_MAX) {
-        kc_set_text(out->reason, sizeof(out->reason), "signature length %zu is out of range",
+        kcu_set_err(out->reason, sizeof(out->reason), "signature length %zu is out of range",
                     sig_len);
         return KC_ERR_PROTOCOL;
     }
@@ -174,7 +175,7 @@ int kc_u2f_authenticate_parse(const uint8_t *body, size_t len, struct kc_u2f_aut
                    (uint32_t)body[4];
     memcpy(out->sig, body + 1 + COUNTER_LEN, sig_len);
     out->sig_len = sig_len;
-    kc_set_text(out->reason, sizeof(out->reason), "ok");
+    kcu_set_err(out->reason, sizeof(out->reason), "ok");
     return KC_OK;
 }
 
@@ -227,14 +228,14 @@ int kc_u2f_register_verify(struct kc_u2f_register *reg, const uint8_t chal[KC_U2
     if (reg == NULL || chal == NULL || app == NULL || reg->key_handle_len > KC_U2F_KH_MAX)
         return KC_ERR_INVALID_ARG;
     if (kc_u2f_pubkey_evp(reg->pubkey, &user) != KC_OK) {
-        kc_set_text(reg->reason, sizeof(reg->reason), "user public key is not on P-256");
+        kcu_set_err(reg->reason, sizeof(reg->reason), "user public key is not on P-256");
         return KC_ERR_VERIFY;
     }
     EVP_PKEY_free(user);
     p = reg->cert;
     if ((cert = d2i_X509(NULL, &p, (long)reg->cert_len)) == NULL) {
         ERR_clear_error();
-        kc_set_text(reg->reason, sizeof(reg->reason), "attestation certificate does not parse");
+        kcu_set_err(reg->reason, sizeof(reg->reason), "attestation certificate does not parse");
         return KC_ERR_VERIFY;
     }
     msg[off++] = 0x00;
@@ -250,14 +251,14 @@ int kc_u2f_register_verify(struct kc_u2f_register *reg, const uint8_t chal[KC_U2
                             reg->sig_len);
     X509_free(cert);
     if (e == KC_ERR_INVALID_ARG) {
-        kc_set_text(reg->reason, sizeof(reg->reason), "attestation certificate key is not P-256");
+        kcu_set_err(reg->reason, sizeof(reg->reason), "attestation certificate key is not P-256");
         return KC_ERR_VERIFY;
     }
     if (e != KC_OK) {
-        kc_set_text(reg->reason, sizeof(reg->reason), "register signature does not verify");
+        kcu_set_err(reg->reason, sizeof(reg->reason), "register signature does not verify");
         return KC_ERR_VERIFY;
     }
-    kc_set_text(reg->reason, sizeof(reg->reason), "ok");
+    kcu_set_err(reg->reason, sizeof(reg->reason), "ok");
     return KC_OK;
 }
 
@@ -273,7 +274,7 @@ int kc_u2f_authenticate_verify(struct kc_u2f_auth *auth, const uint8_t chal[KC_U
     if (auth == NULL || chal == NULL || app == NULL || pubkey == NULL)
         return KC_ERR_INVALID_ARG;
     if (kc_u2f_pubkey_evp(pubkey, &key) != KC_OK) {
-        kc_set_text(auth->reason, sizeof(auth->reason), "registered public key is not on P-256");
+        kcu_set_err(auth->reason, sizeof(auth->reason), "registered public key is not on P-256");
         return KC_ERR_VERIFY;
     }
     memcpy(msg + off, app, KC_U2F_APP_LEN);
@@ -288,10 +289,10 @@ int kc_u2f_authenticate_verify(struct kc_u2f_auth *auth, const uint8_t chal[KC_U
     e = kc_verify_signature(key, KC_COSE_ES256, msg, off, auth->sig, auth->sig_len);
     EVP_PKEY_free(key);
     if (e != KC_OK) {
-        kc_set_text(auth->reason, sizeof(auth->reason), "authenticate signature does not verify");
+        kcu_set_err(auth->reason, sizeof(auth->reason), "authenticate signature does not verify");
         return KC_ERR_VERIFY;
     }
-    kc_set_text(auth->reason, sizeof(auth->reason), "ok");
+    kcu_set_err(auth->reason, sizeof(auth->reason), "ok");
     return KC_OK;
 }
 
@@ -318,7 +319,7 @@ static int u2f_transact(struct kc_dev *d, uint8_t ins, uint8_t p1, const uint8_t
     if (*sw == KC_U2F_SW_NO_ERROR)
         return KC_OK;
     if (reason != NULL)
-        kc_set_text(reason, reason_cap, "card answered %s (0x%04x)", kc_u2f_sw_name(*sw), *sw);
+        kcu_set_err(reason, reason_cap, "card answered %s (0x%04x)", kc_u2f_sw_name(*sw), *sw);
     return KC_ERR_U2F;
 }
 
@@ -418,20 +419,12 @@ static void sleep_ms(int ms)
         ;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Between attempts at a command the card holds until touched: sleeps poll_ms
  * and true, or false with reason set once that would pass the deadline. */
 static bool wait_for_touch(int64_t deadline, int poll_ms, int timeout_ms, char *reason, size_t cap)
 {
-    if (now_ms() + poll_ms > deadline) {
-        kc_set_text(reason, cap,
+    if ((int64_t)kcu_now_ms() + poll_ms > deadline) {
+        kcu_set_err(reason, cap,
                     "no touch within %d ms (card kept answering CONDITIONS_NOT_SATISFIED)",
                     timeout_ms);
         return false;
@@ -444,7 +437,7 @@ int kc_u2f_register_wait(struct kc_dev *d, const uint8_t chal[KC_U2F_CHAL_LEN],
                          const uint8_t app[KC_U2F_APP_LEN], struct kc_u2f_register *reg,
                          int timeout_ms, int poll_ms)
 {
-    int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t deadline = (int64_t)kcu_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     int e;
 
     if (poll_ms <= 0)
@@ -463,7 +456,7 @@ int kc_u2f_authenticate_wait(struct kc_dev *d, uint8_t mode, const uint8_t chal[
                              size_t key_handle_len, const uint8_t *pubkey, struct kc_u2f_auth *auth,
                              int timeout_ms, int poll_ms)
 {
-    int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t deadline = (int64_t)kcu_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     int e;
 
     if (poll_ms <= 0)

@@ -8,8 +8,8 @@
 #include <pcap/pcap.h>
 
 #include "ctaphid/status.h"
-#include "ctaphid/text_int.h"
 #include "ctaphid/trace_msg.h"
+#include "util/err.h"
 
 #define MAX_DEVICES 64
 
@@ -41,11 +41,11 @@ int kc_usbmon_parse(int linktype, const uint8_t *pkt, size_t caplen, size_t wire
     else if (linktype == KC_LINKTYPE_USB_LINUX_MMAPPED)
         hdr = KC_USBMON_MMAP_HDR_LEN;
     else {
-        kc_set_text(why, whylen, "link type %d is not a Linux usbmon capture", linktype);
+        kcu_set_err(why, whylen, "link type %d is not a Linux usbmon capture", linktype);
         return KC_ERR_UNSUPPORTED;
     }
     if (caplen < hdr) {
-        kc_set_text(why, whylen, "%zu bytes captured%s, shorter than the %zu-byte usbmon header",
+        kcu_set_err(why, whylen, "%zu bytes captured%s, shorter than the %zu-byte usbmon header",
                     caplen, wirelen > caplen ? " (the snap length cut it)" : "", hdr);
         return KC_ERR_PROTOCOL;
     }
@@ -64,19 +64,19 @@ int kc_usbmon_parse(int linktype, const uint8_t *pkt, size_t caplen, size_t wire
     out->len_cap = le32(pkt + 36);
     memcpy(out->setup, pkt + 40, 8);
     if (out->type != 'S' && out->type != 'C' && out->type != 'E') {
-        kc_set_text(why, whylen, "usbmon event type 0x%02x is none of 'S', 'C', 'E'",
+        kcu_set_err(why, whylen, "usbmon event type 0x%02x is none of 'S', 'C', 'E'",
                     (uint8_t)out->type);
         return KC_ERR_PROTOCOL;
     }
     if (out->xfer_type > 3) {
-        kc_set_text(why, whylen, "usbmon transfer type %u is none of 0..3", out->xfer_type);
+        kcu_set_err(why, whylen, "usbmon transfer type %u is none of 0..3", out->xfer_type);
         return KC_ERR_PROTOCOL;
     }
     off = hdr;
     if (linktype == KC_LINKTYPE_USB_LINUX_MMAPPED) {
         out->ndesc = le32(pkt + 60);
         if (out->ndesc > (caplen - hdr) / KC_USBMON_ISO_DESC_LEN) {
-            kc_set_text(why, whylen, "%u isochronous descriptors announced, %zu bytes captured",
+            kcu_set_err(why, whylen, "%u isochronous descriptors announced, %zu bytes captured",
                         out->ndesc, caplen);
             return KC_ERR_PROTOCOL;
         }
@@ -115,12 +115,12 @@ enum kc_usbmon_kind kc_usbmon_report(const struct kc_usbmon_pkt *p, const uint8_
         return KC_USBMON_OTHER;
     }
     if (!p->has_data || p->len_cap == 0) {
-        kc_set_text(why, whylen, "a %s report transfer without its data",
+        kcu_set_err(why, whylen, "a %s report transfer without its data",
                     kind == KC_USBMON_TO_CARD ? "host-to-card" : "card-to-host");
         return KC_USBMON_DAMAGED;
     }
     if (p->data_len < p->len_cap) {
-        kc_set_text(why, whylen, "captured %zu of the %u data bytes its usbmon header announces",
+        kcu_set_err(why, whylen, "captured %zu of the %u data bytes its usbmon header announces",
                     p->data_len, p->len_cap);
         return KC_USBMON_DAMAGED;
     }
@@ -131,7 +131,7 @@ enum kc_usbmon_kind kc_usbmon_report(const struct kc_usbmon_pkt *p, const uint8_
         (*len)--;
     }
     if (*len > KC_HID_REPORT_LEN) {
-        kc_set_text(why, whylen, "a report of %zu bytes (CTAPHID reports have 64)", *len);
+        kcu_set_err(why, whylen, "a report of %zu bytes (CTAPHID reports have 64)", *len);
         return KC_USBMON_DAMAGED;
     }
     return kind;
@@ -218,7 +218,7 @@ static int read_packets(pcap_t *pc, struct import *im, struct kc_usbmon_summary 
 
     s->linktype = lt;
     if (lt != KC_LINKTYPE_USB_LINUX && lt != KC_LINKTYPE_USB_LINUX_MMAPPED) {
-        kc_set_text(err, errlen,
+        kcu_set_err(err, errlen,
                     "link type %d (%s) is not a Linux usbmon capture (want 189 USB_LINUX or 220 "
                     "USB_LINUX_MMAPPED: capture on a usbmonN interface)",
                     lt, pcap_datalink_val_to_name(lt) ? pcap_datalink_val_to_name(lt) : "?");
@@ -235,13 +235,13 @@ static int read_packets(pcap_t *pc, struct import *im, struct kc_usbmon_summary 
         s->packets++;
         if (kc_usbmon_parse(lt, pkt, h->caplen, h->len, &p, why, sizeof(why)) != KC_OK) {
             s->bad_packet = s->packets;
-            kc_set_text(err, errlen, "packet %llu: %s", (unsigned long long)s->packets, why);
+            kcu_set_err(err, errlen, "packet %llu: %s", (unsigned long long)s->packets, why);
             return KC_ERR_PROTOCOL;
         }
         kind = kc_usbmon_report(&p, &rep, &len, why, sizeof(why));
         if (kind == KC_USBMON_DAMAGED) {
             s->bad_packet = s->packets;
-            kc_set_text(err, errlen, "packet %llu (bus %u device %u): %s",
+            kcu_set_err(err, errlen, "packet %llu (bus %u device %u): %s",
                         (unsigned long long)s->packets, p.busnum, p.devnum, why);
             return KC_ERR_PROTOCOL;
         }
@@ -250,7 +250,7 @@ static int read_packets(pcap_t *pc, struct import *im, struct kc_usbmon_summary 
         rc = note_report(im, &p, (uint64_t)h->ts.tv_sec * 1000000u + (uint64_t)h->ts.tv_usec,
                          kind == KC_USBMON_FROM_CARD, rep, len);
         if (rc != KC_OK) {
-            kc_set_text(err, errlen, "packet %llu: %s", (unsigned long long)s->packets,
+            kcu_set_err(err, errlen, "packet %llu: %s", (unsigned long long)s->packets,
                         rc == KC_ERR_TOO_LARGE ? "more reports than a trace may hold"
                                                : "out of memory");
             return rc;
@@ -258,7 +258,7 @@ static int read_packets(pcap_t *pc, struct import *im, struct kc_usbmon_summary 
     }
     if (r == PCAP_ERROR) {
         s->bad_packet = s->packets + 1;
-        kc_set_text(err, errlen, "packet %llu: %s", (unsigned long long)s->bad_packet,
+        kcu_set_err(err, errlen, "packet %llu: %s", (unsigned long long)s->bad_packet,
                     pcap_geterr(pc));
         return KC_ERR_PROTOCOL;
     }
@@ -277,7 +277,7 @@ static int choose_device(const struct import *im, const struct kc_usbmon_options
                 s->dev = im->devs[i].dev;
                 return KC_OK;
             }
-        kc_set_text(err, errlen, "device %d.%d has no interrupt reports in this capture", o->bus,
+        kcu_set_err(err, errlen, "device %d.%d has no interrupt reports in this capture", o->bus,
                     o->dev);
         return KC_ERR_NO_DEVICE;
     }
@@ -292,7 +292,7 @@ static int choose_device(const struct import *im, const struct kc_usbmon_options
         return KC_OK;
     }
     if (found == 0) {
-        kc_set_text(err, errlen,
+        kcu_set_err(err, errlen,
                     "no device in this capture sent CTAPHID_INIT on the broadcast channel "
                     "(%zu device(s) with interrupt reports; name one with --device BUS.DEV)",
                     im->ndevs);
@@ -358,7 +358,7 @@ static int import_pcap(pcap_t *pc, const struct kc_usbmon_options *o, FILE *out,
         (rc = choose_device(&im, o, s, err, errlen)) == KC_OK) {
         rc = write_trace(&im, out, s);
         if (rc != KC_OK)
-            kc_set_text(err, errlen, "%s",
+            kcu_set_err(err, errlen, "%s",
                         rc == KC_ERR_IO ? "cannot write the trace" : "out of memory");
     }
     free(im.r);
@@ -377,7 +377,7 @@ static int import_opened(pcap_t *pc, const char *perr, const struct kc_usbmon_op
         s = &dummy;
     memset(s, 0, sizeof(*s));
     if (pc == NULL) {
-        kc_set_text(err, errlen, "%s", perr);
+        kcu_set_err(err, errlen, "%s", perr);
         return KC_ERR_IO;
     }
     rc = import_pcap(pc, o, out, s, err, errlen);

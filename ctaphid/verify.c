@@ -18,6 +18,7 @@
 #include <openssl/x509v3.h>
 
 #include "ctaphid/status.h"
+#include "util/err.h"
 
 #define OID_FIDO_GEN_CE_AAGUID "1.3.6.1.4.1.45724.1.1.4"
 #define P256_POINT_LEN 65
@@ -34,7 +35,7 @@ static void why(struct kc_verify_result *r, const char *fmt, ...)
     if (r == NULL)
         return;
     va_start(ap, fmt);
-    vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
+    kcu_vset_err(r->reason, sizeof(r->reason), fmt, ap);
     va_end(ap);
 }
 

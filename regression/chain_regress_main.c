@@ -2,7 +2,6 @@
  * k_proxy: login, status, a burst of counter requests over one libcurl
  * multi handle, logout, and the old token refused. */
 #include <signal.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -11,32 +10,13 @@
 #include <openssl/crypto.h>
 
 #include "regression/chain_regress.h"
+#include "util/clock.h"
+#include "util/err.h"
 
 struct burst_ctx {
     const struct kcr_opts *o;
     struct kcr_run *r;
 };
-
-/* snprintf that may truncate: the lines are reports, cut is fine */
-static void say(char *dst, size_t dstlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void say(char *dst, size_t dstlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(dst, dstlen, fmt, ap);
-    va_end(ap);
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
 
 /* a step that got no HTTP answer */
 static void no_answer(struct kcr_step *st, const struct kcr_xfer *x)
@@ -48,8 +28,8 @@ static void no_answer(struct kcr_step *st, const struct kcr_xfer *x)
     st->status = 0;
     st->ms = x->ms;
     st->curl_code = x->curl_code;
-    say(st->detail, sizeof(st->detail), "no answer: curl error %d: %s%s%s", x->curl_code,
-        x->curl_error, hint[0] ? "; " : "", hint);
+    kcu_set_err(st->detail, sizeof(st->detail), "no answer: curl error %d: %s%s%s", x->curl_code,
+                x->curl_error, hint[0] ? "; " : "", hint);
 }
 
 static void verbose_line(const struct kcr_opts *o, const char *path, const struct kcr_xfer *x,
@@ -90,7 +70,8 @@ static void on_counter(void *ctx, size_t i, struct kcr_xfer *x)
     b->r->connections += x->new_connections;
     if (x->curl_code != 0) {
         s->status = 0;
-        say(s->why, sizeof(s->why), "no answer: curl error %d: %s", x->curl_code, x->curl_error);
+        kcu_set_err(s->why, sizeof(s->why), "no answer: curl error %d: %s", x->curl_code,
+                    x->curl_error);
     } else {
         kcr_judge_counter(x->status, x->resp, x->resp_len, s);
     }
@@ -98,8 +79,8 @@ static void on_counter(void *ctx, size_t i, struct kcr_xfer *x)
     if (b->o->verbose) {
         char path[48], extra[64] = "";
         if (s->has_counter)
-            say(extra, sizeof(extra), ", counter %lld", s->counter);
-        say(path, sizeof(path), "/resource/counter #%zu", i + 1);
+            kcu_set_err(extra, sizeof(extra), ", counter %lld", s->counter);
+        kcu_set_err(path, sizeof(path), "/resource/counter #%zu", i + 1);
         verbose_line(b->o, path, x, s->why[0] ? "" : extra);
         if (x->curl_code == 0 && s->why[0] != '\0')
             fprintf(stderr, "chain-regress:   %s\n", s->why);
@@ -118,9 +99,9 @@ static bool burst(struct kcr_http *h, const struct kcr_opts *o, struct kcr_run *
     tmpl.path = "/resource/counter";
     tmpl.token = token;
     tmpl.timeout_ms = o->timeout_ms;
-    t0 = now_ms();
+    t0 = (double)kcu_now_us() / 1e3;
     good = kcr_http_repeat(h, &tmpl, o->requests, o->parallelism, on_counter, &b);
-    r->burst_ms = now_ms() - t0;
+    r->burst_ms = (double)kcu_now_us() / 1e3 - t0;
     return good && kcr_judge_burst(o, r);
 }
 
@@ -199,9 +180,9 @@ static bool run_chain(struct kcr_http *h, const struct kcr_opts *o, struct kcr_r
         no_answer(st, &x);
         if (x.curl_code == 28 && !o->interactive_card) {
             size_t used = strlen(st->detail);
-            say(st->detail + used, sizeof(st->detail) - used,
-                " (the card may be waiting for a touch: --interactive-card waits %ld s)",
-                o->card_timeout_s);
+            kcu_set_err(st->detail + used, sizeof(st->detail) - used,
+                        " (the card may be waiting for a touch: --interactive-card waits %ld s)",
+                        o->card_timeout_s);
         }
         good = true;
         goto out;

@@ -20,6 +20,9 @@
 #include <openssl/crypto.h>
 
 #include "regression/chain_regress.h"
+#include "util/capbuf.h"
+#include "util/clock.h"
+#include "util/curl_body.h"
 
 #define MAX_EVENTS 64
 #define MAX_WAIT_MS 1000 /* an upper bound on each wait, whatever curl asked */
@@ -39,10 +42,8 @@ struct slot {
     char *path;  /* copies of what is set on easy; NULL: none */
     char *body;
     long timeout_ms;
-    bool configured; /* path, body and timeout above are set on easy */
-    char *buf;       /* the reply, NUL-terminated; kept between transfers */
-    size_t len, cap;
-    bool too_large;
+    bool configured;         /* path, body and timeout above are set on easy */
+    struct kcu_capbuf reply; /* kept between transfers */
     bool busy;
     struct kcr_xfer own; /* the transfer itself, when repeating a template */
     struct kcr_xfer *x;
@@ -63,14 +64,6 @@ struct kcr_http {
     struct slot *slots;
     unsigned n_slots;
 };
-
-static double now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
 
 bool kcr_http_global_init(void)
 {
@@ -166,7 +159,7 @@ static int on_timer(CURLM *multi, long timeout_ms, void *userp)
     struct kcr_http *h = userp;
 
     (void)multi;
-    h->deadline = timeout_ms < 0 ? -1.0 : now_ms() + (double)timeout_ms;
+    h->deadline = timeout_ms < 0 ? -1.0 : (double)kcu_now_us() / 1e3 + (double)timeout_ms;
     return 0;
 }
 
@@ -179,33 +172,6 @@ static int on_close(void *clientp, curl_socket_t fd)
     if (fd >= 0 && (size_t)fd < h->n_socks)
         memset(&h->socks[fd], 0, sizeof(h->socks[fd]));
     return close(fd);
-}
-
-static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
-{
-    struct slot *s = ud;
-    size_t n = size * nmemb;
-
-    if (nmemb != 0 && n / nmemb != size)
-        return 0;
-    if (n > KCR_MAX_BODY || s->len > KCR_MAX_BODY - n) {
-        s->too_large = true;
-        return 0; /* curl ends the transfer with CURLE_WRITE_ERROR */
-    }
-    if (s->len + n + 1 > s->cap) {
-        size_t cap = s->cap * 2 > s->len + n + 1 ? s->cap * 2 : s->len + n + 1;
-        char *grown;
-        if (cap > KCR_MAX_BODY + 1)
-            cap = KCR_MAX_BODY + 1;
-        if ((grown = realloc(s->buf, cap)) == NULL)
-            return 0;
-        s->buf = grown;
-        s->cap = cap;
-    }
-    memcpy(s->buf + s->len, data, n);
-    s->len += n;
-    s->buf[s->len] = '\0';
-    return n;
 }
 
 static void slot_free(struct kcr_http *h, struct slot *s)
@@ -226,10 +192,7 @@ static void slot_free(struct kcr_http *h, struct slot *s)
         OPENSSL_cleanse(s->token, strlen(s->token));
         free(s->token);
     }
-    if (s->buf != NULL) {
-        OPENSSL_cleanse(s->buf, s->cap);
-        free(s->buf);
-    }
+    kcu_capbuf_free(&s->reply);
     memset(s, 0, sizeof(*s));
 }
 
@@ -251,6 +214,7 @@ static bool slot_init(struct kcr_http *h, struct slot *s)
     CURL *e;
 
     memset(s, 0, sizeof(*s));
+    kcu_capbuf_init(&s->reply, KCR_MAX_BODY);
     if ((e = s->easy = curl_easy_init()) == NULL)
         return false;
     return curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK &&
@@ -259,8 +223,7 @@ static bool slot_init(struct kcr_http *h, struct slot *s)
             * default is 16) is less memory to touch per handle */
            curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 4096L) == CURLE_OK &&
            curl_easy_setopt(e, CURLOPT_POST, 1L) == CURLE_OK &&
-           curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) == CURLE_OK &&
-           curl_easy_setopt(e, CURLOPT_WRITEDATA, s) == CURLE_OK &&
+           kcu_curl_body_collect(e, &s->reply) == CURLE_OK &&
            curl_easy_setopt(e, CURLOPT_PRIVATE, s) == CURLE_OK &&
            curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close) == CURLE_OK &&
            curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, h) == CURLE_OK &&
@@ -460,10 +423,7 @@ static bool slot_start(struct kcr_http *h, struct slot *s, struct kcr_xfer *x, s
 {
     s->x = x;
     s->index = index;
-    s->len = 0;
-    s->too_large = false;
-    if (s->buf != NULL)
-        s->buf[0] = '\0';
+    kcu_capbuf_reset(&s->reply);
     x->status = 0;
     x->curl_code = 0;
     x->curl_error[0] = '\0';
@@ -477,7 +437,7 @@ static bool slot_start(struct kcr_http *h, struct slot *s, struct kcr_xfer *x, s
         return false;
     }
     s->configured = true;
-    s->t0 = now_ms();
+    s->t0 = (double)kcu_now_us() / 1e3;
     if (curl_multi_add_handle(h->multi, s->easy) != CURLM_OK)
         return false;
     s->busy = true;
@@ -491,9 +451,9 @@ static bool slot_done(struct kcr_http *h, struct slot *s, CURLcode code, bool le
     long status = 0, conns = 0;
     bool good = true;
 
-    x->ms = now_ms() - s->t0;
+    x->ms = (double)kcu_now_us() / 1e3 - s->t0;
     x->curl_code = (int)code;
-    if (s->too_large) {
+    if (s->reply.over) {
         x->curl_code = (int)CURLE_WRITE_ERROR;
         snprintf(x->curl_error, sizeof(x->curl_error), "the answer is longer than %d bytes",
                  KCR_MAX_BODY);
@@ -510,21 +470,21 @@ static bool slot_done(struct kcr_http *h, struct slot *s, CURLcode code, bool le
     if (curl_multi_remove_handle(h->multi, s->easy) != CURLM_OK)
         good = false;
     s->busy = false;
-    if (x->curl_code != 0 || s->buf == NULL) {
+    if (x->curl_code != 0 || s->reply.data == NULL) {
         /* an answer cut short is no answer; an empty one has no buffer */
         if (x->curl_code != 0)
             x->status = 0;
         return good;
     }
     if (lend) {
-        x->resp = s->buf;
+        x->resp = s->reply.data;
         x->resp_lent = true;
-    } else if ((x->resp = malloc(s->len + 1)) != NULL) {
-        memcpy(x->resp, s->buf, s->len + 1);
+    } else if ((x->resp = malloc(s->reply.len + 1)) != NULL) {
+        memcpy(x->resp, s->reply.data, s->reply.len + 1);
     } else {
         return false;
     }
-    x->resp_len = s->len;
+    x->resp_len = s->reply.len;
     return good;
 }
 
@@ -586,7 +546,7 @@ static bool run(struct kcr_http *h, struct kcr_xfer *x, const struct kcr_xfer *t
         int left = 0, nev, wait_ms = MAX_WAIT_MS;
 
         if (h->deadline >= 0) {
-            double until = h->deadline - now_ms();
+            double until = h->deadline - (double)kcu_now_us() / 1e3;
             wait_ms = until <= 0 ? 0 : until < MAX_WAIT_MS ? (int)until + 1 : MAX_WAIT_MS;
         }
         nev = wait_ms == 0 ? 0 : epoll_wait(h->epfd, events, MAX_EVENTS, wait_ms);
@@ -596,7 +556,7 @@ static bool run(struct kcr_http *h, struct kcr_xfer *x, const struct kcr_xfer *t
         }
         for (int i = 0; good && i < nev; i++)
             good = socket_event(h, events[i].data.fd, events[i].events, &running);
-        if (good && h->deadline >= 0 && now_ms() >= h->deadline) {
+        if (good && h->deadline >= 0 && (double)kcu_now_us() / 1e3 >= h->deadline) {
             h->deadline = -1.0;
             good = curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running) == CURLM_OK;
         }

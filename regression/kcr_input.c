@@ -3,28 +3,13 @@
  * answer, judged here by the same judges, verdict and report as a run of
  * its own. The lines come from another machine: every field is checked for
  * its shape and range before it is used, and a bad line is named. */
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
 
 #include "regression/chain_regress.h"
-
-static bool fail(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static bool fail(char *why, size_t whylen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (why != NULL && whylen > 0) {
-        va_start(ap, fmt);
-        vsnprintf(why, whylen, fmt, ap);
-        va_end(ap);
-    }
-    return false;
-}
+#include "util/err.h"
 
 static bool is_digit(char c)
 {
@@ -143,35 +128,38 @@ bool kcr_input_parse_line(const char *line, size_t len, struct kcr_line *out, ch
 
     memset(out, 0, sizeof(*out));
     if (line == NULL || len == 0)
-        return fail(why, whylen, "the line is empty");
+        return kcu_set_err_rc(why, whylen, false, "the line is empty");
     if (len > KCR_LINE_MAX)
-        return fail(why, whylen, "the line is longer than %d bytes", KCR_LINE_MAX);
+        return kcu_set_err_rc(why, whylen, false, "the line is longer than %d bytes", KCR_LINE_MAX);
     if (memchr(line, '\0', len) != NULL)
-        return fail(why, whylen, "the line holds a NUL byte");
+        return kcu_set_err_rc(why, whylen, false, "the line holds a NUL byte");
     if (!next_field(line, len, &pos, &f, &n) || !step_by_name(f, n, out))
-        return fail(why, whylen,
-                    "STEP '%.*s' is not login, status, counter, logout, after_logout, burst or "
-                    "cacert",
-                    (int)(n > 16 ? 16 : n), printable_text(f, n > 16 ? 16 : n) ? f : "?");
+        return kcu_set_err_rc(
+            why, whylen, false,
+            "STEP '%.*s' is not login, status, counter, logout, after_logout, burst or "
+            "cacert",
+            (int)(n > 16 ? 16 : n), printable_text(f, n > 16 ? 16 : n) ? f : "?");
     if (!skip_space(line, len, &pos) || !next_field(line, len, &pos, &f, &n) ||
         !small_number(f, n, 2, 99, &v))
-        return fail(why, whylen, "CURL_EXIT is not a number from 0 to 99");
+        return kcu_set_err_rc(why, whylen, false, "CURL_EXIT is not a number from 0 to 99");
     out->curl_code = (int)v;
     if (!skip_space(line, len, &pos) || !next_field(line, len, &pos, &f, &n) || n != 3 ||
         !small_number(f, n, 3, 599, &v) || (v != 0 && v < 100))
-        return fail(why, whylen, "HTTP_CODE is not 000 or three digits from 100 to 599");
+        return kcu_set_err_rc(why, whylen, false,
+                              "HTTP_CODE is not 000 or three digits from 100 to 599");
     out->status = v;
     if (!skip_space(line, len, &pos) || !next_field(line, len, &pos, &f, &n) ||
         !seconds(f, n, &out->ms))
-        return fail(why, whylen, "SECONDS is not DIGITS[.DIGITS] from 0 to %ld", SECONDS_MAX);
+        return kcu_set_err_rc(why, whylen, false, "SECONDS is not DIGITS[.DIGITS] from 0 to %ld",
+                              SECONDS_MAX);
     if (!skip_space(line, len, &pos) || !next_field(line, len, &pos, &f, &n) ||
         !small_number(f, n, 4, 9999, &v))
-        return fail(why, whylen, "CONNECTS is not a number from 0 to 9999");
+        return kcu_set_err_rc(why, whylen, false, "CONNECTS is not a number from 0 to 9999");
     out->connects = v;
     /* the body: everything after one more space (none, or an empty one, is allowed) */
     if (pos < len) {
         if (!skip_space(line, len, &pos))
-            return fail(why, whylen, "CONNECTS is not a number from 0 to 9999");
+            return kcu_set_err_rc(why, whylen, false, "CONNECTS is not a number from 0 to 9999");
         out->body = line + pos;
         out->body_len = len - pos;
     } else {
@@ -179,24 +167,24 @@ bool kcr_input_parse_line(const char *line, size_t len, struct kcr_line *out, ch
         out->body_len = 0;
     }
     if (out->body_len > KCR_MAX_BODY)
-        return fail(why, whylen, "BODY is longer than %d bytes", KCR_MAX_BODY);
+        return kcu_set_err_rc(why, whylen, false, "BODY is longer than %d bytes", KCR_MAX_BODY);
 
     switch (out->kind) {
     case KCR_LINE_STEP:
         if (out->curl_code == 0 && out->status == 0)
-            return fail(why, whylen, "HTTP_CODE 000 (no answer) with CURL_EXIT 0");
+            return kcu_set_err_rc(why, whylen, false, "HTTP_CODE 000 (no answer) with CURL_EXIT 0");
         break;
     case KCR_LINE_BURST:
         if (out->curl_code != 0 || out->status != 0 || out->connects != 0 || out->body_len != 0)
-            return fail(why, whylen, "a burst line is 'burst 0 000 SECONDS 0'");
+            return kcu_set_err_rc(why, whylen, false, "a burst line is 'burst 0 000 SECONDS 0'");
         break;
     case KCR_LINE_CACERT:
         if (out->curl_code != 0 || out->status != 0 || out->connects != 0)
-            return fail(why, whylen, "a cacert line is 'cacert 0 000 0 0 PATH'");
+            return kcu_set_err_rc(why, whylen, false, "a cacert line is 'cacert 0 000 0 0 PATH'");
         if (out->body_len == 0 || out->body_len >= sizeof(((struct kcr_opts *)0)->cacert) ||
             !printable_text(out->body, out->body_len))
-            return fail(why, whylen,
-                        "the cacert PATH is empty, too long or holds control characters");
+            return kcu_set_err_rc(why, whylen, false,
+                                  "the cacert PATH is empty, too long or holds control characters");
         break;
     }
     return true;
@@ -303,13 +291,15 @@ static bool in_order(const struct kcr_input *in, const struct kcr_line *l, char 
     switch (l->kind) {
     case KCR_LINE_CACERT:
         if (in->cacert_seen || in->last != -1)
-            return fail(why, whylen, "a cacert line comes at most once, before the login line");
+            return kcu_set_err_rc(why, whylen, false,
+                                  "a cacert line comes at most once, before the login line");
         return true;
     case KCR_LINE_BURST:
         if (in->burst_seen || !after_status)
-            return fail(why, whylen,
-                        "a burst line comes at most once, after the status line and before "
-                        "logout");
+            return kcu_set_err_rc(
+                why, whylen, false,
+                "a burst line comes at most once, after the status line and before "
+                "logout");
         return true;
     case KCR_LINE_STEP:
         break;
@@ -317,29 +307,34 @@ static bool in_order(const struct kcr_input *in, const struct kcr_line *l, char 
     switch (l->step) {
     case KCR_STEP_LOGIN:
         if (in->last != -1)
-            return fail(why, whylen, "a second login line");
+            return kcu_set_err_rc(why, whylen, false, "a second login line");
         break;
     case KCR_STEP_STATUS:
         if (in->last != KCR_STEP_LOGIN)
-            return fail(why, whylen, "the status line must follow the login line, once");
+            return kcu_set_err_rc(why, whylen, false,
+                                  "the status line must follow the login line, once");
         break;
     case KCR_STEP_COUNTER:
         if (!after_status || in->burst_seen)
-            return fail(why, whylen,
-                        "counter lines come after the status line and before burst and logout");
+            return kcu_set_err_rc(
+                why, whylen, false,
+                "counter lines come after the status line and before burst and logout");
         if (in->counters >= in->o->requests)
-            return fail(why, whylen, "more counter lines than the %u requests", in->o->requests);
+            return kcu_set_err_rc(why, whylen, false, "more counter lines than the %u requests",
+                                  in->o->requests);
         break;
     case KCR_STEP_LOGOUT:
         if (!after_status)
-            return fail(why, whylen, "the logout line must follow the status and counter lines");
+            return kcu_set_err_rc(why, whylen, false,
+                                  "the logout line must follow the status and counter lines");
         break;
     case KCR_STEP_AFTER_LOGOUT:
         if (in->last != KCR_STEP_LOGOUT)
-            return fail(why, whylen, "the after_logout line must follow the logout line, once");
+            return kcu_set_err_rc(why, whylen, false,
+                                  "the after_logout line must follow the logout line, once");
         break;
     default:
-        return fail(why, whylen, "unknown step");
+        return kcu_set_err_rc(why, whylen, false, "unknown step");
     }
     return true;
 }
@@ -352,7 +347,7 @@ bool kcr_input_feed(struct kcr_input *in, const char *line, size_t len, char *er
     in->lineno++;
     if (!kcr_input_parse_line(line, len, &l, why, sizeof(why)) ||
         !in_order(in, &l, why, sizeof(why)))
-        return fail(err, errlen, "line %zu: %s", in->lineno, why);
+        return kcu_set_err_rc(err, errlen, false, "line %zu: %s", in->lineno, why);
     switch (l.kind) {
     case KCR_LINE_CACERT:
         memcpy(in->o->cacert, l.body, l.body_len);
@@ -396,15 +391,15 @@ int kcr_input_read(FILE *f, struct kcr_opts *o, struct kcr_run *r, char *err, si
     int c, rc = KCR_EXIT_OK;
 
     if (buf == NULL) {
-        fail(err, errlen, "out of memory");
+        kcu_set_err(err, errlen, "out of memory");
         return KCR_EXIT_INTERNAL;
     }
     kcr_input_init(&in, o, r);
     while ((c = getc(f)) != EOF) {
         if (c != '\n') {
             if (len == KCR_LINE_MAX) {
-                fail(err, errlen, "line %zu: the line is longer than %d bytes", in.lineno + 1,
-                     KCR_LINE_MAX);
+                kcu_set_err(err, errlen, "line %zu: the line is longer than %d bytes",
+                            in.lineno + 1, KCR_LINE_MAX);
                 rc = KCR_EXIT_USAGE;
                 goto out;
             }
@@ -412,7 +407,7 @@ int kcr_input_read(FILE *f, struct kcr_opts *o, struct kcr_run *r, char *err, si
             continue;
         }
         if (in.lineno >= KCR_LINES_MAX) {
-            fail(err, errlen, "line %zu: more than %d lines", in.lineno + 1, KCR_LINES_MAX);
+            kcu_set_err(err, errlen, "line %zu: more than %d lines", in.lineno + 1, KCR_LINES_MAX);
             rc = KCR_EXIT_USAGE;
             goto out;
         }
@@ -423,17 +418,17 @@ int kcr_input_read(FILE *f, struct kcr_opts *o, struct kcr_run *r, char *err, si
         len = 0;
     }
     if (ferror(f)) {
-        fail(err, errlen, "read error after line %zu", in.lineno);
+        kcu_set_err(err, errlen, "read error after line %zu", in.lineno);
         rc = KCR_EXIT_INTERNAL;
     } else if (len > 0) {
-        fail(err, errlen, "line %zu: no newline at its end (the recording was cut off)",
-             in.lineno + 1);
+        kcu_set_err(err, errlen, "line %zu: no newline at its end (the recording was cut off)",
+                    in.lineno + 1);
         rc = KCR_EXIT_USAGE;
     } else if (in.last == -1) {
-        fail(err, errlen, "no login line: the input records no run");
+        kcu_set_err(err, errlen, "no login line: the input records no run");
         rc = KCR_EXIT_USAGE;
     } else if (!kcr_input_finish(&in)) {
-        fail(err, errlen, "out of memory while analysing the answers");
+        kcu_set_err(err, errlen, "out of memory while analysing the answers");
         rc = KCR_EXIT_INTERNAL;
     }
 out:

@@ -3,26 +3,11 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "regression/chain_regress.h"
-
-static int usage_error(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int usage_error(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err != NULL && errlen > 0) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return KCR_OPTS_USAGE;
-}
+#include "util/err.h"
 
 bool kcr_parse_number(const char *s, unsigned long long lo, unsigned long long hi,
                       unsigned long long *out)
@@ -129,20 +114,22 @@ static int apply_env(const struct kcr_env *env, struct kcr_opts *o, char *err, s
         return KCR_OPTS_RUN;
     if (env->requests != NULL && *env->requests != '\0') {
         if (!kcr_parse_number(env->requests, 1, KCR_MAX_REQUESTS, &v))
-            return usage_error(err, errlen,
-                               "REQUESTS (environment): '%s' is not a whole number from 1 to %u",
-                               env->requests, KCR_MAX_REQUESTS);
+            return kcu_set_err_rc(err, errlen, KCR_OPTS_USAGE,
+                                  "REQUESTS (environment): '%s' is not a whole number from 1 to %u",
+                                  env->requests, KCR_MAX_REQUESTS);
         o->requests = (unsigned)v;
     }
     if (env->parallelism != NULL && *env->parallelism != '\0') {
         if (!kcr_parse_number(env->parallelism, 1, KCR_MAX_PARALLELISM, &v))
-            return usage_error(err, errlen,
-                               "PARALLELISM (environment): '%s' is not a whole number from 1 to %u",
-                               env->parallelism, KCR_MAX_PARALLELISM);
+            return kcu_set_err_rc(
+                err, errlen, KCR_OPTS_USAGE,
+                "PARALLELISM (environment): '%s' is not a whole number from 1 to %u",
+                env->parallelism, KCR_MAX_PARALLELISM);
         o->parallelism = (unsigned)v;
     }
     if (env->ca != NULL && *env->ca != '\0' && !copy_str(o->cacert, sizeof(o->cacert), env->ca))
-        return usage_error(err, errlen, "KCARD_CA (environment): the path is too long");
+        return kcu_set_err_rc(err, errlen, KCR_OPTS_USAGE,
+                              "KCARD_CA (environment): the path is too long");
     return KCR_OPTS_RUN;
 }
 
@@ -183,8 +170,9 @@ static int number_opt(const char *name, const char *arg, unsigned long long lo,
                       unsigned long long hi, unsigned long long *out, char *err, size_t errlen)
 {
     if (!kcr_parse_number(arg, lo, hi, out))
-        return usage_error(err, errlen, "%s: '%s' is not a whole number from %llu to %llu", name,
-                           arg, lo, hi);
+        return kcu_set_err_rc(err, errlen, KCR_OPTS_USAGE,
+                              "%s: '%s' is not a whole number from %llu to %llu", name, arg, lo,
+                              hi);
     return KCR_OPTS_RUN;
 }
 
@@ -196,21 +184,23 @@ static int one_opt(int c, const char *arg, struct kcr_opts *o, char *err, size_t
     switch (c) {
     case OPT_BASE_URL:
         if (!valid_base_url(arg) || !copy_str(o->base_url, sizeof(o->base_url), arg))
-            return usage_error(
-                err, errlen, "--base-url: '%s' is not an http:// or https:// URL with a host", arg);
+            return kcu_set_err_rc(err, errlen, KCR_OPTS_USAGE,
+                                  "--base-url: '%s' is not an http:// or https:// URL with a host",
+                                  arg);
         /* paths are appended: drop a trailing slash */
         for (size_t n = strlen(o->base_url); n > 0 && o->base_url[n - 1] == '/'; n--)
             o->base_url[n - 1] = '\0';
         break;
     case OPT_CACERT:
         if (*arg == '\0' || !copy_str(o->cacert, sizeof(o->cacert), arg))
-            return usage_error(err, errlen, "--cacert: the file name is empty or too long");
+            return kcu_set_err_rc(err, errlen, KCR_OPTS_USAGE,
+                                  "--cacert: the file name is empty or too long");
         break;
     case OPT_USERNAME:
         if (!kcr_valid_username(arg))
-            return usage_error(err, errlen,
-                               "--username: '%s' is not 1 to 64 characters of A-Z a-z 0-9 . _ -",
-                               arg);
+            return kcu_set_err_rc(err, errlen, KCR_OPTS_USAGE,
+                                  "--username: '%s' is not 1 to 64 characters of A-Z a-z 0-9 . _ -",
+                                  arg);
         (void)copy_str(o->username, sizeof(o->username), arg);
         break;
     case OPT_REQUESTS:
@@ -232,10 +222,10 @@ static int one_opt(int c, const char *arg, struct kcr_opts *o, char *err, size_t
         break;
     case OPT_EXPECT_AUTH_MODE:
         if (!normalise_auth_mode(arg, o->expect_auth_mode, sizeof(o->expect_auth_mode)))
-            return usage_error(err, errlen,
-                               "--expect-auth-mode: '%s' is not an auth mode name "
-                               "(card_probe, fido2_assertion, probe, fido2-direct)",
-                               arg);
+            return kcu_set_err_rc(err, errlen, KCR_OPTS_USAGE,
+                                  "--expect-auth-mode: '%s' is not an auth mode name "
+                                  "(card_probe, fido2_assertion, probe, fido2-direct)",
+                                  arg);
         break;
     case OPT_INTERACTIVE_CARD:
         o->interactive_card = true;
@@ -245,13 +235,14 @@ static int one_opt(int c, const char *arg, struct kcr_opts *o, char *err, size_t
         break;
     case OPT_ANALYZE:
         if (*arg == '\0' || !copy_str(o->analyze, sizeof(o->analyze), arg))
-            return usage_error(err, errlen, "--analyze: the file name is empty or too long");
+            return kcu_set_err_rc(err, errlen, KCR_OPTS_USAGE,
+                                  "--analyze: the file name is empty or too long");
         break;
     case 'v':
         o->verbose = true;
         break;
     default:
-        return usage_error(err, errlen, "unknown option");
+        return kcu_set_err_rc(err, errlen, KCR_OPTS_USAGE, "unknown option");
     }
     return rc;
 }
@@ -278,17 +269,18 @@ int kcr_opts_parse(int argc, char **argv, const struct kcr_env *env, struct kcr_
         if (c == OPT_VERSION)
             return KCR_OPTS_VERSION;
         if (c == '?')
-            return usage_error(err, errlen, "unknown option '%s'",
-                               optind > 0 && optind <= argc ? argv[optind - 1] : "?");
+            return kcu_set_err_rc(err, errlen, KCR_OPTS_USAGE, "unknown option '%s'",
+                                  optind > 0 && optind <= argc ? argv[optind - 1] : "?");
         if (c == ':')
-            return usage_error(err, errlen, "option '%s' needs a value",
-                               optind > 0 && optind <= argc ? argv[optind - 1] : "?");
+            return kcu_set_err_rc(err, errlen, KCR_OPTS_USAGE, "option '%s' needs a value",
+                                  optind > 0 && optind <= argc ? argv[optind - 1] : "?");
         rc = one_opt(c, optarg, o, err, errlen);
         if (rc != KCR_OPTS_RUN)
             return rc;
     }
     if (optind < argc)
-        return usage_error(err, errlen, "unexpected argument '%s'", argv[optind]);
+        return kcu_set_err_rc(err, errlen, KCR_OPTS_USAGE, "unexpected argument '%s'",
+                              argv[optind]);
     return KCR_OPTS_RUN;
 }
 

@@ -1,24 +1,9 @@
 /* chain-regress: k_proxy's answers parsed into structs (jansson), every
  * field checked for its type; a failure names the field. */
-#include <stdarg.h>
 #include <string.h>
 
 #include "regression/chain_regress.h"
-
-static int fail(char *why, size_t whylen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *why, size_t whylen, int rc, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (why != NULL && whylen > 0) {
-        va_start(ap, fmt);
-        vsnprintf(why, whylen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
+#include "util/err.h"
 
 static const char *type_name(const json_t *v)
 {
@@ -49,13 +34,14 @@ static int load_object(const char *body, size_t len, json_t **root, char *why, s
 
     *root = NULL;
     if (body == NULL || len == 0)
-        return fail(why, whylen, KCR_PARSE_BAD_JSON, "the answer has no body");
+        return kcu_set_err_rc(why, whylen, KCR_PARSE_BAD_JSON, "the answer has no body");
     *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &e);
     if (*root == NULL)
-        return fail(why, whylen, KCR_PARSE_BAD_JSON, "the answer is not JSON: %s", e.text);
+        return kcu_set_err_rc(why, whylen, KCR_PARSE_BAD_JSON, "the answer is not JSON: %s",
+                              e.text);
     if (!json_is_object(*root)) {
-        int rc = fail(why, whylen, KCR_PARSE_BAD_JSON, "the answer is %s, not a JSON object",
-                      type_name(*root));
+        int rc = kcu_set_err_rc(why, whylen, KCR_PARSE_BAD_JSON,
+                                "the answer is %s, not a JSON object", type_name(*root));
         json_decref(*root);
         *root = NULL;
         return rc;
@@ -74,17 +60,18 @@ static int get_string(const json_t *obj, const char *key, bool required, char *d
     if (v == NULL) {
         if (!required)
             return KCR_PARSE_OK;
-        return fail(why, whylen, KCR_PARSE_MISSING, "field \"%s\" is missing", key);
+        return kcu_set_err_rc(why, whylen, KCR_PARSE_MISSING, "field \"%s\" is missing", key);
     }
     if (!json_is_string(v))
-        return fail(why, whylen, KCR_PARSE_BAD_TYPE, "field \"%s\" is %s, not a string", key,
-                    type_name(v));
+        return kcu_set_err_rc(why, whylen, KCR_PARSE_BAD_TYPE, "field \"%s\" is %s, not a string",
+                              key, type_name(v));
     n = json_string_length(v);
     if (n >= dstlen)
-        return fail(why, whylen, KCR_PARSE_BAD_VALUE, "field \"%s\" is longer than %zu bytes", key,
-                    dstlen - 1);
+        return kcu_set_err_rc(why, whylen, KCR_PARSE_BAD_VALUE,
+                              "field \"%s\" is longer than %zu bytes", key, dstlen - 1);
     if (memchr(json_string_value(v), '\0', n) != NULL)
-        return fail(why, whylen, KCR_PARSE_BAD_VALUE, "field \"%s\" holds a NUL byte", key);
+        return kcu_set_err_rc(why, whylen, KCR_PARSE_BAD_VALUE, "field \"%s\" holds a NUL byte",
+                              key);
     memcpy(dst, json_string_value(v), n);
     dst[n] = '\0';
     return KCR_PARSE_OK;
@@ -100,11 +87,11 @@ static int get_int(const json_t *obj, const char *key, bool required, bool *pres
     if (v == NULL) {
         if (!required)
             return KCR_PARSE_OK;
-        return fail(why, whylen, KCR_PARSE_MISSING, "field \"%s\" is missing", key);
+        return kcu_set_err_rc(why, whylen, KCR_PARSE_MISSING, "field \"%s\" is missing", key);
     }
     if (!json_is_integer(v))
-        return fail(why, whylen, KCR_PARSE_BAD_TYPE, "field \"%s\" is %s, not an integer", key,
-                    type_name(v));
+        return kcu_set_err_rc(why, whylen, KCR_PARSE_BAD_TYPE, "field \"%s\" is %s, not an integer",
+                              key, type_name(v));
     *out = (long long)json_integer_value(v);
     if (present != NULL)
         *present = true;
@@ -116,10 +103,10 @@ static int get_bool(const json_t *obj, const char *key, bool *out, char *why, si
     const json_t *v = json_object_get(obj, key);
 
     if (v == NULL)
-        return fail(why, whylen, KCR_PARSE_MISSING, "field \"%s\" is missing", key);
+        return kcu_set_err_rc(why, whylen, KCR_PARSE_MISSING, "field \"%s\" is missing", key);
     if (!json_is_boolean(v))
-        return fail(why, whylen, KCR_PARSE_BAD_TYPE, "field \"%s\" is %s, not a boolean", key,
-                    type_name(v));
+        return kcu_set_err_rc(why, whylen, KCR_PARSE_BAD_TYPE, "field \"%s\" is %s, not a boolean",
+                              key, type_name(v));
     *out = json_is_true(v);
     return KCR_PARSE_OK;
 }
@@ -152,8 +139,9 @@ int kcr_parse_login(const char *body, size_t len, struct kcr_login_resp *out, ch
     rc = get_string(root, "session_token", true, out->session_token, sizeof(out->session_token),
                     why, whylen);
     if (rc == KCR_PARSE_OK && !kcr_valid_token(out->session_token))
-        rc = fail(why, whylen, KCR_PARSE_BAD_VALUE,
-                  "field \"session_token\" is empty or has characters a bearer token cannot have");
+        rc = kcu_set_err_rc(
+            why, whylen, KCR_PARSE_BAD_VALUE,
+            "field \"session_token\" is empty or has characters a bearer token cannot have");
     if (rc == KCR_PARSE_OK)
         rc = get_string(root, "auth_mode", true, out->auth_mode, sizeof(out->auth_mode), why,
                         whylen);

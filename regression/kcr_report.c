@@ -1,10 +1,10 @@
 /* chain-regress: each answer judged against the chain's contract, the
  * verdict and exit code, and the report (human lines or one JSON object). */
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "regression/chain_regress.h"
+#include "util/err.h"
 
 static const char *const step_names[KCR_STEP_COUNT] = {
     "login", "status", "counter", "logout", "after_logout",
@@ -17,18 +17,6 @@ const char *kcr_step_name(enum kcr_step_id id)
     return step_names[id];
 }
 
-static void say(char *dst, size_t dstlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void say(char *dst, size_t dstlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(dst, dstlen, fmt, ap);
-    va_end(ap);
-}
-
 /* an unexpected status: the service's error code and message when it sent them */
 static void describe_status(long status, const char *body, size_t len, char *code, size_t codelen,
                             char *dst, size_t dstlen, const char *prefix)
@@ -38,13 +26,13 @@ static void describe_status(long status, const char *body, size_t len, char *cod
     if (kcr_parse_error(body, len, &e) != KCR_PARSE_OK)
         memset(&e, 0, sizeof(e));
     if (code != NULL)
-        say(code, codelen, "%s", e.error);
+        kcu_set_err(code, codelen, "%s", e.error);
     if (e.error[0] != '\0' && e.message[0] != '\0')
-        say(dst, dstlen, "%sHTTP %ld %s: %s", prefix, status, e.error, e.message);
+        kcu_set_err(dst, dstlen, "%sHTTP %ld %s: %s", prefix, status, e.error, e.message);
     else if (e.error[0] != '\0')
-        say(dst, dstlen, "%sHTTP %ld %s", prefix, status, e.error);
+        kcu_set_err(dst, dstlen, "%sHTTP %ld %s", prefix, status, e.error);
     else
-        say(dst, dstlen, "%sHTTP %ld", prefix, status);
+        kcu_set_err(dst, dstlen, "%sHTTP %ld", prefix, status);
 }
 
 /* Starts judging a step that wants HTTP 200: false, with the step's detail
@@ -71,25 +59,27 @@ void kcr_judge_login(const struct kcr_opts *o, long status, const char *body, si
     if (!expect_200(status, body, len, st, status == 401 || status == 403 ? "login refused: " : ""))
         return;
     if (kcr_parse_login(body, len, login, why, sizeof(why)) != KCR_PARSE_OK) {
-        say(st->detail, sizeof(st->detail), "HTTP 200 but %s", why);
+        kcu_set_err(st->detail, sizeof(st->detail), "HTTP 200 but %s", why);
         return;
     }
     if (login->username[0] != '\0' && strcmp(login->username, o->username) != 0) {
-        say(st->detail, sizeof(st->detail), "HTTP 200 but the session is for \"%s\", not \"%s\"",
-            login->username, o->username);
+        kcu_set_err(st->detail, sizeof(st->detail),
+                    "HTTP 200 but the session is for \"%s\", not \"%s\"", login->username,
+                    o->username);
         return;
     }
     if (o->expect_auth_mode[0] != '\0' && strcmp(login->auth_mode, o->expect_auth_mode) != 0) {
-        say(st->detail, sizeof(st->detail), "auth_mode is %s, expected %s", login->auth_mode,
-            o->expect_auth_mode);
+        kcu_set_err(st->detail, sizeof(st->detail), "auth_mode is %s, expected %s",
+                    login->auth_mode, o->expect_auth_mode);
         return;
     }
     st->ok = true;
     if (login->has_expires_in)
-        say(st->detail, sizeof(st->detail), "user %s, auth_mode %s, expires in %lld s", o->username,
-            login->auth_mode, login->expires_in);
+        kcu_set_err(st->detail, sizeof(st->detail), "user %s, auth_mode %s, expires in %lld s",
+                    o->username, login->auth_mode, login->expires_in);
     else
-        say(st->detail, sizeof(st->detail), "user %s, auth_mode %s", o->username, login->auth_mode);
+        kcu_set_err(st->detail, sizeof(st->detail), "user %s, auth_mode %s", o->username,
+                    login->auth_mode);
 }
 
 void kcr_judge_status(const struct kcr_opts *o, long status, const char *body, size_t len,
@@ -101,23 +91,23 @@ void kcr_judge_status(const struct kcr_opts *o, long status, const char *body, s
     if (!expect_200(status, body, len, st, "expected 200, got "))
         return;
     if (kcr_parse_status(body, len, &s, why, sizeof(why)) != KCR_PARSE_OK) {
-        say(st->detail, sizeof(st->detail), "HTTP 200 but %s", why);
+        kcu_set_err(st->detail, sizeof(st->detail), "HTTP 200 but %s", why);
         return;
     }
     if (!s.active) {
-        say(st->detail, sizeof(st->detail), "HTTP 200 but the session is not active");
+        kcu_set_err(st->detail, sizeof(st->detail), "HTTP 200 but the session is not active");
         return;
     }
     if (s.username[0] != '\0' && strcmp(s.username, o->username) != 0) {
-        say(st->detail, sizeof(st->detail), "HTTP 200 but the session is for \"%s\", not \"%s\"",
-            s.username, o->username);
+        kcu_set_err(st->detail, sizeof(st->detail),
+                    "HTTP 200 but the session is for \"%s\", not \"%s\"", s.username, o->username);
         return;
     }
     st->ok = true;
     if (s.has_requests)
-        say(st->detail, sizeof(st->detail), "active, requests %lld", s.requests);
+        kcu_set_err(st->detail, sizeof(st->detail), "active, requests %lld", s.requests);
     else
-        say(st->detail, sizeof(st->detail), "active");
+        kcu_set_err(st->detail, sizeof(st->detail), "active");
 }
 
 void kcr_judge_counter(long status, const char *body, size_t len, struct kcr_sample *s)
@@ -133,7 +123,7 @@ void kcr_judge_counter(long status, const char *body, size_t len, struct kcr_sam
         return;
     }
     if (kcr_parse_counter(body, len, &c, why, sizeof(why)) != KCR_PARSE_OK) {
-        say(s->why, sizeof(s->why), "HTTP 200 but %s", why);
+        kcu_set_err(s->why, sizeof(s->why), "HTTP 200 but %s", why);
         return;
     }
     s->has_counter = true;
@@ -149,20 +139,20 @@ void kcr_judge_logout(const struct kcr_opts *o, long status, const char *body, s
     if (!expect_200(status, body, len, st, "expected 200, got "))
         return;
     if (kcr_parse_logout(body, len, &l, why, sizeof(why)) != KCR_PARSE_OK) {
-        say(st->detail, sizeof(st->detail), "HTTP 200 but %s", why);
+        kcu_set_err(st->detail, sizeof(st->detail), "HTTP 200 but %s", why);
         return;
     }
     if (!l.logged_out) {
-        say(st->detail, sizeof(st->detail), "HTTP 200 but logged_out is false");
+        kcu_set_err(st->detail, sizeof(st->detail), "HTTP 200 but logged_out is false");
         return;
     }
     if (l.username[0] != '\0' && strcmp(l.username, o->username) != 0) {
-        say(st->detail, sizeof(st->detail), "HTTP 200 but logged out \"%s\", not \"%s\"",
-            l.username, o->username);
+        kcu_set_err(st->detail, sizeof(st->detail), "HTTP 200 but logged out \"%s\", not \"%s\"",
+                    l.username, o->username);
         return;
     }
     st->ok = true;
-    say(st->detail, sizeof(st->detail), "logged out");
+    kcu_set_err(st->detail, sizeof(st->detail), "logged out");
 }
 
 void kcr_judge_after_logout(long status, const char *body, size_t len, struct kcr_step *st)
@@ -174,9 +164,10 @@ void kcr_judge_after_logout(long status, const char *body, size_t len, struct kc
         char tmp[sizeof(st->detail)];
         describe_status(status, body, len, st->error_code, sizeof(st->error_code), tmp, sizeof(tmp),
                         "");
-        say(st->detail, sizeof(st->detail), "old token refused, as expected: %s", tmp);
+        kcu_set_err(st->detail, sizeof(st->detail), "old token refused, as expected: %s", tmp);
     } else if (status == 200) {
-        say(st->detail, sizeof(st->detail), "the old token still works after logout (HTTP 200)");
+        kcu_set_err(st->detail, sizeof(st->detail),
+                    "the old token still works after logout (HTTP 200)");
     } else {
         describe_status(status, body, len, st->error_code, sizeof(st->error_code), st->detail,
                         sizeof(st->detail), "expected 401 for the old token, got ");
@@ -235,20 +226,22 @@ static void burst_detail(const struct kcr_opts *o, struct kcr_run *r)
     double rps = r->burst_ms > 0 ? (double)r->n_samples * 1000.0 / r->burst_ms : 0;
 
     if (a->count > 0)
-        say(values, sizeof(values), "values %lld..%lld", a->min, a->max);
+        kcu_set_err(values, sizeof(values), "values %lld..%lld", a->min, a->max);
     else
-        say(values, sizeof(values), "no counter values");
+        kcu_set_err(values, sizeof(values), "no counter values");
     if (list_values(dups, sizeof(dups), a) != 0)
         dups[0] = '\0';
     if (list_ranges(gaps, sizeof(gaps), a) != 0)
         gaps[0] = '\0';
     if (a->ok)
-        say(checks, sizeof(checks), "unique and gap-free");
+        kcu_set_err(checks, sizeof(checks), "unique and gap-free");
     else
-        say(checks, sizeof(checks), "%zu of %zu values, duplicates %zu%s%s%s, gaps %llu%s%s%s",
+        kcu_set_err(
+            checks, sizeof(checks), "%zu of %zu values, duplicates %zu%s%s%s, gaps %llu%s%s%s",
             a->count, a->expected, a->duplicates, dups[0] ? " (" : "", dups, dups[0] ? ")" : "",
             (unsigned long long)a->gaps, gaps[0] ? " (missing " : "", gaps, gaps[0] ? ")" : "");
-    say(st->detail, sizeof(st->detail),
+    kcu_set_err(
+        st->detail, sizeof(st->detail),
         "%zu x 200 of %u at parallelism %u, non-200 %zu, bad body %zu, no answer %zu: %s %s; "
         "latency ms min %.1f median %.1f p95 %.1f max %.1f; %.1f ms total, %.1f req/s, "
         "%ld connections%s%s",
@@ -304,7 +297,7 @@ bool kcr_judge_burst(const struct kcr_opts *o, struct kcr_run *r)
     good = true;
 out:
     if (!good)
-        say(st->detail, sizeof(st->detail), "out of memory while analysing the answers");
+        kcu_set_err(st->detail, sizeof(st->detail), "out of memory while analysing the answers");
     free(values);
     free(ms);
     return good;
@@ -319,30 +312,33 @@ void kcr_verdict(const struct kcr_opts *o, struct kcr_run *r)
         const struct kcr_step *st = &r->steps[i];
         if (st->ran && st->curl_code != 0) {
             r->exit_code = KCR_EXIT_CONNECT;
-            say(r->verdict, sizeof(r->verdict), "FAIL: %s: %s", kcr_step_name(i), st->detail);
+            kcu_set_err(r->verdict, sizeof(r->verdict), "FAIL: %s: %s", kcr_step_name(i),
+                        st->detail);
             return;
         }
     }
     if (login->ran && !login->ok && (login->status == 401 || login->status == 403)) {
         r->exit_code = KCR_EXIT_REFUSED;
-        say(r->verdict, sizeof(r->verdict), "FAIL: login: %s", login->detail);
+        kcu_set_err(r->verdict, sizeof(r->verdict), "FAIL: login: %s", login->detail);
         return;
     }
     for (int i = 0; i < KCR_STEP_COUNT; i++) {
         const struct kcr_step *st = &r->steps[i];
         if (!st->ran) {
             r->exit_code = KCR_EXIT_CHECK;
-            say(r->verdict, sizeof(r->verdict), "FAIL: %s: not run", kcr_step_name(i));
+            kcu_set_err(r->verdict, sizeof(r->verdict), "FAIL: %s: not run", kcr_step_name(i));
             return;
         }
         if (!st->ok) {
             r->exit_code = KCR_EXIT_CHECK;
-            say(r->verdict, sizeof(r->verdict), "FAIL: %s: %s", kcr_step_name(i), st->detail);
+            kcu_set_err(r->verdict, sizeof(r->verdict), "FAIL: %s: %s", kcr_step_name(i),
+                        st->detail);
             return;
         }
     }
     r->exit_code = KCR_EXIT_OK;
-    say(r->verdict, sizeof(r->verdict),
+    kcu_set_err(
+        r->verdict, sizeof(r->verdict),
         "PASS: %s at %s: %u counter requests at parallelism %u, values %lld..%lld unique and "
         "gap-free, 401 after logout",
         o->username, o->base_url, o->requests, o->parallelism, a->min, a->max);

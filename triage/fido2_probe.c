@@ -226,7 +226,7 @@ static int follow_card(const struct fp_opts *o, const struct kc_probe_result *fi
         return rc;
     }
     fprintf(stderr, "fido2-probe: holding %s; waiting up to %d ms for the card to re-enumerate\n",
-            t->uri, o->follow_ms);
+            kc_transport_uri(t), o->follow_ms);
     fflush(stderr);
     start = kc_now_us();
     deadline = start + (uint64_t)o->follow_ms * 1000u;
@@ -235,28 +235,31 @@ static int follow_card(const struct fp_opts *o, const struct kc_probe_result *fi
         int wait_ms;
         if (now >= deadline) {
             snprintf(fo->error, sizeof(fo->error),
-                     "the card at %.300s did not go away within %d ms", t->uri, o->follow_ms);
+                     "the card at %.300s did not go away within %d ms", kc_transport_uri(t),
+                     o->follow_ms);
             kc_transport_close(t);
             return KC_ERR_TIMEOUT;
         }
         wait_ms = (int)((deadline - now) / 1000u);
-        rc = t->ops->read(t, buf, sizeof(buf), wait_ms > 200 ? 200 : wait_ms);
+        rc = kc_transport_read(t, buf, sizeof(buf), wait_ms > 200 ? 200 : wait_ms);
         if (rc == KC_ERR_UNPLUGGED)
             break;
         if (rc < 0) {
-            snprintf(fo->error, sizeof(fo->error), "while holding the card: %s", t->last_error);
+            snprintf(fo->error, sizeof(fo->error), "while holding the card: %s",
+                     kc_transport_last_error(t));
             kc_transport_close(t);
             return rc;
         }
     }
     rc = kc_transport_reopen_wait(t, (int)((deadline - kc_now_us()) / 1000u));
     if (rc != KC_OK) {
-        snprintf(fo->error, sizeof(fo->error), "the card did not come back: %s", t->last_error);
+        snprintf(fo->error, sizeof(fo->error), "the card did not come back: %s",
+                 kc_transport_last_error(t));
         kc_transport_close(t);
         return rc;
     }
     fo->waited_ms = (double)(kc_now_us() - start) / 1000.0;
-    snprintf(fo->to, sizeof(fo->to), "%s", t->uri);
+    snprintf(fo->to, sizeof(fo->to), "%s", kc_transport_uri(t));
     fo->done = true;
     return kc_probe_transport(t, o->timeout_ms, second);
 }

@@ -452,10 +452,10 @@ int rc_open(struct rc_ctx *ctx)
         rc_json_error(ctx, kc_err_name(r), code);
         return code;
     }
-    if (strcmp(t->uri, ctx->uri) != 0)
-        rc_verbose(ctx, 1, "%s resolved to %s", ctx->uri, t->uri);
+    if (strcmp(kc_transport_uri(t), ctx->uri) != 0)
+        rc_verbose(ctx, 1, "%s resolved to %s", ctx->uri, kc_transport_uri(t));
     if (ctx->json)
-        json_object_set_new(ctx->result, "device", json_string(t->uri));
+        json_object_set_new(ctx->result, "device", json_string(kc_transport_uri(t)));
     r = kc_dev_wrap(&ctx->dev, t, &ctx->to);
     if (r != KC_OK) {
         kc_transport_close(t);
@@ -499,7 +499,7 @@ void rc_close(struct rc_ctx *ctx)
         if (st && st->reopens > 0)
             fprintf(stderr,
                     "rawctap: the card re-enumerated during the command; followed it to %s\n",
-                    kc_dev_transport(ctx->dev)->uri);
+                    kc_transport_uri(kc_dev_transport(ctx->dev)));
         kc_dev_close(ctx->dev);
         ctx->dev = NULL;
     }

@@ -71,8 +71,38 @@ enum rc_global_opt {
     RC_OPT_VERBOSE,
     RC_OPT_HELP,
     RC_OPT_VERSION,
+    RC_OPT_PIN = 1900, /* --pin and --pin-file, in every command that takes a PIN */
+    RC_OPT_PIN_FILE,
     RC_OPT_CMD_BASE = 2000, /* command-specific options start here */
 };
+
+/* The long options --pin PIN and --pin-file F, for a command's option table. */
+/* clang-format off */
+#define RC_PIN_LONGOPTS \
+    {"pin", required_argument, NULL, RC_OPT_PIN}, \
+    {"pin-file", required_argument, NULL, RC_OPT_PIN_FILE}
+/* clang-format on */
+
+/* A PIN buffer: room for any PIN a card takes (KC_PIN_MAX_LEN bytes) and
+ * a line of a PIN file that is too long, so that one is refused. */
+#define RC_PIN_MAX 128
+
+/* Where a command's PIN comes from: --pin, --pin-file, else $RAWCTAP_PIN. */
+struct rc_pin_src {
+    const char *pin, *file;
+};
+/* Keeps a --pin or --pin-file value in src. True when c was one of them
+ * (the command's option handler then returns 0), false for any other c. */
+bool rc_pin_src_opt(struct rc_pin_src *src, int c, const char *arg);
+/* Reads the PIN src names into buf (the caller zeroes it with
+ * OPENSSL_cleanse after use); *have says whether one was given. Returns 0,
+ * or the exit code for a PIN file that cannot be used. */
+int rc_pin_src_read(const struct rc_pin_src *src, char *buf, size_t cap, bool *have);
+/* rc_pin_src_read for a command that cannot work without the PIN: none
+ * given is a usage error of cmd saying "<needs>: --pin, --pin-file or
+ * $RAWCTAP_PIN". Returns 0 when buf holds the PIN, else the exit code. */
+int rc_pin_src_need(const struct rc_pin_src *src, const char *cmd, const char *needs, char *buf,
+                    size_t cap);
 
 #define RC_GLOBAL_LONGOPTS                                                                         \
     {"device", required_argument, NULL, RC_OPT_DEVICE},                                            \
@@ -203,11 +233,12 @@ int rc_usage_json(int argc, char **argv, const char *cmd, int rv);
 void rc_usage_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *rc_usage_last(void);
 
+/* The most bytes a base64url or hex argument or file field decodes to
+ * (kcu_b64url_decode_alloc, lenient: padding and the standard alphabet are
+ * taken too; kcu_hex_decode_alloc). */
+#define RC_DECODE_MAX 65536
+
 /* Helpers (rawctap_util.c). */
-char *rc_b64url_encode(const uint8_t *buf, size_t len); /* malloc'd */
-int rc_b64url_decode(const char *s, uint8_t **out, size_t *out_len);
-char *rc_hex_encode(const uint8_t *buf, size_t len); /* malloc'd */
-int rc_hex_decode(const char *s, uint8_t **out, size_t *out_len);
 int rc_parse_int(const char *s, long min, long max, long *out);
 /* PIN from --pin, --pin-file or $RAWCTAP_PIN (in that order). Writes into
  * buf (zero it with OPENSSL_cleanse after use); a pin_arg (from argv) is wiped
@@ -218,7 +249,6 @@ int rc_pin_get(const char *pin_arg, const char *pin_file, char *buf, size_t cap)
 int rc_write_atomic(const char *path, const char *data, size_t len);
 /* SHA-256 via EVP. */
 int rc_sha256(const void *buf, size_t len, uint8_t out[32]);
-int rc_random(uint8_t *buf, size_t len);
 /* The public key as a PEM SubjectPublicKeyInfo block (malloc'd), NULL on failure. */
 struct evp_pkey_st;
 char *rc_pubkey_pem(struct evp_pkey_st *pkey);
@@ -258,6 +288,10 @@ struct kc_info;
 /* getInfo into *info (timed from ctx->t_op_us); on failure prints the
  * diagnosis and returns the exit code. */
 int rc_info_fetch(struct rc_ctx *ctx, struct kc_info *info);
+/* What every CTAP2-only command does first: opens the device, refuses a
+ * card without CTAP2 (rc_no_ctap2 naming cmd) and fetches getInfo into
+ * *info (zeroed first). RC_EXIT_OK or the exit code. */
+int rc_open_ctap2_info(struct rc_ctx *ctx, const char *cmd, struct kc_info *info);
 /* No PIN/UV auth protocol of the card fits: prints what it advertised (with
  * the hint to drop --pin when the PIN is optional), marks the JSON result and
  * returns RC_EXIT_CTAP. what names the step. */

@@ -14,10 +14,8 @@
 #include "ctaphid/pin.h"
 #include "triage/rawctap.h"
 
-#define RC_CFG_PIN_MAX 128
-
 struct rc_cfg_opts {
-    const char *pin, *pin_file;
+    struct rc_pin_src pin;
     const char *rp_ids[KC_CONFIG_RPIDS_MAX];
     size_t n_rp_ids;
     bool force_change;
@@ -28,13 +26,9 @@ static int rc_cfg_opt(struct rc_ctx *ctx, void *st, int c, const char *arg)
     struct rc_cfg_opts *o = st;
 
     (void)ctx;
+    if (rc_pin_src_opt(&o->pin, c, arg))
+        return 0;
     switch (c) {
-    case 'p':
-        o->pin = arg;
-        return 0;
-    case 'P':
-        o->pin_file = arg;
-        return 0;
     case 'r':
         if (arg == NULL || arg[0] == '\0')
             return rc_usage_error("config", "--rp-id wants a relying party id");
@@ -113,18 +107,18 @@ static int rc_cfg_refused(struct rc_ctx *ctx, const char *sub, int e, const stru
 
 int rc_cmd_config(struct rc_ctx *ctx, int argc, char **argv)
 {
-    static const struct option lo[] = {{"pin", required_argument, NULL, 'p'},
-                                       {"pin-file", required_argument, NULL, 'P'},
+    static const struct option lo[] = {RC_PIN_LONGOPTS,
                                        {"rp-id", required_argument, NULL, 'r'},
                                        {"force-change", no_argument, NULL, 'f'},
                                        {NULL, 0, NULL, 0}};
     struct rc_cfg_opts o;
     struct kc_info card, after;
     struct kc_pin_outcome oc;
-    char pin[RC_CFG_PIN_MAX];
+    char pin[RC_PIN_MAX];
     const char *sub;
     long min_len = 0;
-    int first = 0, have_pin = 0, e, r;
+    int first = 0, e, r;
+    bool have_pin = false;
 
     memset(&o, 0, sizeof(o));
     memset(pin, 0, sizeof(pin));
@@ -156,18 +150,10 @@ int rc_cmd_config(struct rc_ctx *ctx, int argc, char **argv)
         return rc_usage_error(argv[0], "unexpected argument '%s'", argv[first + 1]);
     if (ctx->json)
         json_object_set_new(ctx->result, "subcommand", json_string(sub));
-    have_pin = rc_pin_get(o.pin, o.pin_file, pin, sizeof(pin));
-    if (have_pin != 0 && have_pin != 1)
-        return have_pin;
+    if ((r = rc_pin_src_read(&o.pin, pin, sizeof(pin), &have_pin)) != 0)
+        return r;
 
-    if ((r = rc_open(ctx)) != 0)
-        goto out;
-    if (!rc_has_ctap2(ctx)) {
-        r = rc_no_ctap2(ctx, "config");
-        goto out;
-    }
-    memset(&card, 0, sizeof(card));
-    if ((r = rc_info_fetch(ctx, &card)) != 0)
+    if ((r = rc_open_ctap2_info(ctx, "config", &card)) != 0)
         goto out;
     if (kc_info_option(&card, "authnrCfg") != 1) {
         r = rc_cfg_not_offered(ctx, sub, "authnrCfg");
@@ -181,7 +167,7 @@ int rc_cmd_config(struct rc_ctx *ctx, int argc, char **argv)
         r = rc_cfg_not_offered(ctx, sub, "ep (enterprise attestation)");
         goto out;
     }
-    if (have_pin == 0 && kc_info_option(&card, "clientPin") == 1)
+    if (!have_pin && kc_info_option(&card, "clientPin") == 1)
         rc_verbose(ctx, 1, "the card has a PIN and none was given: it will refuse the change");
     ctx->t_op_us = kc_now_us();
     if (is_auv)
@@ -200,7 +186,7 @@ int rc_cmd_config(struct rc_ctx *ctx, int argc, char **argv)
         goto out;
     }
     if (e != KC_OK) {
-        r = rc_cfg_refused(ctx, sub, e, &card, have_pin == 1);
+        r = rc_cfg_refused(ctx, sub, e, &card, have_pin);
         goto out;
     }
     double secs = rc_secs_since(ctx->t_op_us);

@@ -13,37 +13,25 @@
 #include "ctaphid/ctap2.h"
 #include "ctaphid/pin.h"
 #include "triage/rawctap.h"
-
-#define RC_CRED_PIN_MAX 128
+#include "util/b64url.h"
+#include "util/hex.h"
 
 int rc_cmd_cred(struct rc_ctx *ctx, int argc, char **argv);
 
 struct rc_cred_opts {
-    const char *pin, *pin_file;
+    struct rc_pin_src pin;
     const char *rp_id, *cred_id, *user_id, *name, *display_name;
 };
 
-enum {
-    O_PIN = 'p',
-    O_PIN_FILE = 'P',
-    O_RP = 'r',
-    O_CRED = 'c',
-    O_USER = 'u',
-    O_NAME = 'n',
-    O_DISP = 'd'
-};
+enum { O_RP = 'r', O_CRED = 'c', O_USER = 'u', O_NAME = 'n', O_DISP = 'd' };
 
 static int rc_cred_opt(struct rc_ctx *ctx, void *st, int c, const char *arg)
 {
     struct rc_cred_opts *o = st;
     (void)ctx;
+    if (rc_pin_src_opt(&o->pin, c, arg))
+        return 0;
     switch (c) {
-    case O_PIN:
-        o->pin = arg;
-        return 0;
-    case O_PIN_FILE:
-        o->pin_file = arg;
-        return 0;
     case O_RP:
         o->rp_id = arg;
         return 0;
@@ -66,7 +54,7 @@ static int rc_cred_opt(struct rc_ctx *ctx, void *st, int c, const char *arg)
 
 static json_t *rc_b64_json(const uint8_t *p, size_t n)
 {
-    char *s = rc_b64url_encode(p, n);
+    char *s = kcu_b64url_encode_alloc(p, n);
     json_t *j = s != NULL ? json_string(s) : json_null();
     free(s);
     return j;
@@ -96,7 +84,7 @@ static int rc_cred_rps(struct rc_ctx *ctx, struct kc_credman *s)
     rc_out_int(ctx, "count", (long long)n);
     arr = ctx->json ? json_array() : NULL;
     for (size_t i = 0; i < n; i++) {
-        char *hash = rc_hex_encode(rps[i].id_hash, 32);
+        char *hash = kcu_hex_encode_alloc(rps[i].id_hash, 32);
         if (ctx->json) {
             json_t *o = json_object();
             json_object_set_new(o, "id", json_string(rps[i].id));
@@ -119,9 +107,9 @@ static int rc_cred_rps(struct rc_ctx *ctx, struct kc_credman *s)
 
 static void rc_cred_print(struct rc_ctx *ctx, json_t *arr, const struct kc_credman_cred *c)
 {
-    char *id = rc_b64url_encode(c->cred_id, c->cred_id_len);
-    char *uid = rc_b64url_encode(c->user_id, c->user_id_len);
-    char *key = rc_hex_encode(c->public_key, c->public_key_len);
+    char *id = kcu_b64url_encode_alloc(c->cred_id, c->cred_id_len);
+    char *uid = kcu_b64url_encode_alloc(c->user_id, c->user_id_len);
+    char *key = kcu_hex_encode_alloc(c->public_key, c->public_key_len);
     const char *alg = kc_cose_alg_name((int)c->alg);
 
     if (ctx->json) {
@@ -228,10 +216,14 @@ static int rc_cred_decode_ids(const char *cmd, const struct rc_cred_opts *o, uin
                               size_t *id_len, uint8_t **uid, size_t *uid_len)
 {
     if (o->cred_id != NULL &&
-        (rc_b64url_decode(o->cred_id, id, id_len) != 0 || *id_len == 0 || *id_len > KC_CRED_ID_MAX))
+        (kcu_b64url_decode_alloc(o->cred_id, RC_DECODE_MAX, KCU_B64URL_LENIENT, id, id_len, NULL,
+                                 0) != 0 ||
+         *id_len == 0 || *id_len > KC_CRED_ID_MAX))
         return rc_usage_error(cmd, "--cred-id is not a base64url credential id: '%s'", o->cred_id);
-    if (o->user_id != NULL && (rc_b64url_decode(o->user_id, uid, uid_len) != 0 || *uid_len == 0 ||
-                               *uid_len > KC_CM_USER_ID_MAX))
+    if (o->user_id != NULL &&
+        (kcu_b64url_decode_alloc(o->user_id, RC_DECODE_MAX, KCU_B64URL_LENIENT, uid, uid_len, NULL,
+                                 0) != 0 ||
+         *uid_len == 0 || *uid_len > KC_CM_USER_ID_MAX))
         return rc_usage_error(cmd, "--user-id is not a base64url user id of 1..64 bytes: '%s'",
                               o->user_id);
     return 0;
@@ -244,12 +236,7 @@ static int rc_cred_run(struct rc_ctx *ctx, int sub, const char *pin, const struc
     struct kc_info info;
     int r, e;
 
-    memset(&info, 0, sizeof(info));
-    if ((r = rc_open(ctx)) != 0)
-        return r;
-    if (!rc_has_ctap2(ctx))
-        return rc_no_ctap2(ctx, "cred");
-    if ((r = rc_info_fetch(ctx, &info)) != 0)
+    if ((r = rc_open_ctap2_info(ctx, "cred", &info)) != 0)
         return r;
     ctx->t_op_us = kc_now_us();
     e = kc_credman_open(&s, ctx->dev, &info, pin);
@@ -301,8 +288,7 @@ static int rc_cred_run(struct rc_ctx *ctx, int sub, const char *pin, const struc
 
 int rc_cmd_cred(struct rc_ctx *ctx, int argc, char **argv)
 {
-    static const struct option lo[] = {{"pin", required_argument, NULL, O_PIN},
-                                       {"pin-file", required_argument, NULL, O_PIN_FILE},
+    static const struct option lo[] = {RC_PIN_LONGOPTS,
                                        {"rp-id", required_argument, NULL, O_RP},
                                        {"cred-id", required_argument, NULL, O_CRED},
                                        {"user-id", required_argument, NULL, O_USER},
@@ -310,10 +296,10 @@ int rc_cmd_cred(struct rc_ctx *ctx, int argc, char **argv)
                                        {"display-name", required_argument, NULL, O_DISP},
                                        {NULL, 0, NULL, 0}};
     struct rc_cred_opts o;
-    char pin[RC_CRED_PIN_MAX];
+    char pin[RC_PIN_MAX];
     uint8_t *id = NULL, *uid = NULL;
     size_t id_len = 0, uid_len = 0;
-    int first = 0, sub, have;
+    int first = 0, sub;
     int r;
 
     memset(&o, 0, sizeof(o));
@@ -333,15 +319,8 @@ int rc_cmd_cred(struct rc_ctx *ctx, int argc, char **argv)
     if ((r = rc_cred_check(argv[0], sub, &o)) != 0 ||
         (r = rc_cred_decode_ids(argv[0], &o, &id, &id_len, &uid, &uid_len)) != 0)
         goto out;
-    have = rc_pin_get(o.pin, o.pin_file, pin, sizeof(pin));
-    if (have != 0 && have != 1) {
-        r = have;
+    if ((r = rc_pin_src_need(&o.pin, argv[0], "cred needs the card's PIN", pin, sizeof(pin))) != 0)
         goto out;
-    }
-    if (have == 0) {
-        r = rc_usage_error(argv[0], "cred needs the card's PIN: --pin, --pin-file or $RAWCTAP_PIN");
-        goto out;
-    }
     r = rc_cred_run(ctx, sub, pin, &o, id, id_len, uid, uid_len);
 out:
     OPENSSL_cleanse(pin, sizeof(pin));

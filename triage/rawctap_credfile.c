@@ -6,6 +6,8 @@
 
 #include "ctaphid/cose.h"
 #include "triage/rawctap.h"
+#include "util/b64url.h"
+#include "util/hex.h"
 
 int rc_json_write_file(struct rc_ctx *ctx, const char *path, const json_t *j, const char *what)
 {
@@ -34,8 +36,8 @@ int rc_save_cred_file(struct rc_ctx *ctx, const char *path, const char *rp_id,
                       const uint8_t *cred_id, size_t cred_id_len, int alg, const uint8_t *cose,
                       size_t cose_len, const char *pem, uint32_t sign_count, const char *protocol)
 {
-    char *cid = rc_b64url_encode(cred_id, cred_id_len);
-    char *hex = rc_hex_encode(cose, cose_len);
+    char *cid = kcu_b64url_encode_alloc(cred_id, cred_id_len);
+    char *hex = kcu_hex_encode_alloc(cose, cose_len);
     json_t *j = NULL;
     int r = RC_EXIT_LOCAL;
     if (cid == NULL || hex == NULL)
@@ -85,8 +87,10 @@ static int rc_cred_file_from_json(struct rc_ctx *ctx, const char *path, json_t *
     cf->alg = (int)alg;
     cf->sign_count = (uint32_t)count;
     cf->u2f = proto && strcmp(proto, "ctap1") == 0;
-    if (cf->rp_id == NULL || rc_b64url_decode(cid, &cf->cred_id, &cf->cred_id_len) != 0 ||
-        rc_hex_decode(hex, &cf->cose, &cf->cose_len) != 0) {
+    if (cf->rp_id == NULL ||
+        kcu_b64url_decode_alloc(cid, RC_DECODE_MAX, KCU_B64URL_LENIENT, &cf->cred_id,
+                                &cf->cred_id_len, NULL, 0) != 0 ||
+        kcu_hex_decode_alloc(hex, RC_DECODE_MAX, &cf->cose, &cf->cose_len, NULL, 0) != 0) {
         rc_err(ctx, "credential file %s: bad cred_id (base64url) or public_key_cose (hex)", path);
         rc_cred_file_free(cf);
         return RC_EXIT_USAGE;

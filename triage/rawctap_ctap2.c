@@ -12,8 +12,10 @@
 #include "ctaphid/status.h"
 #include "triage/rawctap.h"
 #include "triage/rawctap_ext.h"
+#include "util/b64url.h"
+#include "util/hex.h"
+#include "util/rand.h"
 
-#define RC_PIN_MAX 128
 #define RC_MAX_ALLOW 16
 
 /* ---- shared pieces ---- */
@@ -24,9 +26,9 @@ static int rc_client_data_hash(struct rc_ctx *ctx, const char *type, const char 
 {
     uint8_t challenge[32];
     char origin[300];
-    if (rc_random(challenge, sizeof(challenge)) != 0)
+    if (kcu_random(challenge, sizeof(challenge)) != 0)
         return RC_EXIT_LOCAL;
-    char *ch = rc_b64url_encode(challenge, sizeof(challenge));
+    char *ch = kcu_b64url_encode_alloc(challenge, sizeof(challenge));
     if (ch == NULL)
         return RC_EXIT_LOCAL;
     snprintf(origin, sizeof(origin), "https://%s", rp_id);
@@ -67,6 +69,17 @@ int rc_info_fetch(struct rc_ctx *ctx, struct kc_info *info)
     if (e != KC_OK)
         return rc_fail(ctx, "getInfo", e);
     return RC_EXIT_OK;
+}
+
+int rc_open_ctap2_info(struct rc_ctx *ctx, const char *cmd, struct kc_info *info)
+{
+    int r = rc_open(ctx);
+    if (r != 0)
+        return r;
+    if (!rc_has_ctap2(ctx))
+        return rc_no_ctap2(ctx, cmd);
+    memset(info, 0, sizeof(*info));
+    return rc_info_fetch(ctx, info);
 }
 
 int rc_no_pin_protocol(struct rc_ctx *ctx, const struct kc_info *info, const char *what,
@@ -278,7 +291,7 @@ struct rc_mc_opts {
     const char *rp_id;
     const char *user;
     bool rk, uv, pem;
-    const char *pin, *pin_file;
+    struct rc_pin_src pin;
     const char *cred_file;
     struct rc_ext_opts ext; /* rawctap_ext.c */
 };
@@ -287,6 +300,8 @@ static int rc_mc_opt(struct rc_ctx *ctx, void *st, int c, const char *arg)
 {
     struct rc_mc_opts *o = st;
     (void)ctx;
+    if (rc_pin_src_opt(&o->pin, c, arg))
+        return 0;
     switch (c) {
     case 'r':
         o->rp_id = arg;
@@ -299,12 +314,6 @@ static int rc_mc_opt(struct rc_ctx *ctx, void *st, int c, const char *arg)
         return 0;
     case 'U':
         o->uv = true;
-        return 0;
-    case 'p':
-        o->pin = arg;
-        return 0;
-    case 'P':
-        o->pin_file = arg;
         return 0;
     case 'c':
         o->cred_file = arg;
@@ -337,8 +346,7 @@ int rc_cmd_make_credential(struct rc_ctx *ctx, int argc, char **argv)
         {"user", required_argument, NULL, 'u'},
         {"rk", no_argument, NULL, 'k'},
         {"uv", no_argument, NULL, 'U'},
-        {"pin", required_argument, NULL, 'p'},
-        {"pin-file", required_argument, NULL, 'P'},
+        RC_PIN_LONGOPTS,
         {"cred-file", required_argument, NULL, 'c'},
         {"pem", no_argument, NULL, 'm'},
         {"hmac-secret", no_argument, NULL, RC_EXT_HMAC},
@@ -356,9 +364,9 @@ int rc_cmd_make_credential(struct rc_ctx *ctx, int argc, char **argv)
         return r;
     if (o.rp_id == NULL || *o.rp_id == '\0')
         return rc_usage_error(argv[0], "--rp-id is required");
-    int have_pin = rc_pin_get(o.pin, o.pin_file, pin, sizeof(pin));
-    if (have_pin != 0 && have_pin != 1)
-        return have_pin;
+    bool have_pin = false;
+    if ((r = rc_pin_src_read(&o.pin, pin, sizeof(pin), &have_pin)) != 0)
+        return r;
 
     struct kc_info info;
     struct kc_cred_request req;
@@ -385,12 +393,12 @@ int rc_cmd_make_credential(struct rc_ctx *ctx, int argc, char **argv)
             r = rc_mc_u2f_fallback(ctx, &o, "getInfo failed");
         goto out;
     }
-    if ((r = rc_pin_decide(ctx, &info, have_pin == 1, "make-credential")) != 0)
+    if ((r = rc_pin_decide(ctx, &info, have_pin, "make-credential")) != 0)
         goto out;
     rc_explain_options(ctx, &info, o.rk, o.uv);
     if ((r = rc_client_data_hash(ctx, "webauthn.create", o.rp_id, req.client_data_hash)) != 0)
         goto out;
-    if (rc_random(user_id, sizeof(user_id)) != 0) {
+    if (kcu_random(user_id, sizeof(user_id)) != 0) {
         r = RC_EXIT_LOCAL;
         goto out;
     }
@@ -404,7 +412,7 @@ int rc_cmd_make_credential(struct rc_ctx *ctx, int argc, char **argv)
     req.n_algs = 1;
     req.rk = o.rk;
     req.uv = o.uv;
-    req.pin = have_pin == 1 ? pin : NULL;
+    req.pin = have_pin ? pin : NULL;
     req.info = &info;
     if ((r = rc_ext_mc_request(ctx, &o.ext, &req, &ext_buf, &ext_len)) != RC_EXIT_OK)
         goto out;
@@ -417,7 +425,7 @@ int rc_cmd_make_credential(struct rc_ctx *ctx, int argc, char **argv)
     ctx->t_op_us = kc_now_us();
     int e = kc_ctap2_make_credential(ctx->dev, &req, &att);
     double secs = rc_secs_since(ctx->t_op_us);
-    if (have_pin == 1)
+    if (have_pin)
         OPENSSL_cleanse(pin, sizeof(pin));
     if (e == KC_ERR_NO_PIN_PROTOCOL) {
         char list[128];
@@ -450,9 +458,9 @@ int rc_cmd_make_credential(struct rc_ctx *ctx, int argc, char **argv)
         r = RC_EXIT_VERIFY;
         goto out;
     }
-    char *cid = rc_b64url_encode(att.ad.cred_id, att.ad.cred_id_len);
+    char *cid = kcu_b64url_encode_alloc(att.ad.cred_id, att.ad.cred_id_len);
     char *pem = rc_pubkey_pem(key.pkey);
-    char *hex = rc_hex_encode(att.ad.cose_key, att.ad.cose_key_len);
+    char *hex = kcu_hex_encode_alloc(att.ad.cose_key, att.ad.cose_key_len);
     rc_out_str(ctx, "rp_id", o.rp_id);
     rc_out_str(ctx, "fmt", att.fmt);
     rc_out_str(ctx, "cred_id", cid);
@@ -493,7 +501,7 @@ struct rc_ga_opts {
     size_t n_cred_ids;
     const char *cred_file;
     bool no_up, uv;
-    const char *pin, *pin_file;
+    struct rc_pin_src pin;
     struct rc_ext_opts ext; /* rawctap_ext.c */
 };
 
@@ -501,6 +509,8 @@ static int rc_ga_opt(struct rc_ctx *ctx, void *st, int c, const char *arg)
 {
     struct rc_ga_opts *o = st;
     (void)ctx;
+    if (rc_pin_src_opt(&o->pin, c, arg))
+        return 0;
     switch (c) {
     case 'r':
         o->rp_id = arg;
@@ -519,12 +529,6 @@ static int rc_ga_opt(struct rc_ctx *ctx, void *st, int c, const char *arg)
     case 'U':
         o->uv = true;
         return 0;
-    case 'p':
-        o->pin = arg;
-        return 0;
-    case 'P':
-        o->pin_file = arg;
-        return 0;
     default: {
         int e = rc_ext_opt("get-assertion", &o->ext, c, arg);
         return e >= 0 ? e : rc_usage_error("get-assertion", "unexpected option");
@@ -540,8 +544,7 @@ int rc_cmd_get_assertion(struct rc_ctx *ctx, int argc, char **argv)
         {"cred-file", required_argument, NULL, 'c'},
         {"no-up", no_argument, NULL, 'n'},
         {"uv", no_argument, NULL, 'U'},
-        {"pin", required_argument, NULL, 'p'},
-        {"pin-file", required_argument, NULL, 'P'},
+        RC_PIN_LONGOPTS,
         {"hmac-secret", required_argument, NULL, RC_EXT_HMAC},
         {"hmac-protocol", required_argument, NULL, RC_EXT_HMAC_PROTOCOL},
         {"cred-blob", no_argument, NULL, RC_EXT_CRED_BLOB},
@@ -566,7 +569,8 @@ int rc_cmd_get_assertion(struct rc_ctx *ctx, int argc, char **argv)
         return rc_usage_error(argv[0], "give --cred-id or --cred-file, not both");
     for (size_t i = 0; i < o.n_cred_ids; i++) {
         size_t len = 0;
-        if (rc_b64url_decode(o.cred_ids[i], &decoded[i], &len) != 0) {
+        if (kcu_b64url_decode_alloc(o.cred_ids[i], RC_DECODE_MAX, KCU_B64URL_LENIENT, &decoded[i],
+                                    &len, NULL, 0) != 0) {
             for (size_t k = 0; k < i; k++)
                 free(decoded[k]);
             return rc_usage_error(argv[0], "--cred-id '%s' is not base64url", o.cred_ids[i]);
@@ -575,11 +579,9 @@ int rc_cmd_get_assertion(struct rc_ctx *ctx, int argc, char **argv)
         allow[n_allow].len = len;
         n_allow++;
     }
-    int have_pin = rc_pin_get(o.pin, o.pin_file, pin, sizeof(pin));
-    if (have_pin != 0 && have_pin != 1) {
-        r = have_pin;
+    bool have_pin = false;
+    if ((r = rc_pin_src_read(&o.pin, pin, sizeof(pin), &have_pin)) != 0)
         goto out_free;
-    }
     if (o.cred_file) {
         if ((r = rc_cred_file_load(ctx, o.cred_file, &cf)) != 0)
             goto out_free;
@@ -617,7 +619,7 @@ int rc_cmd_get_assertion(struct rc_ctx *ctx, int argc, char **argv)
     memset(&info, 0, sizeof(info));
     if ((r = rc_info_fetch(ctx, &info)) != 0)
         goto out_free;
-    if ((r = rc_pin_decide(ctx, &info, have_pin == 1, "get-assertion")) != 0)
+    if ((r = rc_pin_decide(ctx, &info, have_pin, "get-assertion")) != 0)
         goto out_free;
 
     struct kc_assert_request req;
@@ -631,7 +633,7 @@ int rc_cmd_get_assertion(struct rc_ctx *ctx, int argc, char **argv)
     req.n_allow = n_allow;
     req.up = !o.no_up;
     req.uv = o.uv;
-    req.pin = have_pin == 1 ? pin : NULL;
+    req.pin = have_pin ? pin : NULL;
     req.info = &info;
     if ((r = rc_ext_ga_request(ctx, &info, &o.ext, &hmac, &ext_buf, &ext_len)) != RC_EXIT_OK)
         goto out_free;
@@ -651,7 +653,7 @@ int rc_cmd_get_assertion(struct rc_ctx *ctx, int argc, char **argv)
     }
     const uint8_t *used_id = a.cred_id ? a.cred_id : (n_allow == 1 ? allow[0].ptr : NULL);
     size_t used_len = a.cred_id ? a.cred_id_len : (n_allow == 1 ? allow[0].len : 0);
-    char *cid = used_id ? rc_b64url_encode(used_id, used_len) : NULL;
+    char *cid = used_id ? kcu_b64url_encode_alloc(used_id, used_len) : NULL;
     rc_out_str(ctx, "rp_id", o.rp_id);
     rc_out_str(ctx, "cred_id", cid);
     free(cid);

@@ -121,7 +121,7 @@ static bool rc_udp_device(const struct rc_ctx *ctx, char *base, size_t cap, char
                           size_t lcap)
 {
     const struct kc_transport *t = ctx->dev ? kc_dev_transport(ctx->dev) : NULL;
-    const char *uri = t ? t->uri : ctx->uri;
+    const char *uri = t ? kc_transport_uri(t) : ctx->uri;
     if (uri == NULL || strncmp(uri, "udp:", 4) != 0)
         return false;
     const char *q = strchr(uri, '?');
@@ -280,13 +280,15 @@ int rc_fail(struct rc_ctx *ctx, const char *what, int err)
     }
     struct kc_transport *t = ctx->dev ? kc_dev_transport(ctx->dev) : NULL;
     char base[224], local[16];
-    if (err == KC_ERR_NO_DEVICE && t && t->last_error[0] &&
+    if (err == KC_ERR_NO_DEVICE && t && kc_transport_last_error(t)[0] &&
         rc_udp_device(ctx, base, sizeof(base), local, sizeof(local)))
-        rc_err(ctx, "%s: %s (%s): " RC_UDP_MOVED, what, kc_strerror(err), t->last_error);
-    else if (t && t->last_error[0] && code == RC_EXIT_REPLAY)
-        rc_err(ctx, "%s: %s", what, t->last_error); /* the replay names where it diverged */
-    else if (t && t->last_error[0] && code == RC_EXIT_TRANSPORT)
-        rc_err(ctx, "%s: %s (%s)", what, kc_strerror(err), t->last_error);
+        rc_err(ctx, "%s: %s (%s): " RC_UDP_MOVED, what, kc_strerror(err),
+               kc_transport_last_error(t));
+    else if (t && kc_transport_last_error(t)[0] && code == RC_EXIT_REPLAY)
+        rc_err(ctx, "%s: %s", what,
+               kc_transport_last_error(t)); /* the replay names where it diverged */
+    else if (t && kc_transport_last_error(t)[0] && code == RC_EXIT_TRANSPORT)
+        rc_err(ctx, "%s: %s (%s)", what, kc_strerror(err), kc_transport_last_error(t));
     else
         rc_err(ctx, "%s: %s", what, kc_strerror(err));
     rc_json_error(ctx, kc_err_name(err), code);

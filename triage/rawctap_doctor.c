@@ -28,13 +28,12 @@
 #include "triage/rawctap.h"
 #include "triage/rawctap_doctor.h"
 #include "triage/rawctap_doctor_run.h"
+#include "util/rand.h"
 
 enum {
     RC_DOC_OPT_NO_PRESENCE = RC_OPT_CMD_BASE,
     RC_DOC_OPT_SLOW,
     RC_DOC_OPT_CRED_FILE,
-    RC_DOC_OPT_PIN,
-    RC_DOC_OPT_PIN_FILE,
     RC_DOC_OPT_PIN_LAST_TRY,
 };
 
@@ -278,8 +277,8 @@ static struct kc_transport *step_open(struct rc_doc_run *run, const struct kc_de
         return NULL;
     }
     ev->open_err = KC_OK;
-    snprintf(ev->target, sizeof(ev->target), "%s", t->uri);
-    rc_doc_step_add(ev, "open", RC_DOC_PASS, rc_doc_ms_since(t0), "opened %s", t->uri);
+    snprintf(ev->target, sizeof(ev->target), "%s", kc_transport_uri(t));
+    rc_doc_step_add(ev, "open", RC_DOC_PASS, rc_doc_ms_since(t0), "opened %s", kc_transport_uri(t));
     return t;
 }
 
@@ -329,7 +328,7 @@ static void one_ping(struct rc_doc_run *run, struct rc_doc_pings *p, size_t len)
     uint8_t out[RC_DOC_LARGE_LEN], in[RC_DOC_LARGE_LEN + 64];
     size_t got = 0;
     p->sent++;
-    if (rc_random(out, len) != 0) {
+    if (kcu_random(out, len) != 0) {
         p->other++;
         return;
     }
@@ -508,7 +507,7 @@ static void step_ctap1(struct rc_doc_run *run, bool needed)
 
     ev->ctap1_ran = true;
     ev->ctap1_err = KC_OK;
-    if (reg == NULL || rc_random(chal, sizeof(chal)) != 0 || rc_random(kh, sizeof(kh)) != 0 ||
+    if (reg == NULL || kcu_random(chal, sizeof(chal)) != 0 || kcu_random(kh, sizeof(kh)) != 0 ||
         rc_sha256(RC_DOC_RP_ID, strlen(RC_DOC_RP_ID), app) != 0) {
         free(reg);
         ev->ctap1_err = KC_ERR_NOMEM;
@@ -583,7 +582,7 @@ struct rc_doc_cred {
 
 static int client_data_hash(uint8_t cdh[KC_CDH_LEN])
 {
-    return rc_random(cdh, KC_CDH_LEN);
+    return kcu_random(cdh, KC_CDH_LEN);
 }
 
 /* A status saying the request needs (or cannot have) the PIN: the step is a
@@ -621,7 +620,7 @@ static void step_presence(struct rc_doc_run *run, struct rc_doc_cred *cred)
     memset(&att, 0, sizeof(att));
     kc_cred_request_init(&req);
     ev->presence_ran = true;
-    if (client_data_hash(req.client_data_hash) != 0 || rc_random(uid, sizeof(uid)) != 0) {
+    if (client_data_hash(req.client_data_hash) != 0 || kcu_random(uid, sizeof(uid)) != 0) {
         ev->mc_err = KC_ERR_CRYPTO;
         return;
     }
@@ -896,6 +895,8 @@ static int rc_doc_opt(struct rc_ctx *ctx, void *st, int c, const char *arg)
     struct rc_doc_opts *o = st;
     long v;
     (void)ctx;
+    if (rc_pin_src_opt(&o->pin, c, arg))
+        return 0;
     switch (c) {
     case RC_DOC_OPT_NO_PRESENCE:
         o->no_presence = true;
@@ -907,12 +908,6 @@ static int rc_doc_opt(struct rc_ctx *ctx, void *st, int c, const char *arg)
         return 0;
     case RC_DOC_OPT_CRED_FILE:
         o->cred_file = arg;
-        return 0;
-    case RC_DOC_OPT_PIN:
-        o->pin = arg;
-        return 0;
-    case RC_DOC_OPT_PIN_FILE:
-        o->pin_file = arg;
         return 0;
     case RC_DOC_OPT_PIN_LAST_TRY:
         o->pin_last_try = true;
@@ -997,7 +992,7 @@ static int doctor_run(struct rc_doc_run *run)
      * it is watched while requests wait, so it is named at once */
     kc_dev_set_follow(ctx->dev, false);
     if (ev->dev == RC_DOC_DEV_OTHER)
-        rc_doc_udp_watch_setup(run, t->uri);
+        rc_doc_udp_watch_setup(run, kc_transport_uri(t));
     kc_dev_set_abort_cb(ctx->dev, rc_doc_watch, run);
     if (ctx->trace_on)
         kc_dev_set_trace(ctx->dev, &ctx->trace);
@@ -1095,23 +1090,22 @@ int rc_cmd_doctor(struct rc_ctx *ctx, int argc, char **argv)
         {"no-presence-test", no_argument, NULL, RC_DOC_OPT_NO_PRESENCE},
         {"slow-ms", required_argument, NULL, RC_DOC_OPT_SLOW},
         {"cred-file", required_argument, NULL, RC_DOC_OPT_CRED_FILE},
-        {"pin", required_argument, NULL, RC_DOC_OPT_PIN},
-        {"pin-file", required_argument, NULL, RC_DOC_OPT_PIN_FILE},
+        RC_PIN_LONGOPTS,
         {"pin-last-try", no_argument, NULL, RC_DOC_OPT_PIN_LAST_TRY},
         {NULL, 0, NULL, 0},
     };
     struct rc_doc_opts opts;
-    char pin[RC_DOC_PIN_MAX];
+    char pin[RC_PIN_MAX];
     memset(&opts, 0, sizeof(opts));
     memset(pin, 0, sizeof(pin));
     opts.slow_ms = RC_DOC_SLOW_MS_DEFAULT;
     int r = rc_parse_cmd_no_operands(ctx, argc, argv, "", lo, rc_doc_opt, &opts);
     if (r != 0)
         return r;
-    int have_pin = rc_pin_get(opts.pin, opts.pin_file, pin, sizeof(pin));
-    if (have_pin != 0 && have_pin != 1)
-        return have_pin;
-    if (have_pin == 1 && !pin_length_ok(pin)) {
+    bool have_pin = false;
+    if ((r = rc_pin_src_read(&opts.pin, pin, sizeof(pin), &have_pin)) != 0)
+        return r;
+    if (have_pin && !pin_length_ok(pin)) {
         OPENSSL_cleanse(pin, sizeof(pin));
         return rc_usage_error("doctor",
                               "a PIN has at least %d characters and at most %d bytes; the one "
@@ -1129,7 +1123,7 @@ int rc_cmd_doctor(struct rc_ctx *ctx, int argc, char **argv)
     ev->init_timeout_ms = ctx->to.init_ms;
     ev->presence_timeout_ms = ctx->to.presence_ms;
     ev->slow_ms = opts.slow_ms;
-    ev->pin_given = have_pin == 1;
+    ev->pin_given = have_pin;
     /* an aborted or timed-out request: its CANCEL answer is not worth long */
     if (ctx->to.cancel_ms > RC_DOC_CANCEL_MS)
         ctx->to.cancel_ms = RC_DOC_CANCEL_MS;
@@ -1138,7 +1132,7 @@ int rc_cmd_doctor(struct rc_ctx *ctx, int argc, char **argv)
     run.ctx = ctx;
     run.opts = &opts;
     run.ev = ev;
-    run.pin = have_pin == 1 ? pin : NULL;
+    run.pin = have_pin ? pin : NULL;
     r = doctor_run(&run);
     kc_pin_token_clear(&run.token);
     OPENSSL_cleanse(pin, sizeof(pin));

@@ -30,14 +30,13 @@
  * often: a card that moved is named at once, not after the request's
  * timeout (which may be seconds). */
 #define RC_DOC_WATCH_MS 100
-#define RC_DOC_PIN_MAX 128
 #define RC_DOC_CANCEL_MS 200 /* after an abort or timeout, CANCEL's answer */
 
 struct rc_doc_opts {
     bool no_presence;
     int slow_ms;
     const char *cred_file;
-    const char *pin, *pin_file;
+    struct rc_pin_src pin;
     bool pin_last_try;
 };
 

@@ -13,6 +13,8 @@
 #include "ctaphid/pin.h"
 #include "ctaphid/pin_proto.h"
 #include "triage/rawctap_ext.h"
+#include "util/b64url.h"
+#include "util/hex.h"
 
 #define SALT_LEN 32
 
@@ -84,7 +86,8 @@ int rc_ext_mc_request(struct rc_ctx *ctx, const struct rc_ext_opts *x, struct kc
     req->cred_protect = (int)x->cred_protect;
     req->hmac_secret = x->hmac_secret;
     if (x->cred_blob != NULL) {
-        if (rc_b64url_decode(x->cred_blob, &blob, &blen) != 0) {
+        if (kcu_b64url_decode_alloc(x->cred_blob, RC_DECODE_MAX, KCU_B64URL_LENIENT, &blob, &blen,
+                                    NULL, 0) != 0) {
             cbor_decref(&m);
             return rc_usage_error("make-credential", "--cred-blob is not base64url: '%s'",
                                   x->cred_blob);
@@ -166,7 +169,7 @@ static int parse_salts(const char *s, uint8_t salts[2 * SALT_LEN], size_t *n)
         return -1;
     memcpy(first, s, flen);
     first[flen] = '\0';
-    if (rc_hex_decode(first, &b, &blen) != 0 || blen != SALT_LEN) {
+    if (kcu_hex_decode_alloc(first, RC_DECODE_MAX, &b, &blen, NULL, 0) != 0 || blen != SALT_LEN) {
         free(b);
         return -1;
     }
@@ -175,7 +178,8 @@ static int parse_salts(const char *s, uint8_t salts[2 * SALT_LEN], size_t *n)
     *n = 1;
     if (comma == NULL)
         return 0;
-    if (rc_hex_decode(comma + 1, &b, &blen) != 0 || blen != SALT_LEN) {
+    if (kcu_hex_decode_alloc(comma + 1, RC_DECODE_MAX, &b, &blen, NULL, 0) != 0 ||
+        blen != SALT_LEN) {
         free(b);
         return -1;
     }

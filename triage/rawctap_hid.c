@@ -7,6 +7,7 @@
 #include "ctaphid/ctap2.h"
 #include "ctaphid/status.h"
 #include "triage/rawctap.h"
+#include "util/rand.h"
 
 int rc_cmd_init(struct rc_ctx *ctx, int argc, char **argv)
 {
@@ -64,7 +65,7 @@ int rc_cmd_ping(struct rc_ctx *ctx, int argc, char **argv)
         free(echo);
         return RC_EXIT_LOCAL;
     }
-    if (rc_random(data, n) != 0) {
+    if (kcu_random(data, n) != 0) {
         free(data);
         free(echo);
         return RC_EXIT_LOCAL;
@@ -173,8 +174,8 @@ int rc_cmd_cancel(struct rc_ctx *ctx, int argc, char **argv)
     uint8_t user_id[16];
     kc_cred_request_init(&req);
     memset(&att, 0, sizeof(att));
-    if (rc_random(req.client_data_hash, sizeof(req.client_data_hash)) != 0 ||
-        rc_random(user_id, sizeof(user_id)) != 0)
+    if (kcu_random(req.client_data_hash, sizeof(req.client_data_hash)) != 0 ||
+        kcu_random(user_id, sizeof(user_id)) != 0)
         return RC_EXIT_LOCAL;
     req.rp_id = o.rp_id;
     req.user_id = user_id;

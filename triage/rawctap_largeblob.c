@@ -15,13 +15,15 @@
 #include "ctaphid/largeblob.h"
 #include "ctaphid/pin.h"
 #include "triage/rawctap.h"
+#include "util/b64url.h"
+#include "util/hex.h"
+#include "util/rand.h"
 
-#define RC_LB_PIN_MAX 128
 #define RC_LB_FILE_MAX (1u << 20)
 
 struct rc_lb_opts {
     const char *file;
-    const char *pin, *pin_file;
+    struct rc_pin_src pin;
     const char *key_hex;
     const char *cred_id;
     const char *rp_id;
@@ -32,15 +34,11 @@ static int rc_lb_opt(struct rc_ctx *ctx, void *st, int c, const char *arg)
     struct rc_lb_opts *o = st;
 
     (void)ctx;
+    if (rc_pin_src_opt(&o->pin, c, arg))
+        return 0;
     switch (c) {
     case 'f':
         o->file = arg;
-        return 0;
-    case 'p':
-        o->pin = arg;
-        return 0;
-    case 'P':
-        o->pin_file = arg;
         return 0;
     case 'k':
         o->key_hex = arg;
@@ -96,7 +94,9 @@ static int key_from_card(struct rc_ctx *ctx, const struct kc_info *info, const c
     size_t id_len = 0;
     int e;
 
-    if (rc_b64url_decode(o->cred_id, &id, &id_len) != 0 || id_len == 0)
+    if (kcu_b64url_decode_alloc(o->cred_id, RC_DECODE_MAX, KCU_B64URL_LENIENT, &id, &id_len, NULL,
+                                0) != 0 ||
+        id_len == 0)
         return rc_usage_error("large-blob", "--cred-id is not base64url: '%s'", o->cred_id);
     kc_assert_request_init(&req);
     memset(&a, 0, sizeof(a));
@@ -109,7 +109,7 @@ static int key_from_card(struct rc_ctx *ctx, const struct kc_info *info, const c
     req.extensions_len = sizeof(ext);
     req.pin = pin;
     req.info = info;
-    if (rc_random(req.client_data_hash, sizeof(req.client_data_hash)) != 0) {
+    if (kcu_random(req.client_data_hash, sizeof(req.client_data_hash)) != 0) {
         free(id);
         rc_err(ctx, "large-blob: no randomness for the clientDataHash");
         return RC_EXIT_LOCAL;
@@ -141,7 +141,8 @@ static int get_key(struct rc_ctx *ctx, const struct kc_info *info, const char *p
 
     if (o->cred_id != NULL)
         return key_from_card(ctx, info, pin, o, key);
-    if (rc_hex_decode(o->key_hex, &k, &klen) != 0 || klen != KC_LARGEBLOB_KEY_LEN) {
+    if (kcu_hex_decode_alloc(o->key_hex, RC_DECODE_MAX, &k, &klen, NULL, 0) != 0 ||
+        klen != KC_LARGEBLOB_KEY_LEN) {
         free(k);
         return rc_usage_error("large-blob", "--key-hex wants 32 bytes in hex");
     }
@@ -318,20 +319,17 @@ out:
 
 int rc_cmd_large_blob(struct rc_ctx *ctx, int argc, char **argv)
 {
-    static const struct option lo[] = {{"file", required_argument, NULL, 'f'},
-                                       {"pin", required_argument, NULL, 'p'},
-                                       {"pin-file", required_argument, NULL, 'P'},
-                                       {"key-hex", required_argument, NULL, 'k'},
-                                       {"cred-id", required_argument, NULL, 'c'},
-                                       {"rp-id", required_argument, NULL, 'r'},
-                                       {NULL, 0, NULL, 0}};
+    static const struct option lo[] = {
+        {"file", required_argument, NULL, 'f'},    RC_PIN_LONGOPTS,
+        {"key-hex", required_argument, NULL, 'k'}, {"cred-id", required_argument, NULL, 'c'},
+        {"rp-id", required_argument, NULL, 'r'},   {NULL, 0, NULL, 0}};
     struct rc_lb_opts o;
     struct kc_info info;
-    char pin[RC_LB_PIN_MAX];
+    char pin[RC_PIN_MAX];
     uint8_t *data = NULL;
     size_t dlen = 0;
-    int first = 0, have_pin = 0, r;
-    bool is_get, is_set;
+    int first = 0, r;
+    bool is_get, is_set, have_pin = false;
 
     memset(&o, 0, sizeof(o));
     memset(pin, 0, sizeof(pin));
@@ -361,19 +359,9 @@ int rc_cmd_large_blob(struct rc_ctx *ctx, int argc, char **argv)
         rc_json_error(ctx, "FILE_UNREADABLE", RC_EXIT_LOCAL);
         return RC_EXIT_LOCAL;
     }
-    have_pin = rc_pin_get(o.pin, o.pin_file, pin, sizeof(pin));
-    if (have_pin != 0 && have_pin != 1) {
-        r = have_pin;
+    if ((r = rc_pin_src_read(&o.pin, pin, sizeof(pin), &have_pin)) != 0)
         goto out;
-    }
-    if ((r = rc_open(ctx)) != 0)
-        goto out;
-    if (!rc_has_ctap2(ctx)) {
-        r = rc_no_ctap2(ctx, "large-blob");
-        goto out;
-    }
-    memset(&info, 0, sizeof(info));
-    if ((r = rc_info_fetch(ctx, &info)) != 0)
+    if ((r = rc_open_ctap2_info(ctx, "large-blob", &info)) != 0)
         goto out;
     if (kc_info_option(&info, "largeBlobs") != 1) {
         rc_err(ctx, "large-blob: the card does not offer authenticatorLargeBlobs (getInfo has "
@@ -385,8 +373,8 @@ int rc_cmd_large_blob(struct rc_ctx *ctx, int argc, char **argv)
     rc_out_int(ctx, "max_serialized_large_blob_array",
                (long long)info.max_serialized_large_blob_array);
     rc_out_int(ctx, "max_fragment_length", (long long)kc_largeblob_max_fragment(&info));
-    r = is_get ? run_get(ctx, &info, have_pin == 1 ? pin : NULL, &o)
-               : run_set(ctx, &info, have_pin == 1 ? pin : NULL, &o, data, dlen);
+    r = is_get ? run_get(ctx, &info, have_pin ? pin : NULL, &o)
+               : run_set(ctx, &info, have_pin ? pin : NULL, &o, data, dlen);
     rc_out_real(ctx, "seconds", rc_secs_since(ctx->t_op_us));
 out:
     OPENSSL_cleanse(pin, sizeof(pin));

@@ -7,6 +7,7 @@
 
 #include "ctaphid/trace.h"
 #include "triage/rawctap.h"
+#include "util/hex.h"
 
 double rc_secs_since(uint64_t t0_us)
 {
@@ -113,7 +114,7 @@ void rc_out_pubkey(struct rc_ctx *ctx, const char *cose_hex, const char *pem, bo
 
 void rc_out_hex(struct rc_ctx *ctx, const char *key, const uint8_t *buf, size_t len)
 {
-    char *hex = rc_hex_encode(buf, len);
+    char *hex = kcu_hex_encode_alloc(buf, len);
     rc_out_str(ctx, key, hex ? hex : "");
     free(hex);
 }

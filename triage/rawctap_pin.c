@@ -11,10 +11,8 @@
 #include "ctaphid/pin.h"
 #include "triage/rawctap.h"
 
-#define RC_PIN_MAX 128
-
 struct rc_pin_opts {
-    const char *pin, *pin_file;
+    struct rc_pin_src pin;
     const char *new_pin, *new_pin_file;
     long protocol;
     bool force_protocol;
@@ -24,13 +22,9 @@ static int rc_pin_opt(struct rc_ctx *ctx, void *st, int c, const char *arg)
 {
     struct rc_pin_opts *o = st;
     (void)ctx;
+    if (rc_pin_src_opt(&o->pin, c, arg))
+        return 0;
     switch (c) {
-    case 'p':
-        o->pin = arg;
-        return 0;
-    case 'P':
-        o->pin_file = arg;
-        return 0;
     case 'n':
         o->new_pin = arg;
         return 0;
@@ -172,8 +166,7 @@ static int rc_pin_uv_retries(struct rc_ctx *ctx, const struct kc_info *info)
 
 int rc_cmd_pin(struct rc_ctx *ctx, int argc, char **argv)
 {
-    static const struct option lo[] = {{"pin", required_argument, NULL, 'p'},
-                                       {"pin-file", required_argument, NULL, 'P'},
+    static const struct option lo[] = {RC_PIN_LONGOPTS,
                                        {"new-pin", required_argument, NULL, 'n'},
                                        {"new-pin-file", required_argument, NULL, 'N'},
                                        {"protocol", required_argument, NULL, 'x'},
@@ -206,7 +199,7 @@ int rc_cmd_pin(struct rc_ctx *ctx, int argc, char **argv)
     if (ctx->json)
         json_object_set_new(ctx->result, "subcommand", json_string(sub));
 
-    int have_new = 0, have_old = 0;
+    int have_new = 0;
     if (is_set || is_change) {
         have_new = rc_new_pin_get(&o, newpin, sizeof(newpin));
         if (have_new != 0 && have_new != 1) {
@@ -222,27 +215,13 @@ int rc_cmd_pin(struct rc_ctx *ctx, int argc, char **argv)
         }
     }
     if (is_change) {
-        have_old = rc_pin_get(o.pin, o.pin_file, pin, sizeof(pin));
-        if (have_old != 0 && have_old != 1) {
-            r = have_old;
+        r = rc_pin_src_need(&o.pin, argv[0], "pin change needs the current PIN", pin, sizeof(pin));
+        if (r != 0)
             goto out;
-        }
-        if (have_old == 0) {
-            r = rc_usage_error(argv[0], "pin change needs the current PIN: --pin, --pin-file or "
-                                        "$RAWCTAP_PIN");
-            goto out;
-        }
     }
 
-    if ((r = rc_open(ctx)) != 0)
-        goto out;
-    if (!rc_has_ctap2(ctx)) {
-        r = rc_no_ctap2(ctx, "pin");
-        goto out;
-    }
     struct kc_info card, info;
-    memset(&card, 0, sizeof(card));
-    if ((r = rc_info_fetch(ctx, &card)) != 0)
+    if ((r = rc_open_ctap2_info(ctx, "pin", &card)) != 0)
         goto out;
     info = card;
     if (o.protocol) {

@@ -12,6 +12,9 @@
 #include "ctaphid/status.h"
 #include "ctaphid/u2f.h"
 #include "triage/rawctap.h"
+#include "util/b64url.h"
+#include "util/hex.h"
+#include "util/rand.h"
 
 #define RC_U2F_POLL_MS 100
 
@@ -58,7 +61,7 @@ int rc_u2f_register_run(struct rc_ctx *ctx, const char *app_id, const char *key_
     int r;
     if (reg == NULL)
         return RC_EXIT_LOCAL;
-    if (rc_random(chal, sizeof(chal)) != 0 || rc_sha256(app_id, strlen(app_id), app) != 0) {
+    if (kcu_random(chal, sizeof(chal)) != 0 || rc_sha256(app_id, strlen(app_id), app) != 0) {
         r = RC_EXIT_LOCAL;
         goto out;
     }
@@ -81,8 +84,8 @@ int rc_u2f_register_run(struct rc_ctx *ctx, const char *app_id, const char *key_
         goto out;
     }
     pemtxt = rc_pubkey_pem(pkey);
-    kh = rc_b64url_encode(reg->key_handle, reg->key_handle_len);
-    hex = rc_hex_encode(cose, cose_len);
+    kh = kcu_b64url_encode_alloc(reg->key_handle, reg->key_handle_len);
+    hex = kcu_hex_encode_alloc(cose, cose_len);
     rc_out_str(ctx, "protocol", "ctap1");
     rc_out_str(ctx, "app_id", app_id);
     rc_out_str(ctx, "cred_id", kh);
@@ -153,7 +156,7 @@ int rc_u2f_authenticate_run(struct rc_ctx *ctx, const char *app_id, const struct
         }
         have_key = true;
     }
-    if (rc_random(chal, sizeof(chal)) != 0 || rc_sha256(app_id, strlen(app_id), app) != 0) {
+    if (kcu_random(chal, sizeof(chal)) != 0 || rc_sha256(app_id, strlen(app_id), app) != 0) {
         kc_cose_key_free(&key);
         return RC_EXIT_LOCAL;
     }
@@ -313,7 +316,8 @@ int rc_cmd_u2f_authenticate(struct rc_ctx *ctx, int argc, char **argv)
             o.app_id = cf.rp_id;
     } else {
         size_t len = 0;
-        if (rc_b64url_decode(o.key_handle, &kh_buf, &len) != 0)
+        if (kcu_b64url_decode_alloc(o.key_handle, RC_DECODE_MAX, KCU_B64URL_LENIENT, &kh_buf, &len,
+                                    NULL, 0) != 0)
             return rc_usage_error(argv[0], "--key-handle is not base64url");
         kh.ptr = kh_buf;
         kh.len = len;
@@ -326,7 +330,8 @@ int rc_cmd_u2f_authenticate(struct rc_ctx *ctx, int argc, char **argv)
         uint8_t chal[KC_U2F_CHAL_LEN], app[KC_U2F_APP_LEN];
         struct kc_u2f_auth auth;
         memset(&auth, 0, sizeof(auth));
-        if (rc_random(chal, sizeof(chal)) != 0 || rc_sha256(o.app_id, strlen(o.app_id), app) != 0) {
+        if (kcu_random(chal, sizeof(chal)) != 0 ||
+            rc_sha256(o.app_id, strlen(o.app_id), app) != 0) {
             r = RC_EXIT_LOCAL;
             goto out;
         }

@@ -1,6 +1,6 @@
-/* rawctap helpers: base64url and hex, integer parsing, PIN sources, atomic
- * file writes, SHA-256 and randomness through OpenSSL, and the note of the
- * last usage problem (for the --json error object). */
+/* rawctap helpers: integer parsing, PIN sources, atomic file writes,
+ * SHA-256 through OpenSSL, and the note of the last usage problem (for the
+ * --json error object). Hex, base64url and random bytes are util/'s. */
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -13,7 +13,6 @@
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
-#include <openssl/rand.h>
 
 #include "triage/rawctap.h"
 
@@ -42,130 +41,6 @@ static int rc_pin_problem(const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "rawctap: %s\n", rc_usage_msg);
     return RC_EXIT_USAGE;
-}
-
-char *rc_b64url_encode(const uint8_t *buf, size_t len)
-{
-    if (len > INT_MAX / 2)
-        return NULL;
-    size_t cap = 4 * ((len + 2) / 3) + 1;
-    char *out = malloc(cap);
-    if (out == NULL)
-        return NULL;
-    int n = EVP_EncodeBlock((unsigned char *)out, buf, (int)len);
-    if (n < 0) {
-        free(out);
-        return NULL;
-    }
-    /* base64 -> base64url without padding */
-    while (n > 0 && out[n - 1] == '=')
-        n--;
-    out[n] = '\0';
-    for (int i = 0; i < n; i++) {
-        if (out[i] == '+')
-            out[i] = '-';
-        else if (out[i] == '/')
-            out[i] = '_';
-    }
-    return out;
-}
-
-int rc_b64url_decode(const char *s, uint8_t **out, size_t *out_len)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 65536)
-        return -1;
-    size_t padded = (n + 3) / 4 * 4;
-    char *tmp = malloc(padded + 1);
-    uint8_t *bin = malloc(padded / 4 * 3 + 1);
-    if (tmp == NULL || bin == NULL) {
-        free(tmp);
-        free(bin);
-        return -1;
-    }
-    size_t pad = 0;
-    while (n > 0 && s[n - 1] == '=') {
-        n--;
-        pad++;
-    }
-    if (pad > 2 || n == 0 || n % 4 == 1)
-        goto fail;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        /* base64url, and standard base64 too */
-        if (c == '-')
-            c = '+';
-        else if (c == '_')
-            c = '/';
-        else if (c == '=')
-            goto fail;
-        tmp[i] = c;
-    }
-    padded = (n + 3) / 4 * 4;
-    for (size_t i = n; i < padded; i++)
-        tmp[i] = '=';
-    tmp[padded] = '\0';
-    int m = EVP_DecodeBlock(bin, (const unsigned char *)tmp, (int)padded);
-    if (m < 0)
-        goto fail;
-    /* EVP_DecodeBlock counts padding bytes as output zeros: drop them */
-    m -= (int)(padded - n);
-    if (m <= 0)
-        goto fail;
-    free(tmp);
-    *out = bin;
-    *out_len = (size_t)m;
-    return 0;
-fail:
-    free(tmp);
-    free(bin);
-    return -1;
-}
-
-char *rc_hex_encode(const uint8_t *buf, size_t len)
-{
-    static const char digits[] = "0123456789abcdef";
-    char *out = malloc(2 * len + 1);
-    if (out == NULL)
-        return NULL;
-    for (size_t i = 0; i < len; i++) {
-        out[2 * i] = digits[buf[i] >> 4];
-        out[2 * i + 1] = digits[buf[i] & 0x0f];
-    }
-    out[2 * len] = '\0';
-    return out;
-}
-
-static int rc_hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-int rc_hex_decode(const char *s, uint8_t **out, size_t *out_len)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n % 2 != 0 || n > 131072)
-        return -1;
-    uint8_t *bin = malloc(n / 2);
-    if (bin == NULL)
-        return -1;
-    for (size_t i = 0; i < n / 2; i++) {
-        int hi = rc_hexval(s[2 * i]), lo = rc_hexval(s[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            free(bin);
-            return -1;
-        }
-        bin[i] = (uint8_t)(hi << 4 | lo);
-    }
-    *out = bin;
-    *out_len = n / 2;
-    return 0;
 }
 
 int rc_parse_int(const char *s, long min, long max, long *out)
@@ -288,11 +163,4 @@ char *rc_pubkey_pem(EVP_PKEY *pkey)
     }
     BIO_free(bio);
     return out;
-}
-
-int rc_random(uint8_t *buf, size_t len)
-{
-    if (len > INT_MAX)
-        return -1;
-    return RAND_bytes(buf, (int)len) == 1 ? 0 : -1;
 }

@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "harness/chain/forward.h"
+#include "util/clock.h"
 
 struct conn {
     int used;
@@ -49,15 +50,6 @@ static volatile sig_atomic_t stop_signal;
 static void on_stop(int sig)
 {
     stop_signal = sig;
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-        return 0;
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -103,7 +95,7 @@ static void log_event(const struct relay *r, const char *event, json_t *fields)
 
 static void conn_close(struct relay *r, struct conn *c, const char *reason)
 {
-    uint64_t t = now_ms();
+    uint64_t t = kcu_now_ms();
 
     log_event(r, "close",
               json_pack("{sI sI sI ss sI}", "conn", (json_int_t)c->id, "bytes_to_target",
@@ -185,7 +177,7 @@ static void accept_one(struct relay *r, int cfd)
     c->id = id;
     c->cfd = cfd;
     c->tfd = -1;
-    c->start_ms = c->last_ms = now_ms();
+    c->start_ms = c->last_ms = kcu_now_ms();
     r->active++;
     log_event(r, "open", json_pack("{sI}", "conn", (json_int_t)id));
     c->up.buf = malloc(KCF_HALF_BUF);
@@ -217,7 +209,7 @@ static void accept_all(struct relay *r)
         if (errno != EAGAIN && errno != EWOULDBLOCK) {
             /* out of descriptors or memory: back off instead of spinning */
             msg("accept: %s", strerror(errno));
-            r->listen_pause_until = now_ms() + 100;
+            r->listen_pause_until = kcu_now_ms() + 100;
         }
         return;
     }
@@ -238,7 +230,7 @@ static void finish_connect(struct relay *r, struct conn *c)
         return;
     }
     c->connecting = 0;
-    c->last_ms = now_ms();
+    c->last_ms = kcu_now_ms();
 }
 
 /* Moves bytes both ways and passes EOF on; closes when both ways are done. */
@@ -253,7 +245,7 @@ static void service(struct relay *r, struct conn *c)
         return;
     }
     if (u == KCF_PUMP_MOVED || d == KCF_PUMP_MOVED)
-        c->last_ms = now_ms();
+        c->last_ms = kcu_now_ms();
     /* half-close: EOF from one side becomes a FIN to the other */
     if (kcf_half_drained(&c->up) && !c->up.shut) {
         if (shutdown(c->tfd, SHUT_WR) != 0 && errno != ENOTCONN) {
@@ -319,7 +311,7 @@ static int loop_once(struct relay *r, const sigset_t *waitmask)
 {
     nfds_t n = 0;
     int lidx;
-    uint64_t t = now_ms();
+    uint64_t t = kcu_now_ms();
     struct timespec to;
     int ms, rc;
 
@@ -372,7 +364,7 @@ static int loop_once(struct relay *r, const sigset_t *waitmask)
     }
     if (lidx >= 0 && (r->pfds[lidx].revents & POLLIN))
         accept_all(r);
-    expire(r, now_ms());
+    expire(r, kcu_now_ms());
     return 0;
 }
 

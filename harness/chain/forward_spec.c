@@ -1,12 +1,12 @@
 /* kc-forward's command line: the qvm-connect-tcp style spec and the options.
  * Parsed by hand (no getopt) so that it has no global state and tests can call
  * it repeatedly. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "harness/chain/forward.h"
+#include "util/err.h"
 
 static const char usage_text[] =
     "usage: kc-forward [options] [LOCALPORT]:[TARGET]:TARGETPORT\n"
@@ -32,20 +32,6 @@ static const char usage_text[] =
 const char *kcf_usage(void)
 {
     return usage_text;
-}
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
 }
 
 int kcf_parse_port(const char *s, size_t len, int allow_zero, uint16_t *out)
@@ -94,28 +80,28 @@ int kcf_spec_parse(const char *s, struct kcf_spec *out, char *err, size_t errlen
     memset(&spec, 0, sizeof(spec));
     if (s == NULL || (c1 = strchr(s, ':')) == NULL || (c2 = strchr(c1 + 1, ':')) == NULL ||
         strchr(c2 + 1, ':') != NULL) {
-        set_err(err, errlen, "spec '%s' is not LOCALPORT:TARGET:TARGETPORT", s ? s : "");
+        kcu_set_err(err, errlen, "spec '%s' is not LOCALPORT:TARGET:TARGETPORT", s ? s : "");
         return -1;
     }
     if (kcf_parse_port(c2 + 1, strlen(c2 + 1), 0, &spec.target_port) != 0) {
-        set_err(err, errlen, "target port '%s' is not a number 1..65535", c2 + 1);
+        kcu_set_err(err, errlen, "target port '%s' is not a number 1..65535", c2 + 1);
         return -1;
     }
     if (c1 == s) {
         spec.local_port = spec.target_port;
     } else if (kcf_parse_port(s, (size_t)(c1 - s), 1, &spec.local_port) != 0) {
-        set_err(err, errlen, "local port in '%s' is not a number 0..65535", s);
+        kcu_set_err(err, errlen, "local port in '%s' is not a number 0..65535", s);
         return -1;
     }
     target_len = (size_t)(c2 - c1 - 1);
     if (target_len > KCF_NETNS_MAX) {
-        set_err(err, errlen, "target in '%s' is longer than 64 characters", s);
+        kcu_set_err(err, errlen, "target in '%s' is longer than 64 characters", s);
         return -1;
     }
     memcpy(spec.target, c1 + 1, target_len);
     spec.target[target_len] = '\0';
     if (target_len > 0 && !kcf_netns_name_ok(spec.target)) {
-        set_err(err, errlen, "target in '%s' is not a namespace name ([A-Za-z0-9._-])", s);
+        kcu_set_err(err, errlen, "target in '%s' is not a namespace name ([A-Za-z0-9._-])", s);
         return -1;
     }
     *out = spec;
@@ -161,7 +147,7 @@ static int take_value(int argc, char *const argv[], int *i, const char *name, co
 static int copy_netns(const char *opt, const char *v, char *dst, char *err, size_t errlen)
 {
     if (!kcf_netns_name_ok(v)) {
-        set_err(err, errlen, "%s '%s' is not a namespace name ([A-Za-z0-9._-], 1..64)", opt, v);
+        kcu_set_err(err, errlen, "%s '%s' is not a namespace name ([A-Za-z0-9._-], 1..64)", opt, v);
         return -1;
     }
     snprintf(dst, KCF_NETNS_MAX + 1, "%s", v);
@@ -188,7 +174,7 @@ enum kcf_parse_result kcf_options_parse(int argc, char *const argv[], struct kcf
 
         if (only_positional || a[0] != '-' || a[1] == '\0') {
             if (spec != NULL) {
-                set_err(err, errlen, "unexpected argument '%s' (one spec only)", a);
+                kcu_set_err(err, errlen, "unexpected argument '%s' (one spec only)", a);
                 return KCF_PARSE_USAGE;
             }
             spec = a;
@@ -215,7 +201,7 @@ enum kcf_parse_result kcf_options_parse(int argc, char *const argv[], struct kcf
             if (v == NULL)
                 goto missing;
             if (*v == '\0') {
-                set_err(err, errlen, "%s needs a path", "--ready-file");
+                kcu_set_err(err, errlen, "%s needs a path", "--ready-file");
                 return KCF_PARSE_USAGE;
             }
             opts->ready_file = v;
@@ -223,35 +209,35 @@ enum kcf_parse_result kcf_options_parse(int argc, char *const argv[], struct kcf
             if (v == NULL)
                 goto missing;
             if (parse_uint(v, 1, 86400000u, &opts->idle_timeout_ms) != 0) {
-                set_err(err, errlen, "--idle-timeout-ms '%s' is not 1..86400000", v);
+                kcu_set_err(err, errlen, "--idle-timeout-ms '%s' is not 1..86400000", v);
                 return KCF_PARSE_USAGE;
             }
         } else if (take_value(argc, argv, &i, "--connect-timeout-ms", &v)) {
             if (v == NULL)
                 goto missing;
             if (parse_uint(v, 1, 600000u, &opts->connect_timeout_ms) != 0) {
-                set_err(err, errlen, "--connect-timeout-ms '%s' is not 1..600000", v);
+                kcu_set_err(err, errlen, "--connect-timeout-ms '%s' is not 1..600000", v);
                 return KCF_PARSE_USAGE;
             }
         } else if (take_value(argc, argv, &i, "--max-conns", &v)) {
             if (v == NULL)
                 goto missing;
             if (parse_uint(v, 1, KCF_MAX_CONNS_LIMIT, &opts->max_conns) != 0) {
-                set_err(err, errlen, "--max-conns '%s' is not 1..1024", v);
+                kcu_set_err(err, errlen, "--max-conns '%s' is not 1..1024", v);
                 return KCF_PARSE_USAGE;
             }
         } else {
-            set_err(err, errlen, "unknown option '%s'", a);
+            kcu_set_err(err, errlen, "unknown option '%s'", a);
             return KCF_PARSE_USAGE;
         }
         continue;
     missing:
-        set_err(err, errlen, "%s needs a value", a);
+        kcu_set_err(err, errlen, "%s needs a value", a);
         return KCF_PARSE_USAGE;
     }
 
     if (spec == NULL) {
-        set_err(err, errlen, "%s", "missing LOCALPORT:TARGET:TARGETPORT");
+        kcu_set_err(err, errlen, "%s", "missing LOCALPORT:TARGET:TARGETPORT");
         return KCF_PARSE_USAGE;
     }
     if (kcf_spec_parse(spec, &opts->spec, err, errlen) != 0)

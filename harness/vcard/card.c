@@ -6,7 +6,6 @@
  * Locking: every entry point takes c->mu; the presence callback is called with
  * it released (vc_ask_presence), so the HID server's main thread can change
  * faults, power-cycle or read status while the worker waits for a touch. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,30 +15,9 @@
 #include "ctaphid/credman.h"
 #include "ctaphid/status.h"
 #include "harness/vcard/card_int.h"
-
-void vc_seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-void vc_now(struct timespec *ts)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-}
-
-long long vc_ms_since(const struct timespec *t0)
-{
-    struct timespec now;
-
-    vc_now(&now);
-    return (long long)(now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
-}
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/rand.h"
 
 enum vc_up_result vc_ask_presence(struct vc_card *c, vc_presence_fn up, void *ctx)
 {
@@ -106,7 +84,7 @@ int vc_persist(struct vc_card *c)
 
 static int fresh_secrets(struct vc_card *c)
 {
-    if (vc_random(c->master_key, sizeof(c->master_key)) != 0 || vc_attest_generate(c) != 0)
+    if (kcu_random(c->master_key, sizeof(c->master_key)) != 0 || vc_attest_generate(c) != 0)
         return -1;
     c->pin_retries = VC_PIN_RETRIES_MAX;
     return 0;
@@ -135,10 +113,10 @@ static int apply_start_pin(struct vc_card *c, bool at_start, bool *changed, char
         *changed = true;
     } else if (c->start_pin_given && at_start && ps != VC_PIN_START_BLOCKED &&
                CRYPTO_memcmp(c->pin_hash, c->start_pin_hash, 16) != 0) {
-        vc_seterr(err, errlen,
-                  "vcard: --pin differs from the PIN already set in the state file %s "
-                  "(give the same PIN, drop --pin, or reset the card)",
-                  c->state_path != NULL ? c->state_path : "");
+        kcu_set_err(err, errlen,
+                    "vcard: --pin differs from the PIN already set in the state file %s "
+                    "(give the same PIN, drop --pin, or reset the card)",
+                    c->state_path != NULL ? c->state_path : "");
         return -1;
     }
     if (ps != VC_PIN_START_ASIS && !c->pin_set) {
@@ -174,13 +152,13 @@ struct vc_card *vc_card_new(const struct vc_config *cfg, char *err, size_t errle
     bool changed = false;
     int rc, recert;
 
-    vc_seterr(err, errlen, "%s", "");
+    kcu_set_err(err, errlen, "%s", "");
     if (cfg == NULL) {
-        vc_seterr(err, errlen, "vcard: no configuration");
+        kcu_set_err(err, errlen, "vcard: no configuration");
         return NULL;
     }
     if ((c = calloc(1, sizeof(*c))) == NULL) {
-        vc_seterr(err, errlen, "vcard: out of memory");
+        kcu_set_err(err, errlen, "vcard: out of memory");
         return NULL;
     }
     pthread_mutex_init(&c->mu, NULL);
@@ -195,19 +173,19 @@ struct vc_card *vc_card_new(const struct vc_config *cfg, char *err, size_t errle
         size_t n = strlen(cfg->pin);
 
         if (n < VC_PIN_MIN_LEN || n > VC_PIN_MAX_LEN) {
-            vc_seterr(err, errlen, "vcard: --pin must be %d to %d bytes long (got %zu)",
-                      VC_PIN_MIN_LEN, VC_PIN_MAX_LEN, n);
+            kcu_set_err(err, errlen, "vcard: --pin must be %d to %d bytes long (got %zu)",
+                        VC_PIN_MIN_LEN, VC_PIN_MAX_LEN, n);
             goto fail;
         }
         if (vc_pin_hash(cfg->pin, c->start_pin_hash) != 0) {
-            vc_seterr(err, errlen, "vcard: hashing the PIN failed");
+            kcu_set_err(err, errlen, "vcard: hashing the PIN failed");
             goto fail;
         }
         c->start_pin_given = true;
     }
     c->cfg.state_path = NULL;
     if (cfg->state_path != NULL && (c->state_path = strdup(cfg->state_path)) == NULL) {
-        vc_seterr(err, errlen, "vcard: out of memory");
+        kcu_set_err(err, errlen, "vcard: out of memory");
         goto fail;
     }
     rc = c->state_path != NULL ? vc_state_load(c, err, errlen) : 0;
@@ -215,7 +193,7 @@ struct vc_card *vc_card_new(const struct vc_config *cfg, char *err, size_t errle
         goto fail;
     if (rc == 0) {
         if (fresh_secrets(c) != 0) {
-            vc_seterr(err, errlen, "vcard: generating the card's keys failed");
+            kcu_set_err(err, errlen, "vcard: generating the card's keys failed");
             goto fail;
         }
     }
@@ -227,18 +205,18 @@ struct vc_card *vc_card_new(const struct vc_config *cfg, char *err, size_t errle
         CRYPTO_memcmp(c->pin_hash, c->start_pin_hash, 16) == 0)
         c->pin_code_points = vc_utf8_code_points((const uint8_t *)cfg->pin, strlen(cfg->pin));
     if ((recert = vc_attest_match_aaguid(c)) < 0) {
-        vc_seterr(err, errlen, "vcard: issuing the attestation certificate failed");
+        kcu_set_err(err, errlen, "vcard: issuing the attestation certificate failed");
         goto fail;
     }
     if ((changed || recert > 0 || rc == 0) && vc_persist(c) != 0) {
-        vc_seterr(err, errlen, "vcard: cannot write state file %s", c->state_path);
+        kcu_set_err(err, errlen, "vcard: cannot write state file %s", c->state_path);
         goto fail;
     }
     if (vc_pin_new_boot(c) != 0) {
-        vc_seterr(err, errlen, "vcard: generating the key agreement key failed");
+        kcu_set_err(err, errlen, "vcard: generating the key agreement key failed");
         goto fail;
     }
-    vc_now(&c->boot);
+    c->boot_ms = kcu_now_ms();
     return c;
 fail:
     vc_card_free(c);
@@ -267,7 +245,7 @@ void vc_card_power_cycle(struct vc_card *c)
     c->pin_boot_fails = 0;
     c->pending.active = false;
     (void)vc_pin_new_boot(c);
-    vc_now(&c->boot);
+    c->boot_ms = kcu_now_ms();
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -284,18 +262,18 @@ int vc_card_set_personality(struct vc_card *c, const struct vc_personality *p, c
     bool changed = false;
     int recert, rc = -1;
 
-    vc_seterr(err, errlen, "%s", "");
+    kcu_set_err(err, errlen, "%s", "");
     pthread_mutex_lock(&c->mu);
     use_personality(c, p);
     c->pending.active = false;
     if (apply_start_pin(c, false, &changed, err, errlen) != 0)
         goto out;
     if ((recert = vc_attest_match_aaguid(c)) < 0) {
-        vc_seterr(err, errlen, "vcard: issuing the attestation certificate failed");
+        kcu_set_err(err, errlen, "vcard: issuing the attestation certificate failed");
         goto out;
     }
     if ((changed || recert > 0) && vc_persist(c) != 0) {
-        vc_seterr(err, errlen, "vcard: cannot write state file %s", c->state_path);
+        kcu_set_err(err, errlen, "vcard: cannot write state file %s", c->state_path);
         goto out;
     }
     rc = 0;
@@ -503,12 +481,12 @@ static uint8_t reset(struct vc_card *c, vc_presence_fn up, void *ctx)
 {
     uint8_t st;
 
-    if (vc_ms_since(&c->boot) > c->cfg.reset_window_ms)
+    if ((long long)(kcu_now_ms() - c->boot_ms) > c->cfg.reset_window_ms)
         return KC_CTAP2_ERR_NOT_ALLOWED;
     if ((st = vc_up_status(vc_ask_presence(c, up, ctx))) != KC_CTAP2_OK)
         return st;
     /* A new master key makes every non-resident credential id unopenable. */
-    if (vc_random(c->master_key, sizeof(c->master_key)) != 0)
+    if (kcu_random(c->master_key, sizeof(c->master_key)) != 0)
         return KC_CTAP1_ERR_OTHER;
     vc_key_cache_clear(c);
     OPENSSL_cleanse(c->rks, sizeof(c->rks));
@@ -664,8 +642,9 @@ char *vc_card_status_json(const struct vc_card *c)
     json_object_set_new(
         o, "attestation",
         json_string(m->cfg.attestation <= VC_ATT_NONE ? att[m->cfg.attestation] : "unknown"));
-    json_object_set_new(o, "reset_allowed",
-                        json_boolean(vc_ms_since(&m->boot) <= m->cfg.reset_window_ms));
+    json_object_set_new(
+        o, "reset_allowed",
+        json_boolean((long long)(kcu_now_ms() - m->boot_ms) <= m->cfg.reset_window_ms));
     json_object_set_new(o, "state_file",
                         m->state_path != NULL ? json_string(m->state_path) : json_null());
     pthread_mutex_unlock(&m->mu);

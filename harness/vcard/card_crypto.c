@@ -11,19 +11,14 @@
 #include <openssl/objects.h>
 #include <openssl/param_build.h>
 #include <openssl/params.h>
-#include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #include "ctaphid/status.h"
 #include "harness/vcard/card_int.h"
+#include "util/rand.h"
 
 #define FIDO_AAGUID_OID "1.3.6.1.4.1.45724.1.1.4"
-
-int vc_random(uint8_t *p, size_t len)
-{
-    return RAND_bytes(p, (int)len) == 1 ? 0 : -1;
-}
 
 int vc_sha256(const uint8_t *p, size_t len, uint8_t out[32])
 {
@@ -100,7 +95,7 @@ int vc_cred_new(struct vc_card *c, int alg, int cred_protect, uint8_t flags,
     plain[2] = flags;
     memcpy(plain + 3, out->priv, 32);
     out->id[0] = VC_CRED_FORMAT;
-    if (vc_random(out->id + 1, VC_CRED_NONCE_LEN) != 0 ||
+    if (kcu_random(out->id + 1, VC_CRED_NONCE_LEN) != 0 ||
         gcm(1, c->master_key, out->id + 1, rp_id_hash, 32, plain, sizeof(plain),
             out->id + 1 + VC_CRED_NONCE_LEN,
             out->id + 1 + VC_CRED_NONCE_LEN + VC_CRED_PLAIN_LEN) != 0)
@@ -319,7 +314,7 @@ static int make_cert(struct vc_card *c, EVP_PKEY *k)
     unsigned char *der = NULL;
     int der_len, rc = -1;
 
-    if (k == NULL || x == NULL || vc_random(serial, sizeof(serial)) != 0)
+    if (k == NULL || x == NULL || kcu_random(serial, sizeof(serial)) != 0)
         goto out;
     serial[0] &= 0x7f;
     if ((sn = BN_bin2bn(serial, sizeof(serial), NULL)) == NULL ||

@@ -20,6 +20,7 @@
 #include "ctaphid/cose.h"
 #include "ctaphid/status.h"
 #include "harness/vcard/card_int.h"
+#include "util/clock.h"
 
 #define AUTHDATA_MAX 1024
 #define SIG_MAX 128
@@ -823,7 +824,7 @@ uint8_t vc_get_assertion(struct vc_card *c, const uint8_t *p, size_t len, uint8_
         c->pending.flags = flags;
         c->pending.ext_cred_blob = gx.cred_blob;
         c->pending.ext_large_blob_key = gx.large_blob_key;
-        vc_now(&c->pending.deadline);
+        c->pending.started_ms = kcu_now_ms();
     }
 out:
     OPENSSL_cleanse(&cr, sizeof(cr));
@@ -841,7 +842,8 @@ uint8_t vc_get_next_assertion(struct vc_card *c, uint8_t *resp, size_t cap, size
     struct vc_ext_ga gx;
     uint8_t st;
 
-    if (!pd->active || pd->next >= pd->n || vc_ms_since(&pd->deadline) > VC_NEXT_ASSERTION_MS) {
+    if (!pd->active || pd->next >= pd->n ||
+        (long long)(kcu_now_ms() - pd->started_ms) > VC_NEXT_ASSERTION_MS) {
         pd->active = false;
         return KC_CTAP2_ERR_NOT_ALLOWED;
     }
@@ -857,7 +859,7 @@ uint8_t vc_get_next_assertion(struct vc_card *c, uint8_t *resp, size_t cap, size
     st = assertion(c, &cr, rk->rp_id_hash, rk, pd->flags, pd->cdh, 0, NULL, &gx, resp, cap,
                    resp_len);
     OPENSSL_cleanse(&cr, sizeof(cr));
-    vc_now(&pd->deadline); /* the timer restarts with each response */
+    pd->started_ms = kcu_now_ms(); /* the timer restarts with each response */
     if (pd->next >= pd->n)
         pd->active = false;
     return st;

@@ -89,7 +89,8 @@ struct vc_pending {
     size_t n, next;
     uint8_t cdh[32];
     uint8_t flags;
-    struct timespec deadline;
+    uint64_t started_ms; /* kcu_now_ms() of the last answer: the next comes within
+                            VC_NEXT_ASSERTION_MS of it */
     bool ext_cred_blob, ext_large_blob_key; /* getCredBlob, largeBlobKey asked */
 };
 
@@ -152,7 +153,7 @@ struct vc_card {
     size_t lb_expected, lb_next;
 
     /* per boot */
-    struct timespec boot;
+    uint64_t boot_ms; /* kcu_now_ms() of the power-up */
     int pin_boot_fails;
     EVP_PKEY *ka_key;
     uint8_t token[VC_TOKEN_LEN];
@@ -167,17 +168,12 @@ struct vc_card {
 /* card.c */
 enum vc_up_result vc_ask_presence(struct vc_card *c, vc_presence_fn up, void *ctx);
 uint8_t vc_up_status(enum vc_up_result r); /* a CTAP2 status for a non-approval */
-void vc_now(struct timespec *ts);
-long long vc_ms_since(const struct timespec *t0);
-int vc_persist(struct vc_card *c); /* save state if a path is configured */
+int vc_persist(struct vc_card *c);         /* save state if a path is configured */
 /* Serialise item into resp after a zero status byte: KC_CTAP2_OK,
  * KC_CTAP1_ERR_OTHER, or VC_ST_TOO_SMALL when cap cannot hold it. */
 #define VC_ST_TOO_SMALL 0xff
 uint8_t vc_reply_item(cbor_item_t *item, uint8_t *resp, size_t cap, size_t *resp_len);
 void vc_reply_status(uint8_t status, uint8_t *resp, size_t *resp_len);
-/* Formats into err (may be NULL) the message vc_card_new reports. */
-void vc_seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /* Built-in UV: the personality's uv option, or --uv. */
 bool vc_builtin_uv(const struct vc_card *c);
@@ -192,7 +188,6 @@ uint8_t vc_parse_request(const uint8_t *p, size_t len, cbor_item_t **out);
 void vc_item_text_copy(const cbor_item_t *it, char *dst, size_t cap);
 
 /* card_crypto.c */
-int vc_random(uint8_t *p, size_t len);
 int vc_sha256(const uint8_t *p, size_t len, uint8_t out[32]);
 /* HMAC-SHA256 of m1 || m2 (m2 may be NULL with l2 0). */
 int vc_hmac_sha256(const uint8_t *key, size_t klen, const uint8_t *m1, size_t l1, const uint8_t *m2,

@@ -19,6 +19,7 @@
 #include "ctaphid/pin_proto.h"
 #include "ctaphid/status.h"
 #include "harness/vcard/card_int.h"
+#include "util/rand.h"
 
 static int new_key_agreement(struct vc_card *c)
 {
@@ -38,7 +39,7 @@ static int token_reset(struct vc_card *c)
     c->token_perms = 0;
     c->token_has_rp = false;
     c->token_rp[0] = '\0';
-    return vc_random(c->token, sizeof(c->token));
+    return kcu_random(c->token, sizeof(c->token));
 }
 
 int vc_pin_new_boot(struct vc_card *c)

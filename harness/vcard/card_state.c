@@ -21,6 +21,7 @@
 
 #include "ctaphid/status.h"
 #include "harness/vcard/card_int.h"
+#include "util/err.h"
 
 #define STATE_VERSION 1
 #define STATE_MAX (8u << 20)
@@ -433,21 +434,21 @@ int vc_state_load(struct vc_card *c, char *err, size_t errlen)
     if ((fd = open(c->state_path, O_RDONLY | O_CLOEXEC)) < 0) {
         if (errno == ENOENT)
             return 0;
-        vc_seterr(err, errlen, "vcard: cannot open state file %s: %s", c->state_path,
-                  strerror(errno));
+        kcu_set_err(err, errlen, "vcard: cannot open state file %s: %s", c->state_path,
+                    strerror(errno));
         return -1;
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        vc_seterr(err, errlen, "vcard: state file %s is not a regular file", c->state_path);
+        kcu_set_err(err, errlen, "vcard: state file %s is not a regular file", c->state_path);
         goto out;
     }
     if (st.st_size == 0 || (size_t)st.st_size > STATE_MAX) {
-        vc_seterr(err, errlen, "vcard: state file %s has a bad size (%lld bytes)", c->state_path,
-                  (long long)st.st_size);
+        kcu_set_err(err, errlen, "vcard: state file %s has a bad size (%lld bytes)", c->state_path,
+                    (long long)st.st_size);
         goto out;
     }
     if ((buf = malloc((size_t)st.st_size)) == NULL) {
-        vc_seterr(err, errlen, "vcard: out of memory reading %s", c->state_path);
+        kcu_set_err(err, errlen, "vcard: out of memory reading %s", c->state_path);
         goto out;
     }
     while (n < (size_t)st.st_size) {
@@ -455,22 +456,22 @@ int vc_state_load(struct vc_card *c, char *err, size_t errlen)
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
-            vc_seterr(err, errlen, "vcard: cannot read state file %s: %s", c->state_path,
-                      r < 0 ? strerror(errno) : "short read");
+            kcu_set_err(err, errlen, "vcard: cannot read state file %s: %s", c->state_path,
+                        r < 0 ? strerror(errno) : "short read");
             goto out;
         }
         n += (size_t)r;
     }
     if (kc_cbor_load(buf, n, &item) != KC_OK) {
-        vc_seterr(err, errlen, "vcard: state file %s is corrupt: not valid CBOR", c->state_path);
+        kcu_set_err(err, errlen, "vcard: state file %s is corrupt: not valid CBOR", c->state_path);
         goto out;
     }
     if (!cbor_isa_map(item)) {
-        vc_seterr(err, errlen, "vcard: state file %s is corrupt: not a CBOR map", c->state_path);
+        kcu_set_err(err, errlen, "vcard: state file %s is corrupt: not a CBOR map", c->state_path);
         goto out;
     }
     if ((why = unseal(item, &inner)) != NULL || (why = load_item(c, inner)) != NULL) {
-        vc_seterr(err, errlen, "vcard: state file %s is corrupt: %s", c->state_path, why);
+        kcu_set_err(err, errlen, "vcard: state file %s is corrupt: %s", c->state_path, why);
         goto out;
     }
     rc = 1;

@@ -14,6 +14,7 @@
 #include "harness/vcard/uhid.h"
 
 #include "harness/vcard/server_internal.h"
+#include "util/clock.h"
 
 struct vc_server *vc_server_new(struct vc_card *card, const struct vc_server_config *cfg, char *err,
                                 size_t errlen)
@@ -141,7 +142,7 @@ int vc_server_run(struct vc_server *s, volatile sig_atomic_t *stop)
     int rc = 0;
 
     while (!*stop) {
-        int timeout = tick(s, vcs_now_ms());
+        int timeout = tick(s, kcu_now_ms());
         int nfds = 0;
         int conn_at[CTL_MAX_CLIENTS];
         int ctl_at = -1;

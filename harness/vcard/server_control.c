@@ -9,6 +9,7 @@
 #include "harness/vcard/script.h"
 
 #include "harness/vcard/server_internal.h"
+#include "util/clock.h"
 
 static json_t *faults_json(const struct vc_faults *f)
 {
@@ -104,7 +105,7 @@ static json_t *decide(struct vc_server *s, enum vc_up_result d)
         return json_pack("{s:b, s:s}", "ok", 1, "applied", "pending");
     }
     s->armed = (int)d;
-    s->armed_until_ms = vcs_now_ms() + ARMED_DECISION_MS;
+    s->armed_until_ms = kcu_now_ms() + ARMED_DECISION_MS;
     return json_pack("{s:b, s:s}", "ok", 1, "applied", "next");
 }
 

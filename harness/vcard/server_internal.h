@@ -96,14 +96,6 @@ struct vc_server {
     size_t nclients;
 };
 
-static inline uint64_t vcs_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* ---- server_presence.c: presence modes and waits ---------------------- */
 
 /* A whole number of milliseconds (0 .. 3600000) in s; 0 or -1. */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "harness/vcard/server_internal.h"
+#include "util/clock.h"
 
 int vcs_parse_ms(const char *s, int *out)
 {
@@ -79,20 +80,14 @@ void vc_presence_format(const struct vc_presence *p, char *buf, size_t len)
 void vcs_wait_until(struct vc_server *s, uint64_t deadline_ms)
 {
     struct timespec ts;
-    uint64_t now = vcs_now_ms();
+    uint64_t now = kcu_now_ms();
     uint64_t until = deadline_ms;
 
     if (until <= now)
         return;
     if (until - now > POLL_MAX_MS)
         until = now + POLL_MAX_MS; /* re-check flags at least once a second */
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)((until - now) / 1000);
-    ts.tv_nsec += (long)((until - now) % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    kcu_deadline(CLOCK_MONOTONIC, until - now, &ts);
     (void)pthread_cond_timedwait(&s->cv, &s->mu, &ts);
 }
 
@@ -101,7 +96,7 @@ enum vc_up_result vcs_presence_cb(void *ctx)
 {
     struct vc_server *s = ctx;
     enum vc_up_result r;
-    uint64_t start = vcs_now_ms();
+    uint64_t start = kcu_now_ms();
 
     pthread_mutex_lock(&s->mu);
     vc_hid_job_set_status(s->hid, KC_KEEPALIVE_UPNEEDED);
@@ -111,7 +106,7 @@ enum vc_up_result vcs_presence_cb(void *ctx)
         s->decision = s->armed;
     s->armed = -1;
     for (;;) {
-        uint64_t now = vcs_now_ms();
+        uint64_t now = kcu_now_ms();
         uint64_t deadline = start + VC_PRESENCE_MAX_MS;
 
         if (s->stopping || vc_hid_job_cancelled(s->hid)) {

@@ -12,6 +12,7 @@
 #include "harness/vcard/uhid.h"
 
 #include "harness/vcard/server_internal.h"
+#include "util/clock.h"
 
 int vcs_parse_listen(const char *spec, struct sockaddr_in *sa, char *err, size_t errlen)
 {
@@ -205,7 +206,7 @@ int vcs_read_udp(struct vc_server *s)
         memset(&peer, 0, sizeof(peer));
         peer.len = sizeof(sa);
         memcpy(peer.addr, &sa, sizeof(sa));
-        now = vcs_now_ms();
+        now = kcu_now_ms();
         pthread_mutex_lock(&s->mu);
         if (s->replug_requested) {
             /* --fault replug: the card left this address when it answered;

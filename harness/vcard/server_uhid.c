@@ -6,6 +6,7 @@
 #include "harness/vcard/uhid.h"
 
 #include "harness/vcard/server_internal.h"
+#include "util/clock.h"
 
 int vcs_read_uhid(struct vc_server *s)
 {
@@ -25,9 +26,9 @@ int vcs_read_uhid(struct vc_server *s)
             continue;
         }
         if (s->script != NULL) {
-            vc_script_input(s->script, &peer, rep, sizeof(rep), vcs_now_ms());
+            vc_script_input(s->script, &peer, rep, sizeof(rep), kcu_now_ms());
         } else {
-            vc_hid_input(s->hid, &peer, rep, sizeof(rep), vcs_now_ms());
+            vc_hid_input(s->hid, &peer, rep, sizeof(rep), kcu_now_ms());
             vcs_start_job(s);
         }
         pthread_cond_broadcast(&s->cv);

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "harness/vcard/server_internal.h"
+#include "util/clock.h"
 
 static bool hangs_before_up(const struct vc_server *s, uint8_t cmd, const uint8_t *data, size_t len)
 {
@@ -43,7 +44,7 @@ void *vcs_worker_main(void *arg)
              * the fault or shutting down ends it */
             while (!s->stopping && !vc_hid_job_cancelled(s->hid) &&
                    s->faults.on[VC_FAULT_HANG_BEFORE_UP])
-                vcs_wait_until(s, vcs_now_ms() + POLL_MAX_MS);
+                vcs_wait_until(s, kcu_now_ms() + POLL_MAX_MS);
             s->resp_buf[0] = vc_hid_job_cancelled(s->hid) || s->stopping
                                  ? KC_CTAP2_ERR_KEEPALIVE_CANCEL
                                  : KC_CTAP2_ERR_OPERATION_DENIED;
@@ -68,13 +69,13 @@ void *vcs_worker_main(void *arg)
                 }
             }
             if (cmd == KC_HID_MSG && s->faults.on[VC_FAULT_SLOW_CTAP1]) {
-                uint64_t until = vcs_now_ms() + (uint64_t)s->faults.arg[VC_FAULT_SLOW_CTAP1];
+                uint64_t until = kcu_now_ms() + (uint64_t)s->faults.arg[VC_FAULT_SLOW_CTAP1];
 
-                while (!s->stopping && !vc_hid_job_cancelled(s->hid) && vcs_now_ms() < until)
+                while (!s->stopping && !vc_hid_job_cancelled(s->hid) && kcu_now_ms() < until)
                     vcs_wait_until(s, until);
             }
         }
-        vc_hid_job_finish(s->hid, s->resp_buf, resp_len, vcs_now_ms());
+        vc_hid_job_finish(s->hid, s->resp_buf, resp_len, kcu_now_ms());
         s->job_active = false;
         s->completed++;
         if (s->power_cycle_pending) {

@@ -8,12 +8,14 @@
 #include <fcntl.h>
 #include <linux/uhid.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "util/clock.h"
+#include "util/err.h"
 
 #ifndef BUS_USB
 #define BUS_USB 0x03
@@ -90,27 +92,6 @@ const unsigned char *vc_uhid_vendor_descriptor(size_t *len)
 {
     *len = sizeof(vendor_descriptor);
     return vendor_descriptor;
-}
-
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
-                                                          ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-        return 0;
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int vc_uhid_parse_event(const void *buf, size_t len, struct vc_uhid_event *ev)
@@ -270,7 +251,7 @@ static int wait_readable(int fd, int64_t deadline)
     for (;;) {
         left = -1;
         if (deadline >= 0) {
-            left = deadline - now_ms();
+            left = deadline - (int64_t)kcu_now_ms();
             if (left < 0)
                 left = 0;
         }
@@ -302,14 +283,14 @@ static int create_dev(struct uhid_dev *d, const char *path, const struct vc_uhid
 
     d->fd = open(path, O_RDWR | O_CLOEXEC | O_NONBLOCK);
     if (d->fd < 0) {
-        set_err(err, errlen, "open %s: %s%s", path, strerror(errno),
-                errno == ENOENT ? " (no uhid module loaded?)" : "");
+        kcu_set_err(err, errlen, "open %s: %s%s", path, strerror(errno),
+                    errno == ENOENT ? " (no uhid module loaded?)" : "");
         return -1;
     }
     memset(&ev, 0, sizeof(ev));
     ev.type = UHID_CREATE2;
     if (strlen(name) >= sizeof(ev.u.create2.name) || strlen(serial) >= sizeof(ev.u.create2.uniq)) {
-        set_err(err, errlen, "name or serial too long for HID_NAME/HID_UNIQ");
+        kcu_set_err(err, errlen, "name or serial too long for HID_NAME/HID_UNIQ");
         return -1;
     }
     memcpy(ev.u.create2.name, name, strlen(name));
@@ -324,7 +305,7 @@ static int create_dev(struct uhid_dev *d, const char *path, const struct vc_uhid
     ev.u.create2.version = 0x0100;
     memcpy(ev.u.create2.rd_data, desc, desc_len);
     if (write_event(d->fd, &ev) != 0) {
-        set_err(err, errlen, "UHID_CREATE2 on %s: %s", path, strerror(errno));
+        kcu_set_err(err, errlen, "UHID_CREATE2 on %s: %s", path, strerror(errno));
         return -1;
     }
     return 0;
@@ -334,21 +315,21 @@ static int create_dev(struct uhid_dev *d, const char *path, const struct vc_uhid
 static int wait_started(struct vc_uhid *u, struct uhid_dev *d, int timeout_ms, char *err,
                         size_t errlen)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = (int64_t)kcu_now_ms() + timeout_ms;
     struct vc_uhid_event ev;
     int r;
 
     while (!d->started) {
         r = wait_readable(d->fd, deadline);
         if (r == 0) {
-            set_err(err, errlen,
-                    "no UHID_START within %d ms: no HID driver bound "
-                    "(is hid-generic loaded?)",
-                    timeout_ms);
+            kcu_set_err(err, errlen,
+                        "no UHID_START within %d ms: no HID driver bound "
+                        "(is hid-generic loaded?)",
+                        timeout_ms);
             return -1;
         }
         if (r < 0 || (r = handle_one(u, d, &ev)) < 0) {
-            set_err(err, errlen, "uhid event: %s", strerror(errno));
+            kcu_set_err(err, errlen, "uhid event: %s", strerror(errno));
             return -1;
         }
         if (r == 1)
@@ -364,12 +345,12 @@ int vc_uhid_open(const struct vc_uhid_config *cfg, struct vc_uhid **out, char *e
 
     *out = NULL;
     if (cfg == NULL) {
-        set_err(err, errlen, "no configuration");
+        kcu_set_err(err, errlen, "no configuration");
         return -1;
     }
     path = cfg->dev_path ? cfg->dev_path : VC_UHID_DEFAULT_PATH;
     if ((u = calloc(1, sizeof(*u))) == NULL) {
-        set_err(err, errlen, "out of memory");
+        kcu_set_err(err, errlen, "out of memory");
         return -1;
     }
     u->fido.fd = -1;
@@ -407,7 +388,7 @@ int vc_uhid_vendor_fd(const struct vc_uhid *u)
 
 int vc_uhid_read_output(struct vc_uhid *u, unsigned char report[VC_UHID_REPORT_LEN], int timeout_ms)
 {
-    int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    int64_t deadline = timeout_ms < 0 ? -1 : (int64_t)kcu_now_ms() + timeout_ms;
     struct vc_uhid_event ev;
     int r;
 

@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/clock.h"
+
 #define VCARD_CTL_VERSION "0.1.0"
 #define REPLY_MAX 65536
 #define REPLY_TIMEOUT_MS 5000
@@ -93,26 +95,18 @@ static int send_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Reads one line (without the newline) into a malloc'd string. */
 static char *read_line(int fd)
 {
     char *buf = malloc(REPLY_MAX);
     size_t used = 0;
-    uint64_t deadline = mono_ms() + REPLY_TIMEOUT_MS;
+    uint64_t deadline = kcu_now_ms() + REPLY_TIMEOUT_MS;
 
     if (buf == NULL)
         return NULL;
     for (;;) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        uint64_t now = mono_ms();
+        uint64_t now = kcu_now_ms();
         char *nl;
         ssize_t n;
 

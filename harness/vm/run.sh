@@ -23,7 +23,7 @@ kdir=$(sh "$here/fetch-kernel.sh" "$OUT/cache" | tail -n 1)
 
 # the guest helper that exercises harness/vcard/uhid.c on the real kernel
 $CC -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 -I. -O2 \
-    -o "$OUT/uhid_selftest" "$here/uhid_selftest.c" harness/vcard/uhid.c
+    -o "$OUT/uhid_selftest" "$here/uhid_selftest.c" harness/vcard/uhid.c util/clock.c util/err.c
 
 bins="$OUT/uhid_selftest"
 # kcard's programs when they are built, and an independent FIDO client

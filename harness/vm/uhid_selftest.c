@@ -27,6 +27,8 @@
 
 #include <linux/hidraw.h>
 
+#include "util/clock.h"
+
 #define SELFTEST_VID 0x1209
 #define SELFTEST_PID 0x000a
 #define SELFTEST_SERIAL "KC-SELFTEST-1"
@@ -226,18 +228,10 @@ static int client_open(const char *path)
     return saved == EACCES ? 2 : 1;
 }
 
-static long elapsed_ms(const struct timespec *t0)
-{
-    struct timespec t1;
-
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (t1.tv_sec - t0->tv_sec) * 1000L + (t1.tv_nsec - t0->tv_nsec) / 1000000L;
-}
-
 static int client_feature(const char *path)
 {
     unsigned char buf[VC_UHID_REPORT_LEN + 1];
-    struct timespec t0;
+    uint64_t t0;
     long ms;
     int fd, r, saved;
 
@@ -246,10 +240,10 @@ static int client_feature(const char *path)
         return 1;
     }
     memset(buf, 0, sizeof(buf)); /* buf[0]: report id 0 */
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    t0 = kcu_now_ms();
     r = ioctl(fd, HIDIOCGFEATURE(sizeof(buf)), buf);
     saved = errno;
-    ms = elapsed_ms(&t0);
+    ms = (long)(kcu_now_ms() - t0);
     close(fd);
     if (r >= 0) {
         printf("feature: got %d bytes, want a refusal\n", r);

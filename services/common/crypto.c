@@ -9,115 +9,16 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/kdf.h>
-#include <openssl/rand.h>
 
-int ksvc_b64url_encode(const uint8_t *in, size_t len, char *out, size_t cap)
-{
-    if (len > (size_t)1 << 28)
-        return -1;
-    size_t padded = 4 * ((len + 2) / 3);
-    size_t unpadded = len / 3 * 4 + (len % 3 ? len % 3 + 1 : 0);
-    if (cap < unpadded + 1)
-        return -1;
-    /* EVP_EncodeBlock writes the padding and a NUL: give it room of its own */
-    char *tmp = OPENSSL_malloc(padded + 1);
-    if (tmp == NULL)
-        return -1;
-    int n = EVP_EncodeBlock((unsigned char *)tmp, in, (int)len);
-    if (n != (int)padded) {
-        OPENSSL_clear_free(tmp, padded + 1);
-        return -1;
-    }
-    for (size_t i = 0; i < unpadded; i++)
-        out[i] = tmp[i] == '+' ? '-' : tmp[i] == '/' ? '_' : tmp[i];
-    out[unpadded] = '\0';
-    OPENSSL_clear_free(tmp, padded + 1);
-    return (int)unpadded;
-}
-
-int ksvc_b64url_decode(const char *in, uint8_t *out, size_t cap)
-{
-    size_t len = strlen(in);
-    if (len % 4 == 1 || len > (size_t)1 << 20)
-        return -1;
-    size_t padded = (len + 3) / 4 * 4;
-    char *tmp = OPENSSL_malloc(padded + 1);
-    unsigned char *raw = OPENSSL_malloc(padded / 4 * 3 + 1);
-    int ret = -1;
-    if (tmp == NULL || raw == NULL)
-        goto out;
-    for (size_t i = 0; i < len; i++) {
-        char c = in[i];
-        if (c == '-')
-            c = '+';
-        else if (c == '_')
-            c = '/';
-        else if (c == '+' || c == '/' || c == '=')
-            goto out; /* standard alphabet or padding: not base64url */
-        tmp[i] = c;
-    }
-    for (size_t i = len; i < padded; i++)
-        tmp[i] = '=';
-    tmp[padded] = '\0';
-    int n = padded ? EVP_DecodeBlock(raw, (unsigned char *)tmp, (int)padded) : 0;
-    if (n < 0)
-        goto out;
-    n -= (int)(padded - len); /* EVP_DecodeBlock counts the padding as zero bytes */
-    if (n < 0 || (size_t)n > cap)
-        goto out;
-    memcpy(out, raw, (size_t)n);
-    ret = n;
-out:
-    OPENSSL_clear_free(tmp, padded + 1);
-    OPENSSL_clear_free(raw, padded / 4 * 3 + 1);
-    return ret;
-}
-
-void ksvc_hex(const uint8_t *in, size_t len, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < len; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * len] = '\0';
-}
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-bool ksvc_unhex(const char *in, uint8_t *out, size_t len)
-{
-    if (strlen(in) != 2 * len)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        int hi = hex_value(in[2 * i]), lo = hex_value(in[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return false;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return true;
-}
-
-int ksvc_random(uint8_t *out, size_t len)
-{
-    return RAND_bytes(out, (int)len) == 1 ? 0 : -1;
-}
+#include "util/b64url.h"
+#include "util/rand.h"
 
 int ksvc_random_b64url(size_t nbytes, char *out, size_t cap)
 {
     uint8_t buf[64];
-    if (nbytes > sizeof(buf) || ksvc_random(buf, nbytes) != 0)
+    if (nbytes > sizeof(buf) || kcu_random(buf, nbytes) != 0)
         return -1;
-    int n = ksvc_b64url_encode(buf, nbytes, out, cap);
+    int n = kcu_b64url_encode(buf, nbytes, out, cap);
     OPENSSL_cleanse(buf, sizeof(buf));
     return n < 0 ? -1 : 0;
 }

@@ -9,17 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
-#define LOCAL_REREAD_MS 1000
+#include "util/clock.h"
 
-static long long mono_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
+#define LOCAL_REREAD_MS 1000
 
 static void lower(char *s)
 {
@@ -106,7 +100,7 @@ static bool loopback(const struct in6_addr *a)
 static void read_local(struct ksvc_guard *g)
 {
     struct ifaddrs *list = NULL;
-    g->local_read_ms = mono_ms();
+    g->local_read_ms = (long long)kcu_now_ms();
     if (getifaddrs(&list) != 0)
         return;
     g->nlocal = 0;
@@ -147,7 +141,8 @@ static bool local_address(struct ksvc_guard *g, const struct in6_addr *a)
         return true;
     pthread_mutex_lock(&g->lock);
     bool found = in_local(g, a);
-    if (!found && !g->local_fixed && mono_ms() - g->local_read_ms >= LOCAL_REREAD_MS) {
+    if (!found && !g->local_fixed &&
+        (long long)kcu_now_ms() - g->local_read_ms >= LOCAL_REREAD_MS) {
         read_local(g);
         found = in_local(g, a);
     }

@@ -43,6 +43,9 @@
 
 #include "services/common/crypto.h"
 #include "services/common/log.h"
+#include "util/clock.h"
+#include "util/hex.h"
+#include "util/rand.h"
 
 #define STOP_WAIT_MS 30000
 #define REAP_INTERVAL_MS 100
@@ -72,13 +75,13 @@ struct conn_state {
 
     /* the request in progress */
     struct ksvc_request req;
-    struct timespec start;
-    bool reading;    /* headers seen, final call not yet */
-    bool too_large;  /* the body passed max_body: 413 at the end */
-    bool in_handler; /* ksvc_defer may be called */
-    bool deferred;   /* ksvc_defer was called */
-    bool suspended;  /* libmicrohttpd suspended the connection for us */
-    bool close;      /* answer with Connection: close */
+    uint64_t start_ns; /* kcu_now_ns() when the request began */
+    bool reading;      /* headers seen, final call not yet */
+    bool too_large;    /* the body passed max_body: 413 at the end */
+    bool in_handler;   /* ksvc_defer may be called */
+    bool deferred;     /* ksvc_defer was called */
+    bool suspended;    /* libmicrohttpd suspended the connection for us */
+    bool close;        /* answer with Connection: close */
     char *body;
     size_t len, cap;
     atomic_int handoff;
@@ -169,20 +172,6 @@ struct ksvc_server {
     atomic_int mhd_log_lines;
     atomic_ullong mhd_log_suppressed;
 };
-
-static long long now_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
-static double seconds_since(const struct timespec *start)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
-}
 
 /* ---- small helpers for handlers ---- */
 
@@ -528,11 +517,9 @@ static void finalize(struct conn_state *st, struct ksvc_response *resp)
     if (st->ready != NULL)
         add_headers(st->ready, st, resp, type);
 
-    double secs = seconds_since(&st->start);
+    double secs = (double)(kcu_now_ns() - st->start_ns) / 1e9;
     const char *route = "other";
-    if (strcmp(st->req.path, "/healthz") == 0 || strcmp(st->req.path, "/metrics") == 0)
-        route = st->req.path;
-    else if (s->cfg.routes != NULL) {
+    if (s->cfg.routes != NULL) {
         for (const char *const *r = s->cfg.routes; *r != NULL; r++)
             if (strcmp(*r, st->req.path) == 0)
                 route = *r;
@@ -602,19 +589,6 @@ static void finish_parked(struct conn_state *st, struct ksvc_response *resp)
         loop_wake(loop);
 }
 
-static void builtin_health(struct ksvc_server *s, struct ksvc_response *resp)
-{
-    json_t *out =
-        json_pack("{s:s, s:s, s:I, s:b}", "status", "ok", "service", s->cfg.service, "uptime_s",
-                  (json_int_t)(time(NULL) - s->started), "tls", s->cert_pem != NULL);
-    bool healthy = true;
-    if (out != NULL && s->cfg.health != NULL)
-        healthy = s->cfg.health(s->cfg.ctx, out);
-    if (out != NULL && !healthy)
-        json_object_set_new(out, "status", json_string("unhealthy"));
-    ksvc_reply(resp, healthy ? 200 : 503, out);
-}
-
 static void set_total(struct ksvc_server *s, const char *suffix, const char *help,
                       const char *labels, double v, bool gauge)
 {
@@ -651,30 +625,74 @@ static void refresh_http_metrics(struct ksvc_server *s)
               (double)atomic_load(&s->mhd_log_suppressed), false);
 }
 
-/* The built-in paths, else the service's handler. */
-static void dispatch(struct ksvc_server *s, struct conn_state *st, struct ksvc_response *resp)
+/* ---- the two routes every service has ---- */
+
+bool ksvc_method_allowed(const char *allow, const char *method)
 {
-    const struct ksvc_request *req = &st->req;
-    bool health = strcmp(req->path, "/healthz") == 0, metrics = strcmp(req->path, "/metrics") == 0;
-    if (health || metrics) {
-        if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
-            ksvc_reply_method_not_allowed(resp, "GET, HEAD");
-        } else if (health) {
-            builtin_health(s, resp);
-        } else {
-            if (s->cfg.metrics_refresh != NULL)
-                s->cfg.metrics_refresh(s->cfg.ctx, s->metrics);
-            refresh_http_metrics(s);
-            st->free_raw = ksvc_metrics_render(s->metrics);
-            resp->status = st->free_raw ? 200 : 500;
-            resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
-            resp->raw = st->free_raw;
-            resp->raw_len = st->free_raw ? strlen(st->free_raw) : 0;
-        }
+    size_t n = strlen(method);
+    for (const char *p = allow; *p != '\0';) {
+        p += strspn(p, ", ");
+        size_t len = strcspn(p, ", ");
+        if (len == n && n > 0 && strncmp(p, method, n) == 0)
+            return true;
+        p += len;
+    }
+    return false;
+}
+
+static void route_healthz(const struct conn_state *st, struct ksvc_response *resp,
+                          ksvc_health_fn health, void *ctx)
+{
+    const struct ksvc_server *s = st->s;
+    json_t *out =
+        json_pack("{s:s, s:s, s:I, s:b}", "status", "ok", "service", s->cfg.service, "uptime_s",
+                  (json_int_t)(time(NULL) - s->started), "tls", s->cert_pem != NULL);
+    bool healthy = true;
+    if (out != NULL && health != NULL)
+        healthy = health(ctx, out);
+    if (out != NULL && !healthy)
+        json_object_set_new(out, "status", json_string("unhealthy"));
+    ksvc_reply(resp, healthy ? 200 : 503, out);
+}
+
+static void route_metrics(struct conn_state *st, struct ksvc_response *resp,
+                          ksvc_metrics_fn refresh, void *ctx)
+{
+    if (refresh != NULL)
+        refresh(ctx, st->req.metrics);
+    refresh_http_metrics(st->s);
+    /* the text is the connection's until its answer is rendered (finalize) */
+    free(st->free_raw);
+    st->free_raw = ksvc_metrics_render(st->req.metrics);
+    resp->status = st->free_raw ? 200 : 500;
+    resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    resp->raw = st->free_raw;
+    resp->raw_len = st->free_raw ? strlen(st->free_raw) : 0;
+}
+
+void ksvc_route_monitor(const struct ksvc_request *req, struct ksvc_response *resp,
+                        ksvc_health_fn health, ksvc_metrics_fn refresh, void *ctx)
+{
+    struct conn_state *st = req->state;
+    bool metrics = strcmp(req->path, "/metrics") == 0;
+    if (st == NULL || req != &st->req || req->metrics == NULL ||
+        (!metrics && strcmp(req->path, "/healthz") != 0)) {
+        ksvc_reply_error(resp, 500, "internal", "%.64s is not a monitoring request of a server",
+                         req->path);
         return;
     }
+    if (metrics)
+        route_metrics(st, resp, refresh, ctx);
+    else
+        route_healthz(st, resp, health, ctx);
+}
+
+/* Every request goes to the service's handler, /healthz and /metrics too
+ * (its route table names them, answered by ksvc_route_monitor). */
+static void dispatch(struct ksvc_server *s, struct conn_state *st, struct ksvc_response *resp)
+{
     st->in_handler = true;
-    s->cfg.handler(s->cfg.ctx, req, resp);
+    s->cfg.handler(s->cfg.ctx, &st->req, resp);
     st->in_handler = false;
 }
 
@@ -801,7 +819,7 @@ static void begin_request(struct ksvc_server *s, struct conn_state *st, const ch
     st->len = 0;
     st->reading = true;
     st->too_large = st->deferred = st->close = st->in_handler = false;
-    clock_gettime(CLOCK_MONOTONIC, &st->start);
+    st->start_ns = kcu_now_ns();
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -919,7 +937,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     st->len = st->out_len = 0;
     st->reading = false;
     /* the next request on this connection has the same time to arrive */
-    atomic_store(&st->deadline_ms, now_ms() + 1000LL * s->cfg.limits.request_timeout_s);
+    atomic_store(&st->deadline_ms, ksvc_now_ms() + 1000LL * s->cfg.limits.request_timeout_s);
 }
 
 static bool address_key(const struct sockaddr *sa, unsigned char key[16], char *text, size_t cap)
@@ -1020,7 +1038,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         snprintf(st->remote, sizeof(st->remote), "?");
         st->has_addr =
             ci != NULL && address_key(ci->client_addr, st->addr, st->remote, sizeof(st->remote));
-        atomic_store(&st->deadline_ms, now_ms() + 1000LL * s->cfg.limits.request_timeout_s);
+        atomic_store(&st->deadline_ms, ksvc_now_ms() + 1000LL * s->cfg.limits.request_timeout_s);
         pthread_mutex_lock(&s->conn_lock);
         s->nconns++;
         if (st->has_addr) {
@@ -1077,9 +1095,9 @@ static void *reaper_main(void *arg)
     pthread_mutex_lock(&s->conn_lock);
     while (!s->reaper_stop) {
         struct timespec until;
-        ksvc_deadline_ms(CLOCK_REALTIME, REAP_INTERVAL_MS, &until);
+        kcu_deadline(CLOCK_REALTIME, REAP_INTERVAL_MS, &until);
         pthread_cond_timedwait(&s->reaper_wake, &s->conn_lock, &until);
-        long long now = now_ms();
+        long long now = ksvc_now_ms();
         for (struct conn_state *st = s->conns; st != NULL; st = st->next) {
             long long d = atomic_load(&st->deadline_ms);
             if (d == 0 || now < d || st->fd < 0)
@@ -1097,7 +1115,7 @@ static void *reaper_main(void *arg)
 static void on_mhd_error(void *cls, const char *fmt, va_list ap)
 {
     struct ksvc_server *s = cls;
-    long long sec = now_ms() / 1000;
+    long long sec = ksvc_now_ms() / 1000;
     long long window = atomic_load(&s->mhd_log_window);
     if (window != sec && atomic_compare_exchange_strong(&s->mhd_log_window, &window, sec))
         atomic_store(&s->mhd_log_lines, 0);
@@ -1117,7 +1135,7 @@ static void on_mhd_error(void *cls, const char *fmt, va_list ap)
 
 int64_t ksvc_now_ms(void)
 {
-    return (int64_t)now_ms();
+    return (int64_t)kcu_now_ms();
 }
 
 unsigned ksvc_loop_index(const struct ksvc_loop *loop)
@@ -1185,7 +1203,7 @@ static void loop_wake(struct ksvc_loop *loop)
 /* How long the loop may sleep, and whether libmicrohttpd has work now. */
 static int loop_sleep_ms(struct ksvc_loop *loop, bool *mhd_now)
 {
-    int64_t now = now_ms(), until = now + LOOP_SLEEP_MAX_MS;
+    int64_t now = ksvc_now_ms(), until = now + LOOP_SLEEP_MAX_MS;
     MHD_UNSIGNED_LONG_LONG mt = 0;
     *mhd_now = loop->resumed;
     if (MHD_get_timeout(loop->daemon, &mt) == MHD_YES) {
@@ -1233,7 +1251,7 @@ static void *loop_main(void *arg)
                 loop->watches[fd].fn(loop->watches[fd].arg, fd, ev[i].events);
             }
         }
-        if (loop->timer_at >= 0 && loop->timer_at <= now_ms()) {
+        if (loop->timer_at >= 0 && loop->timer_at <= ksvc_now_ms()) {
             loop->timer_at = -1;
             loop->timer_fn(loop->timer_arg);
         }
@@ -1470,9 +1488,9 @@ int ksvc_server_start(const struct ksvc_server_cfg *cfg, struct ksvc_server **ou
     snprintf(s->prefix, sizeof(s->prefix), "kcard_%s", cfg->service);
     s->metrics = ksvc_metrics_new(s->prefix);
     uint8_t boot[4];
-    if (ksvc_random(boot, sizeof(boot)) != 0)
+    if (kcu_random(boot, sizeof(boot)) != 0)
         memset(boot, 0, sizeof(boot));
-    ksvc_hex(boot, sizeof(boot), s->boot_id);
+    kcu_hex_encode(boot, sizeof(boot), s->boot_id);
 
     size_t slots = 64;
     while (slots < 4 * (size_t)s->cfg.limits.max_connections)
@@ -1590,10 +1608,10 @@ static void quiesce_loops(struct ksvc_server *s)
         atomic_store(&s->loops[i].quiesce, true);
         loop_wake(&s->loops[i]);
     }
-    long long until = now_ms() + 1000;
+    long long until = ksvc_now_ms() + 1000;
     for (unsigned i = 0; i < s->nloops; i++)
         while (s->loops[i].thread_started && !atomic_load(&s->loops[i].quiesced) &&
-               now_ms() < until)
+               ksvc_now_ms() < until)
             usleep(1000);
 }
 
@@ -1603,8 +1621,8 @@ void ksvc_server_stop(struct ksvc_server *s)
         return;
     quiesce_loops(s);
     stop_workers(s);
-    long long until = now_ms() + STOP_WAIT_MS;
-    while (atomic_load(&s->outstanding) > 0 && now_ms() < until)
+    long long until = ksvc_now_ms() + STOP_WAIT_MS;
+    while (atomic_load(&s->outstanding) > 0 && ksvc_now_ms() < until)
         usleep(5000);
     unsigned left = atomic_load(&s->outstanding);
     if (s->reaper_started) {

@@ -1,7 +1,8 @@
 /* The services' HTTP(S) server: libmicrohttpd driven by our own event loops
  * (one polling thread per core, each with its own daemon in external epoll
- * mode on a shared listening socket), bodies collected up to a cap, /healthz and
- * /metrics answered here, one JSON log line per request, connection limits
+ * mode on a shared listening socket), bodies collected up to a cap, the
+ * answers of /healthz and /metrics (routes of every service's table), one
+ * JSON log line per request, connection limits
  * (total and per client address, refusals counted in /metrics), a deadline
  * for each request's headers and body, and strict framing (a request that
  * could be read two ways is refused and its connection closed).
@@ -71,6 +72,23 @@ typedef void (*ksvc_handler_fn)(void *ctx, const struct ksvc_request *req,
 typedef bool (*ksvc_health_fn)(void *ctx, json_t *out);
 /* Called before /metrics renders, to refresh gauges. */
 typedef void (*ksvc_metrics_fn)(void *ctx, struct ksvc_metrics *m);
+
+/* ---- the routes every service has ----
+ * GET (or HEAD) /healthz and /metrics are routes of each service's table,
+ * answered, like the others, by its handler, with ksvc_route_monitor:
+ *  - /healthz: {"status":"ok","service":...,"uptime_s":...,"tls":...} and
+ *    what health(ctx, out) adds (NULL: nothing); when health returns
+ *    false, status "unhealthy" and 503.
+ *  - /metrics: the registry req->metrics in Prometheus' text format, once
+ *    refresh(ctx, req->metrics) (NULL: none) has set the service's gauges
+ *    and the HTTP layer its own (connections, parked requests, dropped log
+ *    lines).
+ * Any other path, or a request not being handled by a server: 500. */
+void ksvc_route_monitor(const struct ksvc_request *req, struct ksvc_response *resp,
+                        ksvc_health_fn health, ksvc_metrics_fn refresh, void *ctx);
+/* True when method is one of allow, a route's "GET, HEAD"-style list (also
+ * the Allow header of its 405). */
+bool ksvc_method_allowed(const char *allow, const char *method);
 /* True when the handler may block on this request (it then runs on a worker thread). */
 typedef bool (*ksvc_may_block_fn)(void *ctx, const struct ksvc_request *req);
 
@@ -104,8 +122,6 @@ struct ksvc_server_cfg {
     const char *const *routes;
     ksvc_handler_fn handler;
     ksvc_may_block_fn may_block; /* NULL: no handler blocks (all run on polling threads) */
-    ksvc_health_fn health;
-    ksvc_metrics_fn metrics_refresh;
     void *ctx;
     /* Headers added to every answer, /healthz and /metrics included: name,
      * value, name, value, ..., NULL (e.g. the portal's Content-Security-Policy).

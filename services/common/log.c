@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/clock.h"
+
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t more;    /* the writer waits for lines */
@@ -89,7 +91,7 @@ static void write_all(const char *p, size_t n)
 static void doze(void)
 {
     struct timespec until;
-    ksvc_deadline_ms(CLOCK_REALTIME, DOZE_MS, &until);
+    kcu_deadline(CLOCK_REALTIME, DOZE_MS, &until);
     pthread_cond_timedwait(&ring.more, &ring.lock, &until);
 }
 
@@ -205,7 +207,7 @@ void ksvc_log_text(const char *text, size_t len)
 void ksvc_log_flush(int timeout_ms)
 {
     struct timespec until;
-    ksvc_deadline_ms(CLOCK_REALTIME, timeout_ms, &until);
+    kcu_deadline(CLOCK_REALTIME, timeout_ms, &until);
     pthread_mutex_lock(&ring.lock);
     pthread_cond_signal(&ring.more);
     while (ring.running && (ring.used > 0 || ring.writing))

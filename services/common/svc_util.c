@@ -172,17 +172,6 @@ int ksvc_serve_until_stopped(const char *prog, struct ksvc_server *server, const
     return 0;
 }
 
-void ksvc_deadline_ms(clockid_t clock, long ms, struct timespec *out)
-{
-    clock_gettime(clock, out);
-    out->tv_sec += ms / 1000;
-    out->tv_nsec += (ms % 1000) * 1000000L;
-    if (out->tv_nsec >= 1000000000L) {
-        out->tv_sec++;
-        out->tv_nsec -= 1000000000L;
-    }
-}
-
 char *ksvc_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");

@@ -86,10 +86,6 @@ int ksvc_listen_option(const char *prog, int c, const char *arg, struct ksvc_lis
 /* 0, or -1 when only one of the two TLS files was given (said on stderr). */
 int ksvc_listen_check(const char *prog, const struct ksvc_listen_opts *l);
 
-/* *out = the time on clock ms milliseconds from now, for timed waits
- * (pthread_cond_timedwait: CLOCK_REALTIME; pthread_mutex_clocklock). */
-void ksvc_deadline_ms(clockid_t clock, long ms, struct timespec *out);
-
 struct ksvc_limits;
 
 /* 1 when c is one of KSVC_LIMIT_OPTIONS and arg was stored in limits, 0

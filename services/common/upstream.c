@@ -11,6 +11,8 @@
 #include <openssl/crypto.h>
 
 #include "services/common/crypto.h"
+#include "util/b64url.h"
+#include "util/hex.h"
 
 #define SCHEME "KC-HMAC-SHA256 "
 /* The canonical string's first line: KC1 signed a random nonce, KC2 the
@@ -67,8 +69,8 @@ static int signature(const uint8_t key[KSVC_UPSTREAM_KEY_LEN], const char *metho
     char digest_hex[65], instance_hex[2 * KSVC_UPSTREAM_INSTANCE_LEN + 1], msg[1024];
     if (ksvc_sha256(body_len ? body : "", body_len, digest) != 0)
         return -1;
-    ksvc_hex(digest, sizeof(digest), digest_hex);
-    ksvc_hex(instance, KSVC_UPSTREAM_INSTANCE_LEN, instance_hex);
+    kcu_hex_encode(digest, sizeof(digest), digest_hex);
+    kcu_hex_encode(instance, KSVC_UPSTREAM_INSTANCE_LEN, instance_hex);
     int n = snprintf(msg, sizeof(msg), VERSION_LINE "\n%s\n%s\n%lld\n%s\n%" PRIu64 "\n%s\n%s",
                      method, path, ts, instance_hex, seq, ref, digest_hex);
     if (n < 0 || (size_t)n >= sizeof(msg))
@@ -91,8 +93,8 @@ int ksvc_upstream_sign(const uint8_t key[KSVC_UPSTREAM_KEY_LEN],
     if (!ref_valid(ref) || !seq_valid(seq) || now < 0 ||
         signature(key, method, path, (long long)now, instance, seq, ref, body, body_len, sig) != 0)
         return -1;
-    ksvc_hex(sig, sizeof(sig), sig_hex);
-    ksvc_hex(instance, KSVC_UPSTREAM_INSTANCE_LEN, instance_hex);
+    kcu_hex_encode(sig, sizeof(sig), sig_hex);
+    kcu_hex_encode(instance, KSVC_UPSTREAM_INSTANCE_LEN, instance_hex);
     int n = snprintf(header, cap, SCHEME "ts=%lld, inst=%s, seq=%" PRIu64 ", ref=%s, sig=%s",
                      (long long)now, instance_hex, seq, ref, sig_hex);
     return n > 0 && (size_t)n < cap ? 0 : -1;
@@ -146,8 +148,9 @@ enum ksvc_upstream_verdict ksvc_upstream_parse(const char *header, struct ksvc_u
     if (!all_digits(seq) || seq[0] == '0')
         return KSVC_UPSTREAM_MALFORMED;
     a->seq = strtoull(seq, NULL, 10);
-    if (!ksvc_unhex(inst, a->instance, sizeof(a->instance)) || !ref_valid(a->ref) ||
-        !ksvc_unhex(sig, a->sig, sizeof(a->sig)) || !seq_valid(a->seq))
+    if (kcu_hex_decode_exact(inst, a->instance, sizeof(a->instance), NULL, 0) != 0 ||
+        !ref_valid(a->ref) || kcu_hex_decode_exact(sig, a->sig, sizeof(a->sig), NULL, 0) != 0 ||
+        !seq_valid(a->seq))
         return KSVC_UPSTREAM_MALFORMED;
     return KSVC_UPSTREAM_OK;
 }
@@ -480,7 +483,7 @@ int ksvc_session_ref(const uint8_t ref_key[32], const char *session_id, char out
     uint8_t mac[32];
     char b64[48];
     if (ksvc_hmac_sha256(ref_key, 32, session_id, strlen(session_id), mac) != 0 ||
-        ksvc_b64url_encode(mac, sizeof(mac), b64, sizeof(b64)) < 22)
+        kcu_b64url_encode(mac, sizeof(mac), b64, sizeof(b64)) < 22)
         return -1;
     memcpy(out, b64, 22);
     out[22] = '\0';

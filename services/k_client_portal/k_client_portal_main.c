@@ -117,23 +117,6 @@ static void on_request(void *ctx, const struct ksvc_request *req, struct ksvc_re
     kcp_handle(ctx, req, &h, resp);
 }
 
-static bool on_health(void *ctx, json_t *out)
-{
-    struct kcp_portal *p = ctx;
-    json_object_set_new(out, "sessions",
-                        json_integer((json_int_t)kcp_sessions_count(p->sessions, time(NULL))));
-    json_object_set_new(out, "proxy_base_url", json_string(p->proxy.base_url));
-    return true;
-}
-
-static void on_metrics(void *ctx, struct ksvc_metrics *m)
-{
-    struct kcp_portal *p = ctx;
-    ksvc_metric_set(m, "kcard_k_client_portal_sessions",
-                    "Live portal sessions (browser cookies mapped to k_proxy sessions).", "",
-                    (double)kcp_sessions_count(p->sessions, time(NULL)));
-}
-
 struct options {
     struct ksvc_listen_opts front;
     const char *base, *ca, *static_dir;
@@ -300,8 +283,6 @@ int main(int argc, char **argv)
         .limits = o.front.limits,
         .handler = on_request,
         .may_block = ksvc_always_blocks, /* each call waits on k_proxy */
-        .health = on_health,
-        .metrics_refresh = on_metrics,
         .ctx = &portal,
         .extra_headers = page_headers,
     };

@@ -9,32 +9,10 @@
 #include <openssl/crypto.h>
 
 #include "services/k_client_portal/portal.h"
+#include "util/capbuf.h"
+#include "util/curl_body.h"
 
 #define ANSWER_MAX (64 * 1024)
-
-struct answer {
-    char *buf;
-    size_t len;
-    bool too_large;
-};
-
-static size_t on_data(char *data, size_t size, size_t nmemb, void *userp)
-{
-    struct answer *a = userp;
-    size_t n = size * nmemb;
-    if (a->too_large || n > ANSWER_MAX - a->len) {
-        a->too_large = true;
-        return 0; /* aborts the transfer */
-    }
-    char *b = realloc(a->buf, a->len + n + 1);
-    if (b == NULL)
-        return 0;
-    a->buf = b;
-    memcpy(a->buf + a->len, data, n);
-    a->len += n;
-    a->buf[a->len] = '\0';
-    return n;
-}
 
 void kcp_proxy_result_clear(struct kcp_proxy_result *res)
 {
@@ -57,8 +35,9 @@ int kcp_proxy_call(const struct kcp_proxy_cfg *cfg, const char *method, const ch
     char auth[KCP_TOKEN_MAX + 32] = "";
     struct curl_slist *headers = NULL, *h;
     CURL *curl = curl_easy_init();
-    struct answer a = {0};
+    struct kcu_capbuf a;
     int rc = -1;
+    kcu_capbuf_init(&a, ANSWER_MAX);
     if (curl == NULL || (body != NULL && payload == NULL)) {
         snprintf(res->error, sizeof(res->error), "out of memory");
         goto out;
@@ -79,8 +58,7 @@ int kcp_proxy_call(const struct kcp_proxy_cfg *cfg, const char *method, const ch
     if (curl_easy_setopt(curl, CURLOPT_URL, url) != CURLE_OK ||
         curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method) != CURLE_OK ||
         curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers) != CURLE_OK ||
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data) != CURLE_OK ||
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &a) != CURLE_OK ||
+        kcu_curl_body_collect(curl, &a) != CURLE_OK ||
         curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, cfg->timeout_ms) != CURLE_OK ||
         curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L) != CURLE_OK ||
         curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
@@ -100,19 +78,17 @@ int kcp_proxy_call(const struct kcp_proxy_cfg *cfg, const char *method, const ch
     if (cc != CURLE_OK) {
         res->timed_out = cc == CURLE_OPERATION_TIMEDOUT;
         snprintf(res->error, sizeof(res->error), "%s %s: %s", method, path,
-                 a.too_large ? "the answer is over 64 KiB" : curl_easy_strerror(cc));
+                 a.over ? "the answer is over 64 KiB" : curl_easy_strerror(cc));
         goto out;
     }
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &res->status);
     if (a.len > 0) {
         json_error_t jerr;
-        res->body = json_loadb(a.buf, a.len, 0, &jerr);
+        res->body = json_loadb(a.data, a.len, 0, &jerr);
     }
     rc = 0;
 out:
-    if (a.buf != NULL)
-        OPENSSL_cleanse(a.buf, a.len); /* answers carry bearer tokens */
-    free(a.buf);
+    kcu_capbuf_free(&a); /* wiped: answers carry bearer tokens */
     OPENSSL_cleanse(auth, sizeof(auth));
     curl_slist_free_all(headers);
     curl_easy_cleanup(curl);

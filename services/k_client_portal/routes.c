@@ -1,8 +1,10 @@
-/* The portal's routes: the static page and the same-origin JSON API, each
- * API call forwarded to k_proxy with the bearer token kept here. */
+/* The portal's routes: GET /healthz and /metrics, the static page and the
+ * same-origin JSON API, each API call forwarded to k_proxy with the bearer
+ * token kept here. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 
@@ -273,6 +275,40 @@ static bool same_origin(const char *origin, const char *host)
     return strcmp(origin, want) == 0;
 }
 
+static bool portal_health(void *ctx, json_t *out)
+{
+    struct kcp_portal *p = ctx;
+    json_object_set_new(out, "sessions",
+                        json_integer((json_int_t)kcp_sessions_count(p->sessions, time(NULL))));
+    json_object_set_new(out, "proxy_base_url", json_string(p->proxy.base_url));
+    return true;
+}
+
+static void portal_metrics(void *ctx, struct ksvc_metrics *m)
+{
+    struct kcp_portal *p = ctx;
+    ksvc_metric_set(m, "kcard_k_client_portal_sessions",
+                    "Live portal sessions (browser cookies mapped to k_proxy sessions).", "",
+                    (double)kcp_sessions_count(p->sessions, time(NULL)));
+}
+
+/* GET /healthz and /metrics, told apart by ksvc_route_monitor */
+static void route_monitor(struct kcp_portal *p, const struct ksvc_request *req,
+                          struct ksvc_response *out)
+{
+    ksvc_route_monitor(req, out, portal_health, portal_metrics, p);
+}
+
+/* Monitoring's routes, answered before the Host check as in the other
+ * services. */
+static const struct {
+    const char *path, *methods;
+    void (*fn)(struct kcp_portal *, const struct ksvc_request *, struct ksvc_response *);
+} monitor_routes[] = {
+    {"/healthz", "GET, HEAD", route_monitor},
+    {"/metrics", "GET, HEAD", route_monitor},
+};
+
 static const struct {
     const char *path, *method;
 } api_routes[] = {
@@ -284,6 +320,15 @@ static const struct {
 void kcp_handle(struct kcp_portal *p, const struct ksvc_request *req, const struct kcp_headers *h,
                 struct ksvc_response *out)
 {
+    for (size_t m = 0; m < sizeof(monitor_routes) / sizeof(monitor_routes[0]); m++) {
+        if (strcmp(req->path, monitor_routes[m].path) != 0)
+            continue;
+        if (!ksvc_method_allowed(monitor_routes[m].methods, req->method))
+            ksvc_reply_method_not_allowed(out, monitor_routes[m].methods);
+        else
+            monitor_routes[m].fn(p, req, out);
+        return;
+    }
     if (p->guard != NULL ? !ksvc_guard_host_ok(p->guard, h->host)
                          : !kcp_host_allowed(h->host, p->listen_host)) {
         ksvc_reply_error(out, 421, "unknown_host",

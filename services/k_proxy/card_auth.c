@@ -5,14 +5,12 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 
 #include "ctaphid/cose.h"
 #include "ctaphid/ctap2.h"
@@ -21,6 +19,9 @@
 #include "ctaphid/trace.h"
 #include "ctaphid/u2f.h"
 #include "ctaphid/verify.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/rand.h"
 
 #define PROBE_TIMEOUT_MAX_MS KC_PROBE_TIMEOUT_DEFAULT_MS
 #define TIMEOUT_LIMIT_MS 600000
@@ -47,17 +48,6 @@ static const char *const FIX_STUCK =
     "the transport is stuck: power-cycle the card and attach it to this VM again, then retry";
 static const char *const FIX_UNAVAILABLE =
     "check that the card is attached and answers (`fido2-probe --json`), then retry";
-
-__attribute__((format(printf, 3, 4))) static void put(char *buf, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (buf == NULL || len == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-}
 
 static double ms_between(uint64_t from_us, uint64_t to_us)
 {
@@ -166,29 +156,29 @@ struct kpx_card *kpx_card_new(const struct kpx_card_cfg *cfg, char *err, size_t 
     const char *uri, *rp;
 
     if (cfg == NULL) {
-        put(err, errlen, "no card configuration given");
+        kcu_set_err(err, errlen, "no card configuration given");
         return NULL;
     }
     uri = cfg->device_uri != NULL && cfg->device_uri[0] != '\0' ? cfg->device_uri : "auto";
     rp = cfg->rp_id != NULL ? cfg->rp_id : "localhost";
     if (!uri_ok(uri)) {
-        put(err, errlen, "device URI must be 1 to %d printable characters without spaces",
-            KC_URI_MAX - 1);
+        kcu_set_err(err, errlen, "device URI must be 1 to %d printable characters without spaces",
+                    KC_URI_MAX - 1);
         return NULL;
     }
     if (!rp_id_ok(rp)) {
-        put(err, errlen, "rp id must be a host name of 1 to %d characters [A-Za-z0-9.-]",
-            KPX_RP_ID_MAX);
+        kcu_set_err(err, errlen, "rp id must be a host name of 1 to %d characters [A-Za-z0-9.-]",
+                    KPX_RP_ID_MAX);
         return NULL;
     }
     if (cfg->timeout_ms < 0 || cfg->timeout_ms > TIMEOUT_LIMIT_MS || cfg->command_ms < 0 ||
         cfg->command_ms > TIMEOUT_LIMIT_MS || cfg->busy_wait_ms < 0 ||
         cfg->busy_wait_ms > TIMEOUT_LIMIT_MS) {
-        put(err, errlen, "card timeouts must be 0 (default) to %d ms", TIMEOUT_LIMIT_MS);
+        kcu_set_err(err, errlen, "card timeouts must be 0 (default) to %d ms", TIMEOUT_LIMIT_MS);
         return NULL;
     }
     if ((c = calloc(1, sizeof(*c))) == NULL) {
-        put(err, errlen, "out of memory");
+        kcu_set_err(err, errlen, "out of memory");
         return NULL;
     }
     snprintf(c->uri, sizeof(c->uri), "%s", uri);
@@ -199,7 +189,7 @@ struct kpx_card *kpx_card_new(const struct kpx_card_cfg *cfg, char *err, size_t 
                                                                   : KPX_CARD_COMMAND_DEFAULT_MS;
     c->busy_wait_ms = cfg->busy_wait_ms > 0 ? cfg->busy_wait_ms : c->timeout_ms;
     if (pthread_mutex_init(&c->lock, NULL) != 0 || pthread_mutex_init(&c->hook_lock, NULL) != 0) {
-        put(err, errlen, "cannot create the card lock");
+        kcu_set_err(err, errlen, "cannot create the card lock");
         free(c);
         return NULL;
     }
@@ -266,15 +256,16 @@ static bool op_begin(struct op *op, struct kpx_card *card, struct kpx_card_resul
     op->locked = false;
     op->ka = NULL;
     op->start_us = kc_now_us();
-    ksvc_deadline_ms(CLOCK_MONOTONIC, card->busy_wait_ms, &deadline);
+    kcu_deadline(CLOCK_MONOTONIC, card->busy_wait_ms, &deadline);
     rc = pthread_mutex_clocklock(&card->lock, CLOCK_MONOTONIC, &deadline);
     res->lock_wait_ms = ms_between(op->start_us, kc_now_us());
     if (rc != 0) {
-        put(res->message, sizeof(res->message),
-            rc == ETIMEDOUT ? "card busy: another request used the card for more than %d ms"
-                            : "card busy: cannot take the card lock (%d ms)",
-            card->busy_wait_ms);
-        put(res->fix, sizeof(res->fix), "retry when the other login or registration has ended");
+        kcu_set_err(res->message, sizeof(res->message),
+                    rc == ETIMEDOUT ? "card busy: another request used the card for more than %d ms"
+                                    : "card busy: cannot take the card lock (%d ms)",
+                    card->busy_wait_ms);
+        kcu_set_err(res->fix, sizeof(res->fix),
+                    "retry when the other login or registration has ended");
         decide(op, KPX_CARD_BUSY, "lock", KC_ERR_TIMEOUT);
         res->total_ms = res->lock_wait_ms;
         return false;
@@ -329,7 +320,8 @@ static int probe_step(struct op *op, struct kc_probe_result *pr)
             memset(pr, 0, sizeof(*pr));
             pr->fail = KC_PROBE_NO_DEVICE;
             pr->err = rc != KC_OK ? rc : KC_ERR_NO_DEVICE;
-            put(pr->error, sizeof(pr->error), "cannot open %.300s: %.200s", op->card->uri, why);
+            kcu_set_err(pr->error, sizeof(pr->error), "cannot open %.300s: %.200s", op->card->uri,
+                        why);
             rc = pr->err;
         } else {
             rc = kc_probe_transport(t, probe_timeout(op->card), pr);
@@ -351,8 +343,8 @@ static int probe_step(struct op *op, struct kc_probe_result *pr)
     }
     if (rc == KC_OK)
         return KC_OK;
-    put(res->message, sizeof(res->message), "card unavailable (%s): %.600s", res->fail_code,
-        pr->error);
+    kcu_set_err(res->message, sizeof(res->message), "card unavailable (%s): %.600s", res->fail_code,
+                pr->error);
     snprintf(res->fix, sizeof(res->fix), "%s", pr->fix[0] != '\0' ? pr->fix : FIX_UNAVAILABLE);
     /* a card that answered INIT but hangs in getInfo is stuck, not absent */
     decide(op, pr->fail == KC_PROBE_GETINFO_TIMEOUT ? KPX_CARD_TIMEOUT : KPX_CARD_UNAVAILABLE,
@@ -394,8 +386,9 @@ static int open_step(struct op *op, struct ka_track *ka, struct kc_dev **d,
     if (rc == KC_OK && t == NULL)
         rc = KC_ERR_NO_DEVICE;
     if (rc != KC_OK) {
-        put(res->message, sizeof(res->message),
-            "card unavailable: it answered the probe but cannot be opened again: %.500s", why);
+        kcu_set_err(res->message, sizeof(res->message),
+                    "card unavailable: it answered the probe but cannot be opened again: %.500s",
+                    why);
         snprintf(res->fix, sizeof(res->fix), "%s", FIX_UNAVAILABLE);
         decide(op, KPX_CARD_UNAVAILABLE, "open", rc);
         return rc;
@@ -406,16 +399,16 @@ static int open_step(struct op *op, struct ka_track *ka, struct kc_dev **d,
     to.presence_ms = op->card->timeout_ms;
     if ((rc = kc_dev_wrap(d, t, &to)) != KC_OK) {
         kc_transport_close(t);
-        put(res->message, sizeof(res->message), "card unavailable: %.300s cannot carry CTAPHID",
-            res->uri);
+        kcu_set_err(res->message, sizeof(res->message),
+                    "card unavailable: %.300s cannot carry CTAPHID", res->uri);
         decide(op, KPX_CARD_UNAVAILABLE, "open", rc);
         return rc;
     }
     kc_dev_set_keepalive_cb(*d, on_keepalive, ka);
     if ((rc = kc_dev_init(*d, init)) != KC_OK) {
-        put(res->message, sizeof(res->message),
-            "card unavailable: CTAPHID INIT failed on the second open: %s (%.300s)",
-            kc_err_name(rc), kc_dev_transport(*d)->last_error);
+        kcu_set_err(res->message, sizeof(res->message),
+                    "card unavailable: CTAPHID INIT failed on the second open: %s (%.300s)",
+                    kc_err_name(rc), kc_transport_last_error(kc_dev_transport(*d)));
         snprintf(res->fix, sizeof(res->fix), "%s",
                  rc == KC_ERR_TIMEOUT ? FIX_STUCK : FIX_UNAVAILABLE);
         decide(op, KPX_CARD_UNAVAILABLE, "open", rc);
@@ -442,7 +435,7 @@ static void close_step(struct op *op, struct kc_dev *d, const struct ka_track *k
     if (d != NULL) {
         res->reenumerated = kc_dev_reenumerated(d);
         if (res->reenumerated)
-            snprintf(res->uri, sizeof(res->uri), "%s", kc_dev_transport(d)->uri);
+            snprintf(res->uri, sizeof(res->uri), "%s", kc_transport_uri(kc_dev_transport(d)));
         kc_dev_close(d);
     }
 }
@@ -459,35 +452,35 @@ static enum kpx_card_outcome command_failed(struct op *op, struct kc_dev *d, con
     switch (o) {
     case KPX_CARD_DENIED:
         if (rc == KC_ERR_TIMEOUT)
-            put(res->message, sizeof(res->message),
-                "%s: nobody touched the card within %d ms of its presence prompt", what,
-                op->card->timeout_ms);
+            kcu_set_err(res->message, sizeof(res->message),
+                        "%s: nobody touched the card within %d ms of its presence prompt", what,
+                        op->card->timeout_ms);
         else
-            put(res->message, sizeof(res->message), "%s: the card refused: %s", what,
-                kc_err_name(rc));
+            kcu_set_err(res->message, sizeof(res->message), "%s: the card refused: %s", what,
+                        kc_err_name(rc));
         snprintf(res->fix, sizeof(res->fix), "touch the card to approve when it asks, within %d ms",
                  op->card->timeout_ms);
         break;
     case KPX_CARD_TIMEOUT:
-        put(res->message, sizeof(res->message),
-            "%s: no answer and no presence prompt within %d ms (%s phase, %u keepalives "
-            "PROCESSING): the card hangs before asking for the user",
-            what, op->card->command_ms, kc_phase_name(phase),
-            op->ka != NULL ? op->ka->processing : 0u);
+        kcu_set_err(res->message, sizeof(res->message),
+                    "%s: no answer and no presence prompt within %d ms (%s phase, %u keepalives "
+                    "PROCESSING): the card hangs before asking for the user",
+                    what, op->card->command_ms, kc_phase_name(phase),
+                    op->ka != NULL ? op->ka->processing : 0u);
         snprintf(res->fix, sizeof(res->fix), "%s", FIX_STUCK);
         break;
     case KPX_CARD_INVALID:
-        put(res->message, sizeof(res->message), "%s: %s", what,
-            rc == KC_CTAP2_ERR_NO_CREDENTIALS || rc == KC_CTAP2_ERR_INVALID_CREDENTIAL
-                ? "this card does not hold the enrolled credential"
-                : "the card's answer is malformed");
+        kcu_set_err(res->message, sizeof(res->message), "%s: %s", what,
+                    rc == KC_CTAP2_ERR_NO_CREDENTIALS || rc == KC_CTAP2_ERR_INVALID_CREDENTIAL
+                        ? "this card does not hold the enrolled credential"
+                        : "the card's answer is malformed");
         break;
     default:
-        put(res->message, sizeof(res->message), "%s failed: %s (%s)", what, kc_err_name(rc),
-            rc > 0 ? "card status"
-            : d != NULL && kc_dev_transport(d)->last_error[0] != '\0'
-                ? kc_dev_transport(d)->last_error
-                : kc_strerror(rc));
+        kcu_set_err(res->message, sizeof(res->message), "%s failed: %s (%s)", what, kc_err_name(rc),
+                    rc > 0 ? "card status"
+                    : d != NULL && kc_transport_last_error(kc_dev_transport(d))[0] != '\0'
+                        ? kc_transport_last_error(kc_dev_transport(d))
+                        : kc_strerror(rc));
         if (rc == KC_CTAP2_ERR_PUAT_REQUIRED || rc == KC_CTAP2_ERR_PIN_NOT_SET)
             snprintf(res->fix, sizeof(res->fix),
                      "the card requires a PIN for this; k_proxy logs in without one: use a card "
@@ -511,46 +504,48 @@ static enum kpx_card_outcome u2f_presence(struct op *op, struct kc_dev *d)
     int rc;
 
     res->used_u2f = true;
-    if (reg == NULL || RAND_bytes(chal, sizeof(chal)) != 1 ||
+    if (reg == NULL || kcu_random(chal, sizeof(chal)) != 0 ||
         kc_sha256((const uint8_t *)op->card->rp_id, strlen(op->card->rp_id), app) != KC_OK) {
         free(reg);
-        put(res->message, sizeof(res->message), "u2f presence: out of memory or randomness");
+        kcu_set_err(res->message, sizeof(res->message),
+                    "u2f presence: out of memory or randomness");
         return decide(op, KPX_CARD_UNAVAILABLE, "u2f-presence", KC_ERR_CRYPTO);
     }
     rc = kc_u2f_register_wait(d, chal, app, reg, op->card->timeout_ms, U2F_POLL_MS);
     if (rc == KC_OK && kc_u2f_register_verify(reg, chal, app) != KC_OK) {
-        put(res->message, sizeof(res->message),
-            "u2f presence: the registration signature did not verify: %.300s", reg->reason);
+        kcu_set_err(res->message, sizeof(res->message),
+                    "u2f presence: the registration signature did not verify: %.300s", reg->reason);
         free(reg);
         return decide(op, KPX_CARD_INVALID, "u2f-presence", KC_ERR_VERIFY);
     }
     if (rc == KC_ERR_TIMEOUT && reg->sw == KC_U2F_SW_CONDITIONS_NOT_SATISFIED) {
-        put(res->message, sizeof(res->message),
-            "u2f presence: nobody touched the card within %d ms", op->card->timeout_ms);
+        kcu_set_err(res->message, sizeof(res->message),
+                    "u2f presence: nobody touched the card within %d ms", op->card->timeout_ms);
         snprintf(res->fix, sizeof(res->fix), "touch the card to approve when it blinks");
         free(reg);
         return decide(op, KPX_CARD_DENIED, "u2f-presence", rc);
     }
     if (rc == KC_ERR_U2F) {
-        put(res->message, sizeof(res->message), "u2f presence: the card answered %s (0x%04x)",
-            kc_u2f_sw_name(reg->sw), reg->sw);
+        kcu_set_err(res->message, sizeof(res->message),
+                    "u2f presence: the card answered %s (0x%04x)", kc_u2f_sw_name(reg->sw),
+                    reg->sw);
         free(reg);
         return decide(op, KPX_CARD_UNAVAILABLE, "u2f-presence", rc);
     }
     free(reg);
     if (rc != KC_OK)
         return command_failed(op, d, "u2f-presence", "u2f presence", rc);
-    put(res->message, sizeof(res->message), "approved on the card (CTAP1/U2F presence)");
+    kcu_set_err(res->message, sizeof(res->message), "approved on the card (CTAP1/U2F presence)");
     return decide(op, KPX_CARD_OK, "u2f-presence", KC_OK);
 }
 
 /* Neither CTAP 2.1 authenticatorSelection nor CTAP1: nothing asks the user. */
 static void no_approval(struct op *op, const struct kc_probe_result *pr)
 {
-    put(op->res->message, sizeof(op->res->message),
-        "card unavailable: it offers neither CTAP 2.1 authenticatorSelection nor CTAP1/U2F "
-        "(versions: %s), so approval cannot be asked",
-        pr->info_ok ? op->res->versions : "unknown");
+    kcu_set_err(op->res->message, sizeof(op->res->message),
+                "card unavailable: it offers neither CTAP 2.1 authenticatorSelection nor CTAP1/U2F "
+                "(versions: %s), so approval cannot be asked",
+                pr->info_ok ? op->res->versions : "unknown");
     snprintf(op->res->fix, sizeof(op->res->fix), "use a FIDO2 (CTAP 2.1) or U2F card");
     decide(op, KPX_CARD_UNAVAILABLE, "selection", KC_ERR_UNSUPPORTED);
 }
@@ -571,7 +566,7 @@ enum kpx_card_outcome kpx_card_probe_login(struct kpx_card *card, const char *us
         return KPX_CARD_UNAVAILABLE;
     result_reset(res);
     if (card == NULL || username == NULL) {
-        put(res->message, sizeof(res->message), "no card or no username given");
+        kcu_set_err(res->message, sizeof(res->message), "no card or no username given");
         res->outcome = KPX_CARD_UNAVAILABLE;
         res->err = KC_ERR_INVALID_ARG;
         snprintf(res->step, sizeof(res->step), "config");
@@ -580,7 +575,7 @@ enum kpx_card_outcome kpx_card_probe_login(struct kpx_card *card, const char *us
     if (!op_begin(&op, card, res))
         return res->outcome;
     if ((pr = calloc(1, sizeof(*pr))) == NULL) {
-        put(res->message, sizeof(res->message), "out of memory");
+        kcu_set_err(res->message, sizeof(res->message), "out of memory");
         decide(&op, KPX_CARD_UNAVAILABLE, "probe", KC_ERR_NOMEM);
         return op_end(&op);
     }
@@ -591,7 +586,8 @@ enum kpx_card_outcome kpx_card_probe_login(struct kpx_card *card, const char *us
     if (pr->ctap2) {
         rc = kc_ctap2_selection(d);
         if (rc == KC_OK) {
-            put(res->message, sizeof(res->message), "user %.64s approved on the card", username);
+            kcu_set_err(res->message, sizeof(res->message), "user %.64s approved on the card",
+                        username);
             decide(&op, KPX_CARD_OK, "selection", KC_OK);
         } else if (rc == KC_CTAP1_ERR_INVALID_COMMAND && has_u2f) {
             u2f_presence(&op, d); /* a CTAP 2.0 card: presence through its CTAP1 side */
@@ -622,7 +618,7 @@ static int random_cdh(uint8_t cdh[KC_CDH_LEN])
     uint8_t challenge[CHALLENGE_LEN];
     int rc;
 
-    if (RAND_bytes(challenge, sizeof(challenge)) != 1)
+    if (kcu_random(challenge, sizeof(challenge)) != 0)
         return KC_ERR_CRYPTO;
     rc = kc_sha256(challenge, sizeof(challenge), cdh);
     OPENSSL_cleanse(challenge, sizeof(challenge));
@@ -638,13 +634,14 @@ static int direct_prepare(struct op *op, const char *what, struct ka_track *ka, 
 
     *d = NULL;
     if (pr == NULL) {
-        put(op->res->message, sizeof(op->res->message), "out of memory");
+        kcu_set_err(op->res->message, sizeof(op->res->message), "out of memory");
         decide(op, KPX_CARD_UNAVAILABLE, "probe", KC_ERR_NOMEM);
         return KC_ERR_NOMEM;
     }
     if ((rc = probe_step(op, pr)) == KC_OK && !pr->ctap2) {
-        put(op->res->message, sizeof(op->res->message),
-            "card unavailable: it speaks only CTAP1/U2F; fido2-direct %s needs CTAP2", what);
+        kcu_set_err(op->res->message, sizeof(op->res->message),
+                    "card unavailable: it speaks only CTAP1/U2F; fido2-direct %s needs CTAP2",
+                    what);
         snprintf(op->res->fix, sizeof(op->res->fix),
                  "use a FIDO2 card, or run k_proxy with --auth-mode probe");
         decide(op, KPX_CARD_UNAVAILABLE, "probe", KC_ERR_UNSUPPORTED);
@@ -668,8 +665,8 @@ static enum kpx_card_outcome check_attestation(struct op *op, const struct kc_at
     rc = kc_verify_attestation(att->fmt, att->auth_data, att->auth_data_len, att->att_stmt,
                                att->att_stmt_len, cdh, op->card->rp_id, &vr);
     if (rc != KC_OK) {
-        put(res->message, sizeof(res->message), "attestation (%s) did not verify: %s", att->fmt,
-            vr.reason);
+        kcu_set_err(res->message, sizeof(res->message), "attestation (%s) did not verify: %s",
+                    att->fmt, vr.reason);
         kc_verify_result_free(&vr);
         return decide(op, KPX_CARD_INVALID, "verify", rc);
     }
@@ -677,7 +674,8 @@ static enum kpx_card_outcome check_attestation(struct op *op, const struct kc_at
         att->ad.cred_id_len > sizeof(cred->cred_id) || att->ad.cose_key_len == 0 ||
         att->ad.cose_key_len > sizeof(cred->cose_key) || !(att->ad.flags & KC_AD_UP) ||
         vr.cred_key.alg != KC_COSE_ES256) {
-        put(res->message, sizeof(res->message),
+        kcu_set_err(
+            res->message, sizeof(res->message),
             "the new credential is unusable: %s (alg %d, key %zu bytes, id %zu bytes, flags "
             "0x%02x)",
             !(att->ad.flags & KC_AD_UP) ? "UP flag not set" : "ES256 key and id expected",
@@ -695,8 +693,8 @@ static enum kpx_card_outcome check_attestation(struct op *op, const struct kc_at
     memcpy(cred->user_id, user_id, KPX_USER_ID_LEN);
     cred->user_id_len = KPX_USER_ID_LEN;
     res->sign_count = att->ad.sign_count;
-    put(res->message, sizeof(res->message), "credential enrolled (%s attestation, %s)",
-        kc_att_type_name(vr.att_type), kc_cose_alg_name(cred->alg));
+    kcu_set_err(res->message, sizeof(res->message), "credential enrolled (%s attestation, %s)",
+                kc_att_type_name(vr.att_type), kc_cose_alg_name(cred->alg));
     kc_verify_result_free(&vr);
     return decide(op, KPX_CARD_OK, "verify", KC_OK);
 }
@@ -718,7 +716,8 @@ enum kpx_card_outcome kpx_card_register(struct kpx_card *card, const char *usern
         return KPX_CARD_UNAVAILABLE;
     result_reset(res);
     if (card == NULL || username == NULL || username[0] == '\0' || cred_out == NULL) {
-        put(res->message, sizeof(res->message), "no card, username or credential output given");
+        kcu_set_err(res->message, sizeof(res->message),
+                    "no card, username or credential output given");
         res->outcome = KPX_CARD_UNAVAILABLE;
         res->err = KC_ERR_INVALID_ARG;
         snprintf(res->step, sizeof(res->step), "config");
@@ -729,8 +728,9 @@ enum kpx_card_outcome kpx_card_register(struct kpx_card *card, const char *usern
         return res->outcome;
     if (direct_prepare(&op, "enrolment", &ka, &d) != KC_OK)
         return op_end(&op);
-    if (RAND_bytes(user_id, sizeof(user_id)) != 1 || random_cdh(cdh) != KC_OK) {
-        put(res->message, sizeof(res->message), "no randomness for the enrolment challenge");
+    if (kcu_random(user_id, sizeof(user_id)) != 0 || random_cdh(cdh) != KC_OK) {
+        kcu_set_err(res->message, sizeof(res->message),
+                    "no randomness for the enrolment challenge");
         decide(&op, KPX_CARD_UNAVAILABLE, "make-credential", KC_ERR_CRYPTO);
         kc_dev_close(d);
         return op_end(&op);
@@ -751,7 +751,7 @@ enum kpx_card_outcome kpx_card_register(struct kpx_card *card, const char *usern
     if (rc != KC_OK) {
         command_failed(&op, d, "make-credential", "makeCredential", rc);
     } else if ((cred = calloc(1, sizeof(*cred))) == NULL) {
-        put(res->message, sizeof(res->message), "out of memory");
+        kcu_set_err(res->message, sizeof(res->message), "out of memory");
         decide(&op, KPX_CARD_UNAVAILABLE, "verify", KC_ERR_NOMEM);
     } else {
         if (check_attestation(&op, &att, cdh, user_id, cred) == KPX_CARD_OK)
@@ -776,15 +776,15 @@ static enum kpx_card_outcome check_assertion(struct op *op, const struct kc_asse
 
     if (a->cred_id != NULL && (a->cred_id_len != cred->cred_id_len ||
                                CRYPTO_memcmp(a->cred_id, cred->cred_id, cred->cred_id_len) != 0)) {
-        put(res->message, sizeof(res->message),
-            "the card answered with another credential than the one enrolled");
+        kcu_set_err(res->message, sizeof(res->message),
+                    "the card answered with another credential than the one enrolled");
         return decide(op, KPX_CARD_INVALID, "verify", KC_ERR_VERIFY);
     }
     if (a->has_user && a->user_id != NULL && cred->user_id_len > 0 &&
         (a->user_id_len != cred->user_id_len ||
          CRYPTO_memcmp(a->user_id, cred->user_id, cred->user_id_len) != 0)) {
-        put(res->message, sizeof(res->message),
-            "the card answered with another user handle than the one enrolled");
+        kcu_set_err(res->message, sizeof(res->message),
+                    "the card answered with another user handle than the one enrolled");
         return decide(op, KPX_CARD_INVALID, "verify", KC_ERR_VERIFY);
     }
     kc_verify_result_init(&vr);
@@ -792,7 +792,7 @@ static enum kpx_card_outcome check_assertion(struct op *op, const struct kc_asse
     rc = kc_verify_assertion(key, a->auth_data, a->auth_data_len, a->signature, a->signature_len,
                              cdh, op->card->rp_id, true, false, 0, &fresh, &vr);
     if (rc != KC_OK) {
-        put(res->message, sizeof(res->message), "assertion did not verify: %s", vr.reason);
+        kcu_set_err(res->message, sizeof(res->message), "assertion did not verify: %s", vr.reason);
         kc_verify_result_free(&vr);
         return decide(op, KPX_CARD_INVALID, "verify", rc);
     }
@@ -800,14 +800,14 @@ static enum kpx_card_outcome check_assertion(struct op *op, const struct kc_asse
     res->prev_sign_count = cred->sign_count;
     res->sign_count = fresh;
     if (!kpx_sign_count_ok(cred->sign_count, fresh)) {
-        put(res->message, sizeof(res->message),
-            "signCount did not increase: possible cloned credential (stored %u, card %u)",
-            cred->sign_count, fresh);
+        kcu_set_err(res->message, sizeof(res->message),
+                    "signCount did not increase: possible cloned credential (stored %u, card %u)",
+                    cred->sign_count, fresh);
         snprintf(res->fix, sizeof(res->fix),
                  "treat the credential as compromised: unregister the user and enrol again");
         return decide(op, KPX_CARD_INVALID, "sign-count", KC_ERR_VERIFY);
     }
-    put(res->message, sizeof(res->message), "assertion verified (signCount %u)", fresh);
+    kcu_set_err(res->message, sizeof(res->message), "assertion verified (signCount %u)", fresh);
     return decide(op, KPX_CARD_OK, "verify", KC_OK);
 }
 
@@ -831,7 +831,7 @@ enum kpx_card_outcome kpx_card_assert_login(struct kpx_card *card, const char *u
         return KPX_CARD_UNAVAILABLE;
     result_reset(res);
     if (card == NULL || username == NULL || cred == NULL) {
-        put(res->message, sizeof(res->message), "no card, username or credential given");
+        kcu_set_err(res->message, sizeof(res->message), "no card, username or credential given");
         res->outcome = KPX_CARD_UNAVAILABLE;
         res->err = KC_ERR_INVALID_ARG;
         snprintf(res->step, sizeof(res->step), "config");
@@ -843,8 +843,9 @@ enum kpx_card_outcome kpx_card_assert_login(struct kpx_card *card, const char *u
         kc_cose_decode_reason(cred->cose_key, cred->cose_key_len, &key, NULL, why, sizeof(why)) !=
             KC_OK ||
         (cred->alg != 0 && key.alg != cred->alg)) {
-        put(res->message, sizeof(res->message), "the enrolled credential of %.64s is unusable: %s",
-            username, why[0] != '\0' ? why : "bad credential id or key length, or alg mismatch");
+        kcu_set_err(res->message, sizeof(res->message),
+                    "the enrolled credential of %.64s is unusable: %s", username,
+                    why[0] != '\0' ? why : "bad credential id or key length, or alg mismatch");
         snprintf(res->fix, sizeof(res->fix), "unregister the user and enrol again");
         res->outcome = KPX_CARD_INVALID;
         res->err = KC_ERR_INVALID_ARG;
@@ -861,7 +862,7 @@ enum kpx_card_outcome kpx_card_assert_login(struct kpx_card *card, const char *u
         return op_end(&op);
     }
     if (random_cdh(cdh) != KC_OK) {
-        put(res->message, sizeof(res->message), "no randomness for the login challenge");
+        kcu_set_err(res->message, sizeof(res->message), "no randomness for the login challenge");
         decide(&op, KPX_CARD_UNAVAILABLE, "get-assertion", KC_ERR_CRYPTO);
         kc_dev_close(d);
         kc_cose_key_free(&key);

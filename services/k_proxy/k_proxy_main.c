@@ -452,8 +452,6 @@ int main(int argc, char **argv)
         .limits = o.front.limits,
         .handler = kpx_handle_request,
         .may_block = kpx_may_block, /* SQLite writes; the card and the counter call are parked */
-        .health = kpx_health,
-        .metrics_refresh = kpx_metrics_refresh,
         .ctx = &p,
         /* each polling thread sends its counter calls to k_server itself */
         .loop_start = lane_start,

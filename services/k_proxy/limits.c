@@ -9,9 +9,10 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 
 #include "services/k_proxy/limits.h"
+#include "util/clock.h"
+#include "util/rand.h"
 
 #define STRIPES 64
 #define SETS_MAX (1u << 20)
@@ -72,9 +73,7 @@ const char *kpx_limit_scope_name(enum kpx_limit_scope s)
 
 int64_t kpx_limits_now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return (int64_t)kcu_now_ns();
 }
 
 int kpx_limits_retry_after_s(int64_t wait_ns)
@@ -137,7 +136,7 @@ struct kpx_limits *kpx_limits_new(const struct kpx_limits_cfg *cfg, char *err, s
     if (l->cfg.lockout_max_s == 0)
         l->cfg.lockout_max_s = KPX_LOCKOUT_MAX_S;
     l->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    if (l->sha256 == NULL || RAND_bytes(l->salt, sizeof(l->salt)) != 1) {
+    if (l->sha256 == NULL || kcu_random(l->salt, sizeof(l->salt)) != 0) {
         snprintf(err, errlen, "OpenSSL: no SHA-256 or no randomness");
         EVP_MD_free(l->sha256);
         free(l);

@@ -16,6 +16,9 @@
 #include "ctaphid/discover.h"
 #include "ctaphid/status.h"
 #include "ctaphid/transport.h"
+#include "util/capbuf.h"
+#include "util/clock.h"
+#include "util/curl_body.h"
 
 #define REACH_DEFAULT_MS 1000
 #define PROBE_BODY_MAX 2048
@@ -38,21 +41,6 @@ struct kpx_reach {
     struct reach_state now;
 };
 
-struct body {
-    char data[PROBE_BODY_MAX + 1];
-    size_t len;
-};
-
-static size_t keep_body(char *ptr, size_t size, size_t n, void *cls)
-{
-    struct body *b = cls;
-    size_t bytes = size * n, room = PROBE_BODY_MAX - b->len;
-    memcpy(b->data + b->len, ptr, bytes < room ? bytes : room);
-    b->len += bytes < room ? bytes : room;
-    b->data[b->len] = '\0';
-    return bytes;
-}
-
 /* k_server's /healthz: 200 is reachable and healthy; 503 is reachable but
  * unable to serve the counter (its reason is passed on). */
 static bool probe_server(const struct kpx_reach *r, char *detail, size_t cap)
@@ -62,31 +50,40 @@ static bool probe_server(const struct kpx_reach *r, char *detail, size_t cap)
         snprintf(detail, cap, "cannot make a libcurl handle");
         return false;
     }
-    struct body b = {.len = 0};
-    b.data[0] = '\0';
+    struct kcu_capbuf b;
+    kcu_capbuf_init(&b, PROBE_BODY_MAX);
     char errbuf[CURL_ERROR_SIZE] = "";
     bool set = curl_easy_setopt(e, CURLOPT_URL, r->url) == CURLE_OK &&
                curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK &&
                curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
                curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)r->timeout_ms) == CURLE_OK &&
-               curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, keep_body) == CURLE_OK &&
-               curl_easy_setopt(e, CURLOPT_WRITEDATA, &b) == CURLE_OK &&
+               kcu_curl_body_collect(e, &b) == CURLE_OK &&
                curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf) == CURLE_OK &&
                (r->ca_file == NULL || curl_easy_setopt(e, CURLOPT_CAINFO, r->ca_file) == CURLE_OK);
     CURLcode rc = set ? curl_easy_perform(e) : CURLE_FAILED_INIT;
     long status = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_cleanup(e);
+    if (rc != CURLE_OK && b.over) {
+        snprintf(detail, cap,
+                 "k_server at %.160s is unhealthy: its /healthz answer is over %d bytes", r->url,
+                 PROBE_BODY_MAX);
+        kcu_capbuf_free(&b);
+        return false;
+    }
     if (rc != CURLE_OK) {
         snprintf(detail, cap, "k_server unreachable at %.160s: %.180s", r->url,
                  errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        kcu_capbuf_free(&b);
         return false;
     }
     if (status == 200) {
         snprintf(detail, cap, "k_server answers at %.200s", r->url);
+        kcu_capbuf_free(&b);
         return true;
     }
-    json_t *j = json_loadb(b.data, b.len, 0, NULL);
+    json_t *j = b.data != NULL ? json_loadb(b.data, b.len, 0, NULL) : NULL;
+    kcu_capbuf_free(&b);
     const char *why = json_string_value(json_object_get(j, "reason"));
     snprintf(detail, cap, "k_server at %.120s is unhealthy (HTTP %ld)%s%.200s", r->url, status,
              why ? ": " : "", why ? why : "");
@@ -144,7 +141,7 @@ static void *reach_main(void *arg)
     pthread_mutex_lock(&r->lock);
     while (!r->stop) {
         struct timespec until;
-        ksvc_deadline_ms(CLOCK_REALTIME, r->interval_ms, &until);
+        kcu_deadline(CLOCK_REALTIME, r->interval_ms, &until);
         pthread_cond_timedwait(&r->wake, &r->lock, &until);
         if (r->stop)
             break;

@@ -18,6 +18,7 @@
 #include "services/k_proxy/reach.h"
 #include "services/k_proxy/store.h"
 #include "services/k_proxy/upstream_client.h"
+#include "util/b64url.h"
 
 #define BEARER_MAX 128
 
@@ -652,7 +653,7 @@ static void register_card(struct card_job *j, struct ksvc_response *resp)
                             "registered_at", (json_int_t)u->registered_at);
     if (out != NULL && u->cred.cred_id_len > 0) {
         char id[2 * KPX_CRED_ID_MAX];
-        if (ksvc_b64url_encode(u->cred.cred_id, u->cred.cred_id_len, id, sizeof(id)) > 0)
+        if (kcu_b64url_encode(u->cred.cred_id, u->cred.cred_id_len, id, sizeof(id)) > 0)
             json_object_set_new(out, "credential_id", json_string(id));
         json_object_set_new(out, "alg", json_integer(u->cred.alg));
     }
@@ -760,57 +761,72 @@ static void route_users(struct kpx_proxy *p, const struct ksvc_request *req,
     ksvc_reply(resp, 200, json_pack("{s:o}", "users", list));
 }
 
+/* GET /healthz and /metrics, told apart by ksvc_route_monitor */
+static void route_monitor(struct kpx_proxy *p, const struct ksvc_request *req,
+                          struct ksvc_response *resp)
+{
+    ksvc_route_monitor(req, resp, kpx_health, kpx_metrics_refresh, p);
+}
+
+/* monitor: answered before the guard, as to any monitoring system;
+ * blocks: may block its thread (the server runs it on a worker). SQLite
+ * writes and reads of the user registry block. The card does not: a login
+ * or enrolment is parked on its way to the card thread (to_card), so a
+ * worker only checks it and moves on. A session's status is answered from
+ * memory, a counter call is parked while k_server answers (route_counter),
+ * health and metrics read memory, and unknown paths are answered at once,
+ * on the polling thread. */
 struct route {
-    const char *path, *method;
+    const char *path, *methods;
     void (*fn)(struct kpx_proxy *, const struct ksvc_request *, struct ksvc_response *);
+    bool monitor, blocks;
 };
 
 static const struct route routes[] = {
-    {"/session/login", "POST", route_login},
-    {"/session/status", "POST", route_status},
-    {"/resource/counter", "POST", route_counter},
-    {"/session/logout", "POST", route_logout},
-    {"/enroll/register", "POST", route_register},
-    {"/enroll/unregister", "POST", route_unregister},
-    {"/users", "GET", route_users},
+    {"/session/login", "POST", route_login, false, true},
+    {"/session/status", "POST", route_status, false, false},
+    {"/resource/counter", "POST", route_counter, false, false},
+    {"/session/logout", "POST", route_logout, false, true},
+    {"/enroll/register", "POST", route_register, false, true},
+    {"/enroll/unregister", "POST", route_unregister, false, true},
+    {"/users", "GET", route_users, false, true},
+    {"/healthz", "GET, HEAD", route_monitor, true, false},
+    {"/metrics", "GET, HEAD", route_monitor, true, false},
 };
+
+static const struct route *route_find(const char *path)
+{
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+        if (strcmp(routes[i].path, path) == 0)
+            return &routes[i];
+    return NULL;
+}
 
 void kpx_handle_request(void *ctx, const struct ksvc_request *req, struct ksvc_response *resp)
 {
     struct kpx_proxy *p = ctx;
-    if (!ksvc_guard_check(&p->guard, req, resp)) /* 421, 403 or 415: the card is not asked */
+    const struct route *r = route_find(req->path);
+    /* 421, 403 or 415: the card is not asked */
+    if ((r == NULL || !r->monitor) && !ksvc_guard_check(&p->guard, req, resp))
         return;
-    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        if (strcmp(routes[i].path, req->path) != 0)
-            continue;
-        if (strcmp(routes[i].method, req->method) != 0) {
-            ksvc_reply_method_not_allowed(resp, routes[i].method);
-            return;
-        }
-        if (routes[i].fn == route_counter && !counter_allowed(p, req, resp))
-            return; /* 429 per session or address, before the session is looked up */
-        routes[i].fn(p, req, resp);
+    if (r == NULL) {
+        ksvc_reply_error(resp, 404, "not_found", "no such endpoint: %.64s", req->path);
         return;
     }
-    ksvc_reply_error(resp, 404, "not_found", "no such endpoint: %.64s", req->path);
+    if (!ksvc_method_allowed(r->methods, req->method)) {
+        ksvc_reply_method_not_allowed(resp, r->methods);
+        return;
+    }
+    if (r->fn == route_counter && !counter_allowed(p, req, resp))
+        return; /* 429 per session or address, before the session is looked up */
+    r->fn(p, req, resp);
 }
 
-/* Which requests may block their thread (the server runs those on its
- * workers): SQLite writes and reads of the user registry. The card is not
- * among them: a login or enrolment is parked on its way to the card thread
- * (to_card), so a worker only checks it and moves on. A
- * session's status is answered from memory, a counter call is parked while
- * k_server answers (route_counter), and unknown paths at once, on the
- * polling thread. */
 bool kpx_may_block(void *ctx, const struct ksvc_request *req)
 {
     (void)ctx;
-    if (strcmp(req->path, "/session/status") == 0 || strcmp(req->path, "/resource/counter") == 0)
-        return false;
-    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-        if (strcmp(routes[i].path, req->path) == 0)
-            return true;
-    return false;
+    const struct route *r = route_find(req->path);
+    return r != NULL && r->blocks;
 }
 
 /* Health and metrics read the store's figures from memory: no table scan,

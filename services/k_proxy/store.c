@@ -3,16 +3,12 @@
 #include "services/k_proxy/store.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -21,6 +17,12 @@
 
 #include "services/common/crypto.h"
 #include "services/common/svc_util.h"
+#include "util/b64url.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/hex.h"
+#include "util/rand.h"
+#include "util/sqlite_db.h"
 
 #define BUSY_TIMEOUT_MS 5000
 #define STRIPES 64         /* independent locks of the session table */
@@ -141,21 +143,9 @@ struct kpx_store {
     _Atomic int64_t swept, flushes, flush_failures, counts_written;
 };
 
-__attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t errlen, const char *fmt,
-                                                         ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static int db_fail(struct kpx_store *s, char *err, size_t errlen, const char *what)
 {
-    seterr(err, errlen, "%s: %s", what, sqlite3_errmsg(s->db));
+    kcu_set_err(err, errlen, "%s: %s", what, sqlite3_errmsg(s->db));
     return KPX_STORE_ERROR;
 }
 
@@ -237,110 +227,51 @@ static bool session_id_valid(const char *id, size_t len)
 
 /* ---- opening ------------------------------------------------------------ */
 
-static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
-{
-    char *msg = NULL;
-
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
-        return 0;
-    seterr(err, errlen, "%s", msg != NULL ? msg : sqlite3_errmsg(db));
-    sqlite3_free(msg);
-    return -1;
-}
-
-static int int_query(sqlite3 *db, const char *sql, int *value)
-{
-    sqlite3_stmt *st = NULL;
-    int ok =
-        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW;
-
-    if (ok)
-        *value = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    return ok ? 0 : -1;
-}
-
-/* Read-only checks before anything may write: a corrupt file, a newer
- * schema or someone else's database is refused untouched. */
-static int check_existing(sqlite3 *db, bool fresh, int *version, char *err, size_t errlen)
-{
-    sqlite3_stmt *st = NULL;
-    int tables = -1;
-    bool ok;
-
-    if (int_query(db, "PRAGMA user_version", version) != 0) {
-        seterr(err, errlen, "not a k_proxy database (%s)", sqlite3_errmsg(db));
-        return -1;
-    }
-    if (fresh)
-        return 0;
-    if (sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW) {
-        seterr(err, errlen, "corrupt database (%s)", sqlite3_errmsg(db));
-        sqlite3_finalize(st);
-        return -1;
-    }
-    ok = sqlite3_column_text(st, 0) != NULL &&
-         strcmp((const char *)sqlite3_column_text(st, 0), "ok") == 0;
-    sqlite3_finalize(st);
-    if (!ok) {
-        seterr(err, errlen, "corrupt database: integrity check failed");
-        return -1;
-    }
-    if (*version > KPX_STORE_SCHEMA_VERSION) {
-        seterr(err, errlen, "database schema %d is newer than this k_proxy (%d)", *version,
-               KPX_STORE_SCHEMA_VERSION);
-        return -1;
-    }
-    if (*version == 0) {
-        if (int_query(db, "SELECT count(*) FROM sqlite_master", &tables) != 0 || tables != 0) {
-            seterr(err, errlen, "not a k_proxy database: it has tables but no kcard schema");
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static int create_schema(sqlite3 *db, char *err, size_t errlen)
+/* kcu_db_spec.migrate: the tables and a new reference key in a new file
+ * (from is 0: version 1 is the only schema so far). */
+static int create_schema(sqlite3 *db, int from, void *arg, char *err, size_t errlen)
 {
     uint8_t key[KPX_REF_KEY_LEN];
     sqlite3_stmt *st = NULL;
     int ok;
 
-    if (exec(db,
-             "BEGIN IMMEDIATE;"
-             "CREATE TABLE users ("
-             " username TEXT PRIMARY KEY NOT NULL,"
-             " registered_at INTEGER NOT NULL,"
-             " auth_mode TEXT NOT NULL,"
-             " credential_id BLOB,"
-             " cose_key BLOB,"
-             " alg INTEGER NOT NULL DEFAULT 0,"
-             " sign_count INTEGER NOT NULL DEFAULT 0,"
-             " user_id BLOB);"
-             "CREATE TABLE sessions ("
-             " id TEXT PRIMARY KEY NOT NULL,"
-             " token_hash BLOB NOT NULL UNIQUE,"
-             " username TEXT NOT NULL,"
-             " auth_mode TEXT NOT NULL,"
-             " created_at INTEGER NOT NULL,"
-             " expires_at INTEGER NOT NULL,"
-             " requests INTEGER NOT NULL DEFAULT 0,"
-             " revoked INTEGER NOT NULL DEFAULT 0);"
-             "CREATE INDEX sessions_by_username ON sessions(username);"
-             "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL);",
-             err, errlen) != 0)
+    (void)from;
+    (void)arg;
+
+    if (kcu_db_exec(db,
+                    "BEGIN IMMEDIATE;"
+                    "CREATE TABLE users ("
+                    " username TEXT PRIMARY KEY NOT NULL,"
+                    " registered_at INTEGER NOT NULL,"
+                    " auth_mode TEXT NOT NULL,"
+                    " credential_id BLOB,"
+                    " cose_key BLOB,"
+                    " alg INTEGER NOT NULL DEFAULT 0,"
+                    " sign_count INTEGER NOT NULL DEFAULT 0,"
+                    " user_id BLOB);"
+                    "CREATE TABLE sessions ("
+                    " id TEXT PRIMARY KEY NOT NULL,"
+                    " token_hash BLOB NOT NULL UNIQUE,"
+                    " username TEXT NOT NULL,"
+                    " auth_mode TEXT NOT NULL,"
+                    " created_at INTEGER NOT NULL,"
+                    " expires_at INTEGER NOT NULL,"
+                    " requests INTEGER NOT NULL DEFAULT 0,"
+                    " revoked INTEGER NOT NULL DEFAULT 0);"
+                    "CREATE INDEX sessions_by_username ON sessions(username);"
+                    "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL);",
+                    err, errlen) != 0)
         return -1;
-    ok = ksvc_random(key, sizeof(key)) == 0 &&
+    ok = kcu_random(key, sizeof(key)) == 0 &&
          sqlite3_prepare_v2(db, "INSERT INTO meta (key, value) VALUES ('ref_key', ?1)", -1, &st,
                             NULL) == SQLITE_OK &&
          sqlite3_bind_blob(st, 1, key, sizeof(key), SQLITE_TRANSIENT) == SQLITE_OK &&
          sqlite3_step(st) == SQLITE_DONE;
     OPENSSL_cleanse(key, sizeof(key));
     if (!ok)
-        seterr(err, errlen, "cannot create the reference key: %s", sqlite3_errmsg(db));
+        kcu_set_err(err, errlen, "cannot create the reference key: %s", sqlite3_errmsg(db));
     sqlite3_finalize(st);
-    if (!ok || exec(db, "PRAGMA user_version = 1; COMMIT;", err, errlen) != 0) {
+    if (!ok || kcu_db_exec(db, "PRAGMA user_version = 1; COMMIT;", err, errlen) != 0) {
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         return -1;
     }
@@ -358,7 +289,7 @@ static int load_ref_key(struct kpx_store *s, char *err, size_t errlen)
     if (ok)
         memcpy(s->ref_key, sqlite3_column_blob(st, 0), KPX_REF_KEY_LEN);
     else
-        seterr(err, errlen, "the reference key is missing or not %d bytes", KPX_REF_KEY_LEN);
+        kcu_set_err(err, errlen, "the reference key is missing or not %d bytes", KPX_REF_KEY_LEN);
     sqlite3_finalize(st);
     return ok ? 0 : -1;
 }
@@ -599,7 +530,7 @@ static int make_ref(struct kpx_store *s, const char *id, char out[KPX_REF_LEN + 
          EVP_MAC_update(s->ref_ctx, (const unsigned char *)id, strlen(id)) == 1 &&
          EVP_MAC_final(s->ref_ctx, mac, &n, sizeof(mac)) == 1 && n == sizeof(mac);
     pthread_mutex_unlock(&s->ref_lock);
-    ok = ok && ksvc_b64url_encode(mac, sizeof(mac), b64, sizeof(b64)) >= KPX_REF_LEN;
+    ok = ok && kcu_b64url_encode(mac, sizeof(mac), b64, sizeof(b64)) >= KPX_REF_LEN;
     OPENSSL_cleanse(mac, sizeof(mac));
     if (!ok)
         return -1;
@@ -619,7 +550,7 @@ static int ref_setup(struct kpx_store *s, char *err, size_t errlen)
     if ((s->ref_mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL ||
         (s->ref_ctx = EVP_MAC_CTX_new(s->ref_mac)) == NULL ||
         EVP_MAC_init(s->ref_ctx, s->ref_key, sizeof(s->ref_key), params) != 1) {
-        seterr(err, errlen, "cannot set up HMAC-SHA256 for the session references");
+        kcu_set_err(err, errlen, "cannot set up HMAC-SHA256 for the session references");
         return -1;
     }
     return 0;
@@ -718,7 +649,7 @@ static int prepare_all(struct kpx_store *s, char *err, size_t errlen)
     for (int i = 0; i < ST_COUNT; i++) {
         if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
                                NULL) != SQLITE_OK) {
-            seterr(err, errlen, "cannot prepare a statement: %s", sqlite3_errmsg(s->db));
+            kcu_set_err(err, errlen, "cannot prepare a statement: %s", sqlite3_errmsg(s->db));
             return -1;
         }
     }
@@ -737,7 +668,7 @@ static int load_sessions(struct kpx_store *s, char *err, size_t errlen)
                            "SELECT id, token_hash, username, auth_mode, created_at, expires_at, "
                            "requests, revoked, rowid FROM sessions",
                            -1, &st, NULL) != SQLITE_OK) {
-        seterr(err, errlen, "cannot read the sessions: %s", sqlite3_errmsg(s->db));
+        kcu_set_err(err, errlen, "cannot read the sessions: %s", sqlite3_errmsg(s->db));
         return -1;
     }
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -749,7 +680,7 @@ static int load_sessions(struct kpx_store *s, char *err, size_t errlen)
 
         row++;
         if (sqlite3_column_type(st, 7) != SQLITE_INTEGER) {
-            seterr(err, errlen, "session row %lld is malformed (revoked)", (long long)row);
+            kcu_set_err(err, errlen, "session row %lld is malformed (revoked)", (long long)row);
             goto out;
         }
         if (sqlite3_column_int64(st, 7) != 0) {
@@ -764,10 +695,10 @@ static int load_sessions(struct kpx_store *s, char *err, size_t errlen)
             sqlite3_column_type(st, 4) != SQLITE_INTEGER ||
             sqlite3_column_type(st, 5) != SQLITE_INTEGER ||
             sqlite3_column_type(st, 6) != SQLITE_INTEGER || sqlite3_column_int64(st, 6) < 0) {
-            seterr(err, errlen,
-                   "session row %lld is malformed (id, token hash, username, auth mode, times "
-                   "or request count)",
-                   (long long)row);
+            kcu_set_err(err, errlen,
+                        "session row %lld is malformed (id, token hash, username, auth mode, times "
+                        "or request count)",
+                        (long long)row);
             goto out;
         }
         x = mem_new(s, id, sqlite3_column_blob(st, 1), user, mode, sqlite3_column_int64(st, 4),
@@ -776,7 +707,7 @@ static int load_sessions(struct kpx_store *s, char *err, size_t errlen)
             x->rowid = sqlite3_column_int64(st, 8);
         if (x == NULL || heap_make_room(s) != 0) {
             free(x);
-            seterr(err, errlen, "out of memory loading %lld sessions", (long long)row);
+            kcu_set_err(err, errlen, "out of memory loading %lld sessions", (long long)row);
             goto out;
         }
         {
@@ -786,21 +717,21 @@ static int load_sessions(struct kpx_store *s, char *err, size_t errlen)
             pthread_rwlock_unlock(&sp->lock);
             if (dup) { /* the UNIQUE constraint forbids it; a file edited behind our back */
                 free(x);
-                seterr(err, errlen, "session row %lld repeats a token hash", (long long)row);
+                kcu_set_err(err, errlen, "session row %lld repeats a token hash", (long long)row);
                 goto out;
             }
         }
         mem_insert(s, x);
     }
     if (step != SQLITE_DONE) {
-        seterr(err, errlen, "cannot read the sessions: %s", sqlite3_errmsg(s->db));
+        kcu_set_err(err, errlen, "cannot read the sessions: %s", sqlite3_errmsg(s->db));
         goto out;
     }
     rc = 0;
 out:
     sqlite3_finalize(st);
     if (rc == 0 && revoked > 0 &&
-        exec(s->db, "DELETE FROM sessions WHERE revoked != 0", err, errlen) != 0)
+        kcu_db_exec(s->db, "DELETE FROM sessions WHERE revoked != 0", err, errlen) != 0)
         rc = -1;
     return rc;
 }
@@ -838,25 +769,6 @@ static int init_locks(struct kpx_store *s)
     return 0;
 }
 
-/* An existing file of 0 bytes is not a database k_proxy made: refused,
- * like any other foreign file, rather than taken as new (unless --init). */
-static int check_not_empty(const char *path, char *err, size_t errlen)
-{
-    struct stat st;
-
-    if (stat(path, &st) != 0) {
-        seterr(err, errlen, "cannot stat it: %s", strerror(errno));
-        return -1;
-    }
-    if (S_ISREG(st.st_mode) && st.st_size == 0) {
-        seterr(err, errlen,
-               "not a k_proxy database: the file is empty (remove it, or start with --init, to "
-               "make a new one)");
-        return -1;
-    }
-    return 0;
-}
-
 struct kpx_store *kpx_store_open(const char *path, char *err, size_t errlen)
 {
     return kpx_store_open_init(path, false, NULL, err, errlen);
@@ -865,65 +777,55 @@ struct kpx_store *kpx_store_open(const char *path, char *err, size_t errlen)
 struct kpx_store *kpx_store_open_init(const char *path, bool init, bool *created, char *err,
                                       size_t errlen)
 {
+    /* Read-only checks first (a corrupt file, a newer schema or someone
+     * else's database is refused untouched), then WAL with
+     * synchronous=NORMAL: every commit (a login, a logout) survives a crash
+     * of k_proxy; only a power loss can drop the last moments. A login
+     * writes into three indexes keyed by random values: with 100k sessions
+     * they span tens of MiB, so the page cache is 32 MiB instead of SQLite's
+     * 2 MiB, or most logins would read their index pages anew. */
+    struct kcu_db_spec spec = {
+        .owner = "k_proxy",
+        .schema_version = KPX_STORE_SCHEMA_VERSION,
+        .quick_check = true,
+        .busy_timeout_ms = BUSY_TIMEOUT_MS,
+        .empty_refusal = "not a k_proxy database: the file is empty (remove it, or start with "
+                         "--init, to make a new one)",
+        .after_check_sql =
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-32768;",
+        .make_dirs = ksvc_make_parent_dirs,
+        .migrate = create_schema,
+    };
     struct kpx_store *s;
     char why[512];
-    bool memory, fresh;
+    bool memory;
     int version = 0;
 
     if (created != NULL)
         *created = false;
     if (path == NULL || path[0] == '\0') {
-        seterr(err, errlen, "no state database path given");
+        kcu_set_err(err, errlen, "no state database path given");
         return NULL;
     }
     if ((s = calloc(1, sizeof(*s))) == NULL) {
-        seterr(err, errlen, "out of memory");
+        kcu_set_err(err, errlen, "out of memory");
         return NULL;
     }
     if (init_locks(s) != 0) {
-        seterr(err, errlen, "out of memory");
+        kcu_set_err(err, errlen, "out of memory");
         goto fail;
     }
     memory = strcmp(path, ":memory:") == 0;
-    fresh = memory || access(path, F_OK) != 0;
     if (!memory && (s->path = strdup(path)) == NULL) {
-        seterr(err, errlen, "out of memory");
+        kcu_set_err(err, errlen, "out of memory");
         goto fail;
     }
-    if (!memory && !fresh && !init && check_not_empty(path, why, sizeof(why)) != 0) {
-        seterr(err, errlen, "%s: %s", path, why);
+    spec.init = init;
+    if ((s->db = kcu_db_open(path, &spec, &version, err, errlen)) == NULL)
         goto fail;
-    }
-    if (!memory && fresh) {
-        int fd;
-        if (ksvc_make_parent_dirs(path, err, errlen) != 0)
-            goto fail;
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0) {
-            seterr(err, errlen, "cannot create %s: %s", path, strerror(errno));
-            goto fail;
-        }
-        close(fd);
-    }
-    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL) !=
-        SQLITE_OK) {
-        seterr(err, errlen, "cannot open %s: %s", path,
-               s->db != NULL ? sqlite3_errmsg(s->db) : "out of memory");
-        goto fail;
-    }
-    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
-    /* WAL with synchronous=NORMAL: every commit (a login, a logout) survives
-     * a crash of k_proxy; only a power loss can drop the last moments. A
-     * login writes into three indexes keyed by random values: with 100k
-     * sessions they span tens of MiB, so the page cache is 32 MiB instead of
-     * SQLite's 2 MiB, or most logins would read their index pages anew. */
-    if (check_existing(s->db, fresh, &version, why, sizeof(why)) != 0 ||
-        exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-32768;",
-             why, sizeof(why)) != 0 ||
-        (version == 0 && create_schema(s->db, why, sizeof(why)) != 0) ||
-        load_ref_key(s, why, sizeof(why)) != 0 || ref_setup(s, why, sizeof(why)) != 0 ||
+    if (load_ref_key(s, why, sizeof(why)) != 0 || ref_setup(s, why, sizeof(why)) != 0 ||
         load_sessions(s, why, sizeof(why)) != 0 || prepare_all(s, why, sizeof(why)) != 0) {
-        seterr(err, errlen, "%s: %s", path, why);
+        kcu_set_err(err, errlen, "%s: %s", path, why);
         goto fail;
     }
     if (created != NULL)
@@ -957,13 +859,7 @@ static void *background(void *arg)
     pthread_mutex_lock(&s->run_lock);
     while (!s->stopping) {
         struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += s->interval_ms / 1000;
-        until.tv_nsec += (long)(s->interval_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        kcu_deadline(CLOCK_MONOTONIC, (uint64_t)s->interval_ms, &until);
         while (!s->stopping &&
                pthread_cond_timedwait(&s->run_cond, &s->run_lock, &until) != ETIMEDOUT)
             ;
@@ -1002,7 +898,7 @@ int kpx_store_start(struct kpx_store *s, int interval_ms, char *err, size_t errl
     pthread_mutex_lock(&s->run_lock);
     if (s->running) {
         pthread_mutex_unlock(&s->run_lock);
-        seterr(err, errlen, "the store's background thread runs already");
+        kcu_set_err(err, errlen, "the store's background thread runs already");
         return KPX_STORE_INVALID;
     }
     s->interval_ms = interval_ms > 0 ? interval_ms : FLUSH_INTERVAL_MS;
@@ -1032,7 +928,7 @@ int kpx_store_start(struct kpx_store *s, int interval_ms, char *err, size_t errl
     }
     pthread_mutex_unlock(&s->run_lock);
     if (rc != 0) {
-        seterr(err, errlen, "cannot start the store's background thread: %s", strerror(rc));
+        kcu_set_err(err, errlen, "cannot start the store's background thread: %s", strerror(rc));
         return KPX_STORE_ERROR;
     }
     return KPX_STORE_OK;
@@ -1240,13 +1136,13 @@ int kpx_store_user_add(struct kpx_store *s, const struct kpx_user *u, char *err,
     if (s == NULL || u == NULL)
         return KPX_STORE_INVALID;
     if (!kpx_username_valid(u->username)) {
-        seterr(err, errlen, "username must be 1 to 64 characters of [A-Za-z0-9._-]");
+        kcu_set_err(err, errlen, "username must be 1 to 64 characters of [A-Za-z0-9._-]");
         return KPX_STORE_INVALID;
     }
     if (!auth_mode_valid(u->auth_mode) || u->cred.cred_id_len > sizeof(u->cred.cred_id) ||
         u->cred.cose_key_len > sizeof(u->cred.cose_key) ||
         u->cred.user_id_len > sizeof(u->cred.user_id)) {
-        seterr(err, errlen, "user record out of bounds (auth mode or credential lengths)");
+        kcu_set_err(err, errlen, "user record out of bounds (auth mode or credential lengths)");
         return KPX_STORE_INVALID;
     }
     pthread_mutex_lock(&s->db_lock);
@@ -1266,7 +1162,7 @@ int kpx_store_user_add(struct kpx_store *s, const struct kpx_user *u, char *err,
     if (rc == SQLITE_DONE) {
         rc = KPX_STORE_OK;
     } else if (sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_PRIMARYKEY) {
-        seterr(err, errlen, "user %s is already registered", u->username);
+        kcu_set_err(err, errlen, "user %s is already registered", u->username);
         rc = KPX_STORE_EXISTS;
     } else {
         rc = db_fail(s, err, errlen, "user add");
@@ -1284,7 +1180,7 @@ int kpx_store_user_get(struct kpx_store *s, const char *username, struct kpx_use
     int rc;
 
     if (s == NULL || out == NULL || !kpx_username_valid(username)) {
-        seterr(err, errlen, "invalid username");
+        kcu_set_err(err, errlen, "invalid username");
         return KPX_STORE_INVALID;
     }
     pthread_mutex_lock(&s->db_lock);
@@ -1297,9 +1193,9 @@ int kpx_store_user_get(struct kpx_store *s, const char *username, struct kpx_use
     if (rc == SQLITE_ROW) {
         rc = read_user(st, out) == 0 ? KPX_STORE_OK : KPX_STORE_ERROR;
         if (rc != KPX_STORE_OK)
-            seterr(err, errlen, "the stored record of user %s is malformed", username);
+            kcu_set_err(err, errlen, "the stored record of user %s is malformed", username);
     } else if (rc == SQLITE_DONE) {
-        seterr(err, errlen, "user %s is not registered", username);
+        kcu_set_err(err, errlen, "user %s is not registered", username);
         rc = KPX_STORE_NOT_FOUND;
     } else {
         rc = db_fail(s, err, errlen, "user get");
@@ -1357,7 +1253,7 @@ int kpx_store_user_delete(struct kpx_store *s, const char *username, int64_t *se
     if (sessions_revoked != NULL)
         *sessions_revoked = 0;
     if (s == NULL || !kpx_username_valid(username)) {
-        seterr(err, errlen, "invalid username");
+        kcu_set_err(err, errlen, "invalid username");
         return KPX_STORE_INVALID;
     }
     pthread_mutex_lock(&s->db_lock);
@@ -1395,7 +1291,7 @@ int kpx_store_user_delete(struct kpx_store *s, const char *username, int64_t *se
         if (remove_by_hash(s, ended.h[i]))
             revoked++;
     if (users == 0) {
-        seterr(err, errlen, "user %s is not registered", username);
+        kcu_set_err(err, errlen, "user %s is not registered", username);
         rc = KPX_STORE_NOT_FOUND;
     } else {
         rc = KPX_STORE_OK;
@@ -1419,14 +1315,14 @@ int kpx_store_user_list(struct kpx_store *s, kpx_user_fn fn, void *ctx, char *er
     if (s == NULL || fn == NULL)
         return KPX_STORE_INVALID;
     if ((u = malloc(sizeof(*u))) == NULL) {
-        seterr(err, errlen, "out of memory");
+        kcu_set_err(err, errlen, "out of memory");
         return KPX_STORE_ERROR;
     }
     pthread_mutex_lock(&s->db_lock);
     st = s->st[ST_USER_LIST];
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (read_user(st, u) != 0) {
-            seterr(err, errlen, "a stored user record is malformed");
+            kcu_set_err(err, errlen, "a stored user record is malformed");
             rc = KPX_STORE_ERROR;
             goto out;
         }
@@ -1450,7 +1346,7 @@ int kpx_store_user_update_sign_count(struct kpx_store *s, const char *username, 
     bool ok;
 
     if (s == NULL || !kpx_username_valid(username)) {
-        seterr(err, errlen, "invalid username");
+        kcu_set_err(err, errlen, "invalid username");
         return KPX_STORE_INVALID;
     }
     pthread_mutex_lock(&s->db_lock);
@@ -1475,11 +1371,11 @@ int kpx_store_user_update_sign_count(struct kpx_store *s, const char *username, 
     if (!ok) {
         rc = db_fail(s, err, errlen, "sign count update");
     } else if (exists == 0) {
-        seterr(err, errlen, "user %s is not registered", username);
+        kcu_set_err(err, errlen, "user %s is not registered", username);
         rc = KPX_STORE_NOT_FOUND;
     } else {
-        seterr(err, errlen, "signCount %u did not increase: possible cloned credential",
-               sign_count);
+        kcu_set_err(err, errlen, "signCount %u did not increase: possible cloned credential",
+                    sign_count);
         rc = KPX_STORE_CONFLICT;
     }
 out:
@@ -1520,31 +1416,31 @@ int kpx_store_session_create(struct kpx_store *s, const char *username, const ch
         token_out[0] = '\0';
     if (s == NULL || token_out == NULL || !kpx_username_valid(username) ||
         !auth_mode_valid(auth_mode) || ttl_s <= 0 || now < 0 || now > INT64_MAX - ttl_s) {
-        seterr(err, errlen, "invalid session parameters (username, auth mode or ttl)");
+        kcu_set_err(err, errlen, "invalid session parameters (username, auth mode or ttl)");
         return KPX_STORE_INVALID;
     }
-    if (ksvc_random(raw, sizeof(raw)) != 0 || ksvc_random(idraw, sizeof(idraw)) != 0 ||
-        ksvc_b64url_encode(raw, sizeof(raw), token, sizeof(token)) != KPX_TOKEN_LEN ||
+    if (kcu_random(raw, sizeof(raw)) != 0 || kcu_random(idraw, sizeof(idraw)) != 0 ||
+        kcu_b64url_encode(raw, sizeof(raw), token, sizeof(token)) != KPX_TOKEN_LEN ||
         token_hash(token, hash) != KPX_STORE_OK) {
         OPENSSL_cleanse(raw, sizeof(raw));
         OPENSSL_cleanse(token, sizeof(token));
-        seterr(err, errlen, "cannot make a session token (random or hash failed)");
+        kcu_set_err(err, errlen, "cannot make a session token (random or hash failed)");
         return KPX_STORE_ERROR;
     }
     OPENSSL_cleanse(raw, sizeof(raw));
     session_id_prefix(idraw);
-    ksvc_hex(idraw, sizeof(idraw), id);
+    kcu_hex_encode(idraw, sizeof(idraw), id);
     x = mem_new(s, id, hash, username, auth_mode, now, now + ttl_s, 0);
     OPENSSL_cleanse(hash, sizeof(hash));
     if (x == NULL) {
         OPENSSL_cleanse(token, sizeof(token));
-        seterr(err, errlen, "out of memory (or the session reference failed)");
+        kcu_set_err(err, errlen, "out of memory (or the session reference failed)");
         return KPX_STORE_ERROR;
     }
 
     pthread_mutex_lock(&s->db_lock);
     if (heap_make_room(s) != 0) {
-        seterr(err, errlen, "out of memory");
+        kcu_set_err(err, errlen, "out of memory");
         rc = KPX_STORE_ERROR;
         goto out;
     }
@@ -1587,11 +1483,11 @@ static int session_find(struct kpx_store *s, const char *token, int64_t now, boo
     if (s == NULL)
         return KPX_STORE_INVALID;
     if (!token_well_formed(token)) {
-        seterr(err, errlen, "not a session token");
+        kcu_set_err(err, errlen, "not a session token");
         return KPX_STORE_NOT_FOUND;
     }
     if (token_hash(token, hash) != KPX_STORE_OK) {
-        seterr(err, errlen, "cannot hash the token");
+        kcu_set_err(err, errlen, "cannot hash the token");
         return KPX_STORE_ERROR;
     }
     sp = stripe_of(s, hash);
@@ -1611,7 +1507,7 @@ static int session_find(struct kpx_store *s, const char *token, int64_t now, boo
     pthread_rwlock_unlock(&sp->lock);
     OPENSSL_cleanse(hash, sizeof(hash));
     if (rc == KPX_STORE_NOT_FOUND)
-        seterr(err, errlen, "no live session for that token (unknown, expired or revoked)");
+        kcu_set_err(err, errlen, "no live session for that token (unknown, expired or revoked)");
     return rc;
 }
 
@@ -1640,11 +1536,11 @@ int kpx_store_session_revoke(struct kpx_store *s, const char *token, int64_t now
     if (s == NULL)
         return KPX_STORE_INVALID;
     if (!token_well_formed(token)) {
-        seterr(err, errlen, "not a session token");
+        kcu_set_err(err, errlen, "not a session token");
         return KPX_STORE_NOT_FOUND;
     }
     if (token_hash(token, hash) != KPX_STORE_OK) {
-        seterr(err, errlen, "cannot hash the token");
+        kcu_set_err(err, errlen, "cannot hash the token");
         return KPX_STORE_ERROR;
     }
     sp = stripe_of(s, hash);
@@ -1658,7 +1554,7 @@ int kpx_store_session_revoke(struct kpx_store *s, const char *token, int64_t now
     pthread_rwlock_unlock(&sp->lock);
     OPENSSL_cleanse(hash, sizeof(hash));
     if (x == NULL) {
-        seterr(err, errlen, "no live session for that token (unknown, expired or revoked)");
+        kcu_set_err(err, errlen, "no live session for that token (unknown, expired or revoked)");
         rc = KPX_STORE_NOT_FOUND;
         goto out;
     }

@@ -49,6 +49,10 @@
 
 #include "services/common/crypto.h"
 #include "services/common/http.h"
+#include "util/capbuf.h"
+#include "util/curl_body.h"
+#include "util/err.h"
+#include "util/rand.h"
 
 #define SLOTS_PREALLOCATED 64 /* per lane */
 #define SLOTS_MAX 8192        /* per lane: requests started and not yet completed, at most */
@@ -87,12 +91,10 @@ struct slot {
      * allocate per request */
     struct curl_slist headers[3];
     char authz[sizeof(AUTHZ_PREFIX) + KSVC_UPSTREAM_HEADER_MAX + 1];
-    /* the answer */
-    size_t len;
-    bool overflow;
+    /* the answer, in room for REPLY_MAX bytes reserved with the slot */
+    struct kcu_capbuf reply;
     char curl_err[CURL_ERROR_SIZE];
     char msg[512];
-    char reply[REPLY_MAX + 1];
 };
 
 /* A multi handle, its connections and requests, and the thread driving it:
@@ -152,26 +154,14 @@ static void lane_unlock(struct lane *l)
         pthread_mutex_unlock(&l->lock);
 }
 
-static size_t on_data(char *data, size_t size, size_t n, void *arg)
-{
-    struct slot *s = arg;
-    size_t len = size * n;
-    if (len > REPLY_MAX - s->len) {
-        s->overflow = true;
-        return 0; /* aborts the transfer */
-    }
-    memcpy(s->reply + s->len, data, len);
-    s->len += len;
-    s->reply[s->len] = '\0';
-    return len;
-}
-
 static struct slot *slot_new(struct lane *l)
 {
     struct slot *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
-    if ((s->easy = curl_easy_init()) == NULL) {
+    kcu_capbuf_init(&s->reply, REPLY_MAX);
+    if (kcu_capbuf_reserve(&s->reply, REPLY_MAX) != 0 || (s->easy = curl_easy_init()) == NULL) {
+        kcu_capbuf_free(&s->reply);
         free(s);
         return NULL;
     }
@@ -199,8 +189,7 @@ static int slot_configure(struct slot *s)
               curl_easy_setopt(h, CURLOPT_POSTFIELDS, request_body) == CURLE_OK &&
               curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(request_body)) == CURLE_OK &&
               curl_easy_setopt(h, CURLOPT_HTTPHEADER, s->headers) == CURLE_OK &&
-              curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data) == CURLE_OK &&
-              curl_easy_setopt(h, CURLOPT_WRITEDATA, s) == CURLE_OK &&
+              kcu_curl_body_collect(h, &s->reply) == CURLE_OK &&
               curl_easy_setopt(h, CURLOPT_PRIVATE, s) == CURLE_OK &&
               curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
               curl_easy_setopt(h, CURLOPT_ERRORBUFFER, s->curl_err) == CURLE_OK &&
@@ -241,7 +230,7 @@ static void fail(struct slot *s, enum kpx_upstream_status st, const char *fmt, .
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(s->msg, sizeof(s->msg), fmt, ap);
+    kcu_vset_err(s->msg, sizeof(s->msg), fmt, ap);
     va_end(ap);
     finish(s, st, 0);
 }
@@ -270,9 +259,7 @@ static void send_request(struct lane *l, struct slot *s, int64_t now)
     long left = (long)(s->deadline_ms - now);
     if (left < 1)
         left = 1;
-    s->len = 0;
-    s->overflow = false;
-    s->reply[0] = '\0';
+    kcu_capbuf_reset(&s->reply);
     s->curl_err[0] = '\0';
     if (curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, left) != CURLE_OK ||
         curl_easy_setopt(s->easy, CURLOPT_CONNECTTIMEOUT_MS, left) != CURLE_OK ||
@@ -324,7 +311,7 @@ static int renew_identity(struct kpx_upstream *u, const struct slot *s)
     pthread_mutex_lock(&u->id_lock);
     if (memcmp(u->instance, s->instance, sizeof(u->instance)) == 0) {
         uint8_t fresh[KSVC_UPSTREAM_INSTANCE_LEN];
-        if (ksvc_random(fresh, sizeof(fresh)) != 0) {
+        if (kcu_random(fresh, sizeof(fresh)) != 0) {
             rc = -1;
         } else {
             memcpy(u->instance, fresh, sizeof(fresh));
@@ -353,14 +340,14 @@ static void transfer_done(struct lane *l, struct slot *s, CURLcode cc)
     if (cc == CURLE_OPERATION_TIMEDOUT) {
         fail(s, KPX_UPSTREAM_TIMEOUT, "k_server at %s did not answer within %ld ms", u->url,
              u->timeout_ms);
-    } else if (s->overflow) {
+    } else if (s->reply.over) {
         fail(s, KPX_UPSTREAM_BAD_REPLY, "k_server's answer is over %d bytes", REPLY_MAX);
     } else if (cc != CURLE_OK) {
         fail(s, KPX_UPSTREAM_UNREACHABLE, "k_server at %s: %s", u->url,
              s->curl_err[0] ? s->curl_err : curl_easy_strerror(cc));
     } else if (code == 401 || code == 403) {
         char why[64];
-        error_code(s->reply, s->len, why, sizeof(why));
+        error_code(s->reply.data, s->reply.len, why, sizeof(why));
         if (strcmp(why, "replayed_request") == 0) {
             /* A replayed_request for a number this process never sent before:
              * k_server restarted (and closed the instance), or the request was
@@ -385,13 +372,13 @@ static void transfer_done(struct lane *l, struct slot *s, CURLcode cc)
         }
     } else if (code != 200) {
         char why[64];
-        error_code(s->reply, s->len, why, sizeof(why));
+        error_code(s->reply.data, s->reply.len, why, sizeof(why));
         fail(s, KPX_UPSTREAM_BAD_REPLY, "k_server answered HTTP %ld (%s)", code,
              why[0] ? why : "no code");
     } else {
         int64_t value = 0;
-        if (kpx_upstream_parse_counter(s->reply, s->len, s->ref, &value, s->msg, sizeof(s->msg)) !=
-            0)
+        if (kpx_upstream_parse_counter(s->reply.data, s->reply.len, s->ref, &value, s->msg,
+                                       sizeof(s->msg)) != 0)
             finish(s, KPX_UPSTREAM_BAD_REPLY, 0);
         else
             finish(s, KPX_UPSTREAM_OK, value);
@@ -619,6 +606,7 @@ static void lane_free(struct lane *l)
         if (l->multi != NULL)
             curl_multi_remove_handle(l->multi, s->easy);
         curl_easy_cleanup(s->easy);
+        kcu_capbuf_free(&s->reply);
         free(s);
     }
     /* the handles' connections close here: curl tells on_socket to forget them */
@@ -724,7 +712,7 @@ struct kpx_upstream *kpx_upstream_new(const struct kpx_upstream_cfg *cfg, char *
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    if (ksvc_random(u->instance, sizeof(u->instance)) != 0) {
+    if (kcu_random(u->instance, sizeof(u->instance)) != 0) {
         snprintf(err, errlen, "no random bytes for the instance id");
         goto fail;
     }

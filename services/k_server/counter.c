@@ -1,20 +1,18 @@
 /* The durable state of k_server (see counter.h). */
 #include "services/k_server/counter.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <sqlite3.h>
 
 #include "services/common/svc_util.h"
 #include "services/common/upstream.h"
+#include "util/clock.h"
+#include "util/sqlite_db.h"
 
 /* 1: the counter; 2: and the replay-protection instances. */
 #define SCHEMA_VERSION 2
@@ -42,65 +40,14 @@ struct ksrv_counter {
     pthread_t thread;
 };
 
-static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
+/* kcu_db_spec.migrate: the counter rows (schema 1) and the replay-protection
+ * instances (2), from a new file or from schema 1. */
+static int migrate(sqlite3 *db, int from, void *arg, char *err, size_t errlen)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
-        return 0;
-    if (err != NULL)
-        snprintf(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db));
-    sqlite3_free(msg);
-    return -1;
-}
-
-static int count_tables(sqlite3 *db)
-{
-    sqlite3_stmt *q = NULL;
-    int tables = -1;
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master", -1, &q, NULL) == SQLITE_OK &&
-        sqlite3_step(q) == SQLITE_ROW)
-        tables = sqlite3_column_int(q, 0);
-    sqlite3_finalize(q);
-    return tables;
-}
-
-static int check_schema(struct ksrv_counter *c, bool fresh, bool init, char *err, size_t errlen)
-{
-    sqlite3_stmt *st = NULL;
-    int version = -1;
-    if (sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        version = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    if (version < 0) {
-        snprintf(err, errlen, "not a k_server database (%s)", sqlite3_errmsg(c->db));
-        return -1;
-    }
-    if (version == 0 && !fresh) {
-        /* an existing file we did not make: refuse rather than guess, so a
-         * lost or emptied database never starts the counter again at 1 */
-        int tables = count_tables(c->db);
-        if (tables != 0) {
-            snprintf(err, errlen, "not a k_server database: it has tables but no kcard schema");
-            return -1;
-        }
-        if (!init) {
-            snprintf(err, errlen,
-                     "not a k_server database: an SQLite file without tables (give --init to "
-                     "make a new counter in it)");
-            return -1;
-        }
-    }
-    if (version > SCHEMA_VERSION) {
-        snprintf(err, errlen, "database schema %d is newer than this k_server (%d)", version,
-                 SCHEMA_VERSION);
-        return -1;
-    }
-    if (version == SCHEMA_VERSION)
-        return 0;
-    c->made_schema = version == 0;
-    return exec(
-        c->db,
+    (void)from;
+    (void)arg;
+    return kcu_db_exec(
+        db,
         "BEGIN IMMEDIATE;"
         "CREATE TABLE IF NOT EXISTS counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
         "INSERT OR IGNORE INTO counter VALUES ('protected', 0);"
@@ -141,8 +88,7 @@ static void *reserver(void *arg)
         if (!low || c->failing) {
             /* after a failure, try again when a request asks (or each second) */
             struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += 1;
+            kcu_deadline(CLOCK_REALTIME, 1000, &until);
             bool was_failing = c->failing;
             pthread_cond_timedwait(&c->wanted, &c->lock, &until);
             if (was_failing)
@@ -182,42 +128,6 @@ static int prepare(struct ksrv_counter *c, const char *sql, sqlite3_stmt **st, c
     return -1;
 }
 
-/* An existing file is taken only when it is a k_server database: a 0-byte
- * one (truncated, or made by touch) is refused unless init. */
-static int check_existing(const char *path, bool init, bool *fresh, char *err, size_t errlen)
-{
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        if (errno != ENOENT) {
-            snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-            return -1;
-        }
-        *fresh = true;
-        if (ksvc_make_parent_dirs(path, err, errlen) != 0)
-            return -1;
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0) {
-            snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
-            return -1;
-        }
-        close(fd);
-        return 0;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "%s: not a regular file", path);
-        return -1;
-    }
-    if (st.st_size == 0 && !init) {
-        snprintf(err, errlen,
-                 "%s: an empty file, not a k_server database (give --init to make a new "
-                 "counter in it; the counter would start again at 1)",
-                 path);
-        return -1;
-    }
-    *fresh = false;
-    return 0;
-}
-
 struct ksrv_counter *ksrv_counter_open(const char *path, bool init, bool *created, char *err,
                                        size_t errlen)
 {
@@ -230,34 +140,37 @@ struct ksrv_counter *ksrv_counter_open(const char *path, bool init, bool *create
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->wanted, NULL);
     pthread_cond_init(&c->granted, NULL);
-    bool memory = strcmp(path, ":memory:") == 0, fresh = memory;
-    if (created != NULL)
-        *created = false;
-    if (!memory && check_existing(path, init, &fresh, err, errlen) != 0)
-        goto fail;
-    if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL) !=
-        SQLITE_OK) {
-        snprintf(err, errlen, "cannot open %s: %s", path,
-                 c->db ? sqlite3_errmsg(c->db) : "out of memory");
-        goto fail;
-    }
-    sqlite3_busy_timeout(c->db, 5000);
-    char why[256];
     /* exclusive: a second k_server on the same file would hand out the same
      * values. A rollback journal, not WAL: a commit is in the database file
      * itself once it returns, so no side file holds a reservation (a lost
      * -wal file after a crash repeated values); at one commit per block the
-     * extra fsyncs cost nothing a request waits for. */
-    if (exec(c->db,
-             "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=DELETE; "
-             "PRAGMA synchronous=FULL;",
-             why, sizeof(why)) != 0 ||
-        check_schema(c, fresh, init, why, sizeof(why)) != 0 ||
-        exec(c->db, "BEGIN IMMEDIATE; COMMIT;", why, sizeof(why)) != 0) {
-        snprintf(err, errlen, "%s: %s%s", path, why,
-                 strstr(why, "locked") ? " (another k_server uses it)" : "");
+     * extra fsyncs cost nothing a request waits for. An empty file is
+     * refused without init, so a lost or emptied database never starts the
+     * counter again at 1; after the checks the write lock is taken at once. */
+    struct kcu_db_spec spec = {
+        .owner = "k_server",
+        .schema_version = SCHEMA_VERSION,
+        .init = init,
+        .busy_timeout_ms = 5000,
+        .empty_refusal = "an empty file, not a k_server database (give --init to make a new "
+                         "counter in it; the counter would start again at 1)",
+        .bare_refusal = "not a k_server database: an SQLite file without tables (give --init to "
+                        "make a new counter in it)",
+        .locked_hint = " (another k_server uses it)",
+        .setup_sql = "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=DELETE; "
+                     "PRAGMA synchronous=FULL;",
+        .after_check_sql = "BEGIN IMMEDIATE; COMMIT;",
+        .make_dirs = ksvc_make_parent_dirs,
+        .migrate = migrate,
+    };
+    bool memory = strcmp(path, ":memory:") == 0;
+    int version = 0;
+    if (created != NULL)
+        *created = false;
+    if ((c->db = kcu_db_open(path, &spec, &version, err, errlen)) == NULL)
         goto fail;
-    }
+    c->made_schema = version == 0;
+    char why[256];
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(c->db, "SELECT max(value) FROM counter", -1, &st, NULL) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_ROW) {
@@ -317,9 +230,9 @@ void ksrv_counter_close(struct ksrv_counter *c)
     if (c->reserve != NULL) {
         /* a clean stop gives back the unused part of the reservation: no gap */
         pthread_mutex_lock(&c->lock);
-        if (exec(c->db, "BEGIN IMMEDIATE", NULL, 0) == 0) {
+        if (kcu_db_exec(c->db, "BEGIN IMMEDIATE", NULL, 0) == 0) {
             int ok = store(c, "protected", c->last) == 0 && store(c, "reserved", c->last) == 0;
-            exec(c->db, ok ? "COMMIT" : "ROLLBACK", NULL, 0);
+            kcu_db_exec(c->db, ok ? "COMMIT" : "ROLLBACK", NULL, 0);
         }
         pthread_mutex_unlock(&c->lock);
     }
@@ -420,7 +333,7 @@ void ksrv_instance_forget(struct ksrv_counter *c, const uint8_t (*ids)[16], cons
                           size_t n)
 {
     pthread_mutex_lock(&c->db_lock);
-    if (exec(c->db, "BEGIN IMMEDIATE", NULL, 0) == 0) {
+    if (kcu_db_exec(c->db, "BEGIN IMMEDIATE", NULL, 0) == 0) {
         int ok = 1;
         for (size_t k = 0; k < n && ok; k++) {
             ok = sqlite3_bind_blob(c->inst_del, 1, ids[k], 16, SQLITE_STATIC) == SQLITE_OK &&
@@ -429,7 +342,7 @@ void ksrv_instance_forget(struct ksrv_counter *c, const uint8_t (*ids)[16], cons
             sqlite3_reset(c->inst_del);
             sqlite3_clear_bindings(c->inst_del);
         }
-        exec(c->db, ok ? "COMMIT" : "ROLLBACK", NULL, 0);
+        kcu_db_exec(c->db, ok ? "COMMIT" : "ROLLBACK", NULL, 0);
     }
     pthread_mutex_unlock(&c->db_lock);
 }

@@ -17,6 +17,7 @@
 #include "services/common/upstream.h"
 #include "services/k_server/counter.h"
 #include "services/k_server/server.h"
+#include "util/clock.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
@@ -64,8 +65,7 @@ static void *maintain(void *arg)
     pthread_mutex_lock(&ks->stop_lock);
     while (!ks->stopping) {
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += 1;
+        kcu_deadline(CLOCK_REALTIME, 1000, &until);
         pthread_cond_timedwait(&ks->stop_cond, &ks->stop_lock, &until);
         if (ks->stopping)
             break;
@@ -218,8 +218,6 @@ static int serve(struct k_server *ks, const struct options *o, size_t loaded)
         .tls_key_file = o->front.key_file,
         .limits = o->front.limits,
         .handler = ksrv_handle_request,
-        .health = ksrv_health,
-        .metrics_refresh = ksrv_metrics_refresh,
         .ctx = ks,
     };
     if (ksvc_server_start(&cfg, &ks->http, err, sizeof(err)) != 0) {

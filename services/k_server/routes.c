@@ -1,6 +1,6 @@
 /* k_server's HTTP routes (services/API.md): POST /counter/next, served only
- * to requests signed by an authorised k_proxy, and what /healthz and
- * /metrics add about the counter. */
+ * to requests signed by an authorised k_proxy, and GET /healthz and
+ * /metrics with what they add about the counter. */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -81,13 +81,22 @@ static void route_counter_next(struct k_server *ks, const struct ksvc_request *r
     ksvc_reply(resp, 200, json_pack("{s:I, s:s}", "counter", (json_int_t)value, "ref", a.ref));
 }
 
+/* GET /healthz and /metrics, told apart by ksvc_route_monitor */
+static void route_monitor(struct k_server *ks, const struct ksvc_request *req,
+                          struct ksvc_response *resp)
+{
+    ksvc_route_monitor(req, resp, ksrv_health, ksrv_metrics_refresh, ks);
+}
+
 struct route {
-    const char *path, *method;
+    const char *path, *methods;
     void (*fn)(struct k_server *, const struct ksvc_request *, struct ksvc_response *);
 };
 
 static const struct route routes[] = {
     {"/counter/next", "POST", route_counter_next},
+    {"/healthz", "GET, HEAD", route_monitor},
+    {"/metrics", "GET, HEAD", route_monitor},
 };
 
 void ksrv_handle_request(void *ctx, const struct ksvc_request *req, struct ksvc_response *resp)
@@ -96,8 +105,8 @@ void ksrv_handle_request(void *ctx, const struct ksvc_request *req, struct ksvc_
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         if (strcmp(routes[i].path, req->path) != 0)
             continue;
-        if (strcmp(routes[i].method, req->method) != 0) {
-            ksvc_reply_method_not_allowed(resp, routes[i].method);
+        if (!ksvc_method_allowed(routes[i].methods, req->method)) {
+            ksvc_reply_method_not_allowed(resp, routes[i].methods);
             return;
         }
         routes[i].fn(ks, req, resp);

@@ -88,7 +88,9 @@ static void on_request(void *ctx, const struct ksvc_request *req, struct ksvc_re
     (void)ctx;
     ksvc_log_field(resp, "early", json_true());
     const char *path = req->path;
-    if (strcmp(path, "/sync") == 0) {
+    if (strcmp(path, "/metrics") == 0) {
+        ksvc_route_monitor(req, resp, NULL, NULL, NULL);
+    } else if (strcmp(path, "/sync") == 0) {
         ksvc_log_field(resp, "late", json_true());
         ksvc_reply(resp, 200, json_pack("{s:s}", "mode", "sync"));
     } else if (strcmp(path, "/defer-later") == 0) {
@@ -153,8 +155,9 @@ int main(int argc, char **argv)
     }
     ksvc_block_signals();
     ksvc_log_init("http_defer_test");
-    static const char *const routes[] = {"/sync",  "/defer-later", "/defer-now", "/defer-twice",
-                                         "/block", "/block-defer", "/defer-raw", NULL};
+    static const char *const routes[] = {"/sync",        "/defer-later", "/defer-now",
+                                         "/defer-twice", "/block",       "/block-defer",
+                                         "/defer-raw",   "/metrics",     NULL};
     struct ksvc_server_cfg cfg = {
         .service = "http_defer_test",
         .host = "127.0.0.1",

@@ -8,6 +8,7 @@
 
 #include "ctaphid/cbor_util.h"
 #include "ctaphid/credman.h"
+#include "ctaphid/credman_int.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

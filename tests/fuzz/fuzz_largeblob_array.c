@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ctaphid/largeblob.h"
+#include "ctaphid/largeblob_int.h"
 #include "ctaphid/status.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -6,8 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "triage/rawctap_credfile.c"
-#include "triage/rawctap_util.c"
+#include "triage/rawctap.h"
+#include "util/b64url.h"
+#include "util/hex.h"
 
 void rc_err(struct rc_ctx *ctx, const char *fmt, ...)
 {
@@ -42,20 +43,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s[size] = '\0';
     uint8_t *out = NULL;
     size_t n = 0;
-    if (rc_b64url_decode(s, &out, &n) == 0) {
-        char *back = rc_b64url_encode(out, n);
+    if (kcu_b64url_decode_alloc(s, RC_DECODE_MAX, KCU_B64URL_LENIENT, &out, &n, NULL, 0) == 0) {
+        char *back = kcu_b64url_encode_alloc(out, n);
         uint8_t *again = NULL;
         size_t m = 0;
         /* whatever decoded must survive a round trip */
-        if (back == NULL || rc_b64url_decode(back, &again, &m) != 0 || m != n ||
-            memcmp(again, out, n) != 0)
+        if (back == NULL ||
+            kcu_b64url_decode_alloc(back, RC_DECODE_MAX, KCU_B64URL_LENIENT, &again, &m, NULL, 0) !=
+                0 ||
+            m != n || memcmp(again, out, n) != 0)
             abort();
         free(again);
         free(back);
         free(out);
     }
     out = NULL;
-    if (rc_hex_decode(s, &out, &n) == 0)
+    if (kcu_hex_decode_alloc(s, RC_DECODE_MAX, &out, &n, NULL, 0) == 0)
         free(out);
     free(s);
     return 0;

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "triage/rawctap_doctor_tree.c"
+#include "triage/rawctap_doctor.h"
 
 struct reader {
     const uint8_t *p;

@@ -6,8 +6,10 @@
 #include <string.h>
 
 #include "ctaphid/io.h"
+#include "ctaphid/io_int.h"
 #include "ctaphid/status.h"
 #include "ctaphid/transport.h"
+#include "ctaphid/transport_mem_int.h"
 
 static uint8_t msg[KC_HID_MAX_MSG];
 

@@ -13,6 +13,7 @@
 #include "services/common/crypto.h"
 #include "services/common/http.h"
 #include "services/common/upstream.h"
+#include "util/b64url.h"
 
 #define NOW 1800000000
 
@@ -60,7 +61,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char token[64];
     (void)ksvc_parse_bearer(header, token, sizeof(token));
     uint8_t raw[256];
-    (void)ksvc_b64url_decode(header, raw, sizeof(raw));
+    size_t raw_len;
+    (void)kcu_b64url_decode(header, strlen(header), 0, raw, sizeof(raw), &raw_len, NULL, 0);
     free(header);
     return 0;
 }

@@ -10,10 +10,14 @@
  * installed, `make install` rewrites their "ctaphid/x.h" includes to
  * "kcard/ctaphid/x.h" so -I${includedir} alone finds them.
  *
- * Declared by these headers but NOT part of the ABI (not exported by
- * libctaphid.so, see ctaphid/libctaphid.map): the unit-test hooks kc_mem_*,
- * kc_reassembly_* and kc_frag_*, and struct kc_transport's layout, which
- * callers must treat as opaque. */
+ * Not declared here: the unit-test hooks (kc_mem_* in
+ * ctaphid/transport_mem_int.h, kc_reassembly_* and kc_frag_* in
+ * ctaphid/io_int.h) and struct kc_transport's layout (ctaphid/transport_int.h):
+ * a caller holds a transport as an opaque pointer and reads it through
+ * kc_transport_uri, kc_transport_kind, kc_transport_last_error and
+ * kc_transport_last_errno. None of those private headers is installed, and
+ * libctaphid.so exports only what these headers declare (see
+ * ctaphid/libctaphid.map). */
 #ifndef KCARD_CTAPHID_PUBLIC_H
 #define KCARD_CTAPHID_PUBLIC_H
 
@@ -22,9 +26,9 @@
  * symbol version KCARD_CTAPHID_MAJOR), MINOR when calls are added, PATCH for
  * fixes. The Makefile reads these three lines. */
 #define KC_VERSION_MAJOR 1
-#define KC_VERSION_MINOR 0
+#define KC_VERSION_MINOR 1
 #define KC_VERSION_PATCH 0
-#define KC_VERSION "1.0.0"
+#define KC_VERSION "1.1.0"
 
 #include "ctaphid/status.h"    /* KC_OK, KC_ERR_*, kc_strerror, kc_err_name */
 #include "ctaphid/io.h"        /* struct kc_dev: timeouts, callbacks, close */

@@ -11,6 +11,8 @@
 
 #include <jansson.h>
 
+#include "util/hex.h"
+
 #define CTAP_VECTORS_PATH "fixtures/ctap/vectors.json"
 
 static inline json_t *ctap_vectors_load(void)
@@ -23,17 +25,6 @@ static inline json_t *ctap_vectors_load(void)
     return root;
 }
 
-static inline int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* malloc'd bytes of a hex string member (at least 1 byte allocated); NULL if
  * the member is missing or not hex. */
 static inline uint8_t *vec_hex(const json_t *obj, const char *key, size_t *len)
@@ -43,19 +34,15 @@ static inline uint8_t *vec_hex(const json_t *obj, const char *key, size_t *len)
     uint8_t *out;
 
     *len = 0;
-    if (s == NULL || (n = strlen(s)) % 2 != 0)
+    if (s == NULL)
         return NULL;
+    n = strlen(s);
     if ((out = malloc(n / 2 + 1)) == NULL)
         return NULL;
-    for (size_t i = 0; i < n / 2; i++) {
-        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            free(out);
-            return NULL;
-        }
-        out[i] = (uint8_t)(hi << 4 | lo);
+    if (kcu_hex_decode(s, n, out, n / 2 + 1, len, NULL, 0) != 0) {
+        free(out);
+        return NULL;
     }
-    *len = n / 2;
     return out;
 }
 

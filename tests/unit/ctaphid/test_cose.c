@@ -243,7 +243,8 @@ static void test_cbor_size_check(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         size_t hl = strlen(cases[i].hex) / 2, got = 99;
         for (size_t j = 0; j < hl; j++)
-            buf[j] = (uint8_t)(hexval(cases[i].hex[2 * j]) << 4 | hexval(cases[i].hex[2 * j + 1]));
+            buf[j] = (uint8_t)(kcu_hex_digit(cases[i].hex[2 * j]) << 4 |
+                               kcu_hex_digit(cases[i].hex[2 * j + 1]));
         n = hl;
         if (kc_cbor_size_check(buf, n, &got) != (cases[i].ok ? KC_OK : KC_ERR_CBOR))
             fail_msg("case %s: wrong verdict", cases[i].hex);

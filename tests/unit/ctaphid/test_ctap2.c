@@ -18,10 +18,12 @@
 #include "ctaphid/cose.h"
 #include "ctaphid/ctap2.h"
 #include "ctaphid/io.h"
+#include "ctaphid/io_int.h"
 #include "ctaphid/pin.h"
 #include "ctaphid/pin_proto.h"
 #include "ctaphid/status.h"
 #include "ctaphid/transport.h"
+#include "ctaphid/transport_mem_int.h"
 
 #define CARD_CID 0x0a0b0c0du
 #define RP_ID "example.org"

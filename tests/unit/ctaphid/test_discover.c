@@ -23,6 +23,8 @@
 #include "ctaphid/hid_enum.h"
 #include "ctaphid/status.h"
 #include "ctaphid/transport.h"
+#include "ctaphid/transport_int.h"
+#include "ctaphid/transport_mem_int.h"
 
 static const uint8_t fido_desc[] = {0x06, 0xd0, 0xf1, 0x09, 0x01, 0xa1, 0x01, 0x09, 0x20,
                                     0x15, 0x00, 0x26, 0xff, 0x00, 0x75, 0x08, 0x95, 0x40,

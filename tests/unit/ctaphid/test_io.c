@@ -9,8 +9,11 @@
 #include <cmocka.h>
 
 #include "ctaphid/io.h"
+#include "ctaphid/io_int.h"
 #include "ctaphid/status.h"
 #include "ctaphid/transport.h"
+#include "ctaphid/transport_int.h"
+#include "ctaphid/transport_mem_int.h"
 
 #define TEST_CID 0x01020304u
 

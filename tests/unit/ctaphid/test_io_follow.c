@@ -14,8 +14,11 @@
 
 #include "ctaphid/discover.h"
 #include "ctaphid/io.h"
+#include "ctaphid/io_int.h"
 #include "ctaphid/status.h"
 #include "ctaphid/transport.h"
+#include "ctaphid/transport_int.h"
+#include "ctaphid/transport_mem_int.h"
 
 #define TEST_CID 0x0a0b0c0du
 

@@ -22,10 +22,13 @@
 
 #include "ctaphid/cbor_util.h"
 #include "ctaphid/io.h"
+#include "ctaphid/io_int.h"
 #include "ctaphid/largeblob.h"
+#include "ctaphid/largeblob_int.h"
 #include "ctaphid/pin.h"
 #include "ctaphid/status.h"
 #include "ctaphid/transport.h"
+#include "ctaphid/transport_mem_int.h"
 #include "harness/vcard/card.h"
 #include "harness/vcard/personality.h"
 

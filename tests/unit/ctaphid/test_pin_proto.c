@@ -16,6 +16,7 @@
 #include "ctaphid/pin.h"
 #include "ctaphid/pin_proto.h"
 #include "ctaphid/status.h"
+#include "util/hex.h"
 
 #define VECTORS "fixtures/ctap/pin_vectors.json"
 
@@ -23,14 +24,9 @@ static json_t *vec;
 
 static size_t unhex(const char *hex, uint8_t *out, size_t cap)
 {
-    size_t n = strlen(hex) / 2;
-    assert_true(strlen(hex) % 2 == 0);
-    assert_true(n <= cap);
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
-        out[i] = (uint8_t)v;
-    }
+    size_t n = 0;
+
+    assert_int_equal(kcu_hex_decode(hex, strlen(hex), out, cap, &n, NULL, 0), 0);
     return n;
 }
 

@@ -14,13 +14,17 @@
 #include "ctaphid/ctap2.h"
 #include "ctaphid/discover.h"
 #include "ctaphid/io.h"
+#include "ctaphid/io_int.h"
 #include "ctaphid/replay.h"
 #include "ctaphid/replay_match.h"
 #include "ctaphid/trace_msg.h"
+#include "ctaphid/transport_int.h"
+#include "ctaphid/transport_mem_int.h"
 #include "ctaphid/verify.h"
 #include "ctaphid/status.h"
 #include "ctaphid/trace.h"
 #include "ctaphid/transport.h"
+#include "util/hex.h"
 
 #define CID 0x11223344u
 
@@ -221,8 +225,7 @@ static void hex64(char *out, const uint8_t *p, size_t len)
     uint8_t r[64] = {0};
 
     memcpy(r, p, len);
-    for (size_t i = 0; i < 64; i++)
-        sprintf(out + 2 * i, "%02x", r[i]);
+    kcu_hex_encode(r, sizeof(r), out);
 }
 
 /* A trace that starts after INIT (the replay answers INIT itself with the

@@ -15,6 +15,7 @@
 #include "ctaphid/status.h"
 #include "ctaphid/trace.h"
 #include "ctaphid/transport.h"
+#include "ctaphid/transport_mem_int.h"
 
 static const uint8_t init_pkt[64] = {0xff, 0xff, 0xff, 0xff, 0x86, 0x00, 0x08, 1,
                                      2,    3,    4,    5,    6,    7,    8};

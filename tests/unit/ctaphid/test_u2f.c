@@ -8,8 +8,10 @@
 #include <cmocka.h>
 
 #include "ctaphid/io.h"
+#include "ctaphid/io_int.h"
 #include "ctaphid/status.h"
 #include "ctaphid/transport.h"
+#include "ctaphid/transport_mem_int.h"
 #include "ctaphid/u2f.h"
 #include "tests/unit/ctaphid/ctap_vectors.h"
 

@@ -15,10 +15,12 @@
 #include <cmocka.h>
 
 #include "ctaphid/io.h"
+#include "ctaphid/io_int.h"
 #include "ctaphid/probe.h"
 #include "ctaphid/status.h"
+#include "ctaphid/transport_mem_int.h"
 #include "harness/vcard/card.h"
-#include "triage/fido2_probe_out.c"
+#include "triage/fido2_probe.h"
 
 /* ---- a device behind the mem transport ---------------------------------- */
 

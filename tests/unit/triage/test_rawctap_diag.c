@@ -16,11 +16,12 @@
 
 #include <cmocka.h>
 
+#include "ctaphid/ctap2.h"
 #include "ctaphid/status.h"
 #include "ctaphid/transport.h"
-#include "triage/rawctap_diag.c"
-#include "triage/rawctap_out.c"
-#include "triage/rawctap_util.c"
+#include "ctaphid/transport_int.h"
+#include "ctaphid/transport_mem_int.h"
+#include "triage/rawctap.h"
 
 enum script {
     CARD_SILENT,      /* never answers INIT */

@@ -15,42 +15,18 @@
 #include <cmocka.h>
 
 #include "ctaphid/status.h"
-#include "triage/rawctap_doctor_tree.c"
+#include "triage/rawctap_doctor.h"
+#include "tests/unit/triage/test_doctor_evidence.h"
 
 /* A healthy CTAP2 card over udp with a PIN given and accepted. */
 static struct rc_doc_evidence *healthy_with_pin(void)
 {
-    struct rc_doc_evidence *ev = calloc(1, sizeof(*ev));
-    assert_non_null(ev);
-    ev->dev = RC_DOC_DEV_OTHER;
-    snprintf(ev->device, sizeof(ev->device), "udp:127.0.0.1:8111");
-    snprintf(ev->target, sizeof(ev->target), "udp:127.0.0.1:8111");
-    ev->timeout_ms = 5000;
-    ev->init_timeout_ms = 3000;
-    ev->presence_timeout_ms = 30000;
-    ev->slow_ms = 1500;
-    ev->open_ran = ev->init_ran = true;
-    ev->init_attempts = ev->init_ok_attempt = 1;
-    ev->caps = KC_HID_CAP_CBOR | KC_HID_CAP_WINK;
-    ev->caps_known = true;
-    ev->chan_ran = true;
-    ev->small.sent = ev->small.ok = 3;
-    ev->large.sent = ev->large.ok = 2;
-    ev->info_ran = true;
-    ev->n_pin_protocols = 2;
+    struct rc_doc_evidence *ev = healthy();
     ev->client_pin = 1;
-    snprintf(ev->versions, sizeof(ev->versions), "FIDO_2_0, FIDO_2_1");
     ev->pin_given = ev->pin_ran = ev->retries_ran = ev->token_ran = true;
     ev->retries = 8;
     ev->token_protocol = 2;
-    ev->presence_ran = true;
     ev->mc_used_pin = ev->ga_used_pin = true;
-    ev->mc_ms = ev->max_gap_ms = 40;
-    ev->verify_ran = true;
-    ev->new_count = 1;
-    ev->ctap1_ran = true;
-    ev->ctap1_ms = 30;
-    snprintf(ev->u2f_version, sizeof(ev->u2f_version), "U2F_V2");
     return ev;
 }
 

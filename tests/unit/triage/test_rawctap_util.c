@@ -1,4 +1,4 @@
-/* rawctap helpers: base64url and hex round trips and rejections, integer
+/* rawctap helpers (base64url and hex are util/'s: tests/unit/util): integer
  * parsing, PIN sources, atomic writes, and credential files (save, load,
  * malformed input). No device, no sockets. */
 #include <fcntl.h>
@@ -13,9 +13,11 @@
 
 #include <cmocka.h>
 
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+
 #include "ctaphid/status.h"
-#include "triage/rawctap_credfile.c"
-#include "triage/rawctap_util.c"
+#include "triage/rawctap.h"
 
 /* The credential-file code reports through these; rc_err keeps the last
  * message so that a test can check its words. */
@@ -37,77 +39,18 @@ void rc_verbose(struct rc_ctx *ctx, int level, const char *fmt, ...)
     (void)fmt;
 }
 
-static void test_b64url_known_answers(void **state)
-{
-    (void)state;
-    /* RFC 4648 vectors, translated to the URL alphabet without padding */
-    static const struct {
-        const char *in, *out;
-    } v[] = {{"f", "Zg"},        {"fo", "Zm8"},        {"foo", "Zm9v"},
-             {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"}};
-    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
-        char *enc = rc_b64url_encode((const uint8_t *)v[i].in, strlen(v[i].in));
-        assert_non_null(enc);
-        assert_string_equal(enc, v[i].out);
-        uint8_t *dec = NULL;
-        size_t n = 0;
-        assert_int_equal(rc_b64url_decode(enc, &dec, &n), 0);
-        assert_int_equal(n, strlen(v[i].in));
-        assert_memory_equal(dec, v[i].in, n);
-        free(dec);
-        free(enc);
-    }
-}
+/* rawctap's main reports usage errors (rawctap.c); here the last one is
+ * kept, with the command it names. */
+static char last_usage[1024];
 
-static void test_b64url_alphabet(void **state)
+int rc_usage_error(const char *cmd, const char *fmt, ...)
 {
-    (void)state;
-    const uint8_t bytes[] = {0xfb, 0xff, 0xbf};
-    char *enc = rc_b64url_encode(bytes, sizeof(bytes));
-    assert_string_equal(enc, "-_-_");
-    free(enc);
-    uint8_t *dec = NULL;
-    size_t n = 0;
-    /* standard alphabet with padding is accepted too */
-    assert_int_equal(rc_b64url_decode("+/+/", &dec, &n), 0);
-    assert_int_equal(n, 3);
-    assert_memory_equal(dec, bytes, 3);
-    free(dec);
-    assert_int_equal(rc_b64url_decode("Zg==", &dec, &n), 0);
-    assert_int_equal(n, 1);
-    assert_int_equal(dec[0], 'f');
-    free(dec);
-}
-
-static void test_b64url_rejects(void **state)
-{
-    (void)state;
-    uint8_t *dec = NULL;
-    size_t n = 0;
-    assert_int_equal(rc_b64url_decode("", &dec, &n), -1);
-    assert_int_equal(rc_b64url_decode("Z", &dec, &n), -1);     /* 1 char mod 4 */
-    assert_int_equal(rc_b64url_decode("Zm9v!", &dec, &n), -1); /* bad char */
-    assert_int_equal(rc_b64url_decode("Z=g", &dec, &n), -1);   /* padding inside */
-    assert_int_equal(rc_b64url_decode("Zg===", &dec, &n), -1); /* too much padding */
-    assert_null(dec);
-}
-
-static void test_hex(void **state)
-{
-    (void)state;
-    const uint8_t b[] = {0x00, 0x7f, 0xa5, 0xff};
-    char *h = rc_hex_encode(b, sizeof(b));
-    assert_string_equal(h, "007fa5ff");
-    uint8_t *d = NULL;
-    size_t n = 0;
-    assert_int_equal(rc_hex_decode("007FA5ff", &d, &n), 0);
-    assert_int_equal(n, 4);
-    assert_memory_equal(d, b, 4);
-    free(d);
-    free(h);
-    assert_int_equal(rc_hex_decode("abc", &d, &n), -1);
-    assert_int_equal(rc_hex_decode("zz", &d, &n), -1);
-    assert_int_equal(rc_hex_decode("", &d, &n), -1);
+    va_list ap;
+    int n = snprintf(last_usage, sizeof(last_usage), "%s: ", cmd);
+    va_start(ap, fmt);
+    vsnprintf(last_usage + n, sizeof(last_usage) - (size_t)n, fmt, ap);
+    va_end(ap);
+    return RC_EXIT_USAGE;
 }
 
 static void test_parse_int(void **state)
@@ -157,6 +100,49 @@ static void test_pin_sources(void **state)
     unlink(path);
     assert_int_equal(rc_pin_get(NULL, path, buf, sizeof(buf)), RC_EXIT_USAGE);
     unsetenv("RAWCTAP_PIN");
+}
+
+/* --pin and --pin-file as every PIN-taking command keeps and reads them. */
+static void test_pin_option(void **state)
+{
+    char buf[RC_PIN_MAX], arg[] = "2468";
+    struct rc_pin_src src = {0};
+    bool have = true;
+    (void)state;
+    unsetenv("RAWCTAP_PIN");
+    assert_false(rc_pin_src_opt(&src, 'x', "nope"));
+    assert_false(rc_pin_src_opt(&src, RC_OPT_CMD_BASE, "nope"));
+    assert_null(src.pin);
+    assert_null(src.file);
+
+    /* none given: not an error, unless the command needs one */
+    assert_int_equal(rc_pin_src_read(&src, buf, sizeof(buf), &have), 0);
+    assert_false(have);
+    last_usage[0] = '\0';
+    assert_int_equal(rc_pin_src_need(&src, "cred", "cred needs the card's PIN", buf, sizeof(buf)),
+                     RC_EXIT_USAGE);
+    assert_string_equal(last_usage, "cred: cred needs the card's PIN: --pin, --pin-file or "
+                                    "$RAWCTAP_PIN");
+
+    /* a file that is not there: the exit code, no PIN */
+    assert_true(rc_pin_src_opt(&src, RC_OPT_PIN_FILE, "/nonexistent/rawctap-pin"));
+    assert_string_equal(src.file, "/nonexistent/rawctap-pin");
+    have = true;
+    assert_int_equal(rc_pin_src_read(&src, buf, sizeof(buf), &have), RC_EXIT_USAGE);
+    assert_false(have);
+    assert_int_equal(rc_pin_src_need(&src, "pin", "x", buf, sizeof(buf)), RC_EXIT_USAGE);
+
+    /* --pin wins over --pin-file and is wiped from argv once read */
+    assert_true(rc_pin_src_opt(&src, RC_OPT_PIN, arg));
+    assert_ptr_equal(src.pin, arg);
+    assert_int_equal(rc_pin_src_read(&src, buf, sizeof(buf), &have), 0);
+    assert_true(have);
+    assert_string_equal(buf, "2468");
+    assert_int_not_equal(arg[0], '2');
+    memset(buf, 0, sizeof(buf));
+    strcpy(arg, "1357");
+    assert_int_equal(rc_pin_src_need(&src, "pin", "x", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "1357");
 }
 
 static void test_write_atomic(void **state)
@@ -338,17 +324,10 @@ static void test_pubkey_pem(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_b64url_known_answers),
-        cmocka_unit_test(test_b64url_alphabet),
-        cmocka_unit_test(test_b64url_rejects),
-        cmocka_unit_test(test_hex),
-        cmocka_unit_test(test_parse_int),
-        cmocka_unit_test(test_pin_sources),
-        cmocka_unit_test(test_write_atomic),
-        cmocka_unit_test(test_credfile_round_trip),
-        cmocka_unit_test(test_credfile_rejects),
-        cmocka_unit_test(test_json_write_file),
-        cmocka_unit_test(test_credfile_load_messages),
+        cmocka_unit_test(test_parse_int),           cmocka_unit_test(test_pin_sources),
+        cmocka_unit_test(test_pin_option),          cmocka_unit_test(test_write_atomic),
+        cmocka_unit_test(test_credfile_round_trip), cmocka_unit_test(test_credfile_rejects),
+        cmocka_unit_test(test_json_write_file),     cmocka_unit_test(test_credfile_load_messages),
         cmocka_unit_test(test_pubkey_pem),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

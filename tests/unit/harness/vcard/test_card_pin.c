@@ -213,16 +213,12 @@ static void test_make_credential_pin_rules(void **state)
 static struct vc_card *card_window(int ms)
 {
     struct vc_config cfg;
-    char err[128];
-    struct vc_card *c;
 
     memset(&cfg, 0, sizeof(cfg));
     cfg.attestation = VC_ATT_NONE;
     cfg.ctap1 = true;
     cfg.reset_window_ms = ms;
-    c = vc_card_new(&cfg, err, sizeof(err));
-    assert_non_null(c);
-    return c;
+    return card_from(&cfg);
 }
 
 static void test_reset(void **state)

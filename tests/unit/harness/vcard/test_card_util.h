@@ -37,11 +37,21 @@ static inline enum vc_up_result presence_cb(void *ctx)
     return p->answer;
 }
 
+/* A card from cfg; the test fails, naming why, if it cannot be made. */
+static inline struct vc_card *card_from(const struct vc_config *cfg)
+{
+    char err[256];
+    struct vc_card *c = vc_card_new(cfg, err, sizeof(err));
+
+    if (c == NULL)
+        print_error("vc_card_new: %s\n", err);
+    assert_non_null(c);
+    return c;
+}
+
 static inline struct vc_card *card_with(enum vc_attestation att, bool ctap1, const char *state)
 {
     struct vc_config cfg;
-    char err[256];
-    struct vc_card *c;
 
     memset(&cfg, 0, sizeof(cfg));
     cfg.attestation = att;
@@ -50,11 +60,7 @@ static inline struct vc_card *card_with(enum vc_attestation att, bool ctap1, con
     cfg.state_path = state;
     for (int i = 0; i < 16; i++)
         cfg.aaguid[i] = (uint8_t)(0xa0 + i);
-    c = vc_card_new(&cfg, err, sizeof(err));
-    if (c == NULL)
-        print_error("vc_card_new: %s\n", err);
-    assert_non_null(c);
-    return c;
+    return card_from(&cfg);
 }
 
 static inline void put(cbor_item_t *map, cbor_item_t *k, cbor_item_t *v)

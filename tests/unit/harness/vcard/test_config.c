@@ -10,14 +10,13 @@
 #include "harness/vcard/card_int.h"
 #include "harness/vcard/personality.h"
 #include "tests/unit/harness/vcard/test_pin_host.h"
+#include "util/hex.h"
 
 #define ACFG_RP "x.example"
 
 static struct vc_card *card_named(const char *name, const char *state, bool uv)
 {
     struct vc_config cfg;
-    char err[256];
-    struct vc_card *c;
 
     memset(&cfg, 0, sizeof(cfg));
     cfg.ctap1 = true;
@@ -26,11 +25,7 @@ static struct vc_card *card_named(const char *name, const char *state, bool uv)
     cfg.state_path = state;
     cfg.personality = vc_personality_find(name);
     assert_non_null(cfg.personality);
-    c = vc_card_new(&cfg, err, sizeof(err));
-    if (c == NULL)
-        print_error("vc_card_new: %s\n", err);
-    assert_non_null(c);
-    return c;
+    return card_from(&cfg);
 }
 
 static cbor_item_t *info(struct vc_card *c)
@@ -99,11 +94,10 @@ static void token(struct vc_card *c, const char *pin, int perms, struct kc_pin_t
 
 static void hex(const char *s, uint8_t *out, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        unsigned v = 0;
-        assert_int_equal(sscanf(s + 2 * i, "%2x", &v), 1);
-        out[i] = (uint8_t)v;
-    }
+    size_t got = 0;
+
+    assert_int_equal(kcu_hex_decode(s, 2 * n, out, n, &got, NULL, 0), 0);
+    assert_int_equal(got, n);
 }
 
 /* A published worked example (WebauthnWorks CTAP2.1 migration guide):

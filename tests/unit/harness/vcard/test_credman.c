@@ -12,6 +12,7 @@
 
 #include "ctaphid/cbor_util.h"
 #include "ctaphid/credman.h"
+#include "ctaphid/credman_int.h"
 #include "ctaphid/pin.h"
 #include "harness/vcard/personality.h"
 #include "tests/unit/harness/vcard/test_pin_host.h"
@@ -28,8 +29,6 @@ static int vc_sha256_test(const char *s, uint8_t out[32])
 static struct vc_card *card_pers(const char *name, const char *state)
 {
     struct vc_config cfg;
-    char err[256];
-    struct vc_card *c;
 
     memset(&cfg, 0, sizeof(cfg));
     cfg.attestation = VC_ATT_NONE;
@@ -38,49 +37,17 @@ static struct vc_card *card_pers(const char *name, const char *state)
     cfg.pin = PIN;
     cfg.personality = vc_personality_find(name);
     assert_non_null(cfg.personality);
-    c = vc_card_new(&cfg, err, sizeof(err));
-    if (c == NULL)
-        print_error("vc_card_new: %s\n", err);
-    assert_non_null(c);
-    return c;
+    return card_from(&cfg);
 }
 
 /* A token with perms (0: getPinToken) and an optional rp. */
 static uint8_t token_for(struct vc_card *c, int proto, int perms, const char *rp,
                          struct kc_pin_token *tok)
 {
-    struct host h;
-    uint8_t phe[64], out[64];
-    size_t pl, tl = 0;
-    cbor_item_t *m, *r = NULL, *v;
-    uint8_t st;
-
-    host_ka(c, proto, &h);
-    m = pin_req(proto, perms ? KC_PIN_GET_TOKEN_PIN_PERMISSIONS : KC_PIN_GET_PIN_TOKEN);
-    pl = pin_hash_enc(&h, PIN, phe);
-    put(m, num(3), host_cose(&h));
-    put(m, num(6), bytes(phe, pl));
-    if (perms) {
-        put(m, num(9), num(perms));
-        if (rp != NULL)
-            put(m, num(10), text(rp));
-    }
-    st = send_cbor(c, KC_CTAP2_CLIENT_PIN, m, &r, NULL);
-    if (st == 0) {
-        v = map_get(r, 2);
-        assert_non_null(v);
-        assert_int_equal(kc_pinp_decrypt(proto, h.shared, h.slen, cbor_bytestring_handle(v),
-                                         cbor_bytestring_length(v), out, sizeof(out), &tl),
-                         0);
-        assert_int_equal(tl, 32);
-        memset(tok, 0, sizeof(*tok));
-        tok->protocol = proto;
-        memcpy(tok->token, out, 32);
-        tok->len = 32;
-        cbor_decref(&r);
-    }
-    host_free(&h);
-    return st;
+    memset(tok, 0, sizeof(*tok));
+    tok->protocol = proto;
+    tok->len = 32;
+    return get_token(c, proto, PIN, perms, rp, tok->token);
 }
 
 /* A resident credential for rp with user id byte uid; its id into made. */

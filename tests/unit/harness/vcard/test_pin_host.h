@@ -120,7 +120,8 @@ static inline uint8_t change_pin(struct vc_card *c, int proto, const char *old, 
     return send_cbor(c, KC_CTAP2_CLIENT_PIN, m, NULL, NULL);
 }
 
-/* perms 0: getPinToken; else getPinUvAuthTokenUsingPinWithPermissions */
+/* perms 0: getPinToken; else getPinUvAuthTokenUsingPinWithPermissions,
+ * with rpId rp unless it is NULL */
 static inline uint8_t get_token(struct vc_card *c, int proto, const char *pin, int perms,
                                 const char *rp, uint8_t token[32])
 {
@@ -137,7 +138,8 @@ static inline uint8_t get_token(struct vc_card *c, int proto, const char *pin, i
     put(m, num(6), bytes(phe, pl));
     if (perms) {
         put(m, num(9), num(perms));
-        put(m, num(10), text(rp));
+        if (rp != NULL)
+            put(m, num(10), text(rp));
     }
     st = send_cbor(c, KC_CTAP2_CLIENT_PIN, m, &r, NULL);
     if (st == 0) {

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "ctaphid/io.h"
+#include "ctaphid/io_int.h"
 #include "ctaphid/status.h"
 #include "ctaphid/trace_msg.h"
 #include "harness/vcard/script.h"

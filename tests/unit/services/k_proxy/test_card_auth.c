@@ -14,7 +14,9 @@
 #include <cmocka.h>
 
 #include "ctaphid/io.h"
+#include "ctaphid/io_int.h"
 #include "ctaphid/status.h"
+#include "ctaphid/transport_mem_int.h"
 #include "harness/vcard/card.h"
 #include "services/k_proxy/card_auth.h"
 

@@ -17,6 +17,7 @@
 
 #include "services/common/crypto.h"
 #include "services/k_proxy/store.h"
+#include "util/b64url.h"
 
 #define NOW 1700000000
 #define N 100000
@@ -39,7 +40,7 @@ static void token_of(int i, token_t out)
 
     snprintf(in, sizeof(in), "scale-session-%d", i);
     assert_int_equal(ksvc_sha256(in, strlen(in), seed), 0);
-    assert_int_equal(ksvc_b64url_encode(seed, sizeof(seed), out, KPX_TOKEN_BUF), KPX_TOKEN_LEN);
+    assert_int_equal(kcu_b64url_encode(seed, sizeof(seed), out, KPX_TOKEN_BUF), KPX_TOKEN_LEN);
 }
 
 static int64_t expiry_of(int i)

@@ -15,6 +15,7 @@
  * rendered answer and the log line, so a request on a kept-alive connection
  * allocates little beyond what jansson and libmicrohttpd need. */
 #include "services/common/http.h"
+#include "services/common/http_int.h"
 #include "services/common/svc_util.h"
 
 #include <arpa/inet.h>
@@ -55,8 +56,6 @@
  * and the answer's headers (bodies go to conn_state), and is zeroed after
  * every request: 16 KiB (headers up to about 8 KiB) instead of its 32 */
 #define CONNECTION_POOL_BYTES ((size_t)16 * 1024)
-#define LOOP_EVENTS_MAX 64
-#define LOOP_SLEEP_MAX_MS 1000
 #define LISTEN_BACKLOG 4096
 
 /* Who answers a handled request: the handler (returned) or ksvc_complete. */
@@ -103,74 +102,6 @@ struct conn_state {
 struct addr_count {
     unsigned char key[16];
     unsigned count; /* 0: free slot */
-};
-
-/* A descriptor a service watches on a loop. */
-struct loop_watch {
-    ksvc_loop_io_fn fn;
-    void *arg;
-};
-
-/* One polling thread: its libmicrohttpd daemon, its epoll set (the daemon's
- * own epoll descriptor, a wake-up eventfd and the services' descriptors) and
- * the service timer. Only its thread touches it, but for the flags below. */
-struct ksvc_loop {
-    struct ksvc_server *s;
-    unsigned index;
-    struct MHD_Daemon *daemon;
-    int epfd, mhd_fd, wake_fd;
-    pthread_t thread;
-    pthread_t self; /* set by the loop's thread itself, first thing */
-    bool thread_started;
-    struct loop_watch *watches; /* indexed by descriptor */
-    size_t nwatches;
-    int64_t timer_at; /* -1: none */
-    bool resumed;     /* a connection was resumed on this thread since MHD_run */
-    ksvc_loop_timer_fn timer_fn;
-    void *timer_arg;
-    atomic_bool quiesce, quiesced, stop;
-    int start_rc; /* the loop_start hook's; -2: not run yet */
-    pthread_mutex_t start_lock;
-    pthread_cond_t started;
-};
-
-struct ksvc_server {
-    struct ksvc_server_cfg cfg;
-    struct ksvc_loop *loops;
-    unsigned nloops;
-    int listen_fd;
-    struct ksvc_metrics *metrics;
-    char *cert_pem, *key_pem;
-    size_t key_len;
-    int port;
-    time_t started;
-    char boot_id[9];
-    atomic_ullong next_request;
-    char prefix[48]; /* kcard_<service> */
-
-    pthread_mutex_t conn_lock; /* conns, nconns, addrs */
-    struct conn_state *conns;
-    unsigned nconns;
-    struct addr_count *addrs;
-    size_t addr_mask;
-
-    atomic_ullong refused_limit, refused_per_address, closed_timeout, closed_framing;
-    atomic_uint outstanding; /* suspended connections not yet resumed */
-
-    pthread_t reaper;
-    bool reaper_started, reaper_stop;
-    pthread_cond_t reaper_wake;
-
-    pthread_mutex_t job_lock;
-    pthread_cond_t job_ready;
-    struct conn_state *job_head, *job_tail;
-    pthread_t *workers;
-    unsigned nworkers;
-    bool workers_stop;
-
-    atomic_llong mhd_log_window;
-    atomic_int mhd_log_lines;
-    atomic_ullong mhd_log_suppressed;
 };
 
 /* ---- small helpers for handlers ---- */
@@ -561,8 +492,6 @@ static void own_raw(struct conn_state *st, struct ksvc_response *f)
     }
 }
 
-static void loop_wake(struct ksvc_loop *loop);
-
 /* Hands resp to the parked connection and wakes it: its polling thread
  * renders, logs and sends it (on_request), so the thread completing it (a
  * service's event loop) does no more than this. After this st belongs to
@@ -586,7 +515,7 @@ static void finish_parked(struct conn_state *st, struct ksvc_response *resp)
     if (ksvc_loop_is_current(loop))
         loop->resumed = true; /* the loop runs libmicrohttpd before it sleeps */
     else
-        loop_wake(loop);
+        ksvc_loop_wake(loop);
 }
 
 static void set_total(struct ksvc_server *s, const char *suffix, const char *help,
@@ -1131,143 +1060,7 @@ static void on_mhd_error(void *cls, const char *fmt, va_list ap)
     ksvc_log("warn", "http_error", json_pack("{s:s}", "message", msg));
 }
 
-/* ---- the event loops ---- */
-
-int64_t ksvc_now_ms(void)
-{
-    return (int64_t)kcu_now_ms();
-}
-
-unsigned ksvc_loop_index(const struct ksvc_loop *loop)
-{
-    return loop->index;
-}
-
-bool ksvc_loop_is_current(const struct ksvc_loop *loop)
-{
-    return pthread_equal(pthread_self(), loop->self);
-}
-
-int ksvc_loop_watch(struct ksvc_loop *loop, int fd, uint32_t events, ksvc_loop_io_fn fn, void *arg)
-{
-    if (fd < 0 || fd == loop->mhd_fd || fd == loop->wake_fd) {
-        errno = EINVAL;
-        return -1;
-    }
-    if ((size_t)fd >= loop->nwatches) {
-        size_t n = loop->nwatches ? loop->nwatches : 64;
-        while (n <= (size_t)fd)
-            n *= 2;
-        struct loop_watch *w = realloc(loop->watches, n * sizeof(*w));
-        if (w == NULL)
-            return -1;
-        memset(w + loop->nwatches, 0, (n - loop->nwatches) * sizeof(*w));
-        loop->watches = w;
-        loop->nwatches = n;
-    }
-    struct loop_watch *w = &loop->watches[fd];
-    if (events == 0) {
-        if (w->fn != NULL)
-            epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL);
-        w->fn = NULL;
-        w->arg = NULL;
-        return 0;
-    }
-    struct epoll_event ev = {.events = events, .data.fd = fd};
-    int op = w->fn != NULL ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-    if (epoll_ctl(loop->epfd, op, fd, &ev) != 0) {
-        /* a descriptor closed and reused behind our back: start afresh */
-        op = op == EPOLL_CTL_MOD ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
-        if (epoll_ctl(loop->epfd, op, fd, &ev) != 0)
-            return -1;
-    }
-    w->fn = fn;
-    w->arg = arg;
-    return 0;
-}
-
-void ksvc_loop_timer(struct ksvc_loop *loop, int64_t at_ms, ksvc_loop_timer_fn fn, void *arg)
-{
-    loop->timer_at = at_ms;
-    loop->timer_fn = fn;
-    loop->timer_arg = arg;
-}
-
-static void loop_wake(struct ksvc_loop *loop)
-{
-    uint64_t one = 1;
-    if (write(loop->wake_fd, &one, sizeof(one)) < 0) { /* full: it is awake */
-    }
-}
-
-/* How long the loop may sleep, and whether libmicrohttpd has work now. */
-static int loop_sleep_ms(struct ksvc_loop *loop, bool *mhd_now)
-{
-    int64_t now = ksvc_now_ms(), until = now + LOOP_SLEEP_MAX_MS;
-    MHD_UNSIGNED_LONG_LONG mt = 0;
-    *mhd_now = loop->resumed;
-    if (MHD_get_timeout(loop->daemon, &mt) == MHD_YES) {
-        if (mt == 0)
-            *mhd_now = true;
-        else if ((int64_t)mt < until - now)
-            until = now + (int64_t)mt;
-    }
-    if (loop->timer_at >= 0 && loop->timer_at < until)
-        until = loop->timer_at;
-    return *mhd_now || until <= now ? 0 : (int)(until - now);
-}
-
-static void *loop_main(void *arg)
-{
-    struct ksvc_loop *loop = arg;
-    loop->self = pthread_self();
-    struct ksvc_server *s = loop->s;
-    int rc = 0;
-    if (s->cfg.loop_start != NULL)
-        rc = s->cfg.loop_start(s->cfg.ctx, loop, loop->index);
-    pthread_mutex_lock(&loop->start_lock);
-    loop->start_rc = rc;
-    pthread_cond_signal(&loop->started);
-    pthread_mutex_unlock(&loop->start_lock);
-    if (rc != 0)
-        return NULL;
-    struct epoll_event ev[LOOP_EVENTS_MAX];
-    while (!atomic_load(&loop->stop)) {
-        bool mhd_now;
-        int wait_ms = loop_sleep_ms(loop, &mhd_now);
-        int n = epoll_wait(loop->epfd, ev, LOOP_EVENTS_MAX, wait_ms);
-        /* woken by the timeout: libmicrohttpd's own timeouts may be due */
-        bool run_mhd = mhd_now || n == 0;
-        for (int i = 0; i < n; i++) {
-            int fd = ev[i].data.fd;
-            if (fd == loop->mhd_fd) {
-                run_mhd = true;
-            } else if (fd == loop->wake_fd) {
-                run_mhd = true; /* a connection was resumed from another thread */
-                uint64_t count;
-                if (read(loop->wake_fd, &count, sizeof(count)) < 0) { /* drained already */
-                }
-            } else if ((size_t)fd < loop->nwatches && loop->watches[fd].fn != NULL) {
-                loop->watches[fd].fn(loop->watches[fd].arg, fd, ev[i].events);
-            }
-        }
-        if (loop->timer_at >= 0 && loop->timer_at <= ksvc_now_ms()) {
-            loop->timer_at = -1;
-            loop->timer_fn(loop->timer_arg);
-        }
-        if (run_mhd || loop->resumed) {
-            loop->resumed = false;
-            MHD_run(loop->daemon);
-        }
-        if (atomic_load(&loop->quiesce) && !atomic_load(&loop->quiesced)) {
-            MHD_quiesce_daemon(loop->daemon); /* the socket is closed once, by the server */
-            atomic_store(&loop->quiesced, true);
-        }
-    }
-    if (s->cfg.loop_stop != NULL)
-        s->cfg.loop_stop(s->cfg.ctx, loop, loop->index);
-    return NULL;
-}
+/* ---- starting the event loops (http_loop.c runs them) ---- */
 
 /* The listening socket the loops share (each daemon accepts from it). */
 static int listen_socket(const struct sockaddr_storage *ss, bool v6)
@@ -1331,7 +1124,7 @@ static int loop_start(struct ksvc_server *s, struct ksvc_loop *loop, unsigned in
         snprintf(err, errlen, "cannot set up an event loop: %s", strerror(errno));
         return -1;
     }
-    if (pthread_create(&loop->thread, NULL, loop_main, loop) != 0) {
+    if (pthread_create(&loop->thread, NULL, ksvc_loop_main, loop) != 0) {
         snprintf(err, errlen, "cannot start a polling thread");
         return -1;
     }
@@ -1348,37 +1141,6 @@ static int loop_start(struct ksvc_server *s, struct ksvc_loop *loop, unsigned in
         return -1;
     }
     return 0;
-}
-
-/* Ends the loop's thread (its loop_stop hook runs there) and frees it. */
-static void loop_end(struct ksvc_loop *loop)
-{
-    if (loop->thread_started) {
-        atomic_store(&loop->stop, true);
-        loop_wake(loop);
-        pthread_join(loop->thread, NULL);
-        loop->thread_started = false;
-    }
-    if (loop->daemon != NULL) {
-        /* a daemon that still listens would close the shared socket */
-        if (!atomic_load(&loop->quiesced))
-            MHD_quiesce_daemon(loop->daemon);
-        MHD_stop_daemon(loop->daemon);
-    }
-    loop->daemon = NULL;
-    if (loop->epfd >= 0)
-        close(loop->epfd);
-    if (loop->wake_fd >= 0)
-        close(loop->wake_fd);
-    loop->epfd = loop->wake_fd = -1;
-    free(loop->watches);
-    loop->watches = NULL;
-    loop->nwatches = 0;
-    if (loop->s != NULL) {
-        pthread_mutex_destroy(&loop->start_lock);
-        pthread_cond_destroy(&loop->started);
-        loop->s = NULL;
-    }
 }
 
 /* ---- start and stop ---- */
@@ -1553,7 +1315,7 @@ int ksvc_server_start(const struct ksvc_server_cfg *cfg, struct ksvc_server **ou
     }
     for (; s->nloops < s->cfg.threads; s->nloops++)
         if (loop_start(s, &s->loops[s->nloops], s->nloops, err, errlen) != 0) {
-            s->nloops++; /* half set up: loop_end frees it */
+            s->nloops++; /* half set up: ksvc_loop_end frees it */
             goto fail;
         }
     *out = s;
@@ -1606,7 +1368,7 @@ static void quiesce_loops(struct ksvc_server *s)
         if (!s->loops[i].thread_started)
             continue;
         atomic_store(&s->loops[i].quiesce, true);
-        loop_wake(&s->loops[i]);
+        ksvc_loop_wake(&s->loops[i]);
     }
     long long until = ksvc_now_ms() + 1000;
     for (unsigned i = 0; i < s->nloops; i++)
@@ -1639,7 +1401,7 @@ void ksvc_server_stop(struct ksvc_server *s)
         return;
     }
     for (unsigned i = 0; i < s->nloops; i++)
-        loop_end(&s->loops[i]);
+        ksvc_loop_end(&s->loops[i]);
     if (s->listen_fd >= 0)
         close(s->listen_fd);
     if (s->key_pem != NULL)

@@ -1,6 +1,7 @@
 /* k_proxy's users and reference key in SQLite, and its sessions in memory
  * backed by SQLite (see store.h). */
 #include "services/k_proxy/store.h"
+#include "services/k_proxy/store_int.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -25,55 +26,10 @@
 #include "util/sqlite_db.h"
 
 #define BUSY_TIMEOUT_MS 5000
-#define STRIPES 64         /* independent locks of the session table */
-#define STRIPE_BUCKETS0 16 /* buckets of a stripe at first; doubled when full */
-#define SWEEP_BATCH 256    /* expired sessions removed per transaction */
+#define SWEEP_BATCH 256 /* expired sessions removed per transaction */
 #define FLUSH_INTERVAL_MS 1000
 #define FLUSH_CHUNK 4096       /* request counts written per transaction, at most */
 #define WAL_REWIND_FRAMES 1000 /* SQLite's own autocheckpoint size */
-
-/* One session in memory. Immutable after login but for the counters and
- * the links; freed only by a flush (kpx_store_flush), after it is unlinked
- * and retired, so that the dirty list never points at freed memory. */
-struct mem_session {
-    struct mem_session *next;       /* hash chain; the retired list once unlinked */
-    struct mem_session *dirty_next; /* the dirty list */
-    int64_t rowid;                  /* of its row: write-backs skip the id index */
-    _Atomic int64_t requests;
-    atomic_int dirty; /* on the dirty list, its count not written back */
-    atomic_int dead;  /* unlinked: nothing more to write back */
-    size_t heap_pos;  /* in the expiry heap (heap_lock) */
-    int64_t created_at, expires_at;
-    uint8_t hash[KSVC_SHA256_LEN];
-    char id[KPX_SESSION_ID_LEN + 1];
-    char ref[KPX_REF_LEN + 1];
-    const char *auth_mode; /* into names, after the username */
-    char names[];          /* username NUL auth_mode NUL */
-};
-
-struct stripe {
-    pthread_rwlock_t lock;
-    struct mem_session **buckets;
-    size_t nbuckets; /* a power of two */
-    size_t count;
-};
-
-enum stmt_id {
-    ST_BEGIN,
-    ST_COMMIT,
-    ST_ROLLBACK,
-    ST_SESSION_INSERT,
-    ST_SESSION_DELETE,
-    ST_SESSION_REQUESTS,
-    ST_SESSIONS_OF_USER_DELETE,
-    ST_USER_ADD,
-    ST_USER_GET,
-    ST_USER_DELETE,
-    ST_USER_LIST,
-    ST_USER_SIGN_COUNT,
-    ST_USER_EXISTS,
-    ST_COUNT,
-};
 
 #define USER_COLS                                                                                  \
     "username, registered_at, auth_mode, credential_id, cose_key, alg, sign_count, user_id"
@@ -94,53 +50,6 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_USER_SIGN_COUNT] = "UPDATE users SET sign_count = ?2 WHERE username = ?1 AND "
                            "(?2 > sign_count OR (?2 = 0 AND sign_count = 0))",
     [ST_USER_EXISTS] = "SELECT count(*) FROM users WHERE username = ?1",
-};
-
-struct flush_item {
-    struct mem_session *x;
-    int64_t requests;
-};
-
-struct kpx_store {
-    sqlite3 *db;
-    sqlite3_stmt *st[ST_COUNT];
-    /* The connection, and every change of the user or session set (so a
-     * row and its memory twin change together). Never taken by a lookup
-     * or a touch. Order: db_lock, then a stripe, then heap_lock. */
-    pthread_mutex_t db_lock;
-    uint8_t ref_key[KPX_REF_KEY_LEN];
-    /* HMAC(ref_key) set up once: a session reference costs one MAC, not a
-     * key schedule and an algorithm fetch (100k of them at a start) */
-    pthread_mutex_t ref_lock;
-    EVP_MAC *ref_mac;
-    EVP_MAC_CTX *ref_ctx;
-
-    struct stripe stripes[STRIPES];
-
-    pthread_mutex_t heap_lock; /* the expiry min-heap on expires_at */
-    struct mem_session **heap;
-    size_t heap_len, heap_cap;
-
-    /* Lock-free stacks, pushed one by one and taken whole by a flush (so
-     * no ABA): sessions whose count changed, and sessions unlinked and
-     * waiting to be freed. */
-    struct mem_session *_Atomic dirty;
-    struct mem_session *_Atomic retired;
-
-    pthread_mutex_t flush_lock; /* one flush at a time; owns the scratch */
-    struct flush_item *scratch;
-    size_t scratch_cap;
-
-    pthread_mutex_t run_lock; /* the background thread */
-    pthread_cond_t run_cond;
-    pthread_t thread;
-    bool running, stopping;
-    int interval_ms;
-    char *path;          /* NULL for ":memory:" */
-    sqlite3 *checkpoint; /* the thread's own connection: WAL checkpoints
-                            without db_lock, off the login path */
-
-    _Atomic int64_t swept, flushes, flush_failures, counts_written;
 };
 
 static int db_fail(struct kpx_store *s, char *err, size_t errlen, const char *what)
@@ -294,338 +203,6 @@ static int load_ref_key(struct kpx_store *s, char *err, size_t errlen)
     return ok ? 0 : -1;
 }
 
-/* ---- the session table in memory ---------------------------------------- */
-
-static uint64_t hash_word(const uint8_t hash[KSVC_SHA256_LEN])
-{
-    uint64_t w;
-
-    memcpy(&w, hash, sizeof(w)); /* SHA-256 output: uniform, and no caller picks it */
-    return w;
-}
-
-static struct stripe *stripe_of(struct kpx_store *s, const uint8_t hash[KSVC_SHA256_LEN])
-{
-    return &s->stripes[hash_word(hash) % STRIPES];
-}
-
-static size_t bucket_index(const struct stripe *st, const uint8_t hash[KSVC_SHA256_LEN])
-{
-    return (size_t)(hash_word(hash) / STRIPES) & (st->nbuckets - 1);
-}
-
-/* The session of hash in its stripe (locked by the caller), or NULL. */
-static struct mem_session *stripe_find(const struct stripe *st, const uint8_t hash[KSVC_SHA256_LEN])
-{
-    for (struct mem_session *x = st->buckets[bucket_index(st, hash)]; x != NULL; x = x->next)
-        if (CRYPTO_memcmp(x->hash, hash, KSVC_SHA256_LEN) == 0)
-            return x;
-    return NULL;
-}
-
-/* Doubles the buckets of a full stripe; on allocation failure the chains
- * just grow longer. */
-static void stripe_grow(struct stripe *st)
-{
-    size_t n = st->nbuckets * 2;
-    struct mem_session **b = calloc(n, sizeof(*b));
-
-    if (b == NULL)
-        return;
-    for (size_t i = 0; i < st->nbuckets; i++) {
-        struct mem_session *x = st->buckets[i], *next;
-        for (; x != NULL; x = next) {
-            next = x->next;
-            size_t j = (size_t)(hash_word(x->hash) / STRIPES) & (n - 1);
-            x->next = b[j];
-            b[j] = x;
-        }
-    }
-    free(st->buckets);
-    st->buckets = b;
-    st->nbuckets = n;
-}
-
-static void stripe_link(struct kpx_store *s, struct mem_session *x)
-{
-    struct stripe *st = stripe_of(s, x->hash);
-
-    pthread_rwlock_wrlock(&st->lock);
-    if (st->count >= st->nbuckets)
-        stripe_grow(st);
-    size_t i = bucket_index(st, x->hash);
-    x->next = st->buckets[i];
-    st->buckets[i] = x;
-    st->count++;
-    pthread_rwlock_unlock(&st->lock);
-}
-
-/* Unlinks x from its stripe and marks it dead; false when it was not there. */
-static bool stripe_unlink(struct kpx_store *s, struct mem_session *x)
-{
-    struct stripe *st = stripe_of(s, x->hash);
-    bool found = false;
-
-    pthread_rwlock_wrlock(&st->lock);
-    for (struct mem_session **pp = &st->buckets[bucket_index(st, x->hash)]; *pp != NULL;
-         pp = &(*pp)->next) {
-        if (*pp == x) {
-            *pp = x->next;
-            x->next = NULL;
-            st->count--;
-            found = true;
-            break;
-        }
-    }
-    atomic_store(&x->dead, 1);
-    pthread_rwlock_unlock(&st->lock);
-    return found;
-}
-
-static void heap_set(struct kpx_store *s, size_t i, struct mem_session *x)
-{
-    s->heap[i] = x;
-    x->heap_pos = i;
-}
-
-static void heap_up(struct kpx_store *s, size_t i)
-{
-    struct mem_session *x = s->heap[i];
-
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (s->heap[parent]->expires_at <= x->expires_at)
-            break;
-        heap_set(s, i, s->heap[parent]);
-        i = parent;
-    }
-    heap_set(s, i, x);
-}
-
-static void heap_down(struct kpx_store *s, size_t i)
-{
-    struct mem_session *x = s->heap[i];
-
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= s->heap_len)
-            break;
-        if (c + 1 < s->heap_len && s->heap[c + 1]->expires_at < s->heap[c]->expires_at)
-            c++;
-        if (s->heap[c]->expires_at >= x->expires_at)
-            break;
-        heap_set(s, i, s->heap[c]);
-        i = c;
-    }
-    heap_set(s, i, x);
-}
-
-/* Room for one more entry (heap_lock held). */
-static int heap_reserve(struct kpx_store *s)
-{
-    size_t cap;
-    struct mem_session **h;
-
-    if (s->heap_len < s->heap_cap)
-        return 0;
-    cap = s->heap_cap > 0 ? s->heap_cap * 2 : 1024;
-    if ((h = realloc(s->heap, cap * sizeof(*h))) == NULL)
-        return -1;
-    s->heap = h;
-    s->heap_cap = cap;
-    return 0;
-}
-
-/* After heap_reserve (heap_lock held). */
-static void heap_push(struct kpx_store *s, struct mem_session *x)
-{
-    heap_set(s, s->heap_len++, x);
-    heap_up(s, s->heap_len - 1);
-}
-
-static void heap_remove(struct kpx_store *s, struct mem_session *x)
-{
-    size_t i = x->heap_pos;
-
-    if (i >= s->heap_len || s->heap[i] != x)
-        return;
-    s->heap_len--;
-    if (i == s->heap_len)
-        return;
-    struct mem_session *last = s->heap[s->heap_len];
-    heap_set(s, i, last);
-    heap_up(s, i);
-    heap_down(s, last->heap_pos);
-}
-
-/* Entries expired at now (heap_lock held): a walk of the heap's top that
- * stops at live entries, so it costs what is waiting to be swept. */
-static int64_t heap_count_expired(const struct kpx_store *s, int64_t now)
-{
-    size_t stack[2 * 64 + 2], top = 0;
-    int64_t n = 0;
-
-    if (s->heap_len > 0 && s->heap[0]->expires_at <= now)
-        stack[top++] = 0;
-    while (top > 0) {
-        size_t i = stack[--top];
-        n++;
-        for (size_t c = 2 * i + 1; c <= 2 * i + 2 && c < s->heap_len; c++)
-            if (s->heap[c]->expires_at <= now && top < sizeof(stack) / sizeof(stack[0]))
-                stack[top++] = c;
-    }
-    return n;
-}
-
-/* Queues x to be freed by the next flush (x already unlinked). */
-static void retire(struct kpx_store *s, struct mem_session *x)
-{
-    struct mem_session *head = atomic_load(&s->retired);
-
-    do
-        x->next = head;
-    while (!atomic_compare_exchange_weak(&s->retired, &head, x));
-}
-
-/* Queues x's count for the next flush, once per flush. */
-static void mark_dirty(struct kpx_store *s, struct mem_session *x)
-{
-    struct mem_session *head;
-
-    if (atomic_exchange(&x->dirty, 1) != 0)
-        return;
-    head = atomic_load(&s->dirty);
-    do
-        x->dirty_next = head;
-    while (!atomic_compare_exchange_weak(&s->dirty, &head, x));
-}
-
-static void mem_free(struct mem_session *x)
-{
-    OPENSSL_cleanse(x->hash, sizeof(x->hash));
-    free(x);
-}
-
-static void mem_free_list(struct mem_session *x)
-{
-    struct mem_session *next;
-
-    for (; x != NULL; x = next) {
-        next = x->next;
-        mem_free(x);
-    }
-}
-
-/* The opaque reference of a session id, as ksvc_session_ref makes it:
- * base64url(HMAC-SHA256(ref_key, id))[0..22). */
-static int make_ref(struct kpx_store *s, const char *id, char out[KPX_REF_LEN + 1])
-{
-    uint8_t mac[32];
-    char b64[48];
-    size_t n = 0;
-    int ok;
-
-    pthread_mutex_lock(&s->ref_lock);
-    ok = s->ref_ctx != NULL && EVP_MAC_init(s->ref_ctx, NULL, 0, NULL) == 1 &&
-         EVP_MAC_update(s->ref_ctx, (const unsigned char *)id, strlen(id)) == 1 &&
-         EVP_MAC_final(s->ref_ctx, mac, &n, sizeof(mac)) == 1 && n == sizeof(mac);
-    pthread_mutex_unlock(&s->ref_lock);
-    ok = ok && kcu_b64url_encode(mac, sizeof(mac), b64, sizeof(b64)) >= KPX_REF_LEN;
-    OPENSSL_cleanse(mac, sizeof(mac));
-    if (!ok)
-        return -1;
-    memcpy(out, b64, KPX_REF_LEN);
-    out[KPX_REF_LEN] = '\0';
-    return 0;
-}
-
-static int ref_setup(struct kpx_store *s, char *err, size_t errlen)
-{
-    char digest[] = "SHA256";
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-        OSSL_PARAM_construct_end(),
-    };
-
-    if ((s->ref_mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL ||
-        (s->ref_ctx = EVP_MAC_CTX_new(s->ref_mac)) == NULL ||
-        EVP_MAC_init(s->ref_ctx, s->ref_key, sizeof(s->ref_key), params) != 1) {
-        kcu_set_err(err, errlen, "cannot set up HMAC-SHA256 for the session references");
-        return -1;
-    }
-    return 0;
-}
-
-/* A session object for a row or a login; NULL when out of memory. */
-static struct mem_session *mem_new(struct kpx_store *s, const char *id, const uint8_t *hash,
-                                   const char *username, const char *auth_mode, int64_t created_at,
-                                   int64_t expires_at, int64_t requests)
-{
-    size_t nu = strlen(username), na = strlen(auth_mode);
-    struct mem_session *x = calloc(1, sizeof(*x) + nu + 1 + na + 1);
-
-    if (x == NULL)
-        return NULL;
-    memcpy(x->names, username, nu + 1);
-    memcpy(x->names + nu + 1, auth_mode, na + 1);
-    x->auth_mode = x->names + nu + 1;
-    memcpy(x->hash, hash, KSVC_SHA256_LEN);
-    snprintf(x->id, sizeof(x->id), "%s", id);
-    x->created_at = created_at;
-    x->expires_at = expires_at;
-    atomic_init(&x->requests, requests);
-    atomic_init(&x->dirty, 0);
-    atomic_init(&x->dead, 0);
-    if (make_ref(s, x->id, x->ref) != 0) {
-        free(x);
-        return NULL;
-    }
-    return x;
-}
-
-static void session_out(const struct mem_session *x, int64_t requests, struct kpx_session *out)
-{
-    if (out == NULL)
-        return;
-    memset(out, 0, sizeof(*out));
-    memcpy(out->id, x->id, sizeof(out->id));
-    snprintf(out->username, sizeof(out->username), "%s", x->names);
-    snprintf(out->auth_mode, sizeof(out->auth_mode), "%s", x->auth_mode);
-    out->created_at = x->created_at;
-    out->expires_at = x->expires_at;
-    out->requests = requests;
-    memcpy(out->ref, x->ref, sizeof(out->ref));
-}
-
-/* Links a new session into the table and the heap (db_lock held, heap
- * room reserved). */
-static void mem_insert(struct kpx_store *s, struct mem_session *x)
-{
-    stripe_link(s, x);
-    pthread_mutex_lock(&s->heap_lock);
-    heap_push(s, x);
-    pthread_mutex_unlock(&s->heap_lock);
-}
-
-/* Unlinks x from the table and the heap and retires it (db_lock held). */
-static void mem_remove(struct kpx_store *s, struct mem_session *x)
-{
-    if (!stripe_unlink(s, x))
-        return;
-    pthread_mutex_lock(&s->heap_lock);
-    heap_remove(s, x);
-    pthread_mutex_unlock(&s->heap_lock);
-    retire(s, x);
-}
-
-static int heap_make_room(struct kpx_store *s)
-{
-    pthread_mutex_lock(&s->heap_lock);
-    int rc = heap_reserve(s);
-    pthread_mutex_unlock(&s->heap_lock);
-    return rc;
-}
-
 /* ---- prepared statements ------------------------------------------------ */
 
 /* Makes a used statement ready for its next use. */
@@ -701,19 +278,19 @@ static int load_sessions(struct kpx_store *s, char *err, size_t errlen)
                         (long long)row);
             goto out;
         }
-        x = mem_new(s, id, sqlite3_column_blob(st, 1), user, mode, sqlite3_column_int64(st, 4),
-                    sqlite3_column_int64(st, 5), sqlite3_column_int64(st, 6));
+        x = memtab_new(s, id, sqlite3_column_blob(st, 1), user, mode, sqlite3_column_int64(st, 4),
+                       sqlite3_column_int64(st, 5), sqlite3_column_int64(st, 6));
         if (x != NULL)
             x->rowid = sqlite3_column_int64(st, 8);
-        if (x == NULL || heap_make_room(s) != 0) {
+        if (x == NULL || memtab_make_room(s) != 0) {
             free(x);
             kcu_set_err(err, errlen, "out of memory loading %lld sessions", (long long)row);
             goto out;
         }
         {
-            struct stripe *sp = stripe_of(s, x->hash);
+            struct stripe *sp = memtab_stripe_of(s, x->hash);
             pthread_rwlock_rdlock(&sp->lock);
-            bool dup = stripe_find(sp, x->hash) != NULL;
+            bool dup = memtab_find(sp, x->hash) != NULL;
             pthread_rwlock_unlock(&sp->lock);
             if (dup) { /* the UNIQUE constraint forbids it; a file edited behind our back */
                 free(x);
@@ -721,7 +298,7 @@ static int load_sessions(struct kpx_store *s, char *err, size_t errlen)
                 goto out;
             }
         }
-        mem_insert(s, x);
+        memtab_insert(s, x);
     }
     if (step != SQLITE_DONE) {
         kcu_set_err(err, errlen, "cannot read the sessions: %s", sqlite3_errmsg(s->db));
@@ -823,7 +400,7 @@ struct kpx_store *kpx_store_open_init(const char *path, bool init, bool *created
     spec.init = init;
     if ((s->db = kcu_db_open(path, &spec, &version, err, errlen)) == NULL)
         goto fail;
-    if (load_ref_key(s, why, sizeof(why)) != 0 || ref_setup(s, why, sizeof(why)) != 0 ||
+    if (load_ref_key(s, why, sizeof(why)) != 0 || memtab_ref_setup(s, why, sizeof(why)) != 0 ||
         load_sessions(s, why, sizeof(why)) != 0 || prepare_all(s, why, sizeof(why)) != 0) {
         kcu_set_err(err, errlen, "%s: %s", path, why);
         goto fail;
@@ -976,7 +553,7 @@ int kpx_store_flush(struct kpx_store *s, char *err, size_t errlen)
             size_t cap = s->scratch_cap > 0 ? s->scratch_cap * 2 : 256;
             struct flush_item *p = realloc(s->scratch, cap * sizeof(*p));
             if (p == NULL) {
-                mark_dirty(s, x); /* the next flush */
+                memtab_mark_dirty(s, x); /* the next flush */
                 continue;
             }
             s->scratch = p;
@@ -1015,11 +592,11 @@ int kpx_store_flush(struct kpx_store *s, char *err, size_t errlen)
             atomic_fetch_add(&s->flush_failures, 1);
             for (size_t i = from; i < to; i++) /* kept for the next flush */
                 if (!atomic_load(&s->scratch[i].x->dead))
-                    mark_dirty(s, s->scratch[i].x);
+                    memtab_mark_dirty(s, s->scratch[i].x);
         }
     }
     /* Retired before the lists were taken: no later dirty entry names them. */
-    mem_free_list(retired);
+    memtab_free_list(retired);
     pthread_mutex_unlock(&s->flush_lock);
     return rc;
 }
@@ -1037,11 +614,11 @@ void kpx_store_close(struct kpx_store *s)
     for (int i = 0; i < STRIPES; i++) {
         struct stripe *st = &s->stripes[i];
         for (size_t b = 0; b < st->nbuckets; b++)
-            mem_free_list(st->buckets[b]);
+            memtab_free_list(st->buckets[b]);
         free(st->buckets);
         pthread_rwlock_destroy(&st->lock);
     }
-    mem_free_list(atomic_load(&s->retired));
+    memtab_free_list(atomic_load(&s->retired));
     free(s->heap);
     free(s->scratch);
     OPENSSL_cleanse(s->ref_key, sizeof(s->ref_key));
@@ -1210,15 +787,15 @@ out:
  * when there was one. */
 static bool remove_by_hash(struct kpx_store *s, const uint8_t hash[KSVC_SHA256_LEN])
 {
-    struct stripe *sp = stripe_of(s, hash);
+    struct stripe *sp = memtab_stripe_of(s, hash);
     struct mem_session *x;
 
     pthread_rwlock_rdlock(&sp->lock);
-    x = stripe_find(sp, hash);
+    x = memtab_find(sp, hash);
     pthread_rwlock_unlock(&sp->lock);
     if (x == NULL) /* only db_lock holders unlink: x stays valid */
         return false;
-    mem_remove(s, x);
+    memtab_remove(s, x);
     return true;
 }
 
@@ -1430,7 +1007,7 @@ int kpx_store_session_create(struct kpx_store *s, const char *username, const ch
     OPENSSL_cleanse(raw, sizeof(raw));
     session_id_prefix(idraw);
     kcu_hex_encode(idraw, sizeof(idraw), id);
-    x = mem_new(s, id, hash, username, auth_mode, now, now + ttl_s, 0);
+    x = memtab_new(s, id, hash, username, auth_mode, now, now + ttl_s, 0);
     OPENSSL_cleanse(hash, sizeof(hash));
     if (x == NULL) {
         OPENSSL_cleanse(token, sizeof(token));
@@ -1439,7 +1016,7 @@ int kpx_store_session_create(struct kpx_store *s, const char *username, const ch
     }
 
     pthread_mutex_lock(&s->db_lock);
-    if (heap_make_room(s) != 0) {
+    if (memtab_make_room(s) != 0) {
         kcu_set_err(err, errlen, "out of memory");
         rc = KPX_STORE_ERROR;
         goto out;
@@ -1458,15 +1035,15 @@ int kpx_store_session_create(struct kpx_store *s, const char *username, const ch
     }
     /* durable first, then visible */
     x->rowid = sqlite3_last_insert_rowid(s->db);
-    mem_insert(s, x);
-    session_out(x, 0, out);
+    memtab_insert(s, x);
+    memtab_session_out(x, 0, out);
     x = NULL;
     memcpy(token_out, token, KPX_TOKEN_BUF);
     rc = KPX_STORE_OK;
 out:
     pthread_mutex_unlock(&s->db_lock);
     if (x != NULL)
-        mem_free(x);
+        memtab_free(x);
     OPENSSL_cleanse(token, sizeof(token));
     return rc;
 }
@@ -1490,18 +1067,18 @@ static int session_find(struct kpx_store *s, const char *token, int64_t now, boo
         kcu_set_err(err, errlen, "cannot hash the token");
         return KPX_STORE_ERROR;
     }
-    sp = stripe_of(s, hash);
+    sp = memtab_stripe_of(s, hash);
     pthread_rwlock_rdlock(&sp->lock);
-    x = stripe_find(sp, hash);
+    x = memtab_find(sp, hash);
     if (x != NULL && x->expires_at > now) {
         int64_t n;
         if (touch) {
             n = atomic_fetch_add(&x->requests, 1) + 1;
-            mark_dirty(s, x);
+            memtab_mark_dirty(s, x);
         } else {
             n = atomic_load(&x->requests);
         }
-        session_out(x, n, out);
+        memtab_session_out(x, n, out);
         rc = KPX_STORE_OK;
     }
     pthread_rwlock_unlock(&sp->lock);
@@ -1543,14 +1120,14 @@ int kpx_store_session_revoke(struct kpx_store *s, const char *token, int64_t now
         kcu_set_err(err, errlen, "cannot hash the token");
         return KPX_STORE_ERROR;
     }
-    sp = stripe_of(s, hash);
+    sp = memtab_stripe_of(s, hash);
     pthread_mutex_lock(&s->db_lock);
     pthread_rwlock_rdlock(&sp->lock);
-    x = stripe_find(sp, hash);
+    x = memtab_find(sp, hash);
     if (x != NULL && x->expires_at <= now)
         x = NULL;
     if (x != NULL)
-        session_out(x, atomic_load(&x->requests), out);
+        memtab_session_out(x, atomic_load(&x->requests), out);
     pthread_rwlock_unlock(&sp->lock);
     OPENSSL_cleanse(hash, sizeof(hash));
     if (x == NULL) {
@@ -1567,7 +1144,7 @@ int kpx_store_session_revoke(struct kpx_store *s, const char *token, int64_t now
         rc = db_fail(s, err, errlen, "session revoke");
         goto out;
     }
-    mem_remove(s, x);
+    memtab_remove(s, x);
     rc = KPX_STORE_OK;
 out:
     pthread_mutex_unlock(&s->db_lock);
@@ -1590,7 +1167,7 @@ static int sweep_batch(struct kpx_store *s, int64_t now, size_t max, size_t *n, 
     pthread_mutex_lock(&s->heap_lock);
     while (*n < max && s->heap_len > 0 && s->heap[0]->expires_at <= now) {
         batch[(*n)++] = s->heap[0];
-        heap_remove(s, s->heap[0]);
+        memtab_heap_remove(s, s->heap[0]);
     }
     pthread_mutex_unlock(&s->heap_lock);
     if (*n == 0) {
@@ -1598,7 +1175,7 @@ static int sweep_batch(struct kpx_store *s, int64_t now, size_t max, size_t *n, 
         return KPX_STORE_OK;
     }
     for (size_t i = 0; i < *n; i++)
-        stripe_unlink(s, batch[i]);
+        memtab_unlink(s, batch[i]);
     /* Gone from memory either way; rows a failed delete leaves are loaded
      * again at the next start, expired, and swept then. */
     ok = tx(s, ST_BEGIN) == 0;
@@ -1613,7 +1190,7 @@ static int sweep_batch(struct kpx_store *s, int64_t now, size_t max, size_t *n, 
         tx(s, ST_ROLLBACK);
     }
     for (size_t i = 0; i < *n; i++)
-        retire(s, batch[i]);
+        memtab_retire(s, batch[i]);
     pthread_mutex_unlock(&s->db_lock);
     atomic_fetch_add(&s->swept, (int64_t)*n);
     return rc;
@@ -1656,7 +1233,7 @@ int kpx_store_sessions_active(struct kpx_store *s, int64_t now, int64_t *count, 
     if (s == NULL || count == NULL)
         return KPX_STORE_INVALID;
     pthread_mutex_lock(&s->heap_lock);
-    *count = (int64_t)s->heap_len - heap_count_expired(s, now);
+    *count = (int64_t)s->heap_len - memtab_count_expired(s, now);
     pthread_mutex_unlock(&s->heap_lock);
     return KPX_STORE_OK;
 }

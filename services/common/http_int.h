@@ -1,0 +1,96 @@
+/* Internal to the services' HTTP front (http.c, http_loop.c): the server
+ * and its event loops. Not for services: they see http.h. */
+#ifndef KCARD_SERVICES_HTTP_INT_H
+#define KCARD_SERVICES_HTTP_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <microhttpd.h>
+
+#include "services/common/http.h"
+#include "services/common/metrics.h"
+
+struct conn_state;
+struct addr_count;
+
+/* A descriptor a service watches on a loop. */
+struct loop_watch {
+    ksvc_loop_io_fn fn;
+    void *arg;
+};
+
+/* One polling thread: its libmicrohttpd daemon, its epoll set (the daemon's
+ * own epoll descriptor, a wake-up eventfd and the services' descriptors) and
+ * the service timer. Only its thread touches it, but for the flags below. */
+struct ksvc_loop {
+    struct ksvc_server *s;
+    unsigned index;
+    struct MHD_Daemon *daemon;
+    int epfd, mhd_fd, wake_fd;
+    pthread_t thread;
+    pthread_t self; /* set by the loop's thread itself, first thing */
+    bool thread_started;
+    struct loop_watch *watches; /* indexed by descriptor */
+    size_t nwatches;
+    int64_t timer_at; /* -1: none */
+    bool resumed;     /* a connection was resumed on this thread since MHD_run */
+    ksvc_loop_timer_fn timer_fn;
+    void *timer_arg;
+    atomic_bool quiesce, quiesced, stop;
+    int start_rc; /* the loop_start hook's; -2: not run yet */
+    pthread_mutex_t start_lock;
+    pthread_cond_t started;
+};
+
+struct ksvc_server {
+    struct ksvc_server_cfg cfg;
+    struct ksvc_loop *loops;
+    unsigned nloops;
+    int listen_fd;
+    struct ksvc_metrics *metrics;
+    char *cert_pem, *key_pem;
+    size_t key_len;
+    int port;
+    time_t started;
+    char boot_id[9];
+    atomic_ullong next_request;
+    char prefix[48]; /* kcard_<service> */
+
+    pthread_mutex_t conn_lock; /* conns, nconns, addrs */
+    struct conn_state *conns;
+    unsigned nconns;
+    struct addr_count *addrs;
+    size_t addr_mask;
+
+    atomic_ullong refused_limit, refused_per_address, closed_timeout, closed_framing;
+    atomic_uint outstanding; /* suspended connections not yet resumed */
+
+    pthread_t reaper;
+    bool reaper_started, reaper_stop;
+    pthread_cond_t reaper_wake;
+
+    pthread_mutex_t job_lock;
+    pthread_cond_t job_ready;
+    struct conn_state *job_head, *job_tail;
+    pthread_t *workers;
+    unsigned nworkers;
+    bool workers_stop;
+
+    atomic_llong mhd_log_window;
+    atomic_int mhd_log_lines;
+    atomic_ullong mhd_log_suppressed;
+};
+
+/* Wakes the loop's thread (a connection was resumed from another thread,
+ * or the loop is to stop). */
+void ksvc_loop_wake(struct ksvc_loop *loop);
+/* The body of a polling thread (pthread_create's start routine). */
+void *ksvc_loop_main(void *arg);
+/* Ends the loop's thread (its loop_stop hook runs there) and frees it. */
+void ksvc_loop_end(struct ksvc_loop *loop);
+
+#endif

@@ -8,21 +8,14 @@
 
 #include "regression/chain_regress.h"
 #include "util/err.h"
+#include "util/num.h"
 
 bool kcr_parse_number(const char *s, unsigned long long lo, unsigned long long hi,
                       unsigned long long *out)
 {
-    unsigned long long v;
-    char *end = NULL;
+    uint64_t v;
 
-    if (s == NULL || *s == '\0' || strlen(s) > 20)
-        return false;
-    for (const char *p = s; *p != '\0'; p++)
-        if (!isdigit((unsigned char)*p))
-            return false;
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (errno != 0 || end == NULL || *end != '\0' || v < lo || v > hi)
+    if (kcu_parse_u64(s, lo, hi, &v) != 0)
         return false;
     *out = v;
     return true;

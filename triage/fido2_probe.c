@@ -11,6 +11,7 @@
 #include "ctaphid/status.h"
 #include "ctaphid/trace.h"
 #include "triage/fido2_probe.h"
+#include "util/num.h"
 
 #define FP_LIST_MAX 128
 
@@ -61,19 +62,6 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
     return FP_EXIT_USAGE;
 }
 
-/* A whole number of milliseconds in 1..max; -1 when s is anything else. */
-static int parse_ms(const char *s, long max, int *out)
-{
-    char *end;
-    long v;
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < 1 || v > max)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
 static int parse_opts(int argc, char **argv, struct fp_opts *o, bool *done, int *rc)
 {
     static const struct option lo[] = {
@@ -107,11 +95,11 @@ static int parse_opts(int argc, char **argv, struct fp_opts *o, bool *done, int 
             o->device = optarg;
             break;
         case 't':
-            if (parse_ms(optarg, 600000, &o->timeout_ms) != 0)
+            if (kcu_parse_int(optarg, 1, 600000, &o->timeout_ms) != 0)
                 return usage_error("--timeout-ms wants 1..600000, not '%s'", optarg);
             break;
         case 'f':
-            if (parse_ms(optarg, 3600000, &o->follow_ms) != 0)
+            if (kcu_parse_int(optarg, 1, 3600000, &o->follow_ms) != 0)
                 return usage_error("--follow wants 1..3600000 ms, not '%s'", optarg);
             break;
         case 'b':

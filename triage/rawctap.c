@@ -11,6 +11,7 @@
 #include "ctaphid/transport.h"
 #include "ctaphid/udp.h"
 #include "triage/rawctap.h"
+#include "util/num.h"
 
 int rc_cmd_cred(struct rc_ctx *ctx, int argc, char **argv);       /* rawctap_cred.c */
 int rc_cmd_large_blob(struct rc_ctx *ctx, int argc, char **argv); /* rawctap_largeblob.c */
@@ -286,7 +287,7 @@ int rc_usage_error(const char *cmd, const char *fmt, ...)
 static int rc_parse_ms(const char *opt, const char *arg, int *out)
 {
     long v;
-    if (rc_parse_int(arg, 1, 3600000, &v) != 0)
+    if (kcu_parse_long(arg, 1, 3600000, &v) != 0)
         return rc_usage_error(NULL, "%s wants milliseconds between 1 and 3600000, not '%s'", opt,
                               arg ? arg : "");
     *out = (int)v;

@@ -239,7 +239,6 @@ const char *rc_usage_last(void);
 #define RC_DECODE_MAX 65536
 
 /* Helpers (rawctap_util.c). */
-int rc_parse_int(const char *s, long min, long max, long *out);
 /* PIN from --pin, --pin-file or $RAWCTAP_PIN (in that order). Writes into
  * buf (zero it with OPENSSL_cleanse after use); a pin_arg (from argv) is wiped
  * in place once copied. Returns 1 when a PIN was

@@ -13,6 +13,7 @@
 #include "ctaphid/ctap2.h"
 #include "ctaphid/pin.h"
 #include "triage/rawctap.h"
+#include "util/num.h"
 
 struct rc_cfg_opts {
     struct rc_pin_src pin;
@@ -139,7 +140,7 @@ int rc_cmd_config(struct rc_ctx *ctx, int argc, char **argv)
     if (is_min) {
         if (first + 1 >= argc)
             return rc_usage_error(argv[0], "set-min-pin-length needs the length N (4..63)");
-        if (rc_parse_int(argv[first + 1], KC_PIN_MIN_LEN, KC_PIN_MAX_LEN, &min_len) != 0)
+        if (kcu_parse_long(argv[first + 1], KC_PIN_MIN_LEN, KC_PIN_MAX_LEN, &min_len) != 0)
             return rc_usage_error(argv[0], "set-min-pin-length wants 4..63 code points, not '%s'",
                                   argv[first + 1]);
         first++;

@@ -29,6 +29,7 @@
 #include "triage/rawctap_doctor.h"
 #include "triage/rawctap_doctor_run.h"
 #include "util/rand.h"
+#include "util/num.h"
 
 enum {
     RC_DOC_OPT_NO_PRESENCE = RC_OPT_CMD_BASE,
@@ -902,7 +903,7 @@ static int rc_doc_opt(struct rc_ctx *ctx, void *st, int c, const char *arg)
         o->no_presence = true;
         return 0;
     case RC_DOC_OPT_SLOW:
-        if (rc_parse_int(arg, 1, 3600000, &v) != 0)
+        if (kcu_parse_long(arg, 1, 3600000, &v) != 0)
             return rc_usage_error("doctor", "--slow-ms wants milliseconds, not '%s'", arg);
         o->slow_ms = (int)v;
         return 0;

@@ -15,6 +15,7 @@
 #include "triage/rawctap_ext.h"
 #include "util/b64url.h"
 #include "util/hex.h"
+#include "util/num.h"
 
 #define SALT_LEN 32
 
@@ -27,11 +28,11 @@ int rc_ext_opt(const char *cmd, struct rc_ext_opts *x, int c, const char *arg)
         x->hmac_secret = true;
         return 0;
     case RC_EXT_HMAC_PROTOCOL:
-        if (rc_parse_int(arg, 1, 2, &x->hmac_protocol) != 0)
+        if (kcu_parse_long(arg, 1, 2, &x->hmac_protocol) != 0)
             return rc_usage_error(cmd, "--hmac-protocol wants 1 or 2, not '%s'", arg);
         return 0;
     case RC_EXT_CRED_PROTECT:
-        if (rc_parse_int(arg, 1, 3, &x->cred_protect) != 0)
+        if (kcu_parse_long(arg, 1, 3, &x->cred_protect) != 0)
             return rc_usage_error(cmd, "--cred-protect wants 1, 2 or 3, not '%s'", arg);
         return 0;
     case RC_EXT_CRED_BLOB:

@@ -8,6 +8,7 @@
 #include "ctaphid/status.h"
 #include "triage/rawctap.h"
 #include "util/rand.h"
+#include "util/num.h"
 
 int rc_cmd_init(struct rc_ctx *ctx, int argc, char **argv)
 {
@@ -43,7 +44,7 @@ static int rc_ping_opt(struct rc_ctx *ctx, void *st, int c, const char *arg)
     struct rc_ping_opts *o = st;
     (void)ctx;
     if (c == 's') {
-        if (rc_parse_int(arg, 0, KC_HID_MAX_MSG, &o->size) != 0)
+        if (kcu_parse_long(arg, 0, KC_HID_MAX_MSG, &o->size) != 0)
             return rc_usage_error("ping", "--size wants 0..%d, not '%s'", KC_HID_MAX_MSG, arg);
         return 0;
     }
@@ -146,7 +147,7 @@ static int rc_cancel_opt(struct rc_ctx *ctx, void *st, int c, const char *arg)
     struct rc_cancel_opts *o = st;
     (void)ctx;
     if (c == 'a') {
-        if (rc_parse_int(arg, 0, 600000, &o->after_ms) != 0)
+        if (kcu_parse_long(arg, 0, 600000, &o->after_ms) != 0)
             return rc_usage_error("cancel", "--after-ms wants 0..600000, not '%s'", arg);
         return 0;
     }

@@ -10,6 +10,7 @@
 #include "ctaphid/ctap2.h"
 #include "ctaphid/pin.h"
 #include "triage/rawctap.h"
+#include "util/num.h"
 
 struct rc_pin_opts {
     struct rc_pin_src pin;
@@ -32,7 +33,7 @@ static int rc_pin_opt(struct rc_ctx *ctx, void *st, int c, const char *arg)
         o->new_pin_file = arg;
         return 0;
     case 'x':
-        if (rc_parse_int(arg, 1, 2, &o->protocol) != 0)
+        if (kcu_parse_long(arg, 1, 2, &o->protocol) != 0)
             return rc_usage_error("pin", "--protocol wants 1 or 2, not '%s'", arg);
         return 0;
     case 'F':

@@ -10,6 +10,7 @@
 #include "ctaphid/status.h"
 #include "ctaphid/usbmon.h"
 #include "triage/rawctap.h"
+#include "util/num.h"
 
 void rc_replay_note(struct rc_ctx *ctx)
 {
@@ -52,7 +53,7 @@ static int rc_import_device(const char *arg, struct rc_import_opts *o)
         return rc_usage_error("trace", "--device wants BUS.DEV (e.g. 1.5), not '%s'", arg);
     memcpy(bus, arg, (size_t)(dot - arg));
     bus[dot - arg] = '\0';
-    if (rc_parse_int(bus, 0, 65535, &b) != 0 || rc_parse_int(dot + 1, 0, 255, &d) != 0)
+    if (kcu_parse_long(bus, 0, 65535, &b) != 0 || kcu_parse_long(dot + 1, 0, 255, &d) != 0)
         return rc_usage_error("trace", "--device wants BUS.DEV (e.g. 1.5), not '%s'", arg);
     o->bus = (int)b;
     o->dev = (int)d;

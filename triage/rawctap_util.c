@@ -15,6 +15,7 @@
 #include <openssl/pem.h>
 
 #include "triage/rawctap.h"
+#include "util/num.h"
 
 static char rc_usage_msg[512];
 
@@ -41,19 +42,6 @@ static int rc_pin_problem(const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "rawctap: %s\n", rc_usage_msg);
     return RC_EXIT_USAGE;
-}
-
-int rc_parse_int(const char *s, long min, long max, long *out)
-{
-    char *end = NULL;
-    if (s == NULL || *s == '\0')
-        return -1;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
 }
 
 int rc_pin_get(const char *pin_arg, const char *pin_file, char *buf, size_t cap)

@@ -7,6 +7,7 @@
 
 #include "harness/chain/forward.h"
 #include "util/err.h"
+#include "util/num.h"
 
 static const char usage_text[] =
     "usage: kc-forward [options] [LOCALPORT]:[TARGET]:TARGETPORT\n"
@@ -111,13 +112,9 @@ int kcf_spec_parse(const char *s, struct kcf_spec *out, char *err, size_t errlen
 /* Parses a decimal unsigned in [lo, hi]. */
 static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
 {
-    char *end = NULL;
-    unsigned long v;
+    uint64_t v;
 
-    if (s == NULL || *s < '0' || *s > '9')
-        return -1;
-    v = strtoul(s, &end, 10);
-    if (end == NULL || *end != '\0' || v < lo || v > hi)
+    if (kcu_parse_u64(s, lo, hi, &v) != 0)
         return -1;
     *out = (unsigned)v;
     return 0;

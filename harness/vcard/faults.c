@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "harness/vcard/card.h"
+#include "util/num.h"
 
 enum arg_rule {
     ARG_NONE,     /* the profile takes no ":N" */
@@ -50,21 +51,6 @@ const char *vc_fault_name(enum vc_fault_kind k)
     return fault_defs[k].name;
 }
 
-static int parse_arg(const char *s, int *out)
-{
-    char *end = NULL;
-    long v;
-
-    if (*s == '\0' || *s == '-' || *s == '+')
-        return -1;
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < 0 || v > FAULT_ARG_MAX)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
 /* One "name" or "name:N" (not NUL-terminated: len bytes). */
 static int parse_one(const char *item, size_t len, struct vc_faults *f, char *err, size_t errlen)
 {
@@ -104,7 +90,7 @@ static int parse_one(const char *item, size_t len, struct vc_faults *f, char *er
                          argstr);
                 return -1;
             }
-            if (parse_arg(argstr, &arg) < 0 || arg < d->min_arg) {
+            if (kcu_parse_int(argstr, 0, FAULT_ARG_MAX, &arg) < 0 || arg < d->min_arg) {
                 snprintf(err, errlen, "fault profile '%s': bad argument '%s' (want %d..%d)",
                          d->name, argstr, d->min_arg, FAULT_ARG_MAX);
                 return -1;

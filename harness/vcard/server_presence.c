@@ -7,20 +7,11 @@
 
 #include "harness/vcard/server_internal.h"
 #include "util/clock.h"
+#include "util/num.h"
 
 int vcs_parse_ms(const char *s, int *out)
 {
-    char *end = NULL;
-    long v;
-
-    if (*s < '0' || *s > '9')
-        return -1;
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v < 0 || v > 3600000)
-        return -1;
-    *out = (int)v;
-    return 0;
+    return kcu_parse_int(s, 0, 3600000, out);
 }
 
 int vc_presence_parse(const char *s, struct vc_presence *p, char *err, size_t errlen)

@@ -10,6 +10,7 @@
 #include "harness/vcard/personality.h"
 #include "harness/vcard/script.h"
 #include "harness/vcard/server.h"
+#include "util/num.h"
 
 #define VCARD_VERSION "0.1.0"
 
@@ -26,20 +27,6 @@ static void on_signal(int sig)
 {
     (void)sig;
     stop_flag = 1;
-}
-
-/* A whole decimal number of milliseconds in 1..max. */
-static int parse_ms(const char *s, long max, int *out)
-{
-    char *end = NULL;
-    long v;
-
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < 1 || v > max)
-        return -1;
-    *out = (int)v;
-    return 0;
 }
 
 static void usage(FILE *f)
@@ -191,7 +178,7 @@ static int parse_options(int argc, char **argv, struct vc_config *cfg,
             cfg->uv = true;
             break;
         case OPT_RESET_WINDOW:
-            if (parse_ms(optarg, 86400000L, &cfg->reset_window_ms) != 0) {
+            if (kcu_parse_int(optarg, 1, 86400000L, &cfg->reset_window_ms) != 0) {
                 fprintf(stderr, "vcard: bad --reset-window-ms '%s' (want 1..86400000)\n", optarg);
                 return EXIT_USAGE;
             }
@@ -213,7 +200,7 @@ static int parse_options(int argc, char **argv, struct vc_config *cfg,
         case OPT_REPLY_PORT: {
             int port;
 
-            if (parse_ms(optarg, 65535, &port) != 0) {
+            if (kcu_parse_int(optarg, 1, 65535, &port) != 0) {
                 fprintf(stderr, "vcard: bad --reply-port '%s' (want 1..65535)\n", optarg);
                 return EXIT_USAGE;
             }

@@ -14,6 +14,7 @@
 
 #include "services/common/http.h"
 #include "services/common/log.h"
+#include "util/num.h"
 
 int ksvc_load_token(const char *prog, const char *arg, const char *file, char *out, size_t cap)
 {
@@ -95,10 +96,8 @@ static int write_port_file(const char *path, int port)
 int ksvc_parse_int_option(const char *prog, const char *opt, const char *s, long lo, long hi,
                           int *out)
 {
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end != '\0' || errno != 0 || v < lo || v > hi) {
+    long v;
+    if (kcu_parse_long(s, lo, hi, &v) != 0) {
         fprintf(stderr, "%s: %s %s: want a whole number from %ld to %ld\n", prog, opt, s, lo, hi);
         return -1;
     }

@@ -53,19 +53,6 @@ int rc_usage_error(const char *cmd, const char *fmt, ...)
     return RC_EXIT_USAGE;
 }
 
-static void test_parse_int(void **state)
-{
-    (void)state;
-    long v = 0;
-    assert_int_equal(rc_parse_int("7609", 0, 7609, &v), 0);
-    assert_int_equal(v, 7609);
-    assert_int_equal(rc_parse_int("7610", 0, 7609, &v), -1);
-    assert_int_equal(rc_parse_int("-1", 0, 10, &v), -1);
-    assert_int_equal(rc_parse_int("12x", 0, 100, &v), -1);
-    assert_int_equal(rc_parse_int("", 0, 100, &v), -1);
-    assert_int_equal(rc_parse_int(NULL, 0, 100, &v), -1);
-}
-
 static void test_pin_sources(void **state)
 {
     (void)state;
@@ -324,10 +311,13 @@ static void test_pubkey_pem(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_int),           cmocka_unit_test(test_pin_sources),
-        cmocka_unit_test(test_pin_option),          cmocka_unit_test(test_write_atomic),
-        cmocka_unit_test(test_credfile_round_trip), cmocka_unit_test(test_credfile_rejects),
-        cmocka_unit_test(test_json_write_file),     cmocka_unit_test(test_credfile_load_messages),
+        cmocka_unit_test(test_pin_sources),
+        cmocka_unit_test(test_pin_option),
+        cmocka_unit_test(test_write_atomic),
+        cmocka_unit_test(test_credfile_round_trip),
+        cmocka_unit_test(test_credfile_rejects),
+        cmocka_unit_test(test_json_write_file),
+        cmocka_unit_test(test_credfile_load_messages),
         cmocka_unit_test(test_pubkey_pem),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

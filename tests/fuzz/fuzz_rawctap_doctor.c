@@ -1,7 +1,8 @@
 /* rawctap doctor's decision tree and its JSON over arbitrary evidence: every
  * field (counts, error codes, strings from sysfs and the card, step lists)
  * taken from the input, so no combination can overrun a buffer, print an
- * unterminated string or leave the verdict without a code and a fix. */
+ * unterminated string or leave the verdict without a code and a fix, and
+ * the resident-credential capacity never changes the verdict. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -177,7 +178,42 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         take_int(&r), "%s", detail);
     }
 
+    /* capacity last, so older corpus inputs keep their meaning */
+    ev->rk_remaining_known = take_bool(&r);
+    ev->rk_remaining = (uint64_t)take_int(&r);
+    ev->cm_ran = take_bool(&r);
+    ev->cm_err = (int)(int8_t)take_u8(&r);
+    ev->cm_existing = (uint64_t)take_int(&r);
+    ev->cm_remaining = (uint64_t)take_int(&r);
+
+    /* capacity is reported, never a finding: the same evidence without it
+     * must give the same verdict (a full card is not a fault) */
+    struct rc_doc_evidence *bare = malloc(sizeof(*ev));
+    struct rc_doc_verdict *bare_v = calloc(1, sizeof(*bare_v));
+    if (bare == NULL || bare_v == NULL) {
+        free(bare);
+        free(bare_v);
+        free(ev);
+        free(v);
+        return 0;
+    }
+    memcpy(bare, ev, sizeof(*ev));
+    bare->rk_remaining_known = false;
+    bare->rk_remaining = 0;
+    bare->cm_ran = false;
+    bare->cm_err = 0;
+    bare->cm_existing = bare->cm_remaining = 0;
+    rc_doc_decide(bare, bare_v);
+
     rc_doc_decide(ev, v);
+    if (v->primary.code == NULL || bare_v->primary.code == NULL ||
+        strcmp(v->primary.code, bare_v->primary.code) != 0 || v->n_warnings != bare_v->n_warnings)
+        abort();
+    for (size_t i = 0; i < v->n_warnings; i++)
+        if (strcmp(v->warnings[i].code, bare_v->warnings[i].code) != 0)
+            abort();
+    free(bare);
+    free(bare_v);
     if (v->primary.code == NULL || v->primary.step == NULL || v->primary.fix[0] == '\0')
         abort();
     if (rc_doc_code_exit(v->primary.code) < 0 || v->n_warnings > RC_DOC_MAX_WARNINGS)

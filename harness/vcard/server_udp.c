@@ -13,6 +13,7 @@
 
 #include "harness/vcard/server_internal.h"
 #include "util/clock.h"
+#include "util/num.h"
 
 int vcs_parse_listen(const char *spec, struct sockaddr_in *sa, char *err, size_t errlen)
 {
@@ -24,7 +25,7 @@ int vcs_parse_listen(const char *spec, struct sockaddr_in *sa, char *err, size_t
     sa->sin_family = AF_INET;
     colon = spec ? strrchr(spec, ':') : NULL;
     if (colon == NULL || (size_t)(colon - spec) >= sizeof(host) ||
-        vcs_parse_ms(colon + 1, &port) < 0 || port > 65535) {
+        kcu_parse_int(colon + 1, 0, 65535, &port) != 0) {
         snprintf(err, errlen, "bad listen address '%s' (want ADDR:PORT, e.g. 127.0.0.1:8111)",
                  spec ? spec : "");
         return -1;

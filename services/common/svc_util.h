@@ -27,9 +27,9 @@ int ksvc_parse_int_option(const char *prog, const char *opt, const char *s, long
                           int *out);
 
 /* The connection limits every service takes (http.h, struct ksvc_limits):
- * put KSVC_LIMIT_OPTIONS in the getopt_long table, hand each of its option
- * codes to ksvc_limit_option, print KSVC_LIMIT_USAGE in --help, and pass
- * the limits in ksvc_server_cfg.limits. */
+ * part of KSVC_LISTEN_OPTIONS below, which services use (ksvc_listen_option
+ * hands these codes to ksvc_limit_option); print KSVC_LIMIT_USAGE in --help
+ * and pass the limits in ksvc_server_cfg.limits. */
 #define KSVC_OPT_MAX_CONNECTIONS 0x4b01
 #define KSVC_OPT_MAX_PER_ADDRESS 0x4b02
 #define KSVC_OPT_REQUEST_TIMEOUT 0x4b03

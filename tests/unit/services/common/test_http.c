@@ -167,6 +167,33 @@ static void test_limit_options(void **state)
     assert_int_equal(l.max_connections, 300);
 }
 
+static void test_listen_options(void **state)
+{
+    (void)state;
+    struct ksvc_listen_opts o = {.host = "127.0.0.1", .port = 8780};
+    assert_int_equal(ksvc_listen_option("t", KSVC_OPT_HOST, "::1", &o), 1);
+    assert_int_equal(ksvc_listen_option("t", KSVC_OPT_PORT, "0", &o), 1);
+    assert_int_equal(ksvc_listen_option("t", KSVC_OPT_PORT_FILE, "/tmp/p", &o), 1);
+    assert_int_equal(ksvc_listen_option("t", KSVC_OPT_MAX_CONNECTIONS, "300", &o), 1);
+    assert_string_equal(o.host, "::1");
+    assert_int_equal(o.port, 0);
+    assert_string_equal(o.port_file, "/tmp/p");
+    assert_int_equal(o.limits.max_connections, 300);
+    /* a bad value leaves the setting as it was */
+    assert_int_equal(ksvc_listen_option("t", KSVC_OPT_PORT, "65536", &o), -1);
+    assert_int_equal(ksvc_listen_option("t", KSVC_OPT_PORT, " 5", &o), -1);
+    assert_int_equal(o.port, 0);
+    assert_int_equal(ksvc_listen_option("t", 'x', "1", &o), 0);
+    /* the TLS files go together */
+    assert_int_equal(ksvc_listen_check("t", &o), 0);
+    assert_int_equal(ksvc_listen_option("t", KSVC_OPT_TLS_CERT, "c.pem", &o), 1);
+    assert_int_equal(ksvc_listen_check("t", &o), -1);
+    assert_int_equal(ksvc_listen_option("t", KSVC_OPT_TLS_KEY, "k.pem", &o), 1);
+    assert_int_equal(ksvc_listen_check("t", &o), 0);
+    assert_string_equal(o.cert_file, "c.pem");
+    assert_string_equal(o.key_file, "k.pem");
+}
+
 /* Runs last: it starts the logger thread with stderr sent to a file. */
 static void test_log_ring_writes_every_line_in_order(void **state)
 {
@@ -234,6 +261,7 @@ int main(void)
         cmocka_unit_test(test_reply_error_with_bytes_that_are_not_utf8),
         cmocka_unit_test(test_defer_outside_a_server_is_refused),
         cmocka_unit_test(test_limit_options),
+        cmocka_unit_test(test_listen_options),
         cmocka_unit_test(test_log_ring_writes_every_line_in_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

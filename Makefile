@@ -198,6 +198,8 @@ FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 BENCH_SRCS := $(wildcard bench/bench_*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+FLOOR_SRCS := $(wildcard bench/floor/floor_*.c)
+FLOOR_BINS := $(FLOOR_SRCS:bench/floor/%.c=$(BUILD)/bench/%)
 INTEROP_SRCS := $(wildcard tests/interop/*.c)
 INTEROP_BINS := $(INTEROP_SRCS:tests/interop/%.c=$(BUILD)/interop/%)
 
@@ -291,6 +293,13 @@ endef
 $(foreach b,$(BENCH_SRCS:bench/%.c=%),\
     $(eval $(call bench_rule,$(b),$(or $(BENCH_PARTS.$(b)),$(ALL_PARTS_BUT_TRIAGE)))))
 
+# the library floor of the chain bench (bench/floor/): libmicrohttpd and
+# libcurl alone, none of kcard's parts
+$(BUILD)/bench/floor_%: bench/floor/floor_%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PC_CFLAGS.libmicrohttpd) $(PC_CFLAGS.libcurl) -o $@ $< $(LDSAN) \
+	    $(PC_LIBS.libmicrohttpd) $(PC_LIBS.libcurl) -lpthread
+
 # interop programs: libfido2 talking to the virtual card; none of kcard's
 # libraries, only libfido2 and libcrypto
 INTEROP_CFLAGS := $(strip $(shell pkg-config --cflags libfido2 libcrypto 2>/dev/null))
@@ -353,7 +362,7 @@ unit-san:
 
 interop: $(INTEROP_BINS)
 
-e2e: all interop
+e2e: all interop $(FLOOR_BINS)
 	@sh tests/e2e/run.sh $(BUILD)
 
 # The real kernel hidraw path, in a small qemu VM (harness/vm/README.md).
@@ -370,7 +379,7 @@ demo: deps
 	@sh ci/demo.sh
 
 bench: deps
-	@$(MAKE) --no-print-directory all $(BENCH_BINS)
+	@$(MAKE) --no-print-directory all $(BENCH_BINS) $(FLOOR_BINS)
 	@sh bench/run.sh $(BUILD)
 
 # ---- libctaphid for other programs ------------------------------------------

@@ -569,9 +569,10 @@ def cmd_report(args):
     d = args[0]
     W = {}
     listed = []
-    for run in ("nginx_plain", "chain_plain", "nginx_tls", "chain_tls", "login_fresh", "login_100k"):
+    for run in ("nginx_plain", "floor_plain", "chain_plain", "nginx_tls", "chain_tls", "login_fresh",
+                "login_100k"):
         names = [run]
-        rounds = run.startswith(("nginx", "login"))  # run in rounds: the median counts
+        rounds = run.startswith(("nginx", "floor", "login"))  # run in rounds: the median counts
         if rounds:
             names = sorted(x[:-4] for x in os.listdir(d) if x.startswith(run + ".r") and x.endswith(".wrk"))
         for name in names:
@@ -716,6 +717,20 @@ def cmd_report(args):
     nc, _ = per_req("nginx_tls", ("nginx",))
     r = ratio(kc, nc)
     row("CPU/req, TLS (info)", "%s vs %s µs" % (fmt(kc, "%.0f"), fmt(nc, "%.0f")), fmt(r, "%.2fx"), None)
+    # the library floor: libmicrohttpd + libcurl multi doing nothing else
+    if W.get("floor_plain"):
+        fr, nr_ = rps("floor_plain"), rps("nginx_plain")
+        row("library floor req/s vs nginx (info)", "%s vs %s" % (fmt(fr, "%.0f"), fmt(nr_, "%.0f")),
+            fmt(ratio(fr, nr_), "%.3fx"), None)
+        row("chain req/s vs library floor (info)", "%s vs %s" % (fmt(cp, "%.0f"), fmt(fr, "%.0f")),
+            fmt(ratio(cp, fr), "%.3fx"), None)
+        fc, _ = per_req("floor_plain", ("floor_proxy", "floor_upstream"))
+        kc, _ = per_req("chain_plain", ("k_proxy", "k_server"))
+        nc, _ = per_req("nginx_plain", ("nginx",))
+        row("CPU/req library floor vs nginx (info)", "%s vs %s µs" % (fmt(fc, "%.0f"), fmt(nc, "%.0f")),
+            fmt(ratio(fc, nc), "%.2fx"), None)
+        row("CPU/req chain vs library floor (info)", "%s vs %s µs" % (fmt(kc, "%.0f"), fmt(fc, "%.0f")),
+            fmt(ratio(kc, fc), "%.2fx"), None)
     # 4. trickle
     if TR:
         worst = TR.get("worst_s")

@@ -211,6 +211,46 @@ chain_run() {
     chain_down
 }
 
+# floor_run: the library floor (bench/floor/), 3 rounds like the ceiling:
+# wrk -> floor_proxy -> floor_upstream, libmicrohttpd and libcurl's multi
+# interface built as kcard's front is, doing nothing else. What the chain
+# could reach with the libraries issue 9 prescribes, were its own work free.
+floor_run() {
+    if [ ! -x "$BUILD/bench/floor_proxy" ] || [ ! -x "$BUILD/bench/floor_upstream" ]; then
+        note "floor: $BUILD/bench/floor_proxy or floor_upstream is not built (make bench builds them); not measured"
+        return 0
+    fi
+    _fd=$(mktemp -d "$E2E_TMP/floor.XXXXXX") || return 0
+    "$BUILD/bench/floor_upstream" --port 0 --port-file "$_fd/up.port" 2>>"$_fd/up.log" &
+    _up_pid=$!
+    _E2E_PIDS="$_E2E_PIDS $_up_pid"
+    if ! _wait_port_file "$_fd/up.port" "$_up_pid"; then
+        note "floor: floor_upstream did not start; not measured"
+        stop_pid "$_up_pid"
+        return 0
+    fi
+    "$BUILD/bench/floor_proxy" --port 0 --port-file "$_fd/px.port" \
+        --upstream "http://127.0.0.1:$(cat "$_fd/up.port")/counter/next" 2>>"$_fd/px.log" &
+    _px_pid=$!
+    _E2E_PIDS="$_E2E_PIDS $_px_pid"
+    if _wait_port_file "$_fd/px.port" "$_px_pid"; then
+        echo "== floor_plain: 3 rounds of wrk -t2 -c32 -d${NGINX_ROUND}s through floor_proxy -> floor_upstream (libmicrohttpd + libcurl multi alone)"
+        TOKEN=""
+        VALUES=""
+        WRK_PATH=""
+        WRK_BODY=""
+        for _round in 1 2 3; do
+            run_wrk "floor_plain.r$_round" "http://127.0.0.1:$(cat "$_fd/px.port")/resource/counter" \
+                "$NGINX_ROUND" 32 --pid "floor_proxy=$_px_pid" --pid "floor_upstream=$_up_pid"
+            grep -h 'Requests/sec' "$R/floor_plain.r$_round.wrk" | sed 's/^/  /'
+        done
+    else
+        note "floor: floor_proxy did not start; not measured"
+    fi
+    stop_pid "$_px_pid"
+    stop_pid "$_up_pid"
+}
+
 if ! command -v wrk >/dev/null 2>&1; then
     echo "chain_load: wrk is not installed (bench/install-deps.sh installs it); skipped"
     exit 0
@@ -258,6 +298,7 @@ for mode in plain tls; do
             grep -h 'Requests/sec' "$R/nginx_$mode.r$_round.wrk" | sed 's/^/  /'
         done
     fi
+    [ "$mode" = plain ] && floor_run
     if [ "$mode" = tls ]; then chain_run chain_tls https; else chain_run chain_plain http; fi
 done
 stop_nginx

@@ -25,24 +25,27 @@ int ksvc_random_b64url(size_t nbytes, char *out, size_t cap)
 
 /* SHA-256 and HMAC are on every signed request of both services: the
  * algorithms are fetched once per process rather than looked up in the
- * provider store on each call. */
+ * provider store on each call, and each thread keeps its contexts. */
 static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
 static EVP_MD *sha256_md;
 static EVP_MAC *hmac_mac;
-static pthread_key_t hmac_key;
-static bool hmac_key_ok;
+static pthread_key_t cache_key;
+static bool cache_key_ok;
 
-/* The per-thread HMAC context, keyed with the last key it was given. */
-struct hmac_cache {
-    EVP_MAC_CTX *ctx;
+/* A thread's contexts: a digest context, and an HMAC context keyed with the
+ * last key it was given. */
+struct thread_crypto {
+    EVP_MD_CTX *md;
+    EVP_MAC_CTX *mac;
     size_t key_len;
     uint8_t key[64];
 };
 
-static void hmac_cache_free(void *arg)
+static void thread_crypto_free(void *arg)
 {
-    struct hmac_cache *c = arg;
-    EVP_MAC_CTX_free(c->ctx);
+    struct thread_crypto *c = arg;
+    EVP_MD_CTX_free(c->md);
+    EVP_MAC_CTX_free(c->mac);
     OPENSSL_clear_free(c, sizeof(*c));
 }
 
@@ -50,51 +53,65 @@ static void fetch_algorithms(void)
 {
     sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
     hmac_mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    hmac_key_ok = pthread_key_create(&hmac_key, hmac_cache_free) == 0;
+    cache_key_ok = pthread_key_create(&cache_key, thread_crypto_free) == 0;
+}
+
+/* This thread's contexts, made on first use; NULL when they cannot be had
+ * (the callers then take the one-shot paths). */
+static struct thread_crypto *thread_crypto(void)
+{
+    pthread_once(&fetch_once, fetch_algorithms);
+    if (!cache_key_ok || sha256_md == NULL || hmac_mac == NULL)
+        return NULL;
+    struct thread_crypto *c = pthread_getspecific(cache_key);
+    if (c != NULL)
+        return c;
+    c = OPENSSL_zalloc(sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->key_len = SIZE_MAX; /* no key yet */
+    if ((c->md = EVP_MD_CTX_new()) == NULL || (c->mac = EVP_MAC_CTX_new(hmac_mac)) == NULL ||
+        pthread_setspecific(cache_key, c) != 0) {
+        thread_crypto_free(c);
+        return NULL;
+    }
+    return c;
 }
 
 int ksvc_sha256(const void *data, size_t len, uint8_t out[KSVC_SHA256_LEN])
 {
     unsigned int n = 0;
-    pthread_once(&fetch_once, fetch_algorithms);
-    const EVP_MD *md = sha256_md != NULL ? sha256_md : EVP_sha256();
-    return EVP_Digest(data, len, out, &n, md, NULL) == 1 && n == KSVC_SHA256_LEN ? 0 : -1;
+    struct thread_crypto *c = thread_crypto();
+    if (c != NULL && EVP_DigestInit_ex2(c->md, sha256_md, NULL) == 1 &&
+        EVP_DigestUpdate(c->md, data, len) == 1 && EVP_DigestFinal_ex(c->md, out, &n) == 1)
+        return n == KSVC_SHA256_LEN ? 0 : -1;
+    n = 0;
+    return EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) == 1 && n == KSVC_SHA256_LEN ? 0 : -1;
 }
 
-/* This thread's context keyed with key, made or re-keyed when needed; NULL
+/* This thread's HMAC context keyed with key, re-keyed when needed; NULL
  * when it cannot be had (the caller then takes the one-shot path). */
 static EVP_MAC_CTX *hmac_ctx_for(const uint8_t *key, size_t key_len)
 {
-    if (!hmac_key_ok || hmac_mac == NULL || key_len > sizeof(((struct hmac_cache *)0)->key))
+    struct thread_crypto *c = thread_crypto();
+    if (c == NULL || key_len > sizeof(c->key))
         return NULL;
-    struct hmac_cache *c = pthread_getspecific(hmac_key);
-    if (c == NULL) {
-        c = OPENSSL_zalloc(sizeof(*c));
-        if (c == NULL || (c->ctx = EVP_MAC_CTX_new(hmac_mac)) == NULL ||
-            pthread_setspecific(hmac_key, c) != 0) {
-            if (c != NULL)
-                hmac_cache_free(c);
-            return NULL;
-        }
-        c->key_len = SIZE_MAX; /* no key yet */
-    }
     if (c->key_len == key_len && CRYPTO_memcmp(c->key, key, key_len) == 0)
-        return EVP_MAC_init(c->ctx, NULL, 0, NULL) == 1 ? c->ctx : NULL; /* same key again */
+        return EVP_MAC_init(c->mac, NULL, 0, NULL) == 1 ? c->mac : NULL; /* same key again */
     OSSL_PARAM params[] = {
         OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
         OSSL_PARAM_construct_end()};
     c->key_len = SIZE_MAX;
-    if (EVP_MAC_init(c->ctx, key, key_len, params) != 1)
+    if (EVP_MAC_init(c->mac, key, key_len, params) != 1)
         return NULL;
     memcpy(c->key, key, key_len);
     c->key_len = key_len;
-    return c->ctx;
+    return c->mac;
 }
 
 int ksvc_hmac_sha256(const uint8_t *key, size_t key_len, const void *msg, size_t len,
                      uint8_t out[KSVC_SHA256_LEN])
 {
-    pthread_once(&fetch_once, fetch_algorithms);
     EVP_MAC_CTX *ctx = hmac_ctx_for(key, key_len);
     if (ctx != NULL) {
         size_t n = 0;

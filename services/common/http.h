@@ -153,8 +153,15 @@ typedef void (*ksvc_loop_io_fn)(void *arg, int fd, uint32_t events);
 typedef void (*ksvc_loop_timer_fn)(void *arg);
 
 /* Watches fd for events (EPOLLIN and/or EPOLLOUT), replacing what was
- * watched before; events 0 stops watching it. 0 or -1 (errno set). */
+ * watched before; events 0 stops watching it (call that before closing a
+ * descriptor that may be idle). 0 or -1 (errno set). */
 int ksvc_loop_watch(struct ksvc_loop *loop, int fd, uint32_t events, ksvc_loop_io_fn fn, void *arg);
+/* Nobody wants fd's events for now, but it stays open (a kept-alive upstream
+ * connection between requests): it is left in the epoll set, so that
+ * watching it again for the same events costs no system call, and leaves the
+ * set only when it reports an event meanwhile. Its owner must call
+ * ksvc_loop_watch(loop, fd, 0, NULL, NULL) before closing it. */
+void ksvc_loop_idle(struct ksvc_loop *loop, int fd);
 /* The loop's one service timer: fn(arg) runs once at at_ms (CLOCK_MONOTONIC
  * milliseconds; at or before now: on the next pass); -1 cancels it. */
 void ksvc_loop_timer(struct ksvc_loop *loop, int64_t at_ms, ksvc_loop_timer_fn fn, void *arg);

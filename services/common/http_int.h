@@ -19,8 +19,9 @@ struct addr_count;
 
 /* A descriptor a service watches on a loop. */
 struct loop_watch {
-    ksvc_loop_io_fn fn;
+    ksvc_loop_io_fn fn; /* NULL: nobody wants its events (idle, or not watched) */
     void *arg;
+    uint32_t in_set; /* the events it has in the epoll set; 0: not in the set */
 };
 
 /* One polling thread: its libmicrohttpd daemon, its epoll set (the daemon's

@@ -56,23 +56,49 @@ int ksvc_loop_watch(struct ksvc_loop *loop, int fd, uint32_t events, ksvc_loop_i
     }
     struct loop_watch *w = &loop->watches[fd];
     if (events == 0) {
-        if (w->fn != NULL)
+        if (w->in_set != 0)
             epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL);
         w->fn = NULL;
         w->arg = NULL;
+        w->in_set = 0;
         return 0;
     }
-    struct epoll_event ev = {.events = events, .data.fd = fd};
-    int op = w->fn != NULL ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-    if (epoll_ctl(loop->epfd, op, fd, &ev) != 0) {
-        /* a descriptor closed and reused behind our back: start afresh */
-        op = op == EPOLL_CTL_MOD ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
-        if (epoll_ctl(loop->epfd, op, fd, &ev) != 0)
-            return -1;
+    if (w->in_set != events) { /* an idle descriptor watched for the same events: no call */
+        struct epoll_event ev = {.events = events, .data.fd = fd};
+        int op = w->in_set != 0 ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+        if (epoll_ctl(loop->epfd, op, fd, &ev) != 0) {
+            /* a descriptor closed and reused behind our back: start afresh */
+            op = op == EPOLL_CTL_MOD ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+            if (epoll_ctl(loop->epfd, op, fd, &ev) != 0) {
+                w->fn = NULL;
+                w->arg = NULL;
+                w->in_set = 0;
+                return -1;
+            }
+        }
+        w->in_set = events;
     }
     w->fn = fn;
     w->arg = arg;
     return 0;
+}
+
+void ksvc_loop_idle(struct ksvc_loop *loop, int fd)
+{
+    if (fd < 0 || (size_t)fd >= loop->nwatches)
+        return;
+    loop->watches[fd].fn = NULL;
+    loop->watches[fd].arg = NULL;
+}
+
+/* An event of a descriptor nobody watches: an idle one (its peer closed it,
+ * or sent something unasked) leaves the set now. */
+static void loop_drop_idle(struct ksvc_loop *loop, int fd)
+{
+    if ((size_t)fd < loop->nwatches && loop->watches[fd].in_set != 0) {
+        epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL);
+        loop->watches[fd].in_set = 0;
+    }
 }
 
 void ksvc_loop_timer(struct ksvc_loop *loop, int64_t at_ms, ksvc_loop_timer_fn fn, void *arg)
@@ -138,6 +164,8 @@ void *ksvc_loop_main(void *arg)
                 }
             } else if ((size_t)fd < loop->nwatches && loop->watches[fd].fn != NULL) {
                 loop->watches[fd].fn(loop->watches[fd].arg, fd, ev[i].events);
+            } else {
+                loop_drop_idle(loop, fd);
             }
         }
         if (loop->timer_at >= 0 && loop->timer_at <= ksvc_now_ms()) {

@@ -178,6 +178,17 @@ static struct slot *slot_new(struct lane *l)
     return s;
 }
 
+/* CURLOPT_CLOSESOCKETFUNCTION: a connection closes. Its descriptor may be
+ * idle in the loop's epoll set (on_socket): it leaves the set first, so that
+ * a descriptor reusing the number is watched afresh. */
+static int on_close_socket(void *arg, curl_socket_t fd)
+{
+    struct lane *l = arg;
+    if (l->loop != NULL && ksvc_loop_is_current(l->loop))
+        ksvc_loop_watch(l->loop, fd, 0, NULL, NULL);
+    return close(fd);
+}
+
 /* The handle's options, set once on the lane's thread (the share handle is
  * used without locks, so only that thread may touch it). */
 static int slot_configure(struct slot *s)
@@ -202,6 +213,8 @@ static int slot_configure(struct slot *s)
               /* the answers are small: a small receive buffer is cheaper to allocate */
               curl_easy_setopt(h, CURLOPT_BUFFERSIZE, (long)REPLY_MAX) == CURLE_OK &&
               curl_easy_setopt(h, CURLOPT_SHARE, l->share) == CURLE_OK &&
+              curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket) == CURLE_OK &&
+              curl_easy_setopt(h, CURLOPT_CLOSESOCKETDATA, l) == CURLE_OK &&
               (u->ca_file == NULL || curl_easy_setopt(h, CURLOPT_CAINFO, u->ca_file) == CURLE_OK);
     s->configured = ok;
     return ok ? 0 : -1;
@@ -507,8 +520,13 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *arg, void *so
     uint32_t events = what == CURL_POLL_REMOVE ? 0u
                                                : ((what & CURL_POLL_IN) ? EPOLLIN : 0u) |
                                                      ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
-    if (l->loop != NULL)
+    if (l->loop != NULL) {
+        if (events == 0) { /* a kept-alive connection between requests, or one closing */
+            ksvc_loop_idle(l->loop, fd);
+            return 0;
+        }
         return ksvc_loop_watch(l->loop, fd, events, lane_on_loop_io, l) == 0 ? 0 : -1;
+    }
     if (events == 0) {
         epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
         return 0;

@@ -1,0 +1,74 @@
+#!/bin/sh
+# The chain bench's library floor (bench/floor/, issue 9) answers what the
+# bench asks of it, so that its figures measure a working proxy: floor_proxy
+# forwards to floor_upstream and hands back its status and body, every answer
+# of a burst over kept-alive connections is 200, an upstream that is gone
+# gives 502 (not a hang), and both stop on SIGTERM.
+. "$(dirname "$0")/lib.sh"
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+UP="$BUILD/bench/floor_upstream"
+PX="$BUILD/bench/floor_proxy"
+if [ ! -x "$UP" ] || [ ! -x "$PX" ]; then
+    not_ok "the floor programs are built ($UP, $PX: make e2e builds them)"
+    finish
+    exit 1
+fi
+D=$(mktemp -d "$E2E_TMP/floor.XXXXXX")
+
+"$UP" --port 0 --port-file "$D/up.port" --threads 2 2>"$D/up.log" &
+UP_PID=$!
+_E2E_PIDS="$_E2E_PIDS $UP_PID"
+check "floor_upstream starts and writes its port" _wait_port_file "$D/up.port" "$UP_PID"
+UP_PORT=$(cat "$D/up.port" 2>/dev/null)
+body=$(curl -sS -m 5 -X POST "http://127.0.0.1:$UP_PORT/counter/next" 2>&1)
+check "floor_upstream answers {\"counter\":1} (got: $body)" test "$body" = '{"counter":1}'
+
+"$PX" --port 0 --port-file "$D/px.port" --threads 2 \
+    --upstream "http://127.0.0.1:$UP_PORT/counter/next" 2>"$D/px.log" &
+PX_PID=$!
+_E2E_PIDS="$_E2E_PIDS $PX_PID"
+check "floor_proxy starts and writes its port" _wait_port_file "$D/px.port" "$PX_PID"
+PX_PORT=$(cat "$D/px.port" 2>/dev/null)
+out=$(curl -sS -m 5 -o "$D/one.body" -w '%{http_code} %{content_type}' -X POST \
+    "http://127.0.0.1:$PX_PORT/resource/counter" 2>&1)
+check "floor_proxy forwards: HTTP and type '$out'" test "$out" = "200 application/json"
+check "floor_proxy hands back the upstream's body" test "$(cat "$D/one.body")" = '{"counter":1}'
+
+# 2,000 requests on 16 kept-alive connections (bounded: 60 s); prints the
+# count of 200s with the upstream's body, and of the rest
+timeout -k 5 60 "$PY" - "$PX_PORT" >"$D/burst" 2>&1 <<'EOF'
+import http.client, sys, threading
+port = int(sys.argv[1])
+counts = {"ok": 0, "other": 0}
+lock = threading.Lock()
+def run():
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    for _ in range(125):
+        c.request("POST", "/resource/counter", body=b"", headers={"Content-Length": "0"})
+        r = c.getresponse()
+        good = r.status == 200 and r.read().strip() == b'{"counter":1}'
+        with lock:
+            counts["ok" if good else "other"] += 1
+threads = [threading.Thread(target=run) for _ in range(16)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(counts["ok"], counts["other"])
+EOF
+read -r N_OK N_OTHER <"$D/burst" 2>/dev/null
+check "a burst of 2000 on 16 connections: ${N_OK:-none} answered 200 with the body, ${N_OTHER:-?} other" \
+    test "${N_OK:-0}" -eq 2000
+
+stop_pid "$UP_PID"
+code=$(curl -sS -m 10 -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$PX_PORT/resource/counter" \
+    2>/dev/null)
+check "with the upstream gone floor_proxy answers 502 (got $code)" test "$code" = 502
+
+kill -TERM "$PX_PID" 2>/dev/null
+wait_exit "$PX_PID"
+check "floor_proxy stops on SIGTERM within 3 s" sh -c "! kill -0 $PX_PID 2>/dev/null"
+wait "$PX_PID" 2>/dev/null
+rc=$?
+check "floor_proxy exits 0 on SIGTERM (got $rc)" test "$rc" -eq 0
+finish

@@ -569,8 +569,8 @@ def cmd_report(args):
     d = args[0]
     W = {}
     listed = []
-    for run in ("nginx_plain", "floor_plain", "chain_plain", "nginx_tls", "chain_tls", "login_fresh",
-                "login_100k"):
+    for run in ("nginx_plain", "floor_plain", "chain_plain", "nginx_tls", "nginx_tls2", "chain_tls",
+                "login_fresh", "login_100k"):
         names = [run]
         rounds = run.startswith(("nginx", "floor", "login"))  # run in rounds: the median counts
         if rounds:
@@ -699,6 +699,13 @@ def cmd_report(args):
     r = ratio(a, b)
     row("TLS p99 <= 4x nginx TLS p99", "%s vs %s ms" % (fmt(a, "%.2f"), fmt(b, "%.2f")),
         fmt(r, "%.2fx"), None if r is None else r <= 4.0)
+    if W.get("nginx_tls2"):
+        r = ratio(ct, rps("nginx_tls2"))
+        row("TLS req/s vs nginx, TLS on both hops (info)",
+            "%s vs %s" % (fmt(ct, "%.0f"), fmt(rps("nginx_tls2"), "%.0f")), fmt(r, "%.3fx"), None)
+        a, b = p("chain_tls", "p99_us"), p("nginx_tls2", "p99_us")
+        row("TLS p99 vs nginx, TLS on both hops (info)", "%s vs %s ms" % (fmt(a, "%.2f"), fmt(b, "%.2f")),
+            fmt(ratio(a, b), "%.2fx"), None)
     w = W.get("chain_tls")
     vt = V.get("chain_tls")
     if w and w.get("ok"):
@@ -717,6 +724,10 @@ def cmd_report(args):
     nc, _ = per_req("nginx_tls", ("nginx",))
     r = ratio(kc, nc)
     row("CPU/req, TLS (info)", "%s vs %s µs" % (fmt(kc, "%.0f"), fmt(nc, "%.0f")), fmt(r, "%.2fx"), None)
+    if W.get("nginx_tls2"):
+        nc, _ = per_req("nginx_tls2", ("nginx",))
+        row("CPU/req, TLS vs nginx TLS on both hops (info)", "%s vs %s µs" % (fmt(kc, "%.0f"), fmt(nc, "%.0f")),
+            fmt(ratio(kc, nc), "%.2fx"), None)
     # the library floor: libmicrohttpd + libcurl multi doing nothing else
     if W.get("floor_plain"):
         fr, nr_ = rps("floor_plain"), rps("nginx_plain")

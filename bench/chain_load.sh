@@ -7,7 +7,10 @@
 #
 #   nginx ceiling   nginx (Debian) in a temporary prefix on loopback: a trivial
 #                   upstream answering {"counter":1}, nginx proxying to it with
-#                   keepalive, plain and with TLS in front (fixtures/tls/gen.sh)
+#                   keepalive, plain, with TLS in front (fixtures/tls/gen.sh),
+#                   and with TLS on both hops (nginx_tls2, like for like)
+#   library floor   bench/floor/: libmicrohttpd + libcurl multi in the chain's
+#                   shape doing nothing else (floor_plain, 3 rounds)
 #   chain           vcard + k_server + k_proxy as tests/e2e/lib.sh starts them,
 #                   one login, then wrk -t2 -c32 POSTing /resource/counter with
 #                   the bearer token (bench/wrk/counter.lua records every status
@@ -30,7 +33,7 @@
 # are kept, default BUILD/bench/chain_load).
 case ${1:-} in
 -h | --help)
-    sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
 -*)
@@ -105,17 +108,22 @@ start_nginx() {
     NG=$E2E_TMP/nginx
     mkdir -p "$NG/tmp" || return 1
     # shellcheck disable=SC2046
-    set -- $("$PY" "$BT" freeport 3)
+    set -- $("$PY" "$BT" freeport 5)
     NG_UP=$1
     NG_PLAIN=$2
     NG_TLS=$3
+    NG_UP_TLS=$4
+    NG_TLS2=$5
     sed -e "s#@PREFIX@#$NG#g" -e "s#@UP_PORT@#$NG_UP#g" -e "s#@PLAIN_PORT@#$NG_PLAIN#g" \
         -e "s#@TLS_PORT@#$NG_TLS#g" -e "s#@CERT@#$TLS/k_proxy.crt#g" -e "s#@KEY@#$TLS/k_proxy.key#g" \
+        -e "s#@UP_TLS_PORT@#$NG_UP_TLS#g" -e "s#@TLS2_PORT@#$NG_TLS2#g" \
+        -e "s#@UP_CERT@#$TLS/k_server.crt#g" -e "s#@UP_KEY@#$TLS/k_server.key#g" -e "s#@CA@#$TLS/ca.crt#g" \
         bench/nginx/ceiling.conf.in >"$NG/nginx.conf" || return 1
     "$NGINX" -p "$NG" -c "$NG/nginx.conf" -e "$NG/error.log" 2>>"$NG/error.log" &
     NG_PID=$!
     if ! wait_http "http://127.0.0.1:$NG_PLAIN/resource/counter" ||
-        ! wait_http "https://127.0.0.1:$NG_TLS/resource/counter"; then
+        ! wait_http "https://127.0.0.1:$NG_TLS/resource/counter" ||
+        ! wait_http "https://127.0.0.1:$NG_TLS2/resource/counter"; then
         note "nginx did not answer within 5 s; its error log:"
         sed 's/^/    | /' "$NG/error.log" | head -n 10
         stop_nginx
@@ -297,6 +305,15 @@ for mode in plain tls; do
                 --tree "nginx=$NG_PID"
             grep -h 'Requests/sec' "$R/nginx_$mode.r$_round.wrk" | sed 's/^/  /'
         done
+        if [ "$mode" = tls ]; then
+            # like for like with the chain's TLS run, where both hops are TLS
+            echo "== nginx_tls2: 3 rounds of wrk -t2 -c32 -d${NGINX_ROUND}s through nginx -> nginx upstream, TLS on both hops"
+            for _round in 1 2 3; do
+                run_wrk "nginx_tls2.r$_round" "https://127.0.0.1:$NG_TLS2/resource/counter" "$NGINX_ROUND" 32 \
+                    --tree "nginx=$NG_PID"
+                grep -h 'Requests/sec' "$R/nginx_tls2.r$_round.wrk" | sed 's/^/  /'
+            done
+        fi
     fi
     [ "$mode" = plain ] && floor_run
     if [ "$mode" = tls ]; then chain_run chain_tls https; else chain_run chain_plain http; fi

@@ -377,10 +377,47 @@ static const char *const fixed_log_keys[] = {"ts",         "service", "level",  
                                              "request_id", "method",  "path",    "status",
                                              "ms",         "remote",  "bytes_in"};
 
+/* v in decimal: a number of every log line, without printf's cost. */
+static void line_uint(struct conn_state *st, unsigned long long v)
+{
+    char digits[24];
+    size_t i = sizeof(digits);
+    do {
+        digits[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    line_append(digits + i, sizeof(digits) - i, st);
+}
+
+/* secs as milliseconds with three decimals (%.3f of secs * 1000). */
+static void line_ms(struct conn_state *st, double secs)
+{
+    unsigned long long us = secs > 0 ? (unsigned long long)(secs * 1e6 + 0.5) : 0;
+    char frac[4] = {'.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10),
+                    (char)('0' + us % 10)};
+    line_uint(st, us / 1000);
+    line_append(frac, sizeof(frac), st);
+}
+
+/* True when a handler's log fields name one of the fixed ones (which win). */
+static bool names_fixed_key(json_t *extra)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach(extra, key, value)
+    {
+        (void)value;
+        for (size_t i = 0; i < sizeof(fixed_log_keys) / sizeof(fixed_log_keys[0]); i++)
+            if (strcmp(key, fixed_log_keys[i]) == 0)
+                return true;
+    }
+    return false;
+}
+
 /* The request's log line, written by the logger thread. */
 static void log_request(struct conn_state *st, int status, double secs, json_t *extra)
 {
-    char ts[32], num[96];
+    char ts[32];
     ksvc_log_timestamp(ts);
     st->line_len = 0;
     line_str(st, "{\"ts\":\"");
@@ -394,14 +431,18 @@ static void log_request(struct conn_state *st, int status, double secs, json_t *
     line_json_string(st, st->req.method);
     line_str(st, ",\"path\":");
     line_json_string(st, st->req.path);
-    snprintf(num, sizeof(num), ",\"status\":%d,\"ms\":%.3f,\"remote\":", status, secs * 1000.0);
-    line_str(st, num);
+    line_str(st, ",\"status\":");
+    line_uint(st, status > 0 ? (unsigned long long)status : 0);
+    line_str(st, ",\"ms\":");
+    line_ms(st, secs);
+    line_str(st, ",\"remote\":");
     line_json_string(st, st->remote);
-    snprintf(num, sizeof(num), ",\"bytes_in\":%zu", st->len);
-    line_str(st, num);
+    line_str(st, ",\"bytes_in\":");
+    line_uint(st, st->len);
     if (extra != NULL) {
-        for (size_t i = 0; i < sizeof(fixed_log_keys) / sizeof(fixed_log_keys[0]); i++)
-            json_object_del(extra, fixed_log_keys[i]);
+        if (names_fixed_key(extra))
+            for (size_t i = 0; i < sizeof(fixed_log_keys) / sizeof(fixed_log_keys[0]); i++)
+                json_object_del(extra, fixed_log_keys[i]);
         size_t mark = st->line_len;
         if (json_object_size(extra) > 0 &&
             json_dump_callback(extra, line_append, st,
@@ -744,7 +785,8 @@ static void begin_request(struct ksvc_server *s, struct conn_state *st, const ch
     for (int i = 19; i >= 8; i--, n >>= 4)
         st->req.request_id[i] = hex[n & 15];
     st->req.request_id[20] = '\0';
-    snprintf(st->req.remote, sizeof(st->req.remote), "%s", st->remote);
+    _Static_assert(sizeof(st->req.remote) >= sizeof(st->remote), "a peer address fits");
+    memcpy(st->req.remote, st->remote, sizeof(st->remote)); /* NUL-terminated inside */
     st->len = 0;
     st->reading = true;
     st->too_large = st->deferred = st->close = st->in_handler = false;

@@ -59,6 +59,51 @@ static bool ref_valid(const char *ref)
            strspn(ref, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") == n;
 }
 
+/* A text built on the stack, piece by piece: on both ends of every counter
+ * call, where printf's parsing of a format showed in the profile. */
+struct text {
+    char *buf;
+    size_t len, cap; /* cap includes the terminating NUL */
+    bool full;       /* a piece did not fit: the text is refused */
+};
+
+static void text_put(struct text *t, const char *s, size_t n)
+{
+    if (t->full || n >= t->cap - t->len) {
+        t->full = true;
+        return;
+    }
+    memcpy(t->buf + t->len, s, n);
+    t->len += n;
+    t->buf[t->len] = '\0';
+}
+
+static void text_str(struct text *t, const char *s)
+{
+    text_put(t, s, strlen(s));
+}
+
+static void text_u64(struct text *t, uint64_t v)
+{
+    char digits[20];
+    size_t i = sizeof(digits);
+    do {
+        digits[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    text_put(t, digits + i, sizeof(digits) - i);
+}
+
+static void text_ll(struct text *t, long long v)
+{
+    if (v < 0) {
+        text_put(t, "-", 1);
+        text_u64(t, (uint64_t)0 - (uint64_t)v);
+    } else {
+        text_u64(t, (uint64_t)v);
+    }
+}
+
 /* HMAC over "KC2\n" METHOD "\n" PATH "\n" ts "\n" hex(instance) "\n" seq "\n"
  * ref "\n" hex(SHA-256(body)), built on the stack: no heap per request. */
 static int signature(const uint8_t key[KSVC_UPSTREAM_KEY_LEN], const char *method, const char *path,
@@ -71,11 +116,24 @@ static int signature(const uint8_t key[KSVC_UPSTREAM_KEY_LEN], const char *metho
         return -1;
     kcu_hex_encode(digest, sizeof(digest), digest_hex);
     kcu_hex_encode(instance, KSVC_UPSTREAM_INSTANCE_LEN, instance_hex);
-    int n = snprintf(msg, sizeof(msg), VERSION_LINE "\n%s\n%s\n%lld\n%s\n%" PRIu64 "\n%s\n%s",
-                     method, path, ts, instance_hex, seq, ref, digest_hex);
-    if (n < 0 || (size_t)n >= sizeof(msg))
+    struct text t = {.buf = msg, .cap = sizeof(msg)};
+    text_str(&t, VERSION_LINE "\n");
+    text_str(&t, method);
+    text_put(&t, "\n", 1);
+    text_str(&t, path);
+    text_put(&t, "\n", 1);
+    text_ll(&t, ts);
+    text_put(&t, "\n", 1);
+    text_str(&t, instance_hex);
+    text_put(&t, "\n", 1);
+    text_u64(&t, seq);
+    text_put(&t, "\n", 1);
+    text_str(&t, ref);
+    text_put(&t, "\n", 1);
+    text_str(&t, digest_hex);
+    if (t.full)
         return -1; /* only an absurd path gets here: it is refused */
-    return ksvc_hmac_sha256(key, KSVC_UPSTREAM_KEY_LEN, msg, (size_t)n, sig);
+    return ksvc_hmac_sha256(key, KSVC_UPSTREAM_KEY_LEN, msg, t.len, sig);
 }
 
 static bool seq_valid(uint64_t seq)
@@ -95,9 +153,20 @@ int ksvc_upstream_sign(const uint8_t key[KSVC_UPSTREAM_KEY_LEN],
         return -1;
     kcu_hex_encode(sig, sizeof(sig), sig_hex);
     kcu_hex_encode(instance, KSVC_UPSTREAM_INSTANCE_LEN, instance_hex);
-    int n = snprintf(header, cap, SCHEME "ts=%lld, inst=%s, seq=%" PRIu64 ", ref=%s, sig=%s",
-                     (long long)now, instance_hex, seq, ref, sig_hex);
-    return n > 0 && (size_t)n < cap ? 0 : -1;
+    if (cap == 0)
+        return -1;
+    struct text t = {.buf = header, .cap = cap};
+    text_str(&t, SCHEME "ts=");
+    text_ll(&t, (long long)now);
+    text_str(&t, ", inst=");
+    text_str(&t, instance_hex);
+    text_str(&t, ", seq=");
+    text_u64(&t, seq);
+    text_str(&t, ", ref=");
+    text_str(&t, ref);
+    text_str(&t, ", sig=");
+    text_str(&t, sig_hex);
+    return t.full ? -1 : 0;
 }
 
 /* Copies the value of "name=" at *p up to ", " or the end into out. */

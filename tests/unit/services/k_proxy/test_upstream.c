@@ -154,6 +154,28 @@ static void test_sign_verify_and_tamper(void **state)
     assert_int_equal(
         ksvc_upstream_sign(key, inst1, 1, "POST", "/p", "a b", "", 0, now, h, sizeof(h)), -1);
     assert_int_equal(ksvc_upstream_sign(key, inst1, 1, "POST", "/p", "r", "", 0, now, h, 40), -1);
+    /* a header buffer one byte short of the header (and its NUL) is refused at
+     * every length; the exact size is not */
+    char full[512], part[512];
+    assert_int_equal(ksvc_upstream_sign(key, inst1, 123456789, "POST", "/p", "r", "", 0, now, full,
+                                        sizeof(full)),
+                     0);
+    size_t len = strlen(full);
+    for (size_t cap = 0; cap <= len; cap++)
+        assert_int_equal(
+            ksvc_upstream_sign(key, inst1, 123456789, "POST", "/p", "r", "", 0, now, part, cap),
+            -1);
+    assert_int_equal(
+        ksvc_upstream_sign(key, inst1, 123456789, "POST", "/p", "r", "", 0, now, part, len + 1), 0);
+    assert_string_equal(part, full);
+    /* a path too long for the canonical string is refused, not cut */
+    char long_path[1100];
+    memset(long_path, 'a', sizeof(long_path) - 1);
+    long_path[0] = '/';
+    long_path[sizeof(long_path) - 1] = '\0';
+    assert_int_equal(
+        ksvc_upstream_sign(key, inst1, 1, "POST", long_path, "r", "", 0, now, full, sizeof(full)),
+        -1);
     ksvc_replay_table_free(t);
 }
 

@@ -1,0 +1,150 @@
+/* The one log line per request, from a real server over a real socket: it
+ * parses as JSON with no key twice, its fixed fields (status, ms,
+ * bytes_in, ...) are the server's even when a handler names the same keys,
+ * the handler's other fields follow them, and ms has three decimals. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "services/common/http.h"
+#include "services/common/log.h"
+
+static void handler(void *ctx, const struct ksvc_request *req, struct ksvc_response *resp)
+{
+    (void)ctx;
+    if (strcmp(req->path, "/forge") == 0) {
+        /* fields a handler must not be able to forge */
+        ksvc_log_field(resp, "status", json_string("forged"));
+        ksvc_log_field(resp, "ms", json_integer(-1));
+        ksvc_log_field(resp, "remote", json_string("10.9.9.9"));
+    }
+    ksvc_log_field(resp, "note", json_integer(7));
+    ksvc_reply(resp, 201, json_pack("{s:b}", "ok", 1));
+}
+
+/* One request on a new connection; the status code of the answer. */
+static int post(int port, const char *path, const char *body)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    char req[512];
+    int n = snprintf(req, sizeof(req),
+                     "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                     path, strlen(body), body);
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    char answer[2048];
+    size_t got = 0;
+    ssize_t r;
+    while (got < sizeof(answer) - 1 && (r = read(fd, answer + got, sizeof(answer) - 1 - got)) > 0)
+        got += (size_t)r;
+    answer[got] = '\0';
+    close(fd);
+    int status = 0;
+    assert_int_equal(sscanf(answer, "HTTP/1.1 %d", &status), 1);
+    return status;
+}
+
+/* The log line of path in the captured log: parsed, duplicate keys refused. */
+static json_t *line_of(const char *log_path, const char *path, char *raw, size_t rawlen)
+{
+    FILE *f = fopen(log_path, "r");
+    assert_non_null(f);
+    char buf[2048], want[128];
+    snprintf(want, sizeof(want), "\"path\":\"%s\"", path);
+    json_t *found = NULL;
+    while (found == NULL && fgets(buf, sizeof(buf), f) != NULL) {
+        if (strstr(buf, want) == NULL || strstr(buf, "\"event\":\"request\"") == NULL)
+            continue;
+        json_error_t e;
+        found = json_loads(buf, JSON_REJECT_DUPLICATES, &e);
+        if (found == NULL)
+            fail_msg("the log line is not JSON with unique keys (%s): %s", e.text, buf);
+        snprintf(raw, rawlen, "%s", buf);
+    }
+    fclose(f);
+    assert_non_null(found);
+    return found;
+}
+
+static void test_request_log_line(void **state)
+{
+    (void)state;
+    char log_path[] = "/tmp/kcard-test-request-log.XXXXXX";
+    int log_fd = mkstemp(log_path);
+    assert_true(log_fd >= 0);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    assert_true(saved >= 0);
+    assert_true(dup2(log_fd, STDERR_FILENO) >= 0);
+    ksvc_log_init("test_log");
+
+    struct ksvc_server_cfg cfg = {
+        .service = "test_log", .host = "127.0.0.1", .threads = 1, .workers = 1, .handler = handler};
+    struct ksvc_server *s = NULL;
+    char err[256] = "";
+    assert_int_equal(ksvc_server_start(&cfg, &s, err, sizeof(err)), 0);
+    int port = ksvc_server_port(s);
+    int plain = post(port, "/plain", "{\"a\":1}");
+    int forged = post(port, "/forge", "{}");
+    ksvc_server_stop(s);
+    ksvc_log_flush(5000);
+    fflush(stderr);
+    assert_true(dup2(saved, STDERR_FILENO) >= 0);
+    close(saved);
+    assert_int_equal(plain, 201);
+    assert_int_equal(forged, 201);
+
+    char raw[2048];
+    json_t *j = line_of(log_path, "/plain", raw, sizeof(raw));
+    assert_int_equal(json_integer_value(json_object_get(j, "status")), 201);
+    assert_int_equal(json_integer_value(json_object_get(j, "bytes_in")), 7);
+    assert_string_equal(json_string_value(json_object_get(j, "remote")), "127.0.0.1");
+    assert_int_equal(json_integer_value(json_object_get(j, "note")), 7);
+    assert_true(json_is_real(json_object_get(j, "ms")));
+    assert_true(json_real_value(json_object_get(j, "ms")) >= 0.0);
+    /* three decimals, as "ms":0.123 */
+    const char *ms = strstr(raw, "\"ms\":");
+    assert_non_null(ms);
+    const char *dot = strchr(ms, '.');
+    assert_non_null(dot);
+    assert_true(dot[1] >= '0' && dot[1] <= '9' && dot[2] >= '0' && dot[2] <= '9' && dot[3] >= '0' &&
+                dot[3] <= '9' && dot[4] == ',');
+    json_decref(j);
+
+    j = line_of(log_path, "/forge", raw, sizeof(raw));
+    assert_int_equal(json_integer_value(json_object_get(j, "status")), 201);
+    assert_true(json_is_real(json_object_get(j, "ms")));
+    assert_string_equal(json_string_value(json_object_get(j, "remote")), "127.0.0.1");
+    assert_int_equal(json_integer_value(json_object_get(j, "bytes_in")), 2);
+    assert_int_equal(json_integer_value(json_object_get(j, "note")), 7);
+    json_decref(j);
+    close(log_fd);
+    unlink(log_path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_request_log_line),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -277,10 +277,12 @@ echo "== chain load bench: chain runs ${SECS} s, nginx runs ${NGINX_SECS} s, wrk
 # 1. the nginx ceiling and 2. the chain, each chain run right after its
 # nginx run, so that other work on the machine weighs on both alike
 HAVE_NGINX=0
-if [ -x "$NGINX" ] && start_nginx; then
+if [ ! -x "$NGINX" ]; then
+    note "nginx is not installed (bench/install-deps.sh installs it): no ceiling, no ratios"
+elif start_nginx; then
     HAVE_NGINX=1
 else
-    note "nginx is not available (bench/install-deps.sh installs it): no ceiling, no ratios"
+    note "nginx did not start (its error log is above): no ceiling, no ratios"
 fi
 start_vcard --presence yes || {
     echo "chain_load: vcard did not start; chain not measured"

@@ -1,10 +1,11 @@
-/* Strict decimal whole numbers (see num.h). strtol alone would accept
+/* Strict decimal whole numbers, and their text (see num.h). strtol alone would accept
  * leading spaces and a '+', and needs errno and end-pointer checks at every
  * call; this is that check, written once. */
 #include "util/num.h"
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* s is [-]digits: the '-' only when negative values are wanted. */
 static int well_formed(const char *s, int allow_minus)
@@ -59,4 +60,18 @@ int kcu_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
         return -1;
     *out = (uint64_t)v;
     return 0;
+}
+
+size_t kcu_format_u64(uint64_t v, char out[KCU_U64_DEC_MAX])
+{
+    char digits[KCU_U64_DEC_MAX - 1];
+    size_t i = sizeof(digits);
+    do {
+        digits[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    size_t n = sizeof(digits) - i;
+    memcpy(out, digits + i, n);
+    out[n] = '\0';
+    return n;
 }

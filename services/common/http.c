@@ -46,6 +46,7 @@
 #include "services/common/log.h"
 #include "util/clock.h"
 #include "util/hex.h"
+#include "util/num.h"
 #include "util/rand.h"
 
 #define STOP_WAIT_MS 30000
@@ -378,21 +379,16 @@ static const char *const fixed_log_keys[] = {"ts",         "service", "level",  
                                              "ms",         "remote",  "bytes_in"};
 
 /* v in decimal: a number of every log line, without printf's cost. */
-static void line_uint(struct conn_state *st, unsigned long long v)
+static void line_uint(struct conn_state *st, uint64_t v)
 {
-    char digits[24];
-    size_t i = sizeof(digits);
-    do {
-        digits[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    line_append(digits + i, sizeof(digits) - i, st);
+    char digits[KCU_U64_DEC_MAX];
+    line_append(digits, kcu_format_u64(v, digits), st);
 }
 
 /* secs as milliseconds with three decimals (%.3f of secs * 1000). */
 static void line_ms(struct conn_state *st, double secs)
 {
-    unsigned long long us = secs > 0 ? (unsigned long long)(secs * 1e6 + 0.5) : 0;
+    uint64_t us = secs > 0 ? (uint64_t)(secs * 1e6 + 0.5) : 0;
     char frac[4] = {'.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10),
                     (char)('0' + us % 10)};
     line_uint(st, us / 1000);
@@ -432,7 +428,7 @@ static void log_request(struct conn_state *st, int status, double secs, json_t *
     line_str(st, ",\"path\":");
     line_json_string(st, st->req.path);
     line_str(st, ",\"status\":");
-    line_uint(st, status > 0 ? (unsigned long long)status : 0);
+    line_uint(st, status > 0 ? (uint64_t)status : 0);
     line_str(st, ",\"ms\":");
     line_ms(st, secs);
     line_str(st, ",\"remote\":");

@@ -2,9 +2,7 @@
  * windows (see upstream.h). */
 #include "services/common/upstream.h"
 
-#include <inttypes.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +11,7 @@
 #include "services/common/crypto.h"
 #include "util/b64url.h"
 #include "util/hex.h"
+#include "util/num.h"
 
 #define SCHEME "KC-HMAC-SHA256 "
 /* The canonical string's first line: KC1 signed a random nonce, KC2 the
@@ -85,13 +84,8 @@ static void text_str(struct text *t, const char *s)
 
 static void text_u64(struct text *t, uint64_t v)
 {
-    char digits[20];
-    size_t i = sizeof(digits);
-    do {
-        digits[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    text_put(t, digits + i, sizeof(digits) - i);
+    char digits[KCU_U64_DEC_MAX];
+    text_put(t, digits, kcu_format_u64(v, digits));
 }
 
 static void text_ll(struct text *t, long long v)

@@ -1,6 +1,7 @@
 /* util/num.c: strict decimal whole numbers, their ranges, and everything
  * strtol alone would have let through (spaces, '+', trailing bytes, hex,
  * overflow). */
+#include <inttypes.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,6 +9,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <stdio.h>
 
 #include "util/num.h"
 
@@ -76,6 +78,25 @@ static void test_u64(void **state)
     assert_true(v == 9);
 }
 
+/* kcu_format_u64 writes what printf's %" PRIu64 writes, and parses back. */
+static void test_format_u64(void **state)
+{
+    static const uint64_t values[] = {
+        0,         1, 9, 10, 99, 100, 1234567890, UINT64_C(9999999999999999999), UINT64_MAX - 1,
+        UINT64_MAX};
+    char got[KCU_U64_DEC_MAX], want[32];
+    uint64_t back = 0;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        int n = snprintf(want, sizeof(want), "%" PRIu64, values[i]);
+        assert_int_equal(kcu_format_u64(values[i], got), (size_t)n);
+        assert_string_equal(got, want);
+        assert_int_equal(kcu_parse_u64(got, 0, UINT64_MAX, &back), 0);
+        assert_true(back == values[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -83,6 +104,7 @@ int main(void)
         cmocka_unit_test(test_long_refuses),
         cmocka_unit_test(test_int),
         cmocka_unit_test(test_u64),
+        cmocka_unit_test(test_format_u64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

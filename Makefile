@@ -294,11 +294,12 @@ $(foreach b,$(BENCH_SRCS:bench/%.c=%),\
     $(eval $(call bench_rule,$(b),$(or $(BENCH_PARTS.$(b)),$(ALL_PARTS_BUT_TRIAGE)))))
 
 # the library floor of the chain bench (bench/floor/): libmicrohttpd and
-# libcurl alone, none of kcard's parts
-$(BUILD)/bench/floor_%: bench/floor/floor_%.c
+# libcurl alone on the request path; of kcard's parts only util/'s strict
+# numbers, for the shared command line (bench/floor/cli.c)
+$(BUILD)/bench/floor_%: bench/floor/floor_%.c bench/floor/cli.c bench/floor/cli.h $(call part_libs,kcutil)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PC_CFLAGS.libmicrohttpd) $(PC_CFLAGS.libcurl) -o $@ $< $(LDSAN) \
-	    $(PC_LIBS.libmicrohttpd) $(PC_LIBS.libcurl) -lpthread
+	$(CC) $(CFLAGS) $(PC_CFLAGS.libmicrohttpd) $(PC_CFLAGS.libcurl) -o $@ $< bench/floor/cli.c \
+	    $(call part_libs,kcutil) $(LDSAN) $(PC_LIBS.libmicrohttpd) $(PC_LIBS.libcurl) -lpthread
 
 # interop programs: libfido2 talking to the virtual card; none of kcard's
 # libraries, only libfido2 and libcrypto

@@ -24,17 +24,12 @@
 #include <curl/curl.h>
 #include <microhttpd.h>
 
+#include "bench/floor/cli.h"
+
 #define REPLY_MAX 4096
 #define MAX_EVENTS 64
 #define UPSTREAM_CONNS 64L
 #define UPSTREAM_TIMEOUT_MS 5000L
-
-struct options {
-    unsigned port;
-    const char *port_file;
-    unsigned threads;
-    const char *upstream;
-};
 
 struct worker;
 
@@ -92,103 +87,6 @@ static long long now_ms(void)
     if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
         return 0;
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int parse_uint(const char *name, const char *s, unsigned min, unsigned max, unsigned *out)
-{
-    char *end = NULL;
-    unsigned long v;
-
-    if (s == NULL || *s == '\0') {
-        fprintf(stderr, "floor_proxy: %s needs a value\n", name);
-        return -1;
-    }
-    errno = 0;
-    v = strtoul(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v < min || v > max) {
-        fprintf(stderr, "floor_proxy: bad %s '%s' (want %u..%u)\n", name, s, min, max);
-        return -1;
-    }
-    *out = (unsigned)v;
-    return 0;
-}
-
-static unsigned online_cpus(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-    if (n < 1)
-        return 1;
-    if (n > 256)
-        return 256;
-    return (unsigned)n;
-}
-
-/* Returns 0 to run, 1 after --help, -1 on bad usage. */
-static int parse_args(int argc, char **argv, struct options *o)
-{
-    memset(o, 0, sizeof(*o));
-    o->threads = online_cpus();
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage(stdout);
-            return 1;
-        } else if (strcmp(a, "--port") == 0) {
-            if (parse_uint(a, v, 0, 65535, &o->port) != 0)
-                return -1;
-            i++;
-        } else if (strcmp(a, "--threads") == 0) {
-            if (parse_uint(a, v, 1, 256, &o->threads) != 0)
-                return -1;
-            i++;
-        } else if (strcmp(a, "--port-file") == 0 || strcmp(a, "--upstream") == 0) {
-            if (v == NULL || *v == '\0') {
-                fprintf(stderr, "floor_proxy: %s needs a value\n", a);
-                return -1;
-            }
-            if (a[2] == 'p')
-                o->port_file = v;
-            else
-                o->upstream = v;
-            i++;
-        } else {
-            fprintf(stderr, "floor_proxy: unknown option '%s'\n", a);
-            usage(stderr);
-            return -1;
-        }
-    }
-    if (o->upstream == NULL) {
-        fprintf(stderr, "floor_proxy: --upstream URL is required\n");
-        return -1;
-    }
-    if (strncmp(o->upstream, "http://", 7) != 0) {
-        fprintf(stderr, "floor_proxy: --upstream must be an http:// URL, not '%s'\n", o->upstream);
-        return -1;
-    }
-    return 0;
-}
-
-static int write_port_file(const char *path, unsigned port)
-{
-    FILE *f = fopen(path, "w");
-
-    if (f == NULL) {
-        fprintf(stderr, "floor_proxy: cannot open %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    if (fprintf(f, "%u\n", port) < 0) {
-        fprintf(stderr, "floor_proxy: cannot write %s\n", path);
-        fclose(f);
-        return -1;
-    }
-    if (fclose(f) != 0) {
-        fprintf(stderr, "floor_proxy: cannot close %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    return 0;
 }
 
 /* The one listening socket all threads' daemons accept from. */
@@ -680,26 +578,6 @@ static void worker_fini(struct worker *w)
         close(w->epfd);
 }
 
-static int block_stop_signals(sigset_t *set)
-{
-    int rc;
-
-    if (sigemptyset(set) != 0 || sigaddset(set, SIGTERM) != 0 || sigaddset(set, SIGINT) != 0) {
-        fprintf(stderr, "floor_proxy: cannot build the signal set\n");
-        return -1;
-    }
-    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
-        fprintf(stderr, "floor_proxy: cannot ignore SIGPIPE\n");
-        return -1;
-    }
-    rc = pthread_sigmask(SIG_BLOCK, set, NULL); /* threads inherit it */
-    if (rc != 0) {
-        fprintf(stderr, "floor_proxy: pthread_sigmask: %s\n", strerror(rc));
-        return -1;
-    }
-    return 0;
-}
-
 static int start_workers(struct worker *ws, unsigned n, int listen_fd, int stop_fd,
                          const char *upstream)
 {
@@ -718,18 +596,18 @@ static int start_workers(struct worker *ws, unsigned n, int listen_fd, int stop_
     return 0;
 }
 
-static int run(const struct options *o, struct worker *ws, int listen_fd, int stop_fd,
+static int run(const struct floor_options *o, struct worker *ws, int listen_fd, int stop_fd,
                unsigned port)
 {
     sigset_t set;
     int sig = 0;
     int rc;
 
-    if (block_stop_signals(&set) != 0)
+    if (floor_block_stop_signals("floor_proxy", &set) != 0)
         return -1;
     if (start_workers(ws, o->threads, listen_fd, stop_fd, o->upstream) != 0)
         return -1;
-    if (o->port_file != NULL && write_port_file(o->port_file, port) != 0)
+    if (o->port_file != NULL && floor_write_port_file("floor_proxy", o->port_file, port) != 0)
         return -1;
     rc = sigwait(&set, &sig);
     if (rc != 0) {
@@ -741,12 +619,12 @@ static int run(const struct options *o, struct worker *ws, int listen_fd, int st
 
 int main(int argc, char **argv)
 {
-    struct options o;
+    struct floor_options o;
     struct worker *ws;
     unsigned port = 0;
     int listen_fd, stop_fd;
     int status = EXIT_SUCCESS;
-    int rc = parse_args(argc, argv, &o);
+    int rc = floor_parse_args("floor_proxy", usage, true, argc, argv, &o);
     uint64_t one = 1;
 
     if (rc != 0)

@@ -569,7 +569,7 @@ def cmd_report(args):
     d = args[0]
     W = {}
     listed = []
-    for run in ("nginx_plain", "floor_plain", "chain_plain", "nginx_tls", "nginx_tls2", "chain_tls",
+    for run in ("nginx_plain", "floor_plain", "chain_plain", "nginx_tls", "nginx_tls2", "floor_tls", "chain_tls",
                 "login_fresh", "login_100k"):
         names = [run]
         rounds = run.startswith(("nginx", "floor", "login"))  # run in rounds: the median counts
@@ -741,6 +741,21 @@ def cmd_report(args):
         row("CPU/req library floor vs nginx (info)", "%s vs %s µs" % (fmt(fc, "%.0f"), fmt(nc, "%.0f")),
             fmt(ratio(fc, nc), "%.2fx"), None)
         row("CPU/req chain vs library floor (info)", "%s vs %s µs" % (fmt(kc, "%.0f"), fmt(fc, "%.0f")),
+            fmt(ratio(kc, fc), "%.2fx"), None)
+    # the library floor over TLS, both hops, as the chain's TLS run
+    if W.get("floor_tls"):
+        fr, nr_ = rps("floor_tls"), rps("nginx_tls")
+        row("library floor TLS req/s vs nginx TLS (info)", "%s vs %s" % (fmt(fr, "%.0f"), fmt(nr_, "%.0f")),
+            fmt(ratio(fr, nr_), "%.3fx"), None)
+        if W.get("nginx_tls2"):
+            n2 = rps("nginx_tls2")
+            row("library floor TLS req/s vs nginx TLS both hops (info)",
+                "%s vs %s" % (fmt(fr, "%.0f"), fmt(n2, "%.0f")), fmt(ratio(fr, n2), "%.3fx"), None)
+        row("chain TLS req/s vs library floor TLS (info)", "%s vs %s" % (fmt(ct, "%.0f"), fmt(fr, "%.0f")),
+            fmt(ratio(ct, fr), "%.3fx"), None)
+        fc, _ = per_req("floor_tls", ("floor_proxy", "floor_upstream"))
+        kc, _ = per_req("chain_tls", ("k_proxy", "k_server"))
+        row("CPU/req chain TLS vs library floor TLS (info)", "%s vs %s µs" % (fmt(kc, "%.0f"), fmt(fc, "%.0f")),
             fmt(ratio(kc, fc), "%.2fx"), None)
     # 4. trickle
     if TR:

@@ -10,7 +10,8 @@
 #                   keepalive, plain, with TLS in front (fixtures/tls/gen.sh),
 #                   and with TLS on both hops (nginx_tls2, like for like)
 #   library floor   bench/floor/: libmicrohttpd + libcurl multi in the chain's
-#                   shape doing nothing else (floor_plain, 3 rounds)
+#                   shape doing nothing else, plain and with TLS on both hops
+#                   (floor_plain, floor_tls, 3 rounds each)
 #   chain           vcard + k_server + k_proxy as tests/e2e/lib.sh starts them,
 #                   one login, then wrk -t2 -c32 POSTing /resource/counter with
 #                   the bearer token (bench/wrk/counter.lua records every status
@@ -33,7 +34,7 @@
 # are kept, default BUILD/bench/chain_load).
 case ${1:-} in
 -h | --help)
-    sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
 -*)
@@ -219,41 +220,53 @@ chain_run() {
     chain_down
 }
 
-# floor_run: the library floor (bench/floor/), 3 rounds like the ceiling:
-# wrk -> floor_proxy -> floor_upstream, libmicrohttpd and libcurl's multi
-# interface built as kcard's front is, doing nothing else. What the chain
-# could reach with the libraries issue 9 prescribes, were its own work free.
+# floor_run plain|tls: the library floor (bench/floor/), 3 rounds like the
+# ceiling: wrk -> floor_proxy -> floor_upstream, libmicrohttpd and libcurl's
+# multi interface built as kcard's front is, doing nothing else. What the
+# chain could reach with the libraries issue 9 prescribes, were its own work
+# free. tls: both hops over TLS with the chain's certificates, as chain_tls.
 floor_run() {
     if [ ! -x "$BUILD/bench/floor_proxy" ] || [ ! -x "$BUILD/bench/floor_upstream" ]; then
-        note "floor: $BUILD/bench/floor_proxy or floor_upstream is not built (make bench builds them); not measured"
+        note "floor_$1: $BUILD/bench/floor_proxy or floor_upstream is not built (make bench builds them); not measured"
         return 0
     fi
+    _fname=floor_$1
+    _fscheme=http
+    _fup_tls=""
+    _fpx_tls=""
+    if [ "$1" = tls ]; then
+        _fscheme=https
+        _fup_tls="--tls-certfile $TLS/k_server.crt --tls-keyfile $TLS/k_server.key"
+        _fpx_tls="--tls-certfile $TLS/k_proxy.crt --tls-keyfile $TLS/k_proxy.key --ca-file $TLS/ca.crt"
+    fi
     _fd=$(mktemp -d "$E2E_TMP/floor.XXXXXX") || return 0
-    "$BUILD/bench/floor_upstream" --port 0 --port-file "$_fd/up.port" 2>>"$_fd/up.log" &
+    # shellcheck disable=SC2086
+    "$BUILD/bench/floor_upstream" --port 0 --port-file "$_fd/up.port" $_fup_tls 2>>"$_fd/up.log" &
     _up_pid=$!
     _E2E_PIDS="$_E2E_PIDS $_up_pid"
     if ! _wait_port_file "$_fd/up.port" "$_up_pid"; then
-        note "floor: floor_upstream did not start; not measured"
+        note "$_fname: floor_upstream did not start; not measured: $(head -c 300 "$_fd/up.log")"
         stop_pid "$_up_pid"
         return 0
     fi
-    "$BUILD/bench/floor_proxy" --port 0 --port-file "$_fd/px.port" \
-        --upstream "http://127.0.0.1:$(cat "$_fd/up.port")/counter/next" 2>>"$_fd/px.log" &
+    # shellcheck disable=SC2086
+    "$BUILD/bench/floor_proxy" --port 0 --port-file "$_fd/px.port" $_fpx_tls \
+        --upstream "$_fscheme://127.0.0.1:$(cat "$_fd/up.port")/counter/next" 2>>"$_fd/px.log" &
     _px_pid=$!
     _E2E_PIDS="$_E2E_PIDS $_px_pid"
     if _wait_port_file "$_fd/px.port" "$_px_pid"; then
-        echo "== floor_plain: 3 rounds of wrk -t2 -c32 -d${NGINX_ROUND}s through floor_proxy -> floor_upstream (libmicrohttpd + libcurl multi alone)"
+        echo "== $_fname: 3 rounds of wrk -t2 -c32 -d${NGINX_ROUND}s through floor_proxy -> floor_upstream over $_fscheme (libmicrohttpd + libcurl multi alone)"
         TOKEN=""
         VALUES=""
         WRK_PATH=""
         WRK_BODY=""
         for _round in 1 2 3; do
-            run_wrk "floor_plain.r$_round" "http://127.0.0.1:$(cat "$_fd/px.port")/resource/counter" \
+            run_wrk "$_fname.r$_round" "$_fscheme://127.0.0.1:$(cat "$_fd/px.port")/resource/counter" \
                 "$NGINX_ROUND" 32 --pid "floor_proxy=$_px_pid" --pid "floor_upstream=$_up_pid"
-            grep -h 'Requests/sec' "$R/floor_plain.r$_round.wrk" | sed 's/^/  /'
+            grep -h 'Requests/sec' "$R/$_fname.r$_round.wrk" | sed 's/^/  /'
         done
     else
-        note "floor: floor_proxy did not start; not measured"
+        note "$_fname: floor_proxy did not start; not measured: $(head -c 300 "$_fd/px.log")"
     fi
     stop_pid "$_px_pid"
     stop_pid "$_up_pid"
@@ -317,7 +330,7 @@ for mode in plain tls; do
             done
         fi
     fi
-    [ "$mode" = plain ] && floor_run
+    floor_run "$mode"
     if [ "$mode" = tls ]; then chain_run chain_tls https; else chain_run chain_plain http; fi
 done
 stop_nginx

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -36,6 +37,58 @@ static int text(const char *prog, const char *name, const char *v, const char **
     return 0;
 }
 
+/* path's whole contents, NUL-terminated (libmicrohttpd takes PEM as a
+ * string); NULL (said on stderr) when unreadable, empty or over 256 KiB. */
+static char *read_pem(const char *prog, const char *path)
+{
+    enum { PEM_MAX = 256 * 1024 };
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "%s: cannot open %s: %s\n", prog, path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(PEM_MAX + 1);
+    size_t n = buf != NULL ? fread(buf, 1, PEM_MAX + 1, f) : 0;
+    bool bad = buf == NULL || ferror(f) || n == 0 || n > PEM_MAX;
+    fclose(f);
+    if (bad) {
+        fprintf(stderr, "%s: %s is %s\n", prog, path,
+                buf == NULL ? "not readable (out of memory)"
+                : n == 0    ? "empty or unreadable"
+                            : "over 256 KiB: not a PEM file");
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+void floor_free_options(struct floor_options *o)
+{
+    free(o->cert_pem);
+    free(o->key_pem);
+    o->cert_pem = o->key_pem = NULL;
+}
+
+static int check_upstream(const char *prog, const struct floor_options *o)
+{
+    if (o->upstream == NULL) {
+        fprintf(stderr, "%s: --upstream URL is required\n", prog);
+        return -1;
+    }
+    bool https = strncmp(o->upstream, "https://", 8) == 0;
+    if (!https && strncmp(o->upstream, "http://", 7) != 0) {
+        fprintf(stderr, "%s: --upstream must be an http:// or https:// URL, not '%s'\n", prog,
+                o->upstream);
+        return -1;
+    }
+    if (https && o->ca_file == NULL) {
+        fprintf(stderr, "%s: an https:// upstream needs --ca-file (its CA certificate)\n", prog);
+        return -1;
+    }
+    return 0;
+}
+
 int floor_parse_args(const char *prog, void (*usage)(FILE *), bool want_upstream, int argc,
                      char **argv, struct floor_options *o)
 {
@@ -55,6 +108,12 @@ int floor_parse_args(const char *prog, void (*usage)(FILE *), bool want_upstream
             rc = text(prog, a, v, &o->port_file);
         } else if (want_upstream && strcmp(a, "--upstream") == 0) {
             rc = text(prog, a, v, &o->upstream);
+        } else if (want_upstream && strcmp(a, "--ca-file") == 0) {
+            rc = text(prog, a, v, &o->ca_file);
+        } else if (strcmp(a, "--tls-certfile") == 0) {
+            rc = text(prog, a, v, &o->tls_cert);
+        } else if (strcmp(a, "--tls-keyfile") == 0) {
+            rc = text(prog, a, v, &o->tls_key);
         } else {
             fprintf(stderr, "%s: unknown option '%s'\n", prog, a);
             usage(stderr);
@@ -64,14 +123,18 @@ int floor_parse_args(const char *prog, void (*usage)(FILE *), bool want_upstream
             return -1;
         i++;
     }
-    if (!want_upstream)
-        return 0;
-    if (o->upstream == NULL) {
-        fprintf(stderr, "%s: --upstream URL is required\n", prog);
+    if (want_upstream && check_upstream(prog, o) != 0)
+        return -1;
+    if ((o->tls_cert == NULL) != (o->tls_key == NULL)) {
+        fprintf(stderr, "%s: --tls-certfile and --tls-keyfile go together\n", prog);
         return -1;
     }
-    if (strncmp(o->upstream, "http://", 7) != 0) {
-        fprintf(stderr, "%s: --upstream must be an http:// URL, not '%s'\n", prog, o->upstream);
+    if (o->tls_cert == NULL)
+        return 0;
+    o->cert_pem = read_pem(prog, o->tls_cert);
+    o->key_pem = o->cert_pem != NULL ? read_pem(prog, o->tls_key) : NULL;
+    if (o->key_pem == NULL) {
+        floor_free_options(o);
         return -1;
     }
     return 0;

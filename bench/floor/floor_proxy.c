@@ -64,6 +64,7 @@ struct worker {
     struct MHD_Daemon *daemon;
     CURLM *multi;
     const char *upstream;
+    const char *ca_file;        /* NULL: a plain upstream */
     long long curl_deadline_ms; /* -1: curl wants no timeout */
     struct conn_state *free_states;
     struct transfer *free_transfers;
@@ -72,11 +73,14 @@ struct worker {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: floor_proxy --upstream URL [--port N] [--port-file PATH] [--threads N]\n"
+    fprintf(f, "usage: floor_proxy --upstream URL [--ca-file PATH] [--port N] [--port-file PATH]\n"
+               "                   [--threads N] [--tls-certfile PATH --tls-keyfile PATH]\n"
                "  --upstream URL   where every request is POSTed (e.g. http://127.0.0.1:P/x)\n"
+               "  --ca-file PATH   the CA that signed an https:// upstream's certificate\n"
                "  --port N         TCP port on 127.0.0.1 (0 = any; default 0)\n"
                "  --port-file PATH write the bound port and a newline to PATH\n"
                "  --threads N      event-loop threads (default: online CPUs)\n"
+               "  --tls-certfile PATH, --tls-keyfile PATH  serve HTTPS with this PEM pair\n"
                "Answers with the upstream's status and body; stops on SIGTERM/SIGINT.\n");
 }
 
@@ -151,7 +155,8 @@ static struct transfer *transfer_new(struct worker *w)
         curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t) != CURLE_OK ||
         curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
         curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, UPSTREAM_TIMEOUT_MS) != CURLE_OK ||
-        curl_easy_setopt(t->easy, CURLOPT_PROXY, "") != CURLE_OK) {
+        curl_easy_setopt(t->easy, CURLOPT_PROXY, "") != CURLE_OK ||
+        (w->ca_file != NULL && curl_easy_setopt(t->easy, CURLOPT_CAINFO, w->ca_file) != CURLE_OK)) {
         curl_easy_cleanup(t->easy);
         free(t);
         return NULL;
@@ -479,13 +484,20 @@ static void *worker_main(void *arg)
     }
 }
 
-static int worker_init(struct worker *w, int listen_fd, int stop_fd, const char *upstream)
+static int worker_init(struct worker *w, int listen_fd, int stop_fd, const struct floor_options *o)
 {
     const union MHD_DaemonInfo *info;
+    /* as the chain's services serve HTTPS: libmicrohttpd's TLS, PEM in memory */
+    struct MHD_OptionItem tls[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, o->cert_pem},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, o->key_pem},
+        {MHD_OPTION_END, 0, NULL},
+    };
 
     w->epfd = -1;
     w->stop_fd = stop_fd;
-    w->upstream = upstream;
+    w->upstream = o->upstream;
+    w->ca_file = o->ca_file;
     w->curl_deadline_ms = -1;
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (w->epfd < 0) {
@@ -493,9 +505,11 @@ static int worker_init(struct worker *w, int listen_fd, int stop_fd, const char 
         return -1;
     }
     w->daemon =
-        MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL,
-                         NULL, on_request, w, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd,
-                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, w, MHD_OPTION_END);
+        MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+                             (o->cert_pem != NULL ? MHD_USE_TLS : 0),
+                         0, NULL, NULL, on_request, w, MHD_OPTION_LISTEN_SOCKET,
+                         (MHD_socket)listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
+                         MHD_OPTION_ARRAY, o->cert_pem != NULL ? tls : tls + 2, MHD_OPTION_END);
     if (w->daemon == NULL) {
         fprintf(stderr, "floor_proxy: cannot start a libmicrohttpd daemon\n");
         return -1;
@@ -578,13 +592,13 @@ static void worker_fini(struct worker *w)
         close(w->epfd);
 }
 
-static int start_workers(struct worker *ws, unsigned n, int listen_fd, int stop_fd,
-                         const char *upstream)
+static int start_workers(struct worker *ws, const struct floor_options *o, int listen_fd,
+                         int stop_fd)
 {
-    for (unsigned i = 0; i < n; i++)
-        if (worker_init(&ws[i], listen_fd, stop_fd, upstream) != 0)
+    for (unsigned i = 0; i < o->threads; i++)
+        if (worker_init(&ws[i], listen_fd, stop_fd, o) != 0)
             return -1;
-    for (unsigned i = 0; i < n; i++) {
+    for (unsigned i = 0; i < o->threads; i++) {
         int rc = pthread_create(&ws[i].thread, NULL, worker_main, &ws[i]);
 
         if (rc != 0) {
@@ -605,7 +619,7 @@ static int run(const struct floor_options *o, struct worker *ws, int listen_fd, 
 
     if (floor_block_stop_signals("floor_proxy", &set) != 0)
         return -1;
-    if (start_workers(ws, o->threads, listen_fd, stop_fd, o->upstream) != 0)
+    if (start_workers(ws, o, listen_fd, stop_fd) != 0)
         return -1;
     if (o->port_file != NULL && floor_write_port_file("floor_proxy", o->port_file, port) != 0)
         return -1;
@@ -631,6 +645,7 @@ int main(int argc, char **argv)
         return rc > 0 ? EXIT_SUCCESS : 2;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "floor_proxy: curl_global_init failed\n");
+        floor_free_options(&o);
         return EXIT_FAILURE;
     }
     ws = calloc(o.threads, sizeof(*ws));
@@ -662,5 +677,6 @@ int main(int argc, char **argv)
     if (listen_fd >= 0)
         close(listen_fd);
     curl_global_cleanup();
+    floor_free_options(&o);
     return status;
 }

@@ -28,6 +28,7 @@ static void usage(FILE *f)
                "  --port N         TCP port on 127.0.0.1 (0 = any; default 0)\n"
                "  --port-file PATH write the bound port and a newline to PATH\n"
                "  --threads N      MHD thread pool size (default: online CPUs)\n"
+               "  --tls-certfile PATH, --tls-keyfile PATH  serve HTTPS with this PEM pair\n"
                "Answers every request 200 {\"counter\":1}; stops on SIGTERM/SIGINT.\n");
 }
 
@@ -75,15 +76,23 @@ static struct MHD_Daemon *start_daemon(const struct floor_options *o,
                                        const struct sockaddr_in *addr,
                                        struct MHD_Response *response)
 {
-    const unsigned int flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    const unsigned int flags =
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | (o->cert_pem != NULL ? MHD_USE_TLS : 0);
     const struct sockaddr *sa = (const struct sockaddr *)addr;
+    struct MHD_OptionItem tls[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, o->cert_pem},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, o->key_pem},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    struct MHD_OptionItem *tls_opts = o->cert_pem != NULL ? tls : tls + 2;
 
     if (o->threads <= 1)
         return MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, on_request, response,
-                                MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_END);
+                                MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_ARRAY, tls_opts,
+                                MHD_OPTION_END);
     return MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, on_request, response,
                             MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_THREAD_POOL_SIZE,
-                            (unsigned int)o->threads, MHD_OPTION_END);
+                            (unsigned int)o->threads, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
 }
 
 static int wait_for_stop(const sigset_t *set)
@@ -98,19 +107,16 @@ static int wait_for_stop(const sigset_t *set)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* Serves until SIGTERM/SIGINT: EXIT_SUCCESS or EXIT_FAILURE. */
+static int serve(const struct floor_options *o)
 {
-    struct floor_options o;
     struct sockaddr_in addr;
     struct MHD_Response *response;
     struct MHD_Daemon *d;
     const union MHD_DaemonInfo *info;
     sigset_t set;
-    int rc = floor_parse_args("floor_upstream", usage, false, argc, argv, &o);
     int status = EXIT_SUCCESS;
 
-    if (rc != 0)
-        return rc > 0 ? EXIT_SUCCESS : 2;
     if (floor_block_stop_signals("floor_upstream", &set) != 0)
         return EXIT_FAILURE;
     response = make_response();
@@ -119,11 +125,11 @@ int main(int argc, char **argv)
 
     memset(&addr, 0, sizeof(addr));
     addr.sin_family = AF_INET;
-    addr.sin_port = htons((uint16_t)o.port);
+    addr.sin_port = htons((uint16_t)o->port);
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    d = start_daemon(&o, &addr, response);
+    d = start_daemon(o, &addr, response);
     if (d == NULL) {
-        fprintf(stderr, "floor_upstream: cannot start libmicrohttpd on 127.0.0.1:%u\n", o.port);
+        fprintf(stderr, "floor_upstream: cannot start libmicrohttpd on 127.0.0.1:%u\n", o->port);
         MHD_destroy_response(response);
         return EXIT_FAILURE;
     }
@@ -131,8 +137,8 @@ int main(int argc, char **argv)
     if (info == NULL || info->port == 0) {
         fprintf(stderr, "floor_upstream: cannot read the bound port\n");
         status = EXIT_FAILURE;
-    } else if (o.port_file != NULL &&
-               floor_write_port_file("floor_upstream", o.port_file, info->port) != 0) {
+    } else if (o->port_file != NULL &&
+               floor_write_port_file("floor_upstream", o->port_file, info->port) != 0) {
         status = EXIT_FAILURE;
     } else if (wait_for_stop(&set) != 0) {
         status = EXIT_FAILURE;
@@ -140,4 +146,16 @@ int main(int argc, char **argv)
     MHD_stop_daemon(d);
     MHD_destroy_response(response);
     return status;
+}
+
+int main(int argc, char **argv)
+{
+    struct floor_options o;
+    int rc = floor_parse_args("floor_upstream", usage, false, argc, argv, &o);
+
+    if (rc != 0)
+        return rc > 0 ? EXIT_SUCCESS : 2;
+    rc = serve(&o);
+    floor_free_options(&o);
+    return rc;
 }

@@ -3,7 +3,9 @@
 # bench asks of it, so that its figures measure a working proxy: floor_proxy
 # forwards to floor_upstream and hands back its status and body, every answer
 # of a burst over kept-alive connections is 200, an upstream that is gone
-# gives 502 (not a hang), and both stop on SIGTERM.
+# gives 502 (not a hang), and both stop on SIGTERM. With TLS on both hops
+# (floor_tls) the proxy verifies the upstream: a wrong CA is a 502, and bad
+# TLS options are refused at start with exit 2.
 . "$(dirname "$0")/lib.sh"
 trap cleanup EXIT
 trap 'exit 1' INT TERM
@@ -71,4 +73,55 @@ check "floor_proxy stops on SIGTERM within 3 s" sh -c "! kill -0 $PX_PID 2>/dev/
 wait "$PX_PID" 2>/dev/null
 rc=$?
 check "floor_proxy exits 0 on SIGTERM (got $rc)" test "$rc" -eq 0
+
+# ---- floor_tls: both hops over TLS, with the chain's certificates
+TLSD="$D/tls"
+mkdir -p "$TLSD"
+sh fixtures/tls/gen.sh "$TLSD" >"$D/gen.log" 2>&1
+"$UP" --port 0 --port-file "$D/tup.port" --threads 2 \
+    --tls-certfile "$TLSD/k_server.crt" --tls-keyfile "$TLSD/k_server.key" 2>"$D/tup.log" &
+TUP_PID=$!
+_E2E_PIDS="$_E2E_PIDS $TUP_PID"
+check "floor_upstream starts with TLS" _wait_port_file "$D/tup.port" "$TUP_PID"
+TUP_PORT=$(cat "$D/tup.port" 2>/dev/null)
+body=$(curl -sS -m 5 --cacert "$TLSD/ca.crt" -X POST "https://127.0.0.1:$TUP_PORT/counter/next" 2>&1)
+check "floor_upstream answers over TLS (got: $body)" test "$body" = '{"counter":1}'
+
+# start_tls_proxy NAME CA: a TLS floor_proxy to the TLS upstream, verified against CA
+start_tls_proxy() {
+    "$PX" --port 0 --port-file "$D/$1.port" --threads 1 \
+        --tls-certfile "$TLSD/k_proxy.crt" --tls-keyfile "$TLSD/k_proxy.key" --ca-file "$2" \
+        --upstream "https://127.0.0.1:$TUP_PORT/counter/next" 2>"$D/$1.log" &
+    _tpx=$!
+    _E2E_PIDS="$_E2E_PIDS $_tpx"
+    _wait_port_file "$D/$1.port" "$_tpx"
+}
+check "floor_proxy starts with TLS on both hops" start_tls_proxy tpx "$TLSD/ca.crt"
+TPX_PID=$_tpx
+out=$(curl -sS -m 5 --cacert "$TLSD/ca.crt" -o "$D/tls.body" -w '%{http_code}' -X POST \
+    "https://127.0.0.1:$(cat "$D/tpx.port")/resource/counter" 2>&1)
+check "floor_proxy forwards over TLS both ways: HTTP '$out', body '$(cat "$D/tls.body" 2>/dev/null)'" \
+    sh -c "test '$out' = 200 && test \"\$(cat '$D/tls.body')\" = '{\"counter\":1}'"
+# an upstream certificate the given CA did not sign: refused, so 502
+check "floor_proxy starts with a CA that did not sign the upstream" start_tls_proxy wrongca \
+    "$TLSD/k_proxy.crt"
+code=$(curl -sS -m 10 --cacert "$TLSD/ca.crt" -o /dev/null -w '%{http_code}' -X POST \
+    "https://127.0.0.1:$(cat "$D/wrongca.port")/resource/counter" 2>/dev/null)
+check "an upstream certificate the CA did not sign gives 502 (got $code)" test "$code" = 502
+stop_pid "$_tpx"
+stop_pid "$TPX_PID"
+stop_pid "$TUP_PID"
+
+# bad TLS options: exit 2 with the reason, before serving anything
+: >"$D/empty.pem"
+RUN_TOOL=$PX
+run "an https:// upstream without --ca-file: exit 2" 2 --upstream "https://127.0.0.1:1/x"
+grep_err "the missing --ca-file is named" "needs --ca-file"
+RUN_TOOL=$UP
+run "--tls-certfile without --tls-keyfile: exit 2" 2 --tls-certfile "$TLSD/k_server.crt"
+grep_err "the pairing is named" "go together"
+run "an empty certificate file: exit 2" 2 --tls-certfile "$D/empty.pem" --tls-keyfile "$TLSD/k_server.key"
+grep_err "the empty file is named" "empty.pem is empty"
+run "a missing certificate file: exit 2" 2 --tls-certfile "$D/missing.pem" --tls-keyfile "$TLSD/k_server.key"
+grep_err "the missing file is named" "cannot open $D/missing.pem"
 finish

@@ -395,6 +395,69 @@ static void line_ms(struct conn_state *st, double secs)
     line_append(frac, sizeof(frac), st);
 }
 
+/* True when s is printable ASCII with nothing to escape: such a string is
+ * its own JSON text between quotes. */
+static bool plain_ascii(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (s[i] < 0x20 || s[i] >= 0x7f || s[i] == '"' || s[i] == '\\')
+            return false;
+    return true;
+}
+
+/* ,"key":value for the members a request line carries (session refs,
+ * counter values, names): integers and plain ASCII strings written as they
+ * are, since jansson's dump of a small object costs more than the rest of
+ * the line. False when something else is met (real, UTF-8, nested): the
+ * caller then has jansson write them all. */
+static bool line_extra_plain(struct conn_state *st, json_t *extra)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach(extra, key, value)
+    {
+        if (!plain_ascii(key, strlen(key)))
+            return false;
+        if (json_is_integer(value)) {
+            json_int_t n = json_integer_value(value);
+            line_append(",\"", 2, st);
+            line_str(st, key);
+            line_append("\":", 2, st);
+            if (n < 0)
+                line_append("-", 1, st);
+            line_uint(st, n < 0 ? (uint64_t)0 - (uint64_t)n : (uint64_t)n);
+        } else if (json_is_string(value) &&
+                   plain_ascii(json_string_value(value), json_string_length(value))) {
+            line_append(",\"", 2, st);
+            line_str(st, key);
+            line_append("\":\"", 3, st);
+            line_append(json_string_value(value), json_string_length(value), st);
+            line_append("\"", 1, st);
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The handler's members after the fixed ones (the line's '}' follows). */
+static void line_extra(struct conn_state *st, json_t *extra)
+{
+    size_t mark = st->line_len;
+    if (line_extra_plain(st, extra))
+        return;
+    st->line_len = mark;
+    if (json_dump_callback(extra, line_append, st,
+                           JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) == 0 &&
+        st->line_len > mark + 2) {
+        /* the object's '{' becomes the separator; its '}' is dropped for the line's */
+        st->line[mark] = ',';
+        st->line_len--;
+    } else {
+        st->line_len = mark;
+    }
+}
+
 /* True when a handler's log fields name one of the fixed ones (which win). */
 static bool names_fixed_key(json_t *extra)
 {
@@ -439,19 +502,9 @@ static void log_request(struct conn_state *st, int status, double secs, json_t *
         if (names_fixed_key(extra))
             for (size_t i = 0; i < sizeof(fixed_log_keys) / sizeof(fixed_log_keys[0]); i++)
                 json_object_del(extra, fixed_log_keys[i]);
-        size_t mark = st->line_len;
-        if (json_object_size(extra) > 0 &&
-            json_dump_callback(extra, line_append, st,
-                               JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) == 0 &&
-            st->line_len > mark + 2) {
-            st->line[mark] = ','; /* the object's '{' becomes the separator, its '}' the line's */
-        } else {
-            st->line_len = mark;
-            line_str(st, "}");
-        }
-    } else {
-        line_str(st, "}");
+        line_extra(st, extra);
     }
+    line_str(st, "}");
     if (st->line != NULL)
         ksvc_log_text(st->line, st->line_len);
 }

@@ -31,7 +31,16 @@ static void handler(void *ctx, const struct ksvc_request *req, struct ksvc_respo
         ksvc_log_field(resp, "ms", json_integer(-1));
         ksvc_log_field(resp, "remote", json_string("10.9.9.9"));
     }
+    if (strcmp(req->path, "/mixed") == 0) {
+        /* what is not an integer or plain ASCII goes through jansson */
+        ksvc_log_field(resp, "name", json_string("Jos\xc3\xa9 \"q\" \\"));
+        ksvc_log_field(resp, "took", json_real(1.5));
+        ksvc_log_field(resp, "nested", json_pack("{s:i}", "a", 1));
+    }
     ksvc_log_field(resp, "note", json_integer(7));
+    ksvc_log_field(resp, "ref", json_string("abcDEF_-123"));
+    ksvc_log_field(resp, "big", json_integer(INT64_MAX));
+    ksvc_log_field(resp, "neg", json_integer(INT64_MIN));
     ksvc_reply(resp, 201, json_pack("{s:b}", "ok", 1));
 }
 
@@ -105,6 +114,7 @@ static void test_request_log_line(void **state)
     int port = ksvc_server_port(s);
     int plain = post(port, "/plain", "{\"a\":1}");
     int forged = post(port, "/forge", "{}");
+    int mixed = post(port, "/mixed", "{}");
     ksvc_server_stop(s);
     ksvc_log_flush(5000);
     fflush(stderr);
@@ -112,6 +122,7 @@ static void test_request_log_line(void **state)
     close(saved);
     assert_int_equal(plain, 201);
     assert_int_equal(forged, 201);
+    assert_int_equal(mixed, 201);
 
     char raw[2048];
     json_t *j = line_of(log_path, "/plain", raw, sizeof(raw));
@@ -119,6 +130,9 @@ static void test_request_log_line(void **state)
     assert_int_equal(json_integer_value(json_object_get(j, "bytes_in")), 7);
     assert_string_equal(json_string_value(json_object_get(j, "remote")), "127.0.0.1");
     assert_int_equal(json_integer_value(json_object_get(j, "note")), 7);
+    assert_string_equal(json_string_value(json_object_get(j, "ref")), "abcDEF_-123");
+    assert_true(json_integer_value(json_object_get(j, "big")) == INT64_MAX);
+    assert_true(json_integer_value(json_object_get(j, "neg")) == INT64_MIN);
     assert_true(json_is_real(json_object_get(j, "ms")));
     assert_true(json_real_value(json_object_get(j, "ms")) >= 0.0);
     /* three decimals, as "ms":0.123 */
@@ -136,6 +150,16 @@ static void test_request_log_line(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "remote")), "127.0.0.1");
     assert_int_equal(json_integer_value(json_object_get(j, "bytes_in")), 2);
     assert_int_equal(json_integer_value(json_object_get(j, "note")), 7);
+    json_decref(j);
+
+    /* UTF-8, quotes, a real and an object: the same values come back */
+    j = line_of(log_path, "/mixed", raw, sizeof(raw));
+    assert_string_equal(json_string_value(json_object_get(j, "name")), "Jos\xc3\xa9 \"q\" \\");
+    assert_true(json_real_value(json_object_get(j, "took")) == 1.5);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "nested"), "a")), 1);
+    assert_string_equal(json_string_value(json_object_get(j, "ref")), "abcDEF_-123");
+    assert_true(json_integer_value(json_object_get(j, "neg")) == INT64_MIN);
+    assert_int_equal(json_integer_value(json_object_get(j, "status")), 201);
     json_decref(j);
     close(log_fd);
     unlink(log_path);

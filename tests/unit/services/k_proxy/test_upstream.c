@@ -328,16 +328,19 @@ static enum MHD_Result stub_handler(void *cls, struct MHD_Connection *c, const c
 {
     (void)version;
     (void)upload_data;
-    static int started;
+    static int started, with_body; /* markers of the request's state in *con_cls */
     struct stub *st = cls;
     if (*con_cls == NULL) {
         *con_cls = &started;
         return MHD_YES;
     }
-    if (*upload_size > 0) { /* the body is "{}" */
+    if (*upload_size > 0) { /* k_proxy sends no body: one is refused below */
+        *con_cls = &with_body;
         *upload_size = 0;
         return MHD_YES;
     }
+    if (*con_cls == &with_body)
+        return stub_reply(c, 400, json_pack("{s:s}", "error", "unexpected_body"));
     int delay = atomic_load(&st->delay_ms);
     if (delay > 0)
         usleep((useconds_t)delay * 1000);
@@ -348,8 +351,8 @@ static enum MHD_Result stub_handler(void *cls, struct MHD_Connection *c, const c
         return stub_reply(c, 500, json_pack("{s:s}", "error", "internal"));
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
     struct ksvc_upstream_auth a;
-    enum ksvc_upstream_verdict v = ksvc_upstream_verify(st->key, st->table, h, "POST",
-                                                        "/counter/next", "{}", 2, time(NULL), &a);
+    enum ksvc_upstream_verdict v =
+        ksvc_upstream_verify(st->key, st->table, h, "POST", "/counter/next", "", 0, time(NULL), &a);
     if (v != KSVC_UPSTREAM_OK) {
         pthread_mutex_lock(&st->lock);
         st->refused_replayed += v == KSVC_UPSTREAM_REPLAYED;

@@ -673,6 +673,18 @@ def cmd_report(args):
     def row(target, figure, ratio_s, met):
         rows.append((target, figure, ratio_s, "n/a" if met is None else ("MET" if met else "MISSED")))
 
+    def ceiling_rounds(run):
+        """An info row: each ceiling round's req/s, before and after the chain run (r4, r5)."""
+        got = [(n, W[n]["rps2xx"]) for n in listed if n.startswith(run + ".r") and W.get(n) and W[n].get("ok")]
+        if len(got) < 2:
+            return
+        before = [v for n, v in got if n[len(run) + 2:] in ("1", "2", "3")]
+        after = [v for n, v in got if n[len(run) + 2:] not in ("1", "2", "3")]
+        vals = [v for _, v in got]
+        row("%s rounds, before / after the chain (info)" % run,
+            "%s / %s" % (", ".join("%.0f" % v for v in before) or "-", ", ".join("%.0f" % v for v in after) or "-"),
+            "%.2fx" % (max(vals) / min(vals)) if min(vals) > 0 else "", None)
+
     # 1. plain, 60 s: every response 2xx, values unique and gap-free, >= 0.5x nginx
     cp, w = rps("chain_plain"), W.get("chain_plain")
     r = ratio(cp, rps("nginx_plain"))
@@ -686,6 +698,7 @@ def cmd_report(args):
         "", None if not v else bool(v.get("ok")) and w is not None and v.get("n") == w.get("ok2xx"))
     row("plain req/s >= 0.5x nginx", "%s vs %s" % (fmt(cp, "%.0f"), fmt(rps("nginx_plain"), "%.0f")),
         fmt(r, "%.3fx"), None if r is None else r >= 0.5)
+    ceiling_rounds("nginx_plain")
     a, b = p("chain_plain", "p99_us"), p("nginx_plain", "p99_us")
     row("plain p50 / p99 (info)", "%s / %s vs %s / %s ms" % (
         fmt(p("chain_plain", "p50_us"), "%.2f"), fmt(a, "%.2f"), fmt(p("nginx_plain", "p50_us"), "%.2f"),
@@ -695,6 +708,7 @@ def cmd_report(args):
     r = ratio(ct, rps("nginx_tls"))
     row("TLS req/s >= 0.5x nginx TLS", "%s vs %s" % (fmt(ct, "%.0f"), fmt(rps("nginx_tls"), "%.0f")),
         fmt(r, "%.3fx"), None if r is None else r >= 0.5)
+    ceiling_rounds("nginx_tls")
     a, b = p("chain_tls", "p99_us"), p("nginx_tls", "p99_us")
     r = ratio(a, b)
     row("TLS p99 <= 4x nginx TLS p99", "%s vs %s ms" % (fmt(a, "%.2f"), fmt(b, "%.2f")),

@@ -8,7 +8,8 @@
 #   nginx ceiling   nginx (Debian) in a temporary prefix on loopback: a trivial
 #                   upstream answering {"counter":1}, nginx proxying to it with
 #                   keepalive, plain, with TLS in front (fixtures/tls/gen.sh),
-#                   and with TLS on both hops (nginx_tls2, like for like)
+#                   and with TLS on both hops (nginx_tls2, like for like);
+#                   3 rounds before each chain run and 2 after it (the median)
 #   library floor   bench/floor/: libmicrohttpd + libcurl multi in the chain's
 #                   shape doing nothing else, plain and with TLS on both hops
 #                   (floor_plain, floor_tls, 3 rounds each)
@@ -28,13 +29,13 @@
 #                   at k_proxy while 10 counter calls from 127.0.0.1 are timed
 #
 # Environment: BENCH_SECONDS (each chain run, default 60), BENCH_NGINX_SECONDS
-# (each nginx run, 3 rounds in all, default the smaller of BENCH_SECONDS and 21),
+# (3 nginx rounds' worth, each round a third of it; default the smaller of BENCH_SECONDS and 21),
 # BENCH_LOGIN_SECONDS (default 5), BENCH_CR_REQUESTS (default 20000),
 # BENCH_TRICKLE_CONNS (default 10000), BENCH_RESULTS (where the raw results
 # are kept, default BUILD/bench/chain_load).
 case ${1:-} in
 -h | --help)
-    sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
 -*)
@@ -65,7 +66,8 @@ BT=bench/benchtool.py
 # k_proxy's per-user and per-address login limits (issue 10) would measure
 # the limiter instead, so they are off for the bench
 KP_BENCH_OPTS="--login-limit-user 0 --login-limit-address 0"
-# the ceiling: the median of 3 rounds (other work on the machine comes and goes)
+# the ceiling: the median of 5 rounds, 3 before the chain run and 2 after
+# it (other work on the machine comes and goes, and its speed drifts)
 NGINX_ROUND=$(((NGINX_SECS + 2) / 3))
 rm -rf "$R"
 mkdir -p "$R" || exit 1
@@ -302,24 +304,32 @@ start_vcard --presence yes || {
     "$PY" "$BT" report "$R"
     exit 0
 }
+# nginx_rounds plain|tls FIRST LAST WHEN: ceiling rounds FIRST..LAST (the
+# ones after the chain run continue the numbering: the median takes all)
+nginx_rounds() {
+    _port=$NG_PLAIN
+    _scheme=http
+    if [ "$1" = tls ]; then
+        _port=$NG_TLS
+        _scheme=https
+    fi
+    echo "== nginx_$1: rounds $2-$3 of wrk -t2 -c32 -d${NGINX_ROUND}s through nginx -> nginx upstream over $_scheme (the ceiling, $4)"
+    TOKEN=""
+    VALUES=""
+    WRK_PATH=""
+    WRK_BODY=""
+    _round=$2
+    while [ "$_round" -le "$3" ]; do
+        run_wrk "nginx_$1.r$_round" "$_scheme://127.0.0.1:$_port/resource/counter" "$NGINX_ROUND" 32 \
+            --tree "nginx=$NG_PID"
+        grep -h 'Requests/sec' "$R/nginx_$1.r$_round.wrk" | sed 's/^/  /'
+        _round=$((_round + 1))
+    done
+}
+
 for mode in plain tls; do
     if [ "$HAVE_NGINX" -eq 1 ]; then
-        _port=$NG_PLAIN
-        _scheme=http
-        if [ "$mode" = tls ]; then
-            _port=$NG_TLS
-            _scheme=https
-        fi
-        echo "== nginx_$mode: 3 rounds of wrk -t2 -c32 -d${NGINX_ROUND}s through nginx -> nginx upstream over $_scheme (the ceiling)"
-        TOKEN=""
-        VALUES=""
-        WRK_PATH=""
-        WRK_BODY=""
-        for _round in 1 2 3; do
-            run_wrk "nginx_$mode.r$_round" "$_scheme://127.0.0.1:$_port/resource/counter" "$NGINX_ROUND" 32 \
-                --tree "nginx=$NG_PID"
-            grep -h 'Requests/sec' "$R/nginx_$mode.r$_round.wrk" | sed 's/^/  /'
-        done
+        nginx_rounds "$mode" 1 3 "before the chain run"
         if [ "$mode" = tls ]; then
             # like for like with the chain's TLS run, where both hops are TLS
             echo "== nginx_tls2: 3 rounds of wrk -t2 -c32 -d${NGINX_ROUND}s through nginx -> nginx upstream, TLS on both hops"
@@ -332,6 +342,9 @@ for mode in plain tls; do
     fi
     floor_run "$mode"
     if [ "$mode" = tls ]; then chain_run chain_tls https; else chain_run chain_plain http; fi
+    # the machine's speed drifts over a minute (nginx's rounds have ranged
+    # 58k-121k/s in one bench): rounds after the chain run bracket it
+    [ "$HAVE_NGINX" -eq 1 ] && nginx_rounds "$mode" 4 5 "after the chain run"
 done
 stop_nginx
 

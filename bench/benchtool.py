@@ -673,6 +673,32 @@ def cmd_report(args):
     def row(target, figure, ratio_s, met):
         rows.append((target, figure, ratio_s, "n/a" if met is None else ("MET" if met else "MISSED")))
 
+    def vs_row(label, a, b, num, unit, rfmt):
+        """An info row: a against b, and their ratio."""
+        row(label, "%s vs %s%s" % (fmt(a, num), fmt(b, num), unit), fmt(ratio(a, b), rfmt), None)
+
+    def floor_rows(mode, chain_rps):
+        """The library floor's info rows for plain or tls, when it was measured."""
+        floor, nginx, tls = "floor_" + mode, "nginx_" + mode, mode == "tls"
+        if not W.get(floor):
+            return
+        fr = rps(floor)
+        fc, _ = per_req(floor, ("floor_proxy", "floor_upstream"))
+        kc, _ = per_req("chain_" + mode, ("k_proxy", "k_server"))
+        if tls:
+            vs_row("library floor TLS req/s vs nginx TLS (info)", fr, rps(nginx), "%.0f", "", "%.3fx")
+            if W.get("nginx_tls2"):
+                vs_row("library floor TLS req/s vs nginx TLS both hops (info)", fr, rps("nginx_tls2"),
+                       "%.0f", "", "%.3fx")
+            vs_row("chain TLS req/s vs library floor TLS (info)", chain_rps, fr, "%.0f", "", "%.3fx")
+            vs_row("CPU/req chain TLS vs library floor TLS (info)", kc, fc, "%.0f", " µs", "%.2fx")
+        else:
+            vs_row("library floor req/s vs nginx (info)", fr, rps(nginx), "%.0f", "", "%.3fx")
+            vs_row("chain req/s vs library floor (info)", chain_rps, fr, "%.0f", "", "%.3fx")
+            nc, _ = per_req(nginx, ("nginx",))
+            vs_row("CPU/req library floor vs nginx (info)", fc, nc, "%.0f", " µs", "%.2fx")
+            vs_row("CPU/req chain vs library floor (info)", kc, fc, "%.0f", " µs", "%.2fx")
+
     def ceiling_rounds(run):
         """An info row: each ceiling round's req/s, before and after the chain run (r4, r5)."""
         got = [(n, W[n]["rps2xx"]) for n in listed if n.startswith(run + ".r") and W.get(n) and W[n].get("ok")]
@@ -742,35 +768,10 @@ def cmd_report(args):
         nc, _ = per_req("nginx_tls2", ("nginx",))
         row("CPU/req, TLS vs nginx TLS on both hops (info)", "%s vs %s µs" % (fmt(kc, "%.0f"), fmt(nc, "%.0f")),
             fmt(ratio(kc, nc), "%.2fx"), None)
-    # the library floor: libmicrohttpd + libcurl multi doing nothing else
-    if W.get("floor_plain"):
-        fr, nr_ = rps("floor_plain"), rps("nginx_plain")
-        row("library floor req/s vs nginx (info)", "%s vs %s" % (fmt(fr, "%.0f"), fmt(nr_, "%.0f")),
-            fmt(ratio(fr, nr_), "%.3fx"), None)
-        row("chain req/s vs library floor (info)", "%s vs %s" % (fmt(cp, "%.0f"), fmt(fr, "%.0f")),
-            fmt(ratio(cp, fr), "%.3fx"), None)
-        fc, _ = per_req("floor_plain", ("floor_proxy", "floor_upstream"))
-        kc, _ = per_req("chain_plain", ("k_proxy", "k_server"))
-        nc, _ = per_req("nginx_plain", ("nginx",))
-        row("CPU/req library floor vs nginx (info)", "%s vs %s µs" % (fmt(fc, "%.0f"), fmt(nc, "%.0f")),
-            fmt(ratio(fc, nc), "%.2fx"), None)
-        row("CPU/req chain vs library floor (info)", "%s vs %s µs" % (fmt(kc, "%.0f"), fmt(fc, "%.0f")),
-            fmt(ratio(kc, fc), "%.2fx"), None)
-    # the library floor over TLS, both hops, as the chain's TLS run
-    if W.get("floor_tls"):
-        fr, nr_ = rps("floor_tls"), rps("nginx_tls")
-        row("library floor TLS req/s vs nginx TLS (info)", "%s vs %s" % (fmt(fr, "%.0f"), fmt(nr_, "%.0f")),
-            fmt(ratio(fr, nr_), "%.3fx"), None)
-        if W.get("nginx_tls2"):
-            n2 = rps("nginx_tls2")
-            row("library floor TLS req/s vs nginx TLS both hops (info)",
-                "%s vs %s" % (fmt(fr, "%.0f"), fmt(n2, "%.0f")), fmt(ratio(fr, n2), "%.3fx"), None)
-        row("chain TLS req/s vs library floor TLS (info)", "%s vs %s" % (fmt(ct, "%.0f"), fmt(fr, "%.0f")),
-            fmt(ratio(ct, fr), "%.3fx"), None)
-        fc, _ = per_req("floor_tls", ("floor_proxy", "floor_upstream"))
-        kc, _ = per_req("chain_tls", ("k_proxy", "k_server"))
-        row("CPU/req chain TLS vs library floor TLS (info)", "%s vs %s µs" % (fmt(kc, "%.0f"), fmt(fc, "%.0f")),
-            fmt(ratio(kc, fc), "%.2fx"), None)
+    # the library floor: libmicrohttpd + libcurl multi doing nothing else,
+    # plain and with TLS on both hops (as the chain's TLS run)
+    for mode, chain_rps in (("plain", cp), ("tls", ct)):
+        floor_rows(mode, chain_rps)
     # 4. trickle
     if TR:
         worst = TR.get("worst_s")

@@ -304,47 +304,40 @@ start_vcard --presence yes || {
     "$PY" "$BT" report "$R"
     exit 0
 }
-# nginx_rounds plain|tls FIRST LAST WHEN: ceiling rounds FIRST..LAST (the
-# ones after the chain run continue the numbering: the median takes all)
+# nginx_rounds NAME URL FIRST LAST WHAT: ceiling rounds FIRST..LAST of run
+# NAME (rounds after the chain run continue the numbering: the median takes all)
 nginx_rounds() {
-    _port=$NG_PLAIN
-    _scheme=http
-    if [ "$1" = tls ]; then
-        _port=$NG_TLS
-        _scheme=https
-    fi
-    echo "== nginx_$1: rounds $2-$3 of wrk -t2 -c32 -d${NGINX_ROUND}s through nginx -> nginx upstream over $_scheme (the ceiling, $4)"
+    echo "== $1: rounds $3-$4 of wrk -t2 -c32 -d${NGINX_ROUND}s through nginx -> nginx upstream, $5"
     TOKEN=""
     VALUES=""
     WRK_PATH=""
     WRK_BODY=""
-    _round=$2
-    while [ "$_round" -le "$3" ]; do
-        run_wrk "nginx_$1.r$_round" "$_scheme://127.0.0.1:$_port/resource/counter" "$NGINX_ROUND" 32 \
-            --tree "nginx=$NG_PID"
-        grep -h 'Requests/sec' "$R/nginx_$1.r$_round.wrk" | sed 's/^/  /'
+    _round=$3
+    while [ "$_round" -le "$4" ]; do
+        run_wrk "$1.r$_round" "$2" "$NGINX_ROUND" 32 --tree "nginx=$NG_PID"
+        grep -h 'Requests/sec' "$R/$1.r$_round.wrk" | sed 's/^/  /'
         _round=$((_round + 1))
     done
 }
 
 for mode in plain tls; do
+    _ng_url="http://127.0.0.1:$NG_PLAIN/resource/counter"
+    _ng_over="over http"
+    if [ "$mode" = tls ]; then
+        _ng_url="https://127.0.0.1:$NG_TLS/resource/counter"
+        _ng_over="over https"
+    fi
     if [ "$HAVE_NGINX" -eq 1 ]; then
-        nginx_rounds "$mode" 1 3 "before the chain run"
-        if [ "$mode" = tls ]; then
-            # like for like with the chain's TLS run, where both hops are TLS
-            echo "== nginx_tls2: 3 rounds of wrk -t2 -c32 -d${NGINX_ROUND}s through nginx -> nginx upstream, TLS on both hops"
-            for _round in 1 2 3; do
-                run_wrk "nginx_tls2.r$_round" "https://127.0.0.1:$NG_TLS2/resource/counter" "$NGINX_ROUND" 32 \
-                    --tree "nginx=$NG_PID"
-                grep -h 'Requests/sec' "$R/nginx_tls2.r$_round.wrk" | sed 's/^/  /'
-            done
-        fi
+        nginx_rounds "nginx_$mode" "$_ng_url" 1 3 "$_ng_over (the ceiling, before the chain run)"
+        # like for like with the chain's TLS run, where both hops are TLS
+        [ "$mode" = tls ] && nginx_rounds nginx_tls2 "https://127.0.0.1:$NG_TLS2/resource/counter" 1 3 \
+            "TLS on both hops"
     fi
     floor_run "$mode"
     if [ "$mode" = tls ]; then chain_run chain_tls https; else chain_run chain_plain http; fi
     # the machine's speed drifts over a minute (nginx's rounds have ranged
     # 58k-121k/s in one bench): rounds after the chain run bracket it
-    [ "$HAVE_NGINX" -eq 1 ] && nginx_rounds "$mode" 4 5 "after the chain run"
+    [ "$HAVE_NGINX" -eq 1 ] && nginx_rounds "nginx_$mode" "$_ng_url" 4 5 "$_ng_over (the ceiling, after the chain run)"
 done
 stop_nginx
 

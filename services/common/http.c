@@ -416,25 +416,23 @@ static bool line_extra_plain(struct conn_state *st, json_t *extra)
     json_t *value;
     json_object_foreach(extra, key, value)
     {
-        if (!plain_ascii(key, strlen(key)))
+        bool is_int = json_is_integer(value);
+        if (!plain_ascii(key, strlen(key)) ||
+            !(is_int || (json_is_string(value) &&
+                         plain_ascii(json_string_value(value), json_string_length(value)))))
             return false;
-        if (json_is_integer(value)) {
+        line_append(",\"", 2, st);
+        line_str(st, key);
+        line_append("\":", 2, st);
+        if (is_int) {
             json_int_t n = json_integer_value(value);
-            line_append(",\"", 2, st);
-            line_str(st, key);
-            line_append("\":", 2, st);
             if (n < 0)
                 line_append("-", 1, st);
             line_uint(st, n < 0 ? (uint64_t)0 - (uint64_t)n : (uint64_t)n);
-        } else if (json_is_string(value) &&
-                   plain_ascii(json_string_value(value), json_string_length(value))) {
-            line_append(",\"", 2, st);
-            line_str(st, key);
-            line_append("\":\"", 3, st);
+        } else {
+            line_append("\"", 1, st);
             line_append(json_string_value(value), json_string_length(value), st);
             line_append("\"", 1, st);
-        } else {
-            return false;
         }
     }
     return true;

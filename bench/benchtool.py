@@ -569,8 +569,8 @@ def cmd_report(args):
     d = args[0]
     W = {}
     listed = []
-    for run in ("nginx_plain", "floor_plain", "chain_plain", "nginx_tls", "nginx_tls2", "floor_tls", "chain_tls",
-                "login_fresh", "login_100k"):
+    for run in ("nginx_plain", "floor_plain", "chain_plain", "nginx_tls", "floor_tls", "chain_tls",
+                "nginx_tls2", "floor_tls2", "chain_tls2", "login_fresh", "login_100k"):
         names = [run]
         rounds = run.startswith(("nginx", "floor", "login"))  # run in rounds: the median counts
         if rounds:
@@ -582,7 +582,7 @@ def cmd_report(args):
             listed.append(name)
         if rounds and names:
             W[run] = median_run([(W[n], W[n + ".cpu"]) for n in names])
-    V = {r: load(os.path.join(d, r + ".values.json")) for r in ("chain_plain", "chain_tls")}
+    V = {r: load(os.path.join(d, r + ".values.json")) for r in ("chain_plain", "chain_tls", "chain_tls2")}
     CR = load(os.path.join(d, "chain_regress.cpu.json"))
     if CR is not None:
         try:
@@ -677,27 +677,29 @@ def cmd_report(args):
         """An info row: a against b, and their ratio."""
         row(label, "%s vs %s%s" % (fmt(a, num), fmt(b, num), unit), fmt(ratio(a, b), rfmt), None)
 
-    def floor_rows(mode, chain_rps):
-        """The library floor's info rows for plain or tls, when it was measured."""
-        floor, nginx, tls = "floor_" + mode, "nginx_" + mode, mode == "tls"
+    def floor_rows(mode):
+        """The library floor's info rows for one transport mode, when it was measured."""
+        floor, nginx, chain = "floor_" + mode, "nginx_" + mode, "chain_" + mode
         if not W.get(floor):
             return
+        what = {"plain": "", "tls": " TLS", "tls2": " TLS both hops"}[mode]
         fr = rps(floor)
         fc, _ = per_req(floor, ("floor_proxy", "floor_upstream"))
-        kc, _ = per_req("chain_" + mode, ("k_proxy", "k_server"))
-        if tls:
-            vs_row("library floor TLS req/s vs nginx TLS (info)", fr, rps(nginx), "%.0f", "", "%.3fx")
-            if W.get("nginx_tls2"):
-                vs_row("library floor TLS req/s vs nginx TLS both hops (info)", fr, rps("nginx_tls2"),
-                       "%.0f", "", "%.3fx")
-            vs_row("chain TLS req/s vs library floor TLS (info)", chain_rps, fr, "%.0f", "", "%.3fx")
-            vs_row("CPU/req chain TLS vs library floor TLS (info)", kc, fc, "%.0f", " µs", "%.2fx")
-        else:
-            vs_row("library floor req/s vs nginx (info)", fr, rps(nginx), "%.0f", "", "%.3fx")
-            vs_row("chain req/s vs library floor (info)", chain_rps, fr, "%.0f", "", "%.3fx")
-            nc, _ = per_req(nginx, ("nginx",))
-            vs_row("CPU/req library floor vs nginx (info)", fc, nc, "%.0f", " µs", "%.2fx")
-            vs_row("CPU/req chain vs library floor (info)", kc, fc, "%.0f", " µs", "%.2fx")
+        kc, _ = per_req(chain, ("k_proxy", "k_server"))
+        nc, _ = per_req(nginx, ("nginx",))
+        vs_row("library floor%s req/s vs nginx%s (info)" % (what, what), fr, rps(nginx), "%.0f", "", "%.3fx")
+        vs_row("chain%s req/s vs library floor%s (info)" % (what, what), rps(chain), fr, "%.0f", "", "%.3fx")
+        vs_row("CPU/req library floor%s vs nginx%s (info)" % (what, what), fc, nc, "%.0f", " µs", "%.2fx")
+        vs_row("CPU/req chain%s vs library floor%s (info)" % (what, what), kc, fc, "%.0f", " µs", "%.2fx")
+
+    def every_2xx_row(run, what):
+        """A target row: every response of a chain run 2xx, its values unique and gap-free."""
+        w, v = W.get(run), V.get(run)
+        if w and w.get("ok"):
+            row("%s: every response 2xx, values ok" % what,
+                "%d non-2xx, %d socket errors; values %s" % (w["non2xx"], w["socket_errors"],
+                                                              "ok" if v and v.get("ok") else "NOT ok"),
+                "", w["non2xx"] == 0 and w["socket_errors"] == 0 and bool(v and v.get("ok")))
 
     def ceiling_rounds(run):
         """An info row: each ceiling round's req/s, before and after the chain run (r4, r5)."""
@@ -729,7 +731,8 @@ def cmd_report(args):
     row("plain p50 / p99 (info)", "%s / %s vs %s / %s ms" % (
         fmt(p("chain_plain", "p50_us"), "%.2f"), fmt(a, "%.2f"), fmt(p("nginx_plain", "p50_us"), "%.2f"),
         fmt(b, "%.2f")), fmt(ratio(a, b), "%.2fx"), None)
-    # 2. TLS
+    # 2. TLS in front (chain_tls: k_proxy terminates TLS, k_server over plain
+    # HTTP, as nginx_tls proxies to a plain upstream)
     ct = rps("chain_tls")
     r = ratio(ct, rps("nginx_tls"))
     row("TLS req/s >= 0.5x nginx TLS", "%s vs %s" % (fmt(ct, "%.0f"), fmt(rps("nginx_tls"), "%.0f")),
@@ -739,20 +742,15 @@ def cmd_report(args):
     r = ratio(a, b)
     row("TLS p99 <= 4x nginx TLS p99", "%s vs %s ms" % (fmt(a, "%.2f"), fmt(b, "%.2f")),
         fmt(r, "%.2fx"), None if r is None else r <= 4.0)
-    if W.get("nginx_tls2"):
-        r = ratio(ct, rps("nginx_tls2"))
-        row("TLS req/s vs nginx, TLS on both hops (info)",
-            "%s vs %s" % (fmt(ct, "%.0f"), fmt(rps("nginx_tls2"), "%.0f")), fmt(r, "%.3fx"), None)
-        a, b = p("chain_tls", "p99_us"), p("nginx_tls2", "p99_us")
-        row("TLS p99 vs nginx, TLS on both hops (info)", "%s vs %s ms" % (fmt(a, "%.2f"), fmt(b, "%.2f")),
-            fmt(ratio(a, b), "%.2fx"), None)
-    w = W.get("chain_tls")
-    vt = V.get("chain_tls")
-    if w and w.get("ok"):
-        row("TLS: every response 2xx, values ok",
-            "%d non-2xx, %d socket errors; values %s" % (w["non2xx"], w["socket_errors"],
-                                                          "ok" if vt and vt.get("ok") else "NOT ok"),
-            "", w["non2xx"] == 0 and w["socket_errors"] == 0 and bool(vt and vt.get("ok")))
+    every_2xx_row("chain_tls", "TLS")
+    # TLS on both hops, against nginx with TLS on both hops (info)
+    if W.get("chain_tls2"):
+        vs_row("TLS both hops req/s vs nginx TLS both hops (info)", rps("chain_tls2"), rps("nginx_tls2"),
+               "%.0f", "", "%.3fx")
+        ceiling_rounds("nginx_tls2")
+        vs_row("TLS both hops p99 vs nginx TLS both hops (info)", p("chain_tls2", "p99_us"),
+               p("nginx_tls2", "p99_us"), "%.2f", " ms", "%.2fx")
+        every_2xx_row("chain_tls2", "TLS both hops")
     # 3. CPU per request
     kc, kcs = per_req("chain_plain", ("k_proxy", "k_server"))
     nc, ncs = per_req("nginx_plain", ("nginx",))
@@ -760,18 +758,14 @@ def cmd_report(args):
     row("CPU/req k_proxy+k_server <= 3x nginx (plain)", "%s vs %s µs" % (fmt(kc, "%.0f"), fmt(nc, "%.0f")),
         fmt(r, "%.2fx"), None if r is None else r <= 3.0)
     row("context switches/req (plain, info)", "%s vs %s" % (fmt(kcs, "%.2f"), fmt(ncs, "%.2f")), "", None)
-    kc, _ = per_req("chain_tls", ("k_proxy", "k_server"))
-    nc, _ = per_req("nginx_tls", ("nginx",))
-    r = ratio(kc, nc)
-    row("CPU/req, TLS (info)", "%s vs %s µs" % (fmt(kc, "%.0f"), fmt(nc, "%.0f")), fmt(r, "%.2fx"), None)
-    if W.get("nginx_tls2"):
-        nc, _ = per_req("nginx_tls2", ("nginx",))
-        row("CPU/req, TLS vs nginx TLS on both hops (info)", "%s vs %s µs" % (fmt(kc, "%.0f"), fmt(nc, "%.0f")),
-            fmt(ratio(kc, nc), "%.2fx"), None)
-    # the library floor: libmicrohttpd + libcurl multi doing nothing else,
-    # plain and with TLS on both hops (as the chain's TLS run)
-    for mode, chain_rps in (("plain", cp), ("tls", ct)):
-        floor_rows(mode, chain_rps)
+    for mode, what in (("tls", "TLS"), ("tls2", "TLS both hops")):
+        if W.get("chain_" + mode):
+            vs_row("CPU/req, %s vs nginx %s (info)" % (what, what), per_req("chain_" + mode, ("k_proxy", "k_server"))[0],
+                   per_req("nginx_" + mode, ("nginx",))[0], "%.0f", " µs", "%.2fx")
+    # the library floor: libmicrohttpd + libcurl multi doing nothing else, in
+    # each transport mode of the chain's runs
+    for mode in ("plain", "tls", "tls2"):
+        floor_rows(mode)
     # 4. trickle
     if TR:
         worst = TR.get("worst_s")
@@ -796,7 +790,8 @@ def cmd_report(args):
         row("chain-regress CPU/req @32 <= 20 µs", "not measured", "", None)
 
     print()
-    nr = (W.get("nginx_plain") or {}).get("rounds")
+    nr = next((W[n]["rounds"] for n in ("nginx_plain", "nginx_tls", "nginx_tls2") if (W.get(n) or {}).get("rounds")),
+              None)
     print("== issue 9 targets (one run, side by side; nginx figures the median of %s rounds; not a gate)"
           % (nr if nr else "no"))
     w0 = max(len(x[0]) for x in rows)

@@ -7,17 +7,20 @@
 #
 #   nginx ceiling   nginx (Debian) in a temporary prefix on loopback: a trivial
 #                   upstream answering {"counter":1}, nginx proxying to it with
-#                   keepalive, plain, with TLS in front (fixtures/tls/gen.sh),
-#                   and with TLS on both hops (nginx_tls2, like for like);
-#                   3 rounds before each chain run and 2 after it (the median)
+#                   keepalive, plain, with TLS in front (nginx_tls; TLS material
+#                   from fixtures/tls/gen.sh) and with TLS on both hops
+#                   (nginx_tls2); 3 rounds before each chain run and 2 after
+#                   it (the median)
 #   library floor   bench/floor/: libmicrohttpd + libcurl multi in the chain's
-#                   shape doing nothing else, plain and with TLS on both hops
-#                   (floor_plain, floor_tls, 3 rounds each)
+#                   shape doing nothing else, plain, TLS in front, TLS on both
+#                   hops (floor_plain, floor_tls, floor_tls2, 3 rounds each)
 #   chain           vcard + k_server + k_proxy as tests/e2e/lib.sh starts them,
 #                   one login, then wrk -t2 -c32 POSTing /resource/counter with
 #                   the bearer token (bench/wrk/counter.lua records every status
 #                   and every counter value; afterwards the values are checked
-#                   unique and gap-free), plain and with both hops over TLS
+#                   unique and gap-free): plain (chain_plain), TLS in front
+#                   with k_server over plain HTTP (chain_tls, like nginx_tls),
+#                   TLS on both hops (chain_tls2, like nginx_tls2)
 #   CPU             utime+stime (/proc/PID/stat) and context switches
 #                   (/proc/PID/task/*/status) of k_proxy + k_server vs nginx's
 #                   workers over each run, per request
@@ -32,10 +35,11 @@
 # (3 nginx rounds' worth, each round a third of it; default the smaller of BENCH_SECONDS and 21),
 # BENCH_LOGIN_SECONDS (default 5), BENCH_CR_REQUESTS (default 20000),
 # BENCH_TRICKLE_CONNS (default 10000), BENCH_RESULTS (where the raw results
-# are kept, default BUILD/bench/chain_load).
+# are kept, default BUILD/bench/chain_load), BENCH_PARTS (which parts run, of
+# "plain tls regress logins trickle"; default all of them).
 case ${1:-} in
 -h | --help)
-    sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
 -*)
@@ -58,6 +62,23 @@ done
 SECS=${BENCH_SECONDS:-60}
 NGINX_SECS=${BENCH_NGINX_SECONDS:-$((SECS < 21 ? SECS : 21))}
 LOGIN_SECS=${BENCH_LOGIN_SECONDS:-5}
+PARTS=${BENCH_PARTS:-plain tls regress logins trickle}
+for _part in $PARTS; do
+    case $_part in
+    plain | tls | regress | logins | trickle) ;;
+    *)
+        echo "chain_load: BENCH_PARTS: unknown part '$_part' (of: plain tls regress logins trickle)" >&2
+        exit 1
+        ;;
+    esac
+done
+# part NAME: whether BENCH_PARTS asks for part NAME
+part() {
+    case " $PARTS " in
+    *" $1 "*) return 0 ;;
+    esac
+    return 1
+}
 CR_N=${BENCH_CR_REQUESTS:-20000}
 TRICKLE_CONNS=${BENCH_TRICKLE_CONNS:-10000}
 R=${BENCH_RESULTS:-$BUILD/bench/chain_load}
@@ -160,23 +181,32 @@ run_wrk() {
 }
 
 # ---- the chain ---------------------------------------------------------------
-# chain_up http|https: a fresh k_server and k_proxy, one login; sets TOKEN, KP_URL.
+# chain_up plain|tls|tls2: a fresh k_server and k_proxy, one login; sets
+# TOKEN, KP_URL, KS_SCHEME. tls: TLS in front of k_proxy, k_server over plain
+# HTTP (as nginx_tls); tls2: TLS on both hops (as nginx_tls2).
 chain_up() {
     TOKEN=""
-    if [ "$1" = https ]; then
-        S="--tls-certfile $TLS/k_server.crt --tls-keyfile $TLS/k_server.key"
-        P="--tls-certfile $TLS/k_proxy.crt --tls-keyfile $TLS/k_proxy.key --server-ca-file $TLS/ca.crt"
+    S=""
+    P=""
+    CURL_CA=""
+    _kp_scheme=http
+    KS_SCHEME=http
+    if [ "$1" != plain ]; then
+        _kp_scheme=https
+        P="--tls-certfile $TLS/k_proxy.crt --tls-keyfile $TLS/k_proxy.key"
         CURL_CA="--cacert $TLS/ca.crt"
-    else
-        S=""
-        P=""
-        CURL_CA=""
+    fi
+    if [ "$1" = tls2 ]; then
+        KS_SCHEME=https
+        S="--tls-certfile $TLS/k_server.crt --tls-keyfile $TLS/k_server.key"
+        P="$P --server-ca-file $TLS/ca.crt"
     fi
     # shellcheck disable=SC2086
     start_k_server $S || return 1
     # shellcheck disable=SC2086
-    start_k_proxy --server-base-url "$1://127.0.0.1:$KS_PORT" --device "$VCARD_URI" $P $KP_BENCH_OPTS || return 1
-    KP_URL="$1://127.0.0.1:$KP_PORT"
+    start_k_proxy --server-base-url "$KS_SCHEME://127.0.0.1:$KS_PORT" --device "$VCARD_URI" $P $KP_BENCH_OPTS ||
+        return 1
+    KP_URL="$_kp_scheme://127.0.0.1:$KP_PORT"
     login || return 1
 }
 
@@ -200,9 +230,9 @@ chain_down() {
     KS_PID=""
 }
 
-# chain_run NAME http|https: the sustained counter load on a fresh chain.
+# chain_run NAME plain|tls|tls2: the sustained counter load on a fresh chain.
 chain_run() {
-    echo "== $1: wrk -t2 -c32 -d${SECS}s POST /resource/counter through k_proxy -> k_server over $2"
+    echo "== $1: wrk -t2 -c32 -d${SECS}s POST /resource/counter through k_proxy -> k_server ($(hops "$2"))"
     if chain_up "$2"; then
         VALUES="$R/$1.values"
         WRK_PATH=""
@@ -212,7 +242,7 @@ chain_run() {
         # what k_server handed out last, once the requests wrk left in flight are done
         sleep 1
         # shellcheck disable=SC2086
-        _issued=$(curl -sS -m 5 $CURL_CA "$2://127.0.0.1:$KS_PORT/healthz" 2>/dev/null |
+        _issued=$(curl -sS -m 5 $CURL_CA "$KS_SCHEME://127.0.0.1:$KS_PORT/healthz" 2>/dev/null |
             "$PY" -c 'import json,sys; print(int(json.load(sys.stdin)["counter"]))' 2>/dev/null)
         "$PY" "$BT" values "$R/$1.values" --issued "${_issued:-none}" --allow-missing 32 >"$R/$1.values.json"
         grep -h 'Requests/sec\|Non-2xx\|Socket errors' "$R/$1.wrk" | sed 's/^/  /'
@@ -222,11 +252,20 @@ chain_run() {
     chain_down
 }
 
-# floor_run plain|tls: the library floor (bench/floor/), 3 rounds like the
-# ceiling: wrk -> floor_proxy -> floor_upstream, libmicrohttpd and libcurl's
-# multi interface built as kcard's front is, doing nothing else. What the
-# chain could reach with the libraries issue 9 prescribes, were its own work
-# free. tls: both hops over TLS with the chain's certificates, as chain_tls.
+# hops plain|tls|tls2: the words for a run's transports
+hops() {
+    case $1 in
+    plain) echo "plain HTTP on both hops" ;;
+    tls) echo "TLS in front, plain HTTP upstream" ;;
+    tls2) echo "TLS on both hops" ;;
+    esac
+}
+
+# floor_run plain|tls|tls2: the library floor (bench/floor/), 3 rounds like
+# the ceiling: wrk -> floor_proxy -> floor_upstream, libmicrohttpd and
+# libcurl's multi interface built as kcard's front is, doing nothing else.
+# What the chain could reach with the libraries issue 9 prescribes, were its
+# own work free. The TLS modes are chain_up's, with the chain's certificates.
 floor_run() {
     if [ ! -x "$BUILD/bench/floor_proxy" ] || [ ! -x "$BUILD/bench/floor_upstream" ]; then
         note "floor_$1: $BUILD/bench/floor_proxy or floor_upstream is not built (make bench builds them); not measured"
@@ -234,12 +273,17 @@ floor_run() {
     fi
     _fname=floor_$1
     _fscheme=http
+    _fup_scheme=http
     _fup_tls=""
     _fpx_tls=""
-    if [ "$1" = tls ]; then
+    if [ "$1" != plain ]; then
         _fscheme=https
+        _fpx_tls="--tls-certfile $TLS/k_proxy.crt --tls-keyfile $TLS/k_proxy.key"
+    fi
+    if [ "$1" = tls2 ]; then
+        _fup_scheme=https
         _fup_tls="--tls-certfile $TLS/k_server.crt --tls-keyfile $TLS/k_server.key"
-        _fpx_tls="--tls-certfile $TLS/k_proxy.crt --tls-keyfile $TLS/k_proxy.key --ca-file $TLS/ca.crt"
+        _fpx_tls="$_fpx_tls --ca-file $TLS/ca.crt"
     fi
     _fd=$(mktemp -d "$E2E_TMP/floor.XXXXXX") || return 0
     # shellcheck disable=SC2086
@@ -253,11 +297,11 @@ floor_run() {
     fi
     # shellcheck disable=SC2086
     "$BUILD/bench/floor_proxy" --port 0 --port-file "$_fd/px.port" $_fpx_tls \
-        --upstream "$_fscheme://127.0.0.1:$(cat "$_fd/up.port")/counter/next" 2>>"$_fd/px.log" &
+        --upstream "$_fup_scheme://127.0.0.1:$(cat "$_fd/up.port")/counter/next" 2>>"$_fd/px.log" &
     _px_pid=$!
     _E2E_PIDS="$_E2E_PIDS $_px_pid"
     if _wait_port_file "$_fd/px.port" "$_px_pid"; then
-        echo "== $_fname: 3 rounds of wrk -t2 -c32 -d${NGINX_ROUND}s through floor_proxy -> floor_upstream over $_fscheme (libmicrohttpd + libcurl multi alone)"
+        echo "== $_fname: 3 rounds of wrk -t2 -c32 -d${NGINX_ROUND}s through floor_proxy -> floor_upstream, $(hops "$1") (libmicrohttpd + libcurl multi alone)"
         TOKEN=""
         VALUES=""
         WRK_PATH=""
@@ -320,110 +364,113 @@ nginx_rounds() {
     done
 }
 
-for mode in plain tls; do
-    _ng_url="http://127.0.0.1:$NG_PLAIN/resource/counter"
-    _ng_over="over http"
-    if [ "$mode" = tls ]; then
-        _ng_url="https://127.0.0.1:$NG_TLS/resource/counter"
-        _ng_over="over https"
-    fi
-    if [ "$HAVE_NGINX" -eq 1 ]; then
-        nginx_rounds "nginx_$mode" "$_ng_url" 1 3 "$_ng_over (the ceiling, before the chain run)"
-        # like for like with the chain's TLS run, where both hops are TLS
-        [ "$mode" = tls ] && nginx_rounds nginx_tls2 "https://127.0.0.1:$NG_TLS2/resource/counter" 1 3 \
-            "TLS on both hops"
-    fi
+# each chain run bracketed by its nginx ceiling: plain; TLS in front (the
+# issue's TLS target); TLS on both hops (like for like for that deployment)
+for mode in plain tls tls2; do
+    part "${mode%2}" || continue
+    case $mode in
+    plain) _ng_url="http://127.0.0.1:$NG_PLAIN/resource/counter" ;;
+    tls) _ng_url="https://127.0.0.1:$NG_TLS/resource/counter" ;;
+    tls2) _ng_url="https://127.0.0.1:$NG_TLS2/resource/counter" ;;
+    esac
+    [ "$HAVE_NGINX" -eq 1 ] && nginx_rounds "nginx_$mode" "$_ng_url" 1 3 "$(hops $mode) (the ceiling, before the chain run)"
     floor_run "$mode"
-    if [ "$mode" = tls ]; then chain_run chain_tls https; else chain_run chain_plain http; fi
+    chain_run "chain_$mode" "$mode"
     # the machine's speed drifts over a minute (nginx's rounds have ranged
     # 58k-121k/s in one bench): rounds after the chain run bracket it
-    [ "$HAVE_NGINX" -eq 1 ] && nginx_rounds "nginx_$mode" "$_ng_url" 4 5 "$_ng_over (the ceiling, after the chain run)"
+    [ "$HAVE_NGINX" -eq 1 ] && nginx_rounds "nginx_$mode" "$_ng_url" 4 5 "$(hops $mode) (the ceiling, after the chain run)"
 done
 stop_nginx
 
-# 3. chain-regress's own CPU per request at parallelism 32
-echo "== chain-regress --requests $CR_N --parallelism 32 over http (its own CPU)"
-if chain_up http; then
-    echo "$CR_N" >"$R/chain_regress.n"
-    timeout -k 5 120 "$PY" "$BT" measure --out "$R/chain_regress.cpu.json" \
-        --pid "k_proxy=$KP_PID" --pid "k_server=$KS_PID" -- \
-        "$BIN/chain-regress" --base-url "$KP_URL" --requests "$CR_N" --parallelism 32 \
-        --username bench >"$R/chain_regress.out" 2>&1
-    tail -n 1 "$R/chain_regress.out" | cut -c 1-200 | sed 's/^/  /'
-else
-    note "chain-regress: the chain did not come up; not measured"
-fi
-chain_down
-
-# 4. logins/s: a fresh k_proxy and one whose database holds 100k sessions,
-# both up at once and measured in turns (3 rounds each, medians compared),
-# so that other work on the machine weighs on both alike
-echo "== logins/s (probe mode, wrk -t1 -c4): a fresh k_proxy and one with 100k sessions, 3 rounds of ${LOGIN_SECS} s each in turn"
-if chain_up http; then
-    FRESH_PID=$KP_PID
-    FRESH_URL=$KP_URL
-    # the second k_proxy: made with its database and one login (preload
-    # copies its session row), stopped, preloaded, started again
-    # shellcheck disable=SC2086
-    start_k_proxy --server-base-url "http://127.0.0.1:$KS_PORT" --device "$VCARD_URI" $KP_BENCH_OPTS &&
-        KP_URL="http://127.0.0.1:$KP_PORT" && login
-    stop_pid "$KP_PID"
-    KP_PID=""
-    if "$PY" "$BT" preload "$KP_DIR/k_proxy.db" 100000 >"$R/preload.json" 2>"$R/preload.err"; then
-        echo "  preloaded: $(json_get "$R/preload.json" "'%d sessions (columns made afresh: %s)' % (j['sessions'], ', '.join(j['fresh_columns']))")"
-        # lib.sh's way, on the same directory and so the preloaded database;
-        # loading 100k sessions may take longer than the 5 s lib.sh waits
-        rm -f "$KP_DIR/port"
-        _t0=$(date +%s.%N)
-        # shellcheck disable=SC2086
-        _start_service k_proxy "$KP_DIR" --server-base-url "http://127.0.0.1:$KS_PORT" $KP_BENCH_OPTS \
-            --device "$VCARD_URI" 2>/dev/null
-        # shellcheck disable=SC2154 # _pid: set by lib.sh's _start_service
-        FULL_PID=$_pid
-        _tries=1100 # 55 s more
-        while [ ! -s "$KP_DIR/port" ] && kill -0 "$FULL_PID" 2>/dev/null && [ "$_tries" -gt 0 ]; do
-            sleep 0.05
-            _tries=$((_tries - 1))
-        done
-        if [ -s "$KP_DIR/port" ]; then
-            echo "  k_proxy with 100k sessions ready in $($PY -c "import sys,time; print('%.2f s' % (time.time() - float(sys.argv[1])))" "$_t0")"
-            FULL_URL="http://127.0.0.1:$(cat "$KP_DIR/port")"
-            _active=$(curl -sS -m 5 "$FULL_URL/metrics" 2>/dev/null | sed -n 's/^kcard_k_proxy_sessions_active \([0-9]*\).*/\1/p')
-            echo "  its /metrics: kcard_k_proxy_sessions_active ${_active:-(not reported)}"
-            WRK_PATH=/session/login
-            WRK_BODY='{"username":"bench"}'
-            VALUES=""
-            TOKEN=""
-            for _round in 1 2 3; do
-                run_wrk "login_fresh.r$_round" "$FRESH_URL/session/login" "$LOGIN_SECS" 4 --pid "k_proxy=$FRESH_PID"
-                grep -h 'Requests/sec' "$R/login_fresh.r$_round.wrk" | sed 's/^/  fresh:     /'
-                run_wrk "login_100k.r$_round" "$FULL_URL/session/login" "$LOGIN_SECS" 4 --pid "k_proxy=$FULL_PID"
-                grep -h 'Requests/sec' "$R/login_100k.r$_round.wrk" | sed 's/^/  100k:      /'
-            done
-        else
-            note "k_proxy did not start on the preloaded database within 60 s; its log:"
-            sed 's/^/    | /' "$KP_DIR/log" | head -n 10
-        fi
-        stop_pid "$FULL_PID"
+if part regress; then
+    # 3. chain-regress's own CPU per request at parallelism 32
+    echo "== chain-regress --requests $CR_N --parallelism 32 over http (its own CPU)"
+    if chain_up plain; then
+        echo "$CR_N" >"$R/chain_regress.n"
+        timeout -k 5 120 "$PY" "$BT" measure --out "$R/chain_regress.cpu.json" \
+            --pid "k_proxy=$KP_PID" --pid "k_server=$KS_PID" -- \
+            "$BIN/chain-regress" --base-url "$KP_URL" --requests "$CR_N" --parallelism 32 \
+            --username bench >"$R/chain_regress.out" 2>&1
+        tail -n 1 "$R/chain_regress.out" | cut -c 1-200 | sed 's/^/  /'
     else
-        note "preloading 100k sessions failed: $(head -c 300 "$R/preload.err")"
+        note "chain-regress: the chain did not come up; not measured"
     fi
-    KP_PID=$FRESH_PID
-else
-    note "logins: the chain did not come up; not measured"
+    chain_down
 fi
-chain_down
 
-# 5. a counter call while 10,000 connections from 127.0.0.2 trickle headers
-echo "== $TRICKLE_CONNS connections from 127.0.0.2 trickling headers at k_proxy; 10 counter calls from 127.0.0.1"
-if chain_up http; then
-    timeout -k 5 120 "$PY" "$BT" trickle --port "$KP_PORT" --url "$KP_URL" --token "$TOKEN" \
-        --conns "$TRICKLE_CONNS" --tries 10 --out "$R/trickle.json" || note "trickle: exit $?"
-    kill -0 "$KP_PID" 2>/dev/null || note "trickle: k_proxy DIED under the trickling connections"
-else
-    note "trickle: the chain did not come up; not measured"
+if part logins; then
+    # 4. logins/s: a fresh k_proxy and one whose database holds 100k sessions,
+    # both up at once and measured in turns (3 rounds each, medians compared),
+    # so that other work on the machine weighs on both alike
+    echo "== logins/s (probe mode, wrk -t1 -c4): a fresh k_proxy and one with 100k sessions, 3 rounds of ${LOGIN_SECS} s each in turn"
+    if chain_up plain; then
+        FRESH_PID=$KP_PID
+        FRESH_URL=$KP_URL
+        # the second k_proxy: made with its database and one login (preload
+        # copies its session row), stopped, preloaded, started again
+        # shellcheck disable=SC2086
+        start_k_proxy --server-base-url "http://127.0.0.1:$KS_PORT" --device "$VCARD_URI" $KP_BENCH_OPTS &&
+            KP_URL="http://127.0.0.1:$KP_PORT" && login
+        stop_pid "$KP_PID"
+        KP_PID=""
+        if "$PY" "$BT" preload "$KP_DIR/k_proxy.db" 100000 >"$R/preload.json" 2>"$R/preload.err"; then
+            echo "  preloaded: $(json_get "$R/preload.json" "'%d sessions (columns made afresh: %s)' % (j['sessions'], ', '.join(j['fresh_columns']))")"
+            # lib.sh's way, on the same directory and so the preloaded database;
+            # loading 100k sessions may take longer than the 5 s lib.sh waits
+            rm -f "$KP_DIR/port"
+            _t0=$(date +%s.%N)
+            # shellcheck disable=SC2086
+            _start_service k_proxy "$KP_DIR" --server-base-url "http://127.0.0.1:$KS_PORT" $KP_BENCH_OPTS \
+                --device "$VCARD_URI" 2>/dev/null
+            # shellcheck disable=SC2154 # _pid: set by lib.sh's _start_service
+            FULL_PID=$_pid
+            _tries=1100 # 55 s more
+            while [ ! -s "$KP_DIR/port" ] && kill -0 "$FULL_PID" 2>/dev/null && [ "$_tries" -gt 0 ]; do
+                sleep 0.05
+                _tries=$((_tries - 1))
+            done
+            if [ -s "$KP_DIR/port" ]; then
+                echo "  k_proxy with 100k sessions ready in $($PY -c "import sys,time; print('%.2f s' % (time.time() - float(sys.argv[1])))" "$_t0")"
+                FULL_URL="http://127.0.0.1:$(cat "$KP_DIR/port")"
+                _active=$(curl -sS -m 5 "$FULL_URL/metrics" 2>/dev/null | sed -n 's/^kcard_k_proxy_sessions_active \([0-9]*\).*/\1/p')
+                echo "  its /metrics: kcard_k_proxy_sessions_active ${_active:-(not reported)}"
+                WRK_PATH=/session/login
+                WRK_BODY='{"username":"bench"}'
+                VALUES=""
+                TOKEN=""
+                for _round in 1 2 3; do
+                    run_wrk "login_fresh.r$_round" "$FRESH_URL/session/login" "$LOGIN_SECS" 4 --pid "k_proxy=$FRESH_PID"
+                    grep -h 'Requests/sec' "$R/login_fresh.r$_round.wrk" | sed 's/^/  fresh:     /'
+                    run_wrk "login_100k.r$_round" "$FULL_URL/session/login" "$LOGIN_SECS" 4 --pid "k_proxy=$FULL_PID"
+                    grep -h 'Requests/sec' "$R/login_100k.r$_round.wrk" | sed 's/^/  100k:      /'
+                done
+            else
+                note "k_proxy did not start on the preloaded database within 60 s; its log:"
+                sed 's/^/    | /' "$KP_DIR/log" | head -n 10
+            fi
+            stop_pid "$FULL_PID"
+        else
+            note "preloading 100k sessions failed: $(head -c 300 "$R/preload.err")"
+        fi
+        KP_PID=$FRESH_PID
+    else
+        note "logins: the chain did not come up; not measured"
+    fi
+    chain_down
 fi
-chain_down
+
+if part trickle; then
+    # 5. a counter call while 10,000 connections from 127.0.0.2 trickle headers
+    echo "== $TRICKLE_CONNS connections from 127.0.0.2 trickling headers at k_proxy; 10 counter calls from 127.0.0.1"
+    if chain_up plain; then
+        timeout -k 5 120 "$PY" "$BT" trickle --port "$KP_PORT" --url "$KP_URL" --token "$TOKEN" \
+            --conns "$TRICKLE_CONNS" --tries 10 --out "$R/trickle.json" || note "trickle: exit $?"
+        kill -0 "$KP_PID" 2>/dev/null || note "trickle: k_proxy DIED under the trickling connections"
+    else
+        note "trickle: the chain did not come up; not measured"
+    fi
+    chain_down
+fi
 stop_vcard
 
 "$PY" "$BT" report "$R"

@@ -4,8 +4,9 @@
 # forwards to floor_upstream and hands back its status and body, every answer
 # of a burst over kept-alive connections is 200, an upstream that is gone
 # gives 502 (not a hang), and both stop on SIGTERM. With TLS on both hops
-# (floor_tls) the proxy verifies the upstream: a wrong CA is a 502, and bad
-# TLS options are refused at start with exit 2.
+# (floor_tls2) the proxy verifies the upstream: a wrong CA is a 502; with TLS
+# in front only (floor_tls) it forwards to a plain upstream; bad TLS options
+# are refused at start with exit 2.
 . "$(dirname "$0")/lib.sh"
 trap cleanup EXIT
 trap 'exit 1' INT TERM
@@ -74,7 +75,7 @@ wait "$PX_PID" 2>/dev/null
 rc=$?
 check "floor_proxy exits 0 on SIGTERM (got $rc)" test "$rc" -eq 0
 
-# ---- floor_tls: both hops over TLS, with the chain's certificates
+# ---- floor_tls2: both hops over TLS, with the chain's certificates
 TLSD="$D/tls"
 mkdir -p "$TLSD"
 sh fixtures/tls/gen.sh "$TLSD" >"$D/gen.log" 2>&1
@@ -111,6 +112,27 @@ check "an upstream certificate the CA did not sign gives 502 (got $code)" test "
 stop_pid "$_tpx"
 stop_pid "$TPX_PID"
 stop_pid "$TUP_PID"
+
+# ---- floor_tls: TLS in front only, the upstream over plain HTTP (no CA needed)
+"$UP" --port 0 --port-file "$D/pup.port" --threads 1 2>"$D/pup.log" &
+PUP_PID=$!
+_E2E_PIDS="$_E2E_PIDS $PUP_PID"
+check "a plain floor_upstream starts" _wait_port_file "$D/pup.port" "$PUP_PID"
+"$PX" --port 0 --port-file "$D/fpx.port" --threads 1 \
+    --tls-certfile "$TLSD/k_proxy.crt" --tls-keyfile "$TLSD/k_proxy.key" \
+    --upstream "http://127.0.0.1:$(cat "$D/pup.port" 2>/dev/null)/counter/next" 2>"$D/fpx.log" &
+FPX_PID=$!
+_E2E_PIDS="$_E2E_PIDS $FPX_PID"
+check "floor_proxy starts with TLS in front of a plain upstream" _wait_port_file "$D/fpx.port" "$FPX_PID"
+out=$(curl -sS -m 5 --cacert "$TLSD/ca.crt" -o "$D/fpx.body" -w '%{http_code}' -X POST \
+    "https://127.0.0.1:$(cat "$D/fpx.port" 2>/dev/null)/resource/counter" 2>&1)
+check "floor_proxy forwards TLS in front to plain HTTP behind: HTTP '$out', body '$(cat "$D/fpx.body" 2>/dev/null)'" \
+    sh -c "test '$out' = 200 && test \"\$(cat '$D/fpx.body')\" = '{\"counter\":1}'"
+out=$(curl -sS -m 5 -o /dev/null -w '%{http_code}' -X POST \
+    "http://127.0.0.1:$(cat "$D/fpx.port" 2>/dev/null)/resource/counter" 2>/dev/null)
+check "plain HTTP to its TLS front is not answered 200 (got '$out')" test "$out" != 200
+stop_pid "$FPX_PID"
+stop_pid "$PUP_PID"
 
 # bad TLS options: exit 2 with the reason, before serving anything
 : >"$D/empty.pem"

@@ -98,17 +98,43 @@ static void text_ll(struct text *t, long long v)
     }
 }
 
+/* hex(SHA-256) of the empty body, which every counter call has: made once */
+static pthread_once_t empty_digest_once = PTHREAD_ONCE_INIT;
+static char empty_digest_hex[65];
+
+static void empty_digest_make(void)
+{
+    uint8_t digest[32];
+    if (ksvc_sha256("", 0, digest) == 0)
+        kcu_hex_encode(digest, sizeof(digest), empty_digest_hex);
+}
+
+/* hex(SHA-256(body)) into out */
+static int body_digest_hex(const void *body, size_t body_len, char out[65])
+{
+    if (body_len == 0) {
+        pthread_once(&empty_digest_once, empty_digest_make);
+        if (empty_digest_hex[0] != '\0') {
+            memcpy(out, empty_digest_hex, sizeof(empty_digest_hex));
+            return 0;
+        }
+    }
+    uint8_t digest[32];
+    if (ksvc_sha256(body_len ? body : "", body_len, digest) != 0)
+        return -1;
+    kcu_hex_encode(digest, sizeof(digest), out);
+    return 0;
+}
+
 /* HMAC over "KC2\n" METHOD "\n" PATH "\n" ts "\n" hex(instance) "\n" seq "\n"
  * ref "\n" hex(SHA-256(body)), built on the stack: no heap per request. */
 static int signature(const uint8_t key[KSVC_UPSTREAM_KEY_LEN], const char *method, const char *path,
                      long long ts, const uint8_t instance[KSVC_UPSTREAM_INSTANCE_LEN], uint64_t seq,
                      const char *ref, const void *body, size_t body_len, uint8_t sig[32])
 {
-    uint8_t digest[32];
     char digest_hex[65], instance_hex[2 * KSVC_UPSTREAM_INSTANCE_LEN + 1], msg[1024];
-    if (ksvc_sha256(body_len ? body : "", body_len, digest) != 0)
+    if (body_digest_hex(body, body_len, digest_hex) != 0)
         return -1;
-    kcu_hex_encode(digest, sizeof(digest), digest_hex);
     kcu_hex_encode(instance, KSVC_UPSTREAM_INSTANCE_LEN, instance_hex);
     struct text t = {.buf = msg, .cap = sizeof(msg)};
     text_str(&t, VERSION_LINE "\n");

@@ -78,6 +78,7 @@ struct slot {
     struct slot *all_next; /* every slot of the lane, for freeing */
     struct lane *lane;
     CURL *easy;
+    CURLU *url;      /* the counter URL, parsed once (CURLOPT_CURLU) */
     bool configured; /* options set (on the lane's thread) */
     bool on_wire;    /* added to the multi handle */
     bool retried;
@@ -162,7 +163,11 @@ static struct slot *slot_new(struct lane *l)
     if (s == NULL)
         return NULL;
     kcu_capbuf_init(&s->reply, REPLY_MAX);
-    if (kcu_capbuf_reserve(&s->reply, REPLY_MAX) != 0 || (s->easy = curl_easy_init()) == NULL) {
+    if (kcu_capbuf_reserve(&s->reply, REPLY_MAX) != 0 || (s->easy = curl_easy_init()) == NULL ||
+        (s->url = curl_url()) == NULL ||
+        curl_url_set(s->url, CURLUPART_URL, l->u->url, 0) != CURLUE_OK) {
+        curl_url_cleanup(s->url);
+        curl_easy_cleanup(s->easy);
         kcu_capbuf_free(&s->reply);
         free(s);
         return NULL;
@@ -198,7 +203,8 @@ static int slot_configure(struct slot *s)
     struct lane *l = s->lane;
     struct kpx_upstream *u = l->u;
     CURL *h = s->easy;
-    bool ok = curl_easy_setopt(h, CURLOPT_URL, u->url) == CURLE_OK &&
+    /* a parsed URL: curl copies it per request instead of parsing the text */
+    bool ok = curl_easy_setopt(h, CURLOPT_CURLU, s->url) == CURLE_OK &&
               curl_easy_setopt(h, CURLOPT_POSTFIELDS, request_body) == CURLE_OK &&
               curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(request_body)) == CURLE_OK &&
               curl_easy_setopt(h, CURLOPT_HTTPHEADER, s->headers) == CURLE_OK &&
@@ -626,6 +632,7 @@ static void lane_free(struct lane *l)
         if (l->multi != NULL)
             curl_multi_remove_handle(l->multi, s->easy);
         curl_easy_cleanup(s->easy);
+        curl_url_cleanup(s->url);
         kcu_capbuf_free(&s->reply);
         free(s);
     }
@@ -719,6 +726,16 @@ struct kpx_upstream *kpx_upstream_new(const struct kpx_upstream_cfg *cfg, char *
     }
     memcpy(u->url, cfg->base_url, blen);
     memcpy(u->url + blen, COUNTER_PATH, strlen(COUNTER_PATH) + 1);
+    /* each request slot keeps it parsed: refuse here what curl cannot parse */
+    CURLU *parsed = curl_url();
+    CURLUcode uc =
+        parsed == NULL ? CURLUE_OUT_OF_MEMORY : curl_url_set(parsed, CURLUPART_URL, u->url, 0);
+    curl_url_cleanup(parsed);
+    if (uc != CURLUE_OK) {
+        snprintf(err, errlen, "--server-base-url %s: %s", cfg->base_url, curl_url_strerror(uc));
+        free(u);
+        return NULL;
+    }
     memcpy(u->key, cfg->key, sizeof(u->key));
     u->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 5000;
     u->max_connections =

@@ -83,6 +83,39 @@ static void test_verify_vector(void **state)
     ksvc_replay_table_free(t);
 }
 
+/* The same with an empty body (what k_proxy's counter calls carry, whose
+ * body digest both ends make once) and seq 43: Python's hmac and hashlib. */
+static const char sig_empty_hex[] =
+    "905b8abd030de925263342422aa4caaa546fc5f8900e83ecc2a5977cc1248073";
+
+static void test_verify_vector_empty_body(void **state)
+{
+    (void)state;
+    uint8_t key[32];
+    ksvc_upstream_key("dev-proxy-token", key);
+    struct ksvc_replay_table *t = ksvc_replay_table_new(NULL);
+    struct ksvc_upstream_auth a;
+    char header[256], mine[256];
+    snprintf(header, sizeof(header),
+             "KC-HMAC-SHA256 ts=%d, inst=" INST ", seq=43, ref=abcDEF_-123, sig=%s", TS,
+             sig_empty_hex);
+    for (int i = 0; i < 2; i++) { /* the second time from the digest made once */
+        assert_int_equal(ksvc_upstream_sign(key, inst1, 43, "POST", "/counter/next", "abcDEF_-123",
+                                            "", 0, TS, mine, sizeof(mine)),
+                         0);
+        assert_string_equal(mine, header);
+    }
+    /* signed over an empty body, it does not verify with a body, nor the {} one without */
+    assert_int_equal(
+        ksvc_upstream_verify(key, t, header, "POST", "/counter/next", "{}", 2, TS + 5, &a),
+        KSVC_UPSTREAM_BAD_SIG);
+    assert_int_equal(
+        ksvc_upstream_verify(key, t, header, "POST", "/counter/next", NULL, 0, TS + 5, &a),
+        KSVC_UPSTREAM_OK);
+    assert_int_equal(a.seq, 43);
+    ksvc_replay_table_free(t);
+}
+
 /* The header with the value of one parameter replaced. */
 static void with_param(const char *h, const char *name, const char *value, char *out, size_t cap)
 {
@@ -689,6 +722,14 @@ static void test_client_bad_config(void **state)
     struct kpx_upstream_cfg cfg = {.base_url = "ftp://127.0.0.1:1", .key = key};
     assert_null(kpx_upstream_new(&cfg, err, sizeof(err)));
     assert_non_null(strstr(err, "must start with http:// or https://"));
+    /* what curl cannot parse is refused at start, naming the URL and why */
+    cfg.base_url = "http://127.0.0.1:99999";
+    assert_null(kpx_upstream_new(&cfg, err, sizeof(err)));
+    assert_non_null(strstr(err, "--server-base-url http://127.0.0.1:99999: "));
+    assert_non_null(strstr(err, "Port number"));
+    cfg.base_url = "http://exa mple";
+    assert_null(kpx_upstream_new(&cfg, err, sizeof(err)));
+    assert_non_null(strstr(err, "--server-base-url http://exa mple: "));
     struct kpx_upstream *u = client_for("http://127.0.0.1:9", "dev-proxy-token", 1000, 0);
     static struct batch b;
     batch_init(&b, 1);
@@ -718,6 +759,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_key_vector),
         cmocka_unit_test(test_verify_vector),
+        cmocka_unit_test(test_verify_vector_empty_body),
         cmocka_unit_test(test_sign_verify_and_tamper),
         cmocka_unit_test(test_parse_rejects),
         cmocka_unit_test(test_session_ref),

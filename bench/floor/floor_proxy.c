@@ -48,6 +48,7 @@ struct conn_state {
 /* A pooled easy handle; its options (PRIVATE/WRITEDATA = this) are set once. */
 struct transfer {
     CURL *easy;
+    CURLU *url; /* the upstream URL parsed once, as k_proxy's request slots keep it */
     struct conn_state *st;
     struct transfer *next_free;
     struct transfer *busy_prev, *busy_next; /* the worker's in-flight list */
@@ -142,11 +143,15 @@ static struct transfer *transfer_new(struct worker *w)
     if (t == NULL)
         return NULL;
     t->easy = curl_easy_init();
-    if (t->easy == NULL) {
+    t->url = curl_url();
+    if (t->easy == NULL || t->url == NULL) {
+        curl_easy_cleanup(t->easy);
+        curl_url_cleanup(t->url);
         free(t);
         return NULL;
     }
-    if (curl_easy_setopt(t->easy, CURLOPT_URL, w->upstream) != CURLE_OK ||
+    if (curl_url_set(t->url, CURLUPART_URL, w->upstream, 0) != CURLUE_OK ||
+        curl_easy_setopt(t->easy, CURLOPT_CURLU, t->url) != CURLE_OK ||
         curl_easy_setopt(t->easy, CURLOPT_POST, 1L) != CURLE_OK ||
         curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, "") != CURLE_OK ||
         curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE, 0L) != CURLE_OK ||
@@ -158,6 +163,7 @@ static struct transfer *transfer_new(struct worker *w)
         curl_easy_setopt(t->easy, CURLOPT_PROXY, "") != CURLE_OK ||
         (w->ca_file != NULL && curl_easy_setopt(t->easy, CURLOPT_CAINFO, w->ca_file) != CURLE_OK)) {
         curl_easy_cleanup(t->easy);
+        curl_url_cleanup(t->url);
         free(t);
         return NULL;
     }
@@ -578,6 +584,7 @@ static void worker_fini(struct worker *w)
 
         w->free_transfers = t->next_free;
         curl_easy_cleanup(t->easy);
+        curl_url_cleanup(t->url);
         free(t);
     }
     while (w->free_states != NULL) {

@@ -439,9 +439,9 @@ if part logins; then
                 VALUES=""
                 TOKEN=""
                 for _round in 1 2 3; do
-                    run_wrk "login_fresh.r$_round" "$FRESH_URL/session/login" "$LOGIN_SECS" 4 --pid "k_proxy=$FRESH_PID"
+                    run_wrk "login_fresh.r$_round" "$FRESH_URL/session/login" "$LOGIN_SECS" 4 --pid "k_proxy=$FRESH_PID" --pid "vcard=$VCARD_PID"
                     grep -h 'Requests/sec' "$R/login_fresh.r$_round.wrk" | sed 's/^/  fresh:     /'
-                    run_wrk "login_100k.r$_round" "$FULL_URL/session/login" "$LOGIN_SECS" 4 --pid "k_proxy=$FULL_PID"
+                    run_wrk "login_100k.r$_round" "$FULL_URL/session/login" "$LOGIN_SECS" 4 --pid "k_proxy=$FULL_PID" --pid "vcard=$VCARD_PID"
                     grep -h 'Requests/sec' "$R/login_100k.r$_round.wrk" | sed 's/^/  100k:      /'
                 done
             else

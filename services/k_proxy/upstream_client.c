@@ -67,7 +67,6 @@
 /* A counter call carries nothing but its signature: the body is empty
  * (k_server reads none), and the Content-Type and Accept headers curl would
  * add are dropped, since every header byte costs libcurl's formatter. */
-static char no_content_type_header[] = "Content-Type:";
 static char no_accept_header[] = "Accept:";
 static const char request_body[] = "";
 
@@ -92,7 +91,7 @@ struct slot {
     uint64_t seq;
     /* headers as list nodes of the slot's own: curl_slist_append would
      * allocate per request */
-    struct curl_slist headers[3];
+    struct curl_slist headers[2];
     char authz[sizeof(AUTHZ_PREFIX) + KSVC_UPSTREAM_HEADER_MAX + 1];
     /* the answer, in room for REPLY_MAX bytes reserved with the slot */
     struct kcu_capbuf reply;
@@ -175,10 +174,8 @@ static struct slot *slot_new(struct lane *l)
     s->lane = l;
     s->headers[0].data = s->authz;
     s->headers[0].next = &s->headers[1];
-    s->headers[1].data = no_content_type_header;
-    s->headers[1].next = &s->headers[2];
-    s->headers[2].data = no_accept_header;
-    s->headers[2].next = NULL;
+    s->headers[1].data = no_accept_header;
+    s->headers[1].next = NULL;
     s->all_next = l->all;
     l->all = s;
     l->nslots++;
@@ -205,8 +202,9 @@ static int slot_configure(struct slot *s)
     CURL *h = s->easy;
     /* a parsed URL: curl copies it per request instead of parsing the text */
     bool ok = curl_easy_setopt(h, CURLOPT_CURLU, s->url) == CURLE_OK &&
-              curl_easy_setopt(h, CURLOPT_POSTFIELDS, request_body) == CURLE_OK &&
-              curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(request_body)) == CURLE_OK &&
+              /* a POST without a body: no Content-Length, no Content-Type (curl
+               * would add both for POSTFIELDS, and one more header to suppress) */
+              curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "POST") == CURLE_OK &&
               curl_easy_setopt(h, CURLOPT_HTTPHEADER, s->headers) == CURLE_OK &&
               kcu_curl_body_collect(h, &s->reply) == CURLE_OK &&
               curl_easy_setopt(h, CURLOPT_PRIVATE, s) == CURLE_OK &&

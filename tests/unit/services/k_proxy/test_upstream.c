@@ -374,6 +374,10 @@ static enum MHD_Result stub_handler(void *cls, struct MHD_Connection *c, const c
     }
     if (*con_cls == &with_body)
         return stub_reply(c, 400, json_pack("{s:s}", "error", "unexpected_body"));
+    /* nor any header announcing one */
+    if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length") != NULL ||
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type") != NULL)
+        return stub_reply(c, 400, json_pack("{s:s}", "error", "unexpected_body_headers"));
     int delay = atomic_load(&st->delay_ms);
     if (delay > 0)
         usleep((useconds_t)delay * 1000);

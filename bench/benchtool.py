@@ -545,8 +545,12 @@ def fmt(v, spec):
 
 
 def median(xs):
+    """The middle value; of an even count, the mean of the two middle ones."""
     xs = sorted(x for x in xs if x is not None)
-    return xs[len(xs) // 2] if xs else None
+    if not xs:
+        return None
+    h = len(xs) // 2
+    return xs[h] if len(xs) % 2 else (xs[h - 1] + xs[h]) / 2
 
 
 def median_run(rounds):
@@ -597,6 +601,19 @@ def cmd_report(args):
             " ".join(counter.group(0).split()[1:]) if counter else "no counter line",
             CR["cpu_s"] * 1e6 / max(CR["requests"], 1), CR["cmd_ctx"] / max(CR["requests"], 1),
             "PASS" if CR["pass"] else "FAIL")
+    # paired rounds: (chain, nginx) req/s of each pair, by chain run
+    P = {}
+    for run in ("chain_plain", "chain_tls"):
+        pairs = []
+        for i in range(1, 100):
+            cw, nw = (os.path.join(d, "pair_%s.%s.r%d.wrk" % (run, who, i)) for who in ("chain", "nginx"))
+            if not os.path.exists(cw) or not os.path.exists(nw):
+                break
+            c, n = parse_wrk(cw), parse_wrk(nw)
+            if c.get("ok") and n.get("ok") and n["rps2xx"] > 0:
+                pairs.append((c["rps2xx"], n["rps2xx"], c["non2xx"] + c["socket_errors"]))
+        if pairs:
+            P[run] = pairs
     TR = load(os.path.join(d, "trickle.json"))
     cpw = W.get("chain_plain")
     secs = "%.0f" % (cpw["duration_us"] / 1e6) if cpw and cpw.get("ok") else "?"
@@ -701,6 +718,17 @@ def cmd_report(args):
                                                               "ok" if v and v.get("ok") else "NOT ok"),
                 "", w["non2xx"] == 0 and w["socket_errors"] == 0 and bool(v and v.get("ok")))
 
+    def pairs_row(run, what):
+        """An info row: the median of the per-pair ratios, with their range."""
+        pairs = P.get(run)
+        if not pairs:
+            return
+        ratios = sorted(c / n for c, n, _ in pairs)
+        bad = sum(b for _, _, b in pairs)
+        row("%s req/s vs nginx, %d pairs of rounds in turn (info)" % (what, len(pairs)),
+            "ratios %s; %d non-2xx or errors" % (", ".join("%.3f" % r for r in ratios), bad),
+            "%.3fx" % median(ratios), None)
+
     def ceiling_rounds(run):
         """An info row: each ceiling round's req/s, before and after the chain run (r4, r5)."""
         got = [(n, W[n]["rps2xx"]) for n in listed if n.startswith(run + ".r") and W.get(n) and W[n].get("ok")]
@@ -727,6 +755,7 @@ def cmd_report(args):
     row("plain req/s >= 0.5x nginx", "%s vs %s" % (fmt(cp, "%.0f"), fmt(rps("nginx_plain"), "%.0f")),
         fmt(r, "%.3fx"), None if r is None else r >= 0.5)
     ceiling_rounds("nginx_plain")
+    pairs_row("chain_plain", "plain")
     a, b = p("chain_plain", "p99_us"), p("nginx_plain", "p99_us")
     row("plain p50 / p99 (info)", "%s / %s vs %s / %s ms" % (
         fmt(p("chain_plain", "p50_us"), "%.2f"), fmt(a, "%.2f"), fmt(p("nginx_plain", "p50_us"), "%.2f"),
@@ -738,6 +767,7 @@ def cmd_report(args):
     row("TLS req/s >= 0.5x nginx TLS", "%s vs %s" % (fmt(ct, "%.0f"), fmt(rps("nginx_tls"), "%.0f")),
         fmt(r, "%.3fx"), None if r is None else r >= 0.5)
     ceiling_rounds("nginx_tls")
+    pairs_row("chain_tls", "TLS")
     a, b = p("chain_tls", "p99_us"), p("nginx_tls", "p99_us")
     r = ratio(a, b)
     row("TLS p99 <= 4x nginx TLS p99", "%s vs %s ms" % (fmt(a, "%.2f"), fmt(b, "%.2f")),

@@ -21,6 +21,9 @@
 #                   unique and gap-free): plain (chain_plain), TLS in front
 #                   with k_server over plain HTTP (chain_tls, like nginx_tls),
 #                   TLS on both hops (chain_tls2, like nginx_tls2)
+#   pairs           after chain_plain and chain_tls, 5 pairs of 5 s rounds
+#                   in turn, the chain's then nginx's: a ratio per pair,
+#                   which the machine's drift over a minute barely moves
 #   CPU             utime+stime (/proc/PID/stat) and context switches
 #                   (/proc/PID/task/*/status) of k_proxy + k_server vs nginx's
 #                   workers over each run, per request
@@ -36,10 +39,11 @@
 # BENCH_LOGIN_SECONDS (default 5), BENCH_CR_REQUESTS (default 20000),
 # BENCH_TRICKLE_CONNS (default 10000), BENCH_RESULTS (where the raw results
 # are kept, default BUILD/bench/chain_load), BENCH_PARTS (which parts run, of
-# "plain tls regress logins trickle"; default all of them).
+# "plain tls regress logins trickle"; default all of them), BENCH_PAIRS
+# (default 5; 0: none) and BENCH_PAIR_SECONDS (default 5).
 case ${1:-} in
 -h | --help)
-    sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,43p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
 -*)
@@ -51,7 +55,7 @@ BUILD=${1:-build}
 . tests/e2e/lib.sh
 
 for n in "${BENCH_SECONDS:-60}" "${BENCH_NGINX_SECONDS:-0}" "${BENCH_LOGIN_SECONDS:-5}" \
-    "${BENCH_CR_REQUESTS:-1}" "${BENCH_TRICKLE_CONNS:-1}"; do
+    "${BENCH_CR_REQUESTS:-1}" "${BENCH_TRICKLE_CONNS:-1}" "${BENCH_PAIRS:-0}" "${BENCH_PAIR_SECONDS:-1}"; do
     case $n in
     '' | *[!0-9]*)
         echo "chain_load: BENCH_* settings must be whole numbers (got '$n')" >&2
@@ -81,6 +85,9 @@ part() {
 }
 CR_N=${BENCH_CR_REQUESTS:-20000}
 TRICKLE_CONNS=${BENCH_TRICKLE_CONNS:-10000}
+PAIRS=${BENCH_PAIRS:-5}
+PAIR_SECS=${BENCH_PAIR_SECONDS:-5}
+[ "$PAIR_SECS" -ge 1 ] || PAIR_SECS=1
 R=${BENCH_RESULTS:-$BUILD/bench/chain_load}
 BT=bench/benchtool.py
 # the logins/s runs measure the login path itself, one user from one address:
@@ -230,7 +237,28 @@ chain_down() {
     KS_PID=""
 }
 
-# chain_run NAME plain|tls|tls2: the sustained counter load on a fresh chain.
+# pair_rounds NAME NGINX_URL: right after a chain run, PAIRS pairs of short
+# rounds taken in turn, the chain's then nginx's, seconds apart: a ratio
+# per pair, which the machine's drift over a minute barely moves
+pair_rounds() {
+    [ "$PAIRS" -gt 0 ] && [ -n "$2" ] && [ "$HAVE_NGINX" -eq 1 ] || return 0
+    echo "== $1: $PAIRS pairs of ${PAIR_SECS} s rounds in turn, the chain's then nginx's"
+    VALUES=""
+    _pair=1
+    while [ "$_pair" -le "$PAIRS" ]; do
+        run_wrk "pair_$1.chain.r$_pair" "$KP_URL/resource/counter" "$PAIR_SECS" 32 \
+            --pid "k_proxy=$KP_PID" --pid "k_server=$KS_PID"
+        _tok=$TOKEN
+        TOKEN=""
+        run_wrk "pair_$1.nginx.r$_pair" "$2" "$PAIR_SECS" 32 --tree "nginx=$NG_PID"
+        TOKEN=$_tok
+        echo "  pair $_pair: chain $(sed -n 's/^Requests\/sec: *//p' "$R/pair_$1.chain.r$_pair.wrk") req/s, nginx $(sed -n 's/^Requests\/sec: *//p' "$R/pair_$1.nginx.r$_pair.wrk") req/s"
+        _pair=$((_pair + 1))
+    done
+}
+
+# chain_run NAME plain|tls|tls2 [NGINX_URL]: the sustained counter load on a
+# fresh chain; with NGINX_URL, paired rounds against that ceiling after it.
 chain_run() {
     echo "== $1: wrk -t2 -c32 -d${SECS}s POST /resource/counter through k_proxy -> k_server ($(hops "$2"))"
     if chain_up "$2"; then
@@ -246,6 +274,7 @@ chain_run() {
             "$PY" -c 'import json,sys; print(int(json.load(sys.stdin)["counter"]))' 2>/dev/null)
         "$PY" "$BT" values "$R/$1.values" --issued "${_issued:-none}" --allow-missing 32 >"$R/$1.values.json"
         grep -h 'Requests/sec\|Non-2xx\|Socket errors' "$R/$1.wrk" | sed 's/^/  /'
+        pair_rounds "$1" "${3:-}"
     else
         note "$1: the chain did not come up; not measured"
     fi
@@ -375,7 +404,10 @@ for mode in plain tls tls2; do
     esac
     [ "$HAVE_NGINX" -eq 1 ] && nginx_rounds "nginx_$mode" "$_ng_url" 1 3 "$(hops $mode) (the ceiling, before the chain run)"
     floor_run "$mode"
-    chain_run "chain_$mode" "$mode"
+    # the paired rounds for the targets' modes (plain, TLS in front)
+    _pair_url=""
+    [ "$mode" != tls2 ] && _pair_url=$_ng_url
+    chain_run "chain_$mode" "$mode" "$_pair_url"
     # the machine's speed drifts over a minute (nginx's rounds have ranged
     # 58k-121k/s in one bench): rounds after the chain run bracket it
     [ "$HAVE_NGINX" -eq 1 ] && nginx_rounds "nginx_$mode" "$_ng_url" 4 5 "$(hops $mode) (the ceiling, after the chain run)"

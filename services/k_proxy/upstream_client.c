@@ -64,9 +64,10 @@
 #define COUNTER_PATH "/counter/next"
 #define AUTHZ_PREFIX "Authorization: "
 
-/* A counter call carries nothing but its signature: the body is empty
- * (k_server reads none), and the Content-Type and Accept headers curl would
- * add are dropped, since every header byte costs libcurl's formatter. */
+/* A counter call carries nothing but its signature: a POST with no body
+ * (k_server reads none), so curl adds no Content-Length or Content-Type, and
+ * the Accept header it would add is dropped, since every header byte costs
+ * libcurl's formatter. The signature covers the empty body (request_body). */
 static char no_accept_header[] = "Accept:";
 static const char request_body[] = "";
 

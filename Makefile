@@ -322,7 +322,7 @@ FUZZ_PARTS_ctaphid := fuzz_assertion_decode fuzz_attestation_decode fuzz_attesta
     fuzz_replay_match fuzz_sysfs_uevent fuzz_trace_replay fuzz_u2f_response
 FUZZ_PARTS_vcard := fuzz_uhid_event fuzz_vcard_config fuzz_vcard_control fuzz_vcard_credman \
     fuzz_vcard_ctap1 fuzz_vcard_ctap2 fuzz_vcard_hid fuzz_vcard_script fuzz_vcard_state
-FUZZ_PARTS_kcsvc := fuzz_guard fuzz_upstream_auth
+FUZZ_PARTS_kcsvc := fuzz_flat fuzz_guard fuzz_upstream_auth
 FUZZ_PARTS_k_proxy := fuzz_kpx_store fuzz_service_body fuzz_upstream_reply
 FUZZ_PARTS_k_client_portal := fuzz_portal_request
 FUZZ_PARTS_chain_regress := fuzz_chain_response fuzz_kcr_analyze_input

@@ -85,11 +85,12 @@ struct conn_state {
     char *body;
     size_t len, cap;
     atomic_int handoff;
-    json_t *early_log;          /* log members set before ksvc_defer */
-    struct ksvc_response final; /* given to ksvc_complete */
-    bool have_final;            /* final is to be rendered by the polling thread */
-    char *free_raw;             /* a raw body to free after rendering (/metrics) */
-    struct MHD_Response *ready; /* the answer, to queue on the polling thread */
+    json_t *early_log;           /* log members set before ksvc_defer */
+    struct ksvc_flat early_flat; /* the same, kept flat */
+    struct ksvc_response final;  /* given to ksvc_complete */
+    bool have_final;             /* final is to be rendered by the polling thread */
+    char *free_raw;              /* a raw body to free after rendering (/metrics) */
+    struct MHD_Response *ready;  /* the answer, to queue on the polling thread */
     int ready_status;
     struct conn_state *job_next; /* the worker queue */
 
@@ -135,6 +136,45 @@ void ksvc_reply(struct ksvc_response *resp, int status, json_t *body)
     json_decref(resp->body);
     resp->status = status;
     resp->body = body;
+    resp->body_flat = false;
+    resp->flat_body.n = 0;
+}
+
+void ksvc_reply_flat(struct ksvc_response *resp, int status)
+{
+    ksvc_reply(resp, status, NULL);
+    resp->body_flat = true;
+}
+
+/* A member that does not fit the flat body: the body becomes jansson's. */
+static void body_to_json(struct ksvc_response *resp)
+{
+    json_t *obj = json_object();
+    if (obj != NULL)
+        ksvc_flat_to_json(&resp->flat_body, obj);
+    resp->body = obj;
+    resp->body_flat = false;
+    resp->flat_body.n = 0;
+}
+
+void ksvc_body_int(struct ksvc_response *resp, const char *key, long long v)
+{
+    if (resp->body_flat && ksvc_flat_int(&resp->flat_body, key, v) == 0)
+        return;
+    if (resp->body_flat)
+        body_to_json(resp);
+    if (resp->body != NULL)
+        json_object_set_new(resp->body, key, json_integer(v));
+}
+
+void ksvc_body_str(struct ksvc_response *resp, const char *key, const char *s)
+{
+    if (resp->body_flat && ksvc_flat_str(&resp->flat_body, key, s) == 0)
+        return;
+    if (resp->body_flat)
+        body_to_json(resp);
+    if (resp->body != NULL)
+        json_object_set_new(resp->body, key, json_string(s));
 }
 
 void ksvc_reply_error(struct ksvc_response *resp, int status, const char *code, const char *fmt,
@@ -168,10 +208,28 @@ void ksvc_log_field(struct ksvc_response *resp, const char *key, json_t *value)
         return;
     if (resp->log == NULL)
         resp->log = json_object();
+    /* one object holds them all: the flat ones move to it first */
+    if (resp->log != NULL && resp->log_flat.n > 0)
+        ksvc_flat_to_json(&resp->log_flat, resp->log);
+    resp->log_flat.n = 0;
     if (resp->log != NULL)
         json_object_set_new(resp->log, key, value);
     else
         json_decref(value);
+}
+
+void ksvc_log_int(struct ksvc_response *resp, const char *key, long long v)
+{
+    if (resp->log == NULL && ksvc_flat_int(&resp->log_flat, key, v) == 0)
+        return;
+    ksvc_log_field(resp, key, json_integer(v));
+}
+
+void ksvc_log_str(struct ksvc_response *resp, const char *key, const char *s)
+{
+    if (resp->log == NULL && ksvc_flat_str(&resp->log_flat, key, s) == 0)
+        return;
+    ksvc_log_field(resp, key, json_string(s));
 }
 
 json_t *ksvc_json_object_parse(const char *body, size_t len, const char *content_type,
@@ -395,16 +453,6 @@ static void line_ms(struct conn_state *st, double secs)
     line_append(frac, sizeof(frac), st);
 }
 
-/* True when s is printable ASCII with nothing to escape: such a string is
- * its own JSON text between quotes. */
-static bool plain_ascii(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (s[i] < 0x20 || s[i] >= 0x7f || s[i] == '"' || s[i] == '\\')
-            return false;
-    return true;
-}
-
 /* ,"key":value for the members a request line carries (session refs,
  * counter values, names): integers and plain ASCII strings written as they
  * are, since jansson's dump of a small object costs more than the rest of
@@ -417,23 +465,16 @@ static bool line_extra_plain(struct conn_state *st, json_t *extra)
     json_object_foreach(extra, key, value)
     {
         bool is_int = json_is_integer(value);
-        if (!plain_ascii(key, strlen(key)) ||
-            !(is_int || (json_is_string(value) &&
-                         plain_ascii(json_string_value(value), json_string_length(value)))))
+        if (!ksvc_flat_plain_text(key, strlen(key)) ||
+            !(is_int || (json_is_string(value) && ksvc_flat_plain_text(json_string_value(value),
+                                                                       json_string_length(value)))))
             return false;
-        line_append(",\"", 2, st);
-        line_str(st, key);
-        line_append("\":", 2, st);
-        if (is_int) {
-            json_int_t n = json_integer_value(value);
-            if (n < 0)
-                line_append("-", 1, st);
-            line_uint(st, n < 0 ? (uint64_t)0 - (uint64_t)n : (uint64_t)n);
-        } else {
-            line_append("\"", 1, st);
-            line_append(json_string_value(value), json_string_length(value), st);
-            line_append("\"", 1, st);
-        }
+        if (is_int)
+            ksvc_flat_write_member(line_append, st, true, key, false, json_integer_value(value),
+                                   NULL, 0);
+        else
+            ksvc_flat_write_member(line_append, st, true, key, true, 0, json_string_value(value),
+                                   json_string_length(value));
     }
     return true;
 }
@@ -471,8 +512,25 @@ static bool names_fixed_key(json_t *extra)
     return false;
 }
 
-/* The request's log line, written by the logger thread. */
-static void log_request(struct conn_state *st, int status, double secs, json_t *extra)
+/* The handler's flat members (a copy: the fixed names are dropped from it). */
+static void line_flat(struct conn_state *st, struct ksvc_flat *flat)
+{
+    for (size_t i = 0; i < sizeof(fixed_log_keys) / sizeof(fixed_log_keys[0]); i++)
+        ksvc_flat_del(flat, fixed_log_keys[i]);
+    if (ksvc_flat_plain(flat)) {
+        ksvc_flat_write(flat, true, line_append, st);
+        return;
+    }
+    json_t *obj = json_object();
+    if (obj != NULL && ksvc_flat_to_json(flat, obj) == 0)
+        line_extra(st, obj);
+    json_decref(obj);
+}
+
+/* The request's log line, written by the logger thread: the handler's
+ * members are extra (jansson's) or else flat. */
+static void log_request(struct conn_state *st, int status, double secs, json_t *extra,
+                        struct ksvc_flat *flat)
 {
     char ts[32];
     ksvc_log_timestamp(ts);
@@ -501,10 +559,70 @@ static void log_request(struct conn_state *st, int status, double secs, json_t *
             for (size_t i = 0; i < sizeof(fixed_log_keys) / sizeof(fixed_log_keys[0]); i++)
                 json_object_del(extra, fixed_log_keys[i]);
         line_extra(st, extra);
+    } else if (flat != NULL && flat->n > 0) {
+        line_flat(st, flat);
     }
     line_str(st, "}");
     if (st->line != NULL)
         ksvc_log_text(st->line, st->line_len);
+}
+
+/* A flat body's text: written here when plain, else by jansson. */
+static int render_flat(struct conn_state *st, const struct ksvc_flat *f)
+{
+    if (ksvc_flat_plain(f))
+        return out_append("{", 1, st) != 0 || ksvc_flat_write(f, false, out_append, st) != 0 ||
+                       out_append("}\n", 2, st) != 0
+                   ? -1
+                   : 0;
+    json_t *obj = json_object();
+    int rc =
+        obj != NULL && ksvc_flat_to_json(f, obj) == 0 &&
+                json_dump_callback(obj, out_append, st, JSON_COMPACT | JSON_PRESERVE_ORDER) == 0 &&
+                out_append("\n", 1, st) == 0
+            ? 0
+            : -1;
+    json_decref(obj);
+    return rc;
+}
+
+/* The handler's log members: those set before ksvc_defer, then the
+ * answer's (which win). Into *flat when all are flat and fit one flat
+ * object (NULL returned), else a jansson object (returned, the caller's). */
+static json_t *log_members(struct conn_state *st, struct ksvc_response *resp,
+                           struct ksvc_flat *flat)
+{
+    json_t *early = st->early_log, *late = resp->log;
+    st->early_log = NULL;
+    resp->log = NULL;
+    flat->n = 0;
+    if (early == NULL && late == NULL) {
+        *flat = st->early_flat;
+        if (ksvc_flat_merge(flat, &resp->log_flat) == 0) {
+            st->early_flat.n = 0;
+            resp->log_flat.n = 0;
+            return NULL;
+        }
+        flat->n = 0; /* more than a flat object holds */
+    }
+    /* a jansson object holds a side's members alone (ksvc_log_field) */
+    json_t *extra = early;
+    if (extra == NULL && st->early_flat.n == 0 && late != NULL) {
+        extra = late;
+        late = NULL;
+    } else if (extra == NULL) {
+        extra = json_object();
+    }
+    if (extra != NULL) {
+        ksvc_flat_to_json(&st->early_flat, extra);
+        if (late != NULL)
+            json_object_update(extra, late);
+        ksvc_flat_to_json(&resp->log_flat, extra);
+    }
+    json_decref(late);
+    st->early_flat.n = 0;
+    resp->log_flat.n = 0;
+    return extra;
 }
 
 /* Renders resp into st->ready (the MHD response), writes the log line and
@@ -522,6 +640,9 @@ static void finalize(struct conn_state *st, struct ksvc_response *resp)
     if (resp->content_type != NULL) {
         type = resp->content_type;
         if (resp->raw_len > 0 && resp->raw != NULL && out_append(resp->raw, resp->raw_len, st) != 0)
+            st->out_len = 0;
+    } else if (resp->body_flat) {
+        if (render_flat(st, &resp->flat_body) != 0)
             st->out_len = 0;
     } else if (resp->body != NULL) {
         /* JSON answers end with a newline, as curl users expect */
@@ -547,15 +668,9 @@ static void finalize(struct conn_state *st, struct ksvc_response *resp)
     }
     ksvc_metrics_request(s->metrics, route, st->req.method, resp->status, secs);
 
-    json_t *extra = st->early_log;
-    st->early_log = NULL;
-    if (extra == NULL)
-        extra = resp->log;
-    else if (resp->log != NULL)
-        json_object_update(extra, resp->log);
-    if (extra != resp->log)
-        json_decref(resp->log);
-    log_request(st, resp->status, secs, extra);
+    struct ksvc_flat flat;
+    json_t *extra = log_members(st, resp, &flat);
+    log_request(st, resp->status, secs, extra, &flat);
     json_decref(extra);
     json_decref(resp->body);
     free(st->free_raw);
@@ -725,6 +840,7 @@ static bool run_request(struct conn_state *st)
     if (st->deferred) {
         st->early_log = resp.log;
         resp.log = NULL;
+        st->early_flat = resp.log_flat;
         json_decref(resp.body);
         if (atomic_exchange(&st->handoff, HANDOFF_RETURNED) == HANDOFF_COMPLETED)
             finish_parked(st, &st->final);
@@ -932,6 +1048,7 @@ static void discard_answer(struct conn_state *st)
     }
     json_decref(st->early_log);
     st->early_log = NULL;
+    st->early_flat.n = 0;
     free(st->free_raw);
     st->free_raw = NULL;
 }

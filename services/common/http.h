@@ -27,6 +27,7 @@
 
 #include <jansson.h>
 
+#include "services/common/flat.h"
 #include "services/common/metrics.h"
 
 #define KSVC_MAX_BODY_DEFAULT (16 * 1024)
@@ -64,6 +65,12 @@ struct ksvc_response {
     const char *raw;
     size_t raw_len;
     json_t *log; /* extra members for the request's log line; owned */
+    /* The hot paths' body and log members without jansson (flat.h): the
+     * body is flat_body when body_flat; log members are in log_flat or, once
+     * one is set with jansson (ksvc_log_field), all in log. */
+    bool body_flat;
+    struct ksvc_flat flat_body;
+    struct ksvc_flat log_flat;
 };
 
 typedef void (*ksvc_handler_fn)(void *ctx, const struct ksvc_request *req,
@@ -237,5 +244,15 @@ void ksvc_reply_error(struct ksvc_response *resp, int status, const char *code, 
 void ksvc_reply_method_not_allowed(struct ksvc_response *resp, const char *allow);
 /* Adds one member to the request's log line (value stolen). */
 void ksvc_log_field(struct ksvc_response *resp, const char *key, json_t *value);
+
+/* The same without jansson, for hot paths (flat.h); key must be a string
+ * literal. ksvc_reply_flat sets a status and an empty object body that
+ * ksvc_body_int and ksvc_body_str fill; whatever does not fit a flat object
+ * moves it to jansson, so every call takes effect. */
+void ksvc_reply_flat(struct ksvc_response *resp, int status);
+void ksvc_body_int(struct ksvc_response *resp, const char *key, long long v);
+void ksvc_body_str(struct ksvc_response *resp, const char *key, const char *s);
+void ksvc_log_int(struct ksvc_response *resp, const char *key, long long v);
+void ksvc_log_str(struct ksvc_response *resp, const char *key, const char *s);
 
 #endif

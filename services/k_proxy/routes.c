@@ -114,7 +114,7 @@ static bool session_of(struct kpx_proxy *p, const struct ksvc_request *req,
         ksvc_reply_error(resp, 500, "state_failed", "%s", err);
         return false;
     }
-    ksvc_log_field(resp, "username", json_string(s->username));
+    ksvc_log_str(resp, "username", s->username);
     return true;
 }
 
@@ -512,10 +512,12 @@ static void counter_answer(struct ksvc_metrics *m, const struct kpx_upstream_res
         ksvc_reply_error(resp, 502, "upstream_failed", "%s", r->msg);
         return;
     }
-    ksvc_log_field(resp, "counter", json_integer(r->value));
-    ksvc_reply(resp, 200,
-               json_pack("{s:I, s:s, s:I}", "counter", (json_int_t)r->value, "username", username,
-                         "expires_in", (json_int_t)(expires_at - now_s())));
+    /* flat: the hot path's answer and log members without jansson objects */
+    ksvc_log_int(resp, "counter", r->value);
+    ksvc_reply_flat(resp, 200);
+    ksvc_body_int(resp, "counter", r->value);
+    ksvc_body_str(resp, "username", username);
+    ksvc_body_int(resp, "expires_in", expires_at - now_s());
 }
 
 /* What a counter call carries through k_server's answer (copied into the
@@ -550,7 +552,7 @@ static void route_counter(struct kpx_proxy *p, const struct ksvc_request *req,
     if (!session_of(p, req, resp, true, &s))
         return;
     /* the reference was made at login: nothing to derive per request */
-    ksvc_log_field(resp, "ref", json_string(s.ref));
+    ksvc_log_str(resp, "ref", s.ref);
     struct counter_call c = {.metrics = req->metrics, .expires_at = s.expires_at};
     snprintf(c.username, sizeof(c.username), "%s", s.username);
     c.pending = ksvc_defer(req);

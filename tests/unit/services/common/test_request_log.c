@@ -1,7 +1,11 @@
 /* The one log line per request, from a real server over a real socket: it
  * parses as JSON with no key twice, its fixed fields (status, ms,
  * bytes_in, ...) are the server's even when a handler names the same keys,
- * the handler's other fields follow them, and ms has three decimals. */
+ * the handler's other fields follow them, and ms has three decimals. The
+ * flat members and bodies of the hot paths (ksvc_log_int/str,
+ * ksvc_reply_flat) give the same lines and byte for byte jansson's answer,
+ * also when they do not fit a flat object, mix with jansson members, or are
+ * set on both sides of ksvc_defer. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -22,9 +26,62 @@
 #include "services/common/http.h"
 #include "services/common/log.h"
 
+/* The flat paths; true when path was one of them. */
+static bool flat_handler(const struct ksvc_request *req, struct ksvc_response *resp)
+{
+    if (strcmp(req->path, "/flat") == 0) {
+        ksvc_log_int(resp, "note", 7);
+        ksvc_log_str(resp, "ref", "abcDEF_-123");
+        ksvc_log_str(resp, "status", "forged"); /* the server's wins */
+        ksvc_log_int(resp, "neg", INT64_MIN);
+        ksvc_reply_flat(resp, 200);
+        ksvc_body_int(resp, "counter", 5);
+        ksvc_body_str(resp, "username", "alice");
+        ksvc_body_int(resp, "expires_in", -3);
+        return true;
+    }
+    if (strcmp(req->path, "/flat-mixed") == 0) {
+        ksvc_log_str(resp, "name", "Jos\xc3\xa9 \"q\"");
+        ksvc_log_int(resp, "a", 1);
+        ksvc_log_int(resp, "b", 2);
+        ksvc_log_int(resp, "c", 3);
+        ksvc_log_int(resp, "d", 4); /* a fifth: all move to jansson */
+        ksvc_log_field(resp, "took", json_real(1.5));
+        ksvc_log_int(resp, "e", 5); /* after a jansson member: jansson's too */
+        ksvc_reply_flat(resp, 200);
+        ksvc_body_str(resp, "name", "say \"hi\"");
+        ksvc_body_int(resp, "a", 1);
+        ksvc_body_int(resp, "b", 2);
+        ksvc_body_int(resp, "c", 3);
+        ksvc_body_int(resp, "d", 4);
+        ksvc_body_int(resp, "a", 10); /* replaced, after the move to jansson */
+        return true;
+    }
+    if (strcmp(req->path, "/flat-defer") == 0 || strcmp(req->path, "/flat-defer-json") == 0) {
+        ksvc_log_str(resp, "early", "e1");
+        ksvc_log_int(resp, "dup", 1);
+        struct ksvc_pending *p = ksvc_defer(req);
+        assert_non_null(p);
+        struct ksvc_response later;
+        memset(&later, 0, sizeof(later));
+        ksvc_log_int(&later, "dup", 2);
+        if (strcmp(req->path, "/flat-defer-json") == 0)
+            ksvc_log_field(&later, "late", json_real(0.5));
+        else
+            ksvc_log_str(&later, "late", "l1");
+        ksvc_reply_flat(&later, 202);
+        ksvc_body_int(&later, "x", 1);
+        ksvc_complete(p, &later);
+        return true;
+    }
+    return false;
+}
+
 static void handler(void *ctx, const struct ksvc_request *req, struct ksvc_response *resp)
 {
     (void)ctx;
+    if (flat_handler(req, resp))
+        return;
     if (strcmp(req->path, "/forge") == 0) {
         /* fields a handler must not be able to forge */
         ksvc_log_field(resp, "status", json_string("forged"));
@@ -44,8 +101,9 @@ static void handler(void *ctx, const struct ksvc_request *req, struct ksvc_respo
     ksvc_reply(resp, 201, json_pack("{s:b}", "ok", 1));
 }
 
-/* One request on a new connection; the status code of the answer. */
-static int post(int port, const char *path, const char *body)
+/* One request on a new connection; the status code of the answer, and
+ * its body into body_out (when not NULL). */
+static int post_body(int port, const char *path, const char *body, char *body_out, size_t cap)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(fd >= 0);
@@ -69,7 +127,17 @@ static int post(int port, const char *path, const char *body)
     close(fd);
     int status = 0;
     assert_int_equal(sscanf(answer, "HTTP/1.1 %d", &status), 1);
+    if (body_out != NULL) {
+        const char *b = strstr(answer, "\r\n\r\n");
+        assert_non_null(b);
+        snprintf(body_out, cap, "%s", b + 4);
+    }
     return status;
+}
+
+static int post(int port, const char *path, const char *body)
+{
+    return post_body(port, path, body, NULL, 0);
 }
 
 /* The log line of path in the captured log: parsed, duplicate keys refused. */
@@ -115,6 +183,12 @@ static void test_request_log_line(void **state)
     int plain = post(port, "/plain", "{\"a\":1}");
     int forged = post(port, "/forge", "{}");
     int mixed = post(port, "/mixed", "{}");
+    char flat_body[512], flat_mixed_body[512], defer_body[512], defer_json_body[512];
+    int flat = post_body(port, "/flat", "", flat_body, sizeof(flat_body));
+    int flat_mixed = post_body(port, "/flat-mixed", "", flat_mixed_body, sizeof(flat_mixed_body));
+    int defer = post_body(port, "/flat-defer", "", defer_body, sizeof(defer_body));
+    int defer_json =
+        post_body(port, "/flat-defer-json", "", defer_json_body, sizeof(defer_json_body));
     ksvc_server_stop(s);
     ksvc_log_flush(5000);
     fflush(stderr);
@@ -123,6 +197,16 @@ static void test_request_log_line(void **state)
     assert_int_equal(plain, 201);
     assert_int_equal(forged, 201);
     assert_int_equal(mixed, 201);
+    assert_int_equal(flat, 200);
+    assert_int_equal(flat_mixed, 200);
+    assert_int_equal(defer, 202);
+    assert_int_equal(defer_json, 202);
+    /* byte for byte what jansson's compact dump gives, and a newline */
+    assert_string_equal(flat_body, "{\"counter\":5,\"username\":\"alice\",\"expires_in\":-3}\n");
+    assert_string_equal(flat_mixed_body,
+                        "{\"name\":\"say \\\"hi\\\"\",\"a\":10,\"b\":2,\"c\":3,\"d\":4}\n");
+    assert_string_equal(defer_body, "{\"x\":1}\n");
+    assert_string_equal(defer_json_body, "{\"x\":1}\n");
 
     char raw[2048];
     json_t *j = line_of(log_path, "/plain", raw, sizeof(raw));
@@ -160,6 +244,35 @@ static void test_request_log_line(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "ref")), "abcDEF_-123");
     assert_true(json_integer_value(json_object_get(j, "neg")) == INT64_MIN);
     assert_int_equal(json_integer_value(json_object_get(j, "status")), 201);
+    json_decref(j);
+
+    j = line_of(log_path, "/flat", raw, sizeof(raw));
+    assert_int_equal(json_integer_value(json_object_get(j, "status")), 200);
+    assert_int_equal(json_integer_value(json_object_get(j, "note")), 7);
+    assert_string_equal(json_string_value(json_object_get(j, "ref")), "abcDEF_-123");
+    assert_true(json_integer_value(json_object_get(j, "neg")) == INT64_MIN);
+    assert_string_equal(json_string_value(json_object_get(j, "remote")), "127.0.0.1");
+    json_decref(j);
+
+    j = line_of(log_path, "/flat-mixed", raw, sizeof(raw));
+    assert_string_equal(json_string_value(json_object_get(j, "name")), "Jos\xc3\xa9 \"q\"");
+    assert_int_equal(json_integer_value(json_object_get(j, "a")), 1);
+    assert_int_equal(json_integer_value(json_object_get(j, "d")), 4);
+    assert_int_equal(json_integer_value(json_object_get(j, "e")), 5);
+    assert_true(json_real_value(json_object_get(j, "took")) == 1.5);
+    json_decref(j);
+
+    /* the members set before ksvc_defer, then those of the answer, which win */
+    j = line_of(log_path, "/flat-defer", raw, sizeof(raw));
+    assert_int_equal(json_integer_value(json_object_get(j, "status")), 202);
+    assert_string_equal(json_string_value(json_object_get(j, "early")), "e1");
+    assert_string_equal(json_string_value(json_object_get(j, "late")), "l1");
+    assert_int_equal(json_integer_value(json_object_get(j, "dup")), 2);
+    json_decref(j);
+    j = line_of(log_path, "/flat-defer-json", raw, sizeof(raw));
+    assert_string_equal(json_string_value(json_object_get(j, "early")), "e1");
+    assert_true(json_real_value(json_object_get(j, "late")) == 0.5);
+    assert_int_equal(json_integer_value(json_object_get(j, "dup")), 2);
     json_decref(j);
     close(log_fd);
     unlink(log_path);

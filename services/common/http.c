@@ -138,6 +138,7 @@ void ksvc_reply(struct ksvc_response *resp, int status, json_t *body)
     resp->body = body;
     resp->body_flat = false;
     resp->flat_body.n = 0;
+    resp->bare_headers = false;
 }
 
 void ksvc_reply_flat(struct ksvc_response *resp, int status)
@@ -407,10 +408,10 @@ static void line_json_string(struct conn_state *st, const char *s)
 
 /* ---- answering ---- */
 
-static void add_headers(struct MHD_Response *mr, const struct conn_state *st,
-                        const struct ksvc_response *r, const char *type)
+/* What every answer but a bare one carries besides its Content-Type. */
+static void add_usual_headers(struct MHD_Response *mr, const struct conn_state *st,
+                              const struct ksvc_response *r)
 {
-    MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     MHD_add_response_header(mr, "X-Request-Id", st->req.request_id);
     if (r->www_authenticate[0] != '\0')
@@ -424,10 +425,18 @@ static void add_headers(struct MHD_Response *mr, const struct conn_state *st,
         snprintf(secs, sizeof(secs), "%d", r->retry_after);
         MHD_add_response_header(mr, MHD_HTTP_HEADER_RETRY_AFTER, secs);
     }
-    MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff"); /* no sniffing, ever */
+    MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff"); /* no sniffing */
     for (const char *const *h = st->s->cfg.extra_headers; h != NULL && h[0] != NULL && h[1] != NULL;
          h += 2)
         MHD_add_response_header(mr, h[0], h[1]);
+}
+
+static void add_headers(struct MHD_Response *mr, const struct conn_state *st,
+                        const struct ksvc_response *r, const char *type)
+{
+    MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    if (!r->bare_headers)
+        add_usual_headers(mr, st, r);
     if (st->close)
         MHD_add_response_header(mr, MHD_HTTP_HEADER_CONNECTION, "close");
 }

@@ -71,6 +71,10 @@ struct ksvc_response {
     bool body_flat;
     struct ksvc_flat flat_body;
     struct ksvc_flat log_flat;
+    /* Only Content-Type (and libmicrohttpd's Content-Length and Date): for
+     * an answer only a machine peer can get (k_server's to a signed counter
+     * call), whose every header line costs that peer's HTTP client. */
+    bool bare_headers;
 };
 
 typedef void (*ksvc_handler_fn)(void *ctx, const struct ksvc_request *req,
@@ -132,7 +136,8 @@ struct ksvc_server_cfg {
     void *ctx;
     /* Headers added to every answer, /healthz and /metrics included: name,
      * value, name, value, ..., NULL (e.g. the portal's Content-Security-Policy).
-     * NULL: none. Every answer also has X-Content-Type-Options: nosniff. */
+     * NULL: none. Every answer also has X-Content-Type-Options: nosniff, but a
+     * bare one (ksvc_response.bare_headers). */
     const char *const *extra_headers;
     ksvc_loop_start_fn loop_start; /* NULL: none */
     ksvc_loop_stop_fn loop_stop;   /* NULL: none */

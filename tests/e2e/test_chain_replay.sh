@@ -79,6 +79,9 @@ def serve(client):
                 answer = None
             if answer is None:
                 return
+            with open(os.path.join(out_dir, "resp.%d.tmp" % n), "wb") as f:
+                f.write(answer)
+            os.rename(os.path.join(out_dir, "resp.%d.tmp" % n), os.path.join(out_dir, "resp.%d" % n))
             client.sendall(answer)
 
 with open(port_file + ".tmp", "w") as f:
@@ -135,26 +138,37 @@ want "login through the recorded chain" 200 /session/login -H "$H" -d '{"usernam
 CAROL=$(token)
 want "a counter call through the recorder" 200 /resource/counter -H "Authorization: Bearer $CAROL"
 CAPTURED_AT=$(date +%s)
-CAPTURED=req.$(for f in "$T/wire"/req.*; do
+CAPTURED_N=$(for f in "$T/wire"/req.*; do
     case $f in
     *.tmp) ;;
     *) echo "${f##*.}" ;;
     esac
 done | sort -n | tail -n 1)
-if [ -n "$CAPTURED" ] && grep -q 'Authorization: KC-HMAC-SHA256 ts=[0-9]*, inst=[0-9a-f]\{32\}, seq=[0-9]*, ref=' "$T/wire/$CAPTURED"; then
+CAPTURED=req.$CAPTURED_N
+if [ -n "$CAPTURED_N" ] && grep -q 'Authorization: KC-HMAC-SHA256 ts=[0-9]*, inst=[0-9a-f]\{32\}, seq=[0-9]*, ref=' "$T/wire/$CAPTURED"; then
     ok "the request on the wire carries ts, inst, seq, ref, sig"
 else
     not_ok "the captured request has the signed header"
     show_head 10 "$T/wire/$CAPTURED" "$T/recorder.log"
 fi
 AUTHZ=$(sed -n 's/^Authorization: \(KC-HMAC-SHA256 [^\r]*\)\r*$/\1/p' "$T/wire/$CAPTURED")
+# k_server's 200 to a signed call (only k_proxy can sign) carries only what
+# HTTP needs: each browser-facing header line would cost k_proxy's client
+ANSWER_HEADERS=$(tr -d '\r' <"$T/wire/resp.$CAPTURED_N" 2>/dev/null | sed -n '2,/^$/p' | sed '/^$/d' |
+    sed 's/:.*//' | tr 'A-Z' 'a-z' | sort | tr '\n' ' ')
+if [ "$ANSWER_HEADERS" = "content-length content-type date " ]; then
+    ok "k_server's 200 to the signed call has only Content-Length, Content-Type and Date"
+else
+    not_ok "k_server's signed 200 carries only the bare headers" "$ANSWER_HEADERS"
+    show_head 12 "$T/wire/resp.$CAPTURED_N"
+fi
 # the body is what followed the blank line
 "$PY" -c 'import sys; d=open(sys.argv[1],"rb").read(); sys.stdout.buffer.write(d.split(b"\r\n\r\n",1)[1])' \
     "$T/wire/$CAPTURED" >"$T/captured.body"
 
 # replay WHEN: the captured request straight to k_server with curl
 replay() {
-    code=$(curl -sS -m 5 -o "$T/replay.out" -w '%{http_code}' -X POST "http://127.0.0.1:$KS_PORT/counter/next" \
+    code=$(curl -sS -m 5 -D "$T/replay.h" -o "$T/replay.out" -w '%{http_code}' -X POST "http://127.0.0.1:$KS_PORT/counter/next" \
         -H "Authorization: $AUTHZ" -H "$H" --data-binary @"$T/captured.body" 2>"$T/curl.err")
     if [ "$code" = 401 ] && json_true "$T/replay.out" "j['error'] == 'replayed_request'"; then
         ok "the captured request replayed $1: 401 replayed_request"
@@ -172,6 +186,13 @@ if [ "$code" = 401 ] && json_true "$T/out" "j['error'] == 'bad_signature'"; then
 else not_ok "a changed sequence number is refused" "HTTP $code"; fi
 
 replay "at once"
+if grep -qi '^x-content-type-options: nosniff' "$T/replay.h" && grep -qi '^x-request-id: ' "$T/replay.h" &&
+    grep -qi '^cache-control: no-store' "$T/replay.h"; then
+    ok "k_server's refusals keep nosniff, X-Request-Id and Cache-Control"
+else
+    not_ok "k_server's 401 has its usual headers"
+    show_head 12 "$T/replay.h"
+fi
 
 restart_k_proxy_b && ok "k_proxy restarts" || not_ok "k_proxy restarts"
 replay "after a k_proxy restart"

@@ -22,6 +22,21 @@ static void test_digit(void **state)
     assert_int_equal(kcu_hex_digit(' '), -1);
     assert_int_equal(kcu_hex_digit('x'), -1);
     assert_int_equal(kcu_hex_digit((char)0xb2), -1); /* superscript two in Latin-1 */
+    /* every byte (a table decides): exactly 0-9, a-f and A-F are digits */
+    for (int c = 0; c < 256; c++) {
+        const char *at = c != 0 ? strchr("0123456789abcdef", c) : NULL;
+        const char *up = c != 0 ? strchr("0123456789ABCDEF", c) : NULL;
+        int want = at != NULL   ? (int)(at - "0123456789abcdef")
+                   : up != NULL ? (int)(up - "0123456789ABCDEF")
+                                : -1;
+        assert_int_equal(kcu_hex_digit((char)c), want);
+        uint8_t out[1];
+        size_t n = 0;
+        char two[2] = {(char)c, '0'};
+        assert_int_equal(kcu_hex_decode(two, 2, out, sizeof(out), &n, NULL, 0), want < 0 ? -1 : 0);
+        if (want >= 0)
+            assert_int_equal(out[0], want << 4);
+    }
 }
 
 static void test_field_values_and_bounds(void **state)

@@ -7,6 +7,7 @@
  * also when they do not fit a flat object, mix with jansson members, or are
  * set on both sides of ksvc_defer. */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
@@ -38,6 +39,14 @@ static bool flat_handler(const struct ksvc_request *req, struct ksvc_response *r
         ksvc_body_int(resp, "counter", 5);
         ksvc_body_str(resp, "username", "alice");
         ksvc_body_int(resp, "expires_in", -3);
+        return true;
+    }
+    if (strcmp(req->path, "/bare") == 0 || strcmp(req->path, "/bare-then-error") == 0) {
+        ksvc_reply_flat(resp, 200);
+        ksvc_body_int(resp, "counter", 1);
+        resp->bare_headers = true;
+        if (strcmp(req->path, "/bare-then-error") == 0) /* a new answer: the usual headers */
+            ksvc_reply_error(resp, 409, "conflict", "not bare");
         return true;
     }
     if (strcmp(req->path, "/flat-mixed") == 0) {
@@ -101,6 +110,8 @@ static void handler(void *ctx, const struct ksvc_request *req, struct ksvc_respo
     ksvc_reply(resp, 201, json_pack("{s:b}", "ok", 1));
 }
 
+static char last_answer[2048]; /* the whole of post_body's last answer */
+
 /* One request on a new connection; the status code of the answer, and
  * its body into body_out (when not NULL). */
 static int post_body(int port, const char *path, const char *body, char *body_out, size_t cap)
@@ -127,6 +138,7 @@ static int post_body(int port, const char *path, const char *body, char *body_ou
     close(fd);
     int status = 0;
     assert_int_equal(sscanf(answer, "HTTP/1.1 %d", &status), 1);
+    snprintf(last_answer, sizeof(last_answer), "%s", answer);
     if (body_out != NULL) {
         const char *b = strstr(answer, "\r\n\r\n");
         assert_non_null(b);
@@ -189,6 +201,14 @@ static void test_request_log_line(void **state)
     int defer = post_body(port, "/flat-defer", "", defer_body, sizeof(defer_body));
     int defer_json =
         post_body(port, "/flat-defer-json", "", defer_json_body, sizeof(defer_json_body));
+    int bare = post(port, "/bare", "");
+    bool bare_ok = strstr(last_answer, "X-Request-Id") == NULL &&
+                   strstr(last_answer, "nosniff") == NULL &&
+                   strstr(last_answer, "Content-Type: application/json") != NULL;
+    int bare_error = post(port, "/bare-then-error", "");
+    bool bare_error_ok = strstr(last_answer, "X-Request-Id: ") != NULL &&
+                         strstr(last_answer, "X-Content-Type-Options: nosniff") != NULL &&
+                         strstr(last_answer, "Cache-Control: no-store") != NULL;
     ksvc_server_stop(s);
     ksvc_log_flush(5000);
     fflush(stderr);
@@ -198,6 +218,10 @@ static void test_request_log_line(void **state)
     assert_int_equal(forged, 201);
     assert_int_equal(mixed, 201);
     assert_int_equal(flat, 200);
+    assert_int_equal(bare, 200);
+    assert_true(bare_ok);
+    assert_int_equal(bare_error, 409);
+    assert_true(bare_error_ok);
     assert_int_equal(flat_mixed, 200);
     assert_int_equal(defer, 202);
     assert_int_equal(defer_json, 202);

@@ -437,6 +437,8 @@ static void add_headers(struct MHD_Response *mr, const struct conn_state *st,
     MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     if (!r->bare_headers)
         add_usual_headers(mr, st, r);
+    if (r->header_name != NULL)
+        MHD_add_response_header(mr, r->header_name, r->header_value);
     if (st->close)
         MHD_add_response_header(mr, MHD_HTTP_HEADER_CONNECTION, "close");
 }

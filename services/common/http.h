@@ -75,6 +75,9 @@ struct ksvc_response {
      * an answer only a machine peer can get (k_server's to a signed counter
      * call), whose every header line costs that peer's HTTP client. */
     bool bare_headers;
+    /* One more header (bare answers too) when header_name is set: a literal. */
+    const char *header_name;
+    char header_value[128];
 };
 
 typedef void (*ksvc_handler_fn)(void *ctx, const struct ksvc_request *req,

@@ -18,6 +18,9 @@
 #define KSVC_UPSTREAM_REF_MAX 64
 #define KSVC_UPSTREAM_HEADER_MAX 256
 #define KSVC_UPSTREAM_INSTANCE_LEN 16
+/* k_server's 200 to a counter call carries "<counter> <ref>" in this header
+ * as well as its JSON body: k_proxy reads it without parsing JSON. */
+#define KSVC_COUNTER_HEADER "Kcard-Counter"
 /* Sequence numbers at most this far below an instance's highest accepted
  * one are still accepted, once each: k_proxy sends concurrently, so requests
  * overtake each other between signing and k_server's check. */

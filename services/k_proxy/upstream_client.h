@@ -90,6 +90,10 @@ enum kpx_upstream_status kpx_upstream_counter_next(struct kpx_upstream *u, const
 /* How often the instance id was renewed after such a refusal. */
 unsigned long kpx_upstream_renewals(struct kpx_upstream *u);
 
+/* Parses k_server's KSVC_COUNTER_HEADER value "N ref" (N >= 1 in decimal,
+ * one space, the ref of the request); 0 or -1 with msg set. */
+int kpx_upstream_parse_counter_header(const char *header, const char *ref, int64_t *value,
+                                      char *msg, size_t msglen);
 /* Parses k_server's answer {"counter": N >= 1, "ref": ref}; 0 or -1 with msg set. */
 int kpx_upstream_parse_counter(const char *body, size_t len, const char *ref, int64_t *value,
                                char *msg, size_t msglen);

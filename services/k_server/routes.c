@@ -9,6 +9,7 @@
 #include "services/common/upstream.h"
 #include "services/k_server/counter.h"
 #include "services/k_server/server.h"
+#include "util/num.h"
 
 /* Why a request was refused, for its answer: after the verdict's code. */
 static const char *refusal_hint(const struct ksvc_request *req, enum ksvc_upstream_verdict v)
@@ -80,6 +81,13 @@ static void route_counter_next(struct k_server *ks, const struct ksvc_request *r
     ksvc_log_int(resp, "counter", value);
     ksvc_reply_flat(resp, 200); /* the hot path: no jansson objects */
     resp->bare_headers = true;  /* only k_proxy can sign, so only it gets this answer */
+    /* the same for k_proxy to read without a JSON parse (services/API.md) */
+    size_t n = kcu_format_u64((uint64_t)value, resp->header_value), ref_len = strlen(a.ref);
+    if (n + 1 + ref_len < sizeof(resp->header_value)) {
+        resp->header_value[n] = ' ';
+        memcpy(resp->header_value + n + 1, a.ref, ref_len + 1);
+        resp->header_name = KSVC_COUNTER_HEADER;
+    }
     ksvc_body_int(resp, "counter", value);
     ksvc_body_str(resp, "ref", a.ref);
 }

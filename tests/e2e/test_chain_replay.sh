@@ -156,8 +156,12 @@ AUTHZ=$(sed -n 's/^Authorization: \(KC-HMAC-SHA256 [^\r]*\)\r*$/\1/p' "$T/wire/$
 # HTTP needs: each browser-facing header line would cost k_proxy's client
 ANSWER_HEADERS=$(tr -d '\r' <"$T/wire/resp.$CAPTURED_N" 2>/dev/null | sed -n '2,/^$/p' | sed '/^$/d' |
     sed 's/:.*//' | tr 'A-Z' 'a-z' | sort | tr '\n' ' ')
-if [ "$ANSWER_HEADERS" = "content-length content-type date " ]; then
-    ok "k_server's 200 to the signed call has only Content-Length, Content-Type and Date"
+# and Kcard-Counter: the counter and the ref of its JSON body, for k_proxy
+COUNTER_HEADER=$(tr -d '\r' <"$T/wire/resp.$CAPTURED_N" | sed -n 's/^[Kk]card-[Cc]ounter: //p')
+BODY_AS_HEADER=$("$PY" -c 'import json,sys; d=open(sys.argv[1],"rb").read().split(b"\r\n\r\n",1)[1]; j=json.loads(d); print(j["counter"], j["ref"])' "$T/wire/resp.$CAPTURED_N" 2>/dev/null)
+if [ "$ANSWER_HEADERS" = "content-length content-type date kcard-counter " ] &&
+    [ -n "$COUNTER_HEADER" ] && [ "$COUNTER_HEADER" = "$BODY_AS_HEADER" ]; then
+    ok "k_server's 200 to the signed call has only Content-Length, Content-Type, Date and Kcard-Counter ($COUNTER_HEADER, as its body)"
 else
     not_ok "k_server's signed 200 carries only the bare headers" "$ANSWER_HEADERS"
     show_head 12 "$T/wire/resp.$CAPTURED_N"

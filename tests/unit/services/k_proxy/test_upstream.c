@@ -253,6 +253,49 @@ static void test_parse_rejects(void **state)
 #undef SIG
 }
 
+static void test_parse_counter_header(void **state)
+{
+    (void)state;
+    const char *ref = "AbCdEfGhIjKlMnOpQrStUv";
+    int64_t v = 0;
+    char msg[256];
+    assert_int_equal(
+        kpx_upstream_parse_counter_header("42 AbCdEfGhIjKlMnOpQrStUv", ref, &v, msg, sizeof(msg)),
+        0);
+    assert_true(v == 42);
+    assert_int_equal(kpx_upstream_parse_counter_header("9223372036854775807 AbCdEfGhIjKlMnOpQrStUv",
+                                                       ref, &v, msg, sizeof(msg)),
+                     0);
+    assert_true(v == INT64_MAX);
+    static const char *const bad[] = {
+        "",
+        " 42 AbCdEfGhIjKlMnOpQrStUv",
+        "+42 AbCdEfGhIjKlMnOpQrStUv",
+        "-42 AbCdEfGhIjKlMnOpQrStUv",
+        "0 AbCdEfGhIjKlMnOpQrStUv",
+        "9223372036854775808 AbCdEfGhIjKlMnOpQrStUv",
+        "99999999999999999999 AbCdEfGhIjKlMnOpQrStUv",
+        "123456789012345678901234 AbCdEfGhIjKlMnOpQrStUv",
+        "42AbCdEfGhIjKlMnOpQrStUv",
+        "42,AbCdEfGhIjKlMnOpQrStUv",
+        "42  AbCdEfGhIjKlMnOpQrStUv",
+        "42 AbCdEfGhIjKlMnOpQrStU",
+        "42 AbCdEfGhIjKlMnOpQrStUvW",
+        "42 AbCdEfGhIjKlMnOpQrStUv ",
+        "42",
+        "42 ",
+        "0x2a AbCdEfGhIjKlMnOpQrStUv",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        v = 7;
+        msg[0] = '\0';
+        if (kpx_upstream_parse_counter_header(bad[i], ref, &v, msg, sizeof(msg)) != -1)
+            fail_msg("accepted \"%s\"", bad[i]);
+        assert_true(v == 7);
+        assert_true(msg[0] != '\0');
+    }
+}
+
 static void test_session_ref(void **state)
 {
     (void)state;
@@ -324,7 +367,19 @@ static void test_metrics_text(void **state)
 
 #define STUB_SEEN_MAX 4096
 
-enum stub_mode { STUB_COUNTER, STUB_FAIL_500, STUB_WRONG_REF };
+/* STUB_COUNTER answers with a JSON body only (a k_server without the
+ * counter header); the HEADER modes add KSVC_COUNTER_HEADER: right with an
+ * unusable body (so only the header can be what the client read), or
+ * malformed, or for another ref, with a right body (so a header is never
+ * passed over for the body). */
+enum stub_mode {
+    STUB_COUNTER,
+    STUB_FAIL_500,
+    STUB_WRONG_REF,
+    STUB_HEADER,
+    STUB_HEADER_BAD,
+    STUB_HEADER_WRONG_REF
+};
 
 /* A k_server stand-in: verifies the signature and the replay window as
  * k_server does, and hands out 1, 2, 3... */
@@ -343,16 +398,24 @@ struct stub {
     char base_url[64];
 };
 
-static enum MHD_Result stub_reply(struct MHD_Connection *c, unsigned status, json_t *j)
+static enum MHD_Result stub_reply_with(struct MHD_Connection *c, unsigned status, json_t *j,
+                                       const char *counter_header)
 {
     char *text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     struct MHD_Response *r =
         MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(r, "Content-Type", "application/json");
+    if (counter_header != NULL)
+        MHD_add_response_header(r, KSVC_COUNTER_HEADER, counter_header);
     enum MHD_Result rc = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return rc;
+}
+
+static enum MHD_Result stub_reply(struct MHD_Connection *c, unsigned status, json_t *j)
+{
+    return stub_reply_with(c, status, j, NULL);
 }
 
 static enum MHD_Result stub_handler(void *cls, struct MHD_Connection *c, const char *url,
@@ -403,6 +466,18 @@ static enum MHD_Result stub_handler(void *cls, struct MHD_Connection *c, const c
     }
     pthread_mutex_unlock(&st->lock);
     long long n = atomic_fetch_add(&st->counter, 1) + 1;
+    if (mode == STUB_HEADER || mode == STUB_HEADER_BAD || mode == STUB_HEADER_WRONG_REF) {
+        char header[128];
+        if (mode == STUB_HEADER_BAD)
+            snprintf(header, sizeof(header), "%lld,%s", n, a.ref);
+        else
+            snprintf(header, sizeof(header), "%lld %s", n,
+                     mode == STUB_HEADER_WRONG_REF ? "someone-else" : a.ref);
+        json_t *body = mode == STUB_HEADER
+                           ? json_pack("{s:s}", "note", "no counter here")
+                           : json_pack("{s:I, s:s}", "counter", (json_int_t)n, "ref", a.ref);
+        return stub_reply_with(c, 200, body, header);
+    }
     return stub_reply(c, 200,
                       json_pack("{s:I, s:s}", "counter", (json_int_t)n, "ref",
                                 mode == STUB_WRONG_REF ? "someone-else" : a.ref));
@@ -662,6 +737,25 @@ static void test_client_bad_reply(void **state)
     assert_int_equal(
         kpx_upstream_counter_next(u, "AbCdEfGhIjKlMnOpQrStUv", &value, msg, sizeof(msg)),
         KPX_UPSTREAM_OK);
+    /* the counter header, when sent, is what is read: with a body of no use */
+    atomic_store(&st->mode, STUB_HEADER);
+    int64_t before = value;
+    assert_int_equal(
+        kpx_upstream_counter_next(u, "AbCdEfGhIjKlMnOpQrStUv", &value, msg, sizeof(msg)),
+        KPX_UPSTREAM_OK);
+    assert_true(value == before + 1);
+    /* and a bad one is refused, not passed over for a right body */
+    atomic_store(&st->mode, STUB_HEADER_BAD);
+    assert_int_equal(
+        kpx_upstream_counter_next(u, "AbCdEfGhIjKlMnOpQrStUv", &value, msg, sizeof(msg)),
+        KPX_UPSTREAM_BAD_REPLY);
+    assert_non_null(strstr(msg, "Kcard-Counter header is not"));
+    atomic_store(&st->mode, STUB_HEADER_WRONG_REF);
+    assert_int_equal(
+        kpx_upstream_counter_next(u, "AbCdEfGhIjKlMnOpQrStUv", &value, msg, sizeof(msg)),
+        KPX_UPSTREAM_BAD_REPLY);
+    assert_non_null(strstr(msg, "another session reference"));
+    atomic_store(&st->mode, STUB_COUNTER);
     /* a reference that cannot be signed */
     assert_int_equal(kpx_upstream_counter_next(u, "not a ref!", &value, msg, sizeof(msg)),
                      KPX_UPSTREAM_BAD_REPLY);
@@ -766,6 +860,7 @@ int main(void)
         cmocka_unit_test(test_verify_vector_empty_body),
         cmocka_unit_test(test_sign_verify_and_tamper),
         cmocka_unit_test(test_parse_rejects),
+        cmocka_unit_test(test_parse_counter_header),
         cmocka_unit_test(test_session_ref),
         cmocka_unit_test(test_bearer),
         cmocka_unit_test(test_metrics_text),

@@ -36,6 +36,8 @@ int ksvc_flat_int(struct ksvc_flat *f, const char *key, long long v)
 
 int ksvc_flat_str(struct ksvc_flat *f, const char *key, const char *s)
 {
+    if (s == NULL)
+        return -1; /* as json_string(NULL): no member */
     size_t len = strlen(s);
     struct ksvc_flat_member *m = len < KSVC_FLAT_STR_MAX ? slot_for(f, key) : NULL;
     if (m == NULL)

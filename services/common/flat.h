@@ -37,8 +37,8 @@ struct ksvc_flat {
 
 /* Sets key (replacing a member of the same key, else appended). -1 when it
  * does not fit (KSVC_FLAT_MAX members already, or a string of
- * KSVC_FLAT_STR_MAX bytes or more): f is then unchanged and the caller keeps
- * the member with jansson. */
+ * KSVC_FLAT_STR_MAX bytes or more, or s NULL): f is then unchanged and the
+ * caller keeps the member with jansson. */
 int ksvc_flat_int(struct ksvc_flat *f, const char *key, long long v);
 int ksvc_flat_str(struct ksvc_flat *f, const char *key, const char *s);
 /* Removes key's member, if any. */

@@ -533,8 +533,10 @@ static void line_flat(struct conn_state *st, struct ksvc_flat *flat)
         return;
     }
     json_t *obj = json_object();
-    if (obj != NULL && ksvc_flat_to_json(flat, obj) == 0)
+    if (obj != NULL) {
+        ksvc_flat_to_json(flat, obj); /* what jansson refuses (not UTF-8) is left out */
         line_extra(st, obj);
+    }
     json_decref(obj);
 }
 
@@ -587,8 +589,10 @@ static int render_flat(struct conn_state *st, const struct ksvc_flat *f)
                    ? -1
                    : 0;
     json_t *obj = json_object();
+    if (obj != NULL)
+        ksvc_flat_to_json(f, obj); /* what jansson refuses (not UTF-8) is left out */
     int rc =
-        obj != NULL && ksvc_flat_to_json(f, obj) == 0 &&
+        obj != NULL &&
                 json_dump_callback(obj, out_append, st, JSON_COMPACT | JSON_PRESERVE_ORDER) == 0 &&
                 out_append("\n", 1, st) == 0
             ? 0

@@ -119,6 +119,7 @@ static void test_what_does_not_fit_is_refused(void **state)
     for (unsigned i = 0; i < KSVC_FLAT_MAX; i++)
         assert_int_equal(ksvc_flat_int(&f, keys[i], i), 0);
     assert_int_equal(ksvc_flat_int(&f, "k4", 4), -1);
+    assert_int_equal(ksvc_flat_str(&f, "k0", NULL), -1); /* as json_string(NULL) */
     assert_int_equal(ksvc_flat_str(&f, "k4", "x"), -1);
     assert_int_equal(f.n, KSVC_FLAT_MAX);
     /* a full object still replaces a member it has */

@@ -49,6 +49,16 @@ static bool flat_handler(const struct ksvc_request *req, struct ksvc_response *r
             ksvc_reply_error(resp, 409, "conflict", "not bare");
         return true;
     }
+    if (strcmp(req->path, "/flat-bad") == 0) {
+        /* not UTF-8: left out, as jansson leaves it out; the rest stays */
+        ksvc_log_str(resp, "bad", "\xff\xfe");
+        ksvc_log_int(resp, "good", 1);
+        ksvc_log_str(resp, "none", NULL);
+        ksvc_reply_flat(resp, 200);
+        ksvc_body_str(resp, "bad", "\xff\xfe");
+        ksvc_body_int(resp, "good", 1);
+        return true;
+    }
     if (strcmp(req->path, "/flat-mixed") == 0) {
         ksvc_log_str(resp, "name", "Jos\xc3\xa9 \"q\"");
         ksvc_log_int(resp, "a", 1);
@@ -201,6 +211,8 @@ static void test_request_log_line(void **state)
     int defer = post_body(port, "/flat-defer", "", defer_body, sizeof(defer_body));
     int defer_json =
         post_body(port, "/flat-defer-json", "", defer_json_body, sizeof(defer_json_body));
+    char flat_bad_body[512];
+    int flat_bad = post_body(port, "/flat-bad", "", flat_bad_body, sizeof(flat_bad_body));
     int bare = post(port, "/bare", "");
     bool bare_ok = strstr(last_answer, "X-Request-Id") == NULL &&
                    strstr(last_answer, "nosniff") == NULL &&
@@ -218,6 +230,8 @@ static void test_request_log_line(void **state)
     assert_int_equal(forged, 201);
     assert_int_equal(mixed, 201);
     assert_int_equal(flat, 200);
+    assert_int_equal(flat_bad, 200);
+    assert_string_equal(flat_bad_body, "{\"good\":1}\n");
     assert_int_equal(bare, 200);
     assert_true(bare_ok);
     assert_int_equal(bare_error, 409);
@@ -276,6 +290,12 @@ static void test_request_log_line(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "ref")), "abcDEF_-123");
     assert_true(json_integer_value(json_object_get(j, "neg")) == INT64_MIN);
     assert_string_equal(json_string_value(json_object_get(j, "remote")), "127.0.0.1");
+    json_decref(j);
+
+    j = line_of(log_path, "/flat-bad", raw, sizeof(raw));
+    assert_int_equal(json_integer_value(json_object_get(j, "good")), 1);
+    assert_null(json_object_get(j, "bad"));
+    assert_null(json_object_get(j, "none"));
     json_decref(j);
 
     j = line_of(log_path, "/flat-mixed", raw, sizeof(raw));

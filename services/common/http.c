@@ -139,6 +139,7 @@ void ksvc_reply(struct ksvc_response *resp, int status, json_t *body)
     resp->body_flat = false;
     resp->flat_body.n = 0;
     resp->bare_headers = false;
+    resp->header_name = NULL; /* a new answer: its own headers */
 }
 
 void ksvc_reply_flat(struct ksvc_response *resp, int status)

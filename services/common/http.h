@@ -75,7 +75,8 @@ struct ksvc_response {
      * an answer only a machine peer can get (k_server's to a signed counter
      * call), whose every header line costs that peer's HTTP client. */
     bool bare_headers;
-    /* One more header (bare answers too) when header_name is set: a literal. */
+    /* One more header (bare answers too) when header_name is set: a literal.
+     * ksvc_reply (and so every reply function) clears it and bare_headers. */
     const char *header_name;
     char header_value[128];
 };
@@ -137,10 +138,10 @@ struct ksvc_server_cfg {
     ksvc_handler_fn handler;
     ksvc_may_block_fn may_block; /* NULL: no handler blocks (all run on polling threads) */
     void *ctx;
-    /* Headers added to every answer, /healthz and /metrics included: name,
-     * value, name, value, ..., NULL (e.g. the portal's Content-Security-Policy).
-     * NULL: none. Every answer also has X-Content-Type-Options: nosniff, but a
-     * bare one (ksvc_response.bare_headers). */
+    /* Headers added to every answer but a bare one (ksvc_response.bare_headers),
+     * /healthz and /metrics included: name, value, name, value, ..., NULL (e.g.
+     * the portal's Content-Security-Policy). NULL: none. Those answers also
+     * have X-Content-Type-Options: nosniff. */
     const char *const *extra_headers;
     ksvc_loop_start_fn loop_start; /* NULL: none */
     ksvc_loop_stop_fn loop_stop;   /* NULL: none */

@@ -45,6 +45,8 @@ static bool flat_handler(const struct ksvc_request *req, struct ksvc_response *r
         ksvc_reply_flat(resp, 200);
         ksvc_body_int(resp, "counter", 1);
         resp->bare_headers = true;
+        resp->header_name = "Kcard-Test";
+        snprintf(resp->header_value, sizeof(resp->header_value), "%s", "1 r");
         if (strcmp(req->path, "/bare-then-error") == 0) /* a new answer: the usual headers */
             ksvc_reply_error(resp, 409, "conflict", "not bare");
         return true;
@@ -216,11 +218,13 @@ static void test_request_log_line(void **state)
     int bare = post(port, "/bare", "");
     bool bare_ok = strstr(last_answer, "X-Request-Id") == NULL &&
                    strstr(last_answer, "nosniff") == NULL &&
-                   strstr(last_answer, "Content-Type: application/json") != NULL;
+                   strstr(last_answer, "Content-Type: application/json") != NULL &&
+                   strstr(last_answer, "Kcard-Test: 1 r\r\n") != NULL;
     int bare_error = post(port, "/bare-then-error", "");
     bool bare_error_ok = strstr(last_answer, "X-Request-Id: ") != NULL &&
                          strstr(last_answer, "X-Content-Type-Options: nosniff") != NULL &&
-                         strstr(last_answer, "Cache-Control: no-store") != NULL;
+                         strstr(last_answer, "Cache-Control: no-store") != NULL &&
+                         strstr(last_answer, "Kcard-Test") == NULL;
     ksvc_server_stop(s);
     ksvc_log_flush(5000);
     fflush(stderr);

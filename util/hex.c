@@ -78,8 +78,7 @@ int kcu_hex_decode(const char *s, size_t slen, uint8_t *out, size_t cap, size_t 
         return kcu_set_err_rc(err, errlen, -1, "%zu bytes of hex, more than the %zu allowed",
                               slen / 2, cap);
     for (size_t i = 0; i < slen; i += 2) {
-        int hi = (int)digit_plus_one[(unsigned char)s[i]] - 1,
-            lo = (int)digit_plus_one[(unsigned char)s[i + 1]] - 1;
+        int hi = kcu_hex_digit(s[i]), lo = kcu_hex_digit(s[i + 1]);
         if (hi < 0 || lo < 0) {
             size_t at = hi < 0 ? i : i + 1;
             show_char(s[at], shown, sizeof(shown));

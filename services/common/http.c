@@ -524,21 +524,12 @@ static bool names_fixed_key(json_t *extra)
     return false;
 }
 
-/* The handler's flat members (a copy: the fixed names are dropped from it). */
+/* The handler's plain flat members (a copy: the fixed names are dropped). */
 static void line_flat(struct conn_state *st, struct ksvc_flat *flat)
 {
     for (size_t i = 0; i < sizeof(fixed_log_keys) / sizeof(fixed_log_keys[0]); i++)
         ksvc_flat_del(flat, fixed_log_keys[i]);
-    if (ksvc_flat_plain(flat)) {
-        ksvc_flat_write(flat, true, line_append, st);
-        return;
-    }
-    json_t *obj = json_object();
-    if (obj != NULL) {
-        ksvc_flat_to_json(flat, obj); /* what jansson refuses (not UTF-8) is left out */
-        line_extra(st, obj);
-    }
-    json_decref(obj);
+    ksvc_flat_write(flat, true, line_append, st);
 }
 
 /* The request's log line, written by the logger thread: the handler's
@@ -581,30 +572,19 @@ static void log_request(struct conn_state *st, int status, double secs, json_t *
         ksvc_log_text(st->line, st->line_len);
 }
 
-/* A flat body's text: written here when plain, else by jansson. */
+/* A plain flat body's text (finalize hands any other to jansson). */
 static int render_flat(struct conn_state *st, const struct ksvc_flat *f)
 {
-    if (ksvc_flat_plain(f))
-        return out_append("{", 1, st) != 0 || ksvc_flat_write(f, false, out_append, st) != 0 ||
-                       out_append("}\n", 2, st) != 0
-                   ? -1
-                   : 0;
-    json_t *obj = json_object();
-    if (obj != NULL)
-        ksvc_flat_to_json(f, obj); /* what jansson refuses (not UTF-8) is left out */
-    int rc =
-        obj != NULL &&
-                json_dump_callback(obj, out_append, st, JSON_COMPACT | JSON_PRESERVE_ORDER) == 0 &&
-                out_append("\n", 1, st) == 0
-            ? 0
-            : -1;
-    json_decref(obj);
-    return rc;
+    return out_append("{", 1, st) != 0 || ksvc_flat_write(f, false, out_append, st) != 0 ||
+                   out_append("}\n", 2, st) != 0
+               ? -1
+               : 0;
 }
 
 /* The handler's log members: those set before ksvc_defer, then the
- * answer's (which win). Into *flat when all are flat and fit one flat
- * object (NULL returned), else a jansson object (returned, the caller's). */
+ * answer's (which win). Into *flat when all are flat, fit one flat object
+ * and are plain (NULL returned), else a jansson object (returned, the
+ * caller's), which leaves out what jansson refuses (not UTF-8). */
 static json_t *log_members(struct conn_state *st, struct ksvc_response *resp,
                            struct ksvc_flat *flat)
 {
@@ -614,12 +594,12 @@ static json_t *log_members(struct conn_state *st, struct ksvc_response *resp,
     flat->n = 0;
     if (early == NULL && late == NULL) {
         *flat = st->early_flat;
-        if (ksvc_flat_merge(flat, &resp->log_flat) == 0) {
+        if (ksvc_flat_merge(flat, &resp->log_flat) == 0 && ksvc_flat_plain(flat)) {
             st->early_flat.n = 0;
             resp->log_flat.n = 0;
             return NULL;
         }
-        flat->n = 0; /* more than a flat object holds */
+        flat->n = 0; /* more than a flat object holds, or text to escape */
     }
     /* a jansson object holds a side's members alone (ksvc_log_field) */
     json_t *extra = early;
@@ -653,6 +633,9 @@ static void finalize(struct conn_state *st, struct ksvc_response *resp)
     }
     const char *type = "application/json";
     st->out_len = 0;
+    /* a flat body with something to escape is jansson's to write */
+    if (resp->body_flat && !ksvc_flat_plain(&resp->flat_body))
+        body_to_json(resp);
     if (resp->content_type != NULL) {
         type = resp->content_type;
         if (resp->raw_len > 0 && resp->raw != NULL && out_append(resp->raw, resp->raw_len, st) != 0)

@@ -388,8 +388,8 @@ static void transfer_done(struct lane *l, struct slot *s, CURLcode cc)
         curl_easy_header(s->easy, KSVC_COUNTER_HEADER, 0, CURLH_HEADER, -1, &h) == CURLHE_OK &&
         h != NULL && h->value != NULL;
     size_t header_len = have_header ? strlen(h->value) : 0;
-    if (header_len < sizeof(counter_header)) /* else "" and refused as malformed */
-        memcpy(counter_header, have_header ? h->value : "", header_len + 1);
+    if (have_header && header_len < sizeof(counter_header)) /* else "": refused as malformed */
+        memcpy(counter_header, h->value, header_len + 1);
     curl_multi_remove_handle(l->multi, s->easy);
     s->on_wire = false;
     l->on_wire--;

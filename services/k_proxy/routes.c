@@ -588,6 +588,19 @@ static void route_logout(struct kpx_proxy *p, const struct ksvc_request *req,
         reply_invalid_session(resp, "the session is unknown, expired or logged out already");
         return;
     }
+    if (rc == KPX_STORE_NOT_DURABLE) {
+        /* failed closed: the token is refused from now on, but only a
+         * written delete survives a restart, so this is no success */
+        ksvc_log_field(resp, "username", json_string(s.username));
+        resp->retry_after = 1;
+        ksvc_reply_error(resp, 503, "logout_not_durable",
+                         "the session is ended in this k_proxy, but its logout could not be "
+                         "written to the state database (%s): k_proxy retries about once a "
+                         "second, and a restart before then brings the session back; send the "
+                         "logout again to know when it is written",
+                         err);
+        return;
+    }
     if (rc != KPX_STORE_OK) {
         ksvc_reply_error(resp, 500, "state_failed", "%s", err);
         return;
@@ -843,7 +856,26 @@ bool kpx_health(void *ctx, json_t *out)
     json_object_set_new(out, "server_base_url", json_string(p->server_base_url));
     json_object_set_new(out, "sessions_active", json_integer(active));
     /* k_server and the card, as the background check last saw them */
-    return kpx_reach_report(p->reach, out) && ok;
+    ok = kpx_reach_report(p->reach, out) && ok;
+    /* logouts that hold only in memory (the state database refused their
+     * delete): unhealthy until the retries write them */
+    struct kpx_store_stats st;
+    kpx_store_stats(p->store, now_s(), &st);
+    if (st.revocations_pending > 0) {
+        char detail[320], reason[1200];
+        snprintf(detail, sizeof(detail),
+                 "%lld logout%s not written to the state database yet (%s); retried about once "
+                 "a second",
+                 (long long)st.revocations_pending, st.revocations_pending == 1 ? "" : "s",
+                 st.revocation_error);
+        json_object_set_new(out, "state_db", json_pack("{s:b, s:s}", "ok", 0, "detail", detail));
+        const char *before = json_string_value(json_object_get(out, "reason"));
+        snprintf(reason, sizeof(reason), "%s%s%s", before != NULL ? before : "",
+                 before != NULL ? "; " : "", detail);
+        json_object_set_new(out, "reason", json_string(reason));
+        ok = false;
+    }
+    return ok;
 }
 
 void kpx_metrics_refresh(void *ctx, struct ksvc_metrics *m)
@@ -863,6 +895,14 @@ void kpx_metrics_refresh(void *ctx, struct ksvc_metrics *m)
     ksvc_metric_set_total(m, "kcard_k_proxy_request_count_flushes_total",
                           "Write-backs of the sessions' request counts, by result.",
                           "result=\"failed\"", (double)st.flush_failures);
+    ksvc_metric_set_total(m, "kcard_k_proxy_state_db_failures_total",
+                          "SQLite statements or transactions of the state database that failed "
+                          "(a full disk, a read-only file).",
+                          "", (double)st.db_failures);
+    ksvc_metric_set(m, "kcard_k_proxy_logouts_not_durable",
+                    "Logouts refused in memory whose delete the state database has not taken "
+                    "yet (retried about once a second).",
+                    "", (double)st.revocations_pending);
     if (p->upstream != NULL)
         ksvc_metric_set_total(m, "kcard_k_proxy_upstream_instance_renewals_total",
                               "New instance ids taken after k_server refused a request as "

@@ -55,6 +55,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 static int db_fail(struct kpx_store *s, char *err, size_t errlen, const char *what)
 {
     kcu_set_err(err, errlen, "%s: %s", what, sqlite3_errmsg(s->db));
+    atomic_fetch_add(&s->db_failures, 1);
     return KPX_STORE_ERROR;
 }
 
@@ -73,6 +74,8 @@ const char *kpx_store_rc_name(int rc)
         return "invalid";
     case KPX_STORE_ERROR:
         return "error";
+    case KPX_STORE_NOT_DURABLE:
+        return "not_durable";
     }
     return "unknown";
 }
@@ -325,6 +328,7 @@ static int init_locks(struct kpx_store *s)
     pthread_mutex_init(&s->heap_lock, NULL);
     pthread_mutex_init(&s->flush_lock, NULL);
     pthread_mutex_init(&s->run_lock, NULL);
+    pthread_mutex_init(&s->pending_lock, NULL);
     if (pthread_condattr_init(&ca) != 0 || pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
         pthread_cond_init(&s->run_cond, &ca) != 0)
         return -1;
@@ -443,6 +447,7 @@ static void *background(void *arg)
         if (s->stopping)
             break;
         pthread_mutex_unlock(&s->run_lock);
+        kpx_store_retry_revocations(s, NULL, NULL, 0);
         kpx_store_flush(s, NULL, 0);
         kpx_store_sessions_sweep(s, (int64_t)time(NULL), 0, NULL, NULL, 0);
         if (s->checkpoint != NULL)
@@ -630,6 +635,10 @@ void kpx_store_close(struct kpx_store *s)
     pthread_mutex_destroy(&s->heap_lock);
     pthread_mutex_destroy(&s->flush_lock);
     pthread_mutex_destroy(&s->run_lock);
+    pthread_mutex_destroy(&s->pending_lock);
+    if (s->pending != NULL)
+        OPENSSL_cleanse(s->pending, s->pending_cap * sizeof(*s->pending));
+    free(s->pending);
     pthread_cond_destroy(&s->run_cond);
     free(s);
 }
@@ -1070,7 +1079,7 @@ static int session_find(struct kpx_store *s, const char *token, int64_t now, boo
     sp = memtab_stripe_of(s, hash);
     pthread_rwlock_rdlock(&sp->lock);
     x = memtab_find(sp, hash);
-    if (x != NULL && x->expires_at > now) {
+    if (x != NULL && x->expires_at > now && !atomic_load(&x->revoked)) {
         int64_t n;
         if (touch) {
             n = atomic_fetch_add(&x->requests, 1) + 1;
@@ -1100,15 +1109,73 @@ int kpx_store_session_touch(struct kpx_store *s, const char *token, int64_t now,
     return session_find(s, token, now, true, out, err, errlen);
 }
 
+/* The pending list (pending_lock held): the index of id, or npending. */
+static size_t pending_index(const struct kpx_store *s, const char *id)
+{
+    size_t i = 0;
+    while (i < s->npending && strcmp(s->pending[i].id, id) != 0)
+        i++;
+    return i;
+}
+
+/* Records a failed logout delete for the retries; false when out of memory
+ * (the session is refused all the same, and its row swept at expiry). */
+static bool pending_add(struct kpx_store *s, const struct mem_session *x)
+{
+    bool ok = true;
+    pthread_mutex_lock(&s->pending_lock);
+    if (s->npending == s->pending_cap) {
+        size_t cap = s->pending_cap > 0 ? s->pending_cap * 2 : 16;
+        struct pending_revoke *p = realloc(s->pending, cap * sizeof(*p));
+        if (p == NULL) {
+            ok = false;
+            goto out;
+        }
+        s->pending = p;
+        s->pending_cap = cap;
+    }
+    struct pending_revoke *r = &s->pending[s->npending++];
+    r->rowid = x->rowid;
+    r->expires_at = x->expires_at;
+    memcpy(r->id, x->id, sizeof(r->id));
+    memcpy(r->hash, x->hash, sizeof(r->hash));
+    snprintf(s->pending_error, sizeof(s->pending_error), "%s", sqlite3_errmsg(s->db));
+out:
+    pthread_mutex_unlock(&s->pending_lock);
+    return ok;
+}
+
+static void pending_drop(struct kpx_store *s, const char *id)
+{
+    pthread_mutex_lock(&s->pending_lock);
+    size_t i = pending_index(s, id);
+    if (i < s->npending) {
+        s->pending[i] = s->pending[--s->npending];
+        OPENSSL_cleanse(&s->pending[s->npending], sizeof(s->pending[0]));
+    }
+    if (s->npending == 0)
+        s->pending_error[0] = '\0';
+    pthread_mutex_unlock(&s->pending_lock);
+}
+
+/* Deletes a session's row (db_lock held); false when SQLite fails. */
+static bool row_delete(struct kpx_store *s, const char *id, int64_t rowid)
+{
+    sqlite3_stmt *st = s->st[ST_SESSION_DELETE];
+    bool ok = sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC) == SQLITE_OK &&
+              sqlite3_bind_int64(st, 3, rowid) == SQLITE_OK && sqlite3_step(st) == SQLITE_DONE;
+    stmt_done(st);
+    return ok;
+}
+
 int kpx_store_session_revoke(struct kpx_store *s, const char *token, int64_t now,
                              struct kpx_session *out, char *err, size_t errlen)
 {
     uint8_t hash[KSVC_SHA256_LEN];
     struct stripe *sp;
     struct mem_session *x;
-    sqlite3_stmt *st;
     int rc;
-    bool ok;
+    bool again;
 
     if (s == NULL)
         return KPX_STORE_INVALID;
@@ -1135,19 +1202,74 @@ int kpx_store_session_revoke(struct kpx_store *s, const char *token, int64_t now
         rc = KPX_STORE_NOT_FOUND;
         goto out;
     }
-    /* the row goes first: once this returns, no restart brings it back */
-    st = s->st[ST_SESSION_DELETE];
-    ok = sqlite3_bind_text(st, 1, x->id, -1, SQLITE_STATIC) == SQLITE_OK &&
-         sqlite3_bind_int64(st, 3, x->rowid) == SQLITE_OK && sqlite3_step(st) == SQLITE_DONE;
-    stmt_done(st);
-    if (!ok) {
-        rc = db_fail(s, err, errlen, "session revoke");
+    /* the row goes first: once this returns OK, no restart brings it back */
+    again = atomic_load(&x->revoked) != 0; /* a logout sent again after NOT_DURABLE */
+    if (!row_delete(s, x->id, x->rowid)) {
+        /* fail closed: refused from now on, the delete retried */
+        db_fail(s, err, errlen, "session revoke");
+        if (!again) {
+            atomic_store(&x->revoked, 1);
+            pending_add(s, x);
+        }
+        rc = KPX_STORE_NOT_DURABLE;
         goto out;
     }
+    if (again)
+        pending_drop(s, x->id);
     memtab_remove(s, x);
     rc = KPX_STORE_OK;
 out:
     pthread_mutex_unlock(&s->db_lock);
+    return rc;
+}
+
+int kpx_store_retry_revocations(struct kpx_store *s, int64_t *left, char *err, size_t errlen)
+{
+    int rc = KPX_STORE_OK;
+
+    if (left != NULL)
+        *left = 0;
+    if (s == NULL)
+        return KPX_STORE_INVALID;
+    pthread_mutex_lock(&s->pending_lock);
+    bool none = s->npending == 0; /* the usual case: db_lock not taken */
+    pthread_mutex_unlock(&s->pending_lock);
+    if (none)
+        return KPX_STORE_OK;
+    pthread_mutex_lock(&s->db_lock);
+    for (;;) {
+        struct pending_revoke r;
+        pthread_mutex_lock(&s->pending_lock);
+        bool any = s->npending > 0;
+        if (any)
+            r = s->pending[s->npending - 1];
+        pthread_mutex_unlock(&s->pending_lock);
+        if (!any)
+            break;
+        if (!row_delete(s, r.id, r.rowid)) {
+            rc = db_fail(s, err, errlen, "session revoke (retried)");
+            pthread_mutex_lock(&s->pending_lock);
+            snprintf(s->pending_error, sizeof(s->pending_error), "%s", sqlite3_errmsg(s->db));
+            pthread_mutex_unlock(&s->pending_lock);
+            break; /* the disk is still full: the next pass tries again */
+        }
+        /* durable now: out of memory too, unless a sweep or an unregister
+         * (both under db_lock, as this) took it already */
+        struct stripe *sp = memtab_stripe_of(s, r.hash);
+        pthread_rwlock_rdlock(&sp->lock);
+        struct mem_session *x = memtab_find(sp, r.hash);
+        pthread_rwlock_unlock(&sp->lock);
+        if (x != NULL && atomic_load(&x->revoked) && strcmp(x->id, r.id) == 0)
+            memtab_remove(s, x);
+        pending_drop(s, r.id);
+        OPENSSL_cleanse(&r, sizeof(r));
+    }
+    pthread_mutex_unlock(&s->db_lock);
+    if (left != NULL) {
+        pthread_mutex_lock(&s->pending_lock);
+        *left = (int64_t)s->npending;
+        pthread_mutex_unlock(&s->pending_lock);
+    }
     return rc;
 }
 
@@ -1174,8 +1296,12 @@ static int sweep_batch(struct kpx_store *s, int64_t now, size_t max, size_t *n, 
         pthread_mutex_unlock(&s->db_lock);
         return KPX_STORE_OK;
     }
-    for (size_t i = 0; i < *n; i++)
+    for (size_t i = 0; i < *n; i++) {
         memtab_unlink(s, batch[i]);
+        /* expired: refused at any later start, so no logout left to retry */
+        if (atomic_load(&batch[i]->revoked))
+            pending_drop(s, batch[i]->id);
+    }
     /* Gone from memory either way; rows a failed delete leaves are loaded
      * again at the next start, expired, and swept then. */
     ok = tx(s, ST_BEGIN) == 0;
@@ -1235,6 +1361,11 @@ int kpx_store_sessions_active(struct kpx_store *s, int64_t now, int64_t *count, 
     pthread_mutex_lock(&s->heap_lock);
     *count = (int64_t)s->heap_len - memtab_count_expired(s, now);
     pthread_mutex_unlock(&s->heap_lock);
+    pthread_mutex_lock(&s->pending_lock); /* logged out, rows not yet deleted */
+    for (size_t i = 0; i < s->npending; i++)
+        if (s->pending[i].expires_at > now)
+            (*count)--;
+    pthread_mutex_unlock(&s->pending_lock);
     return KPX_STORE_OK;
 }
 
@@ -1250,4 +1381,9 @@ void kpx_store_stats(struct kpx_store *s, int64_t now, struct kpx_store_stats *o
     out->flushes = atomic_load(&s->flushes);
     out->flush_failures = atomic_load(&s->flush_failures);
     out->counts_written = atomic_load(&s->counts_written);
+    out->db_failures = atomic_load(&s->db_failures);
+    pthread_mutex_lock(&s->pending_lock);
+    out->revocations_pending = (int64_t)s->npending;
+    snprintf(out->revocation_error, sizeof(out->revocation_error), "%s", s->pending_error);
+    pthread_mutex_unlock(&s->pending_lock);
 }

@@ -49,6 +49,9 @@ enum kpx_store_rc {
     KPX_STORE_CONFLICT = 3,  /* update_sign_count: the counter did not increase */
     KPX_STORE_INVALID = -1,  /* bad argument (username, token format, ttl, ...) */
     KPX_STORE_ERROR = -2,    /* SQLite failed */
+    /* session_revoke: SQLite failed, and the session is refused from memory
+     * anyway; the delete is retried (kpx_store_retry_revocations) */
+    KPX_STORE_NOT_DURABLE = -3,
 };
 const char *kpx_store_rc_name(int rc); /* "ok", "not_found", "exists", ... */
 
@@ -70,11 +73,14 @@ struct kpx_session {
 
 /* What /healthz and /metrics show, read from memory. */
 struct kpx_store_stats {
-    int64_t sessions_active; /* live at now */
-    int64_t sessions_swept;  /* expired sessions removed since open */
-    int64_t flushes;         /* request-count write-backs that committed */
-    int64_t flush_failures;  /* ... that failed (counts kept for the next one) */
-    int64_t counts_written;  /* session rows updated by them */
+    int64_t sessions_active;     /* live at now */
+    int64_t sessions_swept;      /* expired sessions removed since open */
+    int64_t flushes;             /* request-count write-backs that committed */
+    int64_t flush_failures;      /* ... that failed (counts kept for the next one) */
+    int64_t counts_written;      /* session rows updated by them */
+    int64_t db_failures;         /* SQLite statements or transactions that failed */
+    int64_t revocations_pending; /* logouts refused in memory, their rows not deleted yet */
+    char revocation_error[160];  /* why the last of those deletes failed, "" if none pending */
 };
 
 struct kpx_store;
@@ -152,9 +158,16 @@ int kpx_store_session_touch(struct kpx_store *s, const char *token, int64_t now,
                             struct kpx_session *out, char *err, size_t errlen);
 /* Ends the live session of a token, its row deleted before this returns:
  * OK with *out (may be NULL) as it was, or NOT_FOUND (unknown, expired or
- * already revoked). */
+ * already revoked). When the delete fails (a full disk), the logout fails
+ * closed: NOT_DURABLE, the session is refused from now on all the same, and
+ * its delete is retried about once a second and by a repeated revoke of the
+ * same token (OK once it is written); a restart before that brings the
+ * session back. */
 int kpx_store_session_revoke(struct kpx_store *s, const char *token, int64_t now,
                              struct kpx_session *out, char *err, size_t errlen);
+/* Retries the deletes of NOT_DURABLE logouts (the background thread calls
+ * it before each flush); *left (may be NULL) receives how many still wait. */
+int kpx_store_retry_revocations(struct kpx_store *s, int64_t *left, char *err, size_t errlen);
 /* Removes sessions expired at now (expires_at <= now), earliest first, at
  * most max (<= 0: all) in batches of a few hundred, from memory and from
  * the database; *removed (may be NULL) receives how many. */

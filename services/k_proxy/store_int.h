@@ -28,7 +28,10 @@ struct mem_session {
     _Atomic int64_t requests;
     atomic_int dirty; /* on the dirty list, its count not written back */
     atomic_int dead;  /* unlinked: nothing more to write back */
-    size_t heap_pos;  /* in the expiry heap (heap_lock) */
+    /* logged out, its row not deleted yet (a full disk): refused from now
+     * on, kept linked so that the logout can be sent again */
+    atomic_int revoked;
+    size_t heap_pos; /* in the expiry heap (heap_lock) */
     int64_t created_at, expires_at;
     uint8_t hash[KSVC_SHA256_LEN];
     char id[KPX_SESSION_ID_LEN + 1];
@@ -59,6 +62,14 @@ enum stmt_id {
     ST_USER_SIGN_COUNT,
     ST_USER_EXISTS,
     ST_COUNT,
+};
+
+/* A logout whose row delete failed: what the retry needs, copied (the
+ * session itself may be swept and freed meanwhile). */
+struct pending_revoke {
+    int64_t rowid, expires_at;
+    char id[KPX_SESSION_ID_LEN + 1];
+    uint8_t hash[KSVC_SHA256_LEN]; /* to find it in the table */
 };
 
 struct flush_item {
@@ -105,7 +116,14 @@ struct kpx_store {
     sqlite3 *checkpoint; /* the thread's own connection: WAL checkpoints
                             without db_lock, off the login path */
 
-    _Atomic int64_t swept, flushes, flush_failures, counts_written;
+    /* Logouts not yet durable, retried by the background thread. Its own
+     * lock, never held across SQLite: /healthz reads it without waiting. */
+    pthread_mutex_t pending_lock;
+    struct pending_revoke *pending;
+    size_t npending, pending_cap;
+    char pending_error[160]; /* the last failed delete's SQLite message */
+
+    _Atomic int64_t swept, flushes, flush_failures, counts_written, db_failures;
 };
 
 /* The session table (store_mem.c). The locks each needs are the caller's:

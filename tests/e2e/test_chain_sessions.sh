@@ -133,6 +133,102 @@ if grep -q '^kcard_k_proxy_sessions_active [0-9]' "$T/metrics" &&
     ok "/metrics shows live sessions and count write-backs"
 else not_ok "/metrics"; grep k_proxy_sessions "$T/metrics" | show_head 5 -; fi
 
+# ---- a logout on a full disk fails closed ----
+# k_proxy's state database on a 1 MiB tmpfs in a mount namespace held by a
+# sleep (so that k_proxy can be killed and started again on it), filled from
+# that namespace. A logout whose delete the disk refuses is no success (503),
+# yet the token is refused at once; the delete is retried and /healthz is 503
+# until it is written; once it is, a kill -9 does not bring the session back.
+if [ "$(id -u)" != 0 ] || ! unshare -m --propagation private true 2>/dev/null; then
+    not_ok "the full-disk check needs root and unshare -m; running as uid $(id -u)"
+else
+    FK=$E2E_TMP/kp_full
+    mkdir -p "$FK/mnt"
+    unshare -m --propagation private sh -c \
+        'mount -t tmpfs -o size=1m kcard-kp-full "$1" && : >"$2" && exec sleep 600' \
+        sh "$FK/mnt" "$FK/mounted" &
+    HOLD_PID=$!
+    _E2E_PIDS="$_E2E_PIDS $HOLD_PID"
+    i=0
+    while [ ! -e "$FK/mounted" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    in_ns() { nsenter -t "$HOLD_PID" -m --wd="$PWD" "$@"; }
+    # starts k_proxy in the namespace; $1 names its port file
+    start_full_kp() {
+        in_ns "$BIN/k_proxy" --port 0 --port-file "$FK/$1" --proxy-token "$CHAIN_TOKEN" \
+            --state-db "$FK/mnt/k_proxy.db" --server-base-url "http://127.0.0.1:$KS_PORT" \
+            --device "$VCARD_URI" --card-timeout-ms 3000 2>>"$FK/log" &
+        FKP_PID=$!
+        _E2E_PIDS="$_E2E_PIDS $FKP_PID"
+        _wait_port_file "$FK/$1" "$FKP_PID" || return 1
+        KP_URL="http://127.0.0.1:$(cat "$FK/$1")"
+    }
+    if [ -e "$FK/mounted" ] && start_full_kp port1; then
+        ok "k_proxy starts with its state on a tmpfs"
+        want "login carol" 200 /session/login -H "$H" -d '{"username":"carol"}'
+        CAROL=$(token)
+        want "login dave" 200 /session/login -H "$H" -d '{"username":"dave"}'
+        DAVE=$(token)
+        in_ns dd if=/dev/zero of="$FK/mnt/fill" bs=16k 2>/dev/null
+        if in_ns sh -c 'echo x >"$1/probe"' sh "$FK/mnt" 2>/dev/null; then
+            not_ok "the tmpfs is full"; else ok "the tmpfs is full"; fi
+        want "disk full: a login is refused" 500 /session/login -H "$H" -d '{"username":"erin"}'
+        jcheck "and says the disk is full" "j['error'] == 'state_failed' and 'full' in j['message']"
+        want "disk full: a live session still gets counter values" 200 /resource/counter \
+            -H "Authorization: Bearer $CAROL"
+        code=$(curl -sS -m 10 -D "$T/h" -o "$T/out" -w '%{http_code}' -X POST \
+            -H "Authorization: Bearer $DAVE" "$KP_URL/session/logout" 2>"$T/curl.err")
+        if [ "$code" = 503 ] && json_true "$T/out" "j['error'] == 'logout_not_durable' and \
+'full' in j['message'] and 'restart' in j['message']" &&
+            grep -qi '^retry-after: 1' "$T/h"; then
+            ok "disk full: logout answers 503 logout_not_durable, Retry-After 1"
+        else not_ok "logout on a full disk" "HTTP $code"; show_head 5 "$T/out"; fi
+        want "and the token is refused at once (fails closed)" 401 /resource/counter \
+            -H "Authorization: Bearer $DAVE"
+        want "/session/status refuses it too" 401 /session/status -H "Authorization: Bearer $DAVE"
+        code=$(curl -sS -m 10 -o "$T/out" -w '%{http_code}' "$KP_URL/healthz" 2>/dev/null)
+        if [ "$code" = 503 ] && json_true "$T/out" "j['state_db']['ok'] is False and \
+'1 logout not written' in j['state_db']['detail'] and 'logout' in j['reason'] and \
+j['sessions_active'] == 1"; then
+            ok "/healthz is 503 naming the logout not written, 1 session active"
+        else not_ok "/healthz with a logout not written" "HTTP $code"; show_head 5 "$T/out"; fi
+        curl -sS -m 5 "$KP_URL/metrics" >"$T/metrics"
+        if grep -q '^kcard_k_proxy_logouts_not_durable 1$' "$T/metrics" &&
+            grep -Eq '^kcard_k_proxy_state_db_failures_total [1-9]' "$T/metrics"; then
+            ok "/metrics counts the logout not written and the failed statements"
+        else not_ok "/metrics on a full disk"; grep -E 'durable|db_failures' "$T/metrics" | show_head 5 -; fi
+        want "the logout sent again, disk still full: 503 again" 503 /session/logout \
+            -H "Authorization: Bearer $DAVE"
+        in_ns rm -f "$FK/mnt/fill"
+        i=0
+        while [ $i -lt 50 ]; do
+            code=$(curl -sS -m 5 -o "$T/out" -w '%{http_code}' "$KP_URL/healthz" 2>/dev/null)
+            [ "$code" = 200 ] && break
+            sleep 0.1
+            i=$((i + 1))
+        done
+        if [ "$code" = 200 ] && curl -sS -m 5 "$KP_URL/metrics" | grep -q '^kcard_k_proxy_logouts_not_durable 0$'; then
+            ok "space back: the retry writes the logout within 5 s, /healthz 200"
+        else not_ok "the logout retried once space is back" "/healthz HTTP $code"; show_head 5 "$T/out"; fi
+        want "the logout sent once more: already logged out (401)" 401 /session/logout \
+            -H "Authorization: Bearer $DAVE"
+        kill -KILL "$FKP_PID" 2>/dev/null
+        wait "$FKP_PID" 2>/dev/null
+        if start_full_kp port2; then
+            want "after kill -9: the logout held (401)" 401 /resource/counter \
+                -H "Authorization: Bearer $DAVE"
+            want "and the other session survived (200)" 200 /resource/counter \
+                -H "Authorization: Bearer $CAROL"
+            want "a login works again" 200 /session/login -H "$H" -d '{"username":"erin"}'
+        else not_ok "k_proxy starts again on the tmpfs"; show_head 10 "$FK/log"; fi
+        stop_pid "$FKP_PID"
+    else
+        not_ok "k_proxy starts with its state on a tmpfs"
+        show_head 10 "$FK/log"
+    fi
+    kill "$HOLD_PID" 2>/dev/null
+    wait "$HOLD_PID" 2>/dev/null
+fi
+
 # ---- an empty state file is refused, untouched; --init makes it new ----
 : >"$T/empty.db"
 check_exit "k_proxy refuses an empty state file (exit 3)" 3 "$BIN/k_proxy" --proxy-token x --port 0 \

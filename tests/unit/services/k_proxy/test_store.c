@@ -20,6 +20,7 @@
 
 #include "services/common/upstream.h"
 #include "services/k_proxy/store.h"
+#include "services/k_proxy/store_int.h" /* the connection, to make its writes fail */
 
 #define NOW 1700000000
 
@@ -61,6 +62,17 @@ static int64_t row_requests(const char *path, const char *id)
     sqlite3_finalize(st);
     sqlite3_close(db);
     return n;
+}
+
+/* What a new process finds for token: a store opened afresh on path. */
+static int lookup_after_reopen(const char *path, const char *token, int64_t now)
+{
+    char err[256];
+    struct kpx_store *again = kpx_store_open(path, err, sizeof(err));
+    assert_non_null(again);
+    int rc = kpx_store_session_lookup(again, token, now, NULL, err, sizeof(err));
+    kpx_store_close(again);
+    return rc;
 }
 
 static struct kpx_store *mem_store(void)
@@ -363,7 +375,7 @@ static void test_users(void **state)
 static void test_user_delete_revokes_sessions(void **state)
 {
     struct tmpdir t;
-    struct kpx_store *s, *again;
+    struct kpx_store *s;
     char a1[KPX_TOKEN_BUF], a2[KPX_TOKEN_BUF], b1[KPX_TOKEN_BUF], err[256];
     struct kpx_user u;
     struct kpx_session as, bs;
@@ -404,15 +416,9 @@ static void test_user_delete_revokes_sessions(void **state)
      * knows only bob's session */
     assert_int_equal(row_requests(t.db, as.id), -1);
     assert_int_equal(row_requests(t.db, bs.id), 0);
-    again = kpx_store_open(t.db, err, sizeof(err));
-    assert_non_null(again);
-    assert_int_equal(kpx_store_session_lookup(again, a1, NOW + 1, NULL, err, sizeof(err)),
-                     KPX_STORE_NOT_FOUND);
-    assert_int_equal(kpx_store_session_lookup(again, a2, NOW + 1, NULL, err, sizeof(err)),
-                     KPX_STORE_NOT_FOUND);
-    assert_int_equal(kpx_store_session_lookup(again, b1, NOW + 1, NULL, err, sizeof(err)),
-                     KPX_STORE_OK);
-    kpx_store_close(again);
+    assert_int_equal(lookup_after_reopen(t.db, a1, NOW + 1), KPX_STORE_NOT_FOUND);
+    assert_int_equal(lookup_after_reopen(t.db, a2, NOW + 1), KPX_STORE_NOT_FOUND);
+    assert_int_equal(lookup_after_reopen(t.db, b1, NOW + 1), KPX_STORE_OK);
     kpx_store_close(s);
     tmpdir_remove(&t);
 }
@@ -450,6 +456,119 @@ static void test_logout_durable(void **state)
     kpx_store_close(again);
     assert_int_equal(kpx_store_session_revoke(s, tok, NOW + 2, NULL, err, sizeof(err)),
                      KPX_STORE_NOT_FOUND);
+    kpx_store_close(s);
+    tmpdir_remove(&t);
+}
+
+/* Makes every write of the store's connection fail (as a full disk does):
+ * SQLite then refuses with "attempt to write a readonly database". */
+static void writes_fail(struct kpx_store *s, bool fail)
+{
+    assert_int_equal(sqlite3_exec(s->db, fail ? "PRAGMA query_only = 1" : "PRAGMA query_only = 0",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+}
+
+/* A logout whose delete fails is refused in memory at once (fails closed),
+ * answered NOT_DURABLE, retried, and durable once a retry or a repeated
+ * logout writes it; an expired one is dropped by the sweep. */
+static void test_logout_not_durable(void **state)
+{
+    struct tmpdir t;
+    struct kpx_store *s;
+    char tok[KPX_TOKEN_BUF], keep[KPX_TOKEN_BUF], tok2[KPX_TOKEN_BUF], tok3[KPX_TOKEN_BUF];
+    char err[256];
+    struct kpx_session x, x2, x3, out;
+    struct kpx_store_stats st;
+    int64_t left = -1, active = -1, removed = -1;
+
+    (void)state;
+    tmpdir_make(&t);
+    s = kpx_store_open(t.db, err, sizeof(err));
+    assert_non_null(s);
+    assert_int_equal(
+        kpx_store_session_create(s, "alice", "card_probe", 300, NOW, tok, &x, err, sizeof(err)),
+        KPX_STORE_OK);
+    assert_int_equal(
+        kpx_store_session_create(s, "bob", "card_probe", 300, NOW, keep, NULL, err, sizeof(err)),
+        KPX_STORE_OK);
+
+    writes_fail(s, true);
+    memset(&out, 0, sizeof(out));
+    assert_int_equal(kpx_store_session_revoke(s, tok, NOW + 1, &out, err, sizeof(err)),
+                     KPX_STORE_NOT_DURABLE);
+    assert_non_null(strstr(err, "session revoke"));
+    assert_non_null(strstr(err, "readonly"));
+    assert_string_equal(out.username, "alice");    /* the session it ended */
+    assert_int_equal(row_requests(t.db, x.id), 0); /* the row is still there */
+    /* refused from memory anyway: lookups, touches; other sessions unaffected */
+    assert_int_equal(kpx_store_session_lookup(s, tok, NOW + 1, NULL, err, sizeof(err)),
+                     KPX_STORE_NOT_FOUND);
+    assert_int_equal(kpx_store_session_touch(s, tok, NOW + 1, NULL, err, sizeof(err)),
+                     KPX_STORE_NOT_FOUND);
+    assert_int_equal(kpx_store_session_touch(s, keep, NOW + 1, NULL, err, sizeof(err)),
+                     KPX_STORE_OK);
+    assert_int_equal(kpx_store_sessions_active(s, NOW + 1, &active, err, sizeof(err)),
+                     KPX_STORE_OK);
+    assert_int_equal(active, 1);
+    kpx_store_stats(s, NOW + 1, &st);
+    assert_int_equal(st.revocations_pending, 1);
+    assert_non_null(strstr(st.revocation_error, "readonly"));
+    assert_true(st.db_failures >= 1);
+    /* sent again while writes still fail: the same answer, one entry */
+    assert_int_equal(kpx_store_session_revoke(s, tok, NOW + 1, NULL, err, sizeof(err)),
+                     KPX_STORE_NOT_DURABLE);
+    assert_int_equal(kpx_store_retry_revocations(s, &left, err, sizeof(err)), KPX_STORE_ERROR);
+    assert_int_equal(left, 1);
+    assert_int_equal(row_requests(t.db, x.id), 0);
+
+    /* writes work again: the retry deletes the row and drops the session */
+    writes_fail(s, false);
+    assert_int_equal(kpx_store_retry_revocations(s, &left, err, sizeof(err)), KPX_STORE_OK);
+    assert_int_equal(left, 0);
+    assert_int_equal(row_requests(t.db, x.id), -1);
+    kpx_store_stats(s, NOW + 1, &st);
+    assert_int_equal(st.revocations_pending, 0);
+    assert_string_equal(st.revocation_error, "");
+    assert_int_equal(kpx_store_session_revoke(s, tok, NOW + 2, NULL, err, sizeof(err)),
+                     KPX_STORE_NOT_FOUND);
+
+    /* a repeated logout writes it as well */
+    assert_int_equal(
+        kpx_store_session_create(s, "carol", "card_probe", 300, NOW, tok2, &x2, err, sizeof(err)),
+        KPX_STORE_OK);
+    writes_fail(s, true);
+    assert_int_equal(kpx_store_session_revoke(s, tok2, NOW + 2, NULL, err, sizeof(err)),
+                     KPX_STORE_NOT_DURABLE);
+    writes_fail(s, false);
+    assert_int_equal(kpx_store_session_revoke(s, tok2, NOW + 2, &out, err, sizeof(err)),
+                     KPX_STORE_OK);
+    assert_string_equal(out.username, "carol");
+    assert_int_equal(row_requests(t.db, x2.id), -1);
+    kpx_store_stats(s, NOW + 2, &st);
+    assert_int_equal(st.revocations_pending, 0);
+
+    /* one that expires before it is written is the sweep's */
+    assert_int_equal(
+        kpx_store_session_create(s, "dave", "card_probe", 10, NOW, tok3, &x3, err, sizeof(err)),
+        KPX_STORE_OK);
+    writes_fail(s, true);
+    assert_int_equal(kpx_store_session_revoke(s, tok3, NOW + 2, NULL, err, sizeof(err)),
+                     KPX_STORE_NOT_DURABLE);
+    writes_fail(s, false);
+    assert_int_equal(kpx_store_sessions_sweep(s, NOW + 20, 0, &removed, err, sizeof(err)),
+                     KPX_STORE_OK);
+    assert_int_equal(removed, 1);
+    kpx_store_stats(s, NOW + 20, &st);
+    assert_int_equal(st.revocations_pending, 0);
+    assert_int_equal(row_requests(t.db, x3.id), -1);
+    assert_int_equal(kpx_store_retry_revocations(s, &left, err, sizeof(err)), KPX_STORE_OK);
+    assert_int_equal(left, 0);
+
+    /* what was written holds for a new process */
+    assert_int_equal(lookup_after_reopen(t.db, tok, NOW + 3), KPX_STORE_NOT_FOUND);
+    assert_int_equal(lookup_after_reopen(t.db, tok2, NOW + 3), KPX_STORE_NOT_FOUND);
+    assert_int_equal(lookup_after_reopen(t.db, keep, NOW + 3), KPX_STORE_OK);
     kpx_store_close(s);
     tmpdir_remove(&t);
 }
@@ -1053,6 +1172,7 @@ static void test_rc_names(void **state)
     assert_string_equal(kpx_store_rc_name(KPX_STORE_CONFLICT), "conflict");
     assert_string_equal(kpx_store_rc_name(KPX_STORE_INVALID), "invalid");
     assert_string_equal(kpx_store_rc_name(KPX_STORE_ERROR), "error");
+    assert_string_equal(kpx_store_rc_name(KPX_STORE_NOT_DURABLE), "not_durable");
     assert_string_equal(kpx_store_rc_name(77), "unknown");
 }
 
@@ -1067,6 +1187,7 @@ int main(void)
         cmocka_unit_test(test_users),
         cmocka_unit_test(test_user_delete_revokes_sessions),
         cmocka_unit_test(test_logout_durable),
+        cmocka_unit_test(test_logout_not_durable),
         cmocka_unit_test(test_counts_flushed),
         cmocka_unit_test(test_background_thread),
         cmocka_unit_test(test_sign_count_rule),

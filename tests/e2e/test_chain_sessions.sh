@@ -154,7 +154,10 @@ else
     in_ns() { nsenter -t "$HOLD_PID" -m --wd="$PWD" "$@"; }
     # starts k_proxy in the namespace; $1 names its port file
     start_full_kp() {
-        in_ns "$BIN/k_proxy" --port 0 --port-file "$FK/$1" --proxy-token "$CHAIN_TOKEN" \
+        # nsenter itself, not in_ns: a function sent to the background is a
+        # subshell, and $! would name it rather than k_proxy (nsenter execs)
+        nsenter -t "$HOLD_PID" -m --wd="$PWD" "$BIN/k_proxy" --port 0 --port-file "$FK/$1" \
+            --proxy-token "$CHAIN_TOKEN" \
             --state-db "$FK/mnt/k_proxy.db" --server-base-url "http://127.0.0.1:$KS_PORT" \
             --device "$VCARD_URI" --card-timeout-ms 3000 2>>"$FK/log" &
         FKP_PID=$!
@@ -213,6 +216,9 @@ j['sessions_active'] == 1"; then
             -H "Authorization: Bearer $DAVE"
         kill -KILL "$FKP_PID" 2>/dev/null
         wait "$FKP_PID" 2>/dev/null
+        if kill -0 "$FKP_PID" 2>/dev/null || pgrep -f "$FK/port1" >/dev/null; then
+            not_ok "kill -9 ends k_proxy"
+        fi
         if start_full_kp port2; then
             want "after kill -9: the logout held (401)" 401 /resource/counter \
                 -H "Authorization: Bearer $DAVE"

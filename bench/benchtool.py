@@ -8,7 +8,10 @@ Subcommands (each prints or writes JSON; the shell script strings them together)
                                   and context switches (voluntary+nonvoluntary,
                                   summed over /proc/PID/task/*/status) of each
                                   PID (--tree: PID and its children) over the
-                                  run, and CMD's own CPU (wait4 rusage), to F
+                                  run, each thread's CPU (so a report shows a
+                                  loop that carried every connection), the
+                                  machine's busy cores, and CMD's own CPU (wait4
+                                  rusage), to F
   wrk FILE                        the figures of one wrk run (bench/wrk/counter.lua's
                                   BENCH line and wrk's own summary) as JSON
   values FILE [--issued N] [--allow-missing K]
@@ -72,6 +75,25 @@ def task_ctx(pid):
             out[tid] = n
         except OSError:
             pass
+    return out
+
+
+def task_cpu(pid):
+    """{tid: (name, utime+stime seconds)} of a process's live threads."""
+    out = {}
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                data = f.read()
+        except OSError:
+            continue
+        name = data[data.index("(") + 1:data.rindex(")")]
+        fields = data[data.rindex(")") + 2:].split()
+        out[tid] = (name, (int(fields[11]) + int(fields[12])) / CLK_TCK)
     return out
 
 
@@ -142,6 +164,8 @@ def cmd_measure(args):
 
     members = {label: pids_of(pid, tree) for label, (pid, tree) in groups.items()}
     before = {label: snapshot(p) for label, p in members.items()}
+    threads0 = {label: {(pid, tid): v for pid in p for tid, v in task_cpu(pid).items()}
+                for label, p in members.items()}
     busy0 = machine_busy_s()
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd)
@@ -165,6 +189,8 @@ def cmd_measure(args):
         sample()
         time.sleep(0.2)
     wall = time.monotonic() - t0
+    threads1 = {label: {(pid, tid): v for pid in p for tid, v in task_cpu(pid).items()}
+                for label, p in members.items()}
     after = sample()
     for label, per_pid in after.items():
         for pid, (cpu, _) in per_pid.items():
@@ -176,7 +202,16 @@ def cmd_measure(args):
     for label in groups:
         cpu, ctx = delta(before[label], after[label])
         alive = all(os.path.exists("/proc/%d" % p) for p in members[label])
-        res["procs"][label] = {"cpu_s": cpu, "ctx": ctx, "pids": members[label], "alive": alive}
+        # each live thread's share, in cores, busiest first (threads under
+        # 1% of a core left out): how the work split between a service's loops
+        cores = []
+        for key, (name, cpu1) in threads1[label].items():
+            share = (cpu1 - threads0[label].get(key, (name, 0.0))[1]) / wall if wall > 0 else 0.0
+            if share >= 0.01:
+                cores.append({"name": name, "cores": share})
+        cores.sort(key=lambda t: -t["cores"])
+        res["procs"][label] = {"cpu_s": cpu, "ctx": ctx, "pids": members[label], "alive": alive,
+                               "threads": cores}
     # what the rest of the machine (other work on it) used meanwhile, in cores
     mine = res["cmd_cpu_s"] + sum(p["cpu_s"] for p in res["procs"].values())
     res["other_cores"] = max(busy - mine, 0.0) / wall if wall > 0 else 0.0
@@ -663,6 +698,18 @@ def cmd_report(args):
             parts.append("wrk %.0f µs/req" % (c["cmd_cpu_s"] * 1e6 / max(w["requests"], 1)))
             parts.append("other processes on the machine %.2f cores" % c.get("other_cores", 0.0))
             print("  %-12s CPU: %s" % ("", "; ".join(parts)))
+            # the machine's busy cores, and the busiest threads of each
+            # process: one loop near 1.0 and the other idle means wrk's
+            # connections all landed on that loop (its accept race)
+            threads = []
+            for label, pr in sorted(c["procs"].items()):
+                busy = [t["cores"] for t in pr.get("threads", [])][:4]
+                if busy:
+                    threads.append("%s %s" % (label, " + ".join("%.2f" % x for x in busy)))
+            if c.get("wall_s"):
+                print("  %-12s machine %.2f of %d cores busy; busiest threads, cores: %s"
+                      % ("", c["machine_busy_s"] / c["wall_s"], os.cpu_count() or 1,
+                         "; ".join(threads) or "n/a"))
         v = V.get(run)
         if run.startswith("chain"):
             if v:

@@ -794,6 +794,8 @@ out:
 
 /* Removes from memory the session of a token hash (db_lock held); true
  * when there was one. */
+static void pending_drop(struct kpx_store *s, const char *id);
+
 static bool remove_by_hash(struct kpx_store *s, const uint8_t hash[KSVC_SHA256_LEN])
 {
     struct stripe *sp = memtab_stripe_of(s, hash);
@@ -804,6 +806,8 @@ static bool remove_by_hash(struct kpx_store *s, const uint8_t hash[KSVC_SHA256_L
     pthread_rwlock_unlock(&sp->lock);
     if (x == NULL) /* only db_lock holders unlink: x stays valid */
         return false;
+    if (atomic_load(&x->revoked)) /* its row is gone with the user's: nothing to retry */
+        pending_drop(s, x->id);
     memtab_remove(s, x);
     return true;
 }

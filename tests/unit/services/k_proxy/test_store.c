@@ -565,6 +565,25 @@ static void test_logout_not_durable(void **state)
     assert_int_equal(kpx_store_retry_revocations(s, &left, err, sizeof(err)), KPX_STORE_OK);
     assert_int_equal(left, 0);
 
+    /* unregistering the user of one deletes its row with theirs: nothing
+     * left to retry, and the live count stays exact */
+    struct kpx_user erin = {.username = "erin", .registered_at = NOW, .auth_mode = "card_probe"};
+    char tok4[KPX_TOKEN_BUF];
+    int64_t ended = -1;
+    assert_int_equal(kpx_store_user_add(s, &erin, err, sizeof(err)), KPX_STORE_OK);
+    assert_int_equal(
+        kpx_store_session_create(s, "erin", "card_probe", 300, NOW, tok4, NULL, err, sizeof(err)),
+        KPX_STORE_OK);
+    writes_fail(s, true);
+    assert_int_equal(kpx_store_session_revoke(s, tok4, NOW + 2, NULL, err, sizeof(err)),
+                     KPX_STORE_NOT_DURABLE);
+    writes_fail(s, false);
+    assert_int_equal(kpx_store_user_delete(s, "erin", &ended, err, sizeof(err)), KPX_STORE_OK);
+    assert_int_equal(ended, 1);
+    kpx_store_stats(s, NOW + 2, &st);
+    assert_int_equal(st.revocations_pending, 0);
+    assert_int_equal(st.sessions_active, 1); /* bob's */
+
     /* what was written holds for a new process */
     assert_int_equal(lookup_after_reopen(t.db, tok, NOW + 3), KPX_STORE_NOT_FOUND);
     assert_int_equal(lookup_after_reopen(t.db, tok2, NOW + 3), KPX_STORE_NOT_FOUND);

@@ -58,39 +58,34 @@ def proc_cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def task_ctx(pid):
-    """{tid: voluntary+nonvoluntary context switches} of a process's threads."""
-    out = {}
+def task_files(pid, name):
+    """(tid, text) of /proc/PID/task/TID/NAME for each live thread of a process."""
     try:
         tids = os.listdir("/proc/%d/task" % pid)
     except OSError:
-        return out
+        return
     for tid in tids:
         try:
-            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
-                n = 0
-                for line in f:
-                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-                        n += int(line.split()[1])
-            out[tid] = n
+            with open("/proc/%d/task/%s/%s" % (pid, tid, name)) as f:
+                text = f.read()
         except OSError:
-            pass
+            continue
+        yield tid, text
+
+
+def task_ctx(pid):
+    """{tid: voluntary+nonvoluntary context switches} of a process's threads."""
+    out = {}
+    for tid, text in task_files(pid, "status"):
+        out[tid] = sum(int(line.split()[1]) for line in text.splitlines()
+                       if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")))
     return out
 
 
 def task_cpu(pid):
     """{tid: (name, utime+stime seconds)} of a process's live threads."""
     out = {}
-    try:
-        tids = os.listdir("/proc/%d/task" % pid)
-    except OSError:
-        return out
-    for tid in tids:
-        try:
-            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
-                data = f.read()
-        except OSError:
-            continue
+    for tid, data in task_files(pid, "stat"):
         name = data[data.index("(") + 1:data.rindex(")")]
         fields = data[data.rindex(")") + 2:].split()
         out[tid] = (name, (int(fields[11]) + int(fields[12])) / CLK_TCK)

@@ -12,7 +12,7 @@ BUILD    ?= build
 CC       ?= cc
 FUZZ_CC  ?= clang
 # every external package of the tree (each part compiles and links with its own, below)
-PKGS     := libcbor libcrypto hidapi-hidraw jansson libmicrohttpd libcurl sqlite3 libpcap zlib
+PKGS     := libcbor libcrypto hidapi-hidraw jansson libmicrohttpd gnutls libcurl sqlite3 libpcap zlib
 TEST_PKGS := cmocka
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -52,7 +52,8 @@ PC_LIBS.m       := -lm
 #   libkcutil_curl      util/curl_body.c                     kcutil      libcurl
 #   libctaphid          ctaphid/*.c                          kcutil      libcbor libcrypto hidapi-hidraw
 #                                                                        jansson libpcap zlib pthread
-#   libkcsvc            services/common/*.c                  kcutil      libmicrohttpd jansson libcrypto pthread
+#   libkcsvc            services/common/*.c                  kcutil      libmicrohttpd gnutls jansson libcrypto
+#                                                                        pthread
 #   libvcard            harness/vcard/* but its two mains    ctaphid     libcbor libcrypto jansson pthread
 #                                                            kcutil
 #   libtriage           triage/* but rawctap.c, fido2_probe.c ctaphid    jansson libcrypto
@@ -98,7 +99,7 @@ ctaphid_PKGS := libcbor libcrypto hidapi-hidraw jansson libpcap zlib pthread
 # crypto, upstream), every .c in services/common/
 kcsvc_SRCS := $(wildcard services/common/*.c)
 kcsvc_USES := kcutil
-kcsvc_PKGS := libmicrohttpd jansson libcrypto pthread
+kcsvc_PKGS := libmicrohttpd gnutls jansson libcrypto pthread
 
 # libvcard: the virtual card's core, every .c in harness/vcard/ but the two mains
 VCARD_MAINS := harness/vcard/vcard_main.c harness/vcard/vcard_ctl.c

@@ -16,7 +16,7 @@ sh tests/e2e/run.sh build/san tests/e2e/test_chain.sh tests/e2e/test_chain_fido2
     tests/e2e/test_chain_regress.sh tests/e2e/test_split_chain.sh tests/e2e/test_vcard_personality.sh \
     tests/e2e/test_replay.sh tests/e2e/test_interop.sh tests/e2e/test_interop_cards.sh \
     tests/e2e/test_chain_replay.sh tests/e2e/test_chain_sessions.sh tests/e2e/test_http_limits.sh \
-    tests/e2e/test_service_metrics.sh tests/e2e/test_chain_ssh.sh \
+    tests/e2e/test_service_metrics.sh tests/e2e/test_tls_answers.sh tests/e2e/test_chain_ssh.sh \
     tests/e2e/test_chain_limits.sh tests/e2e/test_cross_site.sh \
     tests/e2e/test_rawctap_cred.sh tests/e2e/test_rawctap_config.sh tests/e2e/test_rawctap_largeblob.sh \
     tests/e2e/test_rawctap_largeblob_zlib.sh tests/e2e/test_kpx_wal.sh tests/e2e/test_doctor_capacity.sh \

@@ -6,7 +6,7 @@ set -u
 
 # pkg-config name -> Debian package
 LIBS="libcbor:libcbor-dev libcrypto:libssl-dev hidapi-hidraw:libhidapi-dev jansson:libjansson-dev
-cmocka:libcmocka-dev libfido2:libfido2-dev libmicrohttpd:libmicrohttpd-dev
+cmocka:libcmocka-dev libfido2:libfido2-dev libmicrohttpd:libmicrohttpd-dev gnutls:libgnutls28-dev
 libcurl:libcurl4-openssl-dev sqlite3:libsqlite3-dev libpcap:libpcap-dev zlib:zlib1g-dev"
 # command -> Debian package
 TOOLS="cc:gcc make:make pkg-config:pkg-config clang:clang python3:python3 timeout:coreutils

@@ -67,7 +67,7 @@ struct ksvc_server {
     struct addr_count *addrs;
     size_t addr_mask;
 
-    atomic_ullong refused_limit, refused_per_address, closed_timeout, closed_framing;
+    atomic_ullong refused_limit, refused_per_address, closed_timeout, closed_framing, closed_unsent;
     atomic_uint outstanding; /* suspended connections not yet resumed */
 
     pthread_t reaper;

@@ -136,7 +136,7 @@ SAN=""
 case $BUILD in *san*) SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" ;; esac
 # shellcheck disable=SC2046,SC2086
 if ${CC:-cc} -std=c11 -D_GNU_SOURCE -I. -O1 -g $SAN -o "$T/http_defer_server" "$HERE/http_defer_server.c" \
-    "$BUILD/libkcsvc.a" "$BUILD/libctaphid.a" "$BUILD/libkcutil.a" $(pkg-config --cflags --libs jansson libmicrohttpd libcrypto libcurl sqlite3 libcbor) \
+    "$BUILD/libkcsvc.a" "$BUILD/libctaphid.a" "$BUILD/libkcutil.a" $(pkg-config --cflags --libs jansson libmicrohttpd gnutls libcrypto libcurl sqlite3 libcbor) \
     -lpthread 2>"$T/cc.err"; then
     ok "the deferral test server builds against $BUILD/libkcsvc.a"
 else

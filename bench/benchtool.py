@@ -858,6 +858,14 @@ def cmd_report(args):
         us = CR["cpu_s"] * 1e6 / CR["requests"]
         row("chain-regress CPU/req @32 <= 20 µs", "%.1f µs (%s)" % (us, "PASS" if CR.get("pass") else "FAIL"),
             "", us <= 20.0 and bool(CR.get("pass")))
+        # the same machine's peer: wrk, a C load generator that checks
+        # nothing, through the same chain in the plain run; µs targets move
+        # with the machine (2-3x between days here), this ratio does not
+        wc, ww = W.get("chain_plain.cpu"), W.get("chain_plain")
+        if wc and ww and ww.get("requests"):
+            wrk_us = wc["cmd_cpu_s"] * 1e6 / ww["requests"]
+            row("chain-regress CPU/req vs wrk's in chain_plain (info)", "%.1f vs %.1f µs" % (us, wrk_us),
+                fmt(ratio(us, wrk_us), "%.2fx"), None)
     else:
         row("chain-regress CPU/req @32 <= 20 µs", "not measured", "", None)
 

@@ -940,6 +940,25 @@ static bool enqueue(struct ksvc_server *s, struct conn_state *st)
  * throughput on two cores). Larger answers go as libmicrohttpd writes them. */
 #define TLS_CORK_MAX_BODY 8192
 
+/* GnuTLS calls this once the peer's Finished is read. In TLS 1.3 that is
+ * the handshake's last message and the server has nothing to send after it
+ * (libmicrohttpd issues no session tickets), so the kernel delays its ACK;
+ * a client that leaves Nagle on (a socket wrapped by Python's ssl module,
+ * for one; nginx, whose OpenSSL sends tickets, answers it at once) then
+ * holds its request until that ACK comes, 40 ms later. It goes out now. */
+static int on_peer_finished(gnutls_session_t tls, unsigned type, unsigned when, unsigned incoming,
+                            const gnutls_datum_t *msg)
+{
+    (void)type;
+    (void)when;
+    (void)msg;
+    int fd = gnutls_transport_get_int(tls);
+    int one = 1;
+    if (incoming && fd >= 0)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+    return 0;
+}
+
 static void tls_answer_begin(struct conn_state *st)
 {
     if (st->tls == NULL || st->out_len > TLS_CORK_MAX_BODY || st->tls_corked)
@@ -1235,6 +1254,9 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         if (s->cert_pem != NULL) {
             ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
             st->tls = ci != NULL ? (gnutls_session_t)ci->tls_session : NULL;
+            if (st->tls != NULL)
+                gnutls_handshake_set_hook_function(st->tls, GNUTLS_HANDSHAKE_FINISHED,
+                                                   GNUTLS_HOOK_POST, on_peer_finished);
         }
         ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         snprintf(st->remote, sizeof(st->remote), "?");

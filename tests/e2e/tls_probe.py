@@ -12,6 +12,10 @@
       metrics  a GET /metrics (a large answer)
       missing  a GET of a path no route has (a 404)
       mixed    a GET /metrics, then two GET /healthz on the same connection
+      fresh    five fresh TLS 1.3 connections, one GET /healthz each, sent
+               as a client with Nagle's algorithm on sends it (after the
+               handshake, in its own write): "seconds" is each answer's
+               time from the request's send
   Prints {"answers": [{"status", "records", "body_len", "seconds"}...],
   "closed"} as JSON: records is how many TLS application-data records the
   answer arrived in. Every wait is bounded (5 s)."""
@@ -25,9 +29,11 @@ DEADLINE = 5.0
 
 
 class Conn:
-    def __init__(self, host, port, cafile):
+    def __init__(self, host, port, cafile, tls13=False):
         ctx = ssl.create_default_context(cafile=cafile)
         ctx.check_hostname = False
+        if tls13:
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_3
         self.sock = socket.create_connection((host, port), timeout=DEADLINE)
         self.incoming = ssl.MemoryBIO()
         self.outgoing = ssl.MemoryBIO()
@@ -90,9 +96,9 @@ class Conn:
                 return
             self.plain += chunk
 
-    def answer(self, head_request=False):
+    def answer(self, head_request=False, start=None):
         """Reads one whole answer; returns its status, record count, body length."""
-        start = time.monotonic()
+        start = time.monotonic() if start is None else start
         self.records = 0
         while True:
             parsed = parse(self.plain, head_request)
@@ -152,9 +158,18 @@ def get(path, version="HTTP/1.1", extra=""):
 
 def main():
     case, host, port, cafile = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-    c = Conn(host, port, cafile)
     answers = []
     closed = None
+    if case == "fresh":
+        for _ in range(5):
+            c = Conn(host, port, cafile, tls13=True)
+            sent = time.monotonic()
+            c.send(get("/healthz"))
+            answers.append(c.answer(start=sent))
+            c.sock.close()
+        print(json.dumps({"answers": answers, "closed": closed}))
+        return
+    c = Conn(host, port, cafile)
     if case == "records":
         for _ in range(3):
             c.send(get("/healthz"))

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <microhttpd.h>
@@ -22,6 +23,13 @@ struct loop_watch {
     ksvc_loop_io_fn fn; /* NULL: nobody wants its events (idle, or not watched) */
     void *arg;
     uint32_t in_set; /* the events it has in the epoll set; 0: not in the set */
+};
+
+/* An accepted connection one loop hands another (struct ksvc_loop's handoff). */
+struct loop_handoff {
+    int fd;
+    socklen_t addrlen;
+    struct sockaddr_storage addr;
 };
 
 /* One polling thread: its libmicrohttpd daemon, its epoll set (the daemon's
@@ -43,6 +51,16 @@ struct ksvc_loop {
     void *timer_arg;
     atomic_bool quiesce, quiesced, stop;
     int start_rc; /* the loop_start hook's; -2: not run yet */
+    /* Accepting (http.c): every loop watches the listening socket, and
+     * each connection goes to the loop serving the fewest */
+    atomic_int conns;      /* connections given to this loop and not yet closed */
+    atomic_bool accepting; /* the listening socket is in this loop's set */
+    int64_t accept_retry;  /* out of descriptors: when to try accepting again; -1: not */
+    bool accept_starved;   /* accept_paused is logged for this lack of descriptors */
+    atomic_bool handed;    /* handoff holds connections */
+    pthread_mutex_t handoff_lock;
+    struct loop_handoff *handoff; /* from other loops, for this one's daemon */
+    size_t handoff_len, handoff_cap;
     pthread_mutex_t start_lock;
     pthread_cond_t started;
 };
@@ -89,6 +107,14 @@ struct ksvc_server {
 /* Wakes the loop's thread (a connection was resumed from another thread,
  * or the loop is to stop). */
 void ksvc_loop_wake(struct ksvc_loop *loop);
+/* Accepts what the listening socket holds (a batch) and gives each
+ * connection to the loop serving the fewest: this one's daemon at once, or
+ * another's through its handoff (http.c; on the loop's thread). */
+void ksvc_loop_accept(struct ksvc_loop *loop);
+/* Takes the connections other loops handed this one, and starts accepting
+ * again when an earlier lack of descriptors has had time to pass (http.c;
+ * on the loop's thread, before libmicrohttpd runs). */
+void ksvc_loop_accept_work(struct ksvc_loop *loop);
 /* The body of a polling thread (pthread_create's start routine). */
 void *ksvc_loop_main(void *arg);
 /* Ends the loop's thread (its loop_stop hook runs there) and frees it. */

@@ -129,6 +129,8 @@ static int loop_sleep_ms(struct ksvc_loop *loop, bool *mhd_now)
     }
     if (loop->timer_at >= 0 && loop->timer_at < until)
         until = loop->timer_at;
+    if (loop->accept_retry >= 0 && loop->accept_retry < until)
+        until = loop->accept_retry;
     return *mhd_now || until <= now ? 0 : (int)(until - now);
 }
 
@@ -162,6 +164,9 @@ void *ksvc_loop_main(void *arg)
                 uint64_t count;
                 if (read(loop->wake_fd, &count, sizeof(count)) < 0) { /* drained already */
                 }
+            } else if (fd == s->listen_fd) {
+                ksvc_loop_accept(loop);
+                run_mhd = true;
             } else if ((size_t)fd < loop->nwatches && loop->watches[fd].fn != NULL) {
                 loop->watches[fd].fn(loop->watches[fd].arg, fd, ev[i].events);
             } else {
@@ -172,12 +177,19 @@ void *ksvc_loop_main(void *arg)
             loop->timer_at = -1;
             loop->timer_fn(loop->timer_arg);
         }
+        if (atomic_load(&loop->handed) || loop->accept_retry >= 0) {
+            ksvc_loop_accept_work(loop);
+            run_mhd = true;
+        }
         if (run_mhd || loop->resumed) {
             loop->resumed = false;
             MHD_run(loop->daemon);
         }
         if (atomic_load(&loop->quiesce) && !atomic_load(&loop->quiesced)) {
-            MHD_quiesce_daemon(loop->daemon); /* the socket is closed once, by the server */
+            /* the loops accept, not the daemons: the socket leaves this set */
+            if (atomic_exchange(&loop->accepting, false))
+                epoll_ctl(loop->epfd, EPOLL_CTL_DEL, loop->s->listen_fd, NULL);
+            loop->accept_retry = -1;
             atomic_store(&loop->quiesced, true);
         }
     }
@@ -194,13 +206,14 @@ void ksvc_loop_end(struct ksvc_loop *loop)
         pthread_join(loop->thread, NULL);
         loop->thread_started = false;
     }
-    if (loop->daemon != NULL) {
-        /* a daemon that still listens would close the shared socket */
-        if (!atomic_load(&loop->quiesced))
-            MHD_quiesce_daemon(loop->daemon);
+    if (loop->daemon != NULL)
         MHD_stop_daemon(loop->daemon);
-    }
     loop->daemon = NULL;
+    for (size_t i = 0; i < loop->handoff_len; i++)
+        close(loop->handoff[i].fd); /* handed over as the loop stopped */
+    free(loop->handoff);
+    loop->handoff = NULL;
+    loop->handoff_len = loop->handoff_cap = 0;
     if (loop->epfd >= 0)
         close(loop->epfd);
     if (loop->wake_fd >= 0)
@@ -211,6 +224,7 @@ void ksvc_loop_end(struct ksvc_loop *loop)
     loop->nwatches = 0;
     if (loop->s != NULL) {
         pthread_mutex_destroy(&loop->start_lock);
+        pthread_mutex_destroy(&loop->handoff_lock);
         pthread_cond_destroy(&loop->started);
         loop->s = NULL;
     }

@@ -100,6 +100,60 @@ check_exit "--request-timeout abc is a usage error" 2 "$BIN/k_server" --proxy-to
 if "$BIN/k_server" --help | grep -q -- '--max-connections-per-address'; then ok "k_server --help names the limits"; else
     not_ok "k_server --help"; fi
 
+# ---- accepting: the loops share connections; no descriptors left ----
+stop_pid "$KS_PID"
+start_k_server --max-connections 1000 --max-connections-per-address 1000 ||
+    not_ok "k_server starts with room for the burst"
+# a burst of 40 kept-alive connections, each answered once and left open
+"$PY" - "$KS_PORT" >"$T/out" 2>"$T/burst.err" <<'PY'
+import json, socket, sys
+port = int(sys.argv[1])
+conns = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(40)]
+ok = 0
+for c in conns:
+    c.sendall(b"GET /healthz HTTP/1.1\r\nHost: k\r\n\r\n")
+    ok += c.recv(64).startswith(b"HTTP/1.1 200")
+m = socket.create_connection(("127.0.0.1", port), timeout=5)
+m.sendall(b"GET /metrics HTTP/1.1\r\nHost: k\r\nConnection: close\r\n\r\n")
+text = b""
+while True:
+    d = m.recv(65536)
+    if not d:
+        break
+    text += d
+loops = [float(l.split()[-1]) for l in text.decode().splitlines()
+         if l.startswith("kcard_k_server_loop_connections{")]
+print(json.dumps({"answered": ok, "loops": loops}))
+PY
+jcheck "a burst of 40 connections: one loop a core, none serving more than twice the least busy and one (loop_connections)" \
+    "j['answered'] == 40 and len(j['loops']) == $(nproc) and sum(j['loops']) == 41 and max(j['loops']) <= 2 * min(j['loops']) + 2"
+# out of descriptors: accepting pauses (one log line a loop), the service
+# does not spin, and answers again once descriptors are free
+prlimit --nofile=64:64 --pid "$KS_PID" 2>"$T/prlimit.err" || not_ok "prlimit lowers k_server's descriptor limit" "$(cat "$T/prlimit.err")"
+"$PY" - "$KS_PORT" "$KS_PID" >"$T/out" 2>"$T/nofd.err" <<'PY'
+import json, socket, sys, time
+port, pid = int(sys.argv[1]), int(sys.argv[2])
+def ticks():
+    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return int(f[11]) + int(f[12])
+held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(100)]
+time.sleep(0.5)
+t0 = ticks()
+time.sleep(2)
+spent = ticks() - t0
+for c in held:
+    c.close()
+time.sleep(0.5)
+c = socket.create_connection(("127.0.0.1", port), timeout=5)
+c.sendall(b"GET /healthz HTTP/1.1\r\nHost: k\r\nConnection: close\r\n\r\n")
+print(json.dumps({"ticks": spent, "after": c.recv(64).decode("latin-1")[:15]}))
+PY
+jcheck "out of descriptors: under 0.2 s of CPU in 2 s (no spin), then a new call is answered" \
+    "j['ticks'] < 20 and j['after'] == 'HTTP/1.1 200 OK'"
+n=$(grep -c '"event":"accept_paused"' "$KS_DIR/log")
+if [ "$n" -ge 1 ] && [ "$n" -le 2 ]; then ok "accept_paused logged once a loop ($n lines)"; else
+    not_ok "accept_paused lines" "$n"; fi
+
 # ---- the chain's front: a counter call while 127.0.0.2 floods k_proxy ----
 stop_pid "$KS_PID"
 need_vcard "vcard starts" --presence yes

@@ -695,7 +695,8 @@ def cmd_report(args):
             print("  %-12s CPU: %s" % ("", "; ".join(parts)))
             # the machine's busy cores, and the busiest threads of each
             # process: one loop near 1.0 and the other idle means wrk's
-            # connections all landed on that loop (its accept race)
+            # connections all landed on that loop (the services' loops
+            # share connections since 7778eec, so this should not recur)
             threads = []
             for label, pr in sorted(c["procs"].items()):
                 busy = [t["cores"] for t in pr.get("threads", [])][:4]

@@ -1380,6 +1380,12 @@ static int accept_on(struct ksvc_loop *loop)
     return 0;
 }
 
+void ksvc_loop_accept_off(struct ksvc_loop *loop)
+{
+    if (atomic_exchange(&loop->accepting, false))
+        epoll_ctl(loop->epfd, EPOLL_CTL_DEL, loop->s->listen_fd, NULL);
+}
+
 /* Where a connection goes: the loop that accepted it, unless that loop
  * already serves more than twice as many (and one) as the least busy one,
  * which then takes it. Not an exact even spread, which measured slower on
@@ -1390,7 +1396,7 @@ static struct ksvc_loop *loop_for_connection(struct ksvc_loop *self)
 {
     struct ksvc_server *s = self->s;
     struct ksvc_loop *least = self;
-    int fewest = atomic_load(&self->conns);
+    int mine = atomic_load(&self->conns), fewest = mine;
     for (unsigned i = 0; i < s->nloops; i++) {
         struct ksvc_loop *l = &s->loops[i];
         int n = atomic_load(&l->conns);
@@ -1399,7 +1405,7 @@ static struct ksvc_loop *loop_for_connection(struct ksvc_loop *self)
             fewest = n;
         }
     }
-    return atomic_load(&self->conns) > 2 * fewest + 1 ? least : self;
+    return mine > 2 * fewest + 1 ? least : self;
 }
 
 /* Gives libmicrohttpd an accepted connection, on its loop's thread. On
@@ -1452,8 +1458,7 @@ void ksvc_loop_accept(struct ksvc_loop *loop)
                  * descriptors may have been freed, or the socket stays ready
                  * and the loop spins */
                 int e = errno;
-                if (atomic_exchange(&loop->accepting, false))
-                    epoll_ctl(loop->epfd, EPOLL_CTL_DEL, s->listen_fd, NULL);
+                ksvc_loop_accept_off(loop);
                 loop->accept_retry = ksvc_now_ms() + ACCEPT_RETRY_MS;
                 if (!loop->accept_starved) /* one line until an accept succeeds again */
                     ksvc_log("error", "accept_paused",
@@ -1497,7 +1502,7 @@ void ksvc_loop_accept_work(struct ksvc_loop *loop)
 
 /* ---- starting the event loops (http_loop.c runs them) ---- */
 
-/* The listening socket the loops share (each daemon accepts from it). */
+/* The listening socket the loops share (each loop accepts from it). */
 static int listen_socket(const struct sockaddr_storage *ss, bool v6)
 {
     int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -1530,10 +1535,10 @@ static int loop_start(struct ksvc_server *s, struct ksvc_loop *loop, unsigned in
     loop->accept_retry = -1;
     /* libmicrohttpd's own limit is only a backstop above ours (on_accept) */
     unsigned mhd_limit = s->cfg.limits.max_connections * 2 + 1;
-    /* the loops accept (ksvc_loop_accept), so that connections are spread
-     * over them evenly: daemons that all accepted from the shared socket
-     * raced, and one loop often took all of a burst of connections while
-     * the other idled (a 60 s run at 1.7 of 2 cores, 15-20% short) */
+    /* the loops accept (ksvc_loop_accept), not the daemons: daemons that all
+     * accepted from the shared socket raced, and one loop often took all of
+     * a burst of connections while the other idled (a 60 s run at 1.7 of 2
+     * cores, 15-20% short) */
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
                      MHD_USE_NO_LISTEN_SOCKET | (s->cert_pem ? MHD_USE_TLS : 0);
     struct MHD_OptionItem tls_opts[] = {

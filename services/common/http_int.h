@@ -51,8 +51,9 @@ struct ksvc_loop {
     void *timer_arg;
     atomic_bool quiesce, quiesced, stop;
     int start_rc; /* the loop_start hook's; -2: not run yet */
-    /* Accepting (http.c): every loop watches the listening socket, and
-     * each connection goes to the loop serving the fewest */
+    /* Accepting (http.c): every loop watches the listening socket, and a
+     * loop serving more than twice the least busy one (and one) hands a new
+     * connection to it */
     atomic_int conns;      /* connections given to this loop and not yet closed */
     atomic_bool accepting; /* the listening socket is in this loop's set */
     int64_t accept_retry;  /* out of descriptors: when to try accepting again; -1: not */
@@ -108,9 +109,13 @@ struct ksvc_server {
  * or the loop is to stop). */
 void ksvc_loop_wake(struct ksvc_loop *loop);
 /* Accepts what the listening socket holds (a batch) and gives each
- * connection to the loop serving the fewest: this one's daemon at once, or
- * another's through its handoff (http.c; on the loop's thread). */
+ * connection to this loop's daemon at once or, when this loop serves more
+ * than twice the least busy one (and one), to that loop through its
+ * handoff (http.c; on the loop's thread). */
 void ksvc_loop_accept(struct ksvc_loop *loop);
+/* Takes the listening socket out of this loop's set (quiescing, or out of
+ * descriptors); on the loop's thread. */
+void ksvc_loop_accept_off(struct ksvc_loop *loop);
 /* Takes the connections other loops handed this one, and starts accepting
  * again when an earlier lack of descriptors has had time to pass (http.c;
  * on the loop's thread, before libmicrohttpd runs). */

@@ -187,8 +187,7 @@ void *ksvc_loop_main(void *arg)
         }
         if (atomic_load(&loop->quiesce) && !atomic_load(&loop->quiesced)) {
             /* the loops accept, not the daemons: the socket leaves this set */
-            if (atomic_exchange(&loop->accepting, false))
-                epoll_ctl(loop->epfd, EPOLL_CTL_DEL, loop->s->listen_fd, NULL);
+            ksvc_loop_accept_off(loop);
             loop->accept_retry = -1;
             atomic_store(&loop->quiesced, true);
         }

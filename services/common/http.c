@@ -899,6 +899,7 @@ void ksvc_complete(struct ksvc_pending *p, struct ksvc_response *resp)
 
 static void *worker_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "http-worker"); /* top -H, ps -L */
     struct ksvc_server *s = arg;
     pthread_mutex_lock(&s->job_lock);
     for (;;) {
@@ -1322,6 +1323,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
  * which comes before libmicrohttpd closes it and takes conn_lock. */
 static void *reaper_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "http-reaper"); /* top -H, ps -L */
     struct ksvc_server *s = arg;
     pthread_mutex_lock(&s->conn_lock);
     while (!s->reaper_stop) {

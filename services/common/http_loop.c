@@ -8,8 +8,10 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -17,6 +19,7 @@
 
 #include <microhttpd.h>
 
+#include "services/common/log.h"
 #include "util/clock.h"
 
 #define LOOP_EVENTS_MAX 64
@@ -134,11 +137,29 @@ static int loop_sleep_ms(struct ksvc_loop *loop, bool *mhd_now)
     return *mhd_now || until <= now ? 0 : (int)(until - now);
 }
 
+/* Puts the calling polling thread under the configured policy. Not being
+ * allowed to (a seccomp profile, a container) costs speed, not service:
+ * the first loop says so in the log and every loop goes on. */
+static void loop_set_scheduling(const struct ksvc_loop *loop)
+{
+    if (loop->s->cfg.cpu_scheduling != KSVC_CPU_BATCH)
+        return;
+    struct sched_param param = {.sched_priority = 0};
+    int rc = pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
+    if (rc != 0 && loop->index == 0)
+        ksvc_log("warn", "cpu_scheduling_unavailable",
+                 json_pack("{s:s, s:s}", "wanted", "batch", "error", strerror(rc)));
+}
+
 void *ksvc_loop_main(void *arg)
 {
     struct ksvc_loop *loop = arg;
     loop->self = pthread_self();
     struct ksvc_server *s = loop->s;
+    char name[16];
+    snprintf(name, sizeof(name), "http-loop-%u", loop->index % 1000);
+    pthread_setname_np(loop->self, name); /* top -H, ps -L */
+    loop_set_scheduling(loop);
     int rc = 0;
     if (s->cfg.loop_start != NULL)
         rc = s->cfg.loop_start(s->cfg.ctx, loop, loop->index);

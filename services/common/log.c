@@ -97,6 +97,7 @@ static void doze(void)
 
 static void *writer_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "log-writer"); /* top -H, ps -L */
     (void)arg;
     char *out = malloc(KSVC_LOG_RING_BYTES);
     int empty_polls = IDLE_DOZES;

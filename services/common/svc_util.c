@@ -146,6 +146,16 @@ int ksvc_listen_option(const char *prog, int c, const char *arg, struct ksvc_lis
     case KSVC_OPT_PORT_FILE:
         l->port_file = arg;
         return 1;
+    case KSVC_OPT_CPU_SCHEDULING:
+        if (strcmp(arg, "batch") == 0) {
+            l->cpu_scheduling = KSVC_CPU_BATCH;
+        } else if (strcmp(arg, "normal") == 0) {
+            l->cpu_scheduling = KSVC_CPU_NORMAL;
+        } else {
+            fprintf(stderr, "%s: --cpu-scheduling %s: want batch or normal\n", prog, arg);
+            return -1;
+        }
+        return 1;
     default:
         return ksvc_limit_option(prog, c, arg, &l->limits);
     }
@@ -158,6 +168,11 @@ int ksvc_listen_check(const char *prog, const struct ksvc_listen_opts *l)
         return -1;
     }
     return 0;
+}
+
+const char *ksvc_cpu_scheduling_name(enum ksvc_cpu_scheduling policy)
+{
+    return policy == KSVC_CPU_NORMAL ? "normal" : "batch";
 }
 
 int ksvc_serve_until_stopped(const char *prog, struct ksvc_server *server, const char *port_file)

@@ -59,6 +59,7 @@ int ksvc_parse_int_option(const char *prog, const char *opt, const char *s, long
 #define KSVC_OPT_TLS_CERT 0x4b12
 #define KSVC_OPT_TLS_KEY 0x4b13
 #define KSVC_OPT_PORT_FILE 0x4b14
+#define KSVC_OPT_CPU_SCHEDULING 0x4b15
 /* clang-format off */
 #define KSVC_LISTEN_OPTIONS                                                                        \
     {"host", required_argument, NULL, KSVC_OPT_HOST},                                              \
@@ -66,6 +67,7 @@ int ksvc_parse_int_option(const char *prog, const char *opt, const char *s, long
     {"tls-certfile", required_argument, NULL, KSVC_OPT_TLS_CERT},                                  \
     {"tls-keyfile", required_argument, NULL, KSVC_OPT_TLS_KEY},                                    \
     {"port-file", required_argument, NULL, KSVC_OPT_PORT_FILE},                                    \
+    {"cpu-scheduling", required_argument, NULL, KSVC_OPT_CPU_SCHEDULING},                          \
     KSVC_LIMIT_OPTIONS
 /* clang-format on */
 
@@ -76,12 +78,25 @@ struct ksvc_listen_opts {
     const char *key_file;
     const char *port_file; /* --port-file */
     struct ksvc_limits limits;
+    enum ksvc_cpu_scheduling cpu_scheduling; /* --cpu-scheduling batch|normal */
 };
+
+/* The text of --cpu-scheduling for every service's --help. */
+#define KSVC_SCHED_USAGE                                                                           \
+    "  --cpu-scheduling batch|normal\n"                                                            \
+    "                          how the kernel schedules the request threads: batch\n"              \
+    "                          (the default, SCHED_BATCH) lets a running thread finish\n"          \
+    "                          its slice rather than be preempted by each woken one,\n"            \
+    "                          which serves more requests per CPU under load; normal\n"            \
+    "                          (SCHED_OTHER) favours latency on a busy machine\n"
 
 /* 1 when c is one of KSVC_LISTEN_OPTIONS and arg was stored in l, 0 when c
  * is another option, -1 when arg is not a valid value (said on stderr,
  * prefixed with prog). */
 int ksvc_listen_option(const char *prog, int c, const char *arg, struct ksvc_listen_opts *l);
+
+/* "batch" or "normal", as --cpu-scheduling takes it (for the start log line). */
+const char *ksvc_cpu_scheduling_name(enum ksvc_cpu_scheduling policy);
 
 /* 0, or -1 when only one of the two TLS files was given (said on stderr). */
 int ksvc_listen_check(const char *prog, const struct ksvc_listen_opts *l);

@@ -48,7 +48,7 @@ static void usage(FILE *f)
         "                          always answered: localhost, this machine's name and\n"
         "                          any address of its interfaces; others get 421)\n"
         "  --port-file FILE        write the port listened on to FILE once ready\n" KSVC_LIMIT_USAGE
-        "  -h, --help              this text\n"
+            KSVC_SCHED_USAGE "  -h, --help              this text\n"
         "  --version               the version\n"
         "\n"
         "Page: GET / (index.html, app.js, style.css). API: POST /api/register\n"
@@ -281,6 +281,7 @@ int main(int argc, char **argv)
         .tls_cert_file = o.front.cert_file,
         .tls_key_file = o.front.key_file,
         .limits = o.front.limits,
+        .cpu_scheduling = o.front.cpu_scheduling,
         .handler = on_request,
         .may_block = ksvc_always_blocks, /* each call waits on k_proxy */
         .ctx = &portal,
@@ -291,9 +292,11 @@ int main(int argc, char **argv)
         goto out;
     }
     ksvc_log("info", "start",
-             json_pack("{s:s, s:i, s:s, s:s?, s:s, s:I}", "host", o.front.host, "port",
-                       ksvc_server_port(server), "proxy_base_url", base_url, "proxy_ca_file", o.ca,
-                       "static_dir", dir, "max_sessions", (json_int_t)o.max_sessions));
+             json_pack("{s:s, s:i, s:s, s:s, s:s?, s:s, s:I}", "host", o.front.host, "port",
+                       ksvc_server_port(server), "cpu_scheduling",
+                       ksvc_cpu_scheduling_name(o.front.cpu_scheduling), "proxy_base_url", base_url,
+                       "proxy_ca_file", o.ca, "static_dir", dir, "max_sessions",
+                       (json_int_t)o.max_sessions));
     status = ksvc_serve_until_stopped("k_client_portal", server, o.front.port_file) == 0
                  ? 0
                  : EXIT_RUNTIME;

@@ -19,6 +19,7 @@ struct kpx_card_worker {
 
 static void *card_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "card-worker"); /* top -H, ps -L */
     struct kpx_card_worker *w = arg;
     pthread_mutex_lock(&w->lock);
     for (;;) {

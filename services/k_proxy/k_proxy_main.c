@@ -85,7 +85,7 @@ static void usage(FILE *f)
             "                           scheme://host[:port] (repeatable; default none: a\n"
             "                           request with an Origin gets 403)\n"
             "  --port-file FILE         write the port listened on to FILE once "
-            "ready\n" KSVC_LIMIT_USAGE "  -h, --help               this text\n"
+            "ready\n" KSVC_LIMIT_USAGE KSVC_SCHED_USAGE "  -h, --help               this text\n"
             "  --version                the version\n"
             "\n"
             "Endpoints: POST /session/login /session/status /session/logout\n"
@@ -450,6 +450,7 @@ int main(int argc, char **argv)
         .tls_cert_file = o.front.cert_file,
         .tls_key_file = o.front.key_file,
         .limits = o.front.limits,
+        .cpu_scheduling = o.front.cpu_scheduling,
         .handler = kpx_handle_request,
         .may_block = kpx_may_block, /* SQLite writes; the card and the counter call are parked */
         .ctx = &p,
@@ -462,10 +463,12 @@ int main(int argc, char **argv)
         goto out;
     }
     ksvc_log("info", "start",
-             json_pack("{s:s, s:i, s:b, s:s, s:s, s:s, s:i, s:s}", "host", o.front.host, "port",
-                       ksvc_server_port(p.http), "tls", ksvc_server_tls(p.http), "auth_mode",
-                       kpx_auth_mode_answer(p.mode), "device", p.device, "server_base_url",
-                       p.server_base_url, "session_ttl", p.session_ttl_s, "state_db", p.state_db));
+             json_pack("{s:s, s:i, s:b, s:s, s:s, s:s, s:s, s:i, s:s}", "host", o.front.host,
+                       "port", ksvc_server_port(p.http), "tls", ksvc_server_tls(p.http),
+                       "cpu_scheduling", ksvc_cpu_scheduling_name(o.front.cpu_scheduling),
+                       "auth_mode", kpx_auth_mode_answer(p.mode), "device", p.device,
+                       "server_base_url", p.server_base_url, "session_ttl", p.session_ttl_s,
+                       "state_db", p.state_db));
     status = ksvc_serve_until_stopped("k_proxy", p.http, o.front.port_file) == 0 ? 0 : EXIT_RUNTIME;
 out:
     kpx_card_worker_stop(p.card_worker); /* answers what waits for the card first */

@@ -137,6 +137,7 @@ static void check_once(struct kpx_reach *r)
 
 static void *reach_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "reach-check"); /* top -H, ps -L */
     struct kpx_reach *r = arg;
     pthread_mutex_lock(&r->lock);
     while (!r->stop) {

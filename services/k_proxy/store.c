@@ -435,6 +435,7 @@ static void checkpoint(sqlite3 *db)
 
 static void *background(void *arg)
 {
+    pthread_setname_np(pthread_self(), "store-flush"); /* top -H, ps -L */
     struct kpx_store *s = arg;
 
     pthread_mutex_lock(&s->run_lock);

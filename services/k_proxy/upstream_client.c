@@ -607,6 +607,7 @@ static int sleep_ms(const struct lane *l)
 /* The own lane's thread. */
 static void *own_loop(void *arg)
 {
+    pthread_setname_np(pthread_self(), "upstream-loop"); /* top -H, ps -L */
     struct lane *l = arg;
     struct epoll_event events[EVENTS_MAX];
     for (;;) {

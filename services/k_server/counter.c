@@ -81,6 +81,7 @@ static int64_t next_block(int64_t from)
  * requests go on from memory during the fsync. */
 static void *reserver(void *arg)
 {
+    pthread_setname_np(pthread_self(), "counter-reserve"); /* top -H, ps -L */
     struct ksrv_counter *c = arg;
     pthread_mutex_lock(&c->lock);
     while (!c->stop) {

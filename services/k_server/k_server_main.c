@@ -48,7 +48,7 @@ static void usage(FILE *f)
         "                          absent file is always created; an empty one is\n"
         "                          otherwise refused: the counter would start at 1)\n"
         "  --port-file FILE        write the port listened on to FILE once ready\n" KSVC_LIMIT_USAGE
-        "  -h, --help              this text\n"
+            KSVC_SCHED_USAGE "  -h, --help              this text\n"
         "  --version               the version\n"
         "\n"
         "Endpoints: POST /counter/next (signed), GET /healthz, GET /metrics.\n"
@@ -61,6 +61,7 @@ static void usage(FILE *f)
 /* The maintenance thread: expires idle k_proxy instances once a second. */
 static void *maintain(void *arg)
 {
+    pthread_setname_np(pthread_self(), "maintenance"); /* top -H, ps -L */
     struct k_server *ks = arg;
     pthread_mutex_lock(&ks->stop_lock);
     while (!ks->stopping) {
@@ -217,6 +218,7 @@ static int serve(struct k_server *ks, const struct options *o, size_t loaded)
         .tls_cert_file = o->front.cert_file,
         .tls_key_file = o->front.key_file,
         .limits = o->front.limits,
+        .cpu_scheduling = o->front.cpu_scheduling,
         .handler = ksrv_handle_request,
         .ctx = ks,
     };
@@ -227,10 +229,11 @@ static int serve(struct k_server *ks, const struct options *o, size_t loaded)
     int64_t value = 0;
     ksrv_counter_current(ks->counter, &value);
     ksvc_log("info", "start",
-             json_pack("{s:s, s:i, s:b, s:s, s:I, s:I}", "host", o->front.host, "port",
-                       ksvc_server_port(ks->http), "tls", ksvc_server_tls(ks->http), "state_db",
-                       ks->state_db, "replay_instances_closed", (json_int_t)loaded, "counter",
-                       (json_int_t)value));
+             json_pack("{s:s, s:i, s:b, s:s, s:s, s:I, s:I}", "host", o->front.host, "port",
+                       ksvc_server_port(ks->http), "tls", ksvc_server_tls(ks->http),
+                       "cpu_scheduling", ksvc_cpu_scheduling_name(o->front.cpu_scheduling),
+                       "state_db", ks->state_db, "replay_instances_closed", (json_int_t)loaded,
+                       "counter", (json_int_t)value));
     return ksvc_serve_until_stopped("k_server", ks->http, o->front.port_file) == 0 ? 0
                                                                                    : EXIT_RUNTIME;
 }

@@ -100,6 +100,34 @@ check_exit "--request-timeout abc is a usage error" 2 "$BIN/k_server" --proxy-to
 if "$BIN/k_server" --help | grep -q -- '--max-connections-per-address'; then ok "k_server --help names the limits"; else
     not_ok "k_server --help"; fi
 
+# ---- how the kernel schedules the threads: --cpu-scheduling ----
+# "NAME POLICY" a thread of PID (policy: 0 SCHED_OTHER, 3 SCHED_BATCH)
+# (stat's field 41, the 39th after "PID (COMM) ")
+threads() { for _t in /proc/"$1"/task/*; do echo "$(cat "$_t/comm") $(sed 's/.*) //' "$_t/stat" | awk '{print $39}')"; done; }
+threads "$KS_PID" >"$T/threads"
+loops=$(grep -c '^http-loop-[0-9]* 3$' "$T/threads")
+others=$(grep -vc '^http-loop-' "$T/threads")
+other_batch=$(grep -v '^http-loop-' "$T/threads" | grep -vc ' 0$')
+if [ "$loops" -eq "$(nproc)" ] && [ "$others" -ge 3 ] && [ "$other_batch" -eq 0 ]; then
+    ok "by default the $loops request loops run SCHED_BATCH, the other $others threads (log writer, workers, counter) SCHED_OTHER"
+else
+    not_ok "default scheduling" "$(tr '\n' ';' <"$T/threads")"
+fi
+if grep '"event":"start"' "$KS_DIR/log" | grep -q '"cpu_scheduling":"batch"'; then ok "the start line says cpu_scheduling batch"; else
+    not_ok "start line cpu_scheduling"; fi
+check_exit "--cpu-scheduling fast: exit 2" 2 "$BIN/k_server" --cpu-scheduling fast --proxy-token "$CHAIN_TOKEN"
+if grep -q 'cpu-scheduling fast: want batch or normal' "$E2E_TMP/last.err"; then ok "and it names the option and the values it takes"; else
+    not_ok "bad --cpu-scheduling message" "$(cat "$E2E_TMP/last.err")"; fi
+KS_BATCH_PID=$KS_PID
+if start_k_server --cpu-scheduling normal; then
+    threads "$KS_PID" >"$T/threads"
+    if [ "$(grep -c '^http-loop-' "$T/threads")" -eq "$(nproc)" ] && ! grep -vq ' 0$' "$T/threads"; then
+        ok "--cpu-scheduling normal: every thread SCHED_OTHER"
+    else not_ok "--cpu-scheduling normal" "$(tr '\n' ';' <"$T/threads")"; fi
+    stop_pid "$KS_PID"
+else not_ok "k_server starts with --cpu-scheduling normal"; fi
+KS_PID=$KS_BATCH_PID
+
 # ---- accepting: the loops share connections; no descriptors left ----
 stop_pid "$KS_PID"
 start_k_server --max-connections 1000 --max-connections-per-address 1000 ||

@@ -295,11 +295,7 @@ hops() {
 # libcurl's multi interface built as kcard's front is, doing nothing else.
 # What the chain could reach with the libraries issue 9 prescribes, were its
 # own work free. The TLS modes are chain_up's, with the chain's certificates.
-# Both run SCHED_BATCH (chrt), as the services' request loops do by default
-# (--cpu-scheduling), so that the floor stays what the chain could reach.
 floor_run() {
-    FLOOR_SCHED=""
-    command -v chrt >/dev/null 2>&1 && FLOOR_SCHED="chrt --batch 0"
     if [ ! -x "$BUILD/bench/floor_proxy" ] || [ ! -x "$BUILD/bench/floor_upstream" ]; then
         note "floor_$1: $BUILD/bench/floor_proxy or floor_upstream is not built (make bench builds them); not measured"
         return 0
@@ -320,7 +316,7 @@ floor_run() {
     fi
     _fd=$(mktemp -d "$E2E_TMP/floor.XXXXXX") || return 0
     # shellcheck disable=SC2086
-    $FLOOR_SCHED "$BUILD/bench/floor_upstream" --port 0 --port-file "$_fd/up.port" $_fup_tls 2>>"$_fd/up.log" &
+    "$BUILD/bench/floor_upstream" --port 0 --port-file "$_fd/up.port" $_fup_tls 2>>"$_fd/up.log" &
     _up_pid=$!
     _E2E_PIDS="$_E2E_PIDS $_up_pid"
     if ! _wait_port_file "$_fd/up.port" "$_up_pid"; then
@@ -329,7 +325,7 @@ floor_run() {
         return 0
     fi
     # shellcheck disable=SC2086
-    $FLOOR_SCHED "$BUILD/bench/floor_proxy" --port 0 --port-file "$_fd/px.port" $_fpx_tls \
+    "$BUILD/bench/floor_proxy" --port 0 --port-file "$_fd/px.port" $_fpx_tls \
         --upstream "$_fup_scheme://127.0.0.1:$(cat "$_fd/up.port")/counter/next" 2>>"$_fd/px.log" &
     _px_pid=$!
     _E2E_PIDS="$_E2E_PIDS $_px_pid"

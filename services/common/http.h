@@ -127,7 +127,8 @@ struct ksvc_limits {
  * keeps a thread woken by a request from preempting the one running: on a
  * machine the load shares, k_server woken by each of k_proxy's calls halted
  * k_proxy mid-batch (1.24 context switches a request, 0.70 with batch). A
- * woken thread still runs at once on an idle core. */
+ * woken thread still runs at once on an idle core; beside CPU-bound work it
+ * may wait for the scheduler's tick (see k_server(1) for the cost). */
 enum ksvc_cpu_scheduling {
     KSVC_CPU_BATCH = 0, /* SCHED_BATCH */
     KSVC_CPU_NORMAL,    /* SCHED_OTHER, the kernel's default */

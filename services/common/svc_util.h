@@ -88,7 +88,7 @@ struct ksvc_listen_opts {
     "                          (the default, SCHED_BATCH) lets a running thread finish\n"          \
     "                          its slice rather than be preempted by each woken one,\n"            \
     "                          which serves more requests per CPU under load; normal\n"            \
-    "                          (SCHED_OTHER) favours latency on a busy machine\n"
+    "                          (SCHED_OTHER) favours latency beside CPU-bound work\n"
 
 /* 1 when c is one of KSVC_LISTEN_OPTIONS and arg was stored in l, 0 when c
  * is another option, -1 when arg is not a valid value (said on stderr,

@@ -1788,6 +1788,11 @@ bool ksvc_server_tls(const struct ksvc_server *s)
     return s->cert_pem != NULL;
 }
 
+const char *ksvc_server_cpu_scheduling(const struct ksvc_server *s)
+{
+    return atomic_load(&s->scheduling_kept) ? "inherited" : "batch";
+}
+
 struct ksvc_metrics *ksvc_server_metrics(struct ksvc_server *s)
 {
     return s->metrics;

@@ -130,8 +130,10 @@ struct ksvc_limits {
  * woken thread still runs at once on an idle core; beside CPU-bound work it
  * may wait for the scheduler's tick (see k_server(1) for the cost). */
 enum ksvc_cpu_scheduling {
-    KSVC_CPU_BATCH = 0, /* SCHED_BATCH */
-    KSVC_CPU_NORMAL,    /* SCHED_OTHER, the kernel's default */
+    KSVC_CPU_BATCH = 0, /* SCHED_BATCH, if the process runs SCHED_OTHER (the
+                           kernel's default); one started under another
+                           policy (chrt, systemd's CPUSchedulingPolicy=) keeps it */
+    KSVC_CPU_INHERIT,   /* the process's policy, untouched */
 };
 
 struct ksvc_server_cfg {
@@ -165,6 +167,10 @@ int ksvc_server_start(const struct ksvc_server_cfg *cfg, struct ksvc_server **ou
                       size_t errlen);
 int ksvc_server_port(const struct ksvc_server *s);
 bool ksvc_server_tls(const struct ksvc_server *s);
+/* The polling threads' policy once started: "batch", or "inherited" when
+ * they kept the process's (--cpu-scheduling inherit, a process started
+ * under another policy, or batch refused: logged cpu_scheduling_unavailable). */
+const char *ksvc_server_cpu_scheduling(const struct ksvc_server *s);
 struct ksvc_metrics *ksvc_server_metrics(struct ksvc_server *s);
 /* Stops accepting, answers requests still queued for a worker with 503,
  * waits (up to 30 s) for running handlers and every deferred request to be

@@ -78,7 +78,9 @@ struct ksvc_server {
     time_t started;
     char boot_id[9];
     atomic_ullong next_request;
-    char prefix[48]; /* kcard_<service> */
+    atomic_bool scheduling_kept; /* a loop kept the process's policy (asked to,
+                                    refused batch, or started under another) */
+    char prefix[48];             /* kcard_<service> */
 
     pthread_mutex_t conn_lock; /* conns, nconns, addrs */
     struct conn_state *conns;

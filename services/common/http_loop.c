@@ -137,16 +137,26 @@ static int loop_sleep_ms(struct ksvc_loop *loop, bool *mhd_now)
     return *mhd_now || until <= now ? 0 : (int)(until - now);
 }
 
-/* Puts the calling polling thread under the configured policy. Not being
- * allowed to (a seccomp profile, a container) costs speed, not service:
- * the first loop says so in the log and every loop goes on. */
+/* Puts the calling polling thread under the configured policy. A policy
+ * the operator chose for the process (anything but the kernel's default)
+ * is kept. Not being allowed to (a seccomp profile, a lower RLIMIT_NICE)
+ * costs speed, not service: the first loop says so in the log and every
+ * loop goes on under the policy it has. */
 static void loop_set_scheduling(const struct ksvc_loop *loop)
 {
-    if (loop->s->cfg.cpu_scheduling != KSVC_CPU_BATCH)
-        return;
     struct sched_param param = {.sched_priority = 0};
+    int policy = -1;
+    if (loop->s->cfg.cpu_scheduling != KSVC_CPU_BATCH ||
+        pthread_getschedparam(pthread_self(), &policy, &param) != 0 || policy != SCHED_OTHER) {
+        atomic_store(&loop->s->scheduling_kept, true);
+        return;
+    }
+    param.sched_priority = 0;
     int rc = pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
-    if (rc != 0 && loop->index == 0)
+    if (rc == 0)
+        return;
+    atomic_store(&loop->s->scheduling_kept, true);
+    if (loop->index == 0)
         ksvc_log("warn", "cpu_scheduling_unavailable",
                  json_pack("{s:s, s:s}", "wanted", "batch", "error", strerror(rc)));
 }

@@ -149,10 +149,10 @@ int ksvc_listen_option(const char *prog, int c, const char *arg, struct ksvc_lis
     case KSVC_OPT_CPU_SCHEDULING:
         if (strcmp(arg, "batch") == 0) {
             l->cpu_scheduling = KSVC_CPU_BATCH;
-        } else if (strcmp(arg, "normal") == 0) {
-            l->cpu_scheduling = KSVC_CPU_NORMAL;
+        } else if (strcmp(arg, "inherit") == 0) {
+            l->cpu_scheduling = KSVC_CPU_INHERIT;
         } else {
-            fprintf(stderr, "%s: --cpu-scheduling %s: want batch or normal\n", prog, arg);
+            fprintf(stderr, "%s: --cpu-scheduling %s: want batch or inherit\n", prog, arg);
             return -1;
         }
         return 1;
@@ -168,11 +168,6 @@ int ksvc_listen_check(const char *prog, const struct ksvc_listen_opts *l)
         return -1;
     }
     return 0;
-}
-
-const char *ksvc_cpu_scheduling_name(enum ksvc_cpu_scheduling policy)
-{
-    return policy == KSVC_CPU_NORMAL ? "normal" : "batch";
 }
 
 int ksvc_serve_until_stopped(const char *prog, struct ksvc_server *server, const char *port_file)

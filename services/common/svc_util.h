@@ -78,25 +78,23 @@ struct ksvc_listen_opts {
     const char *key_file;
     const char *port_file; /* --port-file */
     struct ksvc_limits limits;
-    enum ksvc_cpu_scheduling cpu_scheduling; /* --cpu-scheduling batch|normal */
+    enum ksvc_cpu_scheduling cpu_scheduling; /* --cpu-scheduling batch|inherit */
 };
 
 /* The text of --cpu-scheduling for every service's --help. */
 #define KSVC_SCHED_USAGE                                                                           \
-    "  --cpu-scheduling batch|normal\n"                                                            \
+    "  --cpu-scheduling batch|inherit\n"                                                           \
     "                          how the kernel schedules the request threads: batch\n"              \
-    "                          (the default, SCHED_BATCH) lets a running thread finish\n"          \
-    "                          its slice rather than be preempted by each woken one,\n"            \
-    "                          which serves more requests per CPU under load; normal\n"            \
-    "                          (SCHED_OTHER) favours latency beside CPU-bound work\n"
+    "                          (the default) moves them from SCHED_OTHER to\n"                     \
+    "                          SCHED_BATCH, so a running thread finishes its slice\n"              \
+    "                          rather than yield to each woken one: more requests per\n"           \
+    "                          CPU under load, more latency beside CPU-bound work;\n"              \
+    "                          inherit keeps the policy the process started with\n"
 
 /* 1 when c is one of KSVC_LISTEN_OPTIONS and arg was stored in l, 0 when c
  * is another option, -1 when arg is not a valid value (said on stderr,
  * prefixed with prog). */
 int ksvc_listen_option(const char *prog, int c, const char *arg, struct ksvc_listen_opts *l);
-
-/* "batch" or "normal", as --cpu-scheduling takes it (for the start log line). */
-const char *ksvc_cpu_scheduling_name(enum ksvc_cpu_scheduling policy);
 
 /* 0, or -1 when only one of the two TLS files was given (said on stderr). */
 int ksvc_listen_check(const char *prog, const struct ksvc_listen_opts *l);

@@ -294,7 +294,7 @@ int main(int argc, char **argv)
     ksvc_log("info", "start",
              json_pack("{s:s, s:i, s:s, s:s, s:s?, s:s, s:I}", "host", o.front.host, "port",
                        ksvc_server_port(server), "cpu_scheduling",
-                       ksvc_cpu_scheduling_name(o.front.cpu_scheduling), "proxy_base_url", base_url,
+                       ksvc_server_cpu_scheduling(server), "proxy_base_url", base_url,
                        "proxy_ca_file", o.ca, "static_dir", dir, "max_sessions",
                        (json_int_t)o.max_sessions));
     status = ksvc_serve_until_stopped("k_client_portal", server, o.front.port_file) == 0

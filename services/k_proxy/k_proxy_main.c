@@ -465,10 +465,9 @@ int main(int argc, char **argv)
     ksvc_log("info", "start",
              json_pack("{s:s, s:i, s:b, s:s, s:s, s:s, s:s, s:i, s:s}", "host", o.front.host,
                        "port", ksvc_server_port(p.http), "tls", ksvc_server_tls(p.http),
-                       "cpu_scheduling", ksvc_cpu_scheduling_name(o.front.cpu_scheduling),
-                       "auth_mode", kpx_auth_mode_answer(p.mode), "device", p.device,
-                       "server_base_url", p.server_base_url, "session_ttl", p.session_ttl_s,
-                       "state_db", p.state_db));
+                       "cpu_scheduling", ksvc_server_cpu_scheduling(p.http), "auth_mode",
+                       kpx_auth_mode_answer(p.mode), "device", p.device, "server_base_url",
+                       p.server_base_url, "session_ttl", p.session_ttl_s, "state_db", p.state_db));
     status = ksvc_serve_until_stopped("k_proxy", p.http, o.front.port_file) == 0 ? 0 : EXIT_RUNTIME;
 out:
     kpx_card_worker_stop(p.card_worker); /* answers what waits for the card first */

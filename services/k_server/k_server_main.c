@@ -231,9 +231,9 @@ static int serve(struct k_server *ks, const struct options *o, size_t loaded)
     ksvc_log("info", "start",
              json_pack("{s:s, s:i, s:b, s:s, s:s, s:I, s:I}", "host", o->front.host, "port",
                        ksvc_server_port(ks->http), "tls", ksvc_server_tls(ks->http),
-                       "cpu_scheduling", ksvc_cpu_scheduling_name(o->front.cpu_scheduling),
-                       "state_db", ks->state_db, "replay_instances_closed", (json_int_t)loaded,
-                       "counter", (json_int_t)value));
+                       "cpu_scheduling", ksvc_server_cpu_scheduling(ks->http), "state_db",
+                       ks->state_db, "replay_instances_closed", (json_int_t)loaded, "counter",
+                       (json_int_t)value));
     return ksvc_serve_until_stopped("k_server", ks->http, o->front.port_file) == 0 ? 0
                                                                                    : EXIT_RUNTIME;
 }

@@ -145,7 +145,7 @@ struct ksvc_server_cfg {
     struct ksvc_limits limits;
     unsigned threads; /* polling threads; 0: one per online CPU */
     unsigned workers; /* threads for handlers that may block; 0: KSVC_WORKERS_DEFAULT */
-    enum ksvc_cpu_scheduling cpu_scheduling; /* the polling threads' (workers stay SCHED_OTHER) */
+    enum ksvc_cpu_scheduling cpu_scheduling; /* the polling threads' (others keep the process's) */
     /* Known paths, NULL-terminated: the route label of metrics; any other
      * path is counted as "other". NULL: every path not answered 404. */
     const char *const *routes;

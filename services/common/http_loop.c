@@ -139,9 +139,9 @@ static int loop_sleep_ms(struct ksvc_loop *loop, bool *mhd_now)
 
 /* Puts the calling polling thread under the configured policy. A policy
  * the operator chose for the process (anything but the kernel's default)
- * is kept. Not being allowed to (a seccomp profile, a lower RLIMIT_NICE)
- * costs speed, not service: the first loop says so in the log and every
- * loop goes on under the policy it has. */
+ * is kept. Being refused (by a seccomp profile or an LSM: from SCHED_OTHER
+ * no privilege is needed) costs speed, not service: the first loop says so
+ * in the log and every loop goes on under the policy it has. */
 static void loop_set_scheduling(const struct ksvc_loop *loop)
 {
     struct sched_param param = {.sched_priority = 0};
@@ -151,7 +151,6 @@ static void loop_set_scheduling(const struct ksvc_loop *loop)
         atomic_store(&loop->s->scheduling_kept, true);
         return;
     }
-    param.sched_priority = 0;
     int rc = pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
     if (rc == 0)
         return;

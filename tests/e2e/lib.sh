@@ -264,11 +264,15 @@ _wait_port_file() {
     [ -s "$1" ]
 }
 
+# $SERVICE_WRAPPER, when set, is a command (words, unquoted) that execs the
+# service, such as "chrt --idle 0": start_k_server and start_k_proxy run
+# the service through it.
 _start_service() {
     _svc=$1
     _dir=$2
     shift 2
-    "$BIN/$_svc" --port 0 --port-file "$_dir/port" --proxy-token "$CHAIN_TOKEN" \
+    # shellcheck disable=SC2086
+    ${SERVICE_WRAPPER:-} "$BIN/$_svc" --port 0 --port-file "$_dir/port" --proxy-token "$CHAIN_TOKEN" \
         --state-db "$_dir/$_svc.db" "$@" 2>"$_dir/log" &
     _pid=$!
     _E2E_PIDS="$_E2E_PIDS $_pid"

@@ -104,17 +104,6 @@ if "$BIN/k_server" --help | grep -q -- '--max-connections-per-address'; then ok 
 # "NAME POLICY" a thread of PID (policy: 0 SCHED_OTHER, 3 SCHED_BATCH, 5
 # SCHED_IDLE; stat's field 41, the 39th after "PID (COMM) ")
 threads() { for _t in /proc/"$1"/task/*; do echo "$(cat "$_t/comm") $(sed 's/.*) //' "$_t/stat" | awk '{print $39}')"; done; }
-# start_wrapped [WRAPPER...]: a k_server run through WRAPPER (which execs
-# it) as lib.sh starts one, with $W_ARGS; its pid in W_PID, folder in W_DIR
-start_wrapped() {
-    W_DIR=$(mktemp -d "$E2E_TMP/k_server.XXXXXX")
-    # shellcheck disable=SC2086
-    "$@" "$BIN/k_server" --port 0 --port-file "$W_DIR/port" --proxy-token "$CHAIN_TOKEN" \
-        --state-db "$W_DIR/k_server.db" $W_ARGS 2>"$W_DIR/log" &
-    W_PID=$!
-    _E2E_PIDS="$_E2E_PIDS $W_PID"
-    _wait_port_file "$W_DIR/port" "$W_PID"
-}
 start_line_says() { grep '"event":"start"' "$1" | grep -q "\"cpu_scheduling\":\"$2\""; }
 threads "$KS_PID" >"$T/threads"
 loops=$(grep -c '^http-loop-[0-9]* 3$' "$T/threads")
@@ -130,34 +119,40 @@ if start_line_says "$KS_DIR/log" batch; then ok "the start line says cpu_schedul
 check_exit "--cpu-scheduling fast: exit 2" 2 "$BIN/k_server" --cpu-scheduling fast --proxy-token "$CHAIN_TOKEN"
 if grep -q 'cpu-scheduling fast: want batch or inherit' "$E2E_TMP/last.err"; then ok "and it names the option and the values it takes"; else
     not_ok "bad --cpu-scheduling message" "$(cat "$E2E_TMP/last.err")"; fi
-if W_ARGS="--cpu-scheduling inherit" start_wrapped; then
-    threads "$W_PID" >"$T/threads"
+KS_DEFAULT_PID=$KS_PID
+if start_k_server --cpu-scheduling inherit; then
+    threads "$KS_PID" >"$T/threads"
     if [ "$(grep -c '^http-loop-' "$T/threads")" -eq "$(nproc)" ] && ! grep -vq ' 0$' "$T/threads" &&
-        start_line_says "$W_DIR/log" inherited; then
+        start_line_says "$KS_DIR/log" inherited; then
         ok "--cpu-scheduling inherit: every thread SCHED_OTHER, the start line says inherited"
     else not_ok "--cpu-scheduling inherit" "$(tr '\n' ';' <"$T/threads")"; fi
-    stop_pid "$W_PID"
+    stop_pid "$KS_PID"
 else not_ok "k_server starts with --cpu-scheduling inherit"; fi
 # an operator's policy is kept: started under chrt --idle, the loops stay SCHED_IDLE
-if start_wrapped chrt --idle 0; then
-    threads "$W_PID" >"$T/threads"
-    if [ "$(grep -c '^http-loop-[0-9]* 5$' "$T/threads")" -eq "$(nproc)" ] && start_line_says "$W_DIR/log" inherited &&
-        ! grep -q cpu_scheduling_unavailable "$W_DIR/log"; then
+SERVICE_WRAPPER="chrt --idle 0"
+if start_k_server; then
+    threads "$KS_PID" >"$T/threads"
+    if [ "$(grep -c '^http-loop-[0-9]* 5$' "$T/threads")" -eq "$(nproc)" ] && start_line_says "$KS_DIR/log" inherited &&
+        ! grep -q cpu_scheduling_unavailable "$KS_DIR/log"; then
         ok "started under chrt --idle, the loops keep SCHED_IDLE and the start line says inherited"
     else not_ok "chrt --idle kept" "$(tr '\n' ';' <"$T/threads")"; fi
-    stop_pid "$W_PID"
+    stop_pid "$KS_PID"
 else not_ok "k_server starts under chrt --idle"; fi
 # a kernel that refuses the policy (a seccomp filter, tests/e2e/deny_sched.c)
+SERVICE_WRAPPER=$T/deny_sched
 if ${CC:-cc} -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O1 -o "$T/deny_sched" "$HERE/deny_sched.c" 2>"$T/cc.err" &&
-    start_wrapped "$T/deny_sched"; then
-    threads "$W_PID" >"$T/threads"
-    if [ "$(grep -c '^http-loop-[0-9]* 0$' "$T/threads")" -eq "$(nproc)" ] && start_line_says "$W_DIR/log" inherited &&
-        [ "$(grep -c '"event":"cpu_scheduling_unavailable".*"error":"Operation not permitted"' "$W_DIR/log")" -eq 1 ] &&
-        [ "$(curl -sS -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$(cat "$W_DIR/port")/healthz")" = 200 ]; then
+    start_k_server; then
+    threads "$KS_PID" >"$T/threads"
+    if [ "$(grep -c '^http-loop-[0-9]* 0$' "$T/threads")" -eq "$(nproc)" ] && start_line_says "$KS_DIR/log" inherited &&
+        [ "$(grep -c '"event":"cpu_scheduling_unavailable".*"error":"Operation not permitted"' "$KS_DIR/log")" -eq 1 ] &&
+        [ "$(curl -sS -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$KS_PORT/healthz")" = 200 ]; then
         ok "batch refused by the kernel: one cpu_scheduling_unavailable line, loops SCHED_OTHER, start line inherited, and it answers"
-    else not_ok "batch refused" "$(tr '\n' ';' <"$T/threads") $(grep -c cpu_scheduling_unavailable "$W_DIR/log")"; fi
-    stop_pid "$W_PID"
+    else not_ok "batch refused" "$(tr '\n' ';' <"$T/threads") $(grep -c cpu_scheduling_unavailable "$KS_DIR/log")"; fi
+    stop_pid "$KS_PID"
 else not_ok "k_server starts under deny_sched" "$(head -c 300 "$T/cc.err")"; fi
+# shellcheck disable=SC2034 # read by lib.sh's _start_service
+SERVICE_WRAPPER=""
+KS_PID=$KS_DEFAULT_PID
 
 # ---- accepting: the loops share connections; no descriptors left ----
 stop_pid "$KS_PID"
